@@ -1,0 +1,84 @@
+// One place reads the environment. Every variable is validated here, so a bad value stops the
+// process at start with a message that names the variable.
+import { z } from 'zod';
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const brokers = z
+  .string()
+  .min(1)
+  .transform((s) =>
+    s
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port')).min(1));
+
+export const configSchema = z
+  .object({
+    KAFKA_BROKERS: brokers.default(['127.0.0.1:9092']),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL')
+      .default('postgres://postgres@127.0.0.1:5432/postgres'),
+    KAFKA_GROUP_ID: z.string().min(1).default('pattern-worker'),
+    KAFKA_CLIENT_ID: z.string().min(1).default('pattern-worker'),
+    TOPIC_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, ".", "_" and "-" are allowed in topic names')
+      .default(''),
+    PORT: intFrom(0, 65535).default(8080),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+    KAFKA_SASL_USERNAME: z.string().optional(),
+    KAFKA_SASL_PASSWORD: z.string().optional(),
+    KAFKA_SSL: boolean.default(false),
+    DB_POOL_MIN: intFrom(0, 100).default(5),
+    DB_POOL_MAX: intFrom(1, 100).default(20),
+    DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
+    WORKER_PARTITIONS_CONCURRENCY: intFrom(1, 256).default(4),
+    WORKER_BATCH_SIZE: intFrom(1, 10_000).default(500),
+    WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),
+    WORKER_RETRY_INITIAL_MS: intFrom(1, 60_000).default(200),
+    WORKER_RETRY_MAX_MS: intFrom(1, 600_000).default(30_000),
+    WORKER_SHUTDOWN_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),
+    WORKER_CREATE_TOPICS: boolean.default(false),
+  })
+  .superRefine((c, ctx) => {
+    if (c.DB_POOL_MIN > c.DB_POOL_MAX) {
+      ctx.addIssue({ code: 'custom', path: ['DB_POOL_MIN'], message: 'must not exceed DB_POOL_MAX' });
+    }
+    if (c.KAFKA_SASL_MECHANISM && (!c.KAFKA_SASL_USERNAME || !c.KAFKA_SASL_PASSWORD)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['KAFKA_SASL_USERNAME'],
+        message: 'KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with KAFKA_SASL_MECHANISM',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads the configuration; throws ConfigError naming every bad variable. Empty strings count as unset. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const relevant: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') relevant[key] = value;
+  }
+  const parsed = configSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,47 @@
+// Error codes of the wire contract (../shared/CONTRACT.md, "Result").
+export const ERROR_CODES = [
+  'VALIDATION_ERROR',
+  'NOT_FOUND',
+  'CONFLICT',
+  'INVALID_REFERENCE',
+  'PAYLOAD_TOO_LARGE',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ModelError {
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** A permanent failure with a contract error code: it becomes an error result (and a dead letter). */
+export class EffectError extends Error {
+  override name = 'EffectError';
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+
+  toModelError(): ModelError {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** A transient failure (database unreachable, deadlock, serialization, timeout): retry, never dead-letter. */
+export class RetryableError extends Error {
+  override name = 'RetryableError';
+  readonly reason: string;
+
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(`transient failure: ${reason}`, options);
+    this.reason = reason;
+  }
+}

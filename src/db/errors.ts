@@ -1,0 +1,103 @@
+// Maps PostgreSQL and driver errors onto the contract: transient ones become RetryableError,
+// permanent ones an EffectError with a code. Messages never carry SQL text or connection strings.
+import { EffectError, RetryableError } from '../contracts/errors.ts';
+
+interface PgLikeError {
+  code?: string;
+  constraint?: string;
+  column?: string;
+  table?: string;
+  message?: string;
+}
+
+const TRANSIENT_SQLSTATES: Record<string, string> = {
+  '40001': 'serialization failure',
+  '40P01': 'deadlock detected',
+  '55P03': 'lock not available',
+  '57014': 'statement timeout or cancel',
+  '57P01': 'server shutting down (admin)',
+  '57P02': 'server crashed',
+  '57P03': 'server cannot accept connections now',
+  '53300': 'too many connections',
+  '53400': 'configuration limit exceeded',
+  '58000': 'system error',
+  '58030': 'I/O error',
+};
+
+const TRANSIENT_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+]);
+
+const TRANSIENT_MESSAGES = [
+  /connection terminated/i,
+  /connection timeout/i,
+  /timeout exceeded when trying to connect/i,
+  /client has encountered a connection error/i,
+  /not queryable/i,
+  /terminating connection/i,
+  /Connection closed/i,
+];
+
+function asPgError(err: unknown): PgLikeError {
+  return typeof err === 'object' && err !== null ? (err) : {};
+}
+
+export function isTransientDbError(err: unknown): boolean {
+  if (err instanceof RetryableError) return true;
+  const e = asPgError(err);
+  const code = e.code ?? '';
+  if (code in TRANSIENT_SQLSTATES) return true;
+  if (code.startsWith('08')) return true; // connection exception class
+  if (TRANSIENT_NODE_CODES.has(code)) return true;
+  const message = e.message ?? '';
+  return TRANSIENT_MESSAGES.some((re) => re.test(message));
+}
+
+/**
+ * Turns any error thrown inside a transaction into either a RetryableError (to be retried by the caller)
+ * or an EffectError (to become an error result). Unknown errors become INTERNAL without their text.
+ */
+export function classifyDbError(err: unknown): RetryableError | EffectError {
+  if (err instanceof EffectError || err instanceof RetryableError) return err;
+  if (isTransientDbError(err)) {
+    const e = asPgError(err);
+    const reason = TRANSIENT_SQLSTATES[e.code ?? ''] ?? e.code ?? 'connection error';
+    return new RetryableError(reason, { cause: err });
+  }
+  const e = asPgError(err);
+  const details: Record<string, unknown> = {};
+  if (e.constraint) details.constraint = e.constraint;
+  if (e.column) details.column = e.column;
+  switch (e.code) {
+    case '23505':
+      return new EffectError('CONFLICT', 'a row with the same unique key already exists', details);
+    case '23P01':
+      return new EffectError('CONFLICT', 'the row conflicts with an existing row', details);
+    case '23503':
+      return new EffectError('INVALID_REFERENCE', 'a referenced pattern does not exist', details);
+    case '23514':
+      return new EffectError('VALIDATION_ERROR', 'a value is outside its allowed range', details);
+    case '23502':
+      return new EffectError('VALIDATION_ERROR', 'a required value is missing', details);
+    default:
+      break;
+  }
+  if (e.code?.startsWith('22')) {
+    return new EffectError('VALIDATION_ERROR', 'a value has the wrong format or is out of range', {
+      ...details,
+      sqlstate: e.code,
+    });
+  }
+  return new EffectError(
+    'INTERNAL',
+    'internal error while applying the operation',
+    e.code ? { sqlstate: e.code } : undefined,
+  );
+}

@@ -1,0 +1,53 @@
+// Builds the kafkajs client from configuration: brokers, client id, SASL and TLS, logs through pino.
+import { Kafka, logLevel, type KafkaConfig, type SASLOptions, type logCreator } from 'kafkajs';
+import type { Config } from '../config.ts';
+import type { Logger } from '../telemetry/logger.ts';
+
+const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+function pinoLogCreator(logger: Logger): logCreator {
+  const kafkaLogger = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ level, log }) => {
+      const { message, ...rest } = log;
+      // kafkajs logs every retried request at ERROR; it is noise unless the retry budget runs out.
+      const effective =
+        level === logLevel.ERROR && /retry|reconnect|not available/i.test(message) ? 'warn' : LEVELS[level];
+      kafkaLogger[effective ?? 'info'](rest, message);
+    };
+}
+
+export function saslOptions(config: Config): SASLOptions | undefined {
+  const {
+    KAFKA_SASL_MECHANISM: mechanism,
+    KAFKA_SASL_USERNAME: username,
+    KAFKA_SASL_PASSWORD: password,
+  } = config;
+  if (!mechanism || !username || !password) return undefined;
+  return { mechanism, username, password };
+}
+
+export function kafkaConfig(config: Config, logger?: Logger, clientIdSuffix = ''): KafkaConfig {
+  const sasl = saslOptions(config);
+  const kafka: KafkaConfig = {
+    clientId: `${config.KAFKA_CLIENT_ID}${clientIdSuffix}`,
+    brokers: config.KAFKA_BROKERS,
+    ssl: config.KAFKA_SSL || undefined,
+    connectionTimeout: 3_000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 300, retries: 8 },
+    logLevel: logger ? logLevel.WARN : logLevel.NOTHING,
+  };
+  if (sasl) kafka.sasl = sasl;
+  if (logger) kafka.logCreator = pinoLogCreator(logger);
+  return kafka;
+}
+
+export function createKafka(config: Config, logger?: Logger, clientIdSuffix = ''): Kafka {
+  return new Kafka(kafkaConfig(config, logger, clientIdSuffix));
+}
