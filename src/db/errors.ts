@@ -46,7 +46,7 @@ const TRANSIENT_MESSAGES = [
 ];
 
 function asPgError(err: unknown): PgLikeError {
-  return typeof err === 'object' && err !== null ? (err) : {};
+  return typeof err === 'object' && err !== null ? err : {};
 }
 
 export function isTransientDbError(err: unknown): boolean {

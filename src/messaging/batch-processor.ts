@@ -1,0 +1,124 @@
+// Drives one fetched batch of one partition: units in offset order, results published before their
+// offsets are resolved (and so committed). A transient failure commits what is done, seeks back to the
+// failed unit and pauses only this partition for a backoff; the other partitions keep going.
+import type { Consumer, EachBatchPayload, KafkaMessage, Producer, TopicMessages } from 'kafkajs';
+import { RetryableError } from '../contracts/errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { backoffDelay, type BackoffPolicy } from './backoff.ts';
+
+export interface InboundMessage {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+  timestamp: string;
+}
+
+/** Consecutive messages handled together (a run of usage events) or a single message. */
+export interface Unit {
+  messages: InboundMessage[];
+}
+
+export interface BatchHandler<U extends Unit = Unit> {
+  plan(messages: InboundMessage[]): U[];
+  /** Applies a unit and returns what to publish. Throws only for transient failures. */
+  apply(unit: U): Promise<TopicMessages[]>;
+}
+
+export interface BatchProcessorOptions {
+  consumer: Consumer;
+  producer: Producer;
+  handler: BatchHandler;
+  backoff: BackoffPolicy;
+  logger: Logger;
+  onTransientFailure?: (err: unknown) => void;
+  onUnitDone?: (unit: Unit) => void;
+}
+
+export function toInbound(topic: string, partition: number, message: KafkaMessage): InboundMessage {
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key ?? null,
+    value: message.value ?? null,
+    headers: message.headers ?? {},
+    timestamp: message.timestamp,
+  };
+}
+
+function describe(err: unknown): string {
+  if (err instanceof RetryableError) return err.reason;
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+export class BatchProcessor {
+  readonly #options: BatchProcessorOptions;
+  /** Consecutive transient failures per partition, for the backoff exponent. */
+  readonly #attempts = new Map<string, number>();
+  readonly #resumeTimers = new Set<NodeJS.Timeout>();
+
+  constructor(options: BatchProcessorOptions) {
+    this.#options = options;
+  }
+
+  async process(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const { handler, producer, logger } = this.#options;
+    const key = `${batch.topic}:${batch.partition}`;
+    const units = handler.plan(batch.messages.map((m) => toInbound(batch.topic, batch.partition, m)));
+
+    for (const unit of units) {
+      if (!payload.isRunning() || payload.isStale()) break;
+      const first = unit.messages[0];
+      const last = unit.messages[unit.messages.length - 1];
+      if (!first || !last) continue;
+      try {
+        const records = await handler.apply(unit);
+        if (records.length > 0) await producer.sendBatch({ topicMessages: records, acks: -1 });
+      } catch (err) {
+        const attempt = this.#attempts.get(key) ?? 0;
+        this.#attempts.set(key, attempt + 1);
+        const delay = backoffDelay(this.#options.backoff, attempt);
+        const level =
+          err instanceof RetryableError || (err instanceof Error && err.name.startsWith('KafkaJS'))
+            ? 'warn'
+            : 'error';
+        logger[level](
+          {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: first.offset,
+            attempt: attempt + 1,
+            retry_in_ms: delay,
+            reason: describe(err),
+          },
+          'transient failure; pausing this partition and retrying',
+        );
+        this.#options.onTransientFailure?.(err);
+        await payload.commitOffsetsIfNecessary();
+        this.#options.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: first.offset });
+        const resume = payload.pause();
+        const timer = setTimeout(() => {
+          this.#resumeTimers.delete(timer);
+          resume();
+        }, delay);
+        this.#resumeTimers.add(timer);
+        return;
+      }
+      this.#attempts.delete(key);
+      payload.resolveOffset(last.offset);
+      this.#options.onUnitDone?.(unit);
+      await payload.heartbeat();
+    }
+    await payload.commitOffsetsIfNecessary();
+  }
+
+  /** Cancels pending resumes (on shutdown). */
+  close(): void {
+    for (const t of this.#resumeTimers) clearTimeout(t);
+    this.#resumeTimers.clear();
+  }
+}

@@ -1,0 +1,77 @@
+// Encodes what the worker publishes: result records (CONTRACT "Result") and dead letters
+// (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
+import type { IHeaders, Message } from 'kafkajs';
+import type { ModelError } from '../contracts/errors.ts';
+import type { ModelResult } from '../nodes/effect-runner.ts';
+import type { InboundMessage } from './batch-processor.ts';
+
+export const CONTENT_TYPE_JSON = 'application/json';
+const MAX_DLT_MESSAGE_CHARS = 2_000;
+
+export interface ReplyTarget {
+  topic: string;
+  partition?: number | undefined;
+}
+
+export function resultRecord(options: {
+  result: ModelResult;
+  request: InboundMessage;
+  correlationHeader: Buffer | undefined;
+  traceparent?: string | undefined;
+}): Message {
+  const { result, request } = options;
+  const headers: IHeaders = {
+    'content-type': CONTENT_TYPE_JSON,
+    // Tells a NestJS ClientKafka that this is the last reply, so its observable completes.
+    'kafka_nest-is-disposed': Buffer.alloc(1),
+  };
+  const correlation =
+    options.correlationHeader ??
+    (result.metadata.correlation_id ? Buffer.from(result.metadata.correlation_id, 'utf8') : undefined);
+  if (correlation) headers.kafka_correlationId = correlation;
+  if (options.traceparent) headers.traceparent = options.traceparent;
+  return { key: request.key, value: JSON.stringify(result), headers };
+}
+
+function int32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(n);
+  return b;
+}
+
+function int64(n: string | number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64BE(BigInt(n));
+  return b;
+}
+
+export function deadLetterRecord(options: {
+  request: InboundMessage;
+  error: ModelError;
+  consumerGroup: string;
+}): Message {
+  const { request, error } = options;
+  const headers: IHeaders = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value !== undefined) headers[name] = value;
+  }
+  Object.assign(headers, {
+    'kafka_dlt-original-topic': request.topic,
+    'kafka_dlt-original-partition': int32(request.partition),
+    'kafka_dlt-original-offset': int64(request.offset),
+    'kafka_dlt-original-timestamp': int64(request.timestamp),
+    'kafka_dlt-original-timestamp-type': 'CreateTime',
+    'kafka_dlt-original-consumer-group': options.consumerGroup,
+    'kafka_dlt-exception-fqcn': error.code,
+    'kafka_dlt-exception-message': error.message.slice(0, MAX_DLT_MESSAGE_CHARS),
+  });
+  return { key: request.key, value: request.value, headers };
+}
+
+/** Reads a Spring-encoded big-endian integer header (4 or 8 bytes) back, for tests and tools. */
+export function readBigEndian(value: Buffer | string | undefined): number | undefined {
+  if (!Buffer.isBuffer(value)) return undefined;
+  if (value.length === 4) return value.readInt32BE();
+  if (value.length === 8) return Number(value.readBigInt64BE());
+  return undefined;
+}
