@@ -1,0 +1,2 @@
+-- Trigram similarity for fuzzy pattern search.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
