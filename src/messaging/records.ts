@@ -2,7 +2,7 @@
 // (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
 import type { IHeaders, Message } from 'kafkajs';
 import type { ModelError } from '../contracts/errors.ts';
-import type { ModelResult } from '../nodes/effect-runner.ts';
+import type { ModelResult } from '../contracts/results.ts';
 import type { InboundMessage } from './batch-processor.ts';
 
 export const CONTENT_TYPE_JSON = 'application/json';

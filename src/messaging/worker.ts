@@ -62,7 +62,10 @@ export class Worker {
 
     await this.producer.connect();
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: this.#options.topics, fromBeginning: this.#options.fromBeginning ?? true });
+    await this.consumer.subscribe({
+      topics: this.#options.topics,
+      fromBeginning: this.#options.fromBeginning ?? true,
+    });
     this.#processor = new BatchProcessor({
       consumer: this.consumer,
       producer: this.producer,

@@ -5,14 +5,11 @@ import { EffectError, RetryableError, type ModelError } from '../contracts/error
 import { classifyDbError } from '../db/errors.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 import { withTransaction } from '../db/transaction.ts';
+import type { MessageSource, ModelResult, ResultMetadata } from '../contracts/results.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { deriveId } from './ids.ts';
 
-export interface MessageSource {
-  topic: string;
-  partition: number;
-  offset: string;
-}
+export type { MessageSource, ModelResult, ResultMetadata };
 
 /** What the worker knows about the message beyond its body. All optional for direct callers. */
 export interface EffectContext {
@@ -22,23 +19,6 @@ export interface EffectContext {
   eventTime?: Date;
   source?: MessageSource;
   logger?: Logger;
-}
-
-export interface ResultMetadata {
-  correlation_id: string | null;
-  operation: string;
-  node: string;
-  duration_ms: number;
-  duplicate?: boolean;
-  source?: MessageSource;
-  [extra: string]: unknown;
-}
-
-export interface ModelResult<T = unknown> {
-  success: boolean;
-  data: T | null;
-  error: ModelError | null;
-  metadata: ResultMetadata;
 }
 
 /** What the stored identity record holds: the outcome without timing. */

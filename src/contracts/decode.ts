@@ -1,0 +1,139 @@
+// Bytes to a validated request. Never throws, whatever the input: every failure is a ModelError.
+import type { z } from 'zod';
+import type { ModelError } from './errors.ts';
+import { OPERATION_SCHEMAS, type PatternRequest, type RequestFor } from './requests.ts';
+import { TOPIC_SPECS, topicOfOperation, type Operation, type RequestTopic } from './topics.ts';
+
+export const MAX_JSON_DEPTH = 32;
+const MAX_ISSUES = 20;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export type DecodeResult<T> = { ok: true; request: T } | { ok: false; error: ModelError };
+
+function invalid(message: string, details?: Record<string, unknown>): { ok: false; error: ModelError } {
+  return {
+    ok: false,
+    error: details ? { code: 'VALIDATION_ERROR', message, details } : { code: 'VALIDATION_ERROR', message },
+  };
+}
+
+function quote(value: string): string {
+  return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
+}
+
+/** Nesting depth of a JSON text, counted over brackets outside strings; linear, no recursion. */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+    .join('.')
+    .replace(/\.\[/g, '[');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string } {
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => quote(k)).join(', ');
+    const where = pathOf(issue.path);
+    return {
+      path: where,
+      message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${keys}${where ? ` in ${where}` : ''}`,
+    };
+  }
+  const path = pathOf(issue.path);
+  const message = /received undefined$/.test(issue.message) ? 'is required' : issue.message;
+  return { path, message: path ? `${path}: ${message}` : message };
+}
+
+export function formatZodError(error: z.ZodError): ModelError {
+  const issues = error.issues.slice(0, MAX_ISSUES).map(describeIssue);
+  return { code: 'VALIDATION_ERROR', message: issues[0]?.message ?? 'invalid request', details: { issues } };
+}
+
+/** Validates an already-parsed value as a request for `topic`. */
+export function validateRequest<T extends RequestTopic>(
+  topic: T,
+  value: unknown,
+): DecodeResult<RequestFor<T>> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return invalid(
+      `the message must be a JSON object, not ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
+    );
+  }
+  const spec = TOPIC_SPECS[topic];
+  const raw = value as Record<string, unknown>;
+  const operation = raw.operation ?? spec.operations[0];
+  if (typeof operation !== 'string') return invalid('operation: must be a string');
+  if (!(spec.operations as readonly string[]).includes(operation)) {
+    const home = topicOfOperation(operation);
+    if (home)
+      return invalid(`operation ${quote(operation)} belongs to topic ${home}, not ${topic}`, {
+        operation,
+        topic: home,
+      });
+    return invalid(`unknown operation ${quote(operation)}; ${topic} accepts ${spec.operations.join(', ')}`, {
+      operation,
+    });
+  }
+  const schema = OPERATION_SCHEMAS[operation as Operation];
+  const parsed = schema.safeParse({ ...raw, operation });
+  if (!parsed.success) return { ok: false, error: formatZodError(parsed.error) };
+  return { ok: true, request: parsed.data as RequestFor<T> };
+}
+
+/** Decodes a Kafka message value for `topic`: size, UTF-8, JSON, depth, then the schema. */
+export function decodeRequest<T extends RequestTopic>(
+  topic: T,
+  value: Buffer | null | undefined,
+  options: { maxBytes: number },
+): DecodeResult<RequestFor<T>> {
+  if (value === null || value === undefined || value.length === 0) {
+    return invalid('message value is empty (a tombstone or an empty record is not a request)');
+  }
+  if (value.length > options.maxBytes) {
+    return {
+      ok: false,
+      error: {
+        code: 'PAYLOAD_TOO_LARGE',
+        message: `message value is ${value.length} bytes; the limit is ${options.maxBytes}`,
+        details: { size: value.length, limit: options.maxBytes },
+      },
+    };
+  }
+  let text: string;
+  try {
+    text = utf8.decode(value);
+  } catch {
+    return invalid('message value is not valid UTF-8');
+  }
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH)
+    return invalid(`JSON is nested ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return invalid(
+      `message value is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}`,
+    );
+  }
+  return validateRequest(topic, parsed);
+}
+
+export type { PatternRequest };

@@ -1,0 +1,133 @@
+// Field schemas shared by the request schemas (CONTRACT "Request"). Every object is strict: an unknown
+// key is a validation error that names it.
+import { z } from 'zod';
+
+export const uuid = z.uuid({ error: 'must be a UUID' });
+export const isoDateTime = z.iso.datetime({
+  offset: true,
+  error: 'must be an ISO-8601 date-time with a time zone',
+});
+export const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
+const text = (max: number) => z.string().max(max, `must be at most ${max} characters`);
+const name = (max: number) =>
+  z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+const tags = z.array(name(100)).max(50, 'at most 50 tags');
+const jsonObject = z.record(z.string(), z.unknown(), { error: 'must be a JSON object' });
+
+export const limit = z
+  .int('must be an integer')
+  .min(1, 'must be at least 1')
+  .max(1000, 'must be at most 1000')
+  .default(10);
+export const offset = z.int('must be an integer').min(0, 'must not be negative').max(1_000_000).default(0);
+
+export const filters = z.strictObject({
+  language: name(50).nullish(),
+  pattern_type: name(100).nullish(),
+  category: name(100).nullish(),
+  tags: z.array(name(100)).max(20, 'at most 20 tags').nullish(),
+  min_confidence_score: score.nullish(),
+  min_success_rate: score.nullish(),
+  include_deprecated: z.boolean().nullish(),
+});
+export type Filters = z.infer<typeof filters>;
+
+// The pattern columns a request may set; SQL for insert and update is built only from this list.
+const editableShape = {
+  pattern_name: name(255),
+  pattern_type: name(100),
+  language: name(50),
+  category: text(100).nullish(),
+  template_code: text(100_000).nullish(),
+  description: text(10_000).nullish(),
+  example_usage: text(20_000).nullish(),
+  source: text(1_000).nullish(),
+  confidence_score: score.nullish(),
+  complexity_score: score.nullish(),
+  maintainability_score: score.nullish(),
+  performance_score: score.nullish(),
+  parent_pattern_id: uuid.nullish(),
+  is_deprecated: z.boolean().nullish(),
+  deprecated_by_id: uuid.nullish(),
+  created_by: text(255).nullish(),
+  tags: tags.nullish(),
+  context: jsonObject.nullish(),
+};
+
+export const EDITABLE_COLUMNS = Object.keys(editableShape) as readonly (keyof typeof editableShape)[];
+export type EditableColumn = (typeof EDITABLE_COLUMNS)[number];
+
+export const insertData = z.strictObject({
+  ...editableShape,
+  pattern_id: uuid.nullish(),
+  /** The caller's event time; defaults to the message timestamp. */
+  discovered_at: isoDateTime.nullish(),
+});
+export type InsertData = z.infer<typeof insertData>;
+
+export const updateData = z
+  .strictObject({
+    pattern_name: editableShape.pattern_name.optional(),
+    pattern_type: editableShape.pattern_type.optional(),
+    language: editableShape.language.optional(),
+    ...Object.fromEntries(
+      Object.entries(editableShape).filter(
+        ([k]) => !['pattern_name', 'pattern_type', 'language'].includes(k),
+      ),
+    ),
+  } as {
+    [K in keyof typeof editableShape]: z.ZodOptional<(typeof editableShape)[K]> | (typeof editableShape)[K];
+  })
+  .refine((d) => Object.values(d).some((v) => v !== undefined), { error: 'must set at least one field' });
+export type UpdateData = Partial<z.infer<typeof insertData>>;
+
+export const usageData = z.strictObject({
+  file_path: text(4_096).nullish(),
+  project_id: text(255).nullish(),
+  success: z.boolean({ error: 'is required and must be true or false' }),
+  execution_time_ms: z.number().min(0, 'must not be negative').max(86_400_000).nullish(),
+  error_message: text(10_000).nullish(),
+  quality_before: score.nullish(),
+  quality_after: score.nullish(),
+  tags: tags.nullish(),
+  context: jsonObject.nullish(),
+  used_at: isoDateTime.nullish(),
+});
+export type UsageData = z.infer<typeof usageData>;
+
+export const RELATIONSHIP_TYPES = [
+  'similar',
+  'extends',
+  'conflicts',
+  'requires',
+  'replaces',
+  'complements',
+  'uses',
+] as const;
+
+const relationshipShape = {
+  source_pattern_id: uuid,
+  target_pattern_id: uuid,
+  relationship_type: z.enum(RELATIONSHIP_TYPES, { error: `must be one of ${RELATIONSHIP_TYPES.join(', ')}` }),
+  strength: score.nullish(),
+  description: text(10_000).nullish(),
+  context: jsonObject.nullish(),
+};
+const notSelf = (r: { source_pattern_id: string; target_pattern_id: string }) =>
+  r.source_pattern_id.toLowerCase() !== r.target_pattern_id.toLowerCase();
+
+export const relationshipData = z
+  .strictObject(relationshipShape)
+  .refine(notSelf, { error: 'must differ from source_pattern_id', path: ['target_pattern_id'] });
+export type RelationshipData = z.infer<typeof relationshipData>;
+
+export const relationshipUpdateData = z
+  .strictObject(relationshipShape)
+  .refine(notSelf, { error: 'must differ from source_pattern_id', path: ['target_pattern_id'] })
+  .refine((r) => r.strength != null || r.description != null || r.context != null, {
+    error: 'must set at least one of strength, description, context',
+  });
+
+export const aggregateBy = z
+  .enum(['day', 'week', 'month'], { error: 'must be day, week or month' })
+  .default('day');

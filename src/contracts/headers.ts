@@ -1,0 +1,87 @@
+// Header names of the contract and decoders for the ones a client controls. Decoders never throw.
+export const HEADERS = {
+  correlationId: 'kafka_correlationId',
+  replyTopic: 'kafka_replyTopic',
+  replyPartition: 'kafka_replyPartition',
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
+  contentType: 'content-type',
+  nestIsDisposed: 'kafka_nest-is-disposed',
+  dltOriginalTopic: 'kafka_dlt-original-topic',
+  dltOriginalPartition: 'kafka_dlt-original-partition',
+  dltOriginalOffset: 'kafka_dlt-original-offset',
+  dltOriginalTimestamp: 'kafka_dlt-original-timestamp',
+  dltOriginalConsumerGroup: 'kafka_dlt-original-consumer-group',
+  dltExceptionFqcn: 'kafka_dlt-exception-fqcn',
+  dltExceptionMessage: 'kafka_dlt-exception-message',
+} as const;
+
+/** A correlation id or topic name larger than this is not a correlation id or topic name. */
+export const MAX_HEADER_ID_BYTES = 1024;
+const MAX_TOPIC_NAME = 249;
+
+export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined;
+
+/** The last value of a header, as bytes (kafkajs gives Buffers; duplicates come as an array). */
+export function headerBytes(value: HeaderValue): Buffer | undefined {
+  const last = Array.isArray(value) ? value[value.length - 1] : value;
+  if (last === undefined) return undefined;
+  return Buffer.isBuffer(last) ? last : Buffer.from(last, 'utf8');
+}
+
+export type Decoded<T> = { ok: true; value: T | undefined } | { ok: false; reason: string };
+
+/**
+ * kafka_replyPartition: Spring sends a 4-byte big-endian int, NestJS a decimal string. Four bytes that
+ * are all ASCII digits are read as the decimal string (a 4-byte int of that value would be a partition
+ * above 808 million, which no topic has).
+ */
+export function readReplyPartition(value: HeaderValue): Decoded<number> {
+  const bytes = headerBytes(value);
+  if (bytes === undefined) return { ok: true, value: undefined };
+  const isDecimal = bytes.length > 0 && bytes.length <= 10 && bytes.every((b) => b >= 0x30 && b <= 0x39);
+  if (isDecimal) {
+    const n = Number(bytes.toString('ascii'));
+    if (n <= 0x7fffffff) return { ok: true, value: n };
+  } else if (bytes.length === 4) {
+    const n = bytes.readInt32BE();
+    if (n >= 0) return { ok: true, value: n };
+  }
+  return {
+    ok: false,
+    reason: 'kafka_replyPartition must be a 4-byte big-endian integer or a decimal string',
+  };
+}
+
+/** kafka_replyTopic: a legal topic name that is not internal and not a dead-letter topic. */
+export function readReplyTopic(value: HeaderValue): Decoded<string> {
+  const bytes = headerBytes(value);
+  if (bytes === undefined) return { ok: true, value: undefined };
+  if (bytes.length === 0 || bytes.length > MAX_TOPIC_NAME) {
+    return { ok: false, reason: `kafka_replyTopic must be 1 to ${MAX_TOPIC_NAME} characters` };
+  }
+  const topic = bytes.toString('latin1');
+  if (!/^[A-Za-z0-9._-]+$/.test(topic) || topic === '.' || topic === '..') {
+    return { ok: false, reason: 'kafka_replyTopic is not a legal topic name' };
+  }
+  if (topic.startsWith('__')) {
+    return { ok: false, reason: `refusing to reply to internal topic "${topic}"` };
+  }
+  if (topic.endsWith('.dlq')) {
+    return { ok: false, reason: `refusing to reply to dead-letter topic "${topic}"` };
+  }
+  return { ok: true, value: topic };
+}
+
+/** kafka_correlationId: opaque bytes, echoed unchanged; bounded so a garbage header cannot bloat results. */
+export function readCorrelationHeader(value: HeaderValue): Decoded<Buffer> {
+  const bytes = headerBytes(value);
+  if (bytes === undefined || bytes.length === 0) return { ok: true, value: undefined };
+  if (bytes.length > MAX_HEADER_ID_BYTES) {
+    return {
+      ok: false,
+      reason: `kafka_correlationId is ${bytes.length} bytes; at most ${MAX_HEADER_ID_BYTES} are accepted`,
+    };
+  }
+  return { ok: true, value: bytes };
+}
