@@ -1,0 +1,67 @@
+// The frame every node class shares: validation for direct callers, then one transaction per call.
+import { validateRequest } from '../contracts/decode.ts';
+import type { RequestFor } from '../contracts/requests.ts';
+import type { ModelResult } from '../contracts/results.ts';
+import { isWriteOperation, TOPIC_SPECS, type RequestTopic } from '../contracts/topics.ts';
+import type { Pool } from '../db/pool.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { buildResult, runEffect, type EffectContext, type EffectScope } from './effect-runner.ts';
+
+export interface NodeOptions {
+  logger?: Logger;
+}
+
+export interface ExecuteContext extends EffectContext {
+  /** Set by the worker, whose decoder has validated the request already. */
+  validated?: boolean;
+}
+
+export abstract class EffectNode<T extends RequestTopic> {
+  readonly pool: Pool;
+  readonly logger: Logger | undefined;
+  readonly topic: T;
+  readonly nodeName: string;
+
+  constructor(topic: T, pool: Pool, options: NodeOptions = {}) {
+    this.topic = topic;
+    this.pool = pool;
+    this.logger = options.logger;
+    this.nodeName = TOPIC_SPECS[topic].node;
+  }
+
+  /** Runs one operation of this node: validates (unless the worker did), then applies it in one transaction. */
+  async executeEffect(contract: RequestFor<T>, context: ExecuteContext = {}): Promise<ModelResult> {
+    let request = contract;
+    if (!context.validated) {
+      const checked = validateRequest(this.topic, contract);
+      if (!checked.ok) {
+        const operation =
+          typeof contract === 'object' && contract && 'operation' in contract
+            ? String(contract.operation)
+            : '';
+        return buildResult(
+          { success: false, data: null, error: checked.error },
+          { correlationId: null, operation, node: this.nodeName, startedAt: performance.now() },
+          context,
+        );
+      }
+      request = checked.request;
+    }
+    const operation = request.operation;
+    return runEffect(
+      {
+        pool: this.pool,
+        node: this.nodeName,
+        operation,
+        topic: this.topic,
+        correlationId: request.correlation_id ?? null,
+        write: isWriteOperation(operation),
+        context,
+        logger: this.logger,
+      },
+      (scope) => this.apply(request, scope),
+    );
+  }
+
+  protected abstract apply(request: RequestFor<T>, scope: EffectScope): Promise<unknown>;
+}

@@ -1,0 +1,120 @@
+// NodePatternQueryEffect: reads. Lists return an array in `data`, as the seed did.
+import type { GetRelatedRequest, QueryRequest, SearchRequest } from '../contracts/requests.ts';
+import type { Filters } from '../contracts/fields.ts';
+import type { Pool, PoolClient } from '../db/pool.ts';
+
+type Row = Record<string, unknown>;
+import { EffectNode, type NodeOptions } from './effect-node.ts';
+import type { EffectScope } from './effect-runner.ts';
+import { notFound } from './node-pattern-storage-effect.ts';
+import { filterConditions, Params, patternColumns, whereClause } from './pattern-sql.ts';
+
+export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'> {
+  constructor(pool: Pool, options: NodeOptions = {}) {
+    super('pattern.search.request', pool, options);
+  }
+
+  protected apply(request: QueryRequest, scope: EffectScope): Promise<unknown> {
+    const { client } = scope;
+    switch (request.operation) {
+      case 'get_by_id':
+        return getById(client, request.pattern_id);
+      case 'search':
+        return search(client, request);
+      case 'filter':
+      case 'get_by_type':
+        return filter(client, request.filters, request.limit, request.offset);
+      case 'get_top':
+        return getTop(client, request.filters, request.limit, request.offset);
+      case 'get_related':
+        return getRelated(client, request);
+    }
+  }
+}
+
+async function getById(client: PoolClient, patternId: string) {
+  const { rows } = await client.query<Row>(
+    `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.id = $1`,
+    [patternId],
+  );
+  if (rows.length === 0) throw notFound(patternId);
+  return rows[0];
+}
+
+// Full-text over name words, tags, description and template, plus trigram word similarity over name and
+// description (the expression of idx_pattern_templates_search_text_trgm), ranked by the sum of both.
+async function search(client: PoolClient, request: SearchRequest) {
+  const params = new Params();
+  const tsquery = `websearch_to_tsquery('english', ${params.add(request.search_query)})`;
+  const raw = `lower(${params.add(request.search_query)})`;
+  const text = 'pattern_search_text(p.pattern_name, p.description)';
+  const conditions = [
+    `(p.search_vector @@ ${tsquery} OR ${raw} <% ${text})`,
+    ...filterConditions(request.filters, params),
+  ];
+  const { rows } = await client.query<Row>(
+    `SELECT ${patternColumns('p')},
+            round((ts_rank_cd(p.search_vector, ${tsquery}) + word_similarity(${raw}, ${text}))::numeric, 6) AS relevance
+       FROM pattern_templates p
+       ${whereClause(conditions)}
+      ORDER BY relevance DESC, p.id
+      LIMIT ${params.add(request.limit)} OFFSET ${params.add(request.offset)}`,
+    params.values,
+  );
+  return rows;
+}
+
+async function filter(
+  client: PoolClient,
+  filters: Filters | null | undefined,
+  limit: number,
+  offset: number,
+) {
+  const params = new Params();
+  const { rows } = await client.query<Row>(
+    `SELECT ${patternColumns('p')} FROM pattern_templates p
+       ${whereClause(filterConditions(filters, params))}
+      ORDER BY p.confidence_score DESC NULLS LAST, p.id
+      LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`,
+    params.values,
+  );
+  return rows;
+}
+
+async function getTop(
+  client: PoolClient,
+  filters: Filters | null | undefined,
+  limit: number,
+  offset: number,
+) {
+  const params = new Params();
+  const { rows } = await client.query<Row>(
+    `SELECT ${patternColumns('p')}, t.rank, t.wilson_score
+       FROM v_top_patterns t JOIN pattern_templates p ON p.id = t.id
+       ${whereClause(filterConditions(filters, params))}
+      ORDER BY t.rank
+      LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`,
+    params.values,
+  );
+  return rows;
+}
+
+async function getRelated(client: PoolClient, request: GetRelatedRequest) {
+  const exists = await client.query('SELECT 1 FROM pattern_templates WHERE id = $1', [request.pattern_id]);
+  if (exists.rowCount === 0) throw notFound(request.pattern_id);
+  const { rows } = await client.query<Row>(
+    `SELECT ${patternColumns('p')}, r.relationship_type, r.strength, r.description AS relationship_description,
+            r.direction
+       FROM (SELECT target_pattern_id AS other, relationship_type, strength, description, 'outgoing' AS direction
+               FROM pattern_relationships WHERE source_pattern_id = $1
+             UNION ALL
+             SELECT source_pattern_id, relationship_type, strength, description, 'incoming'
+               FROM pattern_relationships WHERE target_pattern_id = $1) r
+       JOIN pattern_templates p ON p.id = r.other
+      WHERE NOT p.is_deprecated
+      ORDER BY r.strength DESC, p.id, r.relationship_type
+      LIMIT $2 OFFSET $3`,
+    [request.pattern_id, request.limit, request.offset],
+  );
+  return rows;
+}

@@ -1,0 +1,130 @@
+// NodePatternStorageEffect: insert, update, delete, batch_insert of pattern templates.
+import { EffectError } from '../contracts/errors.ts';
+import { EDITABLE_COLUMNS, type InsertData } from '../contracts/fields.ts';
+import type { BatchInsertRequest, StorageRequest, UpdateRequest } from '../contracts/requests.ts';
+import type { PoolClient } from '../db/pool.ts';
+import { EffectNode, type NodeOptions } from './effect-node.ts';
+import type { EffectScope } from './effect-runner.ts';
+import type { Pool } from '../db/pool.ts';
+
+// Column types for jsonb_to_recordset; every insertable column is listed, none comes from input.
+const COLUMN_TYPES: Record<string, string> = {
+  pattern_name: 'text',
+  pattern_type: 'text',
+  language: 'text',
+  category: 'text',
+  template_code: 'text',
+  description: 'text',
+  example_usage: 'text',
+  source: 'text',
+  confidence_score: 'numeric',
+  complexity_score: 'numeric',
+  maintainability_score: 'numeric',
+  performance_score: 'numeric',
+  parent_pattern_id: 'uuid',
+  is_deprecated: 'boolean',
+  deprecated_by_id: 'uuid',
+  created_by: 'text',
+  tags: 'text[]',
+  context: 'jsonb',
+};
+const DEFAULTS: Record<string, string> = {
+  tags: `'{}'::text[]`,
+  context: `'{}'::jsonb`,
+  is_deprecated: 'false',
+};
+
+const RECORD_COLUMNS = ['id', ...EDITABLE_COLUMNS, 'discovered_at'];
+const RECORD_TYPES = [
+  'id uuid',
+  ...EDITABLE_COLUMNS.map((c) => `${c} ${COLUMN_TYPES[c]}`),
+  'discovered_at timestamptz',
+];
+const SELECTED = RECORD_COLUMNS.map((c) => (DEFAULTS[c] ? `coalesce(x.${c}, ${DEFAULTS[c]})` : `x.${c}`));
+
+// One set-based statement for one pattern or a thousand: all or nothing.
+const INSERT_SQL = `
+  INSERT INTO pattern_templates (${RECORD_COLUMNS.join(', ')}, updated_at)
+  SELECT ${SELECTED.join(', ')}, x.discovered_at
+    FROM jsonb_to_recordset($1::jsonb) AS x(${RECORD_TYPES.join(', ')})
+  RETURNING id, pattern_name, discovered_at`;
+
+interface InsertedRow {
+  id: string;
+  pattern_name: string;
+  discovered_at: Date;
+}
+
+export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
+  constructor(pool: Pool, options: NodeOptions = {}) {
+    super('pattern.insert', pool, options);
+  }
+
+  protected apply(request: StorageRequest, scope: EffectScope): Promise<unknown> {
+    switch (request.operation) {
+      case 'insert':
+        return this.#insert([request.data], scope).then((rows) => {
+          const row = rows[0] as InsertedRow;
+          return { pattern_id: row.id, pattern_name: row.pattern_name, discovered_at: row.discovered_at };
+        });
+      case 'batch_insert':
+        return this.#batchInsert(request, scope);
+      case 'update':
+        return this.#update(request, scope);
+      case 'delete':
+        return this.#delete(scope.client, request.pattern_id);
+    }
+  }
+
+  async #insert(patterns: InsertData[], scope: EffectScope): Promise<InsertedRow[]> {
+    const records = patterns.map((data, index) => {
+      const record: Record<string, unknown> = {
+        id: data.pattern_id ?? scope.newId('pattern', index),
+        discovered_at: data.discovered_at ?? scope.eventTime.toISOString(),
+      };
+      for (const column of EDITABLE_COLUMNS) if (data[column] !== undefined) record[column] = data[column];
+      return record;
+    });
+    const { rows } = await scope.client.query<InsertedRow>(INSERT_SQL, [JSON.stringify(records)]);
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return records.map((r) => byId.get(r.id as string) as InsertedRow);
+  }
+
+  async #batchInsert(request: BatchInsertRequest, scope: EffectScope) {
+    const rows = await this.#insert(request.patterns, scope);
+    return { pattern_ids: rows.map((r) => r.id), count: rows.length };
+  }
+
+  async #update(request: UpdateRequest, scope: EffectScope) {
+    const sets: string[] = [];
+    const values: unknown[] = [request.pattern_id];
+    const fields: string[] = [];
+    for (const column of EDITABLE_COLUMNS) {
+      const value = (request.data as Partial<InsertData>)[column];
+      if (value === undefined) continue;
+      values.push(column === 'context' && value !== null ? JSON.stringify(value) : value);
+      sets.push(`${column} = $${values.length}`);
+      fields.push(column);
+    }
+    values.push(scope.eventTime);
+    const { rows } = await scope.client.query<{ updated_at: Date }>(
+      `UPDATE pattern_templates SET ${sets.join(', ')}, updated_at = $${values.length} WHERE id = $1 RETURNING updated_at`,
+      values,
+    );
+    if (rows.length === 0) throw notFound(request.pattern_id);
+    return { pattern_id: request.pattern_id, fields_updated: fields, updated_at: rows[0]?.updated_at };
+  }
+
+  async #delete(client: PoolClient, patternId: string) {
+    const { rows } = await client.query<{ pattern_name: string }>(
+      'DELETE FROM pattern_templates WHERE id = $1 RETURNING pattern_name',
+      [patternId],
+    );
+    if (rows.length === 0) throw notFound(patternId);
+    return { pattern_id: patternId, pattern_name: rows[0]?.pattern_name, deleted: true };
+  }
+}
+
+export function notFound(patternId: string): EffectError {
+  return new EffectError('NOT_FOUND', `pattern ${patternId} does not exist`, { pattern_id: patternId });
+}

@@ -1,0 +1,338 @@
+// NodePatternUpdateEffect: usage tracking and relationships. recordUsageBatch applies many usage events in
+// one transaction (one multi-row insert; the statement trigger updates each pattern's statistics once).
+import { performance } from 'node:perf_hooks';
+import { EffectError, RetryableError } from '../contracts/errors.ts';
+import type { UsageData } from '../contracts/fields.ts';
+import type {
+  CreateRelationshipRequest,
+  RecordUsageRequest,
+  UpdateRelationshipRequest,
+  UsageRequest,
+} from '../contracts/requests.ts';
+import type { ModelResult } from '../contracts/results.ts';
+import type { Pool, PoolClient } from '../db/pool.ts';
+
+type Row = Record<string, unknown>;
+import { withTransaction } from '../db/transaction.ts';
+import { EffectNode, type ExecuteContext, type NodeOptions } from './effect-node.ts';
+import { buildResult, failureOutcome, type EffectScope, type StoredOutcome } from './effect-runner.ts';
+import { deriveId } from './ids.ts';
+import { notFound } from './node-pattern-storage-effect.ts';
+
+const TOPIC = 'pattern.usage';
+
+const INSERT_EVENTS_SQL = `
+  INSERT INTO pattern_usage_events (id, pattern_id, correlation_id, file_path, project_id, success, execution_time_ms,
+                                    error_message, quality_before, quality_after, tags, context, used_at)
+  SELECT x.id, x.pattern_id, x.correlation_id, x.file_path, x.project_id, x.success, x.execution_time_ms,
+         x.error_message, x.quality_before, x.quality_after, coalesce(x.tags, '{}'), coalesce(x.context, '{}'), x.used_at
+    FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, pattern_id uuid, correlation_id text, file_path text,
+         project_id text, success boolean, execution_time_ms numeric, error_message text, quality_before numeric,
+         quality_after numeric, tags text[], context jsonb, used_at timestamptz)
+  RETURNING id, pattern_id, used_at, quality_improvement`;
+
+interface EventRow {
+  id: string;
+  pattern_id: string;
+  used_at: Date;
+  quality_improvement: number | null;
+}
+
+function eventRecord(id: string, request: RecordUsageRequest, eventTime: Date) {
+  const u: UsageData = request.usage_data;
+  return {
+    id,
+    pattern_id: request.pattern_id,
+    correlation_id: request.correlation_id ?? null,
+    file_path: u.file_path ?? null,
+    project_id: u.project_id ?? null,
+    success: u.success,
+    execution_time_ms: u.execution_time_ms ?? null,
+    error_message: u.error_message ?? null,
+    quality_before: u.quality_before ?? null,
+    quality_after: u.quality_after ?? null,
+    tags: u.tags ?? null,
+    context: u.context ?? null,
+    used_at: u.used_at ?? eventTime.toISOString(),
+  };
+}
+
+function usageData(row: EventRow) {
+  return {
+    event_id: row.id,
+    pattern_id: row.pattern_id,
+    used_at: row.used_at,
+    quality_improvement: row.quality_improvement,
+  };
+}
+
+export interface UsageBatchItem {
+  request: RecordUsageRequest;
+  context: ExecuteContext;
+}
+
+export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
+  constructor(pool: Pool, options: NodeOptions = {}) {
+    super(TOPIC, pool, options);
+  }
+
+  protected apply(request: UsageRequest, scope: EffectScope): Promise<unknown> {
+    switch (request.operation) {
+      case 'record_usage':
+        return recordUsage(scope, request);
+      case 'update_stats':
+        return updateStats(scope.client, request.pattern_id);
+      case 'create_relationship':
+        return createRelationship(scope, request);
+      case 'update_relationship':
+        return updateRelationship(scope, request);
+    }
+  }
+
+  /**
+   * Applies many record_usage requests in one transaction and returns one result per item, in order.
+   * Identities already applied get their stored result (duplicate: true); events for patterns that do
+   * not exist get INVALID_REFERENCE. If the batch fails as a whole, each item is applied on its own.
+   */
+  async recordUsageBatch(items: UsageBatchItem[]): Promise<ModelResult[]> {
+    if (items.length === 0) return [];
+    const startedAt = performance.now();
+    try {
+      const outcomes = await withTransaction(this.pool, (client) => this.#applyBatch(client, items));
+      return items.map((item, i) => {
+        const { outcome, duplicate } = outcomes[i] as { outcome: StoredOutcome; duplicate: boolean };
+        return buildResult(
+          outcome as ModelResult,
+          {
+            correlationId: item.request.correlation_id ?? null,
+            operation: 'record_usage',
+            node: this.nodeName,
+            startedAt,
+          },
+          item.context,
+          duplicate ? { duplicate: true, batch_size: items.length } : { batch_size: items.length },
+        );
+      });
+    } catch (err) {
+      if (err instanceof RetryableError) throw err;
+      failureOutcome(err, this.logger, 'record_usage'); // rethrows transient ones
+      this.logger?.warn(
+        { size: items.length },
+        'usage batch failed as a whole; applying its events one by one',
+      );
+      const results: ModelResult[] = [];
+      for (const item of items) results.push(await this.executeEffect(item.request, item.context));
+      return results;
+    }
+  }
+
+  async #applyBatch(
+    client: PoolClient,
+    items: UsageBatchItem[],
+  ): Promise<{ outcome: StoredOutcome; duplicate: boolean }[]> {
+    const outcomes: ({ outcome: StoredOutcome; duplicate: boolean } | undefined)[] = Array.from({ length: items.length });
+    // The first item of an identity claims it; later items with the same identity are duplicates of it.
+    const firstIndex = new Map<string, number>();
+    const identities: string[] = [];
+    items.forEach((item, i) => {
+      const identity = item.context.identity;
+      if (identity === undefined || firstIndex.has(identity)) return;
+      firstIndex.set(identity, i);
+      identities.push(identity);
+    });
+
+    const claimed = new Set<string>();
+    if (identities.length > 0) {
+      const { rows } = await client.query<{ identity: string }>(
+        `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result)
+         SELECT i, $2, 'record_usage', p, o, '{}'::jsonb FROM unnest($1::text[], $3::int[], $4::bigint[]) AS t(i, p, o)
+         ON CONFLICT (identity) DO NOTHING RETURNING identity`,
+        [
+          identities,
+          TOPIC,
+          identities.map((id) => items[firstIndex.get(id) as number]?.context.source?.partition ?? null),
+          identities.map((id) => items[firstIndex.get(id) as number]?.context.source?.offset ?? null),
+        ],
+      );
+      for (const r of rows) claimed.add(r.identity);
+      const already = identities.filter((id) => !claimed.has(id));
+      if (already.length > 0) {
+        const stored = await client.query<{ identity: string; operation: string; result: StoredOutcome }>(
+          'SELECT identity, operation, result FROM processed_messages WHERE identity = ANY($1)',
+          [already],
+        );
+        for (const row of stored.rows) {
+          const index = firstIndex.get(row.identity) as number;
+          outcomes[index] =
+            row.operation === 'record_usage'
+              ? { outcome: row.result, duplicate: true }
+              : { outcome: conflictOutcome(row.operation), duplicate: false };
+        }
+      }
+    }
+
+    // Items to apply now: no identity, or the first holder of a freshly claimed identity.
+    const pending = items
+      .map((item, i) => ({ item, i }))
+      .filter(({ item, i }) => {
+        const identity = item.context.identity;
+        return identity === undefined || (claimed.has(identity) && firstIndex.get(identity) === i);
+      });
+
+    const patternIds = [...new Set(pending.map(({ item }) => item.request.pattern_id.toLowerCase()))];
+    const existing = new Set(
+      (
+        await client.query<{ id: string }>('SELECT id FROM pattern_templates WHERE id = ANY($1::uuid[])', [
+          patternIds,
+        ])
+      ).rows.map((r) => r.id),
+    );
+    const missingClaims: string[] = [];
+    const toInsert: { i: number; id: string }[] = [];
+    const records: ReturnType<typeof eventRecord>[] = [];
+    for (const { item, i } of pending) {
+      if (!existing.has(item.request.pattern_id.toLowerCase())) {
+        outcomes[i] = {
+          outcome: {
+            success: false,
+            data: null,
+            error: {
+              code: 'INVALID_REFERENCE',
+              message: `pattern ${item.request.pattern_id} does not exist`,
+            },
+          },
+          duplicate: false,
+        };
+        if (item.context.identity !== undefined) missingClaims.push(item.context.identity);
+        continue;
+      }
+      const id = deriveId(item.context.identity, 'usage_event');
+      toInsert.push({ i, id });
+      records.push(eventRecord(id, item.request, item.context.eventTime ?? new Date()));
+    }
+    // A failed event records no identity, so a later retry after the pattern exists can still apply it.
+    if (missingClaims.length > 0) {
+      await client.query('DELETE FROM processed_messages WHERE identity = ANY($1)', [missingClaims]);
+    }
+
+    if (records.length > 0) {
+      const { rows } = await client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify(records)]);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      const storedIdentities: string[] = [];
+      const storedResults: string[] = [];
+      for (const { i, id } of toInsert) {
+        const outcome: StoredOutcome = {
+          success: true,
+          data: usageData(byId.get(id) as EventRow),
+          error: null,
+        };
+        outcomes[i] = { outcome, duplicate: false };
+        const identity = items[i]?.context.identity;
+        if (identity !== undefined) {
+          storedIdentities.push(identity);
+          storedResults.push(JSON.stringify(outcome));
+        }
+      }
+      if (storedIdentities.length > 0) {
+        await client.query<Row>(
+          `UPDATE processed_messages m SET result = v.result
+             FROM unnest($1::text[], $2::jsonb[]) AS v(identity, result) WHERE m.identity = v.identity`,
+          [storedIdentities, storedResults],
+        );
+      }
+    }
+
+    // Repeats of an identity inside this batch answer with the first one's outcome.
+    return items.map((item, i) => {
+      const own = outcomes[i];
+      if (own) return own;
+      const first = outcomes[firstIndex.get(item.context.identity as string) as number];
+      return { outcome: first?.outcome ?? conflictOutcome('unknown'), duplicate: true };
+    });
+  }
+}
+
+function conflictOutcome(operation: string): StoredOutcome {
+  return {
+    success: false,
+    data: null,
+    error: {
+      code: 'CONFLICT',
+      message: `this message identity was already applied as operation "${operation}"; use a fresh correlation_id`,
+    },
+  };
+}
+
+async function recordUsage(scope: EffectScope, request: RecordUsageRequest) {
+  const record = eventRecord(scope.newId('usage_event'), request, scope.eventTime);
+  const { rows } = await scope.client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify([record])]);
+  return usageData(rows[0] as EventRow);
+}
+
+async function updateStats(client: PoolClient, patternId: string) {
+  const { rows } = await client.query<Row>(
+    `SELECT id AS pattern_id, usage_count, success_count, success_rate, avg_quality_improvement,
+            avg_execution_time_ms, last_used_at
+       FROM recompute_pattern_stats($1)`,
+    [patternId],
+  );
+  const row = rows[0] as { pattern_id: string | null } | undefined;
+  if (!row || row.pattern_id === null) throw notFound(patternId);
+  return row;
+}
+
+async function createRelationship(scope: EffectScope, request: CreateRelationshipRequest) {
+  const r = request.relationship_data;
+  const { rows } = await scope.client.query<Row>(
+    `INSERT INTO pattern_relationships AS r (id, source_pattern_id, target_pattern_id, relationship_type, strength,
+                                             description, context, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, coalesce($5, 1), $6, coalesce($7::jsonb, '{}'), $8, $8)
+     ON CONFLICT (source_pattern_id, target_pattern_id, relationship_type) DO UPDATE SET
+       strength = coalesce($5, r.strength),
+       description = coalesce($6, r.description),
+       context = coalesce($7::jsonb, r.context),
+       updated_at = $8
+     RETURNING id AS relationship_id, source_pattern_id, target_pattern_id, relationship_type, strength,
+               (xmax = 0) AS created`,
+    [
+      scope.newId('relationship'),
+      r.source_pattern_id,
+      r.target_pattern_id,
+      r.relationship_type,
+      r.strength ?? null,
+      r.description ?? null,
+      r.context == null ? null : JSON.stringify(r.context),
+      scope.eventTime,
+    ],
+  );
+  return rows[0];
+}
+
+async function updateRelationship(scope: EffectScope, request: UpdateRelationshipRequest) {
+  const r = request.relationship_data;
+  const { rows } = await scope.client.query<Row>(
+    `UPDATE pattern_relationships SET
+       strength = coalesce($4, strength),
+       description = coalesce($5, description),
+       context = coalesce($6::jsonb, context),
+       updated_at = $7
+     WHERE source_pattern_id = $1 AND target_pattern_id = $2 AND relationship_type = $3
+     RETURNING id AS relationship_id, source_pattern_id, target_pattern_id, relationship_type, strength, description`,
+    [
+      r.source_pattern_id,
+      r.target_pattern_id,
+      r.relationship_type,
+      r.strength ?? null,
+      r.description ?? null,
+      r.context == null ? null : JSON.stringify(r.context),
+      scope.eventTime,
+    ],
+  );
+  if (rows.length === 0) {
+    throw new EffectError(
+      'NOT_FOUND',
+      `no ${r.relationship_type} relationship from ${r.source_pattern_id} to ${r.target_pattern_id}`,
+    );
+  }
+  return rows[0];
+}

@@ -1,0 +1,67 @@
+// SQL fragments shared by the nodes. Column names are constants here; values always go in as parameters.
+import type { Filters } from '../contracts/fields.ts';
+
+/** Columns a pattern is returned with (internal sums and the search vector stay inside). */
+export const PATTERN_COLUMNS = [
+  'id AS pattern_id',
+  'pattern_name',
+  'pattern_type',
+  'language',
+  'category',
+  'template_code',
+  'description',
+  'example_usage',
+  'source',
+  'confidence_score',
+  'usage_count',
+  'success_count',
+  'success_rate',
+  'avg_quality_improvement',
+  'avg_execution_time_ms',
+  'complexity_score',
+  'maintainability_score',
+  'performance_score',
+  'parent_pattern_id',
+  'is_deprecated',
+  'deprecated_by_id',
+  'created_by',
+  'tags',
+  'context',
+  'discovered_at',
+  'updated_at',
+  'last_used_at',
+] as const;
+
+export function patternColumns(alias: string): string {
+  return PATTERN_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
+}
+
+/** Collects positional parameters while a statement is assembled from fixed fragments. */
+export class Params {
+  readonly values: unknown[] = [];
+
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+/** WHERE conditions for the contract's filters; deprecated patterns are skipped unless asked for. */
+export function filterConditions(filters: Filters | null | undefined, params: Params, alias = 'p'): string[] {
+  const f = filters ?? {};
+  const where: string[] = [];
+  if (f.language != null) where.push(`${alias}.language = ${params.add(f.language)}`);
+  if (f.pattern_type != null) where.push(`${alias}.pattern_type = ${params.add(f.pattern_type)}`);
+  if (f.category != null) where.push(`${alias}.category = ${params.add(f.category)}`);
+  if (f.tags != null && f.tags.length > 0) where.push(`${alias}.tags @> ${params.add(f.tags)}::text[]`);
+  if (f.min_confidence_score != null) {
+    where.push(`${alias}.confidence_score >= ${params.add(f.min_confidence_score)}`);
+  }
+  if (f.min_success_rate != null) where.push(`${alias}.success_rate >= ${params.add(f.min_success_rate)}`);
+  if (f.include_deprecated !== true) where.push(`NOT ${alias}.is_deprecated`);
+  return where;
+}
+
+export function whereClause(conditions: string[]): string {
+  return conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+}
