@@ -66,20 +66,10 @@ export const insertData = z.strictObject({
 export type InsertData = z.infer<typeof insertData>;
 
 export const updateData = z
-  .strictObject({
-    pattern_name: editableShape.pattern_name.optional(),
-    pattern_type: editableShape.pattern_type.optional(),
-    language: editableShape.language.optional(),
-    ...Object.fromEntries(
-      Object.entries(editableShape).filter(
-        ([k]) => !['pattern_name', 'pattern_type', 'language'].includes(k),
-      ),
-    ),
-  } as {
-    [K in keyof typeof editableShape]: z.ZodOptional<(typeof editableShape)[K]> | (typeof editableShape)[K];
-  })
+  .strictObject(editableShape)
+  .partial()
   .refine((d) => Object.values(d).some((v) => v !== undefined), { error: 'must set at least one field' });
-export type UpdateData = Partial<z.infer<typeof insertData>>;
+export type UpdateData = z.infer<typeof updateData>;
 
 export const usageData = z.strictObject({
   file_path: text(4_096).nullish(),

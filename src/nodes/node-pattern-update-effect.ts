@@ -130,7 +130,9 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
     client: PoolClient,
     items: UsageBatchItem[],
   ): Promise<{ outcome: StoredOutcome; duplicate: boolean }[]> {
-    const outcomes: ({ outcome: StoredOutcome; duplicate: boolean } | undefined)[] = Array.from({ length: items.length });
+    const outcomes: ({ outcome: StoredOutcome; duplicate: boolean } | undefined)[] = Array.from({
+      length: items.length,
+    });
     // The first item of an identity claims it; later items with the same identity are duplicates of it.
     const firstIndex = new Map<string, number>();
     const identities: string[] = [];
@@ -286,7 +288,7 @@ async function createRelationship(scope: EffectScope, request: CreateRelationshi
   const { rows } = await scope.client.query<Row>(
     `INSERT INTO pattern_relationships AS r (id, source_pattern_id, target_pattern_id, relationship_type, strength,
                                              description, context, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, coalesce($5, 1), $6, coalesce($7::jsonb, '{}'), $8, $8)
+     VALUES ($1, $2, $3, $4, coalesce($5::numeric, 1), $6::text, coalesce($7::jsonb, '{}'), $8, $8)
      ON CONFLICT (source_pattern_id, target_pattern_id, relationship_type) DO UPDATE SET
        strength = coalesce($5, r.strength),
        description = coalesce($6, r.description),
@@ -312,8 +314,8 @@ async function updateRelationship(scope: EffectScope, request: UpdateRelationshi
   const r = request.relationship_data;
   const { rows } = await scope.client.query<Row>(
     `UPDATE pattern_relationships SET
-       strength = coalesce($4, strength),
-       description = coalesce($5, description),
+       strength = coalesce($4::numeric, strength),
+       description = coalesce($5::text, description),
        context = coalesce($6::jsonb, context),
        updated_at = $7
      WHERE source_pattern_id = $1 AND target_pattern_id = $2 AND relationship_type = $3
