@@ -2,6 +2,15 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { topicsCommand } from './commands/topics.ts';
+import { workerCommand } from './commands/worker.ts';
+
+// kafkajs' request queue computes a negative delay on Node 24 and Node warns; the delay is clamped and harmless.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name !== 'TimeoutNegativeWarning')
+    process.stderr.write(`${warning.name}: ${warning.message}\n`);
+});
 
 export function buildProgram(): Command {
   const program = new Command('patterns')
@@ -11,6 +20,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: true });
   program.addCommand(migrateCommand());
+  program.addCommand(topicsCommand());
+  program.addCommand(workerCommand());
   return program;
 }
 

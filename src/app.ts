@@ -1,0 +1,151 @@
+// Composition root: wires configuration, database, Kafka, effect nodes and the worker together.
+import type { Config } from './config.ts';
+import { TopicNames } from './contracts/topics.ts';
+import { migrationStatus } from './db/migrate.ts';
+import { createPool, type Pool } from './db/pool.ts';
+import { startDatabaseProbe } from './db/probe.ts';
+import { isTransientDbError } from './db/errors.ts';
+import { createKafka } from './messaging/kafka.ts';
+import { RequestHandler, type Nodes, type Outcome } from './messaging/request-handler.ts';
+import { createTopics, missingTopics } from './messaging/topic-admin.ts';
+import { TopicDirectory } from './messaging/topic-directory.ts';
+import { Worker } from './messaging/worker.ts';
+import {
+  NodePatternAnalyticsEffect,
+  NodePatternQueryEffect,
+  NodePatternStorageEffect,
+  NodePatternUpdateEffect,
+} from './nodes/index.ts';
+import { startHealthServer, type HealthServer } from './telemetry/health.ts';
+import type { Logger } from './telemetry/logger.ts';
+import { Readiness } from './telemetry/readiness.ts';
+
+export function createNodes(pool: Pool, logger?: Logger): Nodes {
+  const options = logger ? { logger } : {};
+  return {
+    storage: new NodePatternStorageEffect(pool, options),
+    query: new NodePatternQueryEffect(pool, options),
+    update: new NodePatternUpdateEffect(pool, options),
+    analytics: new NodePatternAnalyticsEffect(pool, options),
+  };
+}
+
+export function createDatabasePool(config: Config, logger?: Logger): Pool {
+  return createPool({
+    connectionString: config.DATABASE_URL,
+    min: config.DB_POOL_MIN,
+    max: config.DB_POOL_MAX,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    applicationName: config.KAFKA_CLIENT_ID,
+    ...(logger ? { logger } : {}),
+  });
+}
+
+export class MissingTopicsError extends Error {
+  override name = 'MissingTopicsError';
+}
+
+export interface WorkerApp {
+  readiness: Readiness;
+  health: HealthServer;
+  stop(): Promise<void>;
+}
+
+export interface WorkerAppOptions {
+  config: Config;
+  logger: Logger;
+  /** Overrides for replay: its own group, no results. */
+  groupId?: string;
+  publishResults?: boolean;
+  onOutcome?: (outcome: Outcome) => void;
+}
+
+export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerApp> {
+  const { config, logger } = options;
+  const readiness = new Readiness();
+  const health = await startHealthServer({ port: config.PORT, readiness });
+  const pool = createDatabasePool(config, logger);
+  const probe = startDatabaseProbe(pool, (ok, detail) => {
+    readiness.set('database', ok, detail);
+    logger[ok ? 'info' : 'warn']({ detail }, ok ? 'database reachable' : 'database unreachable');
+  });
+  const names = new TopicNames(config.TOPIC_PREFIX);
+  const kafka = createKafka(config, logger);
+  const admin = kafka.admin();
+  let worker: Worker | undefined;
+
+  const cleanup = async () => {
+    probe.stop();
+    await worker?.stop().catch((err: unknown) => logger.error({ err }, 'stopping the consumer failed'));
+    await admin.disconnect().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    await health.close();
+  };
+
+  try {
+    const migrations = await migrationStatus(pool);
+    readiness.set(
+      'migrations',
+      migrations.current,
+      migrations.current ? 'current' : `pending: ${migrations.pending.join(', ')}`,
+    );
+    if (!migrations.current) {
+      logger.warn({ pending: migrations.pending }, 'database migrations are pending; run "patterns migrate"');
+    }
+
+    await admin.connect();
+    if (config.WORKER_CREATE_TOPICS) {
+      const created = await createTopics(admin, names);
+      if (created.length > 0) logger.info({ created }, 'created topics');
+    }
+    const missing = await missingTopics(admin, names);
+    if (missing.length > 0) {
+      throw new MissingTopicsError(
+        `these topics do not exist: ${missing.join(', ')}. Create them with "patterns topics create" ` +
+          '(or set WORKER_CREATE_TOPICS=true).',
+      );
+    }
+
+    const groupId = options.groupId ?? config.KAFKA_GROUP_ID;
+    const handler = new RequestHandler({
+      names,
+      nodes: createNodes(pool, logger),
+      directory: new TopicDirectory(admin),
+      consumerGroup: groupId,
+      maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
+      maxUsageBatch: config.WORKER_BATCH_SIZE,
+      logger,
+      ...(options.publishResults === false ? { publishResults: false } : {}),
+      ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+    });
+    worker = new Worker({
+      kafka,
+      groupId,
+      topics: names.requests(),
+      handler,
+      logger,
+      readiness,
+      partitionsConcurrently: config.WORKER_PARTITIONS_CONCURRENCY,
+      backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
+      maxBytesPerPartition: Math.max(config.WORKER_MAX_MESSAGE_BYTES * 2, 1024 * 1024),
+      onTransientFailure: (err) => {
+        if (isTransientDbError(err))
+          probe.reportFailure(`operation failed: ${err instanceof Error ? err.message : String(err)}`);
+      },
+    });
+    await worker.start();
+    logger.info({ group: groupId, topics: names.requests(), port: health.port }, 'worker started');
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+
+  return {
+    readiness,
+    health,
+    async stop() {
+      readiness.set('running', false, 'shutting down');
+      await cleanup();
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { Command } from 'commander';
+import { startWorkerApp } from '../../app.ts';
+import { loadConfig } from '../../config.ts';
+import { cliLogger } from '../logging.ts';
+
+export function workerCommand(): Command {
+  return new Command('worker')
+    .description(
+      'Consume the request topics, apply them through the effect nodes and publish correlated results.',
+    )
+    .addHelpText(
+      'after',
+      `
+Configuration comes from the environment (see README, "Configuration"): KAFKA_BROKERS, DATABASE_URL,
+KAFKA_GROUP_ID, TOPIC_PREFIX, PORT, WORKER_PARTITIONS_CONCURRENCY, WORKER_BATCH_SIZE, ...
+
+SIGTERM or SIGINT stops fetching, finishes what is in flight, publishes its results, commits offsets and
+exits 0 within WORKER_SHUTDOWN_TIMEOUT_MS. A second signal exits at once; nothing is lost even then,
+because effects are applied exactly once and redelivered messages republish their stored results.`,
+    )
+    .action(async () => {
+      const config = loadConfig();
+      const logger = cliLogger(config.LOG_LEVEL);
+      const app = await startWorkerApp({ config, logger });
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (stopping) {
+            logger.warn({ signal }, 'second signal: exiting now');
+            process.exit(130);
+          }
+          stopping = true;
+          logger.info({ signal, bound_ms: config.WORKER_SHUTDOWN_TIMEOUT_MS }, 'shutting down');
+          const timer = setTimeout(() => {
+            logger.error('shutdown bound exceeded; exiting');
+            process.exit(1);
+          }, config.WORKER_SHUTDOWN_TIMEOUT_MS);
+          timer.unref();
+          app.stop().then(
+            () => {
+              logger.info('stopped cleanly');
+              resolve();
+            },
+            (err: unknown) => {
+              logger.error({ err }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+    });
+}

@@ -1,0 +1,62 @@
+// Creates and checks the worker's topics. Request topics keep their data forever so that replay from
+// the beginning works; results are kept for a week; dead letters for a month.
+import type { Admin, ITopicConfig } from 'kafkajs';
+import type { TopicNames, TopicRole } from '../contracts/topics.ts';
+
+export const RETENTION_MS: Record<TopicRole, string> = {
+  request: '-1',
+  result: String(7 * 24 * 3600 * 1000),
+  dlq: String(30 * 24 * 3600 * 1000),
+};
+
+export interface TopicLayout {
+  requestPartitions: number;
+  resultPartitions: number;
+  dlqPartitions: number;
+  replicationFactor: number;
+}
+
+export const DEFAULT_LAYOUT: TopicLayout = {
+  requestPartitions: 6,
+  resultPartitions: 6,
+  dlqPartitions: 1,
+  replicationFactor: 1,
+};
+
+export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LAYOUT): ITopicConfig[] {
+  return names.all().map(({ name, role }) => ({
+    topic: name,
+    numPartitions:
+      role === 'request'
+        ? layout.requestPartitions
+        : role === 'result'
+          ? layout.resultPartitions
+          : layout.dlqPartitions,
+    replicationFactor: layout.replicationFactor,
+    configEntries: [
+      { name: 'retention.ms', value: RETENTION_MS[role] },
+      { name: 'cleanup.policy', value: 'delete' },
+    ],
+  }));
+}
+
+/** Creates whichever of the worker's topics are missing; returns the names it created. */
+export async function createTopics(
+  admin: Admin,
+  names: TopicNames,
+  layout: TopicLayout = DEFAULT_LAYOUT,
+): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const wanted = topicConfigs(names, layout).filter((t) => !existing.has(t.topic));
+  if (wanted.length === 0) return [];
+  await admin.createTopics({ topics: wanted, waitForLeaders: true });
+  return wanted.map((t) => t.topic);
+}
+
+export async function missingTopics(admin: Admin, names: TopicNames): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  return names
+    .all()
+    .map((t) => t.name)
+    .filter((t) => !existing.has(t));
+}

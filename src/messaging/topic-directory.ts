@@ -1,0 +1,34 @@
+// Which topics exist and how many partitions they have, cached, so that a reply header naming a topic
+// that does not exist is refused up front instead of wedging its partition in send retries.
+import type { Admin } from 'kafkajs';
+
+const POSITIVE_TTL_MS = 60_000;
+const NEGATIVE_TTL_MS = 2_000;
+
+export class TopicDirectory {
+  readonly #admin: Admin;
+  readonly #cache = new Map<string, { partitions: number | undefined; at: number }>();
+
+  constructor(admin: Admin) {
+    this.#admin = admin;
+  }
+
+  /** Partition count of `topic`, or undefined when it does not exist. */
+  async partitions(topic: string): Promise<number | undefined> {
+    const cached = this.#cache.get(topic);
+    const now = Date.now();
+    if (cached && now - cached.at < (cached.partitions === undefined ? NEGATIVE_TTL_MS : POSITIVE_TTL_MS)) {
+      return cached.partitions;
+    }
+    let partitions: number | undefined;
+    try {
+      const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
+      partitions = metadata.topics[0]?.partitions.length;
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if (type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+    }
+    this.#cache.set(topic, { partitions, at: now });
+    return partitions;
+  }
+}
