@@ -12,7 +12,11 @@ await producer.connect();
 await producer.send({
   topic,
   acks: -1,
-  messages: Array.from({ length: 100 }, (_, i) => ({ key: `k${i % 7}`, value: `v${i}`, headers: { h: Buffer.from([0, 1, i]) } })),
+  messages: Array.from({ length: 100 }, (_, i) => ({
+    key: `k${i % 7}`,
+    value: `v${i}`,
+    headers: { h: Buffer.from([0, 1, i]) },
+  })),
 });
 const consumer = kafka.consumer({ groupId: `${topic}-g`, maxWaitTimeInMs: 100 });
 await consumer.connect();
@@ -34,7 +38,10 @@ const done = new Promise((resolve) => {
   });
 });
 let timer;
-await Promise.race([done, new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`timeout, seen ${seen}`)), 20000)))]);
+await Promise.race([
+  done,
+  new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`timeout, seen ${seen}`)), 20000))),
+]);
 clearTimeout(timer);
 await consumer.disconnect();
 const committed = await admin.fetchOffsets({ groupId: `${topic}-g`, topics: [topic] });
@@ -44,5 +51,7 @@ const latest = await admin.fetchTopicOffsets(topic);
 await admin.deleteTopics({ topics: [topic] });
 await producer.disconnect();
 await admin.disconnect();
-console.log(`kafkajs OK: consumed ${seen}, committed ${total}, group state ${groups.groups[0].state}, high watermarks ${latest.map((p) => p.high).join(',')}`);
+console.log(
+  `kafkajs OK: consumed ${seen}, committed ${total}, group state ${groups.groups[0].state}, high watermarks ${latest.map((p) => p.high).join(',')}`,
+);
 if (total !== 100) process.exit(1);

@@ -7,6 +7,7 @@ CREATE TABLE processed_messages (
   operation text NOT NULL,
   source_partition integer,
   source_offset bigint,
-  result jsonb NOT NULL,
+  -- json, not jsonb: a republished result must be byte-for-byte the one first published.
+  result json NOT NULL,
   processed_at timestamptz NOT NULL DEFAULT now()
 );

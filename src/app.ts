@@ -41,6 +41,22 @@ export function createDatabasePool(config: Config, logger?: Logger): Pool {
   });
 }
 
+/**
+ * Fault injection for the crash tests: WORKER_FAULT_KILL_AFTER_UNITS=N makes the process SIGKILL itself
+ * right after the N-th unit's effects are committed, before its results are published or its offset
+ * committed. Never set in production.
+ */
+function crashHook(): { afterEffects?: () => void } {
+  const limit = Number(process.env.WORKER_FAULT_KILL_AFTER_UNITS ?? 0);
+  if (!(limit > 0)) return {};
+  let units = 0;
+  return {
+    afterEffects: () => {
+      if (++units >= limit) process.kill(process.pid, 'SIGKILL');
+    },
+  };
+}
+
 export class MissingTopicsError extends Error {
   override name = 'MissingTopicsError';
 }
@@ -127,7 +143,9 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       readiness,
       partitionsConcurrently: config.WORKER_PARTITIONS_CONCURRENCY,
       backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
+      sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
       maxBytesPerPartition: Math.max(config.WORKER_MAX_MESSAGE_BYTES * 2, 1024 * 1024),
+      ...crashHook(),
       onTransientFailure: (err) => {
         if (isTransientDbError(err))
           probe.reportFailure(`operation failed: ${err instanceof Error ? err.message : String(err)}`);

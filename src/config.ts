@@ -41,6 +41,7 @@ export const configSchema = z
     DB_POOL_MIN: intFrom(0, 100).default(5),
     DB_POOL_MAX: intFrom(1, 100).default(20),
     DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
+    KAFKA_SESSION_TIMEOUT_MS: intFrom(6_000, 300_000).default(30_000),
     WORKER_PARTITIONS_CONCURRENCY: intFrom(1, 256).default(4),
     WORKER_BATCH_SIZE: intFrom(1, 10_000).default(500),
     WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),

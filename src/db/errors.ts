@@ -43,6 +43,8 @@ const TRANSIENT_MESSAGES = [
   /not queryable/i,
   /terminating connection/i,
   /Connection closed/i,
+  /not currently accepting connections/i,
+  /the database system is (starting up|shutting down|in recovery mode)/i,
 ];
 
 function asPgError(err: unknown): PgLikeError {

@@ -37,6 +37,13 @@ export function createPool(options: PoolOptions): Pool {
     idleTimeoutMillis: 30_000,
     types,
   });
+  // A client whose connection dies between queries emits 'error'; without a listener that would crash
+  // the process. The query in flight (if any) still rejects and is classified as transient.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => {
+      options.logger?.warn({ err: redactUrl(err.message) }, 'database connection failed');
+    });
+  });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => {
     options.logger?.warn(

@@ -35,6 +35,8 @@ export interface BatchProcessorOptions {
   logger: Logger;
   onTransientFailure?: (err: unknown) => void;
   onUnitDone?: (unit: Unit) => void;
+  /** Called after a unit's effects are committed and before its results are published (fault tests). */
+  afterEffects?: (unit: Unit) => void;
 }
 
 export function toInbound(topic: string, partition: number, message: KafkaMessage): InboundMessage {
@@ -77,6 +79,7 @@ export class BatchProcessor {
       if (!first || !last) continue;
       try {
         const records = await handler.apply(unit);
+        this.#options.afterEffects?.(unit);
         if (records.length > 0) await producer.sendBatch({ topicMessages: records, acks: -1 });
       } catch (err) {
         const attempt = this.#attempts.get(key) ?? 0;

@@ -40,6 +40,8 @@ interface Prepared {
   logical: RequestTopic;
   request: PatternRequest | undefined;
   error: ModelError | undefined;
+  /** The body's correlation_id even when the request is refused, so the caller can match the error. */
+  correlationId: string | null;
   reply: ReplyTarget;
   correlationHeader: Buffer | undefined;
   context: ExecuteContext;
@@ -127,14 +129,13 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
       : headerBytes(message.headers[HEADERS.correlationId])?.subarray(0, 64);
 
     let request: PatternRequest | undefined;
-    if (!error) {
-      const decoded = decodeRequest(logical, message.value, { maxBytes: this.#o.maxMessageBytes });
-      if (decoded.ok) request = decoded.request;
-      else error = decoded.error;
-    }
+    const decoded = decodeRequest(logical, message.value, { maxBytes: this.#o.maxMessageBytes });
+    const correlationId = decoded.ok ? (decoded.request.correlation_id ?? null) : null;
+    if (!decoded.ok) error ??= decoded.error;
+    else if (!error) request = decoded.request;
     const source = { topic: message.topic, partition: message.partition, offset: message.offset };
     const identity = messageIdentity({
-      bodyCorrelationId: request?.correlation_id,
+      bodyCorrelationId: correlationId,
       headerCorrelationId: correlationHeader,
       ...source,
     });
@@ -143,6 +144,7 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
       logical,
       request,
       error,
+      correlationId,
       reply,
       correlationHeader,
       context: { identity, eventTime, source, validated: true },
@@ -175,7 +177,7 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
     return buildResult(
       { success: false, data: null, error },
       {
-        correlationId: p.request?.correlation_id ?? null,
+        correlationId: p.correlationId,
         operation,
         node: TOPIC_SPECS[p.logical].node,
         startedAt: performance.now(),

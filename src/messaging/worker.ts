@@ -16,9 +16,11 @@ export interface WorkerOptions {
   partitionsConcurrently: number;
   backoff: BackoffPolicy;
   maxBytesPerPartition?: number;
+  sessionTimeoutMs?: number;
   fromBeginning?: boolean;
   onTransientFailure?: (err: unknown) => void;
   onUnitDone?: (unit: Unit) => void;
+  afterEffects?: (unit: Unit) => void;
 }
 
 export class Worker {
@@ -34,8 +36,8 @@ export class Worker {
       groupId: options.groupId,
       maxWaitTimeInMs: 100,
       maxBytesPerPartition: options.maxBytesPerPartition ?? 4 * 1024 * 1024,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 30_000) / 10),
       rebalanceTimeout: 60_000,
       allowAutoTopicCreation: false,
     });
@@ -74,6 +76,7 @@ export class Worker {
       logger,
       ...(this.#options.onTransientFailure ? { onTransientFailure: this.#options.onTransientFailure } : {}),
       ...(this.#options.onUnitDone ? { onUnitDone: this.#options.onUnitDone } : {}),
+      ...(this.#options.afterEffects ? { afterEffects: this.#options.afterEffects } : {}),
     });
     const processor = this.#processor;
     await this.consumer.run({

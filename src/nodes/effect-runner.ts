@@ -84,7 +84,7 @@ export async function claimIdentity(
 ): Promise<StoredOutcome | undefined> {
   const claimed = await client.query(
     `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result)
-     VALUES ($1, $2, $3, $4, $5, '{}'::jsonb)
+     VALUES ($1, $2, $3, $4, $5, '{}'::json)
      ON CONFLICT (identity) DO NOTHING`,
     [identity, topic, operation, source?.partition ?? null, source?.offset ?? null],
   );

@@ -147,7 +147,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
     if (identities.length > 0) {
       const { rows } = await client.query<{ identity: string }>(
         `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result)
-         SELECT i, $2, 'record_usage', p, o, '{}'::jsonb FROM unnest($1::text[], $3::int[], $4::bigint[]) AS t(i, p, o)
+         SELECT i, $2, 'record_usage', p, o, '{}'::json FROM unnest($1::text[], $3::int[], $4::bigint[]) AS t(i, p, o)
          ON CONFLICT (identity) DO NOTHING RETURNING identity`,
         [
           identities,
@@ -238,7 +238,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
       if (storedIdentities.length > 0) {
         await client.query<Row>(
           `UPDATE processed_messages m SET result = v.result
-             FROM unnest($1::text[], $2::jsonb[]) AS v(identity, result) WHERE m.identity = v.identity`,
+             FROM unnest($1::text[], $2::json[]) AS v(identity, result) WHERE m.identity = v.identity`,
           [storedIdentities, storedResults],
         );
       }

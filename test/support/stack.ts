@@ -1,0 +1,94 @@
+// One isolated stack per test file: a throwaway database, a unique topic prefix with its topics created,
+// a producer, and a collector on the result and dead-letter topics.
+import type { Kafka, Message, Producer } from 'kafkajs';
+import { TopicNames, type RequestTopic } from '../../src/contracts/topics.ts';
+import { createTopics } from '../../src/messaging/topic-admin.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { Collector, connectedProducer, testKafka, uniquePrefix } from './kafka.ts';
+import { startWorker, type WorkerProcess } from './worker-process.ts';
+
+export interface Stack {
+  db: TestDatabase;
+  names: TopicNames;
+  kafka: Kafka;
+  producer: Producer;
+  results: Collector;
+  env: Record<string, string>;
+  send(topic: RequestTopic, messages: (Message | Record<string, unknown>)[]): Promise<void>;
+  worker(extraEnv?: Record<string, string>): Promise<WorkerProcess>;
+  close(): Promise<void>;
+}
+
+export async function createStack(
+  options: { partitions?: number; extraTopics?: string[] } = {},
+): Promise<Stack> {
+  const db = await createTestDatabase();
+  const names = new TopicNames(uniquePrefix());
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const partitions = options.partitions ?? 3;
+  await createTopics(admin, names, {
+    requestPartitions: partitions,
+    resultPartitions: 3,
+    dlqPartitions: 1,
+    replicationFactor: 1,
+  });
+  if (options.extraTopics?.length) {
+    await admin.createTopics({
+      topics: options.extraTopics.map((topic) => ({ topic, numPartitions: 3 })),
+      waitForLeaders: true,
+    });
+  }
+  await admin.disconnect();
+  const producer = await connectedProducer(kafka);
+  const observed = names
+    .all()
+    .filter((t) => t.role !== 'request')
+    .map((t) => t.name);
+  const results = await new Collector(kafka, [...observed, ...(options.extraTopics ?? [])]).start();
+  const env = {
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+    TOPIC_PREFIX: names.prefix,
+    KAFKA_GROUP_ID: `${names.prefix}worker`,
+    DB_POOL_MIN: '1',
+    DB_POOL_MAX: '5',
+    WORKER_RETRY_INITIAL_MS: '100',
+    WORKER_RETRY_MAX_MS: '1000',
+    LOG_LEVEL: 'warn',
+    KAFKA_SESSION_TIMEOUT_MS: '6000',
+  };
+  const workers: WorkerProcess[] = [];
+  return {
+    db,
+    names,
+    kafka,
+    producer,
+    results,
+    env,
+    async send(topic, messages) {
+      await producer.send({
+        topic: names.request(topic),
+        acks: -1,
+        messages: messages.map((m) =>
+          'value' in m && (Buffer.isBuffer(m.value) || typeof m.value === 'string' || m.value === null)
+            ? (m as Message)
+            : { value: JSON.stringify(m) },
+        ),
+      });
+    },
+    async worker(extraEnv = {}) {
+      const w = await startWorker({ ...env, ...extraEnv });
+      workers.push(w);
+      await w.waitReady();
+      return w;
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+      await results.stop();
+      await producer.disconnect();
+      await db.drop();
+    },
+  };
+}
