@@ -93,6 +93,11 @@ start() {
   if is_up; then say "already running on 127.0.0.1:$PORT (pid $(cat "$PID_FILE"))"; return 0; fi
   command -v java >/dev/null || die "java (17 or newer) is needed"
   resolve_jars
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    # Something else listens there (another checkout's broker, say): use it if it really is Kafka.
+    if produce_consume_check; then say "a broker not started here already serves 127.0.0.1:$PORT; using it"; return 0; fi
+    die "port $PORT is taken by something that is not a working Kafka broker; set KAFKA_PORT"
+  fi
   write_properties
   if [ ! -f "$DATA/meta.properties" ]; then
     tool kafka.tools.StorageTool format --standalone -t "$(tool kafka.tools.StorageTool random-uuid)" \
