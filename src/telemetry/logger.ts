@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { redactUrl } from './redact.ts';
 
 export type { Logger };
@@ -12,8 +12,12 @@ const SECRET_PATHS = [
   '*.sasl.password',
 ];
 
-export function createLogger(level: string = 'info', options: LoggerOptions = {}): Logger {
-  return pino({
+export function createLogger(
+  level: string = 'info',
+  options: LoggerOptions = {},
+  destination?: DestinationStream,
+): Logger {
+  const settings: LoggerOptions = {
     level,
     base: { service: 'pattern-worker' },
     redact: { paths: SECRET_PATHS, censor: '***' },
@@ -35,5 +39,6 @@ export function createLogger(level: string = 'info', options: LoggerOptions = {}
       },
     },
     ...options,
-  });
+  };
+  return destination ? pino(settings, destination) : pino(settings);
 }

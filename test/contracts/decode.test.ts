@@ -1,0 +1,172 @@
+import { describe, expect, it } from 'vitest';
+import { decodeRequest, jsonDepth } from '../../src/contracts/decode.ts';
+import { readCorrelationHeader, readReplyPartition, readReplyTopic } from '../../src/contracts/headers.ts';
+import { TopicNames } from '../../src/contracts/topics.ts';
+
+const ID = '11111111-1111-4111-8111-111111111111';
+const decode = (topic: Parameters<typeof decodeRequest>[0], value: unknown, maxBytes = 1_000_000) =>
+  decodeRequest(
+    topic,
+    Buffer.isBuffer(value) ? value : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)),
+    {
+      maxBytes,
+    },
+  );
+const errorOf = (r: ReturnType<typeof decode>) => (r.ok ? undefined : r.error);
+
+describe('decodeRequest', () => {
+  it('applies the default operation and list defaults', () => {
+    const r = decode('pattern.search.request', {
+      search_query: 'async database',
+      filters: { language: 'python', min_confidence_score: 0.8 },
+    });
+    expect(r).toEqual({
+      ok: true,
+      request: {
+        operation: 'search',
+        search_query: 'async database',
+        filters: { language: 'python', min_confidence_score: 0.8 },
+        limit: 10,
+        offset: 0,
+      },
+    });
+  });
+
+  it.each([
+    [
+      'an unknown field',
+      'pattern.insert',
+      { operation: 'delete', pattern_id: ID, foo: 1 },
+      'unknown field "foo"',
+    ],
+    [
+      'an unknown filter key',
+      'pattern.search.request',
+      { search_query: 'x', filters: { 'sort; DROP TABLE x': 1 } },
+      'in filters',
+    ],
+    [
+      'an out-of-range score',
+      'pattern.search.request',
+      { search_query: 'x', filters: { min_confidence_score: 1.5 } },
+      'filters.min_confidence_score: must be between 0 and 1',
+    ],
+    [
+      'an operation of another topic',
+      'pattern.insert',
+      { operation: 'search', search_query: 'x' },
+      'belongs to topic pattern.search.request',
+    ],
+    ['an unknown operation', 'pattern.usage', { operation: 'nope' }, 'unknown operation "nope"'],
+    [
+      'a malformed UUID',
+      'pattern.insert',
+      { operation: 'delete', pattern_id: "1' OR '1'='1" },
+      'pattern_id: must be a UUID',
+    ],
+    ['a malformed date', 'pattern.analytics.compute', { period_start: 'yesterday' }, 'period_start'],
+    [
+      'a used field of another operation',
+      'pattern.insert',
+      { operation: 'delete', pattern_id: ID, search_query: 'x' },
+      'is not used by operation "delete"',
+    ],
+    [
+      'a limit over 1000',
+      'pattern.search.request',
+      { operation: 'filter', limit: 1001 },
+      'limit: must be at most 1000',
+    ],
+    ['a missing required field', 'pattern.usage', { pattern_id: ID }, 'usage_data: is required'],
+    [
+      'an empty period',
+      'pattern.analytics.compute',
+      { period_start: '2026-01-02T00:00:00Z', period_end: '2026-01-01T00:00:00Z' },
+      'period_end: must be after period_start',
+    ],
+    [
+      'a self relationship',
+      'pattern.usage',
+      {
+        operation: 'create_relationship',
+        relationship_data: { source_pattern_id: ID, target_pattern_id: ID, relationship_type: 'similar' },
+      },
+      'target_pattern_id',
+    ],
+    ['an array', 'pattern.insert', [1, 2], 'must be a JSON object, not an array'],
+  ])('rejects %s, naming it', (_what, topic, value, message) => {
+    const error = errorOf(decode(topic as never, value));
+    expect(error?.code).toBe('VALIDATION_ERROR');
+    expect(error?.message).toContain(message);
+  });
+
+  it('accepts known-but-unused fields when they are null', () => {
+    expect(
+      decode('pattern.insert', { operation: 'delete', pattern_id: ID, search_query: null, usage_data: null })
+        .ok,
+    ).toBe(true);
+  });
+
+  it('rejects byte-level garbage without parsing more than needed', () => {
+    expect(errorOf(decode('pattern.insert', Buffer.alloc(0)))?.message).toContain('empty');
+    expect(errorOf(decode('pattern.insert', Buffer.from([0x7b, 0xff, 0xfe, 0x7d])))?.message).toContain(
+      'UTF-8',
+    );
+    expect(errorOf(decode('pattern.insert', '{"a":'))?.message).toContain('not valid JSON');
+    expect(errorOf(decode('pattern.insert', '['.repeat(1_000_000)))?.message).toContain('nested');
+    expect(
+      errorOf(
+        decode(
+          'pattern.usage',
+          `{"pattern_id":"${ID}","usage_data":{"success":true,"quality_before":1e999}}`,
+        ),
+      )?.code,
+    ).toBe('VALIDATION_ERROR');
+    const big = errorOf(decode('pattern.insert', 'x'.repeat(2000), 1000));
+    expect(big).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { size: 2000, limit: 1000 } });
+  });
+
+  it('counts JSON depth outside strings only', () => {
+    expect(jsonDepth('{"a":"[[[[[[","b":[{"c":1}]}')).toBe(3);
+  });
+});
+
+describe('header decoders', () => {
+  it('reads Spring 4-byte and NestJS decimal reply partitions', () => {
+    expect(readReplyPartition(Buffer.from([0, 0, 0, 2]))).toEqual({ ok: true, value: 2 });
+    expect(readReplyPartition(Buffer.from('2'))).toEqual({ ok: true, value: 2 });
+    expect(readReplyPartition(Buffer.from('1234'))).toEqual({ ok: true, value: 1234 });
+    expect(readReplyPartition(undefined)).toEqual({ ok: true, value: undefined });
+    expect(readReplyPartition(Buffer.from([1, 2, 3])).ok).toBe(false);
+    expect(readReplyPartition(Buffer.from([0xff, 0xff, 0xff, 0xff])).ok).toBe(false);
+  });
+
+  it('refuses internal, dead-letter and illegal reply topics', () => {
+    expect(readReplyTopic(Buffer.from('replies.v1'))).toEqual({ ok: true, value: 'replies.v1' });
+    expect(readReplyTopic(Buffer.from('__consumer_offsets'))).toMatchObject({ ok: false });
+    expect(readReplyTopic(Buffer.from('pattern.insert.dlq'))).toMatchObject({ ok: false });
+    expect(readReplyTopic(Buffer.from('bad topic!'))).toMatchObject({ ok: false });
+    expect(readReplyTopic(Buffer.alloc(300, 'a'))).toMatchObject({ ok: false });
+  });
+
+  it('bounds correlation ids', () => {
+    expect(readCorrelationHeader(Buffer.alloc(16, 7))).toMatchObject({ ok: true });
+    expect(readCorrelationHeader(Buffer.alloc(5000))).toMatchObject({ ok: false });
+  });
+});
+
+describe('TopicNames', () => {
+  it('prefixes every name and looks them up', () => {
+    const names = new TopicNames('staging.');
+    expect(names.request('pattern.usage')).toBe('staging.pattern.usage');
+    expect(names.result('pattern.search.request')).toBe('staging.pattern.search.result');
+    expect(names.dlq('pattern.insert')).toBe('staging.pattern.insert.dlq');
+    expect(names.all()).toHaveLength(12);
+    expect(names.lookup('staging.pattern.usage.dlq')).toEqual({
+      name: 'staging.pattern.usage.dlq',
+      role: 'dlq',
+      logical: 'pattern.usage',
+    });
+    expect(names.lookup('pattern.usage')).toBeUndefined();
+  });
+});
