@@ -23,9 +23,9 @@ export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'>
         return search(client, request);
       case 'filter':
       case 'get_by_type':
-        return filter(client, request.filters, request.limit, request.offset);
+        return listPatterns(client, 'filter', request.filters, request.limit, request.offset);
       case 'get_top':
-        return getTop(client, request.filters, request.limit, request.offset);
+        return listPatterns(client, 'top', request.filters, request.limit, request.offset);
       case 'get_related':
         return getRelated(client, request);
     }
@@ -64,35 +64,33 @@ async function search(client: PoolClient, request: SearchRequest) {
   return rows;
 }
 
-async function filter(
-  client: PoolClient,
-  filters: Filters | null | undefined,
-  limit: number,
-  offset: number,
-) {
-  const params = new Params();
-  const { rows } = await client.query<Row>(
-    `SELECT ${patternColumns('p')} FROM pattern_templates p
-       ${whereClause(filterConditions(filters, params))}
-      ORDER BY p.confidence_score DESC NULLS LAST, p.id
-      LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`,
-    params.values,
-  );
-  return rows;
-}
+// The list operations differ only in where patterns come from and how they are ordered (both constants).
+const LISTS = {
+  filter: {
+    from: 'pattern_templates p',
+    columns: patternColumns('p'),
+    orderBy: 'p.confidence_score DESC NULLS LAST, p.id',
+  },
+  top: {
+    from: 'v_top_patterns t JOIN pattern_templates p ON p.id = t.id',
+    columns: `${patternColumns('p')}, t.rank, t.wilson_score`,
+    orderBy: 't.rank',
+  },
+} as const;
 
-async function getTop(
+async function listPatterns(
   client: PoolClient,
+  list: keyof typeof LISTS,
   filters: Filters | null | undefined,
   limit: number,
   offset: number,
 ) {
+  const { from, columns, orderBy } = LISTS[list];
   const params = new Params();
   const { rows } = await client.query<Row>(
-    `SELECT ${patternColumns('p')}, t.rank, t.wilson_score
-       FROM v_top_patterns t JOIN pattern_templates p ON p.id = t.id
+    `SELECT ${columns} FROM ${from}
        ${whereClause(filterConditions(filters, params))}
-      ORDER BY t.rank
+      ORDER BY ${orderBy}
       LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`,
     params.values,
   );
