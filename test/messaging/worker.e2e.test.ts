@@ -240,7 +240,8 @@ describe('exactly-once effects and replays', () => {
     await stack.results.waitForCount(usageTopic, 21);
 
     const inserts = stack.results.on(stack.names.result('pattern.insert')).map(resultOf);
-    expect(inserts.map((r) => r.metadata.duplicate ?? false)).toEqual([false, true]);
+    // Unkeyed copies may land on two partitions: either may win, exactly one is the duplicate.
+    expect(inserts.map((r) => r.metadata.duplicate ?? false).sort()).toEqual([false, true]);
     expect(inserts[1]?.data).toEqual(inserts[0]?.data);
     const stats = async () =>
       (
