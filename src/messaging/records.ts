@@ -2,6 +2,7 @@
 // (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
 import type { IHeaders, Message } from 'kafkajs';
 import type { ModelError } from '../contracts/errors.ts';
+import { HEADERS } from '../contracts/headers.ts';
 import type { ModelResult } from '../contracts/results.ts';
 import type { InboundMessage } from './batch-processor.ts';
 
@@ -21,15 +22,15 @@ export function resultRecord(options: {
 }): Message {
   const { result, request } = options;
   const headers: IHeaders = {
-    'content-type': CONTENT_TYPE_JSON,
+    [HEADERS.contentType]: CONTENT_TYPE_JSON,
     // Tells a NestJS ClientKafka that this is the last reply, so its observable completes.
-    'kafka_nest-is-disposed': Buffer.alloc(1),
+    [HEADERS.nestIsDisposed]: Buffer.alloc(1),
   };
   const correlation =
     options.correlationHeader ??
     (result.metadata.correlation_id ? Buffer.from(result.metadata.correlation_id, 'utf8') : undefined);
-  if (correlation) headers.kafka_correlationId = correlation;
-  if (options.traceparent) headers.traceparent = options.traceparent;
+  if (correlation) headers[HEADERS.correlationId] = correlation;
+  if (options.traceparent) headers[HEADERS.traceparent] = options.traceparent;
   return { key: request.key, value: JSON.stringify(result), headers };
 }
 
@@ -56,14 +57,14 @@ export function deadLetterRecord(options: {
     if (value !== undefined) headers[name] = value;
   }
   Object.assign(headers, {
-    'kafka_dlt-original-topic': request.topic,
-    'kafka_dlt-original-partition': int32(request.partition),
-    'kafka_dlt-original-offset': int64(request.offset),
-    'kafka_dlt-original-timestamp': int64(request.timestamp),
+    [HEADERS.dltOriginalTopic]: request.topic,
+    [HEADERS.dltOriginalPartition]: int32(request.partition),
+    [HEADERS.dltOriginalOffset]: int64(request.offset),
+    [HEADERS.dltOriginalTimestamp]: int64(request.timestamp),
     'kafka_dlt-original-timestamp-type': 'CreateTime',
-    'kafka_dlt-original-consumer-group': options.consumerGroup,
-    'kafka_dlt-exception-fqcn': error.code,
-    'kafka_dlt-exception-message': error.message.slice(0, MAX_DLT_MESSAGE_CHARS),
+    [HEADERS.dltOriginalConsumerGroup]: options.consumerGroup,
+    [HEADERS.dltExceptionFqcn]: error.code,
+    [HEADERS.dltExceptionMessage]: error.message.slice(0, MAX_DLT_MESSAGE_CHARS),
   });
   return { key: request.key, value: request.value, headers };
 }
