@@ -5,3 +5,4 @@ export * from './requests.ts';
 export * from './results.ts';
 export * from './headers.ts';
 export * from './decode.ts';
+export * from './result-data.ts';

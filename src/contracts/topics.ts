@@ -60,6 +60,9 @@ export function topicOfOperation(operation: string): RequestTopic | undefined {
 
 export type TopicRole = 'request' | 'result' | 'dlq';
 
+/** Where PatternClient asks for its replies (not part of the worker's own topics). */
+export const REPLY_TOPIC = 'pattern.reply';
+
 export interface TopicName {
   name: string;
   role: TopicRole;
@@ -97,6 +100,11 @@ export class TopicNames {
 
   dlq(logical: RequestTopic): string {
     return this.#name(logical, 'dlq');
+  }
+
+  /** The shared reply topic of PatternClient instances: each client reads one partition of it. */
+  reply(): string {
+    return `${this.prefix}${REPLY_TOPIC}`;
   }
 
   requests(): string[] {

@@ -9,11 +9,16 @@ export const RETENTION_MS: Record<TopicRole, string> = {
   dlq: String(30 * 24 * 3600 * 1000),
 };
 
+/** Replies are read once, seconds after they are written. */
+export const REPLY_RETENTION_MS = String(3600 * 1000);
+
 export interface TopicLayout {
   requestPartitions: number;
   resultPartitions: number;
   dlqPartitions: number;
   replicationFactor: number;
+  /** Partitions of the shared reply topic: one per concurrently connected PatternClient is ideal. */
+  replyPartitions?: number;
 }
 
 export const DEFAULT_LAYOUT: TopicLayout = {
@@ -21,10 +26,20 @@ export const DEFAULT_LAYOUT: TopicLayout = {
   resultPartitions: 6,
   dlqPartitions: 1,
   replicationFactor: 1,
+  replyPartitions: 12,
 };
 
 export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LAYOUT): ITopicConfig[] {
-  return names.all().map(({ name, role }) => ({
+  const reply: ITopicConfig = {
+    topic: names.reply(),
+    numPartitions: layout.replyPartitions ?? DEFAULT_LAYOUT.replyPartitions,
+    replicationFactor: layout.replicationFactor,
+    configEntries: [
+      { name: 'retention.ms', value: REPLY_RETENTION_MS },
+      { name: 'cleanup.policy', value: 'delete' },
+    ],
+  };
+  const own: ITopicConfig[] = names.all().map(({ name, role }) => ({
     topic: name,
     numPartitions:
       role === 'request'
@@ -38,6 +53,7 @@ export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LA
       { name: 'cleanup.policy', value: 'delete' },
     ],
   }));
+  return [...own, reply];
 }
 
 /** Creates whichever of the worker's topics are missing; returns the names it created. */

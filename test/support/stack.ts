@@ -33,6 +33,7 @@ export async function createStack(
     resultPartitions: 3,
     dlqPartitions: 1,
     replicationFactor: 1,
+    replyPartitions: 3,
   });
   if (options.extraTopics?.length) {
     await admin.createTopics({

@@ -2,7 +2,19 @@ import { Command, Option } from 'commander';
 import { loadConfig } from '../../config.ts';
 import { TopicNames } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka.ts';
-import { createTopics, DEFAULT_LAYOUT, missingTopics, RETENTION_MS } from '../../messaging/topic-admin.ts';
+import {
+  createTopics,
+  DEFAULT_LAYOUT,
+  missingTopics,
+  REPLY_RETENTION_MS,
+  RETENTION_MS,
+} from '../../messaging/topic-admin.ts';
+
+function describeRetention(ms: string): string {
+  if (ms === '-1') return 'forever';
+  const hours = Number(ms) / 3_600_000;
+  return hours < 24 ? `${hours} hour${hours === 1 ? '' : 's'}` : `${hours / 24} days`;
+}
 
 const positive = (name: string) => (value: string) => {
   const n = Number(value);
@@ -17,7 +29,7 @@ export function topicsCommand(): Command {
   topics
     .command('create')
     .description(
-      'Create every missing topic (request topics keep data forever, results 7 days, dead letters 30 days).',
+      'Create every missing topic (requests kept forever, results 7 days, dead letters 30 days, replies 1 hour).',
     )
     .addOption(
       new Option('--partitions <n>', 'partitions per request topic')
@@ -30,32 +42,49 @@ export function topicsCommand(): Command {
         .argParser(positive('--result-partitions')),
     )
     .addOption(
+      new Option('--reply-partitions <n>', 'partitions of the shared reply topic (one per concurrent client)')
+        .default(DEFAULT_LAYOUT.replyPartitions)
+        .argParser(positive('--reply-partitions')),
+    )
+    .addOption(
       new Option('--replication-factor <n>', 'replicas per partition')
         .default(DEFAULT_LAYOUT.replicationFactor)
         .argParser(positive('--replication-factor')),
     )
-    .action(async (opts: { partitions: number; resultPartitions: number; replicationFactor: number }) => {
-      const config = loadConfig();
-      const admin = createKafka(config).admin();
-      await admin.connect();
-      try {
-        const names = new TopicNames(config.TOPIC_PREFIX);
-        const created = await createTopics(admin, names, {
-          requestPartitions: opts.partitions,
-          resultPartitions: opts.resultPartitions,
-          dlqPartitions: DEFAULT_LAYOUT.dlqPartitions,
-          replicationFactor: opts.replicationFactor,
-        });
-        for (const t of names.all()) {
-          const state = created.includes(t.name) ? 'created' : 'exists ';
-          const retention =
-            RETENTION_MS[t.role] === '-1' ? 'forever' : `${Number(RETENTION_MS[t.role]) / 86_400_000} days`;
-          process.stdout.write(`${state}  ${t.name.padEnd(48)} ${t.role.padEnd(8)} retention ${retention}\n`);
+    .action(
+      async (opts: {
+        partitions: number;
+        resultPartitions: number;
+        replyPartitions: number;
+        replicationFactor: number;
+      }) => {
+        const config = loadConfig();
+        const admin = createKafka(config).admin();
+        await admin.connect();
+        try {
+          const names = new TopicNames(config.TOPIC_PREFIX);
+          const created = await createTopics(admin, names, {
+            requestPartitions: opts.partitions,
+            resultPartitions: opts.resultPartitions,
+            dlqPartitions: DEFAULT_LAYOUT.dlqPartitions,
+            replicationFactor: opts.replicationFactor,
+            replyPartitions: opts.replyPartitions,
+          });
+          const rows = [
+            ...names.all().map((t) => [t.name, t.role, RETENTION_MS[t.role]] as const),
+            [names.reply(), 'reply', REPLY_RETENTION_MS] as const,
+          ];
+          for (const [name, role, retentionMs] of rows) {
+            const state = created.includes(name) ? 'created' : 'exists ';
+            process.stdout.write(
+              `${state}  ${name.padEnd(48)} ${role.padEnd(8)} retention ${describeRetention(retentionMs)}\n`,
+            );
+          }
+        } finally {
+          await admin.disconnect();
         }
-      } finally {
-        await admin.disconnect();
-      }
-    });
+      },
+    );
   topics
     .command('check')
     .description('Exit non-zero and name the topics that are missing.')

@@ -1,0 +1,352 @@
+// Request/reply over Kafka: one typed method per operation. Requests carry a fresh correlation id in
+// the body and in kafka_correlationId, and name this client's partition of the shared reply topic in
+// kafka_replyTopic/kafka_replyPartition (Spring's encoding); replies are matched by that id.
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
+import { validateRequest } from '../contracts/decode.ts';
+import { HEADERS, headerBytes } from '../contracts/headers.ts';
+import type { RequestInputOf } from '../contracts/requests.ts';
+import type { ResultDataOf } from '../contracts/result-data.ts';
+import { modelResultSchema, type ModelResult } from '../contracts/results.ts';
+import { TopicNames, topicOfOperation, type Operation } from '../contracts/topics.ts';
+import { ClientClosedError, RequestTimeoutError, RequestValidationError } from './errors.ts';
+import { ReplyConsumer } from './reply-consumer.ts';
+import { SendQueue } from './send-queue.ts';
+
+export type RequestBody<Op extends Operation> = Omit<RequestInputOf<Op>, 'operation'>;
+export type ResultOf<Op extends Operation> = ModelResult<ResultDataOf<Op>>;
+
+export interface PatternClientOptions {
+  /** Brokers as host:port; ignored when `kafka` is given. Default 127.0.0.1:9092. */
+  brokers?: string[];
+  /** A configured kafkajs instance (SASL, TLS, logging). */
+  kafka?: Kafka;
+  topicPrefix?: string;
+  clientId?: string;
+  /** Default per-call timeout. */
+  timeoutMs?: number;
+  /** Partition of the reply topic to read; random when not given. */
+  replyPartition?: number;
+  /** Create the reply topic if it is missing. Default true. */
+  createReplyTopic?: boolean;
+  /** Validate requests locally so a bad one fails before it is sent. Default true. */
+  validate?: boolean;
+}
+
+export interface SendOptions {
+  /** Use this correlation id (e.g. to retry a write idempotently) instead of a fresh one. */
+  correlationId?: string;
+  /** Message key; default: the pattern the request concerns. */
+  key?: string;
+  headers?: IHeaders;
+}
+
+export interface CallOptions extends SendOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface SentRequest {
+  topic: string;
+  correlationId: string;
+}
+
+interface Pending {
+  resolve(result: ModelResult): void;
+  reject(err: Error): void;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** One pattern's requests share a key so that they stay in order on one partition. */
+function keyOf(body: Record<string, unknown>): string | undefined {
+  if (typeof body.pattern_id === 'string') return body.pattern_id;
+  const rel = body.relationship_data as Record<string, unknown> | undefined | null;
+  if (rel && typeof rel.source_pattern_id === 'string') return rel.source_pattern_id;
+  const data = body.data as Record<string, unknown> | undefined | null;
+  if (data && typeof data.pattern_id === 'string') return data.pattern_id;
+  return undefined;
+}
+
+export class PatternClient {
+  readonly names: TopicNames;
+  readonly #kafka: Kafka;
+  readonly #options: PatternClientOptions;
+  readonly #pending = new Map<string, Pending>();
+  readonly #replies: ReplyConsumer;
+  #producer: Producer | undefined;
+  #queue: SendQueue | undefined;
+  #state: 'new' | 'connecting' | 'open' | 'closed' = 'new';
+  readonly send: FireAndForget;
+
+  constructor(options: PatternClientOptions = {}) {
+    this.#options = options;
+    const clientId = options.clientId ?? 'pattern-client';
+    this.#kafka =
+      options.kafka ??
+      new Kafka({
+        clientId,
+        brokers: options.brokers ?? ['127.0.0.1:9092'],
+        logLevel: logLevel.NOTHING,
+      });
+    this.names = new TopicNames(options.topicPrefix ?? '');
+    this.#replies = new ReplyConsumer({
+      kafka: this.#kafka,
+      topic: this.names.reply(),
+      clientId,
+      ...(options.replyPartition === undefined ? {} : { partition: options.replyPartition }),
+      createTopic: options.createReplyTopic ?? true,
+      joinTimeoutMs: 30_000,
+      onReply: (message) => this.#onReply(message),
+    });
+    this.send = fireAndForget(this);
+  }
+
+  /** Requests now in flight (sent or queued, not yet answered). */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  get replyTopic(): string {
+    return this.#replies.topic;
+  }
+
+  get replyPartition(): number {
+    return this.#replies.partition;
+  }
+
+  async connect(): Promise<this> {
+    if (this.#state !== 'new') throw new Error(`PatternClient.connect() called when ${this.#state}`);
+    this.#state = 'connecting';
+    try {
+      const producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      this.#producer = producer;
+      this.#queue = new SendQueue(producer);
+      await this.#replies.start();
+      this.#state = 'open';
+      return this;
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  /** Rejects every pending request with ClientClosedError and disconnects. */
+  async close(): Promise<void> {
+    this.#state = 'closed';
+    for (const [correlationId, pending] of this.#pending) {
+      pending.reject(new ClientClosedError(correlationId));
+    }
+    this.#pending.clear();
+    await this.#replies.stop();
+    await this.#producer?.disconnect();
+    this.#producer = undefined;
+  }
+
+  /** Sends a request and resolves with its result (success or not); rejects on timeout, abort or close. */
+  async request<Op extends Operation>(
+    operation: Op,
+    body: RequestBody<Op>,
+    options: CallOptions = {},
+  ): Promise<ResultOf<Op>> {
+    const { topic, correlationId, message } = this.#prepare(operation, body, options, true);
+    const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const signal = options.signal;
+    signal?.throwIfAborted();
+    if (this.#pending.has(correlationId)) {
+      throw new Error(`a request with correlation id ${correlationId} is already in flight`);
+    }
+    const reply = new Promise<ModelResult>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#pending.delete(correlationId);
+      };
+      const onAbort = () => {
+        done();
+        reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new RequestTimeoutError(topic, operation, correlationId, timeoutMs));
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#pending.set(correlationId, {
+        resolve: (result) => {
+          done();
+          resolve(result);
+        },
+        reject: (err) => {
+          done();
+          reject(err);
+        },
+      });
+    });
+    this.#open()
+      .enqueue(topic, message)
+      .catch((err: unknown) => {
+        this.#pending.get(correlationId)?.reject(err instanceof Error ? err : new Error(String(err)));
+      });
+    return (await reply) as ResultOf<Op>;
+  }
+
+  /** Sends a request without waiting for its result; resolves once Kafka has acknowledged it. */
+  async emit<Op extends Operation>(
+    operation: Op,
+    body: RequestBody<Op>,
+    options: SendOptions = {},
+  ): Promise<SentRequest> {
+    const { topic, correlationId, message } = this.#prepare(operation, body, options, false);
+    await this.#open().enqueue(topic, message);
+    return { topic, correlationId };
+  }
+
+  insert(body: RequestBody<'insert'>, options?: CallOptions) {
+    return this.request('insert', body, options);
+  }
+  batchInsert(body: RequestBody<'batch_insert'>, options?: CallOptions) {
+    return this.request('batch_insert', body, options);
+  }
+  update(body: RequestBody<'update'>, options?: CallOptions) {
+    return this.request('update', body, options);
+  }
+  delete(body: RequestBody<'delete'>, options?: CallOptions) {
+    return this.request('delete', body, options);
+  }
+  getById(body: RequestBody<'get_by_id'>, options?: CallOptions) {
+    return this.request('get_by_id', body, options);
+  }
+  search(body: RequestBody<'search'>, options?: CallOptions) {
+    return this.request('search', body, options);
+  }
+  filter(body: RequestBody<'filter'>, options?: CallOptions) {
+    return this.request('filter', body, options);
+  }
+  getRelated(body: RequestBody<'get_related'>, options?: CallOptions) {
+    return this.request('get_related', body, options);
+  }
+  getTop(body: RequestBody<'get_top'>, options?: CallOptions) {
+    return this.request('get_top', body, options);
+  }
+  getByType(body: RequestBody<'get_by_type'>, options?: CallOptions) {
+    return this.request('get_by_type', body, options);
+  }
+  recordUsage(body: RequestBody<'record_usage'>, options?: CallOptions) {
+    return this.request('record_usage', body, options);
+  }
+  updateStats(body: RequestBody<'update_stats'>, options?: CallOptions) {
+    return this.request('update_stats', body, options);
+  }
+  createRelationship(body: RequestBody<'create_relationship'>, options?: CallOptions) {
+    return this.request('create_relationship', body, options);
+  }
+  updateRelationship(body: RequestBody<'update_relationship'>, options?: CallOptions) {
+    return this.request('update_relationship', body, options);
+  }
+  computeAnalytics(body: RequestBody<'compute_analytics'>, options?: CallOptions) {
+    return this.request('compute_analytics', body, options);
+  }
+  getUsageTrends(body: RequestBody<'get_usage_trends'>, options?: CallOptions) {
+    return this.request('get_usage_trends', body, options);
+  }
+  getQualityTrends(body: RequestBody<'get_quality_trends'>, options?: CallOptions) {
+    return this.request('get_quality_trends', body, options);
+  }
+  getEffectiveness(body: RequestBody<'get_effectiveness'>, options?: CallOptions) {
+    return this.request('get_effectiveness', body, options);
+  }
+  getGlobalStats(body: RequestBody<'get_global_stats'>, options?: CallOptions) {
+    return this.request('get_global_stats', body, options);
+  }
+
+  #open(): SendQueue {
+    if (this.#state !== 'open' || !this.#queue) throw new ClientClosedError();
+    return this.#queue;
+  }
+
+  #prepare<Op extends Operation>(
+    operation: Op,
+    body: RequestBody<Op>,
+    options: SendOptions,
+    expectReply: boolean,
+  ) {
+    this.#open();
+    const logical = topicOfOperation(operation);
+    if (!logical) throw new Error(`unknown operation "${operation}"`);
+    const correlationId = options.correlationId ?? randomUUID();
+    const value = { ...(body as Record<string, unknown>), operation, correlation_id: correlationId };
+    if (this.#options.validate ?? true) {
+      const checked = validateRequest(logical, value);
+      if (!checked.ok) throw new RequestValidationError(operation, checked.error);
+    }
+    const headers: IHeaders = {
+      ...options.headers,
+      [HEADERS.correlationId]: correlationId,
+      [HEADERS.contentType]: 'application/json',
+    };
+    if (expectReply) {
+      const partition = Buffer.alloc(4);
+      partition.writeInt32BE(this.#replies.partition);
+      headers[HEADERS.replyTopic] = this.#replies.topic;
+      headers[HEADERS.replyPartition] = partition;
+    }
+    const key = options.key ?? keyOf(value);
+    return {
+      topic: this.names.request(logical),
+      correlationId,
+      message: { key: key ?? null, value: JSON.stringify(value), headers },
+    };
+  }
+
+  #onReply(message: KafkaMessage): void {
+    const id = headerBytes(message.headers?.[HEADERS.correlationId])?.toString('utf8');
+    const pending = id === undefined ? undefined : this.#pending.get(id);
+    if (!pending) return; // another client's reply on a shared partition, or one that timed out
+    try {
+      const parsed = modelResultSchema.safeParse(JSON.parse(message.value?.toString('utf8') ?? 'null'));
+      if (parsed.success) pending.resolve(parsed.data as ModelResult);
+      else pending.reject(new Error(`reply for correlation id ${id} is not a ModelResult`));
+    } catch {
+      pending.reject(new Error(`reply for correlation id ${id} is not valid JSON`));
+    }
+  }
+}
+
+type FireAndForget = {
+  [M in keyof typeof METHOD_OPERATIONS]: (
+    body: RequestBody<(typeof METHOD_OPERATIONS)[M]>,
+    options?: SendOptions,
+  ) => Promise<SentRequest>;
+};
+
+/** Method names of the client and the operation each sends. */
+export const METHOD_OPERATIONS = {
+  insert: 'insert',
+  batchInsert: 'batch_insert',
+  update: 'update',
+  delete: 'delete',
+  getById: 'get_by_id',
+  search: 'search',
+  filter: 'filter',
+  getRelated: 'get_related',
+  getTop: 'get_top',
+  getByType: 'get_by_type',
+  recordUsage: 'record_usage',
+  updateStats: 'update_stats',
+  createRelationship: 'create_relationship',
+  updateRelationship: 'update_relationship',
+  computeAnalytics: 'compute_analytics',
+  getUsageTrends: 'get_usage_trends',
+  getQualityTrends: 'get_quality_trends',
+  getEffectiveness: 'get_effectiveness',
+  getGlobalStats: 'get_global_stats',
+} as const satisfies Record<string, Operation>;
+
+function fireAndForget(client: PatternClient): FireAndForget {
+  const entries = Object.entries(METHOD_OPERATIONS).map(([method, operation]) => [
+    method,
+    (body: RequestBody<Operation>, options?: SendOptions) => client.emit(operation, body, options),
+  ]);
+  return Object.fromEntries(entries) as FireAndForget;
+}
