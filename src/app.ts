@@ -1,6 +1,7 @@
 // Composition root: wires configuration, database, Kafka, effect nodes and the worker together.
 import type { Config } from './config.ts';
-import { TopicNames } from './contracts/topics.ts';
+import type { PatternRequest } from './contracts/requests.ts';
+import { TopicNames, type RequestTopic } from './contracts/topics.ts';
 import { migrationStatus } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { startDatabaseProbe } from './db/probe.ts';
@@ -9,6 +10,7 @@ import { createKafka } from './messaging/kafka.ts';
 import { RequestHandler, type Nodes, type Outcome } from './messaging/request-handler.ts';
 import { createTopics, missingTopics } from './messaging/topic-admin.ts';
 import { TopicDirectory } from './messaging/topic-directory.ts';
+import type { Unit } from './messaging/batch-processor.ts';
 import { Worker } from './messaging/worker.ts';
 import {
   NodePatternAnalyticsEffect,
@@ -70,10 +72,15 @@ export interface WorkerApp {
 export interface WorkerAppOptions {
   config: Config;
   logger: Logger;
-  /** Overrides for replay: its own group, no results. */
+  /** Overrides for replay: its own group, some topics, no results, an end offset per partition. */
   groupId?: string;
+  topics?: RequestTopic[];
   publishResults?: boolean;
   onOutcome?: (outcome: Outcome) => void;
+  onUnitDone?: (unit: Unit) => void;
+  endOffset?: (topic: string, partition: number) => bigint | undefined;
+  select?: (request: PatternRequest | undefined) => boolean;
+  startOffsets?: { topic: string; partition: number; offset: string }[];
 }
 
 export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerApp> {
@@ -133,11 +140,12 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       logger,
       ...(options.publishResults === false ? { publishResults: false } : {}),
       ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+      ...(options.select ? { select: options.select } : {}),
     });
     worker = new Worker({
       kafka,
       groupId,
-      topics: names.requests(),
+      topics: options.topics ? options.topics.map((t) => names.request(t)) : names.requests(),
       handler,
       logger,
       readiness,
@@ -146,6 +154,9 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
       maxBytesPerPartition: Math.max(config.WORKER_MAX_MESSAGE_BYTES * 2, 1024 * 1024),
       ...crashHook(),
+      ...(options.onUnitDone ? { onUnitDone: options.onUnitDone } : {}),
+      ...(options.endOffset ? { endOffset: options.endOffset } : {}),
+      ...(options.startOffsets ? { startOffsets: options.startOffsets } : {}),
       onTransientFailure: (err) => {
         if (isTransientDbError(err))
           probe.reportFailure(`operation failed: ${err instanceof Error ? err.message : String(err)}`);

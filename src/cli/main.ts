@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { replayCommand } from './commands/replay.ts';
+import { requestCommands } from './commands/requests.ts';
 import { topicsCommand } from './commands/topics.ts';
 import { workerCommand } from './commands/worker.ts';
 
@@ -22,6 +24,11 @@ export function buildProgram(): Command {
   program.addCommand(migrateCommand());
   program.addCommand(topicsCommand());
   program.addCommand(workerCommand());
+  program.addCommand(replayCommand());
+  for (const command of requestCommands()) program.addCommand(command);
+  // Usage errors become exit code 2 (main below) instead of commander's process.exit(1).
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const command of all(program)) command.exitOverride();
   return program;
 }
 
@@ -30,7 +37,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exitCode = err.exitCode;
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
       return;
     }
     if (err instanceof ConfigError) {

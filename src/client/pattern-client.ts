@@ -96,6 +96,7 @@ export class PatternClient {
       clientId,
       ...(options.replyPartition === undefined ? {} : { partition: options.replyPartition }),
       createTopic: options.createReplyTopic ?? true,
+      requireTopics: this.names.requests(),
       joinTimeoutMs: 30_000,
       onReply: (message) => this.#onReply(message),
     });
@@ -305,7 +306,7 @@ export class PatternClient {
     if (!pending) return; // another client's reply on a shared partition, or one that timed out
     try {
       const parsed = modelResultSchema.safeParse(JSON.parse(message.value?.toString('utf8') ?? 'null'));
-      if (parsed.success) pending.resolve(parsed.data as ModelResult);
+      if (parsed.success) pending.resolve(parsed.data);
       else pending.reject(new Error(`reply for correlation id ${id} is not a ModelResult`));
     } catch {
       pending.reject(new Error(`reply for correlation id ${id} is not valid JSON`));

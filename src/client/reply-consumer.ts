@@ -19,16 +19,18 @@ export function fixedPartitionAssigner(topic: string, partition: number): Partit
   return () => ({
     name: 'PatternClientFixedPartition',
     version: 1,
-    async assign({ members }) {
-      return members.map((member, i) => ({
-        memberId: member.memberId,
-        // Only one member is expected; any other gets nothing rather than a duplicate stream.
-        memberAssignment: MemberAssignment.encode({
-          version: 1,
-          assignment: i === 0 ? { [topic]: [partition] } : {},
-          userData: Buffer.alloc(0),
-        }),
-      }));
+    assign({ members }) {
+      return Promise.resolve(
+        members.map((member, i) => ({
+          memberId: member.memberId,
+          // Only one member is expected; any other gets nothing rather than a duplicate stream.
+          memberAssignment: MemberAssignment.encode({
+            version: 1,
+            assignment: i === 0 ? { [topic]: [partition] } : {},
+            userData: Buffer.alloc(0),
+          }),
+        })),
+      );
     },
     protocol({ topics }) {
       return {
@@ -47,12 +49,26 @@ export interface ReplyConsumerOptions {
   partition?: number;
   /** Create the reply topic when it is missing (needs the CreateTopics right). */
   createTopic: boolean;
+  /** Topics that must exist (the request topics), checked on start for a clear error. */
+  requireTopics: string[];
   onReply(message: KafkaMessage): void;
   joinTimeoutMs: number;
 }
 
-async function partitionCount(admin: Admin, topic: string, create: boolean): Promise<number> {
+async function partitionCount(
+  admin: Admin,
+  topic: string,
+  create: boolean,
+  required: string[],
+): Promise<number> {
   const existing = new Set(await admin.listTopics());
+  const missing = required.filter((t) => !existing.has(t));
+  if (missing.length > 0) {
+    throw new Error(
+      `request topic${missing.length > 1 ? 's' : ''} ${missing.join(', ')} do${missing.length > 1 ? '' : 'es'} not exist; ` +
+        'check the topic prefix, or create them with `patterns topics create`',
+    );
+  }
   if (!existing.has(topic)) {
     if (!create) {
       throw new Error(`reply topic "${topic}" does not exist; create it with \`patterns topics create\``);
@@ -89,7 +105,12 @@ export class ReplyConsumer {
     await admin.connect();
     let endOffset: string;
     try {
-      const partitions = await partitionCount(admin, topic, this.#options.createTopic);
+      const partitions = await partitionCount(
+        admin,
+        topic,
+        this.#options.createTopic,
+        this.#options.requireTopics,
+      );
       const wanted = this.#options.partition ?? Math.floor(Math.random() * partitions);
       if (!Number.isInteger(wanted) || wanted < 0 || wanted >= partitions) {
         throw new Error(`reply partition ${wanted} is out of range: "${topic}" has ${partitions} partitions`);
@@ -122,8 +143,9 @@ export class ReplyConsumer {
     await consumer.subscribe({ topic, fromBeginning: false });
     await consumer.run({
       autoCommit: false,
-      eachBatch: async ({ batch }) => {
+      eachBatch: ({ batch }) => {
         for (const message of batch.messages) this.#options.onReply(message);
+        return Promise.resolve();
       },
     });
     consumer.seek({ topic, partition: this.partition, offset: endOffset });

@@ -37,6 +37,9 @@ export interface BatchProcessorOptions {
   onUnitDone?: (unit: Unit) => void;
   /** Called after a unit's effects are committed and before its results are published (fault tests). */
   afterEffects?: (unit: Unit) => void;
+  /** Replay: the exclusive end offset of a partition. Messages from there on are left alone and the
+   * partition is paused once everything before it is done. */
+  endOffset?: (topic: string, partition: number) => bigint | undefined;
 }
 
 export function toInbound(topic: string, partition: number, message: KafkaMessage): InboundMessage {
@@ -70,7 +73,10 @@ export class BatchProcessor {
     const { batch } = payload;
     const { handler, producer, logger } = this.#options;
     const key = `${batch.topic}:${batch.partition}`;
-    const units = handler.plan(batch.messages.map((m) => toInbound(batch.topic, batch.partition, m)));
+    const end = this.#options.endOffset?.(batch.topic, batch.partition);
+    const messages =
+      end === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) < end);
+    const units = handler.plan(messages.map((m) => toInbound(batch.topic, batch.partition, m)));
 
     for (const unit of units) {
       if (!payload.isRunning() || payload.isStale()) break;
@@ -117,6 +123,9 @@ export class BatchProcessor {
       await payload.heartbeat();
     }
     await payload.commitOffsetsIfNecessary();
+    if (end !== undefined && messages.length < batch.messages.length) {
+      this.#options.consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
+    }
   }
 
   /** Cancels pending resumes (on shutdown). */

@@ -10,14 +10,22 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.DEBUG]: 'debug',
 };
 
+// Warnings kafkajs prints on every start that say nothing about this deployment: the partitioner
+// change of kafkajs 2.0 (we set none) and bounded retries on the idempotent producer (a failed send is
+// retried by re-processing the message, whose effect is already deduplicated).
+const KNOWN_NOISE = /switched default partitioner|Limiting retries for the idempotent producer/;
+
 function pinoLogCreator(logger: Logger): logCreator {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
   return () =>
     ({ level, log }) => {
       const { message, ...rest } = log;
       // kafkajs logs every retried request at ERROR; it is noise unless the retry budget runs out.
-      const effective =
-        level === logLevel.ERROR && /retry|reconnect|not available/i.test(message) ? 'warn' : LEVELS[level];
+      const effective = KNOWN_NOISE.test(message)
+        ? 'debug'
+        : level === logLevel.ERROR && /retry|reconnect|not available/i.test(message)
+          ? 'warn'
+          : LEVELS[level];
       kafkaLogger[effective ?? 'info'](rest, message);
     };
 }

@@ -50,6 +50,8 @@ interface Prepared {
 interface RequestUnit extends Unit {
   prepared: Prepared[];
   usageBatch: boolean;
+  /** Not selected by this run (replay phases): passed over without effect, result or dead letter. */
+  skip?: boolean;
 }
 
 export interface Outcome {
@@ -69,6 +71,8 @@ export interface RequestHandlerOptions {
   /** Replay: apply effects without publishing results (dead letters are still written). */
   publishResults?: boolean;
   onOutcome?: (outcome: Outcome) => void;
+  /** Replay phases: which requests this run applies (undecodable ones have no request). */
+  select?: (request: PatternRequest | undefined) => boolean;
 }
 
 export class RequestHandler implements BatchHandler<RequestUnit> {
@@ -88,6 +92,11 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
     };
     for (const message of messages) {
       const prepared = this.#prepare(message);
+      if (this.#o.select && !this.#o.select(prepared.request)) {
+        flush();
+        units.push({ messages: [message], prepared: [], usageBatch: false, skip: true });
+        continue;
+      }
       if (prepared.request?.operation === 'record_usage') {
         run.push(prepared);
         if (run.length >= this.#o.maxUsageBatch) flush();
@@ -101,6 +110,7 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
   }
 
   async apply(unit: RequestUnit): Promise<TopicMessages[]> {
+    if (unit.skip) return [];
     const prepared = await Promise.all(unit.prepared.map((p) => this.#checkReplyTopic(p)));
     const results = unit.usageBatch
       ? await this.#applyUsage(prepared)

@@ -21,6 +21,9 @@ export interface WorkerOptions {
   onTransientFailure?: (err: unknown) => void;
   onUnitDone?: (unit: Unit) => void;
   afterEffects?: (unit: Unit) => void;
+  endOffset?: (topic: string, partition: number) => bigint | undefined;
+  /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
+  startOffsets?: { topic: string; partition: number; offset: string }[];
 }
 
 export class Worker {
@@ -77,6 +80,7 @@ export class Worker {
       ...(this.#options.onTransientFailure ? { onTransientFailure: this.#options.onTransientFailure } : {}),
       ...(this.#options.onUnitDone ? { onUnitDone: this.#options.onUnitDone } : {}),
       ...(this.#options.afterEffects ? { afterEffects: this.#options.afterEffects } : {}),
+      ...(this.#options.endOffset ? { endOffset: this.#options.endOffset } : {}),
     });
     const processor = this.#processor;
     await this.consumer.run({
@@ -85,6 +89,7 @@ export class Worker {
       partitionsConsumedConcurrently: this.#options.partitionsConcurrently,
       eachBatch: (payload) => processor.process(payload),
     });
+    for (const position of this.#options.startOffsets ?? []) this.consumer.seek(position);
     this.#running = true;
   }
 

@@ -1,0 +1,275 @@
+// Request commands: build one request from flags, send it through Kafka with PatternClient, print the
+// result as JSON. Exit codes: 0 success, 1 a result with success false, 2 bad input, 3 no reply.
+import { readFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import {
+  ClientClosedError,
+  PatternClient,
+  RequestTimeoutError,
+  RequestValidationError,
+} from '../../client/index.ts';
+import type { RequestBody } from '../../client/pattern-client.ts';
+import { loadConfig } from '../../config.ts';
+import type { Operation } from '../../contracts/topics.ts';
+import { createKafka } from '../../messaging/kafka.ts';
+
+export const EXIT = { ok: 0, failedResult: 1, badInput: 2, noReply: 3 } as const;
+
+const number = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number`);
+  return n;
+};
+const integer = (flag: string) => (value: string) => {
+  const n = number(flag)(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} must be an integer`);
+  return n;
+};
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+const json = (flag: string) => (value: string) => {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      throw new Error('not an object');
+    return parsed as Record<string, unknown>;
+  } catch {
+    throw new InvalidArgumentError(`${flag} must be a JSON object`);
+  }
+};
+
+/** Drops undefined values so that flags not given are not sent at all. */
+function defined<T extends Record<string, unknown>>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+interface CommonOptions {
+  timeout: number;
+  wait: boolean;
+}
+
+function withCommon(command: Command, canSkipWait = false): Command {
+  command.addOption(
+    new Option('--timeout <ms>', 'how long to wait for the reply')
+      .default(30_000)
+      .argParser(integer('--timeout')),
+  );
+  if (canSkipWait) command.option('--no-wait', 'return once Kafka has the request; print its correlation id');
+  command.addHelpText(
+    'after',
+    `
+Sends through Kafka (KAFKA_BROKERS, TOPIC_PREFIX, KAFKA_SASL_*, KAFKA_SSL from the environment) to a
+running worker and prints the result as JSON. Exit codes: 0 success, 1 the result has success false,
+2 invalid input, 3 no reply within --timeout.`,
+  );
+  return command;
+}
+
+async function send<Op extends Operation>(
+  operation: Op,
+  body: RequestBody<Op>,
+  options: CommonOptions,
+): Promise<void> {
+  const config = loadConfig();
+  const client = new PatternClient({
+    kafka: createKafka(config, undefined, '-cli'),
+    topicPrefix: config.TOPIC_PREFIX,
+    clientId: `${config.KAFKA_CLIENT_ID}-cli`,
+    timeoutMs: options.timeout,
+  });
+  try {
+    await client.connect();
+    if (options.wait === false) {
+      const sent = await client.emit(operation, body);
+      process.stdout.write(
+        `${JSON.stringify({ sent: true, topic: sent.topic, correlation_id: sent.correlationId })}\n`,
+      );
+      return;
+    }
+    const result = await client.request(operation, body);
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    process.exitCode = result.success ? EXIT.ok : EXIT.failedResult;
+  } catch (err) {
+    if (err instanceof RequestValidationError) {
+      process.stderr.write(`patterns: ${err.message}\n`);
+      process.exitCode = EXIT.badInput;
+    } else if (err instanceof RequestTimeoutError || err instanceof ClientClosedError) {
+      process.stderr.write(`patterns: ${err.message}\n`);
+      process.exitCode = EXIT.noReply;
+    } else throw err;
+  } finally {
+    await client.close();
+  }
+}
+
+function insertCommand(): Command {
+  const command = new Command('insert')
+    .description('Insert a pattern (operation insert on pattern.insert).')
+    .option('--name <name>', 'pattern_name')
+    .option('--type <type>', 'pattern_type', 'code')
+    .option('--language <language>', 'language')
+    .option('--category <category>', 'category')
+    .option('--description <text>', 'description')
+    .option('--template <code>', 'template_code')
+    .option('--template-file <path>', 'read template_code from a file')
+    .addOption(
+      new Option('--confidence <score>', 'confidence_score, 0 to 1').argParser(number('--confidence')),
+    )
+    .addOption(new Option('--tags <a,b>', 'tags, comma-separated').argParser(list))
+    .option('--id <uuid>', 'pattern_id (default: derived from the message, so replays give the same id)')
+    .addOption(
+      new Option('--data <json>', 'more fields as a JSON object; flags win').argParser(json('--data')),
+    )
+    .action(async (o: Record<string, unknown> & CommonOptions) => {
+      const template =
+        typeof o.templateFile === 'string' ? await readFile(o.templateFile, 'utf8') : (o.template as string);
+      const data = {
+        ...(o.data as Record<string, unknown> | undefined),
+        ...defined({
+          pattern_name: o.name,
+          pattern_type: o.type,
+          language: o.language,
+          category: o.category,
+          description: o.description,
+          template_code: template,
+          confidence_score: o.confidence,
+          tags: o.tags,
+          pattern_id: o.id,
+        }),
+      };
+      await send('insert', { data } as RequestBody<'insert'>, o);
+    });
+  return withCommon(command);
+}
+
+function searchCommand(): Command {
+  const command = new Command('search')
+    .description('Full-text and fuzzy search over name, description, template and tags.')
+    .argument('<query>', 'words to look for, e.g. "async database"')
+    .option('--language <language>', 'only this language')
+    .option('--type <type>', 'only this pattern_type')
+    .option('--category <category>', 'only this category')
+    .addOption(new Option('--tags <a,b>', 'only patterns with all these tags').argParser(list))
+    .addOption(
+      new Option('--min-confidence <score>', 'confidence_score at least').argParser(
+        number('--min-confidence'),
+      ),
+    )
+    .addOption(
+      new Option('--min-success-rate <rate>', 'success_rate at least').argParser(
+        number('--min-success-rate'),
+      ),
+    )
+    .option('--include-deprecated', 'include deprecated patterns')
+    .addOption(
+      new Option('--limit <n>', 'at most n results (1-1000)').default(10).argParser(integer('--limit')),
+    )
+    .addOption(new Option('--offset <n>', 'skip n results').default(0).argParser(integer('--offset')))
+    .action(async (query: string, o: Record<string, unknown> & CommonOptions) => {
+      const filters = defined({
+        language: o.language,
+        pattern_type: o.type,
+        category: o.category,
+        tags: o.tags,
+        min_confidence_score: o.minConfidence,
+        min_success_rate: o.minSuccessRate,
+        include_deprecated: o.includeDeprecated,
+      });
+      await send(
+        'search',
+        {
+          search_query: query,
+          ...(Object.keys(filters).length > 0 ? { filters } : {}),
+          limit: o.limit,
+          offset: o.offset,
+        } as RequestBody<'search'>,
+        o,
+      );
+    });
+  return withCommon(command);
+}
+
+function usageCommand(): Command {
+  const command = new Command('usage')
+    .description('Record one use of a pattern (operation record_usage on pattern.usage).')
+    .argument('<pattern-id>', 'the pattern that was used')
+    .addOption(new Option('--success', 'the use succeeded').conflicts('failure'))
+    .addOption(new Option('--failure', 'the use failed'))
+    .addOption(new Option('--quality-before <score>', '0 to 1').argParser(number('--quality-before')))
+    .addOption(new Option('--quality-after <score>', '0 to 1').argParser(number('--quality-after')))
+    .addOption(
+      new Option('--execution-time-ms <ms>', 'how long it ran').argParser(number('--execution-time-ms')),
+    )
+    .option('--file-path <path>', 'where it was used')
+    .option('--project-id <id>', 'which project used it')
+    .option('--error-message <text>', 'why it failed')
+    .addOption(new Option('--tags <a,b>', 'tags, comma-separated').argParser(list))
+    .action(async (patternId: string, o: Record<string, unknown> & CommonOptions) => {
+      if (!o.success && !o.failure) {
+        process.stderr.write('patterns: say whether the use succeeded: --success or --failure\n');
+        process.exitCode = EXIT.badInput;
+        return;
+      }
+      const usage_data = defined({
+        success: Boolean(o.success),
+        quality_before: o.qualityBefore,
+        quality_after: o.qualityAfter,
+        execution_time_ms: o.executionTimeMs,
+        file_path: o.filePath,
+        project_id: o.projectId,
+        error_message: o.errorMessage,
+        tags: o.tags,
+      });
+      await send('record_usage', { pattern_id: patternId, usage_data } as RequestBody<'record_usage'>, o);
+    });
+  return withCommon(command, true);
+}
+
+const ANALYTICS_OPERATIONS = [
+  'compute_analytics',
+  'get_usage_trends',
+  'get_quality_trends',
+  'get_effectiveness',
+  'get_global_stats',
+] as const;
+
+function analyticsCommand(): Command {
+  const command = new Command('analytics')
+    .description('Compute analytics for one pattern or all of them (default: the last 30 days).')
+    .argument('[pattern-id]', 'one pattern; all patterns when left out')
+    .addOption(
+      new Option('--operation <op>', 'what to compute')
+        .choices(ANALYTICS_OPERATIONS)
+        .default('compute_analytics'),
+    )
+    .option('--from <iso-time>', 'period_start, e.g. 2026-11-01T00:00:00Z')
+    .option('--to <iso-time>', 'period_end')
+    .addOption(new Option('--by <bucket>', 'get_usage_trends buckets').choices(['day', 'week', 'month']))
+    .addOption(
+      new Option('--limit <n>', 'get_effectiveness: at most n patterns').argParser(integer('--limit')),
+    )
+    .action(async (patternId: string | undefined, o: Record<string, unknown> & CommonOptions) => {
+      const operation = o.operation as (typeof ANALYTICS_OPERATIONS)[number];
+      const body = defined({
+        pattern_id: operation === 'get_global_stats' ? undefined : patternId,
+        period_start: o.from,
+        period_end: o.to,
+        aggregate_by: operation === 'get_usage_trends' ? o.by : undefined,
+        limit: operation === 'get_effectiveness' ? o.limit : undefined,
+      });
+      if (operation === 'get_global_stats' && patternId) {
+        process.stderr.write('patterns: get_global_stats covers all patterns; leave out the pattern id\n');
+        process.exitCode = EXIT.badInput;
+        return;
+      }
+      await send(operation, body as RequestBody<typeof operation>, o);
+    });
+  return withCommon(command);
+}
+
+export function requestCommands(): Command[] {
+  return [insertCommand(), searchCommand(), usageCommand(), analyticsCommand()];
+}
