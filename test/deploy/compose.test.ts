@@ -163,10 +163,13 @@ describe('deploy/compose/postgres-init.sh on the real PostgreSQL', () => {
   const workerRole = `pw_worker_${suffix}`;
   const database = `pw_test_compose_${suffix}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
-  const urlFor = (user: string) => {
+  // Passwords matter only where the server checks them (a container); the local server trusts.
+  const ownerPassword = `owner-${suffix}`;
+  const workerPassword = `worker-${suffix}`;
+  const urlFor = (user: string, password: string) => {
     const u = new URL(ADMIN_URL);
     u.username = user;
-    u.password = '';
+    u.password = password;
     u.pathname = `/${database}`;
     return u.toString();
   };
@@ -175,7 +178,7 @@ describe('deploy/compose/postgres-init.sh on the real PostgreSQL', () => {
   beforeAll(async () => {
     await admin.connect();
     // The image's POSTGRES_USER is a superuser; the least this script needs is CREATEROLE.
-    await admin.query(`CREATE ROLE ${owner} LOGIN CREATEROLE`);
+    await admin.query(`CREATE ROLE ${owner} LOGIN CREATEROLE PASSWORD '${ownerPassword}'`);
     await admin.query(`CREATE DATABASE ${database} OWNER ${owner}`);
     const server = new URL(ADMIN_URL);
     // As the postgres image's entrypoint runs it: POSTGRES_USER owns POSTGRES_DB.
@@ -184,19 +187,20 @@ describe('deploy/compose/postgres-init.sh on the real PostgreSQL', () => {
         ...process.env,
         PGHOST: server.hostname,
         PGPORT: server.port || '5432',
+        PGPASSWORD: ownerPassword,
         POSTGRES_USER: owner,
         POSTGRES_DB: database,
         WORKER_DB_USER: workerRole,
-        WORKER_DB_PASSWORD: 'not-checked-here',
+        WORKER_DB_PASSWORD: workerPassword,
       },
       timeout: 20_000,
     });
     // The one-shot migrate service: `patterns migrate` as the owner.
     await run(process.execPath, [join(ROOT, 'bin', 'patterns.js'), 'migrate'], {
-      env: { ...process.env, DATABASE_URL: urlFor(owner), LOG_LEVEL: 'warn' },
+      env: { ...process.env, DATABASE_URL: urlFor(owner, ownerPassword), LOG_LEVEL: 'warn' },
       timeout: 60_000,
     });
-    workerPool = createPool({ connectionString: urlFor(workerRole), min: 0, max: 2 });
+    workerPool = createPool({ connectionString: urlFor(workerRole, workerPassword), min: 0, max: 2 });
   }, 90_000);
 
   afterAll(async () => {
