@@ -1,0 +1,189 @@
+// The AsyncAPI 3 document, built from the same zod schemas that validate messages, so the two cannot
+// drift apart. `npm run asyncapi` writes it to asyncapi.yaml; a test fails when the file is stale.
+import { z } from 'zod';
+import { ERROR_CODES } from './errors.ts';
+import { HEADERS } from './headers.ts';
+import { OPERATION_SCHEMAS } from './requests.ts';
+import { modelResultSchema } from './results.ts';
+import { REPLY_TOPIC, REQUEST_TOPICS, TOPIC_SPECS, type Operation } from './topics.ts';
+
+type Json = Record<string, unknown>;
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
+    target: 'draft-7',
+    io,
+    unrepresentable: 'any',
+  });
+  return rest;
+}
+
+/** AsyncAPI ids: pattern.search.request -> patternSearchRequest. */
+function camel(name: string): string {
+  return name.replace(/[._-](\w)/g, (_, c: string) => c.toUpperCase());
+}
+
+const bytes = (description: string): Json => ({ type: 'string', description });
+
+const requestHeaders: Json = {
+  type: 'object',
+  properties: {
+    [HEADERS.correlationId]: bytes(
+      'Correlation id, opaque bytes echoed unchanged on the result (Spring: 16 raw bytes; NestJS: a UTF-8 string). ' +
+        'Identity of the message when the body has no correlation_id.',
+    ),
+    [HEADERS.replyTopic]: bytes(
+      'Publish the result here instead of the result topic. Must exist; internal (__*) and .dlq topics are refused.',
+    ),
+    [HEADERS.replyPartition]: bytes(
+      'Partition of the reply topic: a 4-byte big-endian integer (Spring) or a decimal string (NestJS).',
+    ),
+    [HEADERS.traceparent]: bytes('W3C trace context; the worker continues this trace.'),
+    [HEADERS.tracestate]: bytes('W3C trace state.'),
+  },
+};
+
+const resultHeaders: Json = {
+  type: 'object',
+  properties: {
+    [HEADERS.correlationId]: bytes(
+      "The request's kafka_correlationId bytes, else its body correlation_id as UTF-8.",
+    ),
+    [HEADERS.contentType]: { type: 'string', const: 'application/json' },
+    [HEADERS.traceparent]: bytes("W3C trace context of the worker's producer span."),
+    [HEADERS.nestIsDisposed]: bytes('Present (one zero byte) so that a NestJS client observable completes.'),
+  },
+};
+
+const deadLetterHeaders: Json = {
+  type: 'object',
+  description: "The original message's headers, plus Spring Kafka's dead-letter headers.",
+  properties: {
+    [HEADERS.dltOriginalTopic]: bytes('Topic the message was consumed from.'),
+    [HEADERS.dltOriginalPartition]: bytes('Partition, 4-byte big-endian integer.'),
+    [HEADERS.dltOriginalOffset]: bytes('Offset, 8-byte big-endian integer.'),
+    [HEADERS.dltOriginalTimestamp]: bytes('Timestamp in ms, 8-byte big-endian integer.'),
+    [HEADERS.dltOriginalConsumerGroup]: bytes('Consumer group that gave up on it.'),
+    [HEADERS.dltExceptionFqcn]: { type: 'string', enum: [...ERROR_CODES], description: 'The error code.' },
+    [HEADERS.dltExceptionMessage]: bytes('What was wrong, naming the field.'),
+  },
+};
+
+const keyBinding = (description: string) => ({
+  kafka: { key: { type: 'string', description }, bindingVersion: '0.5.0' },
+});
+
+export function buildAsyncApi(version: string): Json {
+  const channels: Json = {};
+  const operations: Json = {};
+  const messages: Json = {
+    result: {
+      name: 'ModelResult',
+      title: 'Result of an operation',
+      summary:
+        'success, data, error ({code, message, details}) and metadata (correlation_id, operation, node, duration_ms, duplicate, source).',
+      contentType: 'application/json',
+      headers: resultHeaders,
+      payload: jsonSchema(modelResultSchema, 'output'),
+      bindings: keyBinding("The request's key."),
+    },
+    deadLetter: {
+      name: 'DeadLetter',
+      title: 'A request that could not be applied',
+      summary: 'The original key and value, unchanged.',
+      headers: deadLetterHeaders,
+      payload: {},
+    },
+  };
+
+  for (const logical of REQUEST_TOPICS) {
+    const spec = TOPIC_SPECS[logical];
+    const id = camel(logical);
+    const requestMessages: Json = {};
+    for (const operation of spec.operations as readonly Operation[]) {
+      const name = `${camel(operation)}Request`;
+      messages[name] = {
+        name,
+        title: `${operation} request`,
+        summary: `Handled by ${spec.node}.${operation === spec.operations[0] ? ' The default operation of this topic.' : ''}`,
+        contentType: 'application/json',
+        headers: requestHeaders,
+        payload: jsonSchema(OPERATION_SCHEMAS[operation], 'input'),
+        bindings: keyBinding(
+          'The pattern id when the request concerns one pattern, so its events keep their order.',
+        ),
+      };
+      requestMessages[operation] = { $ref: `#/components/messages/${name}` };
+    }
+    channels[id] = {
+      address: logical,
+      title: `${logical} requests`,
+      description: `Requests for ${spec.node}. Kept forever, so that replay can rebuild the database.`,
+      messages: requestMessages,
+    };
+    channels[`${id}Result`] = {
+      address: spec.result,
+      title: `${spec.result}`,
+      description: `Results of ${logical}, unless the request named a kafka_replyTopic.`,
+      messages: { result: { $ref: '#/components/messages/result' } },
+    };
+    channels[`${id}Dlq`] = {
+      address: `${logical}.dlq`,
+      title: `${logical}.dlq`,
+      description: `Dead letters of ${logical}.`,
+      messages: { deadLetter: { $ref: '#/components/messages/deadLetter' } },
+    };
+    operations[`apply${id[0]?.toUpperCase()}${id.slice(1)}`] = {
+      action: 'receive',
+      title: `Apply ${logical}`,
+      summary: `The worker applies each request once per identity and publishes a correlated result.`,
+      channel: { $ref: `#/channels/${id}` },
+      messages: Object.keys(requestMessages).map((op) => ({ $ref: `#/channels/${id}/messages/${op}` })),
+      reply: {
+        address: {
+          location: `$message.header#/${HEADERS.replyTopic}`,
+          description: `kafka_replyTopic when present, else ${spec.result}.`,
+        },
+        channel: { $ref: `#/channels/${id}Result` },
+        messages: [{ $ref: `#/channels/${id}Result/messages/result` }],
+      },
+    };
+    operations[`deadLetter${id[0]?.toUpperCase()}${id.slice(1)}`] = {
+      action: 'send',
+      title: `Dead-letter ${logical}`,
+      channel: { $ref: `#/channels/${id}Dlq` },
+      messages: [{ $ref: `#/channels/${id}Dlq/messages/deadLetter` }],
+    };
+  }
+  channels.patternReply = {
+    address: REPLY_TOPIC,
+    title: REPLY_TOPIC,
+    description:
+      'Shared reply topic of PatternClient: each client reads one partition and names it in kafka_replyPartition.',
+    messages: { result: { $ref: '#/components/messages/result' } },
+  };
+
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: 'pattern-worker',
+      version,
+      description:
+        'Event-driven Pattern Learning Engine worker. Requests on four topics are applied to PostgreSQL by four ' +
+        'effect nodes, exactly once per message identity, and answered with a correlated ModelResult. Every topic ' +
+        'name takes the configured TOPIC_PREFIX. Generated from the zod schemas in src/contracts; do not edit.',
+      license: { name: 'MIT' },
+    },
+    defaultContentType: 'application/json',
+    servers: {
+      local: {
+        host: '127.0.0.1:9092',
+        protocol: 'kafka',
+        description: 'Local single-node broker (npm run kafka:start).',
+      },
+    },
+    channels,
+    operations,
+    components: { messages },
+  };
+}
