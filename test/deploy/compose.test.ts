@@ -86,7 +86,10 @@ describe('docker-compose.yml', () => {
     expect(services.topics!.command?.slice(0, 2)).toEqual(['topics', 'create']);
     expect(services.migrate!.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
     expect(services.topics!.depends_on).toEqual({ kafka: { condition: 'service_healthy' } });
-    for (const oneShot of ['migrate', 'topics']) expect(services[oneShot]!.restart).toBe('no');
+    for (const oneShot of ['migrate', 'topics']) {
+      expect(services[oneShot]!.restart).toBe('no');
+      expect(services[oneShot]!.healthcheck).toEqual({ disable: true });
+    }
     expect(services.worker!.depends_on).toEqual({
       kafka: { condition: 'service_healthy' },
       postgres: { condition: 'service_healthy' },
