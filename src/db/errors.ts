@@ -48,7 +48,18 @@ const TRANSIENT_MESSAGES = [
 ];
 
 function asPgError(err: unknown): PgLikeError {
-  return typeof err === 'object' && err !== null ? err : {};
+  if (typeof err !== 'object' || err === null) return {};
+  const e = err as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  // KafkaJS errors (publishing inside a unit) carry a numeric code: only string codes are SQLSTATEs.
+  const pick = {
+    code: text(e.code),
+    constraint: text(e.constraint),
+    column: text(e.column),
+    table: text(e.table),
+    message: text(e.message),
+  };
+  return Object.fromEntries(Object.entries(pick).filter(([, v]) => v !== undefined));
 }
 
 export function isTransientDbError(err: unknown): boolean {
