@@ -204,3 +204,47 @@ export function kubernetesValidator(schemas: Record<string, unknown>[]): Kuberne
     },
   };
 }
+
+export interface Instruction {
+  op: string;
+  args: string;
+}
+export interface Stage {
+  from: string;
+  name?: string;
+  instructions: Instruction[];
+}
+
+/** Dockerfile instructions with line continuations joined and comments dropped. */
+export function parseDockerfile(text: string): { args: Map<string, string>; stages: Stage[] } {
+  const logical: string[] = [];
+  let current = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('#') && current === '') continue;
+    if (line.startsWith('#')) continue;
+    if (line.endsWith('\\')) {
+      current += `${line.slice(0, -1)} `;
+      continue;
+    }
+    current += line;
+    if (current.trim()) logical.push(current.trim());
+    current = '';
+  }
+  const args = new Map<string, string>();
+  const stages: Stage[] = [];
+  for (const line of logical) {
+    const [op = '', ...rest] = line.split(/\s+/);
+    const instruction = { op: op.toUpperCase(), args: rest.join(' ') };
+    if (instruction.op === 'FROM') {
+      const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(instruction.args);
+      stages.push({ from: m?.[1] ?? '', name: m?.[2], instructions: [] });
+    } else if (stages.length === 0 && instruction.op === 'ARG') {
+      const [name, value = ''] = instruction.args.split('=');
+      args.set(name!, value);
+    } else {
+      stages.at(-1)?.instructions.push(instruction);
+    }
+  }
+  return { args, stages };
+}
