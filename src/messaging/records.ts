@@ -66,6 +66,12 @@ export function deadLetterRecord(options: {
     [HEADERS.dltExceptionFqcn]: error.code,
     [HEADERS.dltExceptionMessage]: error.message.slice(0, MAX_DLT_MESSAGE_CHARS),
   });
+  // A value refused for its size may be larger than the dead-letter topic accepts: publishing it would
+  // fail for ever and block the partition. It stays in the request topic (kept forever) at the offset above.
+  if (error.code === 'PAYLOAD_TOO_LARGE') {
+    headers['kafka_dlt-original-value-omitted-bytes'] = String(request.value?.length ?? 0);
+    return { key: request.key, value: null, headers };
+  }
   return { key: request.key, value: request.value, headers };
 }
 
