@@ -18,7 +18,9 @@ import {
   NodePatternStorageEffect,
   NodePatternUpdateEffect,
 } from './nodes/index.ts';
-import { startHealthServer, type HealthServer } from './telemetry/health.ts';
+import { tracePool } from './db/traced-pool.ts';
+import { startHealthServer, type HealthServer, type MetricsEndpoint } from './telemetry/health.ts';
+import { createWorkerMetrics } from './telemetry/metrics.ts';
 import type { Logger } from './telemetry/logger.ts';
 import { Readiness } from './telemetry/readiness.ts';
 
@@ -33,7 +35,7 @@ export function createNodes(pool: Pool, logger?: Logger): Nodes {
 }
 
 export function createDatabasePool(config: Config, logger?: Logger): Pool {
-  return createPool({
+  const pool = createPool({
     connectionString: config.DATABASE_URL,
     min: config.DB_POOL_MIN,
     max: config.DB_POOL_MAX,
@@ -41,6 +43,7 @@ export function createDatabasePool(config: Config, logger?: Logger): Pool {
     applicationName: config.KAFKA_CLIENT_ID,
     ...(logger ? { logger } : {}),
   });
+  return tracePool(pool);
 }
 
 /**
@@ -81,12 +84,18 @@ export interface WorkerAppOptions {
   endOffset?: (topic: string, partition: number) => bigint | undefined;
   select?: (request: PatternRequest | undefined) => boolean;
   startOffsets?: { topic: string; partition: number; offset: string }[];
+  /** Serves /metrics (from startTelemetry). */
+  metricsEndpoint?: MetricsEndpoint;
 }
 
 export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerApp> {
   const { config, logger } = options;
   const readiness = new Readiness();
-  const health = await startHealthServer({ port: config.PORT, readiness });
+  const health = await startHealthServer({
+    port: config.PORT,
+    readiness,
+    ...(options.metricsEndpoint ? { metrics: options.metricsEndpoint } : {}),
+  });
   const pool = createDatabasePool(config, logger);
   const probe = startDatabaseProbe(pool, (ok, detail) => {
     readiness.set('database', ok, detail);
@@ -130,7 +139,10 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     }
 
     const groupId = options.groupId ?? config.KAFKA_GROUP_ID;
+    const metrics = createWorkerMetrics(groupId);
+    metrics.watchPool(pool);
     const handler = new RequestHandler({
+      metrics,
       names,
       nodes: createNodes(pool, logger),
       directory: new TopicDirectory(admin),
@@ -143,6 +155,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       ...(options.select ? { select: options.select } : {}),
     });
     worker = new Worker({
+      metrics,
       kafka,
       groupId,
       topics: options.topics ? options.topics.map((t) => names.request(t)) : names.requests(),

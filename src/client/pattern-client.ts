@@ -9,6 +9,7 @@ import type { RequestInputOf } from '../contracts/requests.ts';
 import type { ResultDataOf } from '../contracts/result-data.ts';
 import { modelResultSchema, type ModelResult } from '../contracts/results.ts';
 import { TopicNames, topicOfOperation, type Operation } from '../contracts/topics.ts';
+import { context, endSpan, startProducerSpan } from '../telemetry/tracing.ts';
 import { ClientClosedError, RequestTimeoutError, RequestValidationError } from './errors.ts';
 import { ReplyConsumer } from './reply-consumer.ts';
 import { SendQueue } from './send-queue.ts';
@@ -158,6 +159,8 @@ export class PatternClient {
     if (this.#pending.has(correlationId)) {
       throw new Error(`a request with correlation id ${correlationId} is already in flight`);
     }
+    // One span from send to reply: the worker's spans continue it, so the round trip is one trace.
+    const span = this.#traceSend(topic, operation, correlationId, message.headers);
     const reply = new Promise<ModelResult>((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
@@ -189,7 +192,15 @@ export class PatternClient {
       .catch((err: unknown) => {
         this.#pending.get(correlationId)?.reject(err instanceof Error ? err : new Error(String(err)));
       });
-    return (await reply) as ResultOf<Op>;
+    try {
+      const result = await reply;
+      span.setAttribute('pattern.outcome', result.success ? 'success' : 'error');
+      endSpan(span, undefined, result.error?.code);
+      return result as ResultOf<Op>;
+    } catch (err) {
+      endSpan(span, err, err instanceof Error ? err.name : 'error');
+      throw err;
+    }
   }
 
   /** Sends a request without waiting for its result; resolves once Kafka has acknowledged it. */
@@ -199,8 +210,25 @@ export class PatternClient {
     options: SendOptions = {},
   ): Promise<SentRequest> {
     const { topic, correlationId, message } = this.#prepare(operation, body, options, false);
-    await this.#open().enqueue(topic, message);
+    const span = this.#traceSend(topic, operation, correlationId, message.headers);
+    try {
+      await this.#open().enqueue(topic, message);
+      endSpan(span);
+    } catch (err) {
+      endSpan(span, err);
+      throw err;
+    }
     return { topic, correlationId };
+  }
+
+  #traceSend(topic: string, operation: string, correlationId: string, headers: IHeaders) {
+    const { span, headers: trace } = startProducerSpan(context.active(), topic, undefined);
+    span.setAttributes({
+      'messaging.message.conversation_id': correlationId,
+      'pattern.operation': operation,
+    });
+    Object.assign(headers, trace);
+    return span;
   }
 
   insert(body: RequestBody<'insert'>, options?: CallOptions) {

@@ -4,6 +4,7 @@
 import type { Consumer, EachBatchPayload, KafkaMessage, Producer, TopicMessages } from 'kafkajs';
 import { RetryableError } from '../contracts/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import type { WorkerMetrics } from '../telemetry/metrics.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
 
 export interface InboundMessage {
@@ -19,6 +20,8 @@ export interface InboundMessage {
 /** Consecutive messages handled together (a run of usage events) or a single message. */
 export interface Unit {
   messages: InboundMessage[];
+  /** Set by the handler: called once the unit's records are published, or with the error if not. */
+  finish?: (error?: unknown) => void;
 }
 
 export interface BatchHandler<U extends Unit = Unit> {
@@ -40,6 +43,7 @@ export interface BatchProcessorOptions {
   /** Replay: the exclusive end offset of a partition. Messages from there on are left alone and the
    * partition is paused once everything before it is done. */
   endOffset?: (topic: string, partition: number) => bigint | undefined;
+  metrics?: WorkerMetrics;
 }
 
 export function toInbound(topic: string, partition: number, message: KafkaMessage): InboundMessage {
@@ -86,8 +90,15 @@ export class BatchProcessor {
       try {
         const records = await handler.apply(unit);
         this.#options.afterEffects?.(unit);
-        if (records.length > 0) await producer.sendBatch({ topicMessages: records, acks: -1 });
+        try {
+          if (records.length > 0) await producer.sendBatch({ topicMessages: records, acks: -1 });
+        } catch (err) {
+          unit.finish?.(err);
+          throw err;
+        }
+        unit.finish?.();
       } catch (err) {
+        this.#options.metrics?.retry(batch.topic, batch.partition);
         const attempt = this.#attempts.get(key) ?? 0;
         this.#attempts.set(key, attempt + 1);
         const delay = backoffDelay(this.#options.backoff, attempt);
@@ -123,6 +134,14 @@ export class BatchProcessor {
       await payload.heartbeat();
     }
     await payload.commitOffsetsIfNecessary();
+    const last = batch.messages[batch.messages.length - 1];
+    if (last) {
+      this.#options.metrics?.lag(
+        batch.topic,
+        batch.partition,
+        Number(batch.highWatermark) - Number(last.offset) - 1,
+      );
+    }
     if (end !== undefined && messages.length < batch.messages.length) {
       this.#options.consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
     }

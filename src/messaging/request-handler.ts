@@ -12,6 +12,8 @@ import {
   readReplyTopic,
 } from '../contracts/headers.ts';
 import type { PatternRequest, RecordUsageRequest } from '../contracts/requests.ts';
+import type { WorkerMetrics } from '../telemetry/metrics.ts';
+import { UnitTrace } from './unit-trace.ts';
 import type { ModelResult } from '../contracts/results.ts';
 import { TOPIC_SPECS, type RequestTopic, type TopicNames } from '../contracts/topics.ts';
 import type { ExecuteContext } from '../nodes/effect-node.ts';
@@ -71,6 +73,7 @@ export interface RequestHandlerOptions {
   /** Replay: apply effects without publishing results (dead letters are still written). */
   publishResults?: boolean;
   onOutcome?: (outcome: Outcome) => void;
+  metrics?: WorkerMetrics;
   /** Replay phases: which requests this run applies (undecodable ones have no request). */
   select?: (request: PatternRequest | undefined) => boolean;
 }
@@ -111,11 +114,30 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
 
   async apply(unit: RequestUnit): Promise<TopicMessages[]> {
     if (unit.skip) return [];
-    const prepared = await Promise.all(unit.prepared.map((p) => this.#checkReplyTopic(p)));
-    const results = unit.usageBatch
-      ? await this.#applyUsage(prepared)
-      : [await this.#applyOne(prepared[0] as Prepared)];
-    return this.#records(prepared, results);
+    const traced = new UnitTrace(
+      unit.prepared.map((p) => ({
+        message: p.message,
+        correlationId: p.correlationId,
+        operation: p.request?.operation,
+      })),
+      unit.usageBatch,
+      this.#o.consumerGroup,
+      this.#o.metrics,
+    );
+    try {
+      const records = await traced.run(async () => {
+        const prepared = await Promise.all(unit.prepared.map((p) => this.#checkReplyTopic(p)));
+        const results = unit.usageBatch
+          ? await this.#applyUsage(prepared)
+          : [await this.#applyOne(prepared[0] as Prepared)];
+        return this.#records(prepared, results, traced);
+      });
+      unit.finish = (error) => traced.finish(error);
+      return records;
+    } catch (err) {
+      traced.finish(err);
+      throw err;
+    }
   }
 
   #prepare(message: InboundMessage): Prepared {
@@ -222,7 +244,7 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
     return prepared.map((p) => byPrepared.get(p) ?? this.#errorResult(p, p.error as ModelError));
   }
 
-  #records(prepared: Prepared[], results: ModelResult[]): TopicMessages[] {
+  #records(prepared: Prepared[], results: ModelResult[], traced: UnitTrace): TopicMessages[] {
     const byTopic = new Map<string, Message[]>();
     const push = (topic: string, message: Message) => {
       const list = byTopic.get(topic);
@@ -237,7 +259,10 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
           result,
           request: p.message,
           correlationHeader: p.correlationHeader,
-          traceparent: headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1'),
+          // The producer span's own context; the request's when no SDK is running (spans are no-ops).
+          traceparent:
+            traced.producer(i, p.reply.topic, p.reply.partition) ??
+            headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1'),
         });
         if (p.reply.partition !== undefined) record.partition = p.reply.partition;
         push(p.reply.topic, record);
@@ -248,6 +273,7 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
           deadLetterRecord({ request: p.message, error: result.error, consumerGroup: this.#o.consumerGroup }),
         );
       }
+      traced.outcome(i, result, deadLettered);
       this.#o.onOutcome?.({
         prepared: { logical: p.logical, operation: result.metadata.operation, message: p.message },
         result,

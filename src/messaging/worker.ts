@@ -2,6 +2,7 @@
 // BatchProcessor, tracks group membership for readiness, and stops gracefully.
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Logger } from '../telemetry/logger.ts';
+import type { WorkerMetrics } from '../telemetry/metrics.ts';
 import type { Readiness } from '../telemetry/readiness.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import { BatchProcessor, type BatchHandler, type Unit } from './batch-processor.ts';
@@ -24,6 +25,7 @@ export interface WorkerOptions {
   endOffset?: (topic: string, partition: number) => bigint | undefined;
   /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
   startOffsets?: { topic: string; partition: number; offset: string }[];
+  metrics?: WorkerMetrics;
 }
 
 export class Worker {
@@ -81,6 +83,7 @@ export class Worker {
       ...(this.#options.onUnitDone ? { onUnitDone: this.#options.onUnitDone } : {}),
       ...(this.#options.afterEffects ? { afterEffects: this.#options.afterEffects } : {}),
       ...(this.#options.endOffset ? { endOffset: this.#options.endOffset } : {}),
+      ...(this.#options.metrics ? { metrics: this.#options.metrics } : {}),
     });
     const processor = this.#processor;
     await this.consumer.run({

@@ -6,6 +6,7 @@ import { isWriteOperation, TOPIC_SPECS, type RequestTopic } from '../contracts/t
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { buildResult, runEffect, type EffectContext, type EffectScope } from './effect-runner.ts';
+import { traceOperation } from './node-span.ts';
 
 export interface NodeOptions {
   logger?: Logger;
@@ -48,18 +49,21 @@ export abstract class EffectNode<T extends RequestTopic> {
       request = checked.request;
     }
     const operation = request.operation;
-    return runEffect(
-      {
-        pool: this.pool,
-        node: this.nodeName,
-        operation,
-        topic: this.topic,
-        correlationId: request.correlation_id ?? null,
-        write: isWriteOperation(operation),
-        context,
-        logger: this.logger,
-      },
-      (scope) => this.apply(request, scope),
+    const validRequest = request;
+    return traceOperation(this.nodeName, operation, validRequest, () =>
+      runEffect(
+        {
+          pool: this.pool,
+          node: this.nodeName,
+          operation,
+          topic: this.topic,
+          correlationId: request.correlation_id ?? null,
+          write: isWriteOperation(operation),
+          context,
+          logger: this.logger,
+        },
+        (scope) => this.apply(validRequest, scope),
+      ),
     );
   }
 

@@ -15,6 +15,7 @@ import type { Pool, PoolClient } from '../db/pool.ts';
 type Row = Record<string, unknown>;
 import { withTransaction } from '../db/transaction.ts';
 import { EffectNode, type ExecuteContext, type NodeOptions } from './effect-node.ts';
+import { traceBatch } from './node-span.ts';
 import { buildResult, failureOutcome, type EffectScope, type StoredOutcome } from './effect-runner.ts';
 import { deriveId } from './ids.ts';
 import { notFound } from './node-pattern-storage-effect.ts';
@@ -96,6 +97,10 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
    */
   async recordUsageBatch(items: UsageBatchItem[]): Promise<ModelResult[]> {
     if (items.length === 0) return [];
+    return traceBatch(this.nodeName, items.length, () => this.#recordBatch(items));
+  }
+
+  async #recordBatch(items: UsageBatchItem[]): Promise<ModelResult[]> {
     const startedAt = performance.now();
     try {
       const outcomes = await withTransaction(this.pool, (client) => this.#applyBatch(client, items));

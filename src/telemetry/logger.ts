@@ -1,3 +1,4 @@
+import { logContext } from './tracing.ts';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 import { redactUrl } from './redact.ts';
 
@@ -20,6 +21,8 @@ export function createLogger(
   const settings: LoggerOptions = {
     level,
     base: { service: 'pattern-worker' },
+    // trace_id, span_id and correlation_id of the message being handled, when there is one.
+    mixin: logContext,
     redact: { paths: SECRET_PATHS, censor: '***' },
     formatters: {
       log(object) {

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { startWorkerApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
+import { startTelemetry } from '../../telemetry/otel.ts';
 import { cliLogger } from '../logging.ts';
 
 export function workerCommand(): Command {
@@ -13,6 +14,8 @@ export function workerCommand(): Command {
       `
 Configuration comes from the environment (see README, "Configuration"): KAFKA_BROKERS, DATABASE_URL,
 KAFKA_GROUP_ID, TOPIC_PREFIX, PORT, WORKER_PARTITIONS_CONCURRENCY, WORKER_BATCH_SIZE, ...
+OpenTelemetry: the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318;
+nothing is exported unless an exporter or endpoint is set. PORT also serves /metrics (Prometheus).
 
 SIGTERM or SIGINT stops fetching, finishes what is in flight, publishes its results, commits offsets and
 exits 0 within WORKER_SHUTDOWN_TIMEOUT_MS. A second signal exits at once; nothing is lost even then,
@@ -20,8 +23,10 @@ because effects are applied exactly once and redelivered messages republish thei
     )
     .action(async () => {
       const config = loadConfig();
+      // Before anything it instruments; configured by the OTEL_* variables.
+      const telemetry = startTelemetry();
       const logger = cliLogger(config.LOG_LEVEL);
-      const app = await startWorkerApp({ config, logger });
+      const app = await startWorkerApp({ config, logger, metricsEndpoint: telemetry.metricsEndpoint });
       await new Promise<void>((resolve) => {
         let stopping = false;
         const onSignal = (signal: NodeJS.Signals) => {
@@ -36,16 +41,19 @@ because effects are applied exactly once and redelivered messages republish thei
             process.exit(1);
           }, config.WORKER_SHUTDOWN_TIMEOUT_MS);
           timer.unref();
-          app.stop().then(
-            () => {
-              logger.info('stopped cleanly');
-              resolve();
-            },
-            (err: unknown) => {
-              logger.error({ err }, 'shutdown failed');
-              process.exit(1);
-            },
-          );
+          app
+            .stop()
+            .then(() => telemetry.shutdown())
+            .then(
+              () => {
+                logger.info('stopped cleanly');
+                resolve();
+              },
+              (err: unknown) => {
+                logger.error({ err }, 'shutdown failed');
+                process.exit(1);
+              },
+            );
         };
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);

@@ -1,0 +1,120 @@
+// Spans and metrics of one unit of work: a consumer span per message (or one linked batch span for a
+// usage batch), producer spans for its results, and the per-message counters. Ends everything once
+// the results are published, or with the error when the unit fails transiently.
+import type { ModelResult } from '../contracts/results.ts';
+import type { WorkerMetrics } from '../telemetry/metrics.ts';
+import {
+  context,
+  endSpan,
+  startBatchSpan,
+  startConsumerSpan,
+  startProducerSpan,
+  trace,
+  withCorrelationId,
+  type Context,
+  type Span,
+} from '../telemetry/tracing.ts';
+import type { InboundMessage } from './batch-processor.ts';
+
+export interface TracedMessage {
+  message: InboundMessage;
+  correlationId: string | null;
+  operation: string | undefined;
+}
+
+type Outcome = 'success' | 'error' | 'duplicate' | 'dead_letter';
+
+export class UnitTrace {
+  readonly #items: TracedMessage[];
+  readonly #consumerSpans: Span[];
+  readonly #contexts: Context[];
+  readonly #producerSpans: Span[] = [];
+  readonly #metrics: WorkerMetrics | undefined;
+  readonly #startedAt = performance.now();
+  #outcomes: { outcome: Outcome; errorType: string | undefined; operation: string }[] = [];
+
+  constructor(items: TracedMessage[], batch: boolean, group: string, metrics?: WorkerMetrics) {
+    this.#items = items;
+    this.#metrics = metrics;
+    const attributes = (t: TracedMessage) => ({
+      ...(t.operation ? { 'pattern.operation': t.operation } : {}),
+      ...(t.correlationId ? { 'pattern.correlation_id': t.correlationId } : {}),
+    });
+    if (batch && items.length > 1) {
+      const span = startBatchSpan(
+        items.map((t) => t.message),
+        group,
+        { 'pattern.operation': 'record_usage' },
+      );
+      this.#consumerSpans = [span];
+      const ctx = trace.setSpan(context.active(), span);
+      this.#contexts = items.map((t) => withCorrelationId(ctx, t.correlationId));
+    } else {
+      this.#consumerSpans = items.map((t) => startConsumerSpan(t.message, group, attributes(t)));
+      this.#contexts = items.map((t, i) =>
+        withCorrelationId(trace.setSpan(context.active(), this.#consumerSpans[i] as Span), t.correlationId),
+      );
+    }
+    metrics?.inFlight(items.length);
+    if (batch) metrics?.batch(items[0]?.message.topic ?? '', items.length);
+  }
+
+  /** Runs the unit's work with its (first) consumer span active, so node and database spans nest. */
+  run<T>(work: () => Promise<T>): Promise<T> {
+    return context.with(this.#contexts[0] ?? context.active(), work);
+  }
+
+  /** Starts the producer span of the i-th message's result; returns the traceparent to send. */
+  producer(index: number, topic: string, partition: number | undefined): string | undefined {
+    const parent = this.#contexts[index] ?? context.active();
+    const { span, headers } = startProducerSpan(parent, topic, partition);
+    this.#producerSpans.push(span);
+    return headers.traceparent;
+  }
+
+  /** Records each message's outcome on its consumer span and in the metrics. */
+  outcome(index: number, result: ModelResult, deadLettered: boolean): void {
+    const outcome: Outcome = deadLettered
+      ? 'dead_letter'
+      : result.metadata.duplicate === true
+        ? 'duplicate'
+        : result.success
+          ? 'success'
+          : 'error';
+    this.#outcomes[index] = { outcome, errorType: result.error?.code, operation: result.metadata.operation };
+    const span = this.#consumerSpans.length === this.#items.length ? this.#consumerSpans[index] : undefined;
+    span?.setAttributes({
+      'pattern.outcome': outcome,
+      ...(result.error ? { 'error.type': result.error.code } : {}),
+      ...(result.metadata.duplicate ? { 'pattern.duplicate': true } : {}),
+    });
+  }
+
+  /** After publishing (or failing to): ends every span and counts the messages. */
+  finish(error?: unknown): void {
+    for (const span of this.#producerSpans) endSpan(span, error);
+    this.#consumerSpans.forEach((span, i) => {
+      const own = this.#consumerSpans.length === this.#items.length ? this.#outcomes[i] : undefined;
+      endSpan(
+        span,
+        error,
+        error === undefined ? (own?.outcome === 'success' ? undefined : own?.errorType) : undefined,
+      );
+    });
+    const durationMs = performance.now() - this.#startedAt;
+    this.#metrics?.inFlight(-this.#items.length);
+    if (error !== undefined) return;
+    this.#items.forEach((t, i) => {
+      const o = this.#outcomes[i];
+      if (!o) return;
+      this.#metrics?.processed({
+        topic: t.message.topic,
+        partition: t.message.partition,
+        operation: o.operation || t.operation || 'unknown',
+        outcome: o.outcome,
+        ...(o.errorType ? { errorType: o.errorType } : {}),
+        durationMs,
+      });
+    });
+  }
+}

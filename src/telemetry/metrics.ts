@@ -1,0 +1,134 @@
+// The worker's metrics, named by OpenTelemetry's messaging and database conventions where one exists
+// (the Prometheus exporter turns dots into underscores and adds unit and _total suffixes).
+// Created after the SDK has started: the metrics API has no proxy for instruments made earlier.
+import { metrics, type Attributes } from '@opentelemetry/api';
+
+export interface PoolStats {
+  totalCount: number;
+  idleCount: number;
+  waitingCount: number;
+}
+
+export interface WorkerMetrics {
+  /** One processed message: its topic, operation and outcome (success, error, duplicate, dead_letter). */
+  processed(attributes: {
+    topic: string;
+    partition: number;
+    operation: string;
+    outcome: 'success' | 'error' | 'duplicate' | 'dead_letter';
+    errorType?: string;
+    durationMs: number;
+  }): void;
+  batch(topic: string, size: number): void;
+  retry(topic: string, partition: number): void;
+  inFlight(delta: number): void;
+  /** High watermark minus next offset, per partition, as seen on the latest fetch. */
+  lag(topic: string, partition: number, lag: number): void;
+  watchPool(pool: PoolStats): void;
+}
+
+export function createWorkerMetrics(group: string): WorkerMetrics {
+  const meter = metrics.getMeter('pattern-worker');
+  const consumed = meter.createCounter('messaging.client.consumed.messages', {
+    description: 'Messages processed, by topic, operation and outcome',
+    unit: '{message}',
+  });
+  const duration = meter.createHistogram('messaging.process.duration', {
+    description: 'Time from taking a message to having its result ready, per message',
+    unit: 's',
+    advice: {
+      explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    },
+  });
+  const deadLetters = meter.createCounter('pattern_worker.dead_letters', {
+    description: 'Messages sent to a dead-letter topic',
+    unit: '{message}',
+  });
+  const duplicates = meter.createCounter('pattern_worker.duplicates', {
+    description: 'Messages whose effect was already applied (redelivered, replayed or re-sent)',
+    unit: '{message}',
+  });
+  const retries = meter.createCounter('pattern_worker.retries', {
+    description: 'Transient failures that paused a partition for a retry',
+    unit: '{retry}',
+  });
+  const batchSize = meter.createHistogram('messaging.batch.message_count', {
+    description: 'Messages applied in one transaction (usage batches) or one unit',
+    unit: '{message}',
+    advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] },
+  });
+  const inFlight = meter.createUpDownCounter('pattern_worker.in_flight', {
+    description: 'Messages being processed now',
+    unit: '{message}',
+  });
+  const lags = new Map<string, { topic: string; partition: number; lag: number }>();
+  meter
+    .createObservableGauge('messaging.kafka.consumer.lag', {
+      description: 'Messages behind the end of the partition at the latest fetch',
+      unit: '{message}',
+    })
+    .addCallback((result) => {
+      for (const { topic, partition, lag } of lags.values()) {
+        result.observe(lag, {
+          'messaging.destination.name': topic,
+          'messaging.destination.partition.id': String(partition),
+          'messaging.consumer.group.name': group,
+        });
+      }
+    });
+  let pools: PoolStats[] = [];
+  meter
+    .createObservableGauge('db.client.connection.count', {
+      description: 'Connections in the pool, by state',
+      unit: '{connection}',
+    })
+    .addCallback((result) => {
+      for (const pool of pools) {
+        result.observe(pool.idleCount, { 'db.client.connection.state': 'idle' });
+        result.observe(pool.totalCount - pool.idleCount, { 'db.client.connection.state': 'used' });
+      }
+    });
+  meter
+    .createObservableGauge('db.client.connection.pending_requests', {
+      description: 'Requests waiting for a connection',
+      unit: '{request}',
+    })
+    .addCallback((result) => {
+      for (const pool of pools) result.observe(pool.waitingCount);
+    });
+
+  return {
+    processed({ topic, partition, operation, outcome, errorType, durationMs }) {
+      const attributes: Attributes = {
+        'messaging.system': 'kafka',
+        'messaging.destination.name': topic,
+        'messaging.consumer.group.name': group,
+        'pattern.operation': operation,
+        'pattern.outcome': outcome,
+        ...(errorType ? { 'error.type': errorType } : {}),
+      };
+      consumed.add(1, { ...attributes, 'messaging.destination.partition.id': String(partition) });
+      duration.record(durationMs / 1000, attributes);
+      if (outcome === 'dead_letter') deadLetters.add(1, { 'messaging.destination.name': topic });
+      if (outcome === 'duplicate') duplicates.add(1, { 'messaging.destination.name': topic });
+    },
+    batch(topic, size) {
+      batchSize.record(size, { 'messaging.destination.name': topic });
+    },
+    retry(topic, partition) {
+      retries.add(1, {
+        'messaging.destination.name': topic,
+        'messaging.destination.partition.id': String(partition),
+      });
+    },
+    inFlight(delta) {
+      inFlight.add(delta);
+    },
+    lag(topic, partition, lag) {
+      lags.set(`${topic}:${partition}`, { topic, partition, lag: Math.max(0, lag) });
+    },
+    watchPool(pool) {
+      pools = [...pools, pool];
+    },
+  };
+}
