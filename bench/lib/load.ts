@@ -1,0 +1,59 @@
+// Open-loop load: requests are due at fixed times whatever happened to earlier ones, and latency is
+// measured from the due time, so a stall shows up in every request it delays (no coordinated omission).
+
+export interface LoadResult {
+  offeredRate: number;
+  sent: number;
+  latencies: number[];
+  errors: number;
+  firstError?: string;
+  /** How late the generator itself fired, at worst (ms): a sign the load machine was saturated. */
+  maxLagMs: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function openLoop(
+  rate: number,
+  seconds: number,
+  send: (i: number) => Promise<{ success: boolean; error?: unknown }>,
+): Promise<LoadResult> {
+  const n = Math.max(1, Math.round(rate * seconds));
+  const interval = 1000 / rate;
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  let maxLagMs = 0;
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now() + 5;
+  for (let i = 0; i < n; i++) {
+    const due = t0 + i * interval;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait - 0.5);
+    maxLagMs = Math.max(maxLagMs, performance.now() - due);
+    pending.push(
+      send(i).then(
+        (r) => {
+          if (r.success) latencies.push(performance.now() - due);
+          else {
+            errors++;
+            firstError ??= JSON.stringify(r.error);
+          }
+        },
+        (err: unknown) => {
+          errors++;
+          firstError ??= err instanceof Error ? err.message : String(err);
+        },
+      ),
+    );
+  }
+  await Promise.all(pending);
+  return {
+    offeredRate: rate,
+    sent: n,
+    latencies,
+    errors,
+    ...(firstError ? { firstError } : {}),
+    maxLagMs: Math.round(maxLagMs * 10) / 10,
+  };
+}

@@ -1,0 +1,139 @@
+// Child processes under measurement (the worker, the naive worker, the echo service): spawn, wait for
+// readiness, read CPU time and peak RSS from /proc, stop.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ProcSample {
+  /** user + system CPU seconds so far. */
+  cpuSeconds: number;
+  rssMiB: number;
+  /** Peak RSS (VmHWM) since start. */
+  peakRssMiB: number;
+}
+
+export function sampleProc(pid: number): ProcSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { cpuSeconds, rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 };
+}
+
+export interface Child {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  output(): string;
+  sample(): ProcSample;
+  waitReady(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface SpawnOptions {
+  script: string;
+  args?: string[];
+  env: Record<string, string>;
+  nodeArgs?: string[];
+  /** Ready when GET http://127.0.0.1:<PORT>/readyz answers 200; otherwise when stdout prints this. */
+  readyLine?: string;
+}
+
+export async function spawnNode(options: SpawnOptions): Promise<Child> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), options.script, ...(options.args ?? [])],
+    {
+      env: { ...process.env, LOG_LEVEL: 'warn', ...options.env, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let log = '';
+  const keep = (d: Buffer) => {
+    log += d.toString();
+    if (log.length > 200_000) log = log.slice(-100_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const pid = child.pid as number;
+  return {
+    child,
+    pid,
+    port,
+    output: () => log,
+    sample: () => sampleProc(pid),
+    async waitReady(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null)
+          throw new Error(`${options.script} exited with ${child.exitCode}:\n${log}`);
+        if (options.readyLine) {
+          if (log.includes(options.readyLine)) return;
+        } else {
+          try {
+            if ((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200) return;
+          } catch {
+            // not listening yet
+          }
+        }
+        if (Date.now() > deadline) throw new Error(`${options.script} not ready in ${timeoutMs} ms:\n${log}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Samples a process every interval; keeps the RSS series (for the soak's trend) and the peak. */
+export class ProcMonitor {
+  readonly series: { t: number; rssMiB: number; cpuSeconds: number }[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  readonly #pid: number;
+
+  constructor(pid: number) {
+    this.#pid = pid;
+  }
+
+  start(intervalMs = 500): this {
+    const t0 = Date.now();
+    const tick = () => {
+      try {
+        const s = sampleProc(this.#pid);
+        this.series.push({ t: (Date.now() - t0) / 1000, rssMiB: s.rssMiB, cpuSeconds: s.cpuSeconds });
+      } catch {
+        // process gone
+      }
+    };
+    tick();
+    this.#timer = setInterval(tick, intervalMs);
+    return this;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}

@@ -1,0 +1,281 @@
+// Result files: <scenario>-<timestamp>.json and <scenario>-latest.json, then the SVG charts and the
+// README in the results directory, regenerated from the latest result of each scenario.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { Machine } from './machine.ts';
+import type { Goal, ScenarioResult } from './scenario.ts';
+import { machineLine } from './machine.ts';
+import { barChart, logLineChart } from './svg.ts';
+import { fmt } from './stats.ts';
+
+export type StoredResult = ScenarioResult & { machine: Machine };
+
+export async function writeResult(dir: string, result: ScenarioResult, machine: Machine): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const stamp = result.startedAt.replace(/[:.]/g, '-');
+  const body = `${JSON.stringify({ ...result, machine }, null, 2)}\n`;
+  const file = join(dir, `${result.scenario}-${stamp}.json`);
+  await writeFile(file, body);
+  await writeFile(join(dir, `${result.scenario}-latest.json`), body);
+  return file;
+}
+
+export async function readLatest(dir: string, scenario: string): Promise<StoredResult | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, `${scenario}-latest.json`), 'utf8')) as StoredResult;
+  } catch {
+    return undefined;
+  }
+}
+
+interface SpreadJson {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+interface LatencyJson {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  failures?: number;
+  eventsPerSecond?: number;
+}
+interface MeasuredJson {
+  p50: SpreadJson;
+  p90: SpreadJson;
+  p99: SpreadJson;
+  p999: SpreadJson;
+  curve: { p: number; ms: number }[];
+}
+interface VariantJson {
+  eventsPerSecond: SpreadJson;
+  cpuCores?: SpreadJson;
+  peakRssMiB?: number;
+  failures?: number;
+  rowsChecked?: boolean;
+}
+
+const ANALYSIS = fileURLToPath(new URL('../ANALYSIS.md', import.meta.url));
+const range = (s: SpreadJson, d = 0) => `${fmt(s.min, d)} – ${fmt(s.max, d)}`;
+
+function goalsTable(goals: Goal[]): string[] {
+  return [
+    '| goal | target | measured | |',
+    '| --- | --- | --- | --- |',
+    ...goals.map(
+      (g) =>
+        `| ${g.name} | ${g.target} | ${g.value === null ? 'n/a' : `${fmt(g.value, g.unit === 'x' ? 2 : 1)} ${g.unit}`} | ${g.met === null ? 'reported' : g.met ? 'met' : '**missed**'}${g.note ? ` (${g.note})` : ''} |`,
+    ),
+  ];
+}
+
+function nodesSection(r: StoredResult): string[] {
+  const f = r.figures as {
+    ops: Record<string, LatencyJson>;
+    targets: Record<string, { seedMs?: number; goalP99Ms?: number }>;
+    load: Record<string, number>;
+    hotPatternEvents: number;
+    dailyRollupRows: number;
+  };
+  const p = r.params as { patterns: number; events: number; hot: number };
+  return [
+    '## Effect nodes alone (`npm run bench -- nodes`)',
+    '',
+    `${machineLine(r.machine)}. ${p.patterns.toLocaleString('en-US')} patterns, ${p.events.toLocaleString('en-US')} usage events over 90 days ` +
+      `(hot pattern: ${f.hotPatternEvents?.toLocaleString('en-US')} events; daily rollup: ${f.dailyRollupRows?.toLocaleString('en-US')} rows). ` +
+      `Bulk load: ${fmt(f.load.patternsPerSecond ?? NaN, 0)} patterns/s, ${fmt(f.load.eventsPerSecond ?? NaN, 0)} events/s. Every operation below goes through a node, sequentially.`,
+    '',
+    '| operation | n | p50 ms | p99 ms | seed target | our goal | throughput |',
+    '| --- | ---: | ---: | ---: | --- | --- | ---: |',
+    ...Object.entries(f.ops).map(([name, o]) => {
+      const t = f.targets[name.startsWith('record_usage_batch') ? 'record_usage_batch_500' : name] ?? {};
+      return `| ${name} | ${o.count} | ${fmt(o.p50, 2)} | ${fmt(o.p99, 2)} | ${t.seedMs ? `< ${t.seedMs} ms` : ''} | ${t.goalP99Ms ? `p99 ≤ ${t.goalP99Ms} ms` : name.startsWith('record_usage_batch') ? '≥ 50,000 events/s' : ''} | ${o.eventsPerSecond ? `${fmt(o.eventsPerSecond, 0)} events/s` : ''} |`;
+    }),
+    '',
+    ...goalsTable(r.goals),
+    '',
+    '![effect node latency](nodes.svg)',
+    '',
+  ];
+}
+
+function ingestionSection(r: StoredResult): string[] {
+  const f = r.figures as Record<string, VariantJson> & {
+    ratios: { vsNaive: number; vsFloor: number; tracingCost: number };
+  };
+  const p = r.params as { patterns: number; events: number; naiveEvents: number; runs: number };
+  const ours = f.worker_tracing_off as VariantJson;
+  const row = (label: string, v: VariantJson | undefined, n: number) =>
+    v
+      ? `| ${label} | ${n.toLocaleString('en-US')} | ${fmt(v.eventsPerSecond.median, 0)} | ${range(v.eventsPerSecond)} | ${(v.eventsPerSecond.median / ours.eventsPerSecond.median).toFixed(3)} | ${v.cpuCores ? v.cpuCores.median.toFixed(2) : ''} | ${v.peakRssMiB ? fmt(v.peakRssMiB, 0) : ''} |`
+      : '';
+  return [
+    '## Usage ingestion, end to end (`npm run bench -- ingestion`)',
+    '',
+    `${machineLine(r.machine)}. record_usage events over ${p.patterns.toLocaleString('en-US')} patterns (Zipf s=1) produced to \`pattern.usage\` (6 partitions), ` +
+      `timed from the first send until every result is on the result topic; rows checked in the database. ${p.runs} runs each, median and range.`,
+    '',
+    '| variant | events per run | events/s (median) | range | vs our worker | worker CPU (cores) | peak RSS MiB |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: |',
+    row('our worker, tracing off', ours, p.events),
+    row('our worker, tracing on (OTLP/HTTP, 100% sampled)', f.worker_tracing_on, p.events),
+    row('naive worker (eachMessage, 1 tx per message, row trigger)', f.naive, p.naiveEvents),
+    row('database floor (batched multi-row insert, no Kafka)', f.database_floor, p.events),
+    '',
+    `Ratios: our worker = **${f.ratios.vsNaive.toFixed(1)}×** the naive worker and **${f.ratios.vsFloor.toFixed(2)}×** the database floor; ` +
+      `tracing costs ${(f.ratios.tracingCost * 100).toFixed(1)}% of throughput.`,
+    '',
+    ...goalsTable(r.goals),
+    '',
+    '![ingestion throughput](throughput.svg)',
+    '',
+  ];
+}
+
+function searchSection(r: StoredResult): string[] {
+  const f = r.figures as {
+    worker: MeasuredJson;
+    kafka_floor: MeasuredJson;
+    query_floor: MeasuredJson;
+    ramp: { rate: number; p50: number; p99: number; errors: number }[];
+    maxRateP99Under50: number;
+    ratios: { p50OverFloors: number };
+    workerPeakRssMiB: number;
+  };
+  const p = r.params as { patterns: number; rate: number; seconds: number; runs: number };
+  const row = (label: string, m: MeasuredJson) =>
+    `| ${label} | ${fmt(m.p50.median, 2)} | ${fmt(m.p90.median, 2)} | ${fmt(m.p99.median, 2)} | ${fmt(m.p999.median, 2)} | ${range(m.p50, 2)} |`;
+  return [
+    '## Request/reply search latency (`npm run bench -- search`)',
+    '',
+    `${machineLine(r.machine)}. \`PatternClient.search\` (limit 10, half with a language filter) against ${p.patterns.toLocaleString('en-US')} patterns, ` +
+      `open loop at ${p.rate} requests/s for ${p.seconds} s, latency from each request's due time; ${p.runs} runs, medians of the per-run percentiles.`,
+    '',
+    '| path | p50 ms | p90 ms | p99 ms | p99.9 ms | p50 range |',
+    '| --- | ---: | ---: | ---: | ---: | --- |',
+    row('worker round trip', f.worker),
+    row('Kafka floor (echo, no database)', f.kafka_floor),
+    row('query floor (the search SQL through pg)', f.query_floor),
+    '',
+    `Worker p50 = ${f.ratios.p50OverFloors.toFixed(2)}× (Kafka floor p50 + query floor p50). Highest offered load with p99 < 50 ms: **${f.maxRateP99Under50}/s**. Worker peak RSS ${fmt(f.workerPeakRssMiB, 0)} MiB.`,
+    '',
+    '| offered load /s | p50 ms | p99 ms | errors |',
+    '| ---: | ---: | ---: | ---: |',
+    ...f.ramp.map((x) => `| ${x.rate} | ${fmt(x.p50, 2)} | ${fmt(x.p99, 2)} | ${x.errors} |`),
+    '',
+    ...goalsTable(r.goals),
+    '',
+    '![search latency distribution](latency.svg)',
+    '',
+  ];
+}
+
+function soakSection(r: StoredResult): string[] {
+  const f = r.figures as {
+    peakRssMiB: number;
+    rssEarlyMiB: number;
+    rssLateMiB: number;
+    growthPercent: number;
+    eventsSent: number;
+    cpuCores: number;
+  };
+  const p = r.params as { minutes: number; rate: number; searchRate: number };
+  return [
+    '## Soak (`npm run bench -- soak`, not in the default run)',
+    '',
+    `${machineLine(r.machine)}. ${p.minutes} min at ${p.rate} usage events/s plus ${p.searchRate} searches/s. ` +
+      `RSS ${fmt(f.rssEarlyMiB, 0)} MiB in the second minute, ${fmt(f.rssLateMiB, 0)} MiB in the last (${f.growthPercent}%), peak ${fmt(f.peakRssMiB, 0)} MiB; worker CPU ${f.cpuCores} cores.`,
+    '',
+    ...goalsTable(r.goals),
+    '',
+  ];
+}
+
+/** Regenerates README.md and the SVG charts in `dir` from the latest result of each scenario. */
+export async function writeReport(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const [nodes, ingestion, search, soak] = await Promise.all(
+    ['nodes', 'ingestion', 'search', 'soak'].map((s) => readLatest(dir, s)),
+  );
+  if (nodes) {
+    const ops = (nodes.figures as { ops: Record<string, LatencyJson> }).ops;
+    await writeFile(
+      join(dir, 'nodes.svg'),
+      barChart(
+        'Effect nodes: p99 latency per operation',
+        'ms',
+        Object.entries(ops).map(([label, o]) => ({ label, value: o.p99, note: `(p50 ${fmt(o.p50, 2)})` })),
+        machineLine(nodes.machine),
+      ),
+    );
+  }
+  if (ingestion) {
+    const f = ingestion.figures as Record<string, VariantJson | undefined>;
+    const bars = [
+      ['our worker, tracing off', f.worker_tracing_off],
+      ['our worker, tracing on', f.worker_tracing_on],
+      ['naive worker', f.naive],
+      ['database floor', f.database_floor],
+    ]
+      .filter((b): b is [string, VariantJson] => b[1] !== undefined)
+      .map(([label, v]) => ({ label, value: v.eventsPerSecond.median }));
+    await writeFile(
+      join(dir, 'throughput.svg'),
+      barChart(
+        'Usage ingestion throughput (median of runs)',
+        'events/s',
+        bars,
+        machineLine(ingestion.machine),
+      ),
+    );
+  }
+  if (search) {
+    const f = search.figures as Record<string, MeasuredJson>;
+    const series = [
+      ['worker round trip', f.worker],
+      ['Kafka floor', f.kafka_floor],
+      ['query floor', f.query_floor],
+    ]
+      .filter((s): s is [string, MeasuredJson] => s[1] !== undefined)
+      .map(([label, m]) => ({ label, points: m.curve.map((c) => ({ x: `p${c.p}`, y: c.ms })) }));
+    const rate = (search.params as { rate: number }).rate;
+    await writeFile(
+      join(dir, 'latency.svg'),
+      logLineChart(
+        `Search latency distribution at ${rate} requests/s (open loop, all runs pooled)`,
+        'ms',
+        series,
+        machineLine(search.machine),
+        [
+          { y: 5, label: 'goal p50 5 ms' },
+          { y: 15, label: 'goal p99 15 ms' },
+        ],
+      ),
+    );
+  }
+  let analysis = '';
+  try {
+    analysis = await readFile(ANALYSIS, 'utf8');
+  } catch {
+    // no analysis written yet
+  }
+  const lines = [
+    '# Benchmark results',
+    '',
+    'Generated by `npm run bench` from the `*-latest.json` files in this directory (each run also keeps a',
+    'timestamped copy). The machine is shared and noisy: read the ratios against the baselines measured in the',
+    'same run rather than the absolute figures. Charts: [latency.svg](latency.svg), [throughput.svg](throughput.svg),',
+    '[nodes.svg](nodes.svg).',
+    '',
+    ...(nodes ? nodesSection(nodes) : []),
+    ...(ingestion ? ingestionSection(ingestion) : []),
+    ...(search ? searchSection(search) : []),
+    ...(soak ? soakSection(soak) : []),
+    ...(analysis ? [analysis.trim(), ''] : []),
+  ];
+  await writeFile(join(dir, 'README.md'), `${lines.join('\n')}\n`);
+}

@@ -1,0 +1,96 @@
+// The benchmark harness: `npm run bench` runs every scenario but the soak; `npm run bench -- <name...>`
+// runs the named ones. Options: --smoke (tiny sizes, for CI), --runs N (repetitions, default 3),
+// --out DIR (default bench/results). Each scenario prints its figures and ratios and writes
+// <scenario>-<timestamp>.json plus <scenario>-latest.json; then the charts and README are regenerated.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { dropAll } from './lib/db.ts';
+import { describeMachine, machineLine } from './lib/machine.ts';
+import { writeReport, writeResult } from './lib/report.ts';
+import type { ScenarioOptions, ScenarioResult } from './lib/scenario.ts';
+import { ingestion } from './scenarios/ingestion.ts';
+import { nodes } from './scenarios/nodes.ts';
+import { search } from './scenarios/search.ts';
+import { soak } from './scenarios/soak.ts';
+
+const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioResult>> = {
+  nodes,
+  ingestion,
+  search,
+  soak,
+};
+const DEFAULT = ['nodes', 'ingestion', 'search'];
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    smoke: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(`usage: npm run bench -- [${Object.keys(SCENARIOS).join('|')} ...] [--smoke] [--runs N] [--out DIR]
+  no scenario: ${DEFAULT.join(', ')} (soak only when named)`);
+  process.exit(0);
+}
+const unknown = positionals.filter((p) => !(p in SCENARIOS));
+if (unknown.length > 0) {
+  console.error(`unknown scenario ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+  process.exit(2);
+}
+const chosen = positionals.length > 0 ? positionals : DEFAULT;
+const smoke = values.smoke ?? false;
+// Smoke figures mean nothing; they never overwrite the published results unless asked to.
+const outDir =
+  values.out ??
+  (smoke
+    ? join(tmpdir(), 'pattern-worker-bench-smoke')
+    : fileURLToPath(new URL('./results/', import.meta.url)));
+const options: ScenarioOptions = {
+  smoke,
+  runs: Number(values.runs ?? (smoke ? 1 : 3)),
+  log: (line) => console.log(line),
+};
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`\n${signal}: dropping benchmark databases`);
+    void dropAll().finally(() => process.exit(130));
+  });
+}
+
+const machine = await describeMachine();
+console.log(`pattern-worker benchmarks: ${chosen.join(', ')}${smoke ? ' (smoke sizes)' : ''}`);
+console.log(machineLine(machine));
+const started = Date.now();
+let failed = false;
+for (const name of chosen) {
+  if (interrupted) break;
+  console.log(`\n== ${name}`);
+  try {
+    const result = await (SCENARIOS[name] as (o: ScenarioOptions) => Promise<ScenarioResult>)(options);
+    const file = await writeResult(outDir, result, machine);
+    for (const line of result.summary) console.log(`  ${line}`);
+    for (const g of result.goals) {
+      const mark = g.met === null ? '?' : g.met ? 'met' : 'MISSED';
+      console.log(
+        `  goal ${g.name} ${g.target}: ${g.value ?? 'n/a'} ${g.unit} ${mark}${g.note ? ` (${g.note})` : ''}`,
+      );
+    }
+    console.log(`  -> ${file}`);
+  } catch (err) {
+    failed = true;
+    console.error(`  ${name} failed:`, err);
+  }
+}
+await dropAll();
+await writeReport(outDir);
+console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,203 @@
+// Scenario "search": PatternClient.search round trips against 100,000 patterns at a fixed offered load
+// (open loop), then a ramp to the highest load that keeps p99 under 50 ms. Baselines on the same data
+// and queries: the Kafka floor (echo service, no database) and the query floor (the SQL through pg).
+import { fileURLToPath } from 'node:url';
+import { PatternClient } from '../../src/client/index.ts';
+import { searchDirect } from '../baselines/query-floor.ts';
+import { generatePatterns, searchQueries } from '../lib/dataset.ts';
+import { analyze, createBenchDatabase, loadPatterns } from '../lib/db.ts';
+import { benchKafka, BROKERS, createBenchTopics, deleteBenchTopics } from '../lib/kafka.ts';
+import { openLoop, type LoadResult } from '../lib/load.ts';
+import { spawnNode, type Child } from '../lib/proc.ts';
+import { goal, progress, type ScenarioOptions, type ScenarioResult } from '../lib/scenario.ts';
+import { fmt, spread, summarize, type LatencySummary, type Spread } from '../lib/stats.ts';
+import { WORKER_CLI, workerEnv } from './ingestion.ts';
+
+const SEED = 5;
+const ECHO = fileURLToPath(new URL('../baselines/kafka-echo.ts', import.meta.url));
+
+interface Measured {
+  runs: (LatencySummary & { errors: number; maxLagMs: number })[];
+  p50: Spread;
+  p90: Spread;
+  p99: Spread;
+  p999: Spread;
+  /** Percentiles over all runs' samples together, for the chart. */
+  pooled: LatencySummary;
+  /** Latency at these percentiles, pooled, for the distribution chart. */
+  curve: { p: number; ms: number }[];
+}
+
+const CURVE = [10, 25, 50, 75, 90, 95, 99, 99.9];
+
+function measured(results: LoadResult[]): Measured {
+  const runs = results.map((r) => ({ ...summarize(r.latencies), errors: r.errors, maxLagMs: r.maxLagMs }));
+  const all = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const at = (p: number) =>
+    all[Math.min(all.length - 1, Math.max(0, Math.ceil((p / 100) * all.length) - 1))] ?? NaN;
+  return {
+    runs,
+    p50: spread(runs.map((r) => r.p50)),
+    p90: spread(runs.map((r) => r.p90)),
+    p99: spread(runs.map((r) => r.p99)),
+    p999: spread(runs.map((r) => r.p999)),
+    pooled: summarize(all),
+    curve: CURVE.map((p) => ({ p, ms: Math.round(at(p) * 100) / 100 })),
+  };
+}
+
+export async function search(options: ScenarioOptions): Promise<ScenarioResult> {
+  const started = Date.now();
+  const s = options.smoke
+    ? { patterns: 500, rate: 50, seconds: 2, ramp: [50, 100], rampSeconds: 1 }
+    : {
+        patterns: 100_000,
+        rate: 200,
+        seconds: 10,
+        ramp: [200, 300, 400, 500, 600, 800, 1000, 1200, 1500],
+        rampSeconds: 5,
+      };
+  const log = (line: string) => options.log(line);
+  const queries = searchQueries(SEED, 2000);
+  const query = (i: number) =>
+    ({ ...queries[i % queries.length], limit: 10 }) as { search_query: string; limit: number };
+  const kafka = benchKafka('bench-search');
+  const db = await createBenchDatabase('search', 4);
+  const names = await createBenchTopics(kafka);
+  let child: Child | undefined;
+  let client: PatternClient | undefined;
+  const figures: Record<string, unknown> = {};
+  try {
+    const bar = progress('patterns', s.patterns);
+    await loadPatterns(db.pool, generatePatterns(SEED, s.patterns), (d) => bar.update(d));
+    bar.stop();
+    await analyze(db.pool);
+
+    client = await new PatternClient({
+      brokers: BROKERS,
+      topicPrefix: names.prefix,
+      clientId: 'bench',
+      timeoutMs: 10_000,
+    }).connect();
+    const c = client;
+    const viaClient = (i: number) => c.search(query(i), { timeoutMs: 10_000 });
+
+    // Our worker.
+    child = await spawnNode({
+      script: WORKER_CLI,
+      args: ['worker'],
+      env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true' },
+    });
+    await child.waitReady();
+    await openLoop(Math.min(100, s.rate), Math.min(3, s.seconds), viaClient); // warm-up: JIT, pools, plans
+    const worker: LoadResult[] = [];
+    for (let r = 0; r < options.runs; r++) {
+      const res = await openLoop(s.rate, s.seconds, viaClient);
+      worker.push(res);
+      const m = summarize(res.latencies);
+      log(
+        `    worker at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p90 ${fmt(m.p90, 2)} p99 ${fmt(m.p99, 2)} p99.9 ${fmt(m.p999, 2)} ms, ${res.errors} errors${res.firstError ? ` (${res.firstError})` : ''}`,
+      );
+    }
+    figures.worker = measured(worker);
+
+    const ramp: { rate: number; p50: number; p99: number; errors: number; maxLagMs: number }[] = [];
+    for (const rate of s.ramp) {
+      const res = await openLoop(rate, s.rampSeconds, viaClient);
+      const m = summarize(res.latencies);
+      ramp.push({ rate, p50: m.p50, p99: m.p99, errors: res.errors, maxLagMs: res.maxLagMs });
+      log(`    ramp ${rate}/s: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${res.errors} errors`);
+      if (m.p99 >= 50 || res.errors > 0) break;
+    }
+    const ok = ramp.filter((r) => r.p99 < 50 && r.errors === 0);
+    figures.ramp = ramp;
+    figures.maxRateP99Under50 = ok.length > 0 ? Math.max(...ok.map((r) => r.rate)) : 0;
+    const sample = child.sample();
+    figures.workerPeakRssMiB = Math.round(sample.peakRssMiB * 10) / 10;
+    await child.stop();
+    child = undefined;
+
+    // Kafka floor: the same client and topics, an echo service instead of the worker.
+    child = await spawnNode({
+      script: ECHO,
+      env: { TOPIC_PREFIX: names.prefix, KAFKA_GROUP_ID: `${names.prefix}echo` },
+      readyLine: 'kafka echo ready',
+    });
+    await child.waitReady();
+    await openLoop(Math.min(100, s.rate), Math.min(3, s.seconds), viaClient);
+    const echo: LoadResult[] = [];
+    for (let r = 0; r < options.runs; r++) {
+      const res = await openLoop(s.rate, s.seconds, viaClient);
+      echo.push(res);
+      const m = summarize(res.latencies);
+      log(
+        `    Kafka floor at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${res.errors} errors`,
+      );
+    }
+    figures.kafka_floor = measured(echo);
+    await child.stop();
+    child = undefined;
+
+    // Query floor: the same queries at the same offered rate, straight through pg.
+    const direct = async (i: number) => {
+      await searchDirect(db.pool, query(i));
+      return { success: true };
+    };
+    await openLoop(Math.min(100, s.rate), Math.min(3, s.seconds), direct);
+    const sql: LoadResult[] = [];
+    for (let r = 0; r < options.runs; r++) {
+      const res = await openLoop(s.rate, s.seconds, direct);
+      sql.push(res);
+      const m = summarize(res.latencies);
+      log(
+        `    query floor at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms`,
+      );
+    }
+    figures.query_floor = measured(sql);
+  } finally {
+    await child?.stop();
+    await client?.close().catch(() => undefined);
+    await db.drop();
+    await deleteBenchTopics(kafka, names);
+  }
+
+  const w = figures.worker as Measured;
+  const k = figures.kafka_floor as Measured;
+  const q = figures.query_floor as Measured;
+  const floorSum = k.p50.median + q.p50.median;
+  const ratio = w.p50.median / floorSum;
+  figures.ratios = {
+    p50OverFloors: ratio,
+    p50OverKafkaFloor: w.p50.median / k.p50.median,
+    p50OverQueryFloor: w.p50.median / q.p50.median,
+  };
+  const goals = [
+    goal(`search round trip p50 at ${s.rate}/s`, '<= 5 ms', w.p50.median, 'ms', w.p50.median <= 5),
+    goal(`search round trip p99 at ${s.rate}/s`, '<= 15 ms', w.p99.median, 'ms', w.p99.median <= 15),
+    goal('search p50 vs (Kafka floor p50 + query floor p50)', '<= 2x', ratio, 'x', ratio <= 2),
+    goal(
+      'highest offered load with p99 < 50 ms',
+      'report',
+      figures.maxRateP99Under50 as number,
+      'requests/s',
+      null,
+    ),
+  ];
+  const row = (label: string, m: Measured) =>
+    `${label.padEnd(14)} p50 ${fmt(m.p50.median, 2).padStart(6)}  p90 ${fmt(m.p90.median, 2).padStart(6)}  p99 ${fmt(m.p99.median, 2).padStart(6)}  p99.9 ${fmt(m.p999.median, 2).padStart(6)} ms (p50 runs ${m.p50.runs.join(', ')})`;
+  return {
+    scenario: 'search',
+    smoke: options.smoke,
+    startedAt: new Date(started).toISOString(),
+    durationS: Math.round((Date.now() - started) / 100) / 10,
+    params: { ...s, runs: options.runs, seed: SEED, limit: 10 },
+    figures,
+    goals,
+    summary: [
+      row('worker', w),
+      row('Kafka floor', k),
+      row('query floor', q),
+      `ratios: worker p50 = ${ratio.toFixed(2)}x (Kafka floor p50 + query floor p50); highest load with p99 < 50 ms: ${String(figures.maxRateP99Under50)}/s`,
+    ],
+  };
+}
