@@ -186,7 +186,9 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
   /** A reply topic must exist and have the partition asked for; else the request is refused. */
   async #checkReplyTopic(p: Prepared): Promise<Prepared> {
     const defaultTopic = this.#o.names.result(p.logical);
-    if (p.error || p.reply.topic === defaultTopic) return p;
+    // Checked even for a request already refused: its error result goes to the reply path, and a
+    // missing topic or partition there would fail the publish for ever and block the partition.
+    if (p.reply.topic === defaultTopic && p.reply.partition === undefined) return p;
     const partitions = await this.#o.directory.partitions(p.reply.topic);
     let reason: string | undefined;
     if (partitions === undefined)
@@ -198,7 +200,7 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
     this.#o.logger.warn({ topic: p.message.topic, offset: p.message.offset, reason }, 'refused reply path');
     return {
       ...p,
-      error: { code: 'VALIDATION_ERROR', message: reason },
+      error: p.error ?? { code: 'VALIDATION_ERROR', message: reason },
       request: undefined,
       reply: { topic: defaultTopic },
     };
