@@ -301,6 +301,22 @@ function cases(): Case[] {
       code: 'VALIDATION_ERROR',
     },
     {
+      name: 'malformed JSON asking for a reply topic that does not exist',
+      topic: 'pattern.usage',
+      value: '{"usage_data": ',
+      headers: { kafka_replyTopic: `missing-${randomUUID()}` },
+      code: 'VALIDATION_ERROR',
+      says: 'not valid JSON',
+    },
+    {
+      name: 'reply partition out of range on the result topic',
+      topic: 'pattern.search.request',
+      value: json({ operation: 'get_top' }),
+      headers: { kafka_replyTopic: stack.names.result('pattern.search.request'), kafka_replyPartition: '99' },
+      code: 'VALIDATION_ERROR',
+      says: 'kafka_replyPartition 99',
+    },
+    {
       name: 'reply topic name with garbage bytes',
       topic: 'pattern.search.request',
       value: json({ operation: 'get_top' }),
