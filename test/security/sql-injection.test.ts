@@ -15,6 +15,8 @@ interface Recorded {
   values: unknown[];
 }
 const recorded: Recorded[] = [];
+// Kept to be restored and called with the client as `this`.
+// eslint-disable-next-line @typescript-eslint/unbound-method
 const originalQuery = pg.Client.prototype.query;
 let db: TestDatabase;
 let nodes: Nodes;
