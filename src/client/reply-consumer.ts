@@ -129,12 +129,18 @@ export class ReplyConsumer {
       allowAutoTopicCreation: false,
     });
     this.#consumer = consumer;
+    // Nothing is committed, so after a rejoin (broker restart, consumer crash) the consumer would start
+    // at the latest offset and miss replies written meanwhile: seek back to the next unread one instead.
+    let next = endOffset;
+    let joins = 0;
     const joined = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`reply consumer did not join within ${this.#options.joinTimeoutMs} ms`)),
         this.#options.joinTimeoutMs,
       );
       consumer.on(consumer.events.GROUP_JOIN, () => {
+        joins += 1;
+        if (joins > 1) consumer.seek({ topic, partition: this.partition, offset: next });
         clearTimeout(timer);
         resolve();
       });
@@ -144,7 +150,10 @@ export class ReplyConsumer {
     await consumer.run({
       autoCommit: false,
       eachBatch: ({ batch }) => {
-        for (const message of batch.messages) this.#options.onReply(message);
+        for (const message of batch.messages) {
+          this.#options.onReply(message);
+          next = (BigInt(message.offset) + 1n).toString();
+        }
         return Promise.resolve();
       },
     });
