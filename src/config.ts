@@ -38,6 +38,11 @@ export const configSchema = z
     KAFKA_SASL_USERNAME: z.string().optional(),
     KAFKA_SASL_PASSWORD: z.string().optional(),
     KAFKA_SSL: boolean.default(false),
+    /** PEM files: the CA that signed the brokers' certificates, and a client certificate and key (mTLS). */
+    KAFKA_SSL_CA_FILE: z.string().optional(),
+    KAFKA_SSL_CERT_FILE: z.string().optional(),
+    KAFKA_SSL_KEY_FILE: z.string().optional(),
+    KAFKA_SSL_REJECT_UNAUTHORIZED: boolean.default(true),
     DB_POOL_MIN: intFrom(0, 100).default(5),
     DB_POOL_MAX: intFrom(1, 100).default(20),
     DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
@@ -51,6 +56,19 @@ export const configSchema = z
     WORKER_CREATE_TOPICS: boolean.default(false),
   })
   .superRefine((c, ctx) => {
+    const tlsFiles = (['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const).filter(
+      (k) => c[k] !== undefined,
+    );
+    if (tlsFiles.length > 0 && !c.KAFKA_SSL) {
+      ctx.addIssue({ code: 'custom', path: [tlsFiles[0] as string], message: 'needs KAFKA_SSL=true' });
+    }
+    if ((c.KAFKA_SSL_CERT_FILE === undefined) !== (c.KAFKA_SSL_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.KAFKA_SSL_CERT_FILE === undefined ? 'KAFKA_SSL_CERT_FILE' : 'KAFKA_SSL_KEY_FILE'],
+        message: 'KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (a client certificate and its key)',
+      });
+    }
     if (c.DB_POOL_MIN > c.DB_POOL_MAX) {
       ctx.addIssue({ code: 'custom', path: ['DB_POOL_MIN'], message: 'must not exceed DB_POOL_MAX' });
     }

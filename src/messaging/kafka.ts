@@ -1,6 +1,8 @@
 // Builds the kafkajs client from configuration: brokers, client id, SASL and TLS, logs through pino.
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions, type logCreator } from 'kafkajs';
-import type { Config } from '../config.ts';
+import { ConfigError, type Config } from '../config.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
@@ -40,17 +42,37 @@ export function saslOptions(config: Config): SASLOptions | undefined {
   return { mechanism, username, password };
 }
 
+function readPem(variable: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const reason = err instanceof Error && 'code' in err ? String(err.code) : 'unreadable';
+    throw new ConfigError(`Invalid configuration:\n  ${variable}: cannot read "${path}" (${reason})`);
+  }
+}
+
+/** TLS options for the brokers: false when KAFKA_SSL is off; certificates are verified unless told not to. */
+export function tlsOptions(config: Config): ConnectionOptions | false {
+  if (!config.KAFKA_SSL) return false;
+  const tls: ConnectionOptions = { rejectUnauthorized: config.KAFKA_SSL_REJECT_UNAUTHORIZED };
+  if (config.KAFKA_SSL_CA_FILE) tls.ca = readPem('KAFKA_SSL_CA_FILE', config.KAFKA_SSL_CA_FILE);
+  if (config.KAFKA_SSL_CERT_FILE) tls.cert = readPem('KAFKA_SSL_CERT_FILE', config.KAFKA_SSL_CERT_FILE);
+  if (config.KAFKA_SSL_KEY_FILE) tls.key = readPem('KAFKA_SSL_KEY_FILE', config.KAFKA_SSL_KEY_FILE);
+  return tls;
+}
+
 export function kafkaConfig(config: Config, logger?: Logger, clientIdSuffix = ''): KafkaConfig {
   const sasl = saslOptions(config);
   const kafka: KafkaConfig = {
     clientId: `${config.KAFKA_CLIENT_ID}${clientIdSuffix}`,
     brokers: config.KAFKA_BROKERS,
-    ssl: config.KAFKA_SSL || undefined,
     connectionTimeout: 3_000,
     requestTimeout: 30_000,
     retry: { initialRetryTime: 300, retries: 8 },
     logLevel: logger ? logLevel.WARN : logLevel.NOTHING,
   };
+  const tls = tlsOptions(config);
+  if (tls) kafka.ssl = tls;
   if (sasl) kafka.sasl = sasl;
   if (logger) kafka.logCreator = pinoLogCreator(logger);
   return kafka;
