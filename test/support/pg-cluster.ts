@@ -2,7 +2,7 @@
 // initdb/pg_ctl run as the `postgres` OS user (PostgreSQL refuses to run as root), in a temp directory,
 // listening on a free loopback port with trust authentication.
 import { execFile } from 'node:child_process';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,7 +33,17 @@ export interface PgCluster {
   destroy(): Promise<void>;
 }
 
-export async function createPgCluster(settings: Record<string, string> = {}): Promise<PgCluster> {
+export interface PgClusterOptions {
+  /** Replaces pg_hba.conf before the first start (e.g. to allow TLS connections only). */
+  hba?: string;
+  /** Runs with the data directory created, before the first start (e.g. to put certificates there). */
+  prepare?: (dir: string) => Promise<void>;
+}
+
+export async function createPgCluster(
+  settings: Record<string, string> = {},
+  clusterOptions: PgClusterOptions = {},
+): Promise<PgCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'pw-pg-'));
   const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
   const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
@@ -89,6 +99,11 @@ export async function createPgCluster(settings: Record<string, string> = {}): Pr
       await rm(dir, { recursive: true, force: true });
     },
   };
+  if (clusterOptions.hba !== undefined) {
+    await writeFile(join(data, 'pg_hba.conf'), clusterOptions.hba);
+  }
+  await clusterOptions.prepare?.(dir);
+  if (process.getuid?.() === 0) await run('chown', ['-R', 'postgres:postgres', dir]);
   await cluster.start();
   return cluster;
 }
