@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PatternClient } from '../../src/client/index.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import type { Pool } from '../../src/db/pool.ts';
+import { childCoverageEnv } from '../support/child-coverage.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { brokers } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';
@@ -24,7 +25,7 @@ interface Run {
 async function patterns(env: Record<string, string>, ...args: string[]): Promise<Run> {
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...env, ...childCoverageEnv() },
       timeout: 90_000,
     });
     return { code: 0, stdout, stderr };

@@ -1,6 +1,8 @@
 // Decides where the real broker and database come from, once per test run:
 // KAFKA_BROKERS / DATABASE_URL when set; else containers when a Docker engine answers; else local services.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
 import net from 'node:net';
 
 const LOCAL_KAFKA = '127.0.0.1:9092';
@@ -38,7 +40,14 @@ async function startContainers(): Promise<() => Promise<void>> {
   };
 }
 
-export default async function setup(): Promise<(() => Promise<void>) | void> {
+export default async function setup(project: TestProject): Promise<(() => Promise<void>) | void> {
+  if (project.config.coverage.enabled) {
+    // Child processes (workers, CLI) write their own V8 coverage; see scripts/coverage-merge.ts.
+    const dir = join(project.config.root, 'coverage', 'children');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    process.env.CHILD_COVERAGE_DIR = dir;
+  }
   if (!process.env.KAFKA_BROKERS && !process.env.DATABASE_URL && dockerReachable()) {
     return startContainers();
   }

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { childCoverageEnv } from './child-coverage.ts';
 
 const CLI = join(import.meta.dirname, '../../src/cli/main.ts');
 
@@ -34,7 +35,7 @@ export async function startWorker(
 ): Promise<WorkerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port) },
+    env: { ...process.env, LOG_LEVEL: 'info', ...env, PORT: String(port), ...childCoverageEnv() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
