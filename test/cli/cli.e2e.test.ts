@@ -185,11 +185,43 @@ describe('patterns CLI and replay', () => {
       const live = await snapshot(stack.db.pool);
       expect(live.events.length).toBeGreaterThan(90);
 
+      // Results go to result topics or, for these client requests, to the reply topic: count both.
+      const outputs = [
+        ...stack.names
+          .all()
+          .filter((t) => t.role === 'result')
+          .map((t) => t.name),
+        stack.names.reply(),
+      ];
+      const admin = stack.kafka.admin();
+      await admin.connect();
+      const resultCount = async () => {
+        let total = 0;
+        for (const topic of outputs) {
+          for (const p of await admin.fetchTopicOffsets(topic)) total += Number(p.high);
+        }
+        return total;
+      };
+      const before = await resultCount();
       const again = await patterns(env, 'replay', '--from', 'earliest');
       expect(again.code, again.stderr).toBe(0);
       // The one dead letter is the usage of an unknown pattern from the test above: it fails again.
       expect(again.stdout).toMatch(/applied 0, already applied \d+, dead-lettered 1/);
       expect(await snapshot(stack.db.pool)).toEqual(live);
+      // By default a replay publishes no results; --publish-results republishes them (as duplicates here).
+      expect(await resultCount()).toBe(before);
+      const published = await patterns(
+        env,
+        'replay',
+        '--from',
+        'earliest',
+        '--topics',
+        'pattern.analytics.compute',
+        '--publish-results',
+      );
+      expect(published.stdout).toContain('already applied 2');
+      await vi.waitFor(async () => expect(await resultCount()).toBe(before + 2), { timeout: 10_000 });
+      await admin.disconnect();
 
       fresh = await createTestDatabase();
       const rebuilt = await patterns({ ...env, DATABASE_URL: fresh.url }, 'replay', '--from', 'earliest');
