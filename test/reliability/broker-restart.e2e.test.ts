@@ -45,7 +45,18 @@ it('reconnects after the broker restarts and resumes without loss or doubling', 
 
   await produce(stack.producer, stack.names, workload.followUps.slice(half));
   await tracker.waitAnswered(workload.all, 120_000);
-  await worker.waitReady(30_000);
+  let readiness: unknown;
+  await eventually(
+    async () => {
+      const r = await worker.readyz();
+      readiness = r.body;
+      return r.status === 200;
+    },
+    30_000,
+    'readiness after the restart',
+  ).catch((err: unknown) => {
+    throw new Error(`${String(err)}: ${JSON.stringify(readiness)}`);
+  });
 
   const figures = await workload.check(stack.db.pool, tracker, stack.names);
   await reportFigures('broker-restart', {
