@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { dropAll } from './lib/db.ts';
+import { killAll } from './lib/proc.ts';
 import { describeMachine, machineLine } from './lib/machine.ts';
 import { writeReport, writeResult } from './lib/report.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/scenario.ts';
@@ -61,7 +62,8 @@ let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     interrupted = true;
-    console.error(`\n${signal}: dropping benchmark databases`);
+    console.error(`\n${signal}: stopping child processes, dropping benchmark databases`);
+    killAll();
     void dropAll().finally(() => process.exit(130));
   });
 }

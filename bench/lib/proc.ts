@@ -36,6 +36,14 @@ export function sampleProc(pid: number): ProcSample {
   return { cpuSeconds, rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 };
 }
 
+const running = new Set<ChildProcess>();
+
+/** Kills every child this process started and has not stopped (on Ctrl-C or a fatal error). */
+export function killAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
 export interface Child {
   child: ChildProcess;
   pid: number;
@@ -72,7 +80,13 @@ export async function spawnNode(options: SpawnOptions): Promise<Child> {
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  running.add(child);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      running.delete(child);
+      resolve();
+    }),
+  );
   const pid = child.pid as number;
   return {
     child,

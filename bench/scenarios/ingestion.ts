@@ -56,14 +56,14 @@ async function countEvents(db: BenchDatabase): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-interface KafkaVariant {
+export interface KafkaVariant {
   label: string;
   start(db: BenchDatabase, names: TopicNames): Promise<Child>;
   prepare?(db: BenchDatabase): Promise<void>;
 }
 
 /** Runs one Kafka-consuming variant: fresh database and topics, `runs` batches of `n` events. */
-async function measureKafkaVariant(
+export async function measureKafkaVariant(
   kafka: Kafka,
   patterns: PatternRow[],
   source: Iterator<UsageEvent>,
@@ -90,7 +90,7 @@ async function measureKafkaVariant(
       const t0 = performance.now();
       await produceAll(producer, names.request('pattern.usage'), batch);
       const produced = performance.now();
-      await counter.waitFor((r + 1) * n, Math.max(120_000, n * 20));
+      await waitForResults(counter, (r + 1) * n, child);
       const t1 = performance.now();
       const after = child.sample();
       const seconds = (t1 - t0) / 1000;
@@ -110,6 +110,14 @@ async function measureKafkaVariant(
     }
     monitor.stop();
     const peakRssMiB = Math.round(child.sample().peakRssMiB * 10) / 10;
+    // Warnings the process logged (retried deadlocks, backoffs): they explain slow runs.
+    const warnings = child
+      .output()
+      .split('\n')
+      .filter((l) => /"level":(40|50)/.test(l))
+      .map((l) => (JSON.parse(l) as { msg?: string; err?: unknown }).msg ?? l);
+    const warningCounts: Record<string, number> = {};
+    for (const w of warnings) warningCounts[w] = (warningCounts[w] ?? 0) + 1;
     const stored = await countEvents(db);
     return {
       runs,
@@ -120,6 +128,7 @@ async function measureKafkaVariant(
       rowsChecked: stored === n * options.runs,
       extra: {
         storedEvents: stored,
+        warnings: warningCounts,
         rssSeriesMiB: monitor.series.filter((_, i) => i % 4 === 0).map((s) => Math.round(s.rssMiB)),
       },
     };
@@ -132,6 +141,35 @@ async function measureKafkaVariant(
   }
 }
 
+/** Waits until `target` results have arrived; fails with the process's last warnings if progress stops. */
+async function waitForResults(
+  counter: TopicCounter,
+  target: number,
+  child: Child,
+  stallMs = 30_000,
+): Promise<void> {
+  let seen = counter.count;
+  let progressAt = Date.now();
+  while (counter.count < target) {
+    await counter.waitFor(target, 1000).catch(() => undefined);
+    if (counter.count > seen) {
+      seen = counter.count;
+      progressAt = Date.now();
+    } else if (Date.now() - progressAt > stallMs) {
+      const tail = child
+        .output()
+        .split('\n')
+        .filter((l) => l.trim())
+        .slice(-5)
+        .map((l) => l.slice(0, 600))
+        .join('\n');
+      throw new Error(
+        `stalled at ${counter.count} of ${target} results for ${stallMs / 1000} s; the process said:\n${tail}`,
+      );
+    }
+  }
+}
+
 export function workerEnv(db: BenchDatabase, names: TopicNames): Record<string, string> {
   return {
     DATABASE_URL: db.url,
@@ -141,6 +179,8 @@ export function workerEnv(db: BenchDatabase, names: TopicNames): Record<string, 
     KAFKA_CLIENT_ID: 'bench-worker',
     LOG_LEVEL: 'warn',
     KAFKA_SESSION_TIMEOUT_MS: '10000',
+    // For experiments with the worker's V8 flags, e.g. --max-old-space-size=128.
+    ...(process.env.BENCH_WORKER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS } : {}),
   };
 }
 
