@@ -61,6 +61,11 @@ export class Worker {
       logger.info({ assignment: e.payload.memberAssignment }, 'joined consumer group');
     });
     this.consumer.on(events.REBALANCING, () => readiness.set('consumer', false, 'rebalancing'));
+    // A rebalance can end without a GROUP_JOIN event (the rejoin failed while the broker came back and the
+    // old membership stayed valid); an accepted heartbeat proves membership, so it restores readiness.
+    this.consumer.on(events.HEARTBEAT, () => {
+      if (!readiness.isOk('consumer')) readiness.set('consumer', true, 'heartbeat accepted');
+    });
     this.consumer.on(events.CRASH, (e) => {
       readiness.set('consumer', false, `crashed: ${e.payload.error.message}`);
       logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
