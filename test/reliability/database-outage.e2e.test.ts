@@ -70,6 +70,8 @@ it('retries through a 10 s outage and repeated connection kills, not ready meanw
     15_000,
     'readiness 503 while the database is down',
   );
+  // Results of units committed just before the crash may still be on their way; then nothing moves.
+  await new Promise((r) => setTimeout(r, 1_000));
   const answeredDuringOutage = workload.followUps.length - tracker.missing(workload.followUps).length;
   await new Promise((r) => setTimeout(r, Math.max(0, 10_000 - (Date.now() - outageStart))));
   const noProgress = workload.followUps.length - tracker.missing(workload.followUps).length;
@@ -98,7 +100,7 @@ it('retries through a 10 s outage and repeated connection kills, not ready meanw
   });
   expect(sawNotReady).toBe(true);
   // Nothing is answered while the database is gone (results wait for their transactions).
-  expect(noProgress - answeredDuringOutage).toBeLessThanOrEqual(0);
+  expect(noProgress).toBe(answeredDuringOutage);
   expect(terminated).toBeGreaterThan(0);
   expect(worker.child.pid).toBe(pid);
   expect(worker.child.exitCode).toBeNull();
