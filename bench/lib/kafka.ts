@@ -133,3 +133,30 @@ export class TopicCounter {
     await this.#consumer.disconnect();
   }
 }
+
+/** Waits until a consumer group has committed up to the end of a topic (its backlog is worked off). */
+export async function waitForDrain(
+  kafka: Kafka,
+  groupId: string,
+  topic: string,
+  timeoutMs: number,
+): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const ends = await admin.fetchTopicOffsets(topic);
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const lag = ends.reduce((sum, end) => {
+        const c = committed?.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1';
+        return sum + Math.max(0, Number(end.high) - Math.max(0, Number(c)));
+      }, 0);
+      if (lag === 0) return true;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return false;
+  } finally {
+    await admin.disconnect();
+  }
+}
