@@ -13,6 +13,7 @@ import { createTopics } from '../../src/messaging/topic-admin.ts';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { Collector, uniquePrefix } from '../support/kafka.ts';
 import { startSaslKafka, type SaslKafka } from '../support/sasl-kafka.ts';
+import { createTestCertificates, type TestCertificates } from '../support/tls.ts';
 import { freePort, startWorker, type WorkerProcess } from '../support/worker-process.ts';
 
 vi.setConfig({ testTimeout: 90_000 });
@@ -23,6 +24,8 @@ const WRONG_SECRET = `wrongS3cret${randomBytes(6).toString('hex')}`;
 const SECRETS = [DB_SECRET, KAFKA_SECRET, WRONG_SECRET];
 
 let broker: SaslKafka;
+let certs: TestCertificates;
+let otherCa: TestCertificates;
 let db: TestDatabase;
 let names: TopicNames;
 let producer: Producer;
@@ -31,7 +34,11 @@ const workers: WorkerProcess[] = [];
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  [broker, db] = await Promise.all([startSaslKafka({ worker: KAFKA_SECRET }), createTestDatabase()]);
+  [certs, otherCa] = await Promise.all([createTestCertificates(), createTestCertificates()]);
+  [broker, db] = await Promise.all([
+    startSaslKafka({ worker: KAFKA_SECRET }, { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca }),
+    createTestDatabase(),
+  ]);
   names = new TopicNames(uniquePrefix());
   const kafka = broker.kafka();
   const admin = kafka.admin();
@@ -176,4 +183,47 @@ it('authenticates with SCRAM-SHA-512 and keeps both secrets out of logs, results
   expect(badConfig.output).toMatch(/DB_POOL_MAX/);
   expect(badConfig.output).toMatch(/DATABASE_URL/);
   expect(unreachable.output).toMatch(/ECONNREFUSED|connect/i);
+});
+
+it('serves requests over SASL_SSL with mutual TLS and SCRAM-SHA-256 from the KAFKA_SSL_* files', async () => {
+  const tlsEnv = {
+    KAFKA_BROKERS: broker.tlsBrokers as string,
+    KAFKA_SSL: 'true',
+    KAFKA_SSL_CA_FILE: certs.ca,
+    KAFKA_SSL_CERT_FILE: certs.clientCert,
+    KAFKA_SSL_KEY_FILE: certs.clientKey,
+    KAFKA_SASL_MECHANISM: 'scram-sha-256',
+    KAFKA_GROUP_ID: `${names.prefix}tls`,
+    LOG_LEVEL: 'info',
+  };
+  const worker = await startWorker({ ...env, ...tlsEnv });
+  workers.push(worker);
+  await worker.waitReady(45_000);
+  const cid = randomUUID();
+  await producer.send({
+    topic: names.request('pattern.search.request'),
+    messages: [{ value: JSON.stringify({ operation: 'get_top', correlation_id: cid }) }],
+  });
+  const answered = (all: typeof results.messages) =>
+    all.filter(
+      (m) =>
+        !m.topic.endsWith('.dlq') &&
+        m.json<{ metadata?: { correlation_id?: string } }>().metadata?.correlation_id === cid,
+    );
+  const [answer] = answered(
+    await results.waitFor((all) => answered(all).length > 0, 30_000, 'the answer over TLS'),
+  );
+  expect(answer?.json<{ success: boolean }>().success).toBe(true);
+  expect(await worker.stop('SIGTERM')).toBe(0);
+
+  // A CA that did not sign the broker's certificate: the worker never gets in.
+  const wrongCa = await failingRun(
+    { ...tlsEnv, KAFKA_SSL_CA_FILE: otherCa.ca, KAFKA_GROUP_ID: `${names.prefix}tls2` },
+    8_000,
+  );
+  expect(wrongCa.output).toMatch(/certificate/i);
+  expect(wrongCa.output).not.toContain('worker started');
+  expect([...leaks('TLS worker output', worker.output()), ...leaks('wrong-CA run', wrongCa.output)]).toEqual(
+    [],
+  );
 });

@@ -2,7 +2,7 @@
 // file. It reuses the jars scripts/kafka.sh fetched (the shared broker's start in CI guarantees them) and
 // writes its own server.properties, since kafka.sh only knows PLAINTEXT. Loopback only.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,8 @@ const LOG4J = join(ROOT, 'scripts/kafka/log4j2.yaml');
 
 export interface SaslKafka {
   brokers: string;
+  /** The SASL_SSL listener (TLS with a required client certificate), when started with `tls`. */
+  tlsBrokers: string | undefined;
   /** Admin credentials (PLAIN) for the test's own clients. */
   admin: SASLOptions;
   kafka(clientId?: string): Kafka;
@@ -35,8 +37,18 @@ function java(args: string[], logs: string): string[] {
   ];
 }
 
-/** Starts the broker with `users` (name -> password) for every mechanism. Takes ~15 s. */
-export async function startSaslKafka(users: Record<string, string>): Promise<SaslKafka> {
+export interface BrokerTls {
+  /** PEM files: the server's certificate and key, and the CA that client certificates must chain to. */
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+/**
+ * Starts the broker with `users` (name -> password) for every mechanism; with `tls`, also a SASL_SSL
+ * listener that requires a client certificate. Takes ~5-15 s.
+ */
+export async function startSaslKafka(users: Record<string, string>, tls?: BrokerTls): Promise<SaslKafka> {
   const home = await mkdtemp(join(tmpdir(), 'pw-sasl-kafka-'));
   const data = join(home, 'data');
   const logs = join(home, 'logs');
@@ -48,6 +60,28 @@ export async function startSaslKafka(users: Record<string, string>): Promise<Sas
   const plainUsers = Object.entries({ admin: adminPassword, ...users })
     .map(([u, p]) => `user_${u}="${p}"`)
     .join(' ');
+  const tlsPort = tls ? await freePort() : undefined;
+  const listeners = [
+    `SASL_PLAINTEXT://127.0.0.1:${port}`,
+    ...(tls ? [`SASL_SSL://127.0.0.1:${tlsPort}`] : []),
+  ];
+  const tlsProps: string[] = [];
+  if (tls) {
+    // Kafka reads PEM key stores: one file with the private key (unencrypted PKCS#8) and the certificate.
+    const keystore = join(home, 'server.pem');
+    await writeFile(keystore, (await readFile(tls.key, 'utf8')) + (await readFile(tls.cert, 'utf8')));
+    tlsProps.push(
+      'ssl.keystore.type=PEM',
+      `ssl.keystore.location=${keystore}`,
+      'ssl.truststore.type=PEM',
+      `ssl.truststore.location=${tls.ca}`,
+      // On SASL_SSL listeners only the listener-prefixed setting counts (KIP-684).
+      'listener.name.sasl_ssl.ssl.client.auth=required',
+      `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    );
+  }
   const props = join(home, 'server.properties');
   await writeFile(
     props,
@@ -55,11 +89,11 @@ export async function startSaslKafka(users: Record<string, string>): Promise<Sas
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.bootstrap.servers=127.0.0.1:${controller}`,
-      `listeners=SASL_PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controller}`,
-      `advertised.listeners=SASL_PLAINTEXT://127.0.0.1:${port}`,
+      `listeners=${[...listeners, `CONTROLLER://127.0.0.1:${controller}`].join(',')}`,
+      `advertised.listeners=${listeners.join(',')}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=SASL_PLAINTEXT',
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT',
+      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL',
       'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
       'sasl.mechanism.inter.broker.protocol=PLAIN',
       `listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="${adminPassword}" ${plainUsers};`,
@@ -76,6 +110,7 @@ export async function startSaslKafka(users: Record<string, string>): Promise<Sas
       'auto.create.topics.enable=false',
       'num.network.threads=2',
       'num.io.threads=2',
+      ...tlsProps,
       '',
     ].join('\n'),
   );
@@ -98,6 +133,7 @@ export async function startSaslKafka(users: Record<string, string>): Promise<Sas
   const admin: SASLOptions = { mechanism: 'plain', username: 'admin', password: adminPassword };
   const broker: SaslKafka = {
     brokers,
+    tlsBrokers: tls ? `127.0.0.1:${tlsPort}` : undefined,
     admin,
     kafka: (clientId = 'sasl-test') =>
       new Kafka({
