@@ -148,6 +148,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       directory: new TopicDirectory(admin),
       consumerGroup: groupId,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
+      maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
       maxUsageBatch: config.WORKER_BATCH_SIZE,
       logger,
       ...(options.publishResults === false ? { publishResults: false } : {}),

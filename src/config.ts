@@ -50,6 +50,8 @@ export const configSchema = z
     WORKER_PARTITIONS_CONCURRENCY: intFrom(1, 256).default(4),
     WORKER_BATCH_SIZE: intFrom(1, 10_000).default(500),
     WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),
+    // Below Kafka's default message.max.bytes (1 MiB) with room for headers; raise both together.
+    WORKER_MAX_RESULT_BYTES: intFrom(1024, 100 * 1024 * 1024).default(900_000),
     WORKER_RETRY_INITIAL_MS: intFrom(1, 60_000).default(200),
     WORKER_RETRY_MAX_MS: intFrom(1, 600_000).default(30_000),
     WORKER_SHUTDOWN_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),

@@ -6,6 +6,7 @@ import { RetryableError } from '../contracts/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { WorkerMetrics } from '../telemetry/metrics.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
+import { chunkBySize } from './publish-chunks.ts';
 
 export interface InboundMessage {
   topic: string;
@@ -44,7 +45,12 @@ export interface BatchProcessorOptions {
    * partition is paused once everything before it is done. */
   endOffset?: (topic: string, partition: number) => bigint | undefined;
   metrics?: WorkerMetrics;
+  /** Largest produce request per send; below the broker's message.max.bytes. */
+  maxPublishBytes?: number;
 }
+
+/** Half of Kafka's default message.max.bytes (1 MiB), leaving room for batch overhead and compression off. */
+export const DEFAULT_MAX_PUBLISH_BYTES = 512 * 1024;
 
 export function toInbound(topic: string, partition: number, message: KafkaMessage): InboundMessage {
   return {
@@ -91,7 +97,12 @@ export class BatchProcessor {
         const records = await handler.apply(unit);
         this.#options.afterEffects?.(unit);
         try {
-          if (records.length > 0) await producer.sendBatch({ topicMessages: records, acks: -1 });
+          for (const chunk of chunkBySize(
+            records,
+            this.#options.maxPublishBytes ?? DEFAULT_MAX_PUBLISH_BYTES,
+          )) {
+            await producer.sendBatch({ topicMessages: chunk, acks: -1 });
+          }
         } catch (err) {
           unit.finish?.(err);
           throw err;

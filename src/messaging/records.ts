@@ -68,7 +68,8 @@ export function deadLetterRecord(options: {
   });
   // A value refused for its size may be larger than the dead-letter topic accepts: publishing it would
   // fail for ever and block the partition. It stays in the request topic (kept forever) at the offset above.
-  if (error.code === 'PAYLOAD_TOO_LARGE') {
+  const resultTooLarge = error.details !== undefined && 'result_bytes' in error.details;
+  if (error.code === 'PAYLOAD_TOO_LARGE' && !resultTooLarge) {
     headers['kafka_dlt-original-value-omitted-bytes'] = String(request.value?.length ?? 0);
     return { key: request.key, value: null, headers };
   }

@@ -74,8 +74,26 @@ export interface RequestHandlerOptions {
   publishResults?: boolean;
   onOutcome?: (outcome: Outcome) => void;
   metrics?: WorkerMetrics;
+  /** A result whose record would be larger is replaced by a PAYLOAD_TOO_LARGE error (and dead-lettered). */
+  maxResultBytes: number;
   /** Replay phases: which requests this run applies (undecodable ones have no request). */
   select?: (request: PatternRequest | undefined) => boolean;
+}
+
+function tooLarge(result: ModelResult, size: number, max: number): ModelResult {
+  const rows = Array.isArray(result.data) ? ` (${result.data.length} rows)` : '';
+  return {
+    success: false,
+    data: null,
+    error: {
+      code: 'PAYLOAD_TOO_LARGE',
+      message:
+        `the result is ${size} bytes${rows}, more than the ${max} bytes a result may have; ` +
+        'ask for fewer rows (limit, offset)',
+      details: { result_bytes: size, max_result_bytes: max },
+    },
+    metadata: result.metadata,
+  };
 }
 
 export class RequestHandler implements BatchHandler<RequestUnit> {
@@ -254,10 +272,10 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
       else byTopic.set(topic, [message]);
     };
     prepared.forEach((p, i) => {
-      const result = results[i] as ModelResult;
-      const deadLettered = !result.success && result.metadata.duplicate !== true;
-      if (this.#o.publishResults !== false) {
-        const record = resultRecord({
+      let result = results[i] as ModelResult;
+      let record: Message | undefined;
+      const build = () =>
+        resultRecord({
           result,
           request: p.message,
           correlationHeader: p.correlationHeader,
@@ -266,9 +284,18 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
             traced.producer(i, p.reply.topic, p.reply.partition) ??
             headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1'),
         });
+      if (this.#o.publishResults !== false) {
+        record = build();
+        const size = Buffer.byteLength(record.value as string);
+        if (size > this.#o.maxResultBytes) {
+          // Larger than the broker takes: publishing it would fail for ever. Say so instead.
+          result = tooLarge(result, size, this.#o.maxResultBytes);
+          record = build();
+        }
         if (p.reply.partition !== undefined) record.partition = p.reply.partition;
         push(p.reply.topic, record);
       }
+      const deadLettered = !result.success && result.metadata.duplicate !== true;
       if (deadLettered && result.error) {
         push(
           this.#o.names.dlq(p.logical),

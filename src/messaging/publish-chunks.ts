@@ -1,0 +1,50 @@
+// Splits a unit's records into produce requests that the broker accepts. kafkajs puts all messages for
+// one partition of one sendBatch into a single record batch, and a batch above the broker's
+// message.max.bytes (1 MiB by default) is refused every time: retried for ever, it would stall the
+// partition. Single records are bounded before they get here (RequestHandler).
+import type { IHeaders, Message, TopicMessages } from 'kafkajs';
+
+/** Per-record overhead of the record format, roughly (attributes, varints, offsets, timestamps). */
+const RECORD_OVERHEAD = 32;
+
+function bytes(value: Buffer | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+function headerBytes(headers: IHeaders | undefined): number {
+  let total = 0;
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) total += Buffer.byteLength(name) + bytes(v as Buffer | string | undefined);
+  }
+  return total;
+}
+
+export function recordBytes(message: Message): number {
+  return RECORD_OVERHEAD + bytes(message.key) + bytes(message.value) + headerBytes(message.headers);
+}
+
+/** Chunks of at most `maxBytes` (a record larger than that goes alone), in the original order. */
+export function chunkBySize(records: TopicMessages[], maxBytes: number): TopicMessages[][] {
+  const chunks: TopicMessages[][] = [];
+  let current = new Map<string, Message[]>();
+  let size = 0;
+  const flush = () => {
+    if (current.size > 0) chunks.push([...current].map(([topic, messages]) => ({ topic, messages })));
+    current = new Map();
+    size = 0;
+  };
+  for (const { topic, messages } of records) {
+    for (const message of messages) {
+      const n = recordBytes(message);
+      if (size > 0 && size + n > maxBytes) flush();
+      const list = current.get(topic);
+      if (list) list.push(message);
+      else current.set(topic, [message]);
+      size += n;
+    }
+  }
+  flush();
+  return chunks;
+}
