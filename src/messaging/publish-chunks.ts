@@ -16,7 +16,7 @@ function headerBytes(headers: IHeaders | undefined): number {
   let total = 0;
   for (const [name, value] of Object.entries(headers ?? {})) {
     const values = Array.isArray(value) ? value : [value];
-    for (const v of values) total += Buffer.byteLength(name) + bytes(v as Buffer | string | undefined);
+    for (const v of values) total += Buffer.byteLength(name) + bytes(v);
   }
   return total;
 }
