@@ -29,6 +29,10 @@ export class UnitTrace {
   readonly #consumerSpans: Span[];
   readonly #contexts: Context[];
   readonly #producerSpans: Span[] = [];
+  readonly #sharedProducers = new Map<
+    string,
+    { span: Span; traceparent: string | undefined; count: number }
+  >();
   readonly #metrics: WorkerMetrics | undefined;
   readonly #startedAt = performance.now();
   #outcomes: { outcome: Outcome; errorType: string | undefined; operation: string }[] = [];
@@ -64,11 +68,23 @@ export class UnitTrace {
     return context.with(this.#contexts[0] ?? context.active(), work);
   }
 
-  /** Starts the producer span of the i-th message's result; returns the traceparent to send. */
+  /**
+   * The traceparent for the i-th message's result. A single message gets a producer span of its own; a
+   * batch shares one per destination topic, so 500 results cost one span, not 500.
+   */
   producer(index: number, topic: string, partition: number | undefined): string | undefined {
+    const batched = this.#consumerSpans.length === 1 && this.#items.length > 1;
+    if (batched) {
+      const shared = this.#sharedProducers.get(topic);
+      if (shared) {
+        shared.count += 1;
+        return shared.traceparent;
+      }
+    }
     const parent = this.#contexts[index] ?? context.active();
-    const { span, headers } = startProducerSpan(parent, topic, partition);
+    const { span, headers } = startProducerSpan(parent, topic, batched ? undefined : partition);
     this.#producerSpans.push(span);
+    if (batched) this.#sharedProducers.set(topic, { span, traceparent: headers.traceparent, count: 1 });
     return headers.traceparent;
   }
 
@@ -92,6 +108,9 @@ export class UnitTrace {
 
   /** After publishing (or failing to): ends every span and counts the messages. */
   finish(error?: unknown): void {
+    for (const { span, count } of this.#sharedProducers.values()) {
+      span.setAttribute('messaging.batch.message_count', count);
+    }
     for (const span of this.#producerSpans) endSpan(span, error);
     this.#consumerSpans.forEach((span, i) => {
       const own = this.#consumerSpans.length === this.#items.length ? this.#outcomes[i] : undefined;
