@@ -41,22 +41,44 @@ async function getById(client: PoolClient, patternId: string) {
   return rows[0];
 }
 
-// Full-text over name words, tags, description and template, plus trigram word similarity over name and
-// description (the expression of idx_pattern_templates_search_text_trgm), ranked by the sum of both.
+// Full-text over name words, tags, description and template, ranked by ts_rank_cd plus trigram word
+// similarity of name and description. Two stages keep the cost bounded: the word similarity (the costly
+// part, two regexp_replace per row) is computed only for the best full-text candidates, and the trigram
+// scan (for typos) runs only when full text finds fewer rows than were asked for.
+const RANK_CANDIDATES = 100;
+
 async function search(client: PoolClient, request: SearchRequest) {
   const params = new Params();
   const tsquery = `websearch_to_tsquery('english', ${params.add(request.search_query)})`;
   const raw = `lower(${params.add(request.search_query)})`;
+  // Exactly the expression of idx_pattern_templates_search_text_trgm, so the index serves `<%`.
   const text = 'pattern_search_text(p.pattern_name, p.description)';
-  const conditions = [
-    `(p.search_vector @@ ${tsquery} OR ${raw} <% ${text})`,
-    ...filterConditions(request.filters, params),
-  ];
+  const filters = filterConditions(request.filters, params);
+  const wanted = request.limit + request.offset;
+  const candidates = params.add(Math.max(RANK_CANDIDATES, wanted * 2));
   const { rows } = await client.query<Row>(
-    `SELECT ${patternColumns('p')},
-            round((ts_rank_cd(p.search_vector, ${tsquery}) + word_similarity(${raw}, ${text}))::numeric, 6) AS relevance
-       FROM pattern_templates p
-       ${whereClause(conditions)}
+    `WITH fts AS MATERIALIZED (
+       SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
+         FROM pattern_templates p
+         ${whereClause([`p.search_vector @@ ${tsquery}`, ...filters])}
+        ORDER BY r DESC, p.id
+        LIMIT ${candidates}
+     ),
+     fuzzy AS (
+       SELECT p.id, 0::real AS r
+         FROM pattern_templates p
+         ${whereClause([
+           `(SELECT count(*) FROM fts) < ${params.add(wanted)}`,
+           `${raw} <% ${text}`,
+           `NOT p.search_vector @@ ${tsquery}`,
+           ...filters,
+         ])}
+        LIMIT ${candidates}
+     )
+     SELECT ${patternColumns('p')},
+            round((c.r + word_similarity(${raw}, ${text}))::numeric, 6) AS relevance
+       FROM (SELECT id, r FROM fts UNION ALL SELECT id, r FROM fuzzy) c
+       JOIN pattern_templates p ON p.id = c.id
       ORDER BY relevance DESC, p.id
       LIMIT ${params.add(request.limit)} OFFSET ${params.add(request.offset)}`,
     params.values,
