@@ -19,6 +19,24 @@ export interface Stack {
   close(): Promise<void>;
 }
 
+/**
+ * Right after topics are created the broker can still answer "does not host this topic-partition" while
+ * it applies the new metadata (seen when several test files create topics at once): try again shortly.
+ */
+async function startCollector(kafka: Kafka, topics: string[], attempts = 4): Promise<Collector> {
+  for (let attempt = 1; ; attempt++) {
+    const collector = new Collector(kafka, topics);
+    try {
+      return await collector.start();
+    } catch (err) {
+      await collector.stop().catch(() => undefined);
+      const retriable = err instanceof Error && /topic-partition|leader/i.test(err.message);
+      if (!retriable || attempt >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 export async function createStack(
   options: { partitions?: number; extraTopics?: string[] } = {},
 ): Promise<Stack> {
@@ -47,7 +65,7 @@ export async function createStack(
     .all()
     .filter((t) => t.role !== 'request')
     .map((t) => t.name);
-  const results = await new Collector(kafka, [...observed, ...(options.extraTopics ?? [])]).start();
+  const results = await startCollector(kafka, [...observed, ...(options.extraTopics ?? [])]);
   const env = {
     DATABASE_URL: db.url,
     KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
