@@ -30,13 +30,19 @@ const { values, positionals } = parseArgs({
     smoke: { type: 'boolean', default: false },
     runs: { type: 'string' },
     out: { type: 'string' },
+    report: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (values.help) {
-  console.log(`usage: npm run bench -- [${Object.keys(SCENARIOS).join('|')} ...] [--smoke] [--runs N] [--out DIR]
-  no scenario: ${DEFAULT.join(', ')} (soak only when named)`);
+  console.log(`usage: npm run bench -- [${Object.keys(SCENARIOS).join('|')} ...] [--smoke] [--runs N] [--out DIR] [--report]
+  no scenario: ${DEFAULT.join(', ')} (soak only when named); --report only regenerates README.md and charts`);
+  process.exit(0);
+}
+if (values.report) {
+  // Regenerate README.md and the charts from the latest results, without running anything.
+  await writeReport(values.out ?? fileURLToPath(new URL('./results/', import.meta.url)));
   process.exit(0);
 }
 const unknown = positionals.filter((p) => !(p in SCENARIOS));

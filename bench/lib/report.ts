@@ -182,13 +182,14 @@ function soakSection(r: StoredResult): string[] {
     growthPercent: number;
     eventsSent: number;
     cpuCores: number;
+    backlogAtEndOfLoad?: number;
   };
   const p = r.params as { minutes: number; rate: number; searchRate: number };
   return [
     '## Soak (`npm run bench -- soak`, not in the default run)',
     '',
     `${machineLine(r.machine)}. ${p.minutes} min at ${p.rate} usage events/s plus ${p.searchRate} searches/s. ` +
-      `RSS ${fmt(f.rssEarlyMiB, 0)} MiB in the second minute, ${fmt(f.rssLateMiB, 0)} MiB in the last (${f.growthPercent}%), peak ${fmt(f.peakRssMiB, 0)} MiB; worker CPU ${f.cpuCores} cores.`,
+      `RSS ${fmt(f.rssEarlyMiB, 0)} MiB in the second minute, ${fmt(f.rssLateMiB, 0)} MiB in the last (${f.growthPercent}%), peak ${fmt(f.peakRssMiB, 0)} MiB; worker CPU ${f.cpuCores} cores; ${f.backlogAtEndOfLoad ?? 0} events still unprocessed when the load stopped.`,
     '',
     ...goalsTable(r.goals),
     '',

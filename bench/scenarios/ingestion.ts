@@ -101,7 +101,7 @@ export async function measureKafkaVariant(
         eventsPerSecond: Math.round(n / seconds),
         produceSeconds: Math.round(produced - t0) / 1000,
         cpuCores: Math.round((cpu / seconds) * 100) / 100,
-        cpuMsPerThousandEvents: Math.round((cpu * 1e6) / n) / 1000,
+        cpuMsPerThousandEvents: Math.round((cpu * 1e7) / n) / 10,
       });
       options.log(
         `    ${variant.label} run ${r + 1}/${options.runs}: ${fmt(n / seconds, 0)} events/s ` +
