@@ -42,17 +42,18 @@ async function getById(client: PoolClient, patternId: string) {
 }
 
 // Full-text over name words, tags, description and template, ranked by ts_rank_cd plus trigram word
-// similarity of name and description. Two stages keep the cost bounded: the word similarity (the costly
-// part, two regexp_replace per row) is computed only for the best full-text candidates, and the trigram
-// scan (for typos) runs only when full text finds fewer rows than were asked for.
-const RANK_CANDIDATES = 100;
+// similarity of name and description (the stored search_text). Two stages keep the cost bounded: word
+// similarity is computed only for the best full-text candidates, and the trigram scan (for typos) runs
+// only when full text finds fewer rows than were asked for, and stops at a few candidates per row wanted.
+const RANK_CANDIDATES = 50;
+const FUZZY_CANDIDATES = 20;
 
 async function search(client: PoolClient, request: SearchRequest) {
   const params = new Params();
   const tsquery = `websearch_to_tsquery('english', ${params.add(request.search_query)})`;
   const raw = `lower(${params.add(request.search_query)})`;
-  // Exactly the expression of idx_pattern_templates_search_text_trgm, so the index serves `<%`.
-  const text = 'pattern_search_text(p.pattern_name, p.description)';
+  // Indexed by idx_pattern_templates_search_text_trgm, so the index serves `<%`.
+  const text = 'p.search_text';
   const filters = filterConditions(request.filters, params);
   const wanted = request.limit + request.offset;
   const candidates = params.add(Math.max(RANK_CANDIDATES, wanted * 2));
@@ -73,7 +74,7 @@ async function search(client: PoolClient, request: SearchRequest) {
            `NOT p.search_vector @@ ${tsquery}`,
            ...filters,
          ])}
-        LIMIT ${candidates}
+        LIMIT ${params.add(Math.max(FUZZY_CANDIDATES, wanted * 2))}
      )
      SELECT ${patternColumns('p')},
             round((c.r + word_similarity(${raw}, ${text}))::numeric, 6) AS relevance
