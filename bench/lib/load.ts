@@ -30,11 +30,15 @@ export async function openLoop(
     const due = t0 + i * interval;
     const wait = due - performance.now();
     if (wait > 1) await sleep(wait - 0.5);
-    maxLagMs = Math.max(maxLagMs, performance.now() - due);
+    const sentAt = performance.now();
+    maxLagMs = Math.max(maxLagMs, sentAt - due);
+    // From the due time when the generator is late (no coordinated omission), from the send when a timer
+    // fired a little early (never a latency shorter than the request really took).
+    const from = Math.min(due, sentAt);
     pending.push(
       send(i).then(
         (r) => {
-          if (r.success) latencies.push(performance.now() - due);
+          if (r.success) latencies.push(performance.now() - from);
           else {
             errors++;
             firstError ??= JSON.stringify(r.error);

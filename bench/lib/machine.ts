@@ -68,6 +68,11 @@ export async function describeMachine(): Promise<Machine> {
   };
 }
 
+/** Short enough for a chart's subtitle. */
+export function machineShort(m: Machine): string {
+  return `${m.date.slice(0, 16).replace('T', ' ')} UTC · ${m.cpus} cores · ${m.ramGiB} GiB · PostgreSQL ${m.postgres.split(' ')[0]} · Kafka ${m.kafka} · Node ${m.node}`;
+}
+
 export function machineLine(m: Machine): string {
   return `${m.date.slice(0, 16).replace('T', ' ')} UTC · ${m.cpus} cores (${m.cpuModel}) · ${m.ramGiB} GiB RAM · Node ${m.node} · PostgreSQL ${m.postgres} · Kafka ${m.kafka}`;
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { Machine } from './machine.ts';
 import type { Goal, ScenarioResult } from './scenario.ts';
-import { machineLine } from './machine.ts';
+import { machineLine, machineShort } from './machine.ts';
 import { barChart, logLineChart } from './svg.ts';
 import { fmt } from './stats.ts';
 
@@ -210,7 +210,7 @@ export async function writeReport(dir: string): Promise<void> {
         'Effect nodes: p99 latency per operation',
         'ms',
         Object.entries(ops).map(([label, o]) => ({ label, value: o.p99, note: `(p50 ${fmt(o.p50, 2)})` })),
-        machineLine(nodes.machine),
+        machineShort(nodes.machine),
       ),
     );
   }
@@ -230,7 +230,7 @@ export async function writeReport(dir: string): Promise<void> {
         'Usage ingestion throughput (median of runs)',
         'events/s',
         bars,
-        machineLine(ingestion.machine),
+        machineShort(ingestion.machine),
       ),
     );
   }
@@ -239,7 +239,7 @@ export async function writeReport(dir: string): Promise<void> {
     const series = [
       ['worker round trip', f.worker],
       ['Kafka floor', f.kafka_floor],
-      ['query floor', f.query_floor],
+      ['query floor (one at a time)', f.query_floor],
     ]
       .filter((s): s is [string, MeasuredJson] => s[1] !== undefined)
       .map(([label, m]) => ({ label, points: m.curve.map((c) => ({ x: `p${c.p}`, y: c.ms })) }));
@@ -250,7 +250,7 @@ export async function writeReport(dir: string): Promise<void> {
         `Search latency distribution at ${rate} requests/s (open loop, all runs pooled)`,
         'ms',
         series,
-        machineLine(search.machine),
+        machineShort(search.machine),
         [
           { y: 5, label: 'goal p50 5 ms' },
           { y: 15, label: 'goal p99 15 ms' },

@@ -14,7 +14,7 @@ export interface Bar {
 export function barChart(title: string, unit: string, bars: Bar[], subtitle = ''): string {
   const width = 760;
   const left = 210;
-  const right = 130;
+  const right = 190;
   const rowH = 28;
   const top = subtitle ? 56 : 40;
   const height = top + bars.length * rowH + 20;
@@ -24,7 +24,8 @@ export function barChart(title: string, unit: string, bars: Bar[], subtitle = ''
     .map((b, i) => {
       const y = top + i * rowH;
       const w = Math.max(1, scale(b.value));
-      const value = `${Math.round(b.value).toLocaleString('en-US')} ${unit}${b.note ? ` ${b.note}` : ''}`;
+      const shown = b.value >= 100 ? Math.round(b.value).toLocaleString('en-US') : b.value.toFixed(1);
+      const value = `${shown} ${unit}${b.note ? ` ${b.note}` : ''}`;
       return (
         `<text x="${left - 8}" y="${y + 17}" text-anchor="end" ${FONT}>${esc(b.label)}</text>` +
         `<rect x="${left}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${COLORS[i % COLORS.length]}"/>` +

@@ -3,7 +3,7 @@
 // and queries: the Kafka floor (echo service, no database) and the query floor (the SQL through pg).
 import { fileURLToPath } from 'node:url';
 import { PatternClient } from '../../src/client/index.ts';
-import { searchDirect } from '../baselines/query-floor.ts';
+import { searchDirect, searchPlan } from '../baselines/query-floor.ts';
 import { generatePatterns, searchQueries } from '../lib/dataset.ts';
 import { analyze, createBenchDatabase, loadPatterns } from '../lib/db.ts';
 import { benchKafka, BROKERS, createBenchTopics, deleteBenchTopics, waitForDrain } from '../lib/kafka.ts';
@@ -56,7 +56,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
         seconds: 5,
         ramp: [10, 25, 50, 100, 150, 200, 300, 400, 600, 800, 1000],
         rampSeconds: 5,
-        floorQueries: 300,
+        floorQueries: 100,
       };
   const log = (line: string) => options.log(line);
   const queries = searchQueries(SEED, 2000);
@@ -154,6 +154,10 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     // Query floor: the same queries straight through pg, one at a time (the SQL's own service time;
     // at an offered rate above its capacity an open loop would only measure the queue).
     const sql: LoadResult[] = [];
+    // The plans of the first queries, kept with the results: the planner's choice varies between loads.
+    figures.queryPlans = await Promise.all(
+      [0, 1, 2].map(async (i) => ({ query: query(i), plan: await searchPlan(db.pool, query(i)) })),
+    );
     for (let i = 0; i < 20; i++) await searchDirect(db.pool, query(i));
     for (let r = 0; r < options.runs; r++) {
       const latencies: number[] = [];
