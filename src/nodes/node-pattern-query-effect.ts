@@ -42,9 +42,12 @@ async function getById(client: PoolClient, patternId: string) {
 }
 
 // Full-text over name words, tags, description and template, ranked by ts_rank_cd plus trigram word
-// similarity of name and description (the stored search_text). Two stages keep the cost bounded: word
-// similarity is computed only for the best full-text candidates, and the trigram scan (for typos) runs
-// only when full text finds fewer rows than were asked for, and stops at a few candidates per row wanted.
+// similarity of name and description (the stored search_text). Stages keep the cost bounded:
+// 1. patterns whose name or tags match (name_vector, indexed) are ranked first; when they fill the page,
+//    description- and template-only matches are not ranked at all (a common word is in most templates);
+// 2. otherwise the other full-text matches are ranked too;
+// 3. the trigram scan for typos (over names, indexed) runs only when full text finds nothing;
+// and word similarity is computed only for the few best candidates.
 const RANK_CANDIDATES = 50;
 const FUZZY_CANDIDATES = 20;
 
@@ -56,21 +59,36 @@ async function search(client: PoolClient, request: SearchRequest) {
   const text = 'p.search_text';
   const filters = filterConditions(request.filters, params);
   const wanted = request.limit + request.offset;
+  const enough = params.add(wanted);
   const candidates = params.add(Math.max(RANK_CANDIDATES, wanted * 2));
   const { rows } = await client.query<Row>(
-    `WITH fts AS MATERIALIZED (
+    `WITH named AS MATERIALIZED (
        SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
          FROM pattern_templates p
-         ${whereClause([`p.search_vector @@ ${tsquery}`, ...filters])}
+         ${whereClause([`p.name_vector @@ ${tsquery}`, ...filters])}
         ORDER BY r DESC, p.id
         LIMIT ${candidates}
+     ),
+     fts AS MATERIALIZED (
+       SELECT id, r FROM named
+       UNION ALL
+       (SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
+          FROM pattern_templates p
+          ${whereClause([
+            `(SELECT count(*) FROM named) < ${enough}`,
+            `p.search_vector @@ ${tsquery}`,
+            `NOT p.name_vector @@ ${tsquery}`,
+            ...filters,
+          ])}
+         ORDER BY r DESC, p.id
+         LIMIT ${candidates})
      ),
      fuzzy AS (
        SELECT p.id, 0::real AS r
          FROM pattern_templates p
          ${whereClause([
-           `(SELECT count(*) FROM fts) < ${params.add(wanted)}`,
-           `${raw} <% ${text}`,
+           'NOT EXISTS (SELECT 1 FROM fts)',
+           `${raw} <% p.name_text`,
            `NOT p.search_vector @@ ${tsquery}`,
            ...filters,
          ])}
