@@ -51,7 +51,10 @@ async function getById(client: PoolClient, patternId: string) {
 const RANK_CANDIDATES = 50;
 const FUZZY_CANDIDATES = 20;
 
-async function search(client: PoolClient, request: SearchRequest) {
+/** The search statement, also run bare by the benchmark's query floor. */
+export function searchStatement(
+  request: Pick<SearchRequest, 'search_query' | 'filters' | 'limit' | 'offset'>,
+): { text: string; values: unknown[] } {
   const params = new Params();
   const tsquery = `websearch_to_tsquery('english', ${params.add(request.search_query)})`;
   const raw = `lower(${params.add(request.search_query)})`;
@@ -61,8 +64,8 @@ async function search(client: PoolClient, request: SearchRequest) {
   const wanted = request.limit + request.offset;
   const enough = params.add(wanted);
   const candidates = params.add(Math.max(RANK_CANDIDATES, wanted * 2));
-  const { rows } = await client.query<Row>(
-    `WITH named AS MATERIALIZED (
+  return {
+    text: `WITH named AS MATERIALIZED (
        SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
          FROM pattern_templates p
          ${whereClause([`p.name_vector @@ ${tsquery}`, ...filters])}
@@ -100,8 +103,13 @@ async function search(client: PoolClient, request: SearchRequest) {
        JOIN pattern_templates p ON p.id = c.id
       ORDER BY relevance DESC, p.id
       LIMIT ${params.add(request.limit)} OFFSET ${params.add(request.offset)}`,
-    params.values,
-  );
+    values: params.values,
+  };
+}
+
+async function search(client: PoolClient, request: SearchRequest) {
+  const { text, values } = searchStatement(request);
+  const { rows } = await client.query<Row>(text, values);
   return rows;
 }
 
