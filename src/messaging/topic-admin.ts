@@ -9,6 +9,9 @@ export const RETENTION_MS: Record<TopicRole, string> = {
   dlq: String(30 * 24 * 3600 * 1000),
 };
 
+/** Kafka's default message.max.bytes (1 MiB plus record overhead) plus room for the dead-letter headers. */
+export const DLQ_MAX_MESSAGE_BYTES = 1_048_588 + 64 * 1024;
+
 /** Replies are read once, seconds after they are written. */
 export const REPLY_RETENTION_MS = String(3600 * 1000);
 
@@ -51,6 +54,8 @@ export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LA
     configEntries: [
       { name: 'retention.ms', value: RETENTION_MS[role] },
       { name: 'cleanup.policy', value: 'delete' },
+      // A dead letter is the request plus its dead-letter headers: a request at the size limit must fit.
+      ...(role === 'dlq' ? [{ name: 'max.message.bytes', value: String(DLQ_MAX_MESSAGE_BYTES) }] : []),
     ],
   }));
   return [...own, reply];

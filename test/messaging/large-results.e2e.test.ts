@@ -68,6 +68,22 @@ describe('large results through the worker', () => {
     expect(rows[0]?.n).toBe(3000);
   });
 
+  it('dead-letters a bad request at the size limit with its value: the dead-letter topic takes it', async () => {
+    // Just under the broker's default message.max.bytes, so it fits the request topic; its dead letter
+    // adds headers, and dead-letter topics are created with room for them.
+    const value = `{"data": "${'z'.repeat(1_048_400 - 10)}`; // malformed: never closed
+    expect(Buffer.byteLength(value)).toBe(1_048_400);
+    await stack.send('pattern.insert', [{ value }]);
+    const dead = await stack.results.waitFor(
+      (all) => all.some((m) => m.topic === stack.names.dlq('pattern.insert')),
+      30_000,
+      'the dead letter',
+    );
+    const letter = dead.find((m) => m.topic === stack.names.dlq('pattern.insert'));
+    expect(letter?.value?.length).toBe(Buffer.byteLength(value));
+    expect(letter?.headers['kafka_dlt-exception-fqcn']?.toString()).toBe('VALIDATION_ERROR');
+  });
+
   it('answers a result over WORKER_MAX_RESULT_BYTES with PAYLOAD_TOO_LARGE and a dead letter', async () => {
     await stack.send(
       'pattern.insert',

@@ -1,0 +1,44 @@
+// Topic layout: what `patterns topics create` asks the broker for, checked on a real broker.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import { TopicNames } from '../../src/contracts/topics.ts';
+import { createTopics, DLQ_MAX_MESSAGE_BYTES, missingTopics } from '../../src/messaging/topic-admin.ts';
+import { testKafka, uniquePrefix } from '../support/kafka.ts';
+
+let admin: Admin;
+const names = new TopicNames(uniquePrefix());
+beforeAll(async () => {
+  admin = testKafka().admin();
+  await admin.connect();
+});
+afterAll(async () => admin.disconnect());
+
+it('creates every topic with its retention, dead letters that fit a request at the size limit, and the reply topic', async () => {
+  expect(await missingTopics(admin, names)).toHaveLength(12);
+  const created = await createTopics(admin, names, {
+    requestPartitions: 2,
+    resultPartitions: 2,
+    dlqPartitions: 1,
+    replicationFactor: 1,
+    replyPartitions: 4,
+  });
+  expect(created).toContain(names.reply());
+  expect(await missingTopics(admin, names)).toEqual([]);
+  expect(await createTopics(admin, names)).toEqual([]); // idempotent
+  const configOf = async (topic: string) => {
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+    });
+    return Object.fromEntries(resources[0]!.configEntries.map((e) => [e.configName, e.configValue]));
+  };
+  expect((await configOf(names.request('pattern.usage')))['retention.ms']).toBe('-1');
+  expect((await configOf(names.result('pattern.usage')))['retention.ms']).toBe(String(7 * 86_400_000));
+  const dlq = await configOf(names.dlq('pattern.usage'));
+  expect(dlq['retention.ms']).toBe(String(30 * 86_400_000));
+  expect(dlq['max.message.bytes']).toBe(String(DLQ_MAX_MESSAGE_BYTES));
+  expect((await configOf(names.reply()))['retention.ms']).toBe('3600000');
+  const metadata = await admin.fetchTopicMetadata({ topics: [names.reply()] });
+  expect(metadata.topics[0]?.partitions).toHaveLength(4);
+  await admin.deleteTopics({ topics: [...names.all().map((t) => t.name), names.reply()] });
+});
