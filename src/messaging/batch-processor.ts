@@ -45,12 +45,10 @@ export interface BatchProcessorOptions {
    * partition is paused once everything before it is done. */
   endOffset?: (topic: string, partition: number) => bigint | undefined;
   metrics?: WorkerMetrics;
-  /** Largest produce request per send; below the broker's message.max.bytes. */
-  maxPublishBytes?: number;
 }
 
-/** Half of Kafka's default message.max.bytes (1 MiB), leaving room for batch overhead and compression off. */
-export const DEFAULT_MAX_PUBLISH_BYTES = 512 * 1024;
+/** Largest produce request per send: half of Kafka's default message.max.bytes (1 MiB). */
+const MAX_PUBLISH_BYTES = 512 * 1024;
 
 export function toInbound(topic: string, partition: number, message: KafkaMessage): InboundMessage {
   return {
@@ -96,19 +94,13 @@ export class BatchProcessor {
       try {
         const records = await handler.apply(unit);
         this.#options.afterEffects?.(unit);
-        try {
-          for (const chunk of chunkBySize(
-            records,
-            this.#options.maxPublishBytes ?? DEFAULT_MAX_PUBLISH_BYTES,
-          )) {
-            await producer.sendBatch({ topicMessages: chunk, acks: -1 });
-          }
-        } catch (err) {
-          unit.finish?.(err);
-          throw err;
+        for (const chunk of chunkBySize(records, MAX_PUBLISH_BYTES)) {
+          await producer.sendBatch({ topicMessages: chunk, acks: -1 });
         }
         unit.finish?.();
       } catch (err) {
+        // Set only once apply succeeded: a publish failure ends the unit's spans with the error.
+        unit.finish?.(err);
         this.#options.metrics?.retry(batch.topic, batch.partition);
         const attempt = this.#attempts.get(key) ?? 0;
         this.#attempts.set(key, attempt + 1);

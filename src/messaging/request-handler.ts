@@ -273,19 +273,14 @@ export class RequestHandler implements BatchHandler<RequestUnit> {
     };
     prepared.forEach((p, i) => {
       let result = results[i] as ModelResult;
-      let record: Message | undefined;
-      const build = () =>
-        resultRecord({
-          result,
-          request: p.message,
-          correlationHeader: p.correlationHeader,
-          // The producer span's own context; the request's when no SDK is running (spans are no-ops).
-          traceparent:
-            traced.producer(i, p.reply.topic, p.reply.partition) ??
-            headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1'),
-        });
       if (this.#o.publishResults !== false) {
-        record = build();
+        // The producer span's own context; the request's when no SDK is running (spans are no-ops).
+        const traceparent =
+          traced.producer(i, p.reply.topic, p.reply.partition) ??
+          headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1');
+        const build = () =>
+          resultRecord({ result, request: p.message, correlationHeader: p.correlationHeader, traceparent });
+        let record = build();
         const size = Buffer.byteLength(record.value as string);
         if (size > this.#o.maxResultBytes) {
           // Larger than the broker takes: publishing it would fail for ever. Say so instead.

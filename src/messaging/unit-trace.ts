@@ -26,6 +26,8 @@ type Outcome = 'success' | 'error' | 'duplicate' | 'dead_letter';
 
 export class UnitTrace {
   readonly #items: TracedMessage[];
+  /** One consumer span (with links) for the whole unit, rather than one per message. */
+  readonly #batched: boolean;
   readonly #consumerSpans: Span[];
   readonly #contexts: Context[];
   readonly #producerSpans: Span[] = [];
@@ -44,7 +46,8 @@ export class UnitTrace {
       ...(t.operation ? { 'pattern.operation': t.operation } : {}),
       ...(t.correlationId ? { 'pattern.correlation_id': t.correlationId } : {}),
     });
-    if (batch && items.length > 1) {
+    this.#batched = batch && items.length > 1;
+    if (this.#batched) {
       const span = startBatchSpan(
         items.map((t) => t.message),
         group,
@@ -73,7 +76,7 @@ export class UnitTrace {
    * batch shares one per destination topic, so 500 results cost one span, not 500.
    */
   producer(index: number, topic: string, partition: number | undefined): string | undefined {
-    const batched = this.#consumerSpans.length === 1 && this.#items.length > 1;
+    const batched = this.#batched;
     if (batched) {
       const shared = this.#sharedProducers.get(topic);
       if (shared) {
@@ -98,7 +101,7 @@ export class UnitTrace {
           ? 'success'
           : 'error';
     this.#outcomes[index] = { outcome, errorType: result.error?.code, operation: result.metadata.operation };
-    const span = this.#consumerSpans.length === this.#items.length ? this.#consumerSpans[index] : undefined;
+    const span = this.#batched ? undefined : this.#consumerSpans[index];
     span?.setAttributes({
       'pattern.outcome': outcome,
       ...(result.error ? { 'error.type': result.error.code } : {}),
@@ -113,7 +116,7 @@ export class UnitTrace {
     }
     for (const span of this.#producerSpans) endSpan(span, error);
     this.#consumerSpans.forEach((span, i) => {
-      const own = this.#consumerSpans.length === this.#items.length ? this.#outcomes[i] : undefined;
+      const own = this.#batched ? undefined : this.#outcomes[i];
       endSpan(
         span,
         error,
