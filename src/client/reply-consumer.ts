@@ -11,7 +11,7 @@ import {
   type KafkaMessage,
   type PartitionAssigner,
 } from 'kafkajs';
-import { DEFAULT_LAYOUT, REPLY_RETENTION_MS } from '../messaging/topic-admin.ts';
+import { createTopicsAndWait, DEFAULT_LAYOUT, REPLY_RETENTION_MS } from '../messaging/topic-admin.ts';
 
 const { MemberAssignment, MemberMetadata } = AssignerProtocol;
 
@@ -73,16 +73,13 @@ async function partitionCount(
     if (!create) {
       throw new Error(`reply topic "${topic}" does not exist; create it with \`patterns topics create\``);
     }
-    await admin.createTopics({
-      topics: [
-        {
-          topic,
-          numPartitions: DEFAULT_LAYOUT.replyPartitions,
-          configEntries: [{ name: 'retention.ms', value: REPLY_RETENTION_MS }],
-        },
-      ],
-      waitForLeaders: true,
-    });
+    await createTopicsAndWait(admin, [
+      {
+        topic,
+        numPartitions: DEFAULT_LAYOUT.replyPartitions,
+        configEntries: [{ name: 'retention.ms', value: REPLY_RETENTION_MS }],
+      },
+    ]);
   }
   const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
   return metadata.topics[0]?.partitions.length ?? 0;

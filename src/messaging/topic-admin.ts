@@ -70,8 +70,49 @@ export async function createTopics(
   const existing = new Set(await admin.listTopics());
   const wanted = topicConfigs(names, layout).filter((t) => !existing.has(t.topic));
   if (wanted.length === 0) return [];
-  await admin.createTopics({ topics: wanted, waitForLeaders: true });
+  await createTopicsAndWait(admin, wanted);
   return wanted.map((t) => t.topic);
+}
+
+const PROPAGATING = new Set([
+  'UNKNOWN_TOPIC_OR_PARTITION',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_LEADER_FOR_PARTITION',
+]);
+
+/**
+ * Creates `topics` and waits until every partition answers an offset request at its leader. kafkajs's own
+ * `waitForLeaders` gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker answers for a moment after
+ * creating a topic, and a leader named in metadata can still refuse offset requests for a moment after that.
+ */
+export async function createTopicsAndWait(
+  admin: Admin,
+  topics: ITopicConfig[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  await admin.createTopics({ topics, waitForLeaders: false });
+  const names = topics.map((t) => t.topic);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let waitingFor: string;
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics: names });
+      const leaderless = metadata.topics.find((t) => t.partitions.some((p) => p.leader < 0));
+      if (!leaderless) {
+        for (const topic of names) await admin.fetchTopicOffsets(topic);
+        return;
+      }
+      waitingFor = `a leader for ${leaderless.name}`;
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if (type === undefined || !PROPAGATING.has(type)) throw err;
+      waitingFor = `${names.join(', ')} to be served (${type})`;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`created topics but timed out after ${timeoutMs} ms waiting for ${waitingFor}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 export async function missingTopics(admin: Admin, names: TopicNames): Promise<string[]> {

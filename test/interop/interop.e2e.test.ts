@@ -10,6 +10,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { brokers } from '../support/kafka.ts';
+import { createTopicsAndWait } from '../../src/messaging/topic-admin.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 90_000 });
@@ -27,10 +28,10 @@ describe('NestJS ClientKafka.send()', () => {
     // NestJS replies on "<pattern>.reply"; the worker only replies to topics that exist.
     const admin = stack.kafka.admin();
     await admin.connect();
-    await admin.createTopics({
-      topics: [`${insert}.reply`, `${search}.reply`].map((topic) => ({ topic, numPartitions: 2 })),
-      waitForLeaders: true,
-    });
+    await createTopicsAndWait(
+      admin,
+      [`${insert}.reply`, `${search}.reply`].map((topic) => ({ topic, numPartitions: 2 })),
+    );
     await admin.disconnect();
     await stack.worker();
     nest = new ClientKafka({

@@ -2,7 +2,7 @@
 // a producer, and a collector on the result and dead-letter topics.
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { TopicNames, type RequestTopic } from '../../src/contracts/topics.ts';
-import { createTopics } from '../../src/messaging/topic-admin.ts';
+import { createTopics, createTopicsAndWait } from '../../src/messaging/topic-admin.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { Collector, connectedProducer, testKafka, uniquePrefix } from './kafka.ts';
 import { startWorker, type WorkerProcess } from './worker-process.ts';
@@ -54,10 +54,10 @@ export async function createStack(
     replyPartitions: 3,
   });
   if (options.extraTopics?.length) {
-    await admin.createTopics({
-      topics: options.extraTopics.map((topic) => ({ topic, numPartitions: 3 })),
-      waitForLeaders: true,
-    });
+    await createTopicsAndWait(
+      admin,
+      options.extraTopics.map((topic) => ({ topic, numPartitions: 3 })),
+    );
   }
   await admin.disconnect();
   const producer = await connectedProducer(kafka);
