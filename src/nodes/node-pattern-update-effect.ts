@@ -9,7 +9,7 @@ import type {
   UpdateRelationshipRequest,
   UsageRequest,
 } from '../contracts/requests.ts';
-import type { ModelResult } from '../contracts/results.ts';
+import type { MessageSource, ModelResult } from '../contracts/results.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 
 type Row = Record<string, unknown>;
@@ -148,42 +148,30 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
       identities.push(identity);
     });
 
-    const claimed = new Set<string>();
+    // Identities applied before answer with their stored outcome. The others are recorded once, with
+    // their outcome, after the events are written; a concurrent claim of one of them rolls the batch back.
+    const known = new Set<string>();
     if (identities.length > 0) {
-      const { rows } = await client.query<{ identity: string }>(
-        `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result)
-         SELECT i, $2, 'record_usage', p, o, '{}'::json FROM unnest($1::text[], $3::int[], $4::bigint[]) AS t(i, p, o)
-         ON CONFLICT (identity) DO NOTHING RETURNING identity`,
-        [
-          identities,
-          TOPIC,
-          identities.map((id) => items[firstIndex.get(id) as number]?.context.source?.partition ?? null),
-          identities.map((id) => items[firstIndex.get(id) as number]?.context.source?.offset ?? null),
-        ],
+      const stored = await client.query<{ identity: string; operation: string; result: StoredOutcome }>(
+        'SELECT identity, operation, result FROM processed_messages WHERE identity = ANY($1)',
+        [identities],
       );
-      for (const r of rows) claimed.add(r.identity);
-      const already = identities.filter((id) => !claimed.has(id));
-      if (already.length > 0) {
-        const stored = await client.query<{ identity: string; operation: string; result: StoredOutcome }>(
-          'SELECT identity, operation, result FROM processed_messages WHERE identity = ANY($1)',
-          [already],
-        );
-        for (const row of stored.rows) {
-          const index = firstIndex.get(row.identity) as number;
-          outcomes[index] =
-            row.operation === 'record_usage'
-              ? { outcome: row.result, duplicate: true }
-              : { outcome: conflictOutcome(row.operation), duplicate: false };
-        }
+      for (const row of stored.rows) {
+        known.add(row.identity);
+        const index = firstIndex.get(row.identity) as number;
+        outcomes[index] =
+          row.operation === 'record_usage'
+            ? { outcome: row.result, duplicate: true }
+            : { outcome: conflictOutcome(row.operation), duplicate: false };
       }
     }
 
-    // Items to apply now: no identity, or the first holder of a freshly claimed identity.
+    // Items to apply now: no identity, or the first holder of an identity not applied before.
     const pending = items
       .map((item, i) => ({ item, i }))
       .filter(({ item, i }) => {
         const identity = item.context.identity;
-        return identity === undefined || (claimed.has(identity) && firstIndex.get(identity) === i);
+        return identity === undefined || (!known.has(identity) && firstIndex.get(identity) === i);
       });
 
     const patternIds = [...new Set(pending.map(({ item }) => item.request.pattern_id.toLowerCase()))];
@@ -194,10 +182,10 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
         ])
       ).rows.map((r) => r.id),
     );
-    const missingClaims: string[] = [];
     const toInsert: { i: number; id: string }[] = [];
     const records: ReturnType<typeof eventRecord>[] = [];
     for (const { item, i } of pending) {
+      // A failed event records no identity, so a later retry after the pattern exists can still apply it.
       if (!existing.has(item.request.pattern_id.toLowerCase())) {
         outcomes[i] = {
           outcome: {
@@ -210,23 +198,17 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
           },
           duplicate: false,
         };
-        if (item.context.identity !== undefined) missingClaims.push(item.context.identity);
         continue;
       }
       const id = deriveId(item.context.identity, 'usage_event');
       toInsert.push({ i, id });
       records.push(eventRecord(id, item.request, item.context.eventTime ?? new Date()));
     }
-    // A failed event records no identity, so a later retry after the pattern exists can still apply it.
-    if (missingClaims.length > 0) {
-      await client.query('DELETE FROM processed_messages WHERE identity = ANY($1)', [missingClaims]);
-    }
 
     if (records.length > 0) {
       const { rows } = await client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify(records)]);
       const byId = new Map(rows.map((r) => [r.id, r]));
-      const storedIdentities: string[] = [];
-      const storedResults: string[] = [];
+      const applied: { identity: string; outcome: string; source: MessageSource | undefined }[] = [];
       for (const { i, id } of toInsert) {
         const outcome: StoredOutcome = {
           success: true,
@@ -234,18 +216,34 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
           error: null,
         };
         outcomes[i] = { outcome, duplicate: false };
-        const identity = items[i]?.context.identity;
-        if (identity !== undefined) {
-          storedIdentities.push(identity);
-          storedResults.push(JSON.stringify(outcome));
+        const context = items[i]?.context;
+        if (context?.identity !== undefined) {
+          applied.push({
+            identity: context.identity,
+            outcome: JSON.stringify(outcome),
+            source: context.source,
+          });
         }
       }
-      if (storedIdentities.length > 0) {
-        await client.query<Row>(
-          `UPDATE processed_messages m SET result = v.result
-             FROM unnest($1::text[], $2::json[]) AS v(identity, result) WHERE m.identity = v.identity`,
-          [storedIdentities, storedResults],
+      if (applied.length > 0) {
+        const recorded = await client.query(
+          `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result)
+           SELECT i, $2, 'record_usage', p, o, r
+             FROM unnest($1::text[], $3::int[], $4::bigint[], $5::json[]) AS t(i, p, o, r)
+           ON CONFLICT (identity) DO NOTHING`,
+          [
+            applied.map((a) => a.identity),
+            TOPIC,
+            applied.map((a) => a.source?.partition ?? null),
+            applied.map((a) => a.source?.offset ?? null),
+            applied.map((a) => a.outcome),
+          ],
         );
+        if (recorded.rowCount !== applied.length) {
+          throw new RetryableError(
+            'another transaction applied one of these usage events meanwhile; retrying',
+          );
+        }
       }
     }
 

@@ -40,3 +40,41 @@ it('applies 16 concurrent batches over the same 40 patterns, in different orders
   );
   expect(rows[0]?.n).toBe(16 * 40);
 });
+
+it('applies a batch delivered twice at once (a rebalance handing a partition over) exactly once', async () => {
+  const storage = new NodePatternStorageEffect(db.pool);
+  const update = new NodePatternUpdateEffect(db.pool);
+  const ids = Array.from({ length: 20 }, () => randomUUID());
+  await storage.executeEffect({
+    operation: 'batch_insert',
+    patterns: ids.map((id, i) => ({
+      pattern_id: id,
+      pattern_name: `Twice${i}`,
+      pattern_type: 'code',
+      language: 'go',
+    })),
+  } as never);
+  const items = ids.map((patternId, i) => ({
+    request: {
+      operation: 'record_usage' as const,
+      pattern_id: patternId,
+      usage_data: { success: i % 2 === 0 },
+    },
+    context: { identity: `twice-${patternId}`, validated: true },
+  }));
+  const [first, second] = await Promise.all([update.recordUsageBatch(items), update.recordUsageBatch(items)]);
+  const all = [...(first ?? []), ...(second ?? [])];
+  expect(all.filter((r) => !r.success).map((r) => r.error)).toEqual([]);
+  // Each event is applied by one of the two and reported as a duplicate, with the same data, by the other.
+  items.forEach((_, i) => {
+    const pair = [first?.[i], second?.[i]];
+    expect(pair.filter((r) => r?.metadata.duplicate === true)).toHaveLength(1);
+    expect(JSON.stringify(pair[0]?.data)).toBe(JSON.stringify(pair[1]?.data)); // as on the wire
+  });
+  const { rows } = await db.pool.query<{ events: number; uses: number }>(
+    `SELECT (SELECT count(*)::int FROM pattern_usage_events WHERE pattern_id = ANY($1)) AS events,
+            (SELECT sum(usage_count)::int FROM pattern_templates WHERE id = ANY($1)) AS uses`,
+    [ids],
+  );
+  expect(rows[0]).toEqual({ events: 20, uses: 20 });
+});
