@@ -1,5 +1,6 @@
 // NodePatternAnalyticsEffect: analytics over a period (default: the 30 days before the message's
-// timestamp). Every read goes through usage_by_pattern_day, so its cost is bounded by days x patterns.
+// timestamp). Every read goes through the daily rollup (usage_by_day, usage_by_pattern_day), so its cost is
+// bounded by days x patterns, not by events.
 import type { AnalyticsRequest } from '../contracts/requests.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 
@@ -62,7 +63,7 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
           `SELECT to_char(date_trunc($4, day), 'YYYY-MM-DD') AS bucket, sum(usage_count) AS usage_count,
                   sum(success_count) AS success_count, sum(usage_count) - sum(success_count) AS failure_count,
                   round(sum(success_count)::numeric / nullif(sum(usage_count), 0), 6) AS success_rate
-             FROM usage_by_pattern_day($1, $2, $3)
+             FROM usage_by_day($1, $2, $3)
             GROUP BY 1 ORDER BY 1`,
           [period.start, period.end, patternId, request.aggregate_by],
         );
@@ -79,7 +80,7 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
                   round(sum(quality_improvement_sum) / nullif(sum(quality_improvement_count), 0), 6)
                     AS average_quality_improvement,
                   sum(quality_improvement_count) AS quality_samples
-             FROM usage_by_pattern_day($1, $2, $3)
+             FROM usage_by_day($1, $2, $3)
             GROUP BY day ORDER BY day`,
           [period.start, period.end, patternId],
         );

@@ -307,3 +307,55 @@ describe('scale', () => {
     expect(stats?.n).toBe(200_000);
   });
 });
+
+describe('compute_pattern_analytics top patterns beyond the 200 most used', () => {
+  // 210 patterns used 5 times in January (P0..P9 six times), 20 others only in February: the 200 patterns
+  // with the highest usage_count decide January alone, but none of them is used in February.
+  const id = (i: number) => `bbbbbbbb-0000-4000-8000-${String(i).padStart(12, '0')}`;
+  let own: TestDatabase;
+  const top = async (start: string, end: string) => {
+    const { rows } = await own.pool.query<{ top_patterns: { pattern_id: string; usage_count: number }[] }>(
+      'SELECT top_patterns FROM compute_pattern_analytics($1, $2)',
+      [start, end],
+    );
+    return rows[0]?.top_patterns.map((t) => [t.pattern_id, t.usage_count]);
+  };
+  beforeAll(async () => {
+    own = await createTestDatabase();
+    const ids = Array.from({ length: 230 }, (_, i) => id(i));
+    await own.pool.query(
+      `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language)
+       SELECT i, 'Top' || n, 'code', 'go' FROM unnest($1::uuid[]) WITH ORDINALITY AS t(i, n)`,
+      [ids],
+    );
+    const uses = ids.flatMap((pattern, i) => {
+      const [times, day] =
+        i < 10
+          ? [6, '2027-01-10']
+          : i < 210
+            ? [5, '2027-01-11']
+            : i < 220
+              ? [2, '2027-02-10']
+              : [1, '2027-02-11'];
+      return Array.from({ length: times }, () => ({ pattern, day }));
+    });
+    await own.pool.query(
+      `INSERT INTO pattern_usage_events (pattern_id, success, used_at)
+       SELECT u.pattern, true, u.day::timestamptz FROM jsonb_to_recordset($1) AS u(pattern uuid, day text)`,
+      [JSON.stringify(uses)],
+    );
+  });
+  afterAll(async () => own.drop());
+
+  it('finds them among the most used patterns when the tenth beats every other usage_count', async () => {
+    expect(await top('2027-01-01T00:00Z', '2027-02-01T00:00Z')).toEqual(
+      Array.from({ length: 10 }, (_, i) => [id(i), 6]),
+    );
+  });
+
+  it('counts every pattern when the most used ones were not used in the period', async () => {
+    expect(await top('2027-02-01T00:00Z', '2027-03-01T00:00Z')).toEqual(
+      Array.from({ length: 10 }, (_, i) => [id(210 + i), 2]),
+    );
+  });
+});
