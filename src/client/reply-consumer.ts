@@ -11,7 +11,12 @@ import {
   type KafkaMessage,
   type PartitionAssigner,
 } from 'kafkajs';
-import { createTopicsAndWait, DEFAULT_LAYOUT, REPLY_RETENTION_MS } from '../messaging/topic-admin.ts';
+import {
+  createTopicsAndWait,
+  DEFAULT_LAYOUT,
+  REPLY_RETENTION_MS,
+  whenServed,
+} from '../messaging/topic-admin.ts';
 
 const { MemberAssignment, MemberMetadata } = AssignerProtocol;
 
@@ -81,7 +86,10 @@ async function partitionCount(
       },
     ]);
   }
-  const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+  const metadata = await whenServed(
+    () => admin.fetchTopicMetadata({ topics: [topic] }),
+    `reply topic ${topic}`,
+  );
   return metadata.topics[0]?.partitions.length ?? 0;
 }
 
@@ -113,7 +121,7 @@ export class ReplyConsumer {
         throw new Error(`reply partition ${wanted} is out of range: "${topic}" has ${partitions} partitions`);
       }
       this.partition = wanted;
-      const offsets = await admin.fetchTopicOffsets(topic);
+      const offsets = await whenServed(() => admin.fetchTopicOffsets(topic), `reply topic ${topic}`);
       endOffset = offsets.find((o) => o.partition === wanted)?.high ?? '0';
     } finally {
       await admin.disconnect();

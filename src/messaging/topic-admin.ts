@@ -81,10 +81,29 @@ const PROPAGATING = new Set([
 ]);
 
 /**
- * Creates `topics` and waits until every partition answers an offset request at its leader. kafkajs's own
- * `waitForLeaders` gives up on UNKNOWN_TOPIC_OR_PARTITION, which a KRaft broker answers for a moment after
- * creating a topic, and a leader named in metadata can still refuse offset requests for a moment after that.
+ * Runs `read` until the broker serves the topics it asks about. For a moment after a topic is created, a
+ * KRaft broker answers UNKNOWN_TOPIC_OR_PARTITION, and a leader named in metadata can still refuse offset
+ * requests; kafkajs gives up on both.
  */
+export async function whenServed<T>(read: () => Promise<T>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if (type === undefined || !PROPAGATING.has(type)) throw err;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out after ${timeoutMs} ms waiting for the broker to serve ${what} (${type})`, {
+          cause: err,
+        });
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Creates `topics` and waits until every partition has a leader that answers offset requests. */
 export async function createTopicsAndWait(
   admin: Admin,
   topics: ITopicConfig[],
@@ -92,27 +111,19 @@ export async function createTopicsAndWait(
 ): Promise<void> {
   await admin.createTopics({ topics, waitForLeaders: false });
   const names = topics.map((t) => t.topic);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let waitingFor: string;
-    try {
+  await whenServed(
+    async () => {
       const metadata = await admin.fetchTopicMetadata({ topics: names });
       const leaderless = metadata.topics.find((t) => t.partitions.some((p) => p.leader < 0));
-      if (!leaderless) {
-        for (const topic of names) await admin.fetchTopicOffsets(topic);
-        return;
-      }
-      waitingFor = `a leader for ${leaderless.name}`;
-    } catch (err) {
-      const type = (err as { type?: string }).type;
-      if (type === undefined || !PROPAGATING.has(type)) throw err;
-      waitingFor = `${names.join(', ')} to be served (${type})`;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`created topics but timed out after ${timeoutMs} ms waiting for ${waitingFor}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+      if (leaderless)
+        throw Object.assign(new Error(`no leader yet for ${leaderless.name}`), {
+          type: 'LEADER_NOT_AVAILABLE',
+        });
+      for (const topic of names) await admin.fetchTopicOffsets(topic);
+    },
+    names.join(', '),
+    timeoutMs,
+  );
 }
 
 export async function missingTopics(admin: Admin, names: TopicNames): Promise<string[]> {

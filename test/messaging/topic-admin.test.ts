@@ -2,7 +2,12 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigResourceTypes, type Admin } from 'kafkajs';
 import { TopicNames } from '../../src/contracts/topics.ts';
-import { createTopics, DLQ_MAX_MESSAGE_BYTES, missingTopics } from '../../src/messaging/topic-admin.ts';
+import {
+  createTopics,
+  DLQ_MAX_MESSAGE_BYTES,
+  missingTopics,
+  whenServed,
+} from '../../src/messaging/topic-admin.ts';
 import { testKafka, uniquePrefix } from '../support/kafka.ts';
 
 let admin: Admin;
@@ -41,4 +46,33 @@ it('creates every topic with its retention, dead letters that fit a request at t
   const metadata = await admin.fetchTopicMetadata({ topics: [names.reply()] });
   expect(metadata.topics[0]?.partitions).toHaveLength(4);
   await admin.deleteTopics({ topics: [...names.all().map((t) => t.name), names.reply()] });
+});
+
+// The answers a KRaft broker gives for a moment after it creates a topic (seen in CI on a fresh broker).
+const brokerError = (type: string) => Object.assign(new Error(type), { type });
+
+it('waits out the broker catching up with a new topic, and gives up on anything else at once', async () => {
+  const answers = ['UNKNOWN_TOPIC_OR_PARTITION', 'NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE'];
+  let calls = 0;
+  const served = await whenServed(async () => {
+    const next = answers[calls++];
+    if (next) throw brokerError(next);
+    return 'offsets';
+  }, 'topic t');
+  expect([served, calls]).toEqual(['offsets', 4]);
+
+  calls = 0;
+  await expect(
+    whenServed(async () => {
+      calls++;
+      throw brokerError('TOPIC_AUTHORIZATION_FAILED');
+    }, 'topic t'),
+  ).rejects.toThrow('TOPIC_AUTHORIZATION_FAILED');
+  expect(calls).toBe(1);
+
+  await expect(
+    whenServed(async () => Promise.reject(brokerError('UNKNOWN_TOPIC_OR_PARTITION')), 'topic t', 250),
+  ).rejects.toThrow(
+    /timed out after 250 ms waiting for the broker to serve topic t \(UNKNOWN_TOPIC_OR_PARTITION\)/,
+  );
 });
