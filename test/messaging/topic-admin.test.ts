@@ -54,24 +54,23 @@ const brokerError = (type: string) => Object.assign(new Error(type), { type });
 it('waits out the broker catching up with a new topic, and gives up on anything else at once', async () => {
   const answers = ['UNKNOWN_TOPIC_OR_PARTITION', 'NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE'];
   let calls = 0;
-  const served = await whenServed(async () => {
+  const served = await whenServed(() => {
     const next = answers[calls++];
-    if (next) throw brokerError(next);
-    return 'offsets';
+    return next ? Promise.reject(brokerError(next)) : Promise.resolve('offsets');
   }, 'topic t');
   expect([served, calls]).toEqual(['offsets', 4]);
 
   calls = 0;
   await expect(
-    whenServed(async () => {
+    whenServed(() => {
       calls++;
-      throw brokerError('TOPIC_AUTHORIZATION_FAILED');
+      return Promise.reject(brokerError('TOPIC_AUTHORIZATION_FAILED'));
     }, 'topic t'),
   ).rejects.toThrow('TOPIC_AUTHORIZATION_FAILED');
   expect(calls).toBe(1);
 
   await expect(
-    whenServed(async () => Promise.reject(brokerError('UNKNOWN_TOPIC_OR_PARTITION')), 'topic t', 250),
+    whenServed(() => Promise.reject(brokerError('UNKNOWN_TOPIC_OR_PARTITION')), 'topic t', 250),
   ).rejects.toThrow(
     /timed out after 250 ms waiting for the broker to serve topic t \(UNKNOWN_TOPIC_OR_PARTITION\)/,
   );
