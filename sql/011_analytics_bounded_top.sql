@@ -22,19 +22,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
               ELSE (p_start AT TIME ZONE 'UTC')::date + 1 END
 $$;
 
--- Whole days in [first full day, day of p_end) come from pattern_usage_daily; the partial days at either
--- end from raw events. When there is no whole day the rollup range is empty and every event is raw.
-CREATE OR REPLACE FUNCTION usage_by_pattern_day(p_start timestamptz, p_end timestamptz, p_pattern_id uuid)
+-- Raw events of the partial days at either end of [p_start, p_end), per pattern and UTC day. When the
+-- period holds no whole day, that is every event in it. The SQL functions here are marked PARALLEL SAFE
+-- because the planner decides on parallelism before it inlines them: one unmarked call rules it out.
+CREATE FUNCTION usage_partial_days(p_start timestamptz, p_end timestamptz, p_pattern_id uuid)
 RETURNS TABLE (pattern_id uuid, day date, usage_count bigint, success_count bigint,
                execution_time_sum numeric, execution_time_count bigint,
                quality_improvement_sum numeric, quality_improvement_count bigint)
-LANGUAGE sql STABLE AS $$
-  SELECT d.pattern_id, d.day, d.usage_count, d.success_count, d.execution_time_sum, d.execution_time_count,
-         d.quality_improvement_sum, d.quality_improvement_count
-    FROM pattern_usage_daily d
-   WHERE d.day >= usage_first_full_day(p_start) AND d.day < (p_end AT TIME ZONE 'UTC')::date
-     AND (p_pattern_id IS NULL OR d.pattern_id = p_pattern_id)
-  UNION ALL
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT e.pattern_id, (e.used_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE e.success),
          coalesce(sum(e.execution_time_ms), 0), count(e.execution_time_ms),
          coalesce(sum(e.quality_improvement), 0), count(e.quality_improvement)
@@ -46,8 +41,24 @@ LANGUAGE sql STABLE AS $$
    GROUP BY 1, 2
 $$;
 
--- The same usage summed per UTC day. Each part is summed before they are combined, so the rollup's share
--- is a parallel aggregate; plpgsql runs a RETURN QUERY in parallel, where SELECT INTO never is.
+-- Whole days in [first full day, day of p_end) come from pattern_usage_daily, the partial days at either
+-- end from raw events. When there is no whole day the rollup range is empty.
+CREATE OR REPLACE FUNCTION usage_by_pattern_day(p_start timestamptz, p_end timestamptz, p_pattern_id uuid)
+RETURNS TABLE (pattern_id uuid, day date, usage_count bigint, success_count bigint,
+               execution_time_sum numeric, execution_time_count bigint,
+               quality_improvement_sum numeric, quality_improvement_count bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT d.pattern_id, d.day, d.usage_count, d.success_count, d.execution_time_sum, d.execution_time_count,
+         d.quality_improvement_sum, d.quality_improvement_count
+    FROM pattern_usage_daily d
+   WHERE d.day >= usage_first_full_day(p_start) AND d.day < (p_end AT TIME ZONE 'UTC')::date
+     AND (p_pattern_id IS NULL OR d.pattern_id = p_pattern_id)
+  UNION ALL
+  SELECT * FROM usage_partial_days(p_start, p_end, p_pattern_id)
+$$;
+
+-- The same usage summed per UTC day. The rollup is summed per day before the parts are combined, so its
+-- share is a parallel aggregate; plpgsql runs a RETURN QUERY in parallel, where SELECT INTO never is.
 CREATE FUNCTION usage_by_day(p_start timestamptz, p_end timestamptz, p_pattern_id uuid)
 RETURNS TABLE (day date, usage_count numeric, success_count numeric,
                execution_time_sum numeric, execution_time_count numeric,
@@ -63,15 +74,9 @@ BEGIN
              AND (p_pattern_id IS NULL OR d.pattern_id = p_pattern_id)
            GROUP BY d.day
           UNION ALL
-          SELECT (e.used_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE e.success),
-                 coalesce(sum(e.execution_time_ms), 0), count(e.execution_time_ms),
-                 coalesce(sum(e.quality_improvement), 0), count(e.quality_improvement)
-            FROM pattern_usage_events e
-           WHERE (p_pattern_id IS NULL OR e.pattern_id = p_pattern_id)
-             AND e.used_at >= p_start AND e.used_at < p_end
-             AND (e.used_at < (usage_first_full_day(p_start)::timestamp AT TIME ZONE 'UTC')
-                  OR e.used_at >= ((p_end AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC'))
-           GROUP BY 1) u
+          SELECT r.day, r.usage_count, r.success_count, r.execution_time_sum, r.execution_time_count,
+                 r.quality_improvement_sum, r.quality_improvement_count
+            FROM usage_partial_days(p_start, p_end, p_pattern_id) r) u
    GROUP BY u.day;
 END;
 $$;
@@ -88,7 +93,7 @@ $$;
 -- Usage per pattern over the period; a filter on pattern_id reaches the indexes once inlined.
 CREATE FUNCTION usage_by_pattern(p_start timestamptz, p_end timestamptz)
 RETURNS TABLE (pattern_id uuid, usage_count numeric, success_count numeric)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT b.pattern_id, sum(b.usage_count), sum(b.success_count)
     FROM usage_by_pattern_day(p_start, p_end, NULL) b
    GROUP BY b.pattern_id

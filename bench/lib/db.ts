@@ -107,6 +107,23 @@ export async function loadPatterns(
   });
 }
 
+/** EVENTS_SQL's parameters: one array per column. */
+function eventColumns(ids: readonly string[], events: readonly UsageEvent[]): unknown[] {
+  const u = events.map((e) => e.usage_data);
+  return [
+    ids,
+    events.map((e) => e.pattern_id),
+    u.map((d) => d.file_path),
+    u.map((d) => d.project_id),
+    u.map((d) => d.success),
+    u.map((d) => d.execution_time_ms),
+    u.map((d) => d.error_message ?? null),
+    u.map((d) => d.quality_before),
+    u.map((d) => d.quality_after),
+    u.map((d) => d.used_at),
+  ];
+}
+
 export interface EventLoadOptions {
   batchSize?: number;
   concurrency?: number;
@@ -128,7 +145,6 @@ export async function loadEvents(
   let done = 0;
   await inParallel(chunks(indexed, size), options.concurrency ?? 2, async (batch) => {
     const ids = batch.map(({ i }) => options.idOf?.(i) ?? crypto.randomUUID());
-    const u = batch.map(({ e }) => e.usage_data);
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
@@ -151,18 +167,13 @@ export async function loadEvents(
           ),
         ]);
       }
-      await client.query(EVENTS_SQL, [
-        ids,
-        batch.map(({ e }) => e.pattern_id),
-        u.map((d) => d.file_path),
-        u.map((d) => d.project_id),
-        u.map((d) => d.success),
-        u.map((d) => d.execution_time_ms),
-        u.map((d) => d.error_message ?? null),
-        u.map((d) => d.quality_before),
-        u.map((d) => d.quality_after),
-        u.map((d) => d.used_at),
-      ]);
+      await client.query(
+        EVENTS_SQL,
+        eventColumns(
+          ids,
+          batch.map(({ e }) => e),
+        ),
+      );
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -211,19 +222,13 @@ export async function bulkLoadEvents(
     let done = 0;
     const lane = async () => {
       for (let batch = nextBatch(); batch.length > 0; batch = nextBatch()) {
-        const u = batch.map((e) => e.usage_data);
-        await pool.query(EVENTS_SQL, [
-          batch.map(() => crypto.randomUUID()),
-          batch.map((e) => e.pattern_id),
-          u.map((d) => d.file_path),
-          u.map((d) => d.project_id),
-          u.map((d) => d.success),
-          u.map((d) => d.execution_time_ms),
-          u.map((d) => d.error_message ?? null),
-          u.map((d) => d.quality_before),
-          u.map((d) => d.quality_after),
-          u.map((d) => d.used_at),
-        ]);
+        await pool.query(
+          EVENTS_SQL,
+          eventColumns(
+            batch.map(() => crypto.randomUUID()),
+            batch,
+          ),
+        );
         options.progress?.((done += batch.length));
       }
     };
