@@ -1,17 +1,19 @@
 // Composition root: wires configuration, database, Kafka, effect nodes and the worker together.
-import type { Config } from './config.ts';
+import { configWarnings, type Config } from './config.ts';
 import type { PatternRequest } from './contracts/requests.ts';
 import { TopicNames, type RequestTopic } from './contracts/topics.ts';
 import { migrationStatus } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { startDatabaseProbe } from './db/probe.ts';
-import { isTransientDbError } from './db/errors.ts';
+import type { Nodes } from './messaging/dispatch.ts';
 import { createKafka } from './messaging/kafka.ts';
-import { RequestHandler, type Nodes, type Outcome } from './messaging/request-handler.ts';
+import { LANE_NAMES, LANES } from './messaging/lanes.ts';
+import { Lifecycle } from './messaging/lifecycle.ts';
+import { observeMetrics, observeTracing } from './messaging/observers.ts';
 import { createTopics, missingTopics } from './messaging/topic-admin.ts';
 import { TopicDirectory } from './messaging/topic-directory.ts';
-import type { Unit } from './messaging/batch-processor.ts';
-import { Worker } from './messaging/worker.ts';
+import { UnitPipeline } from './messaging/unit-pipeline.ts';
+import { Worker, type LanePlan } from './messaging/worker.ts';
 import {
   NodePatternAnalyticsEffect,
   NodePatternQueryEffect,
@@ -51,15 +53,31 @@ export function createDatabasePool(config: Config, logger?: Logger): Pool {
  * right after the N-th unit's effects are committed, before its results are published or its offset
  * committed. Never set in production.
  */
-function crashHook(): { afterEffects?: () => void } {
+function installCrashHook(lifecycle: Lifecycle): void {
   const limit = Number(process.env.WORKER_FAULT_KILL_AFTER_UNITS ?? 0);
-  if (!(limit > 0)) return {};
+  if (!(limit > 0)) return;
   let units = 0;
-  return {
-    afterEffects: () => {
-      if (++units >= limit) process.kill(process.pid, 'SIGKILL');
-    },
-  };
+  lifecycle.on('unit.applied', () => {
+    if (++units >= limit) process.kill(process.pid, 'SIGKILL');
+  });
+}
+
+/** The lanes of a live worker, or the single lane of a replay pass over `topics`. */
+function lanePlans(config: Config, names: TopicNames, topics: RequestTopic[] | undefined): LanePlan[] {
+  if (topics) {
+    return [
+      {
+        name: 'replay',
+        topics: topics.map((t) => names.request(t)),
+        concurrency: config.WORKER_REPLAY_CONCURRENCY,
+      },
+    ];
+  }
+  return LANE_NAMES.map((lane) => ({
+    name: lane,
+    topics: LANES[lane].topics.map((t) => names.request(t)),
+    concurrency: config[LANES[lane].concurrencyVariable],
+  }));
 }
 
 export class MissingTopicsError extends Error {
@@ -75,12 +93,12 @@ export interface WorkerApp {
 export interface WorkerAppOptions {
   config: Config;
   logger: Logger;
-  /** Overrides for replay: its own group, some topics, no results, an end offset per partition. */
+  /** The engine's lifecycle events; subscribe before start (replay counts its progress there). */
+  lifecycle?: Lifecycle;
+  /** Overrides for replay: its own group, some topics (one lane), no results, an end offset per partition. */
   groupId?: string;
   topics?: RequestTopic[];
   publishResults?: boolean;
-  onOutcome?: (outcome: Outcome) => void;
-  onUnitDone?: (unit: Unit) => void;
   endOffset?: (topic: string, partition: number) => bigint | undefined;
   select?: (request: PatternRequest | undefined) => boolean;
   startOffsets?: { topic: string; partition: number; offset: string }[];
@@ -104,11 +122,14 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const names = new TopicNames(config.TOPIC_PREFIX);
   const kafka = createKafka(config, logger);
   const admin = kafka.admin();
-  let worker: Worker | undefined;
+  let worker: Worker<ReturnType<UnitPipeline['prepare']>> | undefined;
+  for (const warning of configWarnings(config)) logger.warn(warning);
 
   const cleanup = async () => {
     probe.stop();
-    await worker?.stop().catch((err: unknown) => logger.error({ err }, 'stopping the consumer failed'));
+    await worker
+      ?.stop(config.WORKER_SHUTDOWN_TIMEOUT_MS)
+      .catch((err: unknown) => logger.error({ err }, 'stopping the consumer failed'));
     await admin.disconnect().catch(() => undefined);
     await pool.end().catch(() => undefined);
     await health.close();
@@ -139,45 +160,61 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     }
 
     const groupId = options.groupId ?? config.KAFKA_GROUP_ID;
+    const lifecycle =
+      options.lifecycle ??
+      new Lifecycle((event, err) => logger.error({ err, event }, 'a lifecycle listener failed'));
     const metrics = createWorkerMetrics(groupId);
     metrics.watchPool(pool);
-    const handler = new RequestHandler({
-      metrics,
+    observeMetrics(lifecycle, metrics);
+    observeTracing(lifecycle, groupId);
+    installCrashHook(lifecycle);
+    lifecycle.on('unit.failed', ({ failure }) => {
+      if (failure.kind === 'transient' && failure.source === 'database')
+        probe.reportFailure(`operation failed: ${failure.reason}`);
+    });
+    const work = new UnitPipeline({
       names,
       nodes: createNodes(pool, logger),
       directory: new TopicDirectory(admin),
       consumerGroup: groupId,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
       maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
-      maxUsageBatch: config.WORKER_BATCH_SIZE,
+      publishResults: options.publishResults !== false,
       logger,
-      ...(options.publishResults === false ? { publishResults: false } : {}),
-      ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
-      ...(options.select ? { select: options.select } : {}),
+      lifecycle,
+      select: options.select,
     });
+    const lanes = lanePlans(config, names, options.topics);
+    for (const lane of lanes) metrics.laneBudget(lane.name, lane.concurrency);
     worker = new Worker({
-      metrics,
       kafka,
       groupId,
-      topics: options.topics ? options.topics.map((t) => names.request(t)) : names.requests(),
-      handler,
+      lanes,
+      work,
+      lifecycle,
       logger,
       readiness,
-      partitionsConcurrently: config.WORKER_PARTITIONS_CONCURRENCY,
       backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
-      sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+      maxAttempts: config.WORKER_MAX_ATTEMPTS,
+      maxBatch: config.WORKER_BATCH_SIZE,
+      maxBufferedMessages: config.WORKER_PARTITION_BUFFER,
+      maxBufferedBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_MESSAGE_BYTES * 4),
       maxBytesPerPartition: Math.max(config.WORKER_MAX_MESSAGE_BYTES * 2, 1024 * 1024),
-      ...crashHook(),
-      ...(options.onUnitDone ? { onUnitDone: options.onUnitDone } : {}),
-      ...(options.endOffset ? { endOffset: options.endOffset } : {}),
-      ...(options.startOffsets ? { startOffsets: options.startOffsets } : {}),
-      onTransientFailure: (err) => {
-        if (isTransientDbError(err))
-          probe.reportFailure(`operation failed: ${err instanceof Error ? err.message : String(err)}`);
-      },
+      sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+      endOffset: options.endOffset,
+      startOffsets: options.startOffsets,
     });
     await worker.start();
-    logger.info({ group: groupId, topics: names.requests(), port: health.port }, 'worker started');
+    logger.info(
+      {
+        group: groupId,
+        lanes: Object.fromEntries(
+          lanes.map((l) => [l.name, { topics: l.topics, concurrency: l.concurrency }]),
+        ),
+        port: health.port,
+      },
+      'worker started',
+    );
   } catch (err) {
     await cleanup();
     throw err;

@@ -47,7 +47,18 @@ export const configSchema = z
     DB_POOL_MAX: intFrom(1, 100).default(20),
     DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
     KAFKA_SESSION_TIMEOUT_MS: intFrom(6_000, 300_000).default(30_000),
-    WORKER_PARTITIONS_CONCURRENCY: intFrom(1, 256).default(4),
+    /** Units in flight per lane; each holds one connection, so their sum should fit in DB_POOL_MAX. */
+    WORKER_WRITES_CONCURRENCY: intFrom(1, 256).default(4),
+    WORKER_READS_CONCURRENCY: intFrom(1, 256).default(8),
+    WORKER_ANALYTICS_CONCURRENCY: intFrom(1, 256).default(2),
+    /** Units in flight of a replay pass (`patterns replay --concurrency` overrides it). */
+    WORKER_REPLAY_CONCURRENCY: intFrom(1, 256).default(2),
+    /** Tries of a message whose failure is not transient, before INTERNAL and a dead letter. */
+    WORKER_MAX_ATTEMPTS: intFrom(1, 100).default(5),
+    /** Unfinished messages per partition above which its fetching pauses. */
+    WORKER_PARTITION_BUFFER: intFrom(1, 1_000_000).default(2_000),
+    /** Replaced by the lane budgets above; read only to say so. */
+    WORKER_PARTITIONS_CONCURRENCY: z.string().optional(),
     WORKER_BATCH_SIZE: intFrom(1, 10_000).default(500),
     WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),
     // Below Kafka's default message.max.bytes (1 MiB) with room for headers; raise both together.
@@ -84,6 +95,25 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Settings that work but defeat a purpose; the worker logs each at start. */
+export function configWarnings(c: Config): string[] {
+  const warnings: string[] = [];
+  const lanes = c.WORKER_WRITES_CONCURRENCY + c.WORKER_READS_CONCURRENCY + c.WORKER_ANALYTICS_CONCURRENCY;
+  if (lanes > c.DB_POOL_MAX) {
+    warnings.push(
+      `WORKER_WRITES_CONCURRENCY + WORKER_READS_CONCURRENCY + WORKER_ANALYTICS_CONCURRENCY is ${lanes}, more than ` +
+        `DB_POOL_MAX (${c.DB_POOL_MAX}): lanes will wait for each other's connections. Raise DB_POOL_MAX or lower a lane's concurrency.`,
+    );
+  }
+  if (c.WORKER_PARTITIONS_CONCURRENCY !== undefined) {
+    warnings.push(
+      'WORKER_PARTITIONS_CONCURRENCY is no longer read: work is bounded per lane by WORKER_WRITES_CONCURRENCY, ' +
+        'WORKER_READS_CONCURRENCY and WORKER_ANALYTICS_CONCURRENCY.',
+    );
+  }
+  return warnings;
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';

@@ -14,6 +14,9 @@ export const HEADERS = {
   dltOriginalConsumerGroup: 'kafka_dlt-original-consumer-group',
   dltExceptionFqcn: 'kafka_dlt-exception-fqcn',
   dltExceptionMessage: 'kafka_dlt-exception-message',
+  /** Set when a message was given up on after bounded retries: the error's class, and the tries. */
+  dltExceptionCauseFqcn: 'kafka_dlt-exception-cause-fqcn',
+  deliveryAttempt: 'kafka_deliveryAttempt',
 } as const;
 
 /** A correlation id or topic name larger than this is not a correlation id or topic name. */

@@ -1,10 +1,9 @@
 // Encodes what the worker publishes: result records (CONTRACT "Result") and dead letters
 // (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
-import type { IHeaders, Message } from 'kafkajs';
 import type { ModelError } from '../contracts/errors.ts';
 import { HEADERS } from '../contracts/headers.ts';
 import type { ModelResult } from '../contracts/results.ts';
-import type { InboundMessage } from './batch-processor.ts';
+import type { InboundMessage, OutboundHeaders, OutboundRecord } from './inbound.ts';
 
 export const CONTENT_TYPE_JSON = 'application/json';
 const MAX_DLT_MESSAGE_CHARS = 2_000;
@@ -15,13 +14,14 @@ export interface ReplyTarget {
 }
 
 export function resultRecord(options: {
+  target: ReplyTarget;
   result: ModelResult;
   request: InboundMessage;
   correlationHeader: Buffer | undefined;
   traceparent?: string | undefined;
-}): Message {
-  const { result, request } = options;
-  const headers: IHeaders = {
+}): OutboundRecord {
+  const { result, request, target } = options;
+  const headers: OutboundHeaders = {
     [HEADERS.contentType]: CONTENT_TYPE_JSON,
     // Tells a NestJS ClientKafka that this is the last reply, so its observable completes.
     [HEADERS.nestIsDisposed]: Buffer.alloc(1),
@@ -31,7 +31,13 @@ export function resultRecord(options: {
     (result.metadata.correlation_id ? Buffer.from(result.metadata.correlation_id, 'utf8') : undefined);
   if (correlation) headers[HEADERS.correlationId] = correlation;
   if (options.traceparent) headers[HEADERS.traceparent] = options.traceparent;
-  return { key: request.key, value: JSON.stringify(result), headers };
+  return {
+    topic: target.topic,
+    partition: target.partition,
+    key: request.key,
+    value: JSON.stringify(result),
+    headers,
+  };
 }
 
 function int32(n: number): Buffer {
@@ -46,13 +52,21 @@ function int64(n: string | number): Buffer {
   return b;
 }
 
+/** Why a message was given up on after bounded retries (Spring's cause class and delivery attempt). */
+export interface GaveUp {
+  attempts: number;
+  errorClass: string;
+}
+
 export function deadLetterRecord(options: {
+  topic: string;
   request: InboundMessage;
   error: ModelError;
   consumerGroup: string;
-}): Message {
-  const { request, error } = options;
-  const headers: IHeaders = {};
+  gaveUp?: GaveUp | undefined;
+}): OutboundRecord {
+  const { request, error, topic } = options;
+  const headers: OutboundHeaders = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers[name] = value;
   }
@@ -66,14 +80,18 @@ export function deadLetterRecord(options: {
     [HEADERS.dltExceptionFqcn]: error.code,
     [HEADERS.dltExceptionMessage]: error.message.slice(0, MAX_DLT_MESSAGE_CHARS),
   });
+  if (options.gaveUp) {
+    headers[HEADERS.dltExceptionCauseFqcn] = options.gaveUp.errorClass;
+    headers[HEADERS.deliveryAttempt] = int32(options.gaveUp.attempts);
+  }
   // A value refused for its size may be larger than the dead-letter topic accepts: publishing it would
   // fail for ever and block the partition. It stays in the request topic (kept forever) at the offset above.
   const resultTooLarge = error.details !== undefined && 'result_bytes' in error.details;
   if (error.code === 'PAYLOAD_TOO_LARGE' && !resultTooLarge) {
     headers['kafka_dlt-original-value-omitted-bytes'] = String(request.value?.length ?? 0);
-    return { key: request.key, value: null, headers };
+    return { topic, key: request.key, value: null, headers };
   }
-  return { key: request.key, value: request.value, headers };
+  return { topic, key: request.key, value: request.value, headers };
 }
 
 /** Reads a Spring-encoded big-endian integer header (4 or 8 bytes) back, for tests and tools. */

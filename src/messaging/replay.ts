@@ -4,8 +4,7 @@
 import type { Admin } from 'kafkajs';
 import type { PatternRequest } from '../contracts/requests.ts';
 import type { RequestTopic, TopicNames } from '../contracts/topics.ts';
-import type { Unit } from './batch-processor.ts';
-import type { Outcome } from './request-handler.ts';
+import type { Lifecycle } from './lifecycle.ts';
 
 /** Writes first, so that usage finds its patterns: the order topics are replayed in. */
 export const REPLAY_ORDER: RequestTopic[] = [
@@ -133,18 +132,18 @@ export interface ReplayCounts {
   failed: number;
 }
 
-/** Counts outcomes and tracks, per partition, the next offset still to do. */
+/** Counts outcomes and tracks, per partition, how far everything is done (effects and results). */
 export class ReplayTracker {
   readonly counts: ReplayCounts = { applied: 0, alreadyApplied: 0, deadLettered: 0, failed: 0 };
   readonly #plan: TopicPlan;
-  readonly #next = new Map<number, bigint>();
+  readonly #position = new Map<number, bigint>();
   readonly #end = new Map<number, bigint>();
   done = 0;
 
   constructor(plan: TopicPlan) {
     this.#plan = plan;
     for (const p of plan.partitions) {
-      this.#next.set(p.partition, p.start);
+      this.#position.set(p.partition, p.start);
       this.#end.set(p.partition, p.end);
     }
   }
@@ -156,27 +155,27 @@ export class ReplayTracker {
   endOffset = (topic: string, partition: number): bigint | undefined =>
     topic === this.#plan.topic ? this.#end.get(partition) : undefined;
 
-  onUnitDone = (unit: Unit): void => {
-    for (const m of unit.messages) {
-      const next = BigInt(m.offset) + 1n;
-      if (next > (this.#next.get(m.partition) ?? 0n)) {
-        this.#next.set(m.partition, next);
-        this.done += 1;
-      }
-    }
-  };
-
-  onOutcome = (outcome: Outcome): void => {
-    const { result, deadLettered } = outcome;
-    if (deadLettered) this.counts.deadLettered += 1;
-    else if (result.metadata.duplicate) this.counts.alreadyApplied += 1;
-    else if (result.success) this.counts.applied += 1;
-    else this.counts.failed += 1;
-  };
+  /** Subscribes to the engine's events of this pass. */
+  attach(lifecycle: Lifecycle): void {
+    lifecycle.on('unit.done', ({ unit }) => {
+      if (unit.topic === this.#plan.topic) this.done += unit.messages.length;
+    });
+    lifecycle.on('partition.progress', ({ topic, partition, position }) => {
+      if (topic !== this.#plan.topic) return;
+      if (position > (this.#position.get(partition) ?? 0n)) this.#position.set(partition, position);
+    });
+    lifecycle.on('message.outcome', ({ outcome }) => {
+      const { result, deadLettered } = outcome;
+      if (deadLettered) this.counts.deadLettered += 1;
+      else if (result.metadata.duplicate) this.counts.alreadyApplied += 1;
+      else if (result.success) this.counts.applied += 1;
+      else this.counts.failed += 1;
+    });
+  }
 
   get complete(): boolean {
     for (const [partition, end] of this.#end) {
-      if ((this.#next.get(partition) ?? 0n) < end) return false;
+      if ((this.#position.get(partition) ?? 0n) < end) return false;
     }
     return true;
   }

@@ -8,6 +8,8 @@ const NEGATIVE_TTL_MS = 2_000;
 export class TopicDirectory {
   readonly #admin: Admin;
   readonly #cache = new Map<string, { partitions: number | undefined; at: number }>();
+  /** One metadata request per topic at a time, however many messages ask meanwhile. */
+  readonly #pending = new Map<string, Promise<number | undefined>>();
 
   constructor(admin: Admin) {
     this.#admin = admin;
@@ -20,6 +22,14 @@ export class TopicDirectory {
     if (cached && now - cached.at < (cached.partitions === undefined ? NEGATIVE_TTL_MS : POSITIVE_TTL_MS)) {
       return cached.partitions;
     }
+    const pending = this.#pending.get(topic);
+    if (pending) return pending;
+    const lookup = this.#lookup(topic).finally(() => this.#pending.delete(topic));
+    this.#pending.set(topic, lookup);
+    return lookup;
+  }
+
+  async #lookup(topic: string): Promise<number | undefined> {
     let partitions: number | undefined;
     try {
       const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
@@ -28,7 +38,7 @@ export class TopicDirectory {
       const type = (err as { type?: string }).type;
       if (type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
     }
-    this.#cache.set(topic, { partitions, at: now });
+    this.#cache.set(topic, { partitions, at: Date.now() });
     return partitions;
   }
 }

@@ -1,8 +1,7 @@
-// Spans and metrics of one unit of work: a consumer span per message (or one linked batch span for a
-// usage batch), producer spans for its results, and the per-message counters. Ends everything once
-// the results are published, or with the error when the unit fails transiently.
+// Spans of one try of a unit: a consumer span per message (or one linked batch span for a usage batch)
+// and producer spans for its results. Ends everything once the results are published, or with the error
+// when the try fails. Driven by the lifecycle events (observers.ts).
 import type { ModelResult } from '../contracts/results.ts';
-import type { WorkerMetrics } from '../telemetry/metrics.ts';
 import {
   context,
   endSpan,
@@ -14,7 +13,7 @@ import {
   type Context,
   type Span,
 } from '../telemetry/tracing.ts';
-import type { InboundMessage } from './batch-processor.ts';
+import type { InboundMessage } from './inbound.ts';
 
 export interface TracedMessage {
   message: InboundMessage;
@@ -25,7 +24,6 @@ export interface TracedMessage {
 type Outcome = 'success' | 'error' | 'duplicate' | 'dead_letter';
 
 export class UnitTrace {
-  readonly #items: TracedMessage[];
   /** One consumer span (with links) for the whole unit, rather than one per message. */
   readonly #batched: boolean;
   readonly #consumerSpans: Span[];
@@ -35,13 +33,9 @@ export class UnitTrace {
     string,
     { span: Span; traceparent: string | undefined; count: number }
   >();
-  readonly #metrics: WorkerMetrics | undefined;
-  readonly #startedAt = performance.now();
   #outcomes: { outcome: Outcome; errorType: string | undefined; operation: string }[] = [];
 
-  constructor(items: TracedMessage[], batch: boolean, group: string, metrics?: WorkerMetrics) {
-    this.#items = items;
-    this.#metrics = metrics;
+  constructor(items: TracedMessage[], batch: boolean, group: string) {
     const attributes = (t: TracedMessage) => ({
       ...(t.operation ? { 'pattern.operation': t.operation } : {}),
       ...(t.correlationId ? { 'pattern.correlation_id': t.correlationId } : {}),
@@ -62,8 +56,6 @@ export class UnitTrace {
         withCorrelationId(trace.setSpan(context.active(), this.#consumerSpans[i] as Span), t.correlationId),
       );
     }
-    metrics?.inFlight(items.length);
-    if (batch) metrics?.batch(items[0]?.message.topic ?? '', items.length);
   }
 
   /** Runs the unit's work with its (first) consumer span active, so node and database spans nest. */
@@ -91,7 +83,7 @@ export class UnitTrace {
     return headers.traceparent;
   }
 
-  /** Records each message's outcome on its consumer span and in the metrics. */
+  /** Records each message's outcome on its consumer span. */
   outcome(index: number, result: ModelResult, deadLettered: boolean): void {
     const outcome: Outcome = deadLettered
       ? 'dead_letter'
@@ -109,7 +101,7 @@ export class UnitTrace {
     });
   }
 
-  /** After publishing (or failing to): ends every span and counts the messages. */
+  /** After publishing (or failing): ends every span. */
   finish(error?: unknown): void {
     for (const { span, count } of this.#sharedProducers.values()) {
       span.setAttribute('messaging.batch.message_count', count);
@@ -122,21 +114,6 @@ export class UnitTrace {
         error,
         error === undefined ? (own?.outcome === 'success' ? undefined : own?.errorType) : undefined,
       );
-    });
-    const durationMs = performance.now() - this.#startedAt;
-    this.#metrics?.inFlight(-this.#items.length);
-    if (error !== undefined) return;
-    this.#items.forEach((t, i) => {
-      const o = this.#outcomes[i];
-      if (!o) return;
-      this.#metrics?.processed({
-        topic: t.message.topic,
-        partition: t.message.partition,
-        operation: o.operation || t.operation || 'unknown',
-        outcome: o.outcome,
-        ...(o.errorType ? { errorType: o.errorType } : {}),
-        durationMs,
-      });
     });
   }
 }

@@ -1,112 +1,101 @@
-// The consumer side of the worker: subscribes to the request topics, hands each fetched batch to the
-// BatchProcessor, tracks group membership for readiness, and stops gracefully.
-import type { Consumer, Kafka, Producer } from 'kafkajs';
+// The consumer side of the worker: one lane consumer per lane (writes, reads, analytics; or the single
+// lane of a replay pass), readiness while every lane is a member of the group, and a graceful stop.
+import type { Kafka } from 'kafkajs';
 import type { Logger } from '../telemetry/logger.ts';
-import type { WorkerMetrics } from '../telemetry/metrics.ts';
 import type { Readiness } from '../telemetry/readiness.ts';
 import type { BackoffPolicy } from './backoff.ts';
-import { BatchProcessor, type BatchHandler, type Unit } from './batch-processor.ts';
+import { LaneConsumer } from './lane-consumer.ts';
+import type { Lifecycle } from './lifecycle.ts';
+import type { Schedulable, UnitWork } from './unit-pipeline.ts';
 
-export interface WorkerOptions {
-  kafka: Kafka;
-  groupId: string;
+export interface LanePlan {
+  name: string;
+  /** Topics (prefixed names) whose partitions this lane is assigned. */
   topics: string[];
-  handler: BatchHandler;
-  logger: Logger;
-  readiness: Readiness;
-  partitionsConcurrently: number;
-  backoff: BackoffPolicy;
-  maxBytesPerPartition?: number;
-  sessionTimeoutMs?: number;
-  fromBeginning?: boolean;
-  onTransientFailure?: (err: unknown) => void;
-  onUnitDone?: (unit: Unit) => void;
-  afterEffects?: (unit: Unit) => void;
-  endOffset?: (topic: string, partition: number) => bigint | undefined;
-  /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
-  startOffsets?: { topic: string; partition: number; offset: string }[];
-  metrics?: WorkerMetrics;
+  concurrency: number;
 }
 
-export class Worker {
-  readonly consumer: Consumer;
-  readonly producer: Producer;
-  readonly #options: WorkerOptions;
-  #processor: BatchProcessor | undefined;
+export interface WorkerOptions<P extends Schedulable> {
+  kafka: Kafka;
+  groupId: string;
+  lanes: LanePlan[];
+  work: UnitWork<P>;
+  lifecycle: Lifecycle;
+  logger: Logger;
+  readiness: Readiness;
+  backoff: BackoffPolicy;
+  maxAttempts: number;
+  maxBatch: number;
+  maxBufferedMessages: number;
+  maxBufferedBytes: number;
+  maxBytesPerPartition: number;
+  sessionTimeoutMs: number;
+  fromBeginning?: boolean;
+  endOffset?: ((topic: string, partition: number) => bigint | undefined) | undefined;
+  /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
+  startOffsets?: { topic: string; partition: number; offset: string }[] | undefined;
+}
+
+export class Worker<P extends Schedulable> {
+  readonly lanes: LaneConsumer<P>[];
+  readonly #o: WorkerOptions<P>;
+  readonly #joined = new Map<string, { ok: boolean; detail: string }>();
   #running = false;
 
-  constructor(options: WorkerOptions) {
-    this.#options = options;
-    this.consumer = options.kafka.consumer({
-      groupId: options.groupId,
-      maxWaitTimeInMs: 100,
-      maxBytesPerPartition: options.maxBytesPerPartition ?? 4 * 1024 * 1024,
-      sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: Math.floor((options.sessionTimeoutMs ?? 30_000) / 10),
-      rebalanceTimeout: 60_000,
-      allowAutoTopicCreation: false,
-    });
-    this.producer = options.kafka.producer({
-      allowAutoTopicCreation: false,
-      idempotent: true,
-      maxInFlightRequests: 1,
-    });
+  constructor(options: WorkerOptions<P>) {
+    this.#o = options;
+    const laneOfTopic = new Map(options.lanes.flatMap((l) => l.topics.map((t) => [t, l.name] as const)));
+    const topics = [...laneOfTopic.keys()];
+    this.lanes = options.lanes.map(
+      (lane) =>
+        new LaneConsumer<P>({
+          kafka: options.kafka,
+          groupId: options.groupId,
+          lane: lane.name,
+          topics,
+          laneOfTopic: (topic) => laneOfTopic.get(topic),
+          logger: options.logger,
+          lifecycle: options.lifecycle,
+          sessionTimeoutMs: options.sessionTimeoutMs,
+          maxBytesPerPartition: options.maxBytesPerPartition,
+          fromBeginning: options.fromBeginning ?? true,
+          startOffsets: options.startOffsets?.filter((s) => lane.topics.includes(s.topic)),
+          endOffset: options.endOffset,
+          onMembership: (ok, detail) => this.#membership(lane.name, ok, detail),
+          engine: {
+            work: options.work,
+            concurrency: lane.concurrency,
+            maxAttempts: options.maxAttempts,
+            backoff: options.backoff,
+            maxBatch: options.maxBatch,
+            maxBufferedMessages: options.maxBufferedMessages,
+            maxBufferedBytes: options.maxBufferedBytes,
+          },
+        }),
+    );
+    for (const lane of options.lanes) this.#joined.set(lane.name, { ok: false, detail: 'not joined yet' });
+  }
+
+  /** Ready while every lane is a member of the group. */
+  #membership(lane: string, ok: boolean, detail: string): void {
+    const before = this.#joined.get(lane);
+    if (before?.ok === ok && (ok || before.detail === detail)) return;
+    this.#joined.set(lane, { ok, detail });
+    const all = [...this.#joined.values()].every((j) => j.ok);
+    const summary = [...this.#joined].map(([name, j]) => `${name}: ${j.detail}`).join('; ');
+    this.#o.readiness.set('consumer', all, summary);
   }
 
   async start(): Promise<void> {
-    const { logger, readiness } = this.#options;
-    const { events } = this.consumer;
-    this.consumer.on(events.GROUP_JOIN, (e) => {
-      readiness.set('consumer', true, `joined group ${e.payload.groupId}`);
-      logger.info({ assignment: e.payload.memberAssignment }, 'joined consumer group');
-    });
-    this.consumer.on(events.REBALANCING, () => readiness.set('consumer', false, 'rebalancing'));
-    // A rebalance can end without a GROUP_JOIN event (the rejoin failed while the broker came back and the
-    // old membership stayed valid); an accepted heartbeat proves membership, so it restores readiness.
-    this.consumer.on(events.HEARTBEAT, () => {
-      if (!readiness.isOk('consumer')) readiness.set('consumer', true, 'heartbeat accepted');
-    });
-    this.consumer.on(events.CRASH, (e) => {
-      readiness.set('consumer', false, `crashed: ${e.payload.error.message}`);
-      logger.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
-    });
-    this.consumer.on(events.STOP, () => readiness.set('consumer', false, 'stopped'));
-
-    await this.producer.connect();
-    await this.consumer.connect();
-    await this.consumer.subscribe({
-      topics: this.#options.topics,
-      fromBeginning: this.#options.fromBeginning ?? true,
-    });
-    this.#processor = new BatchProcessor({
-      consumer: this.consumer,
-      producer: this.producer,
-      handler: this.#options.handler,
-      backoff: this.#options.backoff,
-      logger,
-      ...(this.#options.onTransientFailure ? { onTransientFailure: this.#options.onTransientFailure } : {}),
-      ...(this.#options.onUnitDone ? { onUnitDone: this.#options.onUnitDone } : {}),
-      ...(this.#options.afterEffects ? { afterEffects: this.#options.afterEffects } : {}),
-      ...(this.#options.endOffset ? { endOffset: this.#options.endOffset } : {}),
-      ...(this.#options.metrics ? { metrics: this.#options.metrics } : {}),
-    });
-    const processor = this.#processor;
-    await this.consumer.run({
-      autoCommit: true,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.#options.partitionsConcurrently,
-      eachBatch: (payload) => processor.process(payload),
-    });
-    for (const position of this.#options.startOffsets ?? []) this.consumer.seek(position);
+    // Together: joins that arrive while the group is forming are absorbed into one rebalance.
+    await Promise.all(this.lanes.map((lane) => lane.start()));
     this.#running = true;
   }
 
-  /** Stops fetching, lets in-flight batches finish and commit, then disconnects. */
-  async stop(): Promise<void> {
+  /** Stops fetching, lets in-flight units finish and publish, commits offsets, then disconnects. */
+  async stop(timeoutMs: number): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
-    this.#processor?.close();
-    await this.consumer.disconnect();
-    await this.producer.disconnect();
+    await Promise.all(this.lanes.map((lane) => lane.stop(timeoutMs)));
   }
 }

@@ -10,8 +10,9 @@ export interface PoolStats {
 }
 
 export interface WorkerMetrics {
-  /** One processed message: its topic, operation and outcome (success, error, duplicate, dead_letter). */
+  /** One processed message: its lane, topic, operation and outcome (success, error, duplicate, dead_letter). */
   processed(attributes: {
+    lane: string;
     topic: string;
     partition: number;
     operation: string;
@@ -20,8 +21,17 @@ export interface WorkerMetrics {
     durationMs: number;
   }): void;
   batch(topic: string, size: number): void;
-  retry(topic: string, partition: number): void;
-  inFlight(delta: number): void;
+  /** A failed try that will run again (`transient`, `permanent`) or a publish sent again (`publish`). */
+  retry(
+    lane: string,
+    topic: string,
+    partition: number | undefined,
+    kind: 'transient' | 'permanent' | 'publish',
+  ): void;
+  inFlight(lane: string, delta: number): void;
+  /** Units running and messages queued in a lane, and the lane's concurrency budget. */
+  laneLoad(lane: string, running: number, queued: number): void;
+  laneBudget(lane: string, concurrency: number): void;
   /** High watermark minus next offset, per partition, as seen on the latest fetch. */
   lag(topic: string, partition: number, lag: number): void;
   watchPool(pool: PoolStats): void;
@@ -49,7 +59,7 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     unit: '{message}',
   });
   const retries = meter.createCounter('pattern_worker.retries', {
-    description: 'Transient failures that paused a partition for a retry',
+    description: 'Failed tries run again: transient (outage, deadlock), permanent (bounded), publish',
     unit: '{retry}',
   });
   const batchSize = meter.createHistogram('messaging.batch.message_count', {
@@ -61,6 +71,31 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     description: 'Messages being processed now',
     unit: '{message}',
   });
+  const lanes = new Map<string, { running: number; queued: number; concurrency: number }>();
+  const lane = (name: string) => {
+    let l = lanes.get(name);
+    if (!l) lanes.set(name, (l = { running: 0, queued: 0, concurrency: 0 }));
+    return l;
+  };
+  meter
+    .createObservableGauge('pattern_worker.lane.units', {
+      description: 'Units running and messages queued per lane',
+      unit: '{unit}',
+    })
+    .addCallback((result) => {
+      for (const [name, l] of lanes) {
+        result.observe(l.running, { 'pattern.lane': name, 'pattern.state': 'running' });
+        result.observe(l.queued, { 'pattern.lane': name, 'pattern.state': 'queued' });
+      }
+    });
+  meter
+    .createObservableGauge('pattern_worker.lane.concurrency', {
+      description: 'Concurrency budget per lane (WORKER_WRITES_CONCURRENCY, ...)',
+      unit: '{unit}',
+    })
+    .addCallback((result) => {
+      for (const [name, l] of lanes) result.observe(l.concurrency, { 'pattern.lane': name });
+    });
   const lags = new Map<string, { topic: string; partition: number; lag: number }>();
   meter
     .createObservableGauge('messaging.kafka.consumer.lag', {
@@ -98,9 +133,10 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     });
 
   return {
-    processed({ topic, partition, operation, outcome, errorType, durationMs }) {
+    processed({ lane, topic, partition, operation, outcome, errorType, durationMs }) {
       const attributes: Attributes = {
         'messaging.system': 'kafka',
+        'pattern.lane': lane,
         'messaging.destination.name': topic,
         'messaging.consumer.group.name': group,
         'pattern.operation': operation,
@@ -115,14 +151,24 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     batch(topic, size) {
       batchSize.record(size, { 'messaging.destination.name': topic });
     },
-    retry(topic, partition) {
+    retry(laneName, topic, partition, kind) {
       retries.add(1, {
+        'pattern.lane': laneName,
+        'pattern.retry.kind': kind,
         'messaging.destination.name': topic,
-        'messaging.destination.partition.id': String(partition),
+        ...(partition === undefined ? {} : { 'messaging.destination.partition.id': String(partition) }),
       });
     },
-    inFlight(delta) {
-      inFlight.add(delta);
+    inFlight(laneName, delta) {
+      inFlight.add(delta, { 'pattern.lane': laneName });
+    },
+    laneLoad(name, running, queued) {
+      const l = lane(name);
+      l.running = running;
+      l.queued = queued;
+    },
+    laneBudget(name, concurrency) {
+      lane(name).concurrency = concurrency;
     },
     lag(topic, partition, lag) {
       lags.set(`${topic}:${partition}`, { topic, partition, lag: Math.max(0, lag) });

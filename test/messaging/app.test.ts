@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MissingTopicsError, startWorkerApp, type WorkerApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import type { Outcome } from '../../src/messaging/request-handler.ts';
+import { Lifecycle, type MessageOutcome } from '../../src/messaging/lifecycle.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { uniquePrefix } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';
@@ -12,16 +12,14 @@ import { createStack, type Stack } from '../support/stack.ts';
 describe('worker app in-process', () => {
   let stack: Stack;
   let app: WorkerApp;
-  const outcomes: Outcome[] = [];
+  const outcomes: MessageOutcome[] = [];
 
   beforeAll(async () => {
     stack = await createStack();
     const config = loadConfig({ ...stack.env, PORT: '0', WORKER_BATCH_SIZE: '7' });
-    app = await startWorkerApp({
-      config,
-      logger: createLogger('silent'),
-      onOutcome: (o) => outcomes.push(o),
-    });
+    const lifecycle = new Lifecycle();
+    lifecycle.on('message.outcome', ({ outcome }) => outcomes.push(outcome));
+    app = await startWorkerApp({ config, logger: createLogger('silent'), lifecycle });
     const deadline = Date.now() + 20_000;
     while (!app.readiness.ready && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }, 60_000);

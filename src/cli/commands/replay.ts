@@ -6,6 +6,7 @@ import { startWorkerApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
 import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka.ts';
+import { Lifecycle } from '../../messaging/lifecycle.ts';
 import {
   DEFAULT_REPLAY_TOPICS,
   planReplay,
@@ -118,18 +119,21 @@ async function runReplay(o: ReplayOptions): Promise<number> {
     for (const [index, phase] of phases.entries()) {
       const { plan } = phase;
       const tracker = new ReplayTracker(plan);
+      const lifecycle = new Lifecycle((event, err) =>
+        logger.error({ err, event }, 'a lifecycle listener failed'),
+      );
+      tracker.attach(lifecycle);
       // A new group per pass, so that nothing committed earlier moves its start.
       const phaseGroup = `${groupId}.${index + 1}.${plan.logical}`;
       const app = await startWorkerApp({
         config,
         logger,
+        lifecycle,
         groupId: phaseGroup,
         topics: [plan.logical],
         startOffsets: startPositions(plan),
         publishResults: Boolean(o.publishResults),
         endOffset: tracker.endOffset,
-        onUnitDone: tracker.onUnitDone,
-        onOutcome: tracker.onOutcome,
         ...(phase.select ? { select: phase.select } : {}),
       });
       try {

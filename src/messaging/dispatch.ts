@@ -1,0 +1,63 @@
+// Stage "dispatch": a prepared request to the effect node of its topic, one result per message. A
+// refused request gets its error result here without touching a node; a usage batch goes to the update
+// node's batch path in one transaction.
+import { performance } from 'node:perf_hooks';
+import type { ModelError } from '../contracts/errors.ts';
+import type { RecordUsageRequest } from '../contracts/requests.ts';
+import type { ModelResult } from '../contracts/results.ts';
+import { TOPIC_SPECS } from '../contracts/topics.ts';
+import { buildResult } from '../nodes/effect-runner.ts';
+import type {
+  NodePatternAnalyticsEffect,
+  NodePatternQueryEffect,
+  NodePatternStorageEffect,
+  NodePatternUpdateEffect,
+} from '../nodes/index.ts';
+import type { Prepared } from './prepare.ts';
+
+export interface Nodes {
+  storage: NodePatternStorageEffect;
+  query: NodePatternQueryEffect;
+  update: NodePatternUpdateEffect;
+  analytics: NodePatternAnalyticsEffect;
+}
+
+/** The error result of a refused request, in the shape of its node's results. */
+export function errorResult(p: Prepared, error: ModelError): ModelResult {
+  const operation = typeof p.request?.operation === 'string' ? p.request.operation : '';
+  return buildResult(
+    { success: false, data: null, error },
+    {
+      correlationId: p.correlationId,
+      operation,
+      node: TOPIC_SPECS[p.logical].node,
+      startedAt: performance.now(),
+    },
+    p.context,
+  );
+}
+
+export async function dispatchOne(nodes: Nodes, p: Prepared): Promise<ModelResult> {
+  if (p.error || !p.request) return errorResult(p, p.error ?? { code: 'INTERNAL', message: 'no request' });
+  const request = p.request;
+  switch (p.logical) {
+    case 'pattern.insert':
+      return nodes.storage.executeEffect(request as never, p.context);
+    case 'pattern.search.request':
+      return nodes.query.executeEffect(request as never, p.context);
+    case 'pattern.usage':
+      return nodes.update.executeEffect(request as never, p.context);
+    case 'pattern.analytics.compute':
+      return nodes.analytics.executeEffect(request as never, p.context);
+  }
+}
+
+/** Usage events applied together; refused ones in the run keep their error results, in order. */
+export async function dispatchUsageBatch(nodes: Nodes, prepared: Prepared[]): Promise<ModelResult[]> {
+  const valid = prepared.filter((p) => !p.error && p.request);
+  const results = await nodes.update.recordUsageBatch(
+    valid.map((p) => ({ request: p.request as RecordUsageRequest, context: p.context })),
+  );
+  const byPrepared = new Map(valid.map((p, i) => [p, results[i] as ModelResult]));
+  return prepared.map((p) => byPrepared.get(p) ?? errorResult(p, p.error as ModelError));
+}

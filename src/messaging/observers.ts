@@ -1,0 +1,72 @@
+// Subscribers of the engine's lifecycle events that every worker has: metrics and tracing. Replay's
+// progress (replay.ts) and the crash hook (app.ts) subscribe the same way.
+import type { WorkerMetrics } from '../telemetry/metrics.ts';
+import type { Lifecycle, UnitView } from './lifecycle.ts';
+import { UnitTrace } from './unit-trace.ts';
+
+export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): void {
+  const settled = (unit: UnitView) => metrics.inFlight(unit.lane, -unit.messages.length);
+  lifecycle.on('unit.started', ({ unit }) => {
+    metrics.inFlight(unit.lane, unit.messages.length);
+    if (unit.batched) metrics.batch(unit.topic, unit.messages.length);
+  });
+  lifecycle.on('unit.applied', ({ unit }) => settled(unit));
+  lifecycle.on('unit.failed', ({ unit, failure, retryInMs }) => {
+    settled(unit);
+    if (retryInMs !== null) metrics.retry(unit.lane, unit.topic, unit.partition, failure.kind);
+  });
+  lifecycle.on('publish.failed', ({ lane }) => metrics.retry(lane, '', undefined, 'publish'));
+  lifecycle.on('message.outcome', ({ unit, outcome }) => {
+    const { result, deadLettered, message } = outcome;
+    metrics.processed({
+      lane: unit.lane,
+      topic: message.topic,
+      partition: message.partition,
+      operation: outcome.operation || 'unknown',
+      outcome: deadLettered
+        ? 'dead_letter'
+        : result.metadata.duplicate === true
+          ? 'duplicate'
+          : result.success
+            ? 'success'
+            : 'error',
+      ...(result.error ? { errorType: result.error.code } : {}),
+      durationMs: performance.now() - unit.startedAt,
+    });
+  });
+  lifecycle.on('partition.fetched', ({ topic, partition, lag }) => metrics.lag(topic, partition, lag));
+  lifecycle.on('lane.load', ({ lane, running, queued }) => metrics.laneLoad(lane, running, queued));
+}
+
+/** Spans per try: a consumer span per message (one for a batch), producer spans per result. */
+export function observeTracing(lifecycle: Lifecycle, consumerGroup: string): void {
+  const traces = new WeakMap<UnitView, UnitTrace>();
+  lifecycle.scope((unit, work) => {
+    const trace = new UnitTrace(
+      unit.messages.map((message, i) => ({
+        message,
+        correlationId: unit.items[i]?.correlationId ?? null,
+        operation: unit.items[i]?.operation,
+      })),
+      unit.batched,
+      consumerGroup,
+    );
+    traces.set(unit, trace);
+    return trace.run(work);
+  });
+  lifecycle.on('result.encoding', ({ unit, index, topic, partition, headers }) => {
+    const traceparent = traces.get(unit)?.producer(index, topic, partition);
+    if (traceparent) headers.traceparent = traceparent;
+  });
+  lifecycle.on('message.outcome', ({ unit, index, outcome }) =>
+    traces.get(unit)?.outcome(index, outcome.result, outcome.deadLettered),
+  );
+  lifecycle.on('unit.done', ({ unit }) => {
+    traces.get(unit)?.finish();
+    traces.delete(unit);
+  });
+  lifecycle.on('unit.failed', ({ unit, error }) => {
+    traces.get(unit)?.finish(error);
+    traces.delete(unit);
+  });
+}

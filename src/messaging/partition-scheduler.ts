@@ -1,0 +1,114 @@
+// The order rules of one partition, without any I/O: which queued messages may start now. Reads carry
+// no order and start whenever there is room; writes keep order per key (a write waits until every earlier
+// write of its key in this partition has its effect done); consecutive usage events of ready keys form
+// one batch, several events of one key in offset order included. Offsets, commits and retries are the
+// engine's; this only picks.
+import type { Schedulable } from './unit-pipeline.ts';
+
+export interface PickedUnit<P extends Schedulable> {
+  items: P[];
+  batched: boolean;
+  /** Keys this unit holds until its effect is done (ordered messages only). */
+  keys: string[];
+}
+
+interface Entry<P> {
+  item: P;
+  /** Taken back after a failed batch: runs alone from now on. */
+  solo: boolean;
+}
+
+export class PartitionScheduler<P extends Schedulable> {
+  readonly #queue: Entry<P>[] = [];
+  /** Keys with a unit in flight (running, or waiting to retry): their later writes wait. */
+  readonly #busy = new Map<string, number>();
+  readonly #maxBatch: number;
+  readonly #maxScan: number;
+
+  constructor(options: { maxBatch: number; maxScan?: number }) {
+    this.#maxBatch = options.maxBatch;
+    this.#maxScan = options.maxScan ?? Math.max(1000, options.maxBatch * 4);
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  push(item: P): void {
+    this.#queue.push({ item, solo: false });
+  }
+
+  /** Puts a failed batch's items back, in offset order, to be tried one at a time. */
+  putBackSolo(items: readonly P[]): void {
+    const entries = items.map((item) => ({ item, solo: true }));
+    const first = BigInt(items[0]?.message.offset ?? '0');
+    const at = this.#queue.findIndex((e) => BigInt(e.item.message.offset) > first);
+    this.#queue.splice(at < 0 ? this.#queue.length : at, 0, ...entries);
+  }
+
+  /** Drops every queued message (not the ones in flight) and returns them. */
+  clear(): P[] {
+    return this.#queue.splice(0).map((e) => e.item);
+  }
+
+  hold(keys: readonly string[]): void {
+    for (const k of keys) this.#busy.set(k, (this.#busy.get(k) ?? 0) + 1);
+  }
+
+  release(keys: readonly string[]): void {
+    for (const k of keys) {
+      const n = (this.#busy.get(k) ?? 0) - 1;
+      if (n > 0) this.#busy.set(k, n);
+      else this.#busy.delete(k);
+    }
+  }
+
+  /** The next unit that may start now, taken out of the queue, or undefined. */
+  next(): PickedUnit<P> | undefined {
+    const blocked = new Set<string>();
+    const limit = Math.min(this.#queue.length, this.#maxScan);
+    for (let i = 0; i < limit; i++) {
+      const entry = this.#queue[i] as Entry<P>;
+      const { item } = entry;
+      if (item.ordering === 'free') {
+        this.#queue.splice(i, 1);
+        return { items: [item], batched: false, keys: [] };
+      }
+      if (this.#busy.has(item.key) || blocked.has(item.key)) {
+        blocked.add(item.key);
+        continue;
+      }
+      if (!item.batchable || entry.solo) {
+        this.#queue.splice(i, 1);
+        return { items: [item], batched: false, keys: [item.key] };
+      }
+      return this.#batchFrom(i, blocked, limit);
+    }
+    return undefined;
+  }
+
+  /** A usage batch starting at queue index `start`: later ready usage events join it in offset order. */
+  #batchFrom(start: number, blocked: Set<string>, limit: number): PickedUnit<P> {
+    const taken: number[] = [];
+    const keys = new Set<string>();
+    for (let i = start; i < limit && taken.length < this.#maxBatch; i++) {
+      const entry = this.#queue[i] as Entry<P>;
+      const { item } = entry;
+      if (item.ordering === 'free') continue;
+      if (this.#busy.has(item.key) || blocked.has(item.key)) {
+        blocked.add(item.key);
+        continue;
+      }
+      if (item.batchable && !entry.solo) {
+        taken.push(i);
+        keys.add(item.key);
+      } else {
+        // A write of another kind: it and everything after it of its key wait for this batch.
+        blocked.add(item.key);
+      }
+    }
+    const items = taken.map((i) => (this.#queue[i] as Entry<P>).item);
+    for (let j = taken.length - 1; j >= 0; j--) this.#queue.splice(taken[j] as number, 1);
+    return { items, batched: items.length > 1, keys: [...keys] };
+  }
+}

@@ -1,0 +1,112 @@
+// One unit through the stages after "prepare": reply-path check, dispatch to the effect node, then the
+// outcome records. The engine (lane-engine.ts) decides when a unit runs; this decides what it does.
+import type { PatternRequest } from '../contracts/requests.ts';
+import type { TopicNames } from '../contracts/topics.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { dispatchOne, dispatchUsageBatch, type Nodes } from './dispatch.ts';
+import type { Failure } from './failures.ts';
+import type { InboundMessage } from './inbound.ts';
+import type { Lifecycle, UnitView } from './lifecycle.ts';
+import { gaveUpResults, unitOutput, type OutcomeOptions, type UnitOutput } from './outcomes.ts';
+import { checkReplyTarget, prepareMessage, type Prepared } from './prepare.ts';
+import type { TopicDirectory } from './topic-directory.ts';
+
+export interface PipelineOptions {
+  names: TopicNames;
+  nodes: Nodes;
+  directory: TopicDirectory;
+  consumerGroup: string;
+  maxMessageBytes: number;
+  maxResultBytes: number;
+  publishResults: boolean;
+  logger: Logger;
+  lifecycle: Lifecycle;
+  select?: ((request: PatternRequest | undefined) => boolean) | undefined;
+}
+
+/** What the engine needs of the stages; the in-process engine tests give it a fake. */
+export interface UnitWork<P extends Schedulable = Schedulable> {
+  prepare(message: InboundMessage): P;
+  /** Applies the unit and returns what to publish. Throws when the try failed. */
+  run(unit: UnitView, items: readonly P[]): Promise<UnitOutput>;
+  /** What to publish for messages given up on after `attempts` tries. */
+  giveUp(unit: UnitView, items: readonly P[], failure: Failure & { kind: 'permanent' }): UnitOutput;
+}
+
+/** What the scheduler reads of a prepared message. */
+export interface Schedulable {
+  message: InboundMessage;
+  ordering: 'free' | 'key';
+  key: string;
+  batchable: boolean;
+  skip: boolean;
+  correlationId: string | null;
+  request?: { operation: string } | undefined;
+}
+
+export class UnitPipeline implements UnitWork<Prepared> {
+  readonly #o: PipelineOptions;
+  readonly #outcome: OutcomeOptions;
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+    this.#outcome = {
+      names: options.names,
+      consumerGroup: options.consumerGroup,
+      maxResultBytes: options.maxResultBytes,
+      publishResults: options.publishResults,
+    };
+  }
+
+  prepare(message: InboundMessage): Prepared {
+    const options = {
+      names: this.#o.names,
+      maxMessageBytes: this.#o.maxMessageBytes,
+      select: this.#o.select,
+    };
+    try {
+      return prepareMessage(message, options);
+    } catch (err) {
+      // Never expected (the decoders do not throw); the message still gets its bounded tries.
+      return { ...prepareMessage({ ...message, value: null, headers: {} }, options), prepareFailure: err };
+    }
+  }
+
+  async run(unit: UnitView, items: readonly Prepared[]): Promise<UnitOutput> {
+    const { names, directory, logger, nodes } = this.#o;
+    const failed = items.find((p) => p.prepareFailure !== undefined);
+    if (failed) throw failed.prepareFailure;
+    const prepared = await Promise.all(items.map((p) => checkReplyTarget(p, names, directory, logger)));
+    const results = unit.batched
+      ? await dispatchUsageBatch(nodes, prepared)
+      : await Promise.all(prepared.map((p) => dispatchOne(nodes, p)));
+    return this.#output(unit, prepared, results);
+  }
+
+  giveUp(unit: UnitView, items: readonly Prepared[], failure: Failure & { kind: 'permanent' }): UnitOutput {
+    const gaveUp = { attempts: unit.attempt, errorClass: failure.errorClass };
+    return this.#output(unit, items, gaveUpResults(items, gaveUp), gaveUp);
+  }
+
+  #output(
+    unit: UnitView,
+    prepared: readonly Prepared[],
+    results: Parameters<typeof unitOutput>[1],
+    gaveUp?: Parameters<typeof unitOutput>[4],
+  ): UnitOutput {
+    const { lifecycle } = this.#o;
+    const output = unitOutput(
+      prepared,
+      results,
+      this.#outcome,
+      (index, topic, partition) => {
+        const headers: { traceparent?: string } = {};
+        lifecycle.emit('result.encoding', { unit, index, topic, partition, headers });
+        return headers.traceparent;
+      },
+      gaveUp,
+    );
+    output.outcomes.forEach((outcome, index) => lifecycle.emit('message.outcome', { unit, index, outcome }));
+    return output;
+  }
+}
