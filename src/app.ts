@@ -53,13 +53,25 @@ export function createDatabasePool(config: Config, logger?: Logger): Pool {
  * right after the N-th unit's effects are committed, before its results are published or its offset
  * committed. Never set in production.
  */
-function installCrashHook(lifecycle: Lifecycle): void {
+function installFaultHooks(lifecycle: Lifecycle): void {
   const limit = Number(process.env.WORKER_FAULT_KILL_AFTER_UNITS ?? 0);
-  if (!(limit > 0)) return;
-  let units = 0;
-  lifecycle.on('unit.applied', () => {
-    if (++units >= limit) process.kill(process.pid, 'SIGKILL');
-  });
+  if (limit > 0) {
+    let units = 0;
+    lifecycle.on('unit.applied', () => {
+      if (++units >= limit) process.kill(process.pid, 'SIGKILL');
+    });
+  }
+  // WORKER_FAULT_THROW_ON=<text>: a try of a unit with a message whose value contains <text> throws an
+  // error that is not transient, outside any effect node (the bounded-retry tests). Never in production.
+  const marker = process.env.WORKER_FAULT_THROW_ON;
+  if (marker) {
+    lifecycle.scope((unit, work) => {
+      if (unit.messages.some((m) => m.value?.includes(marker))) {
+        return Promise.reject(new TypeError(`injected fault (WORKER_FAULT_THROW_ON) at offset ${unit.messages[0]?.offset}`));
+      }
+      return work();
+    });
+  }
 }
 
 /** The lanes of a live worker, or the single lane of a replay pass over `topics`. */
@@ -167,7 +179,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     metrics.watchPool(pool);
     observeMetrics(lifecycle, metrics);
     observeTracing(lifecycle, groupId);
-    installCrashHook(lifecycle);
+    installFaultHooks(lifecycle);
     lifecycle.on('unit.failed', ({ failure }) => {
       if (failure.kind === 'transient' && failure.source === 'database')
         probe.reportFailure(`operation failed: ${failure.reason}`);

@@ -53,6 +53,8 @@ export const configSchema = z
     WORKER_ANALYTICS_CONCURRENCY: intFrom(1, 256).default(2),
     /** Units in flight of a replay pass (`patterns replay --concurrency` overrides it). */
     WORKER_REPLAY_CONCURRENCY: intFrom(1, 256).default(2),
+    /** Messages a replay starts per second at most (`--max-rate`); 0: no limit. */
+    WORKER_REPLAY_MAX_RATE: intFrom(0, 10_000_000).default(0),
     /** Tries of a message whose failure is not transient, before INTERNAL and a dead letter. */
     WORKER_MAX_ATTEMPTS: intFrom(1, 100).default(5),
     /** Unfinished messages per partition above which its fetching pauses. */

@@ -1,6 +1,7 @@
 // The consumer group's partition assignor: every member subscribes to every request topic and names its
 // lane in the protocol's user data; a topic's partitions go only to the members of its lane, spread
-// evenly. A topic whose lane has no member goes to every member, so no partition is ever left unread.
+// evenly. A topic whose lane has no member yet (a worker's lanes join one by one) waits for it: handing
+// it to another lane for one generation would change that member's topics and trip a kafkajs race.
 // Members that still speak only kafkajs's RoundRobinAssigner (a rolling upgrade) make the group pick
 // round robin; each lane then reads what it gets until the last old member is gone.
 import { AssignerProtocol, PartitionAssigners, type PartitionAssigner } from 'kafkajs';
@@ -14,7 +15,8 @@ export interface LaneMember {
 
 export type LaneAssignment = Map<string, Record<string, number[]>>;
 
-/** Pure: partitions of each topic to the members of the topic's lane, round robin over sorted members. */
+/** Pure: partitions of each topic to the members of the topic's lane, round robin over sorted members;
+ * topics of no lane go to every member. */
 export function assignByLane(
   members: readonly LaneMember[],
   partitions: readonly { topic: string; partition: number }[],
@@ -27,12 +29,11 @@ export function assignByLane(
   for (const ids of byLane.values()) ids.sort();
   const groups = new Map<string, { topic: string; partition: number }[]>();
   for (const p of partitions) {
-    const lane = laneOfTopic(p.topic);
-    const group = lane !== undefined && byLane.has(lane) ? lane : '';
+    const group = laneOfTopic(p.topic) ?? '';
     groups.set(group, [...(groups.get(group) ?? []), p]);
   }
   for (const [lane, list] of groups) {
-    const ids = lane === '' ? everyone : (byLane.get(lane) as string[]);
+    const ids = lane === '' ? everyone : (byLane.get(lane) ?? []);
     if (ids.length === 0) continue;
     list
       .slice()

@@ -33,7 +33,7 @@ export interface LaneConsumerOptions<P extends Schedulable> {
 }
 
 export class LaneConsumer<P extends Schedulable> {
-  readonly consumer: Consumer;
+  consumer: Consumer;
   readonly producer: Producer;
   readonly engine: LaneEngine<P>;
   readonly #o: LaneConsumerOptions<P>;
@@ -41,21 +41,15 @@ export class LaneConsumer<P extends Schedulable> {
   /** Partitions paused at their replay end: buffer-based resumes leave them alone. */
   readonly #ended = new Set<string>();
   #running = false;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #restarts = 0;
+  /** Whether this lane has committed anything: a restarted replay seeks to its start only before that. */
+  #committed = false;
 
   constructor(options: LaneConsumerOptions<P>) {
     this.#o = options;
     const { kafka, lane, logger, lifecycle } = options;
-    this.consumer = kafka.consumer({
-      groupId: options.groupId,
-      partitionAssigners: laneAssigners(lane, options.laneOfTopic),
-      maxWaitTimeInMs: 100,
-      maxBytesPerPartition: options.maxBytesPerPartition,
-      maxBytes: Math.max(options.maxBytesPerPartition * 4, 8 * 1024 * 1024),
-      sessionTimeout: options.sessionTimeoutMs,
-      heartbeatInterval: Math.floor(options.sessionTimeoutMs / 10),
-      rebalanceTimeout: 60_000,
-      allowAutoTopicCreation: false,
-    });
+    this.consumer = this.#newConsumer();
     this.producer = kafka.producer({
       allowAutoTopicCreation: false,
       idempotent: true,
@@ -68,14 +62,16 @@ export class LaneConsumer<P extends Schedulable> {
       backoff: options.engine.backoff,
       logger,
     });
-    const consumer = this.consumer;
     const ended = this.#ended;
     const control: ConsumerControl = {
-      pause: (topic, partition) => consumer.pause([{ topic, partitions: [partition] }]),
+      pause: (topic, partition) => this.consumer.pause([{ topic, partitions: [partition] }]),
       resume: (topic, partition) => {
-        if (!ended.has(`${topic}:${partition}`)) consumer.resume([{ topic, partitions: [partition] }]);
+        if (!ended.has(`${topic}:${partition}`)) this.consumer.resume([{ topic, partitions: [partition] }]);
       },
-      commit: (offsets) => consumer.commitOffsets(offsets),
+      commit: async (offsets) => {
+        await this.consumer.commitOffsets(offsets);
+        this.#committed = true;
+      },
     };
     this.engine = new LaneEngine<P>({
       ...options.engine,
@@ -87,41 +83,89 @@ export class LaneConsumer<P extends Schedulable> {
     });
   }
 
+  #newConsumer(): Consumer {
+    const o = this.#o;
+    return o.kafka.consumer({
+      groupId: o.groupId,
+      partitionAssigners: laneAssigners(o.lane, o.laneOfTopic),
+      maxWaitTimeInMs: 100,
+      maxBytesPerPartition: o.maxBytesPerPartition,
+      maxBytes: Math.max(o.maxBytesPerPartition * 4, 8 * 1024 * 1024),
+      sessionTimeout: o.sessionTimeoutMs,
+      heartbeatInterval: Math.floor(o.sessionTimeoutMs / 10),
+      rebalanceTimeout: 60_000,
+      allowAutoTopicCreation: false,
+    });
+  }
+
   async start(): Promise<void> {
+    await this.producer.connect();
+    await this.#run();
+    this.#running = true;
+  }
+
+  /** Joins the group and starts fetching with the current consumer. */
+  async #run(): Promise<void> {
     const { logger, lane, onMembership } = this.#o;
-    const { events } = this.consumer;
-    this.consumer.on(events.GROUP_JOIN, (e) => {
+    const consumer = this.consumer;
+    const { events } = consumer;
+    consumer.on(events.GROUP_JOIN, (e) => {
       this.engine.reassigned();
+      this.#restarts = 0;
       this.#ended.clear();
       onMembership?.(true, `joined group ${e.payload.groupId}`);
       logger.info({ lane, assignment: e.payload.memberAssignment }, 'joined consumer group');
     });
-    this.consumer.on(events.REBALANCING, () => {
+    consumer.on(events.REBALANCING, () => {
       // Whatever is queued will be fetched again from the committed offsets after the rebalance.
       this.engine.reassigned();
       onMembership?.(false, 'rebalancing');
     });
     // A rebalance can end without a GROUP_JOIN event (the rejoin failed while the broker came back and the
     // old membership stayed valid); an accepted heartbeat proves membership, so it restores readiness.
-    this.consumer.on(events.HEARTBEAT, () => onMembership?.(true, 'heartbeat accepted'));
-    this.consumer.on(events.CRASH, (e) => {
+    consumer.on(events.HEARTBEAT, () => onMembership?.(true, 'heartbeat accepted'));
+    consumer.on(events.CRASH, (e) => {
       onMembership?.(false, `crashed: ${e.payload.error.message}`);
       logger.error({ lane, err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
+      // kafkajs gives up on errors it does not call retriable (some of them its own races during a
+      // rebalance); a lane must not stay without its consumer, so it gets a new one.
+      if (!e.payload.restart && this.#running) this.#scheduleRestart();
     });
-    this.consumer.on(events.STOP, () => onMembership?.(false, 'stopped'));
+    consumer.on(events.STOP, () => onMembership?.(false, 'stopped'));
 
-    await this.producer.connect();
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topics: this.#o.topics, fromBeginning: this.#o.fromBeginning ?? true });
-    await this.consumer.run({
+    await consumer.connect();
+    await consumer.subscribe({ topics: this.#o.topics, fromBeginning: this.#o.fromBeginning ?? true });
+    await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       // eachBatch only hands messages over, so one kafkajs worker keeps up; the engine bounds the work.
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => this.#onBatch(payload),
     });
-    for (const position of this.#o.startOffsets ?? []) this.consumer.seek(position);
-    this.#running = true;
+    if (!this.#committed) for (const position of this.#o.startOffsets ?? []) consumer.seek(position);
+  }
+
+  #scheduleRestart(): void {
+    const { logger, lane, engine } = this.#o;
+    this.engine.reassigned();
+    const delay = Math.min(
+      engine.backoff.maxMs,
+      engine.backoff.initialMs * 2 ** Math.min(this.#restarts, 10),
+    );
+    this.#restarts += 1;
+    logger.warn(
+      { lane, restart_in_ms: delay, restarts: this.#restarts },
+      'starting a new consumer for the lane',
+    );
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (!this.#running) return;
+      this.consumer = this.#newConsumer();
+      this.#run().catch((err: unknown) => {
+        logger.error({ lane, err }, 'the new consumer could not start; trying again');
+        if (this.#running) this.#scheduleRestart();
+      });
+    }, delay);
   }
 
   #onBatch(payload: EachBatchPayload): Promise<void> {
@@ -167,6 +211,7 @@ export class LaneConsumer<P extends Schedulable> {
   async stop(timeoutMs: number): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
     this.consumer.pause(this.#o.topics.map((topic) => ({ topic })));
     await this.engine.drain(timeoutMs);
     this.#publisher.close();

@@ -44,6 +44,8 @@ export interface LaneEngineOptions<P extends Schedulable> {
   maxBufferedMessages: number;
   /** The lane's fetching pauses above this many buffered bytes, per partition that receives. */
   maxBufferedBytes: number;
+  /** Messages started per second at most (replay's budget); unlimited when absent. */
+  maxRatePerSecond?: number | undefined;
   random?: () => number;
 }
 
@@ -93,6 +95,10 @@ export class LaneEngine<P extends Schedulable> {
   #committing: Promise<void> | undefined;
   #commitAgain = false;
   #idleWaiters: (() => void)[] = [];
+  /** Rate budget: messages that may still start; refilled at maxRatePerSecond, may run into debt. */
+  #tokens = 0;
+  #tokensAt = performance.now();
+  #rateWake: NodeJS.Timeout | undefined;
 
   constructor(options: LaneEngineOptions<P>) {
     this.#o = options;
@@ -146,6 +152,7 @@ export class LaneEngine<P extends Schedulable> {
   /** Stops taking new work, lets running units finish and publish, commits, within `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.#closing = true;
+    if (this.#rateWake) clearTimeout(this.#rateWake);
     for (const state of this.#states.values()) this.#dropQueued(state);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
@@ -238,6 +245,27 @@ export class LaneEngine<P extends Schedulable> {
     return !state.predecessor || state.predecessor.inFlight === 0;
   }
 
+  /** False when the rate budget is spent; then wakes the pump once it is positive again. */
+  #withinRate(): boolean {
+    const rate = this.#o.maxRatePerSecond;
+    if (!rate) return true;
+    const now = performance.now();
+    const burst = Math.max(this.#o.maxBatch, rate / 10);
+    this.#tokens = Math.min(burst, this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
+    this.#tokensAt = now;
+    if (this.#tokens > 0) return true;
+    if (!this.#rateWake) {
+      this.#rateWake = setTimeout(
+        () => {
+          this.#rateWake = undefined;
+          this.#pump();
+        },
+        Math.ceil(((1 - this.#tokens) / rate) * 1000),
+      );
+    }
+    return false;
+  }
+
   #pump(): void {
     if (this.#closing) return;
     const now = Date.now();
@@ -247,8 +275,10 @@ export class LaneEngine<P extends Schedulable> {
         this.#start(retry);
         continue;
       }
+      if (!this.#withinRate()) break;
       const unit = this.#pick(now);
       if (!unit) break;
+      if (this.#o.maxRatePerSecond) this.#tokens -= unit.items.length;
       this.#start(unit);
     }
     this.#o.lifecycle.emit('lane.load', {

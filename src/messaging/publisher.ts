@@ -3,7 +3,7 @@
 // carries every record queued meanwhile (up to MAX_PUBLISH_BYTES), so per key the results keep the order
 // of their effects, even across retries. A failed send is retried with backoff, the same records in
 // the same order, for as long as the broker is away; nothing is dropped.
-import type { Message, Producer, TopicMessages } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import type { Logger } from '../telemetry/logger.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
 import { classifyFailure, describeFailure } from './failures.ts';
@@ -101,12 +101,8 @@ export class OrderedPublisher implements RecordSink {
         try {
           // A single unit's records over the limit go in several requests, in order.
           for (const chunk of chunkBySize(toChunks(jobs.flatMap((j) => j.records)), this.#max)) {
-            // ChunkMessage is kafkajs's Message without the dependency; the shapes are the same.
-            const topicMessages: TopicMessages[] = chunk.map((c) => ({
-              topic: c.topic,
-              messages: c.messages,
-            }));
-            await this.#o.producer.sendBatch({ topicMessages, acks: -1 });
+            // ChunkMessage has the shape of kafkajs's Message.
+            await this.#o.producer.sendBatch({ topicMessages: chunk, acks: -1 });
           }
         } catch (err) {
           this.#failed(err);

@@ -13,6 +13,8 @@ export interface LanePlan {
   /** Topics (prefixed names) whose partitions this lane is assigned. */
   topics: string[];
   concurrency: number;
+  /** Messages started per second at most (a replay's budget). */
+  maxRatePerSecond?: number | undefined;
 }
 
 export interface WorkerOptions<P extends Schedulable> {
@@ -65,6 +67,7 @@ export class Worker<P extends Schedulable> {
           engine: {
             work: options.work,
             concurrency: lane.concurrency,
+            maxRatePerSecond: lane.maxRatePerSecond,
             maxAttempts: options.maxAttempts,
             backoff: options.backoff,
             maxBatch: options.maxBatch,

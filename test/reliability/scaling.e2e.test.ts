@@ -14,6 +14,7 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
+/** Bytes of assignment per member; every process has one member per lane (writes, reads, analytics). */
 async function groupMembers(): Promise<number[]> {
   const admin = stack.kafka.admin();
   await admin.connect();
@@ -24,6 +25,8 @@ async function groupMembers(): Promise<number[]> {
     await admin.disconnect();
   }
 }
+
+const LANES_PER_PROCESS = 3;
 
 it('scales from one to three processes and back while messages flow, without loss or doubling', async () => {
   const started = Date.now();
@@ -41,7 +44,7 @@ it('scales from one to three processes and back while messages flow, without los
   await eventually(
     async () => {
       peak = await groupMembers();
-      return peak.length === 3 && peak.every((bytes) => bytes > 0);
+      return peak.length === 3 * LANES_PER_PROCESS && peak.every((bytes) => bytes > 0);
     },
     30_000,
     'three members with partitions',
@@ -60,7 +63,7 @@ it('scales from one to three processes and back while messages flow, without los
     duration_s: Math.round((Date.now() - started) / 1000),
   });
   expect(stopped).toEqual([0, 0]);
-  expect(after).toHaveLength(1);
+  expect(after).toHaveLength(LANES_PER_PROCESS);
   expect(first.child.exitCode).toBeNull();
   expect(figures.problems).toEqual([]);
   expect({ lost: figures.lost, doubled: figures.doubled, answered: figures.answered }).toEqual({

@@ -210,6 +210,8 @@ describe('/metrics after a known workload', () => {
         data: { pattern_name: 'MetricDup', pattern_type: 'code', language: 'go' },
       },
     ]);
+    // Usage follows its patterns' inserts (order across topics is not guaranteed).
+    await stack.results.waitForCount(stack.names.result('pattern.insert'), 7);
     await stack.send(
       'pattern.usage',
       Array.from({ length: 10 }, (_, i) => ({

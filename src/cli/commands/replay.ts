@@ -46,6 +46,18 @@ interface ReplayOptions {
   topics: RequestTopic[];
   publishResults: boolean;
   group?: string;
+  concurrency?: number;
+  maxRate?: number;
+}
+
+function positive(flag: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${flag} must be a whole number of at least ${min}, got "${value}"`);
+    }
+    return n;
+  };
 }
 
 export function replayCommand(): Command {
@@ -74,6 +86,18 @@ export function replayCommand(): Command {
       '--publish-results',
       'publish results as the live worker does (off: live result consumers see nothing)',
     )
+    .addOption(
+      new Option(
+        '--concurrency <n>',
+        "units in flight at once: the replay's share of the database (default WORKER_REPLAY_CONCURRENCY, 2)",
+      ).argParser(positive('--concurrency', 1)),
+    )
+    .addOption(
+      new Option(
+        '--max-rate <n>',
+        'messages started per second at most, so live lanes keep their speed (default WORKER_REPLAY_MAX_RATE, 0 = no limit)',
+      ).argParser(positive('--max-rate', 0)),
+    )
     .option(
       '--group <id>',
       'consumer group prefix; each pass gets <id>.<n>.<topic> (default: <KAFKA_GROUP_ID>.replay.<time>)',
@@ -98,7 +122,13 @@ Examples:
 }
 
 async function runReplay(o: ReplayOptions): Promise<number> {
-  const config = { ...loadConfig(), PORT: 0 };
+  const loaded = loadConfig();
+  const config = {
+    ...loaded,
+    PORT: 0,
+    WORKER_REPLAY_CONCURRENCY: o.concurrency ?? loaded.WORKER_REPLAY_CONCURRENCY,
+    WORKER_REPLAY_MAX_RATE: o.maxRate ?? loaded.WORKER_REPLAY_MAX_RATE,
+  };
   const logger = cliLogger(process.env.LOG_LEVEL ?? 'warn', 'stderr');
   const names = new TopicNames(config.TOPIC_PREFIX);
   const groupId =
@@ -108,7 +138,12 @@ async function runReplay(o: ReplayOptions): Promise<number> {
   const plans = await planReplay(admin, names, o.topics, o.from, o.to).finally(() => admin.disconnect());
 
   const out = process.stdout;
-  out.write(`replay: group ${groupId}, results ${o.publishResults ? 'published' : 'not published'}\n`);
+  const budget =
+    `${config.WORKER_REPLAY_CONCURRENCY} in flight` +
+    (config.WORKER_REPLAY_MAX_RATE > 0 ? `, at most ${config.WORKER_REPLAY_MAX_RATE} messages/s` : '');
+  out.write(
+    `replay: group ${groupId}, results ${o.publishResults ? 'published' : 'not published'}, budget ${budget}\n`,
+  );
   for (const plan of plans) out.write(`  ${plan.topic}: ${plan.total} messages\n`);
 
   const phases = replayPhases(plans).filter((phase) => phase.plan.total > 0);

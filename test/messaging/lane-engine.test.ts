@@ -1,0 +1,395 @@
+// The lane engine in-process, over fakes of its work, publisher and consumer: concurrency budget, order
+// per key, pipelined publishing, commits never past a message whose effect or result is not done,
+// pause and resume, retries, rebalances and draining. Random completion orders via fast-check.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { InboundMessage, OutboundRecord } from '../../src/messaging/inbound.ts';
+import { LaneEngine, type ConsumerControl, type RecordSink } from '../../src/messaging/lane-engine.ts';
+import { Lifecycle, type UnitView } from '../../src/messaging/lifecycle.ts';
+import type { UnitOutput } from '../../src/messaging/outcomes.ts';
+import type { Schedulable, UnitWork } from '../../src/messaging/unit-pipeline.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+
+type Kind = 'read' | 'write' | 'usage';
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const flush = () => new Promise<void>((r) => setImmediate(r));
+
+function message(partition: number, offset: number, kind: Kind, key: string): InboundMessage {
+  return {
+    topic: 't',
+    partition,
+    offset: String(offset),
+    key: key ? Buffer.from(key) : null,
+    value: Buffer.from(kind),
+    headers: {},
+    timestamp: '0',
+  };
+}
+
+/** Work whose every try waits for the test to settle it. */
+class FakeWork implements UnitWork {
+  readonly runs: { unit: UnitView; items: readonly Schedulable[]; done: Deferred<UnitOutput> }[] = [];
+  readonly effectOrder: string[] = [];
+  gaveUp: UnitView[] = [];
+
+  prepare(m: InboundMessage): Schedulable {
+    const kind = m.value?.toString() as Kind;
+    return {
+      message: m,
+      ordering: kind === 'read' ? 'free' : 'key',
+      key: m.key?.toString() ?? '',
+      batchable: kind === 'usage',
+      skip: false,
+      correlationId: null,
+    };
+  }
+
+  run(unit: UnitView, items: readonly Schedulable[]): Promise<UnitOutput> {
+    const done = deferred<UnitOutput>();
+    this.runs.push({ unit, items, done });
+    return done.promise;
+  }
+
+  /** Settles the i-th pending try successfully, with one record per message. */
+  succeed(i: number): void {
+    const [run] = this.runs.splice(i, 1);
+    if (!run) throw new Error('no such run');
+    for (const it of run.items)
+      this.effectOrder.push(`${it.message.partition}/${it.key}/${it.message.offset}`);
+    run.done.resolve(output(run.items));
+  }
+
+  fail(i: number, err: unknown): void {
+    const [run] = this.runs.splice(i, 1);
+    run?.done.reject(err);
+  }
+
+  giveUp(unit: UnitView, items: readonly Schedulable[]): UnitOutput {
+    this.gaveUp.push(unit);
+    return output(items);
+  }
+}
+
+function output(items: readonly Schedulable[]): UnitOutput {
+  return {
+    records: items.map((it) => ({
+      topic: 'results',
+      key: it.key,
+      value: `${it.message.partition}/${it.message.offset}`,
+      headers: {},
+    })),
+    outcomes: [],
+  };
+}
+
+class FakePublisher implements RecordSink {
+  readonly pending: { records: OutboundRecord[]; acked: Deferred<void> }[] = [];
+  readonly order: string[] = [];
+  publish(records: OutboundRecord[]): Promise<void> {
+    const acked = deferred<void>();
+    this.pending.push({ records, acked });
+    for (const r of records) this.order.push(`${String(r.key)}/${String(r.value)}`);
+    return acked.promise;
+  }
+  /** Acks the oldest publish (the real publisher acks in order). */
+  ack(): void {
+    this.pending.shift()?.acked.resolve();
+  }
+}
+
+class FakeControl implements ConsumerControl {
+  readonly commits: { topic: string; partition: number; offset: string }[][] = [];
+  readonly paused = new Set<string>();
+  pauses = 0;
+  resumes = 0;
+  pause(topic: string, partition: number) {
+    this.pauses++;
+    this.paused.add(`${topic}:${partition}`);
+  }
+  resume(topic: string, partition: number) {
+    this.resumes++;
+    this.paused.delete(`${topic}:${partition}`);
+  }
+  commit(offsets: { topic: string; partition: number; offset: string }[]) {
+    this.commits.push(offsets);
+    return Promise.resolve();
+  }
+  committed(partition: number): bigint {
+    let best = -1n;
+    for (const c of this.commits)
+      for (const o of c) if (o.partition === partition && BigInt(o.offset) > best) best = BigInt(o.offset);
+    return best;
+  }
+}
+
+function setup(
+  overrides: { concurrency?: number; maxAttempts?: number; maxBuffered?: number; maxBatch?: number } = {},
+) {
+  const work = new FakeWork();
+  const publisher = new FakePublisher();
+  const control = new FakeControl();
+  const lifecycle = new Lifecycle((_event, err) => {
+    throw err;
+  });
+  const engine = new LaneEngine({
+    lane: 'test',
+    work,
+    publisher,
+    control,
+    lifecycle,
+    logger: createLogger('silent'),
+    concurrency: overrides.concurrency ?? 3,
+    maxAttempts: overrides.maxAttempts ?? 3,
+    backoff: { initialMs: 1, maxMs: 2 },
+    maxBatch: overrides.maxBatch ?? 4,
+    maxBufferedMessages: overrides.maxBuffered ?? 1000,
+    maxBufferedBytes: 64 * 1024 * 1024,
+  });
+  return { work, publisher, control, lifecycle, engine };
+}
+
+describe('LaneEngine', () => {
+  it('keeps at most `concurrency` units running, and runs different keys side by side', async () => {
+    const { work, engine } = setup({ concurrency: 2 });
+    engine.accept('t', 0, [
+      message(0, 0, 'write', 'a'),
+      message(0, 1, 'write', 'b'),
+      message(0, 2, 'write', 'c'),
+    ]);
+    await flush();
+    expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['a'], ['b']]);
+    work.succeed(0);
+    await flush();
+    expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['b'], ['c']]);
+  });
+
+  it('starts the next transaction before the previous results are acknowledged, and commits only after the acks', async () => {
+    const { work, publisher, control, engine } = setup();
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'a')], 2n);
+    await flush();
+    work.succeed(0);
+    await flush();
+    // The second write of key a runs while the first one's result waits for its ack.
+    expect(work.runs).toHaveLength(1);
+    expect(publisher.pending).toHaveLength(1);
+    expect(control.committed(0)).toBe(-1n);
+    work.succeed(0);
+    await flush();
+    expect(control.committed(0)).toBe(-1n);
+    publisher.ack();
+    await flush();
+    expect(control.committed(0)).toBe(1n);
+    publisher.ack();
+    await flush();
+    expect(control.committed(0)).toBe(2n);
+    expect(publisher.order).toEqual(['a/0/0', 'a/0/1']);
+  });
+
+  it('pauses a partition whose buffer is full and resumes it below half', async () => {
+    const { work, publisher, control, engine } = setup({ maxBuffered: 4, concurrency: 8 });
+    engine.accept(
+      't',
+      0,
+      [0, 1, 2, 3, 4].map((o) => message(0, o, 'read', '')),
+    );
+    await flush();
+    expect(control.paused.has('t:0')).toBe(true);
+    for (let i = 0; i < 2; i++) {
+      work.succeed(0);
+      await flush();
+      publisher.ack();
+      await flush();
+    }
+    expect(control.paused.has('t:0')).toBe(true); // 3 unfinished: not below half yet
+    work.succeed(0);
+    await flush();
+    publisher.ack();
+    await flush();
+    expect(control.paused.has('t:0')).toBe(false);
+  });
+
+  it('retries a transient failure after backing the partition off, without counting attempts', async () => {
+    const { work, publisher, control, engine, lifecycle } = setup({ maxAttempts: 1 });
+    const failures: (number | null)[] = [];
+    lifecycle.on('unit.failed', ({ retryInMs, failure }) => {
+      expect(failure.kind).toBe('transient');
+      failures.push(retryInMs);
+    });
+    engine.accept('t', 0, [message(0, 0, 'write', 'a')], 1n);
+    await flush();
+    const { RetryableError } = await import('../../src/contracts/errors.ts');
+    for (let i = 0; i < 3; i++) {
+      work.fail(0, new RetryableError('database unreachable'));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(failures).toHaveLength(3);
+    expect(work.runs[0]?.unit.attempt).toBe(4);
+    work.succeed(0);
+    await flush();
+    publisher.ack();
+    await flush();
+    expect(work.gaveUp).toHaveLength(0);
+    expect(control.committed(0)).toBe(1n);
+  });
+
+  it('gives up on a message after maxAttempts non-transient failures and moves on', async () => {
+    const { work, publisher, control, engine } = setup({ maxAttempts: 3 });
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'a')], 2n);
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      expect(work.runs[0]?.items[0]?.message.offset).toBe('0');
+      work.fail(0, new TypeError('cannot read properties of undefined'));
+    }
+    await new Promise((r) => setTimeout(r, 10));
+    expect(work.gaveUp.map((u) => u.attempt)).toEqual([3]);
+    // The next write of the key runs after the give-up.
+    expect(work.runs[0]?.items[0]?.message.offset).toBe('1');
+    work.succeed(0);
+    await flush();
+    publisher.ack();
+    publisher.ack();
+    await flush();
+    expect(control.committed(0)).toBe(2n);
+  });
+
+  it('splits a usage batch that failed into single events, each with its own tries', async () => {
+    const { work, engine } = setup({ maxAttempts: 2 });
+    engine.accept('t', 0, [message(0, 0, 'usage', 'a'), message(0, 1, 'usage', 'b')]);
+    await flush();
+    expect(work.runs[0]?.unit.batched).toBe(true);
+    work.fail(0, new Error('boom'));
+    await flush();
+    expect(work.runs.map((r) => [r.unit.batched, r.items.map((i) => i.message.offset)])).toEqual([
+      [false, ['0']],
+      [false, ['1']],
+    ]);
+  });
+
+  it('after a rebalance, commits nothing from before it and waits for its in-flight units', async () => {
+    const { work, publisher, control, engine } = setup();
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
+    await flush();
+    engine.reassigned();
+    // Redelivered from the committed offset (none yet): the same messages again.
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
+    await flush();
+    expect(work.runs).toHaveLength(2); // only the old ones: the new state waits for them
+    work.succeed(0);
+    work.succeed(0);
+    await flush();
+    publisher.ack();
+    publisher.ack();
+    await flush();
+    expect(control.commits).toHaveLength(0);
+    expect(work.runs).toHaveLength(2); // now the redelivered ones run
+    work.succeed(0);
+    work.succeed(0);
+    await flush();
+    publisher.ack();
+    publisher.ack();
+    await flush();
+    expect(control.committed(0)).toBe(2n);
+  });
+
+  it('drains: finishes and publishes running units, drops queued ones, commits below them', async () => {
+    const { work, publisher, control, engine } = setup({ concurrency: 1 });
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
+    await flush();
+    const drained = engine.drain(5_000);
+    work.succeed(0);
+    await flush();
+    publisher.ack();
+    await drained;
+    expect(work.runs).toHaveLength(0);
+    expect(control.committed(0)).toBe(1n);
+  });
+
+  it('over random completion orders: order per key, one effect per message, commits never past unfinished work', async () => {
+    const kinds = fc.constantFrom<Kind>('read', 'write', 'usage');
+    const traffic = fc.array(
+      fc.tuple(fc.integer({ min: 0, max: 2 }), kinds, fc.constantFrom('a', 'b', 'c', '')),
+      {
+        minLength: 1,
+        maxLength: 60,
+      },
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        traffic,
+        fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (msgs, choices, concurrency) => {
+          const { work, publisher, control, engine } = setup({ concurrency, maxBatch: 3 });
+          const next = [0, 0, 0];
+          const all: InboundMessage[] = [];
+          const chunks: InboundMessage[][] = [[], [], []];
+          for (const [p, kind, key] of msgs) {
+            const m = message(p, (next[p] as number)++, kind, key);
+            all.push(m);
+            (chunks[p] as InboundMessage[]).push(m);
+          }
+          chunks.forEach((c, p) => {
+            if (c.length > 0) engine.accept('t', p, c, BigInt(c.length));
+          });
+          const acked = new Set<string>();
+          const ackedOrder: string[] = [];
+          let step = 0;
+          for (let guard = 0; guard < 10_000; guard++) {
+            await flush();
+            // Commits never pass a message whose effect and result are not both done.
+            for (const batch of control.commits)
+              for (const c of batch)
+                for (let o = 0; o < Number(c.offset); o++)
+                  expect(acked.has(`${c.partition}/${o}`)).toBe(true);
+            if (work.runs.length === 0 && publisher.pending.length === 0) break;
+            const choice = choices[step++ % choices.length] as number;
+            if (publisher.pending.length > 0 && (choice % 2 === 0 || work.runs.length === 0)) {
+              for (const r of publisher.pending[0]?.records ?? []) {
+                acked.add(String(r.value));
+                ackedOrder.push(`${String(r.key)}:${String(r.value)}`);
+              }
+              publisher.ack();
+            } else {
+              work.succeed(choice % work.runs.length);
+            }
+          }
+          expect(acked.size).toBe(all.length);
+          for (let p = 0; p < 3; p++)
+            if ((next[p] as number) > 0) expect(control.committed(p)).toBe(BigInt(next[p] as number));
+          // Effects and results of one key keep offset order within a partition.
+          for (const order of [
+            work.effectOrder,
+            ackedOrder.map((s) => s.replace(/^(.*):(\d+)\/(\d+)$/, '$2/$1/$3')),
+          ]) {
+            const seen = new Map<string, number>();
+            for (const entry of order) {
+              const [p, key, offset] = entry.split('/') as [string, string, string];
+              const m = all.find((x) => x.partition === Number(p) && x.offset === offset) as InboundMessage;
+              if (m.value?.toString() === 'read') continue;
+              const k = `${p}/${key}`;
+              expect(Number(offset)).toBeGreaterThan(seen.get(k) ?? -1);
+              seen.set(k, Number(offset));
+            }
+          }
+          expect(work.effectOrder).toHaveLength(all.length);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
