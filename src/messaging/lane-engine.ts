@@ -137,7 +137,7 @@ export class LaneEngine<P extends Schedulable> {
     }
     if (fetchedTo !== undefined) state.tracker.fetchedTo(fetchedTo);
     this.#progress(state);
-    this.#flowControl(state);
+    this.#pauseIfFull(state);
     this.#pump();
   }
 
@@ -379,18 +379,22 @@ export class LaneEngine<P extends Schedulable> {
       output.records.length > 0 ? this.#o.publisher.publish(output.records) : Promise.resolve();
     unit.state.scheduler.release(unit.keys);
     this.#pump();
-    published.then(
-      () => this.#done(unit, view),
-      (err: unknown) => {
-        // Only a closed publisher rejects: the offsets stay uncommitted and the messages come again.
-        this.#o.logger.warn(
-          { err: describeFailure(classifyFailure(err)), lane: this.#o.lane },
-          'results not published',
-        );
-        this.#live.delete(unit);
-        this.#unitGone(unit);
-      },
-    );
+    published
+      .then(
+        () => this.#done(unit, view),
+        (err: unknown) => {
+          // Only a closed publisher rejects: the offsets stay uncommitted and the messages come again.
+          this.#o.logger.warn(
+            { err: describeFailure(classifyFailure(err)), lane: this.#o.lane },
+            'results not published',
+          );
+          this.#live.delete(unit);
+          this.#unitGone(unit);
+        },
+      )
+      .catch((err: unknown) =>
+        this.#o.logger.error({ err, lane: this.#o.lane }, 'engine bookkeeping failed'),
+      );
   }
 
   #done(unit: Unit<P>, view: UnitView): void {
@@ -414,7 +418,7 @@ export class LaneEngine<P extends Schedulable> {
       this.#progress(state);
       void this.#commit();
     }
-    this.#flowControl(state);
+    this.#resumeReady();
   }
 
   #unitGone(unit: Unit<P>): void {
@@ -530,30 +534,30 @@ export class LaneEngine<P extends Schedulable> {
     });
   }
 
-  #flowControl(state: PartitionState<P>): void {
-    if (state.retired) return;
+  /** A partition that just received stops fetching while it, or the lane, holds too much. */
+  #pauseIfFull(state: PartitionState<P>): void {
     const { maxBufferedMessages, maxBufferedBytes, control, lifecycle, lane } = this.#o;
-    const unfinished = state.tracker.unfinished;
-    if (!state.paused && (unfinished > maxBufferedMessages || this.#bytes > maxBufferedBytes)) {
-      state.paused = true;
-      control.pause(state.topic, state.partition);
-      lifecycle.emit('partition.paused', {
-        lane,
-        topic: state.topic,
-        partition: state.partition,
-        reason: 'buffer',
-      });
-      return;
-    }
-    if (!state.paused) return;
-    if (unfinished <= maxBufferedMessages / 2 && this.#bytes <= maxBufferedBytes / 2) {
+    if (state.retired || state.paused) return;
+    if (state.tracker.unfinished <= maxBufferedMessages && this.#bytes <= maxBufferedBytes) return;
+    state.paused = true;
+    control.pause(state.topic, state.partition);
+    lifecycle.emit('partition.paused', {
+      lane,
+      topic: state.topic,
+      partition: state.partition,
+      reason: 'buffer',
+    });
+  }
+
+  /** Paused partitions fetch again once the lane is below half its bytes and each below half its messages. */
+  #resumeReady(): void {
+    const { maxBufferedMessages, maxBufferedBytes, control, lifecycle, lane } = this.#o;
+    if (this.#bytes > maxBufferedBytes / 2) return;
+    for (const state of this.#order) {
+      if (!state.paused || state.retired || state.tracker.unfinished > maxBufferedMessages / 2) continue;
       state.paused = false;
       control.resume(state.topic, state.partition);
       lifecycle.emit('partition.resumed', { lane, topic: state.topic, partition: state.partition });
-    }
-    // Others paused for the lane's bytes may resume now too.
-    if (this.#bytes <= maxBufferedBytes / 2) {
-      for (const other of this.#order) if (other !== state && other.paused) this.#flowControl(other);
     }
   }
 

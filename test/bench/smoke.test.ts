@@ -1,6 +1,6 @@
 // CI smoke test of the benchmark harness: runs every default scenario with tiny sizes (--smoke) against
 // the real broker and database and checks the JSON it writes, so the harness cannot rot unnoticed.
-// Not a timed test: no figure is compared with a goal. Takes about 25 s.
+// Not a timed test: no figure is compared with a goal. Takes about 45 s.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,23 +10,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const HARNESS = join(import.meta.dirname, '../../bench/run.ts');
+const PACKAGE_JSON = join(import.meta.dirname, '../../package.json');
+const SCENARIOS = ['nodes', 'ingestion', 'search', 'mixed'];
 
 type Json = Record<string, unknown>;
 let out: string;
 let stdout = '';
 const latest = async (scenario: string) =>
   JSON.parse(await readFile(join(out, `${scenario}-latest.json`), 'utf8')) as Json;
+const goalNames = (r: Json) => (r.goals as { name: string }[]).map((g) => g.name);
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** The harness prints every goal as `goal <name> <target>: <value> <unit> met|MISSED`. */
+const printed = (name: string, target: string) =>
+  new RegExp(`goal ${escape(name)} ${escape(target)}: -?[\\d.]+ \\S+ (met|MISSED)`);
 
 beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
-  const result = await run(
-    process.execPath,
-    [HARNESS, 'nodes', 'ingestion', 'search', '--smoke', '--out', out],
-    {
-      timeout: 150_000,
-      maxBuffer: 16 * 1024 * 1024,
-    },
-  );
+  const result = await run(process.execPath, [HARNESS, ...SCENARIOS, '--smoke', '--out', out], {
+    timeout: 150_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
   stdout = result.stdout;
 }, 160_000);
 
@@ -36,10 +39,10 @@ afterAll(async () => {
 
 describe('npm run bench -- --smoke', () => {
   it('prints figures and ratios for every scenario and writes timestamped and latest JSON', async () => {
-    expect(stdout).toMatch(/== nodes[\s\S]*== ingestion[\s\S]*== search/);
+    expect(stdout).toMatch(/== nodes[\s\S]*== ingestion[\s\S]*== search[\s\S]*== mixed/);
     expect(stdout).toMatch(/ratios: [\d.]+x naive, [\d.]+x database floor/);
     const files = await readdir(out);
-    for (const s of ['nodes', 'ingestion', 'search']) {
+    for (const s of SCENARIOS) {
       expect(files).toContain(`${s}-latest.json`);
       expect(files.some((f) => new RegExp(`^${s}-\\d{4}-\\d\\d-\\d\\dT.*\\.json$`).test(f))).toBe(true);
       const r = await latest(s);
@@ -79,6 +82,34 @@ describe('npm run bench -- --smoke', () => {
       expect(f[v]?.peakRssMiB as number, v).toBeGreaterThan(10);
     }
     expect((f.ratios as Json).vsNaive as number).toBeGreaterThan(0);
+    expect((f.ratios as Json).cappedOverUncapped as number).toBeGreaterThan(0);
+  });
+
+  it('ingestion: the capped run used package.json workerNodeOptions; idle and peak RSS are measured', async () => {
+    const r = await latest('ingestion');
+    const f = r.figures as Record<string, Json>;
+    const { workerNodeOptions } = JSON.parse(await readFile(PACKAGE_JSON, 'utf8')) as {
+      workerNodeOptions: string;
+    };
+    expect(f.worker_capped?.rowsChecked).toBe(true);
+    expect(f.worker_capped?.failures).toBe(0);
+    const memory = f.memory as Record<string, Json>;
+    expect(memory.capped?.nodeOptions).toBe(workerNodeOptions);
+    for (const v of ['uncapped', 'capped']) {
+      expect(memory[v]?.idleRssMiB as number, v).toBeGreaterThan(10);
+      expect(memory[v]?.peakRssMiB as number, v).toBeGreaterThanOrEqual(memory[v]?.idleRssMiB as number);
+    }
+    for (const [name, target] of [
+      ['ingestion vs naive worker', '>= 20x'],
+      ['ingestion vs database floor', '>= 0.8x'],
+      ['worker peak RSS at full ingestion (capped)', '<= 200 MiB'],
+      ['worker idle RSS (capped)', '<= 100 MiB'],
+      ['capped throughput vs uncapped', '>= 0.9x'],
+      ['tracing cost at 100% sampling', '<= 15%'],
+    ] as const) {
+      expect(goalNames(r)).toContain(name);
+      expect(stdout).toMatch(printed(name, target));
+    }
   });
 
   it('search: worker, Kafka floor and query floor answered every request', async () => {
@@ -90,11 +121,56 @@ describe('npm run bench -- --smoke', () => {
       }
       expect(((f[v]?.p50 as Json).median as number) > 0, v).toBe(true);
     }
+    const r = await latest('search');
+    const rate = (r.params as Json).rate as number;
+    for (const [name, target] of [
+      [`search round trip p50 at ${rate}/s vs (Kafka floor p50 + query floor p50)`, '<= 2x'],
+      [`search round trip p99 at ${rate}/s vs (Kafka floor p99 + query floor p99)`, '<= 2x'],
+    ] as const) {
+      expect(goalNames(r)).toContain(name);
+      expect(stdout).toMatch(printed(name, target));
+    }
+    expect((f.ratios as Json).p99OverFloors as number).toBeGreaterThan(0);
+  });
+
+  it('mixed: solo and mixed ingestion, searches, analytics and the replay all completed', async () => {
+    const r = await latest('mixed');
+    const f = r.figures as Record<string, Record<string, Json>>;
+    const p = r.params as Json;
+    for (const phase of ['solo', 'mixed']) {
+      expect((f[phase]?.ingestion?.eventsPerSecond as Json).median as number, phase).toBeGreaterThan(0);
+      const search = f[phase]?.search as Json;
+      expect(search.errors, phase).toBe(0);
+      expect((search.pooled as Json).count as number, phase).toBeGreaterThan(0);
+      expect(search.p99CountingFailures as number, phase).toBeGreaterThan(0);
+    }
+    const analytics = f.mixed?.analytics as Json;
+    expect(analytics.errors).toBe(0);
+    expect((analytics.pooled as Json).count as number).toBeGreaterThan(0);
+    const replay = f.mixed?.replay as Json;
+    expect(replay).toMatchObject({ messages: p.replayEvents, applied: p.replayEvents, rowsChecked: true });
+    expect(replay.seconds as number).toBeGreaterThan(0);
+    expect(f.worker).toMatchObject({ failures: 0, rowsChecked: true });
+    const ratios = f.ratios as Json;
+    expect(ratios.ingestionMixedOverSolo as number).toBeGreaterThan(0);
+    expect(ratios.searchP99MixedOverSolo as number).toBeGreaterThan(0);
+    for (const [name, target] of [
+      ['mixed: ingestion vs its solo rate', '>= 0.8x'],
+      ['mixed: search p99 vs its solo p99 at 50/s', '<= 1.5x'],
+    ] as const) {
+      expect(goalNames(r)).toContain(name);
+      expect(stdout).toMatch(printed(name, target));
+    }
+    expect(goalNames(r)).toEqual(
+      expect.arrayContaining(['mixed: replay throughput', 'mixed: global analytics p99 at 2/s']),
+    );
   });
 
   it('regenerates the README and the SVG charts', async () => {
     const readme = await readFile(join(out, 'README.md'), 'utf8');
     expect(readme).toContain('## Usage ingestion, end to end');
+    expect(readme).toContain('## Mixed load');
+    expect(readme).toMatch(/capped as shipped .* idle RSS \d+ MiB/);
     expect(readme).toMatch(/\d+ cores \(.+\) · [\d.]+ GiB RAM/);
     for (const chart of ['latency.svg', 'throughput.svg', 'nodes.svg']) {
       const svg = await readFile(join(out, chart), 'utf8');

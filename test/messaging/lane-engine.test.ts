@@ -138,7 +138,13 @@ class FakeControl implements ConsumerControl {
 }
 
 function setup(
-  overrides: { concurrency?: number; maxAttempts?: number; maxBuffered?: number; maxBatch?: number } = {},
+  overrides: {
+    concurrency?: number;
+    maxAttempts?: number;
+    maxBuffered?: number;
+    maxBatch?: number;
+    maxBytes?: number;
+  } = {},
 ) {
   const work = new FakeWork();
   const publisher = new FakePublisher();
@@ -158,7 +164,7 @@ function setup(
     backoff: { initialMs: 1, maxMs: 2 },
     maxBatch: overrides.maxBatch ?? 4,
     maxBufferedMessages: overrides.maxBuffered ?? 1000,
-    maxBufferedBytes: 64 * 1024 * 1024,
+    maxBufferedBytes: overrides.maxBytes ?? 64 * 1024 * 1024,
   });
   return { work, publisher, control, lifecycle, engine };
 }
@@ -221,6 +227,37 @@ describe('LaneEngine', () => {
     publisher.ack();
     await flush();
     expect(control.paused.has('t:0')).toBe(false);
+  });
+
+  it('pauses every receiving partition while the lane holds too many bytes, and resumes them all below half', async () => {
+    // Each message counts its value, key and 64 bytes of overhead: about 70 bytes here.
+    const { work, publisher, control, engine } = setup({ maxBytes: 300, concurrency: 8 });
+    engine.accept(
+      't',
+      0,
+      [0, 1, 2].map((o) => message(0, o, 'read', '')),
+    );
+    engine.accept(
+      't',
+      1,
+      [0, 1].map((o) => message(1, o, 'read', '')),
+    );
+    engine.accept(
+      't',
+      2,
+      [0].map((o) => message(2, o, 'read', '')),
+    );
+    await flush();
+    // 204 bytes after partition 0: under the bound; partitions 1 and 2 arrive over it.
+    expect([...control.paused].sort()).toEqual(['t:1', 't:2']);
+    while (work.runs.length > 0) {
+      work.succeed(0);
+      await flush();
+      publisher.ack();
+      await flush();
+    }
+    expect(control.paused.size).toBe(0);
+    expect(control.resumes).toBe(2);
   });
 
   it('retries a transient failure after backing the partition off, without counting attempts', async () => {

@@ -97,7 +97,10 @@ KAFKA_SSL_KEY_FILE: {{ printf "/etc/pattern-worker/kafka-tls/%s" . | quote }}
 DB_POOL_MIN: {{ .Values.database.poolMin | int64 | quote }}
 DB_POOL_MAX: {{ .Values.database.poolMax | int64 | quote }}
 DB_STATEMENT_TIMEOUT_MS: {{ .Values.database.statementTimeoutMs | int64 | quote }}
-WORKER_PARTITIONS_CONCURRENCY: {{ .Values.worker.partitionsConcurrency | int64 | quote }}
+WORKER_WRITES_CONCURRENCY: {{ .Values.worker.writesConcurrency | int64 | quote }}
+WORKER_READS_CONCURRENCY: {{ .Values.worker.readsConcurrency | int64 | quote }}
+WORKER_ANALYTICS_CONCURRENCY: {{ .Values.worker.analyticsConcurrency | int64 | quote }}
+WORKER_MAX_ATTEMPTS: {{ .Values.worker.maxAttempts | int64 | quote }}
 WORKER_BATCH_SIZE: {{ .Values.worker.batchSize | int64 | quote }}
 WORKER_MAX_MESSAGE_BYTES: {{ .Values.worker.maxMessageBytes | int64 | quote }}
 WORKER_RETRY_INITIAL_MS: {{ .Values.worker.retryInitialMs | int64 | quote }}
