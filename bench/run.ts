@@ -2,6 +2,7 @@
 // runs the named ones. Options: --smoke (tiny sizes, for CI), --runs N (repetitions, default 3),
 // --out DIR (default bench/results). Each scenario prints its figures and ratios and writes
 // <scenario>-<timestamp>.json plus <scenario>-latest.json; then the charts and README are regenerated.
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +13,7 @@ import { describeMachine, machineLine } from './lib/machine.ts';
 import { writeReport, writeResult } from './lib/report.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/scenario.ts';
 import { ingestion } from './scenarios/ingestion.ts';
+import { mixed } from './scenarios/mixed.ts';
 import { nodes } from './scenarios/nodes.ts';
 import { search } from './scenarios/search.ts';
 import { soak } from './scenarios/soak.ts';
@@ -20,9 +22,10 @@ const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioResult>>
   nodes,
   ingestion,
   search,
+  mixed,
   soak,
 };
-const DEFAULT = ['nodes', 'ingestion', 'search'];
+const DEFAULT = ['nodes', 'ingestion', 'search', 'mixed'];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -64,6 +67,8 @@ const options: ScenarioOptions = {
   log: (line) => console.log(line),
 };
 
+// However the harness ends, no child it started outlives it (kill is synchronous, so it works here).
+process.on('exit', () => killAll());
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
@@ -74,6 +79,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// The worker is measured as it ships: compiled (dist/), as the image and `npm start` run it.
+{
+  const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url));
+  const project = fileURLToPath(new URL('../tsconfig.build.json', import.meta.url));
+  const built = spawnSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
+  if (built.status !== 0) {
+    console.error('building dist/ failed (npm run build); the benchmarks run the compiled worker');
+    process.exit(1);
+  }
+}
 const machine = await describeMachine();
 console.log(`pattern-worker benchmarks: ${chosen.join(', ')}${smoke ? ' (smoke sizes)' : ''}`);
 console.log(machineLine(machine));
@@ -96,6 +111,9 @@ for (const name of chosen) {
   } catch (err) {
     failed = true;
     console.error(`  ${name} failed:`, err);
+    // Whatever the scenario's own cleanup missed goes now, before the next scenario measures anything.
+    killAll();
+    await dropAll();
   }
 }
 await dropAll();

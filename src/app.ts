@@ -67,7 +67,9 @@ function installFaultHooks(lifecycle: Lifecycle): void {
   if (marker) {
     lifecycle.scope((unit, work) => {
       if (unit.messages.some((m) => m.value?.includes(marker))) {
-        return Promise.reject(new TypeError(`injected fault (WORKER_FAULT_THROW_ON) at offset ${unit.messages[0]?.offset}`));
+        return Promise.reject(
+          new TypeError(`injected fault (WORKER_FAULT_THROW_ON) at offset ${unit.messages[0]?.offset}`),
+        );
       }
       return work();
     });
@@ -211,7 +213,8 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       maxBatch: config.WORKER_BATCH_SIZE,
       maxBufferedMessages: config.WORKER_PARTITION_BUFFER,
       maxBufferedBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_MESSAGE_BYTES * 4),
-      maxBytesPerPartition: Math.max(config.WORKER_MAX_MESSAGE_BYTES * 2, 1024 * 1024),
+      // One record batch over this is still fetched whole (KIP-74), so a large request never wedges.
+      maxBytesPerPartition: 1024 * 1024,
       sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
       endOffset: options.endOffset,
       startOffsets: options.startOffsets,

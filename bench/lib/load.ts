@@ -13,10 +13,12 @@ export interface LoadResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Offers `rate` requests/s for `seconds`, or until `stop` is aborted (then `sent` says how many went). */
 export async function openLoop(
   rate: number,
   seconds: number,
   send: (i: number) => Promise<{ success: boolean; error?: unknown }>,
+  stop?: AbortSignal,
 ): Promise<LoadResult> {
   const n = Math.max(1, Math.round(rate * seconds));
   const interval = 1000 / rate;
@@ -26,10 +28,13 @@ export async function openLoop(
   let maxLagMs = 0;
   const pending: Promise<void>[] = [];
   const t0 = performance.now() + 5;
+  let sent = 0;
   for (let i = 0; i < n; i++) {
     const due = t0 + i * interval;
     const wait = due - performance.now();
     if (wait > 1) await sleep(wait - 0.5);
+    if (stop?.aborted) break;
+    sent++;
     const sentAt = performance.now();
     maxLagMs = Math.max(maxLagMs, sentAt - due);
     // From the due time when the generator is late (no coordinated omission), from the send when a timer
@@ -54,7 +59,7 @@ export async function openLoop(
   await Promise.all(pending);
   return {
     offeredRate: rate,
-    sent: n,
+    sent,
     latencies,
     errors,
     ...(firstError ? { firstError } : {}),

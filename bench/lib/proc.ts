@@ -1,5 +1,5 @@
-// Child processes under measurement (the worker, the naive worker, the echo service): spawn, wait for
-// readiness, read CPU time and peak RSS from /proc, stop.
+// Child processes under measurement (the worker, the naive worker, the echo service, a replay): spawn,
+// wait for readiness or exit, read CPU time and peak RSS from /proc, stop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -51,6 +51,8 @@ export interface Child {
   output(): string;
   sample(): ProcSample;
   waitReady(timeoutMs?: number): Promise<void>;
+  /** Resolves with the exit code (null when killed by a signal); rejects after the timeout. */
+  waitExit(timeoutMs: number): Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -111,6 +113,22 @@ export async function spawnNode(options: SpawnOptions): Promise<Child> {
         if (Date.now() > deadline) throw new Error(`${options.script} not ready in ${timeoutMs} ms:\n${log}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+    },
+    async waitExit(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new Error(`${options.script} still running after ${timeoutMs} ms:\n${log.slice(-2000)}`)),
+          timeoutMs,
+        );
+      });
+      try {
+        await Promise.race([exited, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+      return child.exitCode;
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -55,6 +55,7 @@ interface VariantJson {
   eventsPerSecond: SpreadJson;
   cpuCores?: SpreadJson;
   peakRssMiB?: number;
+  idleRssMiB?: number;
   failures?: number;
   rowsChecked?: boolean;
 }
@@ -105,30 +106,50 @@ function nodesSection(r: StoredResult): string[] {
 
 function ingestionSection(r: StoredResult): string[] {
   const f = r.figures as Record<string, VariantJson> & {
-    ratios: { vsNaive: number; vsFloor: number; tracingCost: number };
+    ratios: { vsNaive: number; vsFloor: number; tracingCost: number; cappedOverUncapped?: number };
+    memory?: {
+      idleSeconds: number;
+      uncapped: { nodeOptions: string; idleRssMiB: number | null; peakRssMiB: number };
+      capped: { nodeOptions: string; idleRssMiB: number | null; peakRssMiB: number };
+    };
   };
   const p = r.params as { patterns: number; events: number; naiveEvents: number; runs: number };
   const ours = f.worker_tracing_off as VariantJson;
   const row = (label: string, v: VariantJson | undefined, n: number) =>
     v
-      ? `| ${label} | ${n.toLocaleString('en-US')} | ${fmt(v.eventsPerSecond.median, 0)} | ${range(v.eventsPerSecond)} | ${(v.eventsPerSecond.median / ours.eventsPerSecond.median).toFixed(3)} | ${v.cpuCores ? v.cpuCores.median.toFixed(2) : ''} | ${v.peakRssMiB ? fmt(v.peakRssMiB, 0) : ''} |`
+      ? `| ${label} | ${n.toLocaleString('en-US')} | ${fmt(v.eventsPerSecond.median, 0)} | ${range(v.eventsPerSecond)} | ${(v.eventsPerSecond.median / ours.eventsPerSecond.median).toFixed(3)} | ${v.cpuCores ? v.cpuCores.median.toFixed(2) : ''} | ${v.idleRssMiB ? fmt(v.idleRssMiB, 0) : ''} | ${v.peakRssMiB ? fmt(v.peakRssMiB, 0) : ''} |`
       : '';
+  const m = f.memory;
+  const flags = (o: string) => (o ? `\`NODE_OPTIONS="${o}"\`` : 'no NODE_OPTIONS');
+  const memory = m
+    ? [
+        `Memory: uncapped (${flags(m.uncapped.nodeOptions)}) idle RSS ${fmt(m.uncapped.idleRssMiB ?? NaN, 0)} MiB, peak ${fmt(m.uncapped.peakRssMiB, 0)} MiB; ` +
+          `capped as shipped (${flags(m.capped.nodeOptions)}, from package.json's \`config.nodeOptions\`) idle RSS ${fmt(m.capped.idleRssMiB ?? NaN, 0)} MiB, peak ${fmt(m.capped.peakRssMiB, 0)} MiB, ` +
+          `throughput ${fmt(f.ratios.cappedOverUncapped ?? NaN, 2)}× uncapped. Idle: RSS once ready and idle for ${m.idleSeconds} s, before any load; peak: the process's VmHWM after the runs.`,
+        '',
+      ]
+    : [];
   return [
     '## Usage ingestion, end to end (`npm run bench -- ingestion`)',
     '',
     `${machineLine(r.machine)}. record_usage events over ${p.patterns.toLocaleString('en-US')} patterns (Zipf s=1) produced to \`pattern.usage\` (6 partitions), ` +
       `timed from the first send until every result is on the result topic; rows checked in the database. ${p.runs} runs each, median and range.`,
     '',
-    '| variant | events per run | events/s (median) | range | vs our worker | worker CPU (cores) | peak RSS MiB |',
-    '| --- | ---: | ---: | --- | ---: | ---: | ---: |',
-    row('our worker, tracing off', ours, p.events),
-    row('our worker, tracing on (OTLP/HTTP, 100% sampled)', f.worker_tracing_on, p.events),
-    row('naive worker (eachMessage, 1 tx per message, row trigger)', f.naive, p.naiveEvents),
-    row('database floor (batched multi-row insert, no Kafka)', f.database_floor, p.events),
+    '| variant | events per run | events/s (median) | range | vs our worker | worker CPU (cores) | idle RSS MiB | peak RSS MiB |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+    // A variant missing from an older result leaves no empty line, which would end the table.
+    ...[
+      row('our worker, tracing off', ours, p.events),
+      row('our worker, capped (config.nodeOptions), tracing off', f.worker_capped, p.events),
+      row('our worker, tracing on (OTLP/HTTP, 100% sampled)', f.worker_tracing_on, p.events),
+      row('naive worker (eachMessage, 1 tx per message, row trigger)', f.naive, p.naiveEvents),
+      row('database floor (batched multi-row insert, no Kafka)', f.database_floor, p.events),
+    ].filter(Boolean),
     '',
     `Ratios: our worker = **${f.ratios.vsNaive.toFixed(1)}×** the naive worker and **${f.ratios.vsFloor.toFixed(2)}×** the database floor; ` +
       `tracing costs ${(f.ratios.tracingCost * 100).toFixed(1)}% of throughput.`,
     '',
+    ...memory,
     ...goalsTable(r.goals),
     '',
     '![ingestion throughput](throughput.svg)',
@@ -143,7 +164,7 @@ function searchSection(r: StoredResult): string[] {
     query_floor: MeasuredJson;
     ramp: { rate: number; p50: number; p99: number; errors: number }[];
     maxRateP99Under50: number;
-    ratios: { p50OverFloors: number };
+    ratios: { p50OverFloors: number; p99OverFloors?: number };
     workerPeakRssMiB: number;
   };
   const p = r.params as { patterns: number; rate: number; seconds: number; runs: number };
@@ -161,7 +182,7 @@ function searchSection(r: StoredResult): string[] {
     row('Kafka floor (echo, no database)', f.kafka_floor),
     row('query floor (the search SQL through pg, one at a time)', f.query_floor),
     '',
-    `Worker p50 = ${f.ratios.p50OverFloors.toFixed(2)}× (Kafka floor p50 + query floor p50). Highest offered load with p99 < 50 ms: **${f.maxRateP99Under50}/s**. Worker peak RSS ${fmt(f.workerPeakRssMiB, 0)} MiB.`,
+    `Worker p50 = ${f.ratios.p50OverFloors.toFixed(2)}× (Kafka floor p50 + query floor p50), p99 = ${fmt(f.ratios.p99OverFloors ?? NaN, 2)}× (Kafka floor p99 + query floor p99). Highest offered load with p99 < 50 ms: **${f.maxRateP99Under50}/s**. Worker peak RSS ${fmt(f.workerPeakRssMiB, 0)} MiB.`,
     '',
     '| offered load /s | p50 ms | p99 ms | errors |',
     '| ---: | ---: | ---: | ---: |',
@@ -170,6 +191,79 @@ function searchSection(r: StoredResult): string[] {
     ...goalsTable(r.goals),
     '',
     '![search latency distribution](latency.svg)',
+    '',
+  ];
+}
+
+function mixedSection(r: StoredResult): string[] {
+  interface Ingest {
+    eventsPerSecond: SpreadJson;
+    cpuCores: SpreadJson;
+  }
+  interface Latency {
+    sent: number;
+    errors: number;
+    pooled: LatencyJson;
+    p99CountingFailures: number;
+  }
+  const f = r.figures as {
+    solo: { ingestion: Ingest; search: Latency };
+    mixed: {
+      windowSeconds: number;
+      ingestion: Ingest;
+      search: Latency;
+      analytics: Latency;
+      replay: {
+        messages: number;
+        seconds: number;
+        messagesPerSecond: number;
+        wallSeconds: number;
+        budget: string;
+        rowsAtWindowStart: number;
+        rowsAtWindowEnd: number;
+        runningThroughout: boolean;
+      };
+    };
+    worker: { peakRssMiB: number };
+    ratios: { ingestionMixedOverSolo: number; searchP99MixedOverSolo: number };
+  };
+  const p = r.params as {
+    patterns: number;
+    usagePatterns: number;
+    events: number;
+    replayEvents: number;
+    searchRate: number;
+    analyticsRate: number;
+    runs: number;
+  };
+  const { solo, mixed: mix } = f;
+  const rp = mix.replay;
+  const ingestRow = (label: string, i: Ingest) =>
+    `| ${label} | ${fmt(i.eventsPerSecond.median, 0)} events/s | ${range(i.eventsPerSecond)} | worker ${i.cpuCores.median.toFixed(2)} cores |`;
+  const latencyRow = (label: string, l: Latency) =>
+    `| ${label} | p50 ${fmt(l.pooled.p50, 2)} ms, p99 ${fmt(l.p99CountingFailures, 2)} ms | ${l.sent} sent | ${l.errors} failed |`;
+  return [
+    '## Mixed load (`npm run bench -- mixed`)',
+    '',
+    `${machineLine(r.machine)}. One worker (default lanes) on ${p.patterns.toLocaleString('en-US')} patterns: usage ingestion at full speed ` +
+      `(${p.runs} x ${p.events.toLocaleString('en-US')} record_usage events over ${p.usagePatterns.toLocaleString('en-US')} patterns), ` +
+      `searches at ${p.searchRate}/s and global \`compute_analytics\` at ${p.analyticsRate}/s through \`PatternClient\` (open loop), ` +
+      `while \`patterns replay\` re-applies ${p.replayEvents.toLocaleString('en-US')} usage messages of another topic prefix into another database on the same PostgreSQL server. ` +
+      `Solo: the same ingestion and searches by the same worker, alone, earlier in the run. Percentiles pooled over the window; a failed request counts as slower than every answer.`,
+    '',
+    '| measurement | figure | range / count | |',
+    '| --- | --- | --- | --- |',
+    ingestRow('ingestion, solo', solo.ingestion),
+    ingestRow('ingestion, mixed', mix.ingestion),
+    latencyRow(`search ${p.searchRate}/s, solo`, solo.search),
+    latencyRow(`search ${p.searchRate}/s, mixed`, mix.search),
+    latencyRow(`global analytics ${p.analyticsRate}/s, mixed`, mix.analytics),
+    `| replay (${rp.budget}) | ${fmt(rp.messagesPerSecond, 0)} messages/s | ${rp.messages.toLocaleString('en-US')} in ${fmt(rp.seconds, 1)} s (${fmt(rp.wallSeconds, 1)} s from spawn to exit) | ${rp.runningThroughout ? 'running throughout the window' : `done inside the window (${rp.rowsAtWindowStart.toLocaleString('en-US')} applied when it opened)`} |`,
+    '',
+    `Ratios: mixed ingestion = **${fmt(f.ratios.ingestionMixedOverSolo, 2)}×** its solo rate, mixed search p99 = **${fmt(f.ratios.searchP99MixedOverSolo, 2)}×** its solo p99. ` +
+      `Mixed window ${fmt(mix.windowSeconds, 1)} s; worker peak RSS ${fmt(f.worker.peakRssMiB, 0)} MiB.`,
+    '',
+    ...goalsTable(r.goals),
     '',
   ];
 }
@@ -199,8 +293,8 @@ function soakSection(r: StoredResult): string[] {
 /** Regenerates README.md and the SVG charts in `dir` from the latest result of each scenario. */
 export async function writeReport(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const [nodes, ingestion, search, soak] = await Promise.all(
-    ['nodes', 'ingestion', 'search', 'soak'].map((s) => readLatest(dir, s)),
+  const [nodes, ingestion, search, mixed, soak] = await Promise.all(
+    ['nodes', 'ingestion', 'search', 'mixed', 'soak'].map((s) => readLatest(dir, s)),
   );
   if (nodes) {
     const ops = (nodes.figures as { ops: Record<string, LatencyJson> }).ops;
@@ -218,6 +312,7 @@ export async function writeReport(dir: string): Promise<void> {
     const f = ingestion.figures as Record<string, VariantJson | undefined>;
     const bars = [
       ['our worker, tracing off', f.worker_tracing_off],
+      ['our worker, capped', f.worker_capped],
       ['our worker, tracing on', f.worker_tracing_on],
       ['naive worker', f.naive],
       ['database floor', f.database_floor],
@@ -244,6 +339,13 @@ export async function writeReport(dir: string): Promise<void> {
       .filter((s): s is [string, MeasuredJson] => s[1] !== undefined)
       .map(([label, m]) => ({ label, points: m.curve.map((c) => ({ x: `p${c.p}`, y: c.ms })) }));
     const rate = (search.params as { rate: number }).rate;
+    // The goals are ratios to the floors: their lines sit at twice the floors' sum, where measured.
+    const sum = (q: 'p50' | 'p99') =>
+      2 * ((f.kafka_floor?.[q].median ?? NaN) + (f.query_floor?.[q].median ?? NaN));
+    const marks = [
+      { y: sum('p50'), label: 'goal p50: 2x floors' },
+      { y: sum('p99'), label: 'goal p99: 2x floors' },
+    ].filter((m) => Number.isFinite(m.y));
     await writeFile(
       join(dir, 'latency.svg'),
       logLineChart(
@@ -251,10 +353,7 @@ export async function writeReport(dir: string): Promise<void> {
         'ms',
         series,
         machineShort(search.machine),
-        [
-          { y: 5, label: 'goal p50 5 ms' },
-          { y: 15, label: 'goal p99 15 ms' },
-        ],
+        marks,
       ),
     );
   }
@@ -275,6 +374,7 @@ export async function writeReport(dir: string): Promise<void> {
     ...(nodes ? nodesSection(nodes) : []),
     ...(ingestion ? ingestionSection(ingestion) : []),
     ...(search ? searchSection(search) : []),
+    ...(mixed ? mixedSection(mixed) : []),
     ...(soak ? soakSection(soak) : []),
     ...(analysis ? [analysis.trim(), ''] : []),
   ];

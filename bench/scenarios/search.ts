@@ -186,20 +186,37 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
   const w = figures.worker as Measured;
   const k = figures.kafka_floor as Measured;
   const q = figures.query_floor as Measured;
+  // What the round trip cannot beat: the broker's path plus the query's own time, at the same percentile.
   const floorSum = k.p50.median + q.p50.median;
+  const floorSum99 = k.p99.median + q.p99.median;
   const ratio = w.p50.median / floorSum;
+  const ratio99 = w.p99.median / floorSum99;
   const light = figures.workerLightLoad as { rate: number; p50: number } | undefined;
   const lightRatio = light ? light.p50 / floorSum : NaN;
   figures.ratios = {
     lightLoadP50OverFloors: lightRatio,
     p50OverFloors: ratio,
+    p99OverFloors: ratio99,
     p50OverKafkaFloor: w.p50.median / k.p50.median,
     p50OverQueryFloor: w.p50.median / q.p50.median,
   };
   const goals = [
-    goal(`search round trip p50 at ${s.rate}/s`, '<= 5 ms', w.p50.median, 'ms', w.p50.median <= 5),
-    goal(`search round trip p99 at ${s.rate}/s`, '<= 15 ms', w.p99.median, 'ms', w.p99.median <= 15),
-    goal('search p50 vs (Kafka floor p50 + query floor p50)', '<= 2x', ratio, 'x', ratio <= 2),
+    goal(
+      `search round trip p50 at ${s.rate}/s vs (Kafka floor p50 + query floor p50)`,
+      '<= 2x',
+      ratio,
+      'x',
+      ratio <= 2,
+      `${fmt(w.p50.median, 2)} ms vs ${fmt(floorSum, 2)} ms`,
+    ),
+    goal(
+      `search round trip p99 at ${s.rate}/s vs (Kafka floor p99 + query floor p99)`,
+      '<= 2x',
+      ratio99,
+      'x',
+      ratio99 <= 2,
+      `${fmt(w.p99.median, 2)} ms vs ${fmt(floorSum99, 2)} ms`,
+    ),
     goal(
       `search p50 at a light ${light?.rate ?? '?'}/s vs (Kafka floor p50 + query floor p50)`,
       'report',
@@ -230,7 +247,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       row('Kafka floor', k),
       row('query floor', q),
       `worker p50 at a light ${light?.rate ?? '?'}/s: ${fmt(light?.p50 ?? NaN, 2)} ms = ${lightRatio.toFixed(2)}x the floors`,
-      `ratios: worker p50 = ${ratio.toFixed(2)}x (Kafka floor p50 + query floor p50); highest load with p99 < 50 ms: ${String(figures.maxRateP99Under50)}/s`,
+      `ratios: worker p50 = ${ratio.toFixed(2)}x (Kafka floor p50 + query floor p50), p99 = ${ratio99.toFixed(2)}x (Kafka floor p99 + query floor p99); highest load with p99 < 50 ms: ${String(figures.maxRateP99Under50)}/s`,
     ],
   };
 }

@@ -90,7 +90,7 @@ export class LaneConsumer<P extends Schedulable> {
       partitionAssigners: laneAssigners(o.lane, o.laneOfTopic),
       maxWaitTimeInMs: 100,
       maxBytesPerPartition: o.maxBytesPerPartition,
-      maxBytes: Math.max(o.maxBytesPerPartition * 4, 8 * 1024 * 1024),
+      maxBytes: o.maxBytesPerPartition * 4,
       sessionTimeout: o.sessionTimeoutMs,
       heartbeatInterval: Math.floor(o.sessionTimeoutMs / 10),
       rebalanceTimeout: 60_000,

@@ -16,6 +16,7 @@ interface Entry<P> {
   item: P;
   /** Taken back after a failed batch: runs alone from now on. */
   solo: boolean;
+  taken?: boolean;
 }
 
 export class PartitionScheduler<P extends Schedulable> {
@@ -89,9 +90,10 @@ export class PartitionScheduler<P extends Schedulable> {
 
   /** A usage batch starting at queue index `start`: later ready usage events join it in offset order. */
   #batchFrom(start: number, blocked: Set<string>, limit: number): PickedUnit<P> {
-    const taken: number[] = [];
+    const items: P[] = [];
     const keys = new Set<string>();
-    for (let i = start; i < limit && taken.length < this.#maxBatch; i++) {
+    let i = start;
+    for (; i < limit && items.length < this.#maxBatch; i++) {
       const entry = this.#queue[i] as Entry<P>;
       const { item } = entry;
       if (item.ordering === 'free') continue;
@@ -100,15 +102,21 @@ export class PartitionScheduler<P extends Schedulable> {
         continue;
       }
       if (item.batchable && !entry.solo) {
-        taken.push(i);
+        items.push(item);
         keys.add(item.key);
+        entry.taken = true;
       } else {
         // A write of another kind: it and everything after it of its key wait for this batch.
         blocked.add(item.key);
       }
     }
-    const items = taken.map((i) => (this.#queue[i] as Entry<P>).item);
-    for (let j = taken.length - 1; j >= 0; j--) this.#queue.splice(taken[j] as number, 1);
+    // One pass to drop the taken entries, instead of a splice per event.
+    let write = start;
+    for (let read = start; read < this.#queue.length; read++) {
+      const entry = this.#queue[read] as Entry<P>;
+      if (!entry.taken) this.#queue[write++] = entry;
+    }
+    this.#queue.length = write;
     return { items, batched: items.length > 1, keys: [...keys] };
   }
 }

@@ -2,13 +2,15 @@
 // worker is built. Spans are always real (trace ids reach the logs and results carry a traceparent),
 // but they leave the process only when an exporter is configured. Metrics are always served on
 // /metrics (Prometheus text) and also pushed by OTLP when OTEL_METRICS_EXPORTER asks for it.
-import { metrics } from '@opentelemetry/api';
+// The full NodeSDK and the OTLP exporters are loaded only when something is exported: a worker that
+// exports nothing runs on a tracer provider of its own, which saves memory (see bench/ANALYSIS.md).
+import { context, metrics, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { OTLPMetricExporter as OtlpJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as OtlpProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, NoopSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { MetricsEndpoint } from './health.ts';
 
 export interface Telemetry {
@@ -39,7 +41,37 @@ export interface TelemetryOptions {
 
 let started: Telemetry | undefined;
 
-export function startTelemetry(options: TelemetryOptions = {}): Telemetry {
+async function otlpMetricExporter(env: NodeJS.ProcessEnv) {
+  const protocol = (env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? '').trim();
+  if (protocol === 'http/json') {
+    const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-http');
+    return new OTLPMetricExporter();
+  }
+  const { OTLPMetricExporter } = await import('@opentelemetry/exporter-metrics-otlp-proto');
+  return new OTLPMetricExporter();
+}
+
+/** Real spans (ids for logs and results) that go nowhere, without loading the NodeSDK. */
+function startLocalTracing(env: NodeJS.ProcessEnv): () => Promise<void> {
+  const resource = detectResources({ detectors: [envDetector] }).merge(
+    resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? 'pattern-worker' }),
+  );
+  const provider = new BasicTracerProvider({ resource });
+  const contextManager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(contextManager);
+  propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
+  trace.setGlobalTracerProvider(provider);
+  return async () => {
+    await provider.shutdown();
+    trace.disable();
+    propagation.disable();
+    context.disable();
+  };
+}
+
+export async function startTelemetry(options: TelemetryOptions = {}): Promise<Telemetry> {
   if (started) return started;
   const env = options.env ?? process.env;
   env.OTEL_SERVICE_NAME ??= 'pattern-worker';
@@ -50,12 +82,7 @@ export function startTelemetry(options: TelemetryOptions = {}): Telemetry {
   const readers: IMetricReader[] = [prometheus];
   const metricExporters = (env.OTEL_METRICS_EXPORTER ?? '').split(',').map((s) => s.trim());
   if (metricExporters.includes('otlp')) {
-    const protocol = (
-      env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ??
-      env.OTEL_EXPORTER_OTLP_PROTOCOL ??
-      ''
-    ).trim();
-    const exporter = protocol === 'http/json' ? new OtlpJsonMetricExporter() : new OtlpProtoMetricExporter();
+    const exporter = await otlpMetricExporter(env);
     readers.push(
       new PeriodicExportingMetricReader({
         exporter,
@@ -72,7 +99,8 @@ export function startTelemetry(options: TelemetryOptions = {}): Telemetry {
     const provider = new MeterProvider({ readers });
     metrics.setGlobalMeterProvider(provider);
     stop = () => provider.shutdown();
-  } else {
+  } else if (exportingTraces || readers.length > 1) {
+    const { NodeSDK } = await import('@opentelemetry/sdk-node');
     const sdk = new NodeSDK({
       metricReaders: readers,
       instrumentations: [],
@@ -84,6 +112,17 @@ export function startTelemetry(options: TelemetryOptions = {}): Telemetry {
     });
     sdk.start();
     stop = () => sdk.shutdown();
+  } else {
+    const resource = detectResources({ detectors: [envDetector] }).merge(
+      resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME }),
+    );
+    const provider = new MeterProvider({ readers, resource });
+    metrics.setGlobalMeterProvider(provider);
+    const stopTracing = startLocalTracing(env);
+    stop = async () => {
+      await stopTracing();
+      await provider.shutdown();
+    };
   }
 
   const serializer = new PrometheusSerializer();

@@ -85,11 +85,13 @@ describe('npm run bench -- --smoke', () => {
     expect((f.ratios as Json).cappedOverUncapped as number).toBeGreaterThan(0);
   });
 
-  it('ingestion: the capped run used package.json workerNodeOptions; idle and peak RSS are measured', async () => {
+  it('ingestion: the capped run used package.json config.nodeOptions; idle and peak RSS are measured', async () => {
     const r = await latest('ingestion');
     const f = r.figures as Record<string, Json>;
-    const { workerNodeOptions } = JSON.parse(await readFile(PACKAGE_JSON, 'utf8')) as {
-      workerNodeOptions: string;
+    const {
+      config: { nodeOptions: workerNodeOptions },
+    } = JSON.parse(await readFile(PACKAGE_JSON, 'utf8')) as {
+      config: { nodeOptions: string };
     };
     expect(f.worker_capped?.rowsChecked).toBe(true);
     expect(f.worker_capped?.failures).toBe(0);

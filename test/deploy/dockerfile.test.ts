@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { parseDockerfile, ROOT, type Stage } from './support.ts';
 
 const run = promisify(execFile);
@@ -86,6 +87,25 @@ describe('Dockerfile', () => {
     for (const excluded of ['test', 'node_modules', '.cache', '.git', 'helm', 'deploy']) {
       expect(allowed).not.toContain(excluded);
     }
+  });
+});
+
+describe('heap settings', () => {
+  it('are the same in the image, `npm start` and the Helm chart (package.json config.nodeOptions)', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      config: { nodeOptions: string };
+      scripts: { start: string };
+    };
+    const flags = pkg.config.nodeOptions;
+    expect(flags).toMatch(/--max-old-space-size=\d+/);
+    const env = ops(runtime, 'ENV').join(' ');
+    expect(env).toContain(`NODE_OPTIONS="${flags}"`);
+    expect(pkg.scripts.start).toContain('$npm_package_config_nodeOptions');
+    expect(pkg.scripts.start).toContain('dist/cli/main.js');
+    const values = parse(readFileSync(join(ROOT, 'helm/pattern-worker/values.yaml'), 'utf8')) as {
+      worker: { nodeOptions: string };
+    };
+    expect(values.worker.nodeOptions).toBe(flags);
   });
 });
 

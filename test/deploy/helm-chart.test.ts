@@ -80,7 +80,10 @@ const KAFKA_TLS_FILES = [
   'KAFKA_SSL_REJECT_UNAUTHORIZED',
 ];
 const isWorkerVariable = (name: string) =>
-  name in configSchema.shape || KAFKA_TLS_FILES.includes(name) || name.startsWith('OTEL_');
+  name in configSchema.shape ||
+  KAFKA_TLS_FILES.includes(name) ||
+  name.startsWith('OTEL_') ||
+  name === 'NODE_OPTIONS';
 
 let check: ChartCheckResult;
 let k8s: KubernetesValidator;

@@ -1,6 +1,6 @@
 // The image's contents, run without Docker: the Dockerfile's own dependency command (its `npm ci
 // --omit=dev` RUN line, taken from the Dockerfile) runs in .cache/deploy/image, cached by lockfile hash,
-// and bin/, src/ and sql/ are copied beside it as the image copies them. From there `migrate`,
+// and bin/ and sql/ are copied beside it, with src/ compiled to dist/, as the image has them. From there `migrate`,
 // `topics create` and `worker` run with Node 24 against the real database and broker, which shows that the
 // production dependencies alone are enough. Warm: about 10 s. Cold: the npm download adds about 15 s.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -47,16 +47,41 @@ async function stageImage(): Promise<void> {
     });
     writeFileSync(stampFile, stamp);
   }
-  for (const dir of ['bin', 'src', 'sql']) {
+  for (const dir of ['bin', 'sql']) {
     rmSync(join(IMAGE, dir), { recursive: true, force: true });
     cpSync(join(ROOT, dir), join(IMAGE, dir), { recursive: true });
   }
+  // The build stage: src/ compiled to dist/; the image has no src/.
+  rmSync(join(IMAGE, 'dist'), { recursive: true, force: true });
+  rmSync(join(IMAGE, 'src'), { recursive: true, force: true });
+  await run(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      join(ROOT, 'tsconfig.build.json'),
+      '--outDir',
+      join(IMAGE, 'dist'),
+    ],
+    { cwd: ROOT, timeout: 120_000 },
+  );
 }
+
+/** The image's ENV NODE_OPTIONS (the heap settings; test/deploy/dockerfile.test.ts keeps them equal). */
+const IMAGE_NODE_OPTIONS = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { config: { nodeOptions: string } }
+).config.nodeOptions;
 
 const patterns = (args: string[], env: Record<string, string>) =>
   run(process.execPath, [join(IMAGE, 'bin', 'patterns.js'), ...args], {
     cwd: IMAGE,
-    env: { ...process.env, NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      NODE_OPTIONS: IMAGE_NODE_OPTIONS,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
     timeout: 60_000,
   });
 
@@ -114,6 +139,7 @@ describe('the image contents, run with production dependencies only', () => {
       env: {
         ...process.env,
         NODE_ENV: 'production',
+        NODE_OPTIONS: IMAGE_NODE_OPTIONS,
         DATABASE_URL: db.url,
         TOPIC_PREFIX: prefix,
         KAFKA_GROUP_ID: `${prefix}image-check`,

@@ -24,7 +24,7 @@ let pool: Pool;
 const SECRET = 'hunter2-telemetry-secret';
 
 beforeAll(async () => {
-  telemetry = startTelemetry({ env: {}, spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  telemetry = await startTelemetry({ env: {}, spanProcessors: [new SimpleSpanProcessor(exporter)] });
   db = await createTestDatabase();
   // The password is a known secret: it must not reach any span attribute.
   const url = new URL(db.url);

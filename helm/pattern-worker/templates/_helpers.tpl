@@ -101,6 +101,9 @@ WORKER_WRITES_CONCURRENCY: {{ .Values.worker.writesConcurrency | int64 | quote }
 WORKER_READS_CONCURRENCY: {{ .Values.worker.readsConcurrency | int64 | quote }}
 WORKER_ANALYTICS_CONCURRENCY: {{ .Values.worker.analyticsConcurrency | int64 | quote }}
 WORKER_MAX_ATTEMPTS: {{ .Values.worker.maxAttempts | int64 | quote }}
+{{- with .Values.worker.nodeOptions }}
+NODE_OPTIONS: {{ . | quote }}
+{{- end }}
 WORKER_BATCH_SIZE: {{ .Values.worker.batchSize | int64 | quote }}
 WORKER_MAX_MESSAGE_BYTES: {{ .Values.worker.maxMessageBytes | int64 | quote }}
 WORKER_RETRY_INITIAL_MS: {{ .Values.worker.retryInitialMs | int64 | quote }}

@@ -25,7 +25,7 @@ because effects are applied exactly once and redelivered messages republish thei
     .action(async () => {
       const config = loadConfig();
       // Before anything it instruments; configured by the OTEL_* variables.
-      const telemetry = startTelemetry();
+      const telemetry = await startTelemetry();
       const logger = cliLogger(config.LOG_LEVEL);
       const app = await startWorkerApp({ config, logger, metricsEndpoint: telemetry.metricsEndpoint });
       await new Promise<void>((resolve) => {

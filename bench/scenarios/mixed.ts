@@ -1,0 +1,384 @@
+// Scenario "mixed": the lanes under a mixed load. Usage ingestion at full speed, searches at 50/s and
+// global analytics at 2/s through PatternClient, while a replay of 100,000 usage messages (its own topic
+// prefix, its own database on the same PostgreSQL server, a child process with its default budget)
+// runs at the same time. Compared with the same ingestion and the same searches done alone by the same
+// worker earlier in the run.
+import { PatternClient } from '../../src/client/index.ts';
+import type { TopicNames } from '../../src/contracts/topics.ts';
+import { generatePatterns, searchQueries, take, usageEvents } from '../lib/dataset.ts';
+import { analyze, createBenchDatabase, loadPatterns, type BenchDatabase } from '../lib/db.ts';
+import {
+  benchKafka,
+  BROKERS,
+  bulkProducer,
+  createBenchTopics,
+  deleteBenchTopics,
+  produceAll,
+  TopicCounter,
+  waitForDrain,
+} from '../lib/kafka.ts';
+import { openLoop, type LoadResult } from '../lib/load.ts';
+import { spawnNode, type Child } from '../lib/proc.ts';
+import { goal, progress, type ScenarioOptions, type ScenarioResult } from '../lib/scenario.ts';
+import { fmt, percentile, spread, summarize } from '../lib/stats.ts';
+import {
+  countEvents,
+  ingestRuns,
+  usageMessages,
+  warningCounts,
+  WORKER_CLI,
+  workerEnv,
+  type RunFigures,
+} from './ingestion.ts';
+
+const SEED = 13;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** p99 with every failed or unanswered request counted as slower than every answer. */
+function p99CountingFailures(results: LoadResult[]): number {
+  const answered = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+  const failed = results.reduce((n, r) => n + r.errors, 0);
+  return percentile([...answered, ...new Array<number>(failed).fill(Infinity)], 99);
+}
+
+function latencyFigures(results: LoadResult[]) {
+  const firstError = results.find((r) => r.firstError)?.firstError;
+  return {
+    sent: results.reduce((n, r) => n + r.sent, 0),
+    errors: results.reduce((n, r) => n + r.errors, 0),
+    ...(firstError ? { firstError: firstError.slice(0, 300) } : {}),
+    maxLagMs: Math.max(...results.map((r) => r.maxLagMs)),
+    runs: results.map((r) => ({ ...summarize(r.latencies), errors: r.errors })),
+    pooled: summarize(results.flatMap((r) => r.latencies)),
+    p99CountingFailures: p99CountingFailures(results),
+  };
+}
+
+function ingestFigures(runs: RunFigures[]) {
+  return {
+    runs,
+    eventsPerSecond: spread(runs.map((r) => r.eventsPerSecond)),
+    cpuCores: spread(runs.map((r) => r.cpuCores)),
+  };
+}
+
+/** Waits until the replay has written its first rows; fails with its output if it exits first. */
+async function replayWriting(db: BenchDatabase, replay: Child, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const n = await countEvents(db);
+    if (n > 0) return n;
+    if (replay.child.exitCode !== null)
+      throw new Error(`replay exited with ${replay.child.exitCode} before writing:\n${replay.output()}`);
+    if (Date.now() > deadline)
+      throw new Error(`replay wrote nothing in ${timeoutMs} ms:\n${replay.output().slice(-2000)}`);
+    await sleep(100);
+  }
+}
+
+interface ReplaySummary {
+  seconds: number;
+  messages: number;
+  applied: number;
+  alreadyApplied: number;
+  deadLettered: number;
+  failed: number;
+}
+
+/** The line `replay done in X s: N messages, applied A, already applied B, dead-lettered C[, failed D]`. */
+function parseReplay(output: string): ReplaySummary | undefined {
+  const m =
+    /replay done in ([\d.]+) s: (\d+) messages, applied (\d+), already applied (\d+), dead-lettered (\d+)(?:, failed (\d+))?/.exec(
+      output,
+    );
+  if (!m) return undefined;
+  return {
+    seconds: Number(m[1]),
+    messages: Number(m[2]),
+    applied: Number(m[3]),
+    alreadyApplied: Number(m[4]),
+    deadLettered: Number(m[5]),
+    failed: Number(m[6] ?? 0),
+  };
+}
+
+export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
+  const started = Date.now();
+  const s = options.smoke
+    ? {
+        patterns: 500,
+        usagePatterns: 200,
+        events: 300,
+        warmupEvents: 100,
+        replayEvents: 1000,
+        searchRate: 50,
+        searchSeconds: 2,
+        analyticsRate: 2,
+        // Tiny batches are over in a blink; the loads then run on alone for this long.
+        minWindowSeconds: 2,
+        replayTimeoutS: 60,
+      }
+    : {
+        patterns: 100_000,
+        usagePatterns: 10_000,
+        events: Number(process.env.BENCH_MIXED_EVENTS ?? 40_000),
+        warmupEvents: 5_000,
+        replayEvents: 100_000,
+        searchRate: 50,
+        searchSeconds: 5,
+        analyticsRate: 2,
+        minWindowSeconds: 0,
+        replayTimeoutS: 600,
+      };
+  const log = (line: string) => options.log(line);
+  // One dataset: searches run over all of it, usage (live and replayed) over its first patterns.
+  const patterns = generatePatterns(SEED, s.patterns);
+  const usagePatterns = patterns.slice(0, s.usagePatterns);
+  const source = usageEvents({ seed: SEED, patterns: usagePatterns, skew: 1, days: 30 });
+  const replaySource = usageEvents({ seed: SEED + 1, patterns: usagePatterns, skew: 1, days: 30 });
+  const queries = searchQueries(SEED, 2000);
+  const query = (i: number) =>
+    ({ ...queries[i % queries.length], limit: 10 }) as { search_query: string; limit: number };
+  const kafka = benchKafka('bench-mixed');
+
+  let db: BenchDatabase | undefined;
+  let replayDb: BenchDatabase | undefined;
+  let names: TopicNames | undefined;
+  let replayNames: TopicNames | undefined;
+  let producer: Awaited<ReturnType<typeof bulkProducer>> | undefined;
+  let counter: TopicCounter | undefined;
+  let worker: Child | undefined;
+  let replay: Child | undefined;
+  let client: PatternClient | undefined;
+  const figures: Record<string, unknown> = {};
+  try {
+    db = await createBenchDatabase('mixed', 4);
+    replayDb = await createBenchDatabase('mixed_replay', 4);
+    names = await createBenchTopics(kafka);
+    replayNames = await createBenchTopics(kafka);
+    producer = await bulkProducer(kafka);
+
+    const bar = progress('patterns', s.patterns);
+    await loadPatterns(db.pool, patterns, (d) => bar.update(d));
+    bar.stop();
+    await analyze(db.pool);
+    await loadPatterns(replayDb.pool, usagePatterns);
+    // The replay's input is on its topic before anything is measured.
+    log(`  pre-filling the replay's pattern.usage with ${s.replayEvents} record_usage events`);
+    for (let left = s.replayEvents; left > 0; left -= 10_000) {
+      const chunk = usageMessages(take(replaySource, Math.min(10_000, left)));
+      await produceAll(producer, replayNames.request('pattern.usage'), chunk);
+    }
+
+    counter = await new TopicCounter(kafka, [names.result('pattern.usage')]).start();
+    worker = await spawnNode({
+      script: WORKER_CLI,
+      args: ['worker'],
+      env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true' },
+    });
+    await worker.waitReady();
+    client = await new PatternClient({
+      brokers: BROKERS,
+      topicPrefix: names.prefix,
+      clientId: 'bench-mixed',
+      timeoutMs: 10_000,
+    }).connect();
+    const c = client;
+    const search = (i: number) => c.search(query(i), { timeoutMs: 10_000 });
+    // Global: no pattern_id, the default period (the last 30 days, where every event falls).
+    const analytics = () => c.computeAnalytics({}, { timeoutMs: 10_000 });
+    const target = { producer, topic: names.request('pattern.usage'), counter, child: worker };
+    const group = `${names.prefix}worker`;
+    const requestTopic = names.request('pattern.search.request');
+    const drain = () => waitForDrain(kafka, group, requestTopic, 90_000);
+
+    // Warm-up of every path measured below (JIT, pools, plans); not measured.
+    await ingestRuns(target, source, s.warmupEvents, 1, 'warm-up', () => undefined);
+    await openLoop(20, 2, search);
+    await openLoop(s.analyticsRate, 1, analytics);
+    await drain();
+
+    log(`  solo ingestion: ${options.runs} x ${s.events} events over ${s.usagePatterns} patterns`);
+    const soloIngest = await ingestRuns(target, source, s.events, options.runs, 'solo ingestion', log);
+
+    log(
+      `  solo searches at ${s.searchRate}/s over ${s.patterns} patterns: ${options.runs} x ${s.searchSeconds} s`,
+    );
+    const soloSearch: LoadResult[] = [];
+    for (let r = 0; r < options.runs; r++) {
+      const res = await openLoop(s.searchRate, s.searchSeconds, search);
+      soloSearch.push(res);
+      const m = summarize(res.latencies);
+      log(
+        `    solo search run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${res.errors} errors`,
+      );
+      await drain();
+    }
+
+    log(
+      `  mixed: replay of ${s.replayEvents} usage messages (default budget) + ingestion ${options.runs} x ${s.events} + ` +
+        `searches ${s.searchRate}/s + global analytics ${s.analyticsRate}/s`,
+    );
+    const replayT0 = performance.now();
+    replay = await spawnNode({
+      script: WORKER_CLI,
+      args: ['replay', '--from', 'earliest', '--topics', 'pattern.usage'],
+      env: { ...workerEnv(replayDb, replayNames), OTEL_SDK_DISABLED: 'true' },
+    });
+    // The window opens once the replay is writing, so that it competes with everything measured.
+    const rowsAtWindowStart = await replayWriting(replayDb, replay, 60_000);
+    const stop = new AbortController();
+    const windowT0 = performance.now();
+    const searching = openLoop(s.searchRate, 3600, search, stop.signal);
+    const computing = openLoop(s.analyticsRate, 3600, analytics, stop.signal);
+    let mixedIngest: RunFigures[];
+    try {
+      mixedIngest = await ingestRuns(target, source, s.events, options.runs, 'mixed ingestion', log);
+      const pad = s.minWindowSeconds * 1000 - (performance.now() - windowT0);
+      if (pad > 0) await sleep(pad);
+    } finally {
+      stop.abort();
+    }
+    const windowSeconds = (performance.now() - windowT0) / 1000;
+    const rowsAtWindowEnd = await countEvents(replayDb);
+    const [mixedSearch, mixedAnalytics] = await Promise.all([searching, computing]);
+    log(
+      `    mixed window ${windowSeconds.toFixed(1)} s: ${mixedSearch.sent} searches, ${mixedAnalytics.sent} analytics; ` +
+        `replay had ${rowsAtWindowStart} of ${s.replayEvents} rows at its start, ${rowsAtWindowEnd} at its end`,
+    );
+
+    // The replay runs to its end wherever the window closed: its duration is a figure too.
+    const code = await replay.waitExit(s.replayTimeoutS * 1000);
+    const replayWallSeconds = (performance.now() - replayT0) / 1000;
+    const replayOutput = replay.output();
+    const summary = parseReplay(replayOutput);
+    if (code !== 0 || !summary)
+      throw new Error(`replay exited with ${code} without its summary line:\n${replayOutput.slice(-3000)}`);
+    const replayRows = await countEvents(replayDb);
+    replay = undefined;
+    log(
+      `    replay: ${summary.messages} messages in ${summary.seconds.toFixed(1)} s by its own clock ` +
+        `(${fmt(summary.messages / summary.seconds, 0)}/s), ${replayWallSeconds.toFixed(1)} s from spawn to exit`,
+    );
+
+    const workerPeakRssMiB = Math.round(worker.sample().peakRssMiB * 10) / 10;
+    const stored = await countEvents(db);
+    figures.solo = { ingestion: ingestFigures(soloIngest), search: latencyFigures(soloSearch) };
+    figures.mixed = {
+      windowSeconds: Math.round(windowSeconds * 10) / 10,
+      ingestion: ingestFigures(mixedIngest),
+      search: latencyFigures([mixedSearch]),
+      analytics: latencyFigures([mixedAnalytics]),
+      replay: {
+        ...summary,
+        messagesPerSecond: Math.round(summary.messages / summary.seconds),
+        wallSeconds: Math.round(replayWallSeconds * 10) / 10,
+        budget: /budget ([^\n]+)/.exec(replayOutput)?.[1] ?? 'unknown',
+        rowsChecked: replayRows === s.replayEvents && summary.applied === s.replayEvents,
+        rowsAtWindowStart,
+        rowsAtWindowEnd,
+        // Whether the replay was still going when the window closed (it competed with all of it).
+        runningThroughout: rowsAtWindowEnd < s.replayEvents,
+      },
+    };
+    figures.worker = {
+      peakRssMiB: workerPeakRssMiB,
+      failures: counter.failures,
+      rowsChecked: stored === s.warmupEvents + 2 * options.runs * s.events,
+      warnings: warningCounts(worker),
+    };
+  } finally {
+    // Each step on its own, so one failing does not leave a process, a database or topics behind.
+    const quietly = (p: Promise<unknown> | undefined) => p?.catch(() => undefined);
+    await quietly(replay?.stop());
+    await quietly(worker?.stop());
+    await quietly(client?.close());
+    await quietly(counter?.stop());
+    await quietly(producer?.disconnect());
+    await quietly(db?.drop());
+    await quietly(replayDb?.drop());
+    if (names) await quietly(deleteBenchTopics(kafka, names));
+    if (replayNames) await quietly(deleteBenchTopics(kafka, replayNames));
+  }
+
+  type Ingest = ReturnType<typeof ingestFigures>;
+  type Latency = ReturnType<typeof latencyFigures>;
+  const solo = figures.solo as { ingestion: Ingest; search: Latency };
+  const mix = figures.mixed as {
+    windowSeconds: number;
+    ingestion: Ingest;
+    search: Latency;
+    analytics: Latency;
+    replay: ReplaySummary & {
+      messagesPerSecond: number;
+      wallSeconds: number;
+      budget: string;
+      rowsAtWindowStart: number;
+      runningThroughout: boolean;
+    };
+  };
+  const ingestRatio = mix.ingestion.eventsPerSecond.median / solo.ingestion.eventsPerSecond.median;
+  const searchRatio = mix.search.p99CountingFailures / solo.search.p99CountingFailures;
+  figures.ratios = { ingestionMixedOverSolo: ingestRatio, searchP99MixedOverSolo: searchRatio };
+  const failures = (l: Latency) =>
+    l.errors > 0 ? `, ${l.errors} of ${l.sent} failed (counted as slowest)` : '';
+  const r = mix.replay;
+  const overlap = r.runningThroughout
+    ? 'running throughout the window'
+    : `finished inside the window (${r.rowsAtWindowStart} rows applied when it opened)`;
+  const goals = [
+    goal(
+      'mixed: ingestion vs its solo rate',
+      '>= 0.8x',
+      ingestRatio,
+      'x',
+      ingestRatio >= 0.8,
+      `${fmt(mix.ingestion.eventsPerSecond.median, 0)} vs ${fmt(solo.ingestion.eventsPerSecond.median, 0)} events/s`,
+    ),
+    goal(
+      `mixed: search p99 vs its solo p99 at ${s.searchRate}/s`,
+      '<= 1.5x',
+      searchRatio,
+      'x',
+      searchRatio <= 1.5,
+      `${fmt(mix.search.p99CountingFailures, 2)} vs ${fmt(solo.search.p99CountingFailures, 2)} ms${failures(mix.search)}${failures(solo.search)}`,
+    ),
+    goal(
+      'mixed: replay throughput',
+      'report',
+      r.messagesPerSecond,
+      'messages/s',
+      null,
+      `${r.messages} in ${r.seconds} s, budget ${r.budget}, ${overlap}`,
+    ),
+    goal(
+      `mixed: global analytics p99 at ${s.analyticsRate}/s`,
+      'report',
+      mix.analytics.p99CountingFailures,
+      'ms',
+      null,
+      `${mix.analytics.sent} requests${failures(mix.analytics)}`,
+    ),
+  ];
+  const lat = (l: Latency) =>
+    `p50 ${fmt(l.pooled.p50, 2)} p99 ${fmt(l.p99CountingFailures, 2)} ms (${l.sent} sent, ${l.errors} failed)`;
+  const eps = (i: Ingest) =>
+    `${fmt(i.eventsPerSecond.median, 0)} events/s (runs ${i.eventsPerSecond.runs.map((x) => fmt(x, 0)).join(', ')})`;
+  return {
+    scenario: 'mixed',
+    smoke: options.smoke,
+    startedAt: new Date(started).toISOString(),
+    durationS: Math.round((Date.now() - started) / 100) / 10,
+    params: { ...s, runs: options.runs, seed: SEED, zipfExponent: 1, partitions: 6, limit: 10 },
+    figures,
+    goals,
+    summary: [
+      `ingestion     solo ${eps(solo.ingestion)}; mixed ${eps(mix.ingestion)}`,
+      `search ${s.searchRate}/s solo ${lat(solo.search)}; mixed ${lat(mix.search)}`,
+      `analytics ${s.analyticsRate}/s (global, mixed) ${lat(mix.analytics)}`,
+      `replay        ${r.messages} messages in ${r.seconds} s (${fmt(r.messagesPerSecond, 0)}/s by its own clock, ${r.wallSeconds} s from spawn to exit), ` +
+        `budget ${r.budget}, ${overlap}; mixed window ${mix.windowSeconds} s`,
+      `ratios: mixed ingestion = ${ingestRatio.toFixed(2)}x solo, mixed search p99 = ${searchRatio.toFixed(2)}x solo`,
+    ],
+  };
+}
