@@ -403,11 +403,6 @@ export class LaneEngine<P extends Schedulable> {
     if (!state.retired) {
       for (const item of unit.items) state.tracker.finish(BigInt(item.message.offset));
     }
-    for (const item of unit.items) {
-      const size = sizeOf(item.message);
-      state.bytes -= size;
-      this.#bytes -= size;
-    }
     this.#o.lifecycle.emit('unit.done', {
       unit: view,
       durationMs: performance.now() - unit.startedAt,
@@ -421,9 +416,17 @@ export class LaneEngine<P extends Schedulable> {
     this.#resumeReady();
   }
 
-  #unitGone(unit: Unit<P>): void {
+  /** The unit is over here. Its messages leave the buffer unless they went back to the queue. */
+  #unitGone(unit: Unit<P>, requeued = false): void {
     const { state } = unit;
     state.inFlight -= 1;
+    if (!requeued) {
+      for (const item of unit.items) {
+        const size = sizeOf(item.message);
+        state.bytes -= size;
+        this.#bytes -= size;
+      }
+    }
     if (state.retired && state.inFlight === 0) {
       const key = keyOf(state.topic, state.partition);
       if (this.#retiredStates.get(key) === state) this.#retiredStates.delete(key);
@@ -485,7 +488,7 @@ export class LaneEngine<P extends Schedulable> {
       state.scheduler.release(unit.keys);
       state.scheduler.putBackSolo(unit.items);
       this.#live.delete(unit);
-      this.#unitGone(unit);
+      this.#unitGone(unit, true);
       return;
     }
     const delay = backoffDelay(backoff, unit.attempt - 1, this.#o.random);
