@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { EffectError, RetryableError, type ModelError } from '../contracts/errors.ts';
 import { classifyDbError } from '../db/errors.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
-import { withTransaction } from '../db/transaction.ts';
+import { withClient, withTransaction } from '../db/transaction.ts';
 import type { MessageSource, ModelResult, ResultMetadata } from '../contracts/results.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { deriveId } from './ids.ts';
@@ -152,7 +152,9 @@ export async function runEffect<T>(
   let outcome: StoredOutcome;
   let duplicate = false;
   try {
-    outcome = await withTransaction(options.pool, async (client) => {
+    // Reads need no transaction: nothing to roll back, and BEGIN/COMMIT would cost two round trips.
+    const run = options.write ? withTransaction : withClient;
+    outcome = await run(options.pool, async (client) => {
       if (identity !== undefined) {
         const stored = await claimIdentity(
           client,
