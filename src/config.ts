@@ -50,9 +50,9 @@ export const configSchema = z
     /** Units in flight per lane; each holds one connection, so their sum should fit in DB_POOL_MAX. */
     WORKER_WRITES_CONCURRENCY: intFrom(1, 256).default(4),
     WORKER_READS_CONCURRENCY: intFrom(1, 256).default(8),
-    WORKER_ANALYTICS_CONCURRENCY: intFrom(1, 256).default(2),
+    WORKER_ANALYTICS_CONCURRENCY: intFrom(1, 256).default(1),
     /** Units in flight of a replay pass (`patterns replay --concurrency` overrides it). */
-    WORKER_REPLAY_CONCURRENCY: intFrom(1, 256).default(2),
+    WORKER_REPLAY_CONCURRENCY: intFrom(1, 256).default(1),
     /** Messages a replay starts per second at most (`--max-rate`); 0: no limit. */
     WORKER_REPLAY_MAX_RATE: intFrom(0, 10_000_000).default(0),
     /** Tries of a message whose failure is not transient, before INTERNAL and a dead letter. */

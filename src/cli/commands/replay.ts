@@ -89,7 +89,7 @@ export function replayCommand(): Command {
     .addOption(
       new Option(
         '--concurrency <n>',
-        "units in flight at once: the replay's share of the database (default WORKER_REPLAY_CONCURRENCY, 2)",
+        "units in flight at once: the replay's share of the database (default WORKER_REPLAY_CONCURRENCY, 1)",
       ).argParser(positive('--concurrency', 1)),
     )
     .addOption(
