@@ -34,7 +34,7 @@ export interface LaneConsumerOptions<P extends Schedulable> {
 
 export class LaneConsumer<P extends Schedulable> {
   consumer: Consumer;
-  readonly producer: Producer;
+  producer: Producer;
   readonly engine: LaneEngine<P>;
   readonly #o: LaneConsumerOptions<P>;
   readonly #publisher: OrderedPublisher;

@@ -76,6 +76,10 @@ interface Unit<P extends Schedulable> {
   startedAt: number;
 }
 
+/** Most bytes of request values in one usage batch: with WORKER_BATCH_SIZE events of up to 1 MiB each, a
+ * batch could otherwise need hundreds of MiB, more than the shipped heap settings allow. */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
 const sizeOf = (m: InboundMessage) => (m.value?.length ?? 0) + (m.key?.length ?? 0) + 64;
 const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
@@ -188,7 +192,7 @@ export class LaneEngine<P extends Schedulable> {
       topic,
       partition,
       tracker: new OffsetTracker(start),
-      scheduler: new PartitionScheduler<P>({ maxBatch: this.#o.maxBatch }),
+      scheduler: new PartitionScheduler<P>({ maxBatch: this.#o.maxBatch, maxBatchBytes: MAX_BATCH_BYTES }),
       inFlight: 0,
       retired: false,
       predecessor: predecessor && predecessor.inFlight > 0 ? predecessor : undefined,

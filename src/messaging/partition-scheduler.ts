@@ -24,10 +24,13 @@ export class PartitionScheduler<P extends Schedulable> {
   /** Keys with a unit in flight (running, or waiting to retry): their later writes wait. */
   readonly #busy = new Map<string, number>();
   readonly #maxBatch: number;
+  readonly #maxBatchBytes: number;
   readonly #maxScan: number;
 
-  constructor(options: { maxBatch: number; maxScan?: number }) {
+  /** `maxBatchBytes`: a batch also stops at this many bytes of request values (at least one event). */
+  constructor(options: { maxBatch: number; maxBatchBytes?: number; maxScan?: number }) {
     this.#maxBatch = options.maxBatch;
+    this.#maxBatchBytes = options.maxBatchBytes ?? Number.POSITIVE_INFINITY;
     this.#maxScan = options.maxScan ?? Math.max(1000, options.maxBatch * 4);
   }
 
@@ -92,8 +95,8 @@ export class PartitionScheduler<P extends Schedulable> {
   #batchFrom(start: number, blocked: Set<string>, limit: number): PickedUnit<P> {
     const items: P[] = [];
     const keys = new Set<string>();
-    let i = start;
-    for (; i < limit && items.length < this.#maxBatch; i++) {
+    let bytes = 0;
+    for (let i = start; i < limit && items.length < this.#maxBatch; i++) {
       const entry = this.#queue[i] as Entry<P>;
       const { item } = entry;
       if (item.ordering === 'free') continue;
@@ -102,6 +105,10 @@ export class PartitionScheduler<P extends Schedulable> {
         continue;
       }
       if (item.batchable && !entry.solo) {
+        const size = item.message.value?.length ?? 0;
+        // A batch's memory is bounded by bytes too, so that large events cannot exhaust a capped heap.
+        if (items.length > 0 && bytes + size > this.#maxBatchBytes) break;
+        bytes += size;
         items.push(item);
         keys.add(item.key);
         entry.taken = true;

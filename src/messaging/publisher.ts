@@ -25,8 +25,16 @@ export class PublisherClosedError extends Error {
   override name = 'PublisherClosedError';
 }
 
+type Sender = Pick<Producer, 'sendBatch'>;
+
+/** Consecutive failed sends after which the producer is replaced by a new one. */
+const REPLACE_PRODUCER_AFTER = 3;
+
 export interface PublisherOptions {
-  producer: Pick<Producer, 'sendBatch'>;
+  producer: Sender;
+  /** A new, connected producer: an idempotent producer that keeps failing after a broker restart can
+   * be left in a state it does not recover from (sequence numbers the broker no longer knows). */
+  replaceProducer?: () => Promise<Sender>;
   lane: string;
   lifecycle: Lifecycle;
   backoff: BackoffPolicy;
@@ -54,9 +62,11 @@ export class OrderedPublisher implements RecordSink {
   #closed = false;
   #failures = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  #producer: Sender;
 
   constructor(options: PublisherOptions) {
     this.#o = options;
+    this.#producer = options.producer;
     this.#max = options.maxRequestBytes ?? MAX_PUBLISH_BYTES;
   }
 
@@ -102,7 +112,7 @@ export class OrderedPublisher implements RecordSink {
           // A single unit's records over the limit go in several requests, in order.
           for (const chunk of chunkBySize(toChunks(jobs.flatMap((j) => j.records)), this.#max)) {
             // ChunkMessage has the shape of kafkajs's Message.
-            await this.#o.producer.sendBatch({ topicMessages: chunk, acks: -1 });
+            await this.#producer.sendBatch({ topicMessages: chunk, acks: -1 });
           }
         } catch (err) {
           this.#failed(err);
@@ -127,9 +137,26 @@ export class OrderedPublisher implements RecordSink {
     );
     this.#o.lifecycle.emit('publish.failed', { lane: this.#o.lane, error: err, failure, retryInMs: delay });
     if (this.#closed) return;
+    const replace = this.#o.replaceProducer && this.#failures % REPLACE_PRODUCER_AFTER === 0;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      void this.#sendLoop();
+      const next = replace ? this.#replace() : Promise.resolve();
+      void next.then(() => this.#sendLoop());
     }, delay);
+  }
+
+  async #replace(): Promise<void> {
+    try {
+      this.#producer = await (this.#o.replaceProducer as () => Promise<Sender>)();
+      this.#o.logger.warn(
+        { lane: this.#o.lane, attempt: this.#failures },
+        'replaced the producer after repeated failures',
+      );
+    } catch (err) {
+      this.#o.logger.warn(
+        { lane: this.#o.lane, err: describeFailure(classifyFailure(err)) },
+        'could not replace the producer',
+      );
+    }
   }
 }

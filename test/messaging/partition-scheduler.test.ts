@@ -13,7 +13,7 @@ function item(offset: number, kind: Kind, key: string): Schedulable {
       partition: 0,
       offset: String(offset),
       key: null,
-      value: null,
+      value: Buffer.from(kind),
       headers: {},
       timestamp: '0',
     },
@@ -61,6 +61,17 @@ describe('PartitionScheduler', () => {
     expect(s.next()).toBeUndefined();
     s.release(batch?.keys ?? []);
     expect(offsets(s.next())).toEqual([3]);
+  });
+
+  it('caps a batch by bytes too, but always takes one event', () => {
+    const s = new PartitionScheduler<Schedulable>({ maxBatch: 10, maxBatchBytes: 10 });
+    // Each fake event's value is its kind, 'usage': 5 bytes.
+    for (let i = 0; i < 5; i++) s.push(item(i, 'usage', `k${i}`));
+    expect(offsets(s.next())).toEqual([0, 1]);
+    const tiny = new PartitionScheduler<Schedulable>({ maxBatch: 10, maxBatchBytes: 1 });
+    tiny.push(item(0, 'usage', 'a'));
+    tiny.push(item(1, 'usage', 'b'));
+    expect(offsets(tiny.next())).toEqual([0]);
   });
 
   it('caps a batch at maxBatch and runs a batch that failed one event at a time', () => {
