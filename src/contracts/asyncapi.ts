@@ -66,6 +66,12 @@ const deadLetterHeaders: Json = {
     [HEADERS.dltOriginalConsumerGroup]: bytes('Consumer group that gave up on it.'),
     [HEADERS.dltExceptionFqcn]: { type: 'string', enum: [...ERROR_CODES], description: 'The error code.' },
     [HEADERS.dltExceptionMessage]: bytes('What was wrong, naming the field.'),
+    [HEADERS.dltExceptionCauseFqcn]: bytes(
+      'Only on a message given up on after WORKER_MAX_ATTEMPTS tries (code INTERNAL): the class of the error.',
+    ),
+    [HEADERS.deliveryAttempt]: bytes(
+      'Only with the header above: the tries made, 4-byte big-endian integer.',
+    ),
   },
 };
 
@@ -171,7 +177,10 @@ export function buildAsyncApi(version: string): Json {
       description:
         'Event-driven Pattern Learning Engine worker. Requests on four topics are applied to PostgreSQL by four ' +
         'effect nodes, exactly once per message identity, and answered with a correlated ModelResult. Every topic ' +
-        'name takes the configured TOPIC_PREFIX. Generated from the zod schemas in src/contracts; do not edit.',
+        'name takes the configured TOPIC_PREFIX. Input is normalised before it is applied: every pattern id ' +
+        '(pattern_id, data.pattern_id, relationship ids) is lower-cased, as UUIDs compare case-insensitively; ' +
+        'text fields refuse control characters (free text keeps tab and line breaks) and names refuse blank ' +
+        'values. Generated from the zod schemas in src/contracts; do not edit.',
       license: { name: 'MIT' },
     },
     defaultContentType: 'application/json',

@@ -57,8 +57,44 @@ function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string
     };
   }
   const path = pathOf(issue.path);
-  const message = /received undefined$/.test(issue.message) ? 'is required' : issue.message;
+  const message = /received undefined$/.test(issue.message) ? 'is required' : inOurStyle(issue);
   return { path, message: path ? `${path}: ${message}` : message };
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  object: 'a JSON object',
+  array: 'an array',
+  null: 'null',
+};
+
+/**
+ * The project's phrasing ("must be at most 50") for the issues zod words itself ("Too big: expected
+ * number to be <=50"); our own messages, which start in lower case, pass through as they are.
+ */
+function inOurStyle(issue: z.core.$ZodIssue): string {
+  if (!/^[A-Z]/.test(issue.message)) return issue.message;
+  switch (issue.code) {
+    case 'invalid_type':
+      return `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`;
+    case 'too_big':
+    case 'too_small': {
+      const bound = issue.code === 'too_big' ? 'at most' : 'at least';
+      const limit = String(issue.code === 'too_big' ? issue.maximum : issue.minimum);
+      if (issue.origin === 'string') return `must be ${bound} ${limit} characters`;
+      if (issue.origin === 'array' || issue.origin === 'set') return `must have ${bound} ${limit} items`;
+      return `must be ${bound} ${limit}`;
+    }
+    case 'invalid_value':
+      return `must be ${issue.values.length === 1 ? JSON.stringify(issue.values[0]) : `one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`}`;
+    case 'invalid_format':
+      return `must be a valid ${issue.format}`;
+    default:
+      return issue.message.charAt(0).toLowerCase() + issue.message.slice(1);
+  }
 }
 
 export function formatZodError(error: z.ZodError): ModelError {

@@ -2,24 +2,52 @@
 // key is a validation error that names it.
 import { z } from 'zod';
 
-export const uuid = z.uuid({ error: 'must be a UUID' });
+// UUIDs compare case-insensitively; every id that enters is lower-cased so that SQL, identities and
+// results agree. The body correlation_id is echoed as sent, so it is only checked.
+export const uuid = z.uuid({ error: 'must be a UUID' }).overwrite((v) => v.toLowerCase());
+export const correlationId = z.uuid({ error: 'must be a UUID' });
+
+/** C0 controls and DEL; PostgreSQL cannot store NUL at all. Free text may keep tab and line breaks. */
+/* eslint-disable no-control-regex -- matching control characters is the point */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+/* eslint-enable no-control-regex */
 export const isoDateTime = z.iso.datetime({
   offset: true,
   error: 'must be an ISO-8601 date-time with a time zone',
 });
 export const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
-const text = (max: number) => z.string().max(max, `must be at most ${max} characters`);
+const text = (max: number) =>
+  z
+    .string()
+    .max(max, `must be at most ${max} characters`)
+    .refine(
+      (v) => !CONTROL_IN_TEXT.test(v),
+      'must not contain control characters (tab and line breaks are fine)',
+    );
 const name = (max: number) =>
-  z.string().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+  z
+    .string()
+    .min(1, 'must not be empty')
+    .max(max, `must be at most ${max} characters`)
+    .refine((v) => v.trim().length > 0, 'must not be blank')
+    .refine((v) => !CONTROL.test(v), 'must not contain control characters');
 const tags = z.array(name(100)).max(50, 'at most 50 tags');
-const jsonObject = z.record(z.string(), z.unknown(), { error: 'must be a JSON object' });
+const jsonObject = z
+  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
+  // jsonb refuses \u0000 in any string (SQLSTATE 22P05): say so here, naming the field.
+  .refine((v) => !JSON.stringify(v).includes('\\u0000'), 'must not contain NUL characters (\\u0000)');
 
 export const limit = z
   .int('must be an integer')
   .min(1, 'must be at least 1')
   .max(1000, 'must be at most 1000')
   .default(10);
-export const offset = z.int('must be an integer').min(0, 'must not be negative').max(1_000_000).default(0);
+export const offset = z
+  .int('must be an integer')
+  .min(0, 'must not be negative')
+  .max(1_000_000, 'must be at most 1000000')
+  .default(0);
 
 export const filters = z.strictObject({
   language: name(50).nullish(),
@@ -65,8 +93,16 @@ export const insertData = z.strictObject({
 });
 export type InsertData = z.infer<typeof insertData>;
 
+// Columns that cannot be NULL: an update may leave them out, not set them to null.
+const updateShape = {
+  ...editableShape,
+  tags: tags.optional(),
+  context: jsonObject.optional(),
+  is_deprecated: z.boolean({ error: 'must be true or false (leave it out to keep it)' }).optional(),
+};
+
 export const updateData = z
-  .strictObject(editableShape)
+  .strictObject(updateShape)
   .partial()
   .refine((d) => Object.values(d).some((v) => v !== undefined), { error: 'must set at least one field' });
 export type UpdateData = z.infer<typeof updateData>;
@@ -75,7 +111,11 @@ export const usageData = z.strictObject({
   file_path: text(4_096).nullish(),
   project_id: text(255).nullish(),
   success: z.boolean({ error: 'is required and must be true or false' }),
-  execution_time_ms: z.number().min(0, 'must not be negative').max(86_400_000).nullish(),
+  execution_time_ms: z
+    .number()
+    .min(0, 'must not be negative')
+    .max(86_400_000, 'must be at most 86400000 (one day)')
+    .nullish(),
   error_message: text(10_000).nullish(),
   quality_before: score.nullish(),
   quality_after: score.nullish(),

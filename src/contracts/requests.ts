@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import {
   aggregateBy,
+  correlationId,
   filters,
   insertData,
   isoDateTime,
@@ -47,7 +48,7 @@ function operationSchema<Op extends Operation, S extends z.ZodRawShape>(operatio
     .strictObject({
       ...(unused as Record<never, never>),
       operation: z.literal(operation),
-      correlation_id: uuid.nullish(),
+      correlation_id: correlationId.nullish(),
       ...shape,
     })
     .superRefine((request, ctx) => {

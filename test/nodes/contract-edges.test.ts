@@ -1,0 +1,144 @@
+// Contract edges at the node level, over a fresh migrated database: valid input never ends as INTERNAL,
+// ids are normalised, text is clean, NOT NULL columns cannot be nulled, and messages share one style.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ModelResult } from '../../src/contracts/results.ts';
+import {
+  NodePatternQueryEffect,
+  NodePatternStorageEffect,
+  NodePatternUpdateEffect,
+} from '../../src/nodes/index.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+
+let db: TestDatabase;
+let storage: NodePatternStorageEffect;
+let query: NodePatternQueryEffect;
+let update: NodePatternUpdateEffect;
+
+const base = (name: string) => ({ pattern_name: name, pattern_type: 'code', language: 'go' });
+const issues = (r: ModelResult) => (r.error?.details?.issues ?? []) as { path: string; message: string }[];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  storage = new NodePatternStorageEffect(db.pool);
+  query = new NodePatternQueryEffect(db.pool);
+  update = new NodePatternUpdateEffect(db.pool);
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+describe('ids in upper case', () => {
+  it('insert and batch_insert accept an upper-case pattern_id and store it in lower case', async () => {
+    const id = randomUUID();
+    const inserted = await storage.executeEffect({
+      operation: 'insert',
+      data: { ...base('UpperCaseId'), pattern_id: id.toUpperCase() },
+    } as never);
+    expect(inserted.error).toBeNull();
+    expect((inserted.data as { pattern_id: string }).pattern_id).toBe(id);
+    const batchId = randomUUID();
+    const batch = await storage.executeEffect({
+      operation: 'batch_insert',
+      patterns: [{ ...base('UpperCaseBatch'), pattern_id: batchId.toUpperCase() }],
+    } as never);
+    expect(batch.success).toBe(true);
+    const got = await query.executeEffect({
+      operation: 'get_by_id',
+      pattern_id: batchId.toUpperCase(),
+    } as never);
+    expect((got.data as { pattern_id: string }).pattern_id).toBe(batchId);
+  });
+
+  it('usage and relationships take upper-case ids too', async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    for (const [i, id] of [a, b].entries()) {
+      await storage.executeEffect({
+        operation: 'insert',
+        data: { ...base(`Rel${i}`), pattern_id: id },
+      } as never);
+    }
+    const used = await update.executeEffect({
+      operation: 'record_usage',
+      pattern_id: a.toUpperCase(),
+      usage_data: { success: true },
+    } as never);
+    expect(used.success).toBe(true);
+    const related = await update.executeEffect({
+      operation: 'create_relationship',
+      relationship_data: {
+        source_pattern_id: a.toUpperCase(),
+        target_pattern_id: b.toUpperCase(),
+        relationship_type: 'similar',
+      },
+    } as never);
+    expect(related.success).toBe(true);
+    expect((related.data as { source_pattern_id: string }).source_pattern_id).toBe(a);
+  });
+});
+
+describe('text', () => {
+  it.each([
+    ['a NUL character', 'Bad\u0000Name'],
+    ['a line break in a name', 'Bad\nName'],
+    ['only spaces', '   '],
+  ])('refuses a pattern_name with %s, naming the field', async (_what, name) => {
+    const r = await storage.executeEffect({ operation: 'insert', data: base(name) } as never);
+    expect(r.error?.code).toBe('VALIDATION_ERROR');
+    expect(issues(r)[0]?.path).toBe('data.pattern_name');
+  });
+
+  it('keeps tabs and line breaks in free text, and refuses NUL in it and in context', async () => {
+    const ok = await storage.executeEffect({
+      operation: 'insert',
+      data: { ...base('FreeText'), template_code: 'def f():\n\treturn 1\r\n' },
+    } as never);
+    expect(ok.success).toBe(true);
+    const nul = await storage.executeEffect({
+      operation: 'insert',
+      data: { ...base('NulText'), description: 'a\u0000b' },
+    } as never);
+    expect(issues(nul)[0]?.path).toBe('data.description');
+    const ctx = await storage.executeEffect({
+      operation: 'insert',
+      data: { ...base('NulContext'), context: { note: 'x\u0000y' } },
+    } as never);
+    expect(issues(ctx)[0]?.path).toBe('data.context');
+  });
+});
+
+describe('update', () => {
+  it.each(['tags', 'context', 'is_deprecated'])(
+    'refuses %s: null in the schema, naming data.%s',
+    async (field) => {
+      const id = randomUUID();
+      await storage.executeEffect({
+        operation: 'insert',
+        data: { ...base(`Null${field}`), pattern_id: id },
+      } as never);
+      const r = await storage.executeEffect({
+        operation: 'update',
+        pattern_id: id,
+        data: { [field]: null },
+      } as never);
+      expect(r.error?.code).toBe('VALIDATION_ERROR');
+      expect(issues(r)[0]?.path).toBe(`data.${field}`);
+    },
+  );
+});
+
+describe('messages', () => {
+  it("use the project's style, not zod's defaults", async () => {
+    const r = await update.executeEffect({
+      operation: 'record_usage',
+      pattern_id: randomUUID(),
+      usage_data: { success: 'yes', execution_time_ms: 1e12 },
+    } as never);
+    const messages = issues(r).map((i) => i.message);
+    expect(messages).toContain('usage_data.success: is required and must be true or false');
+    expect(messages).toContain('usage_data.execution_time_ms: must be at most 86400000 (one day)');
+    const typed = await query.executeEffect({ operation: 'search', search_query: 42 } as never);
+    expect(issues(typed)[0]?.message).toBe('search_query: must be a string');
+    for (const m of [...messages, ...issues(typed).map((i) => i.message)]) expect(m).not.toMatch(/: [A-Z]/);
+  });
+});
