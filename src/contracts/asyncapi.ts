@@ -180,7 +180,11 @@ export function buildAsyncApi(version: string): Json {
         'name takes the configured TOPIC_PREFIX. Input is normalised before it is applied: every pattern id ' +
         '(pattern_id, data.pattern_id, relationship ids) is lower-cased, as UUIDs compare case-insensitively; ' +
         'text fields refuse control characters (free text keeps tab and line breaks) and names refuse blank ' +
-        'values. Generated from the zod schemas in src/contracts; do not edit.',
+        'values. A message identity (body correlation_id, else the kafka_correlationId header, else its ' +
+        'coordinates) is applied once; the same request sent again is answered from the stored result ' +
+        '(metadata.duplicate), and a different request under an identity already used gets CONFLICT ' +
+        '(details.reason correlation_id_reused) and a dead letter. Generated from the zod schemas in ' +
+        'src/contracts; do not edit.',
       license: { name: 'MIT' },
     },
     defaultContentType: 'application/json',

@@ -1,6 +1,7 @@
 // Bytes to a validated request. Never throws, whatever the input: every failure is a ModelError.
 import type { z } from 'zod';
 import type { ModelError } from './errors.ts';
+import { requestFingerprint } from './fingerprint.ts';
 import { OPERATION_SCHEMAS, type PatternRequest, type RequestFor } from './requests.ts';
 import { TOPIC_SPECS, topicOfOperation, type Operation, type RequestTopic } from './topics.ts';
 
@@ -8,7 +9,9 @@ export const MAX_JSON_DEPTH = 32;
 const MAX_ISSUES = 20;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export type DecodeResult<T> = { ok: true; request: T } | { ok: false; error: ModelError };
+export type DecodeResult<T> =
+  | { ok: true; request: T; /** Of the request as sent (contracts/fingerprint.ts). */ fingerprint: string }
+  | { ok: false; error: ModelError };
 
 function invalid(message: string, details?: Record<string, unknown>): { ok: false; error: ModelError } {
   return {
@@ -130,7 +133,11 @@ export function validateRequest<T extends RequestTopic>(
   const schema = OPERATION_SCHEMAS[operation as Operation];
   const parsed = schema.safeParse({ ...raw, operation });
   if (!parsed.success) return { ok: false, error: formatZodError(parsed.error) };
-  return { ok: true, request: parsed.data as RequestFor<T> };
+  return {
+    ok: true,
+    request: parsed.data as RequestFor<T>,
+    fingerprint: requestFingerprint({ ...raw, operation }),
+  };
 }
 
 /** Decodes a Kafka message value for `topic`: size, UTF-8, JSON, depth, then the schema. */

@@ -1,5 +1,6 @@
 // The frame every node class shares: validation for direct callers, then one transaction per call.
 import { validateRequest } from '../contracts/decode.ts';
+import { requestFingerprint } from '../contracts/fingerprint.ts';
 import type { RequestFor } from '../contracts/requests.ts';
 import type { ModelResult } from '../contracts/results.ts';
 import { isWriteOperation, TOPIC_SPECS, type RequestTopic } from '../contracts/topics.ts';
@@ -59,6 +60,10 @@ export abstract class EffectNode<T extends RequestTopic> {
           topic: this.topic,
           correlationId: request.correlation_id ?? null,
           write: isWriteOperation(operation),
+          fingerprint:
+            context.identity !== undefined && isWriteOperation(operation)
+              ? (context.fingerprint ?? requestFingerprint(contract))
+              : undefined,
           context,
           logger: this.logger,
         },

@@ -17,6 +17,8 @@ export interface EffectContext {
   identity?: string;
   /** The message's Kafka timestamp: the default for event times, so replays reproduce them. */
   eventTime?: Date;
+  /** The request's fingerprint as sent (contracts/fingerprint.ts); computed by the node when absent. */
+  fingerprint?: string;
   source?: MessageSource;
   logger?: Logger;
 }
@@ -46,6 +48,8 @@ export interface RunOptions {
   correlationId: string | null | undefined;
   /** Writes record their identity; reads never do. */
   write: boolean;
+  /** The request's fingerprint (contracts/fingerprint.ts), stored with the identity. */
+  fingerprint?: string | undefined;
   context?: EffectContext | undefined;
   logger?: Logger | undefined;
 }
@@ -81,29 +85,54 @@ export async function claimIdentity(
   topic: string,
   operation: string,
   source: MessageSource | undefined,
+  fingerprint?: string,
 ): Promise<StoredOutcome | undefined> {
   const claimed = await client.query(
-    `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result)
-     VALUES ($1, $2, $3, $4, $5, '{}'::json)
+    `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
+     VALUES ($1, $2, $3, $4, $5, '{}'::json, $6)
      ON CONFLICT (identity) DO NOTHING`,
-    [identity, topic, operation, source?.partition ?? null, source?.offset ?? null],
+    [identity, topic, operation, source?.partition ?? null, source?.offset ?? null, fingerprint ?? null],
   );
   if (claimed.rowCount === 1) return undefined;
-  const { rows } = await client.query<{ topic: string; operation: string; result: StoredOutcome }>(
-    'SELECT topic, operation, result FROM processed_messages WHERE identity = $1',
-    [identity],
-  );
+  const { rows } = await client.query<{
+    topic: string;
+    operation: string;
+    result: StoredOutcome;
+    fingerprint: string | null;
+  }>('SELECT topic, operation, result, fingerprint FROM processed_messages WHERE identity = $1', [identity]);
   const stored = rows[0];
   if (!stored) throw new RetryableError('identity record vanished during claim');
-  if (stored.topic !== topic || stored.operation !== operation) {
-    throw new EffectError(
-      'CONFLICT',
-      `this message identity was already applied as operation "${stored.operation}" on ${stored.topic}; ` +
-        'use a fresh correlation_id for every request',
-      { identity },
-    );
-  }
+  const error = reuseError(identity, stored, { topic, operation, fingerprint });
+  if (error) throw new EffectError('CONFLICT', error.message, error.details);
   return stored.result;
+}
+
+/**
+ * Why a message may not reuse a stored identity: another operation, or the same correlation id with a
+ * different request (a client bug that would otherwise lose the second write without a word).
+ */
+export function reuseError(
+  identity: string,
+  stored: { topic: string; operation: string; fingerprint: string | null },
+  incoming: { topic: string; operation: string; fingerprint: string | undefined },
+): { message: string; details: Record<string, unknown> } | undefined {
+  if (stored.topic !== incoming.topic || stored.operation !== incoming.operation) {
+    return {
+      message:
+        `this message identity was already applied as operation "${stored.operation}" on ${stored.topic}; ` +
+        'use a fresh correlation_id for every request',
+      details: { identity, reason: 'identity_reused_for_other_operation' },
+    };
+  }
+  if (stored.fingerprint && incoming.fingerprint && stored.fingerprint !== incoming.fingerprint) {
+    return {
+      message:
+        'this correlation id was already used for a different request; the first one was applied and this ' +
+        'one was not: use a fresh correlation_id for every request (the same one only to retry the same request)',
+      details: { identity, reason: 'correlation_id_reused' },
+    };
+  }
+  return undefined;
 }
 
 export async function storeOutcome(
@@ -162,6 +191,7 @@ export async function runEffect<T>(
           options.topic,
           options.operation,
           context?.source,
+          options.fingerprint,
         );
         if (stored) {
           duplicate = true;

@@ -16,7 +16,14 @@ type Row = Record<string, unknown>;
 import { withTransaction } from '../db/transaction.ts';
 import { EffectNode, type ExecuteContext, type NodeOptions } from './effect-node.ts';
 import { traceBatch } from './node-span.ts';
-import { buildResult, failureOutcome, type EffectScope, type StoredOutcome } from './effect-runner.ts';
+import {
+  buildResult,
+  failureOutcome,
+  reuseError,
+  type EffectScope,
+  type StoredOutcome,
+} from './effect-runner.ts';
+import { requestFingerprint } from '../contracts/fingerprint.ts';
 import { deriveId } from './ids.ts';
 import { notFound } from './node-pattern-storage-effect.ts';
 
@@ -138,9 +145,15 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
     const outcomes: ({ outcome: StoredOutcome; duplicate: boolean } | undefined)[] = Array.from({
       length: items.length,
     });
-    // The first item of an identity claims it; later items with the same identity are duplicates of it.
+    // The first item of an identity claims it; later items with the same identity are duplicates of it
+    // (or a CONFLICT, when their request differs: the same correlation id reused).
     const firstIndex = new Map<string, number>();
     const identities: string[] = [];
+    const fingerprints = items.map((item) =>
+      item.context.identity === undefined
+        ? undefined
+        : (item.context.fingerprint ?? requestFingerprint(item.request)),
+    );
     items.forEach((item, i) => {
       const identity = item.context.identity;
       if (identity === undefined || firstIndex.has(identity)) return;
@@ -152,17 +165,27 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
     // their outcome, after the events are written; a concurrent claim of one of them rolls the batch back.
     const known = new Set<string>();
     if (identities.length > 0) {
-      const stored = await client.query<{ identity: string; operation: string; result: StoredOutcome }>(
-        'SELECT identity, operation, result FROM processed_messages WHERE identity = ANY($1)',
+      const stored = await client.query<{
+        identity: string;
+        topic: string;
+        operation: string;
+        result: StoredOutcome;
+        fingerprint: string | null;
+      }>(
+        'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = ANY($1)',
         [identities],
       );
       for (const row of stored.rows) {
         known.add(row.identity);
         const index = firstIndex.get(row.identity) as number;
-        outcomes[index] =
-          row.operation === 'record_usage'
-            ? { outcome: row.result, duplicate: true }
-            : { outcome: conflictOutcome(row.operation), duplicate: false };
+        const reused = reuseError(row.identity, row, {
+          topic: TOPIC,
+          operation: 'record_usage',
+          fingerprint: fingerprints[index],
+        });
+        outcomes[index] = reused
+          ? { outcome: conflictOutcome(reused), duplicate: false }
+          : { outcome: row.result, duplicate: true };
       }
     }
 
@@ -208,7 +231,12 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
     if (records.length > 0) {
       const { rows } = await client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify(records)]);
       const byId = new Map(rows.map((r) => [r.id, r]));
-      const applied: { identity: string; outcome: string; source: MessageSource | undefined }[] = [];
+      const applied: {
+        identity: string;
+        outcome: string;
+        source: MessageSource | undefined;
+        fingerprint: string | undefined;
+      }[] = [];
       for (const { i, id } of toInsert) {
         const outcome: StoredOutcome = {
           success: true,
@@ -222,14 +250,15 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
             identity: context.identity,
             outcome: JSON.stringify(outcome),
             source: context.source,
+            fingerprint: fingerprints[i],
           });
         }
       }
       if (applied.length > 0) {
         const recorded = await client.query(
-          `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result)
-           SELECT i, $2, 'record_usage', p, o, r
-             FROM unnest($1::text[], $3::int[], $4::bigint[], $5::json[]) AS t(i, p, o, r)
+          `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
+           SELECT i, $2, 'record_usage', p, o, r, f
+             FROM unnest($1::text[], $3::int[], $4::bigint[], $5::json[], $6::text[]) AS t(i, p, o, r, f)
            ON CONFLICT (identity) DO NOTHING`,
           [
             applied.map((a) => a.identity),
@@ -237,6 +266,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
             applied.map((a) => a.source?.partition ?? null),
             applied.map((a) => a.source?.offset ?? null),
             applied.map((a) => a.outcome),
+            applied.map((a) => a.fingerprint ?? null),
           ],
         );
         if (recorded.rowCount !== applied.length) {
@@ -247,24 +277,33 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
       }
     }
 
-    // Repeats of an identity inside this batch answer with the first one's outcome.
+    // Repeats of an identity inside this batch answer with the first one's outcome, or CONFLICT when
+    // their request is not the first one's.
     return items.map((item, i) => {
       const own = outcomes[i];
       if (own) return own;
-      const first = outcomes[firstIndex.get(item.context.identity as string) as number];
-      return { outcome: first?.outcome ?? conflictOutcome('unknown'), duplicate: true };
+      const identity = item.context.identity as string;
+      const firstAt = firstIndex.get(identity) as number;
+      const reused = reuseError(
+        identity,
+        { topic: TOPIC, operation: 'record_usage', fingerprint: fingerprints[firstAt] ?? null },
+        { topic: TOPIC, operation: 'record_usage', fingerprint: fingerprints[i] },
+      );
+      if (reused) return { outcome: conflictOutcome(reused), duplicate: false };
+      const first = outcomes[firstAt];
+      return {
+        outcome: first?.outcome ?? conflictOutcome({ message: 'identity claimed twice', details: {} }),
+        duplicate: true,
+      };
     });
   }
 }
 
-function conflictOutcome(operation: string): StoredOutcome {
+function conflictOutcome(reason: { message: string; details: Record<string, unknown> }): StoredOutcome {
   return {
     success: false,
     data: null,
-    error: {
-      code: 'CONFLICT',
-      message: `this message identity was already applied as operation "${operation}"; use a fresh correlation_id`,
-    },
+    error: { code: 'CONFLICT', message: reason.message, details: reason.details },
   };
 }
 

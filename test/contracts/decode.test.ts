@@ -21,6 +21,7 @@ describe('decodeRequest', () => {
       filters: { language: 'python', min_confidence_score: 0.8 },
     });
     expect(r).toEqual({
+      fingerprint: expect.any(String) as string,
       ok: true,
       request: {
         operation: 'search',

@@ -144,6 +144,7 @@ function setup(
     maxBuffered?: number;
     maxBatch?: number;
     maxBytes?: number;
+    backoffMs?: number;
   } = {},
 ) {
   const work = new FakeWork();
@@ -161,7 +162,7 @@ function setup(
     logger: createLogger('silent'),
     concurrency: overrides.concurrency ?? 3,
     maxAttempts: overrides.maxAttempts ?? 3,
-    backoff: { initialMs: 1, maxMs: 2 },
+    backoff: { initialMs: overrides.backoffMs ?? 1, maxMs: (overrides.backoffMs ?? 1) * 2 },
     maxBatch: overrides.maxBatch ?? 4,
     maxBufferedMessages: overrides.maxBuffered ?? 1000,
     maxBufferedBytes: overrides.maxBytes ?? 64 * 1024 * 1024,
@@ -261,7 +262,8 @@ describe('LaneEngine', () => {
   });
 
   it('frees the buffer of units dropped at a rebalance, so fetching resumes', async () => {
-    const { work, control, engine } = setup({ maxBytes: 150, concurrency: 8 });
+    // A backoff long enough that no retry starts before the rebalance below.
+    const { work, control, engine } = setup({ maxBytes: 150, concurrency: 8, backoffMs: 40 });
     engine.accept(
       't',
       0,
@@ -276,7 +278,7 @@ describe('LaneEngine', () => {
     await flush();
     engine.reassigned();
     expect(control.paused.has('t:0')).toBe(false);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 150));
     // Taken in again from the committed offset: under the bound, since nothing of before is counted.
     engine.accept('t', 0, [message(0, 0, 'write', 'k0')], 1n);
     await flush();

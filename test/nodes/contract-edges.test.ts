@@ -142,3 +142,70 @@ describe('messages', () => {
     for (const m of [...messages, ...issues(typed).map((i) => i.message)]) expect(m).not.toMatch(/: [A-Z]/);
   });
 });
+
+describe('a correlation id reused with a different request', () => {
+  const ctx = (identity: string) => ({ identity, eventTime: new Date('2026-06-15T12:00:00Z') });
+
+  it('answers the same request again as a duplicate, and a different one with CONFLICT', async () => {
+    const identity = `cid:${randomUUID()}`;
+    const id = randomUUID();
+    const first = { operation: 'insert', data: { ...base('ReusedFirst'), pattern_id: id } };
+    const applied = await storage.executeEffect(first as never, ctx(identity));
+    expect(applied.success).toBe(true);
+    // The same request, keys in another order and the id in upper case: the same fingerprint.
+    const again = await storage.executeEffect(
+      {
+        data: {
+          pattern_id: id.toUpperCase(),
+          language: 'go',
+          pattern_type: 'code',
+          pattern_name: 'ReusedFirst',
+        },
+        operation: 'insert',
+      } as never,
+      ctx(identity),
+    );
+    expect(again.metadata.duplicate).toBe(true);
+    // On the wire both are the same JSON (the stored copy has the date as a string).
+    expect(JSON.stringify(again.data)).toBe(JSON.stringify(applied.data));
+    const other = await storage.executeEffect(
+      { operation: 'insert', data: base('ReusedSecond') } as never,
+      ctx(identity),
+    );
+    expect(other.error).toMatchObject({ code: 'CONFLICT', details: { reason: 'correlation_id_reused' } });
+    expect(other.metadata.duplicate).toBeUndefined();
+    const { rows } = await db.pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pattern_templates WHERE pattern_name = 'ReusedSecond'",
+    );
+    expect(rows[0]?.n).toBe(0);
+  });
+
+  it('is caught in usage batches too, against stored identities and inside the batch', async () => {
+    const id = randomUUID();
+    await storage.executeEffect({
+      operation: 'insert',
+      data: { ...base('BatchReuse'), pattern_id: id },
+    } as never);
+    const usage = (success: boolean) => ({
+      operation: 'record_usage',
+      pattern_id: id,
+      usage_data: { success },
+    });
+    const stored = `cid:${randomUUID()}`;
+    const inBatch = `cid:${randomUUID()}`;
+    const first = await update.recordUsageBatch([{ request: usage(true) as never, context: ctx(stored) }]);
+    expect(first[0]?.success).toBe(true);
+    const results = await update.recordUsageBatch([
+      { request: usage(true) as never, context: ctx(stored) },
+      { request: usage(false) as never, context: ctx(stored) },
+      { request: usage(true) as never, context: ctx(inBatch) },
+      { request: usage(false) as never, context: ctx(inBatch) },
+    ]);
+    expect(results.map((r) => [r.success, r.metadata.duplicate ?? false, r.error?.details?.reason])).toEqual([
+      [true, true, undefined],
+      [false, false, 'correlation_id_reused'],
+      [true, false, undefined],
+      [false, false, 'correlation_id_reused'],
+    ]);
+  });
+});

@@ -416,9 +416,11 @@ describe('NodePatternUpdateEffect', () => {
       [true, false],
       [true, false],
       [false, false],
-      [true, true],
+      // u2 again with another request: the correlation id was reused, so it is refused (issue 17).
+      [false, false],
     ]);
     expect(first[2]?.error).toMatchObject({ code: 'INVALID_REFERENCE' });
+    expect(first[3]?.error).toMatchObject({ code: 'CONFLICT', details: { reason: 'correlation_id_reused' } });
     const again = await update.recordUsageBatch([item(1, 'u1'), item(2, 'u2'), item(5, 'u5')]);
     expect(again.map((r) => r.metadata.duplicate ?? false)).toEqual([true, true, false]);
     expect(again[0]?.data).toEqual(JSON.parse(JSON.stringify(first[0]?.data)));

@@ -1,0 +1,116 @@
+// Contract edges through Kafka, from a headerless producer (kcat style: the body's correlation_id) and a
+// NestJS-style one (kafka_correlationId header, reply topic and decimal partition): an upper-case
+// pattern_id is applied, not answered INTERNAL; a correlation id reused with a different request gets
+// CONFLICT and a dead letter, while the same request again is a duplicate.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { ModelResult } from '../../src/contracts/results.ts';
+import type { CollectedMessage } from '../support/kafka.ts';
+import { createStack, type Stack } from '../support/stack.ts';
+
+vi.setConfig({ testTimeout: 60_000 });
+
+const pattern = (name: string, extra: Record<string, unknown> = {}) => ({
+  pattern_name: name,
+  pattern_type: 'code',
+  language: 'go',
+  ...extra,
+});
+const resultOf = (m: CollectedMessage) => m.json<ModelResult<Record<string, unknown>>>();
+
+describe('contract edges through Kafka', () => {
+  let stack: Stack;
+  const replyTopic = `replies-${randomBytes(4).toString('hex')}`;
+  beforeAll(async () => {
+    stack = await createStack({ extraTopics: [replyTopic] });
+    await stack.worker();
+  });
+  afterAll(async () => stack.close());
+
+  // One key, so the three requests of a client land in one partition and keep their order.
+  const insert = (value: unknown, headers?: Record<string, string>) =>
+    stack.producer.send({
+      topic: stack.names.request('pattern.insert'),
+      messages: [{ key: 'edges', value: JSON.stringify(value), ...(headers ? { headers } : {}) }],
+    });
+
+  it('applies an upper-case pattern_id from a headerless producer and from NestJS', async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    const cid = randomUUID();
+    await insert({ correlation_id: cid, data: pattern('UpperKcat', { pattern_id: a.toUpperCase() }) });
+    const nestId = `nest-${randomUUID()}`;
+    await insert(
+      { data: pattern('UpperNest', { pattern_id: b.toUpperCase() }) },
+      { kafka_correlationId: nestId, kafka_replyTopic: replyTopic, kafka_replyPartition: '0' },
+    );
+    const [kcat] = await stack.results
+      .waitFor(
+        (all) =>
+          all.some(
+            (m) => m.topic.endsWith('pattern.insert.result') && resultOf(m).metadata.correlation_id === cid,
+          ),
+        20_000,
+      )
+      .then((all) =>
+        all.filter(
+          (m) => m.topic.endsWith('pattern.insert.result') && resultOf(m).metadata.correlation_id === cid,
+        ),
+      );
+    expect(resultOf(kcat as CollectedMessage)).toMatchObject({ success: true, data: { pattern_id: a } });
+    const [nest] = await stack.results.waitForCount(replyTopic, 1);
+    expect(nest?.headers.kafka_correlationId?.toString()).toBe(nestId);
+    expect(resultOf(nest as CollectedMessage)).toMatchObject({ success: true, data: { pattern_id: b } });
+  });
+
+  it('refuses a correlation id reused with a different request, from both kinds of producer', async () => {
+    const cid = randomUUID();
+    const nestId = `nest-${randomUUID()}`;
+    const nest = { kafka_correlationId: nestId, kafka_replyTopic: replyTopic, kafka_replyPartition: '1' };
+    await insert({ correlation_id: cid, data: pattern('ReuseKcatA') });
+    await insert({ correlation_id: cid, data: pattern('ReuseKcatA') });
+    await insert({ correlation_id: cid, data: pattern('ReuseKcatB') });
+    await insert({ data: pattern('ReuseNestA') }, nest);
+    await insert({ data: pattern('ReuseNestA') }, nest);
+    await insert({ data: pattern('ReuseNestB') }, nest);
+
+    const byCid = (all: CollectedMessage[]) =>
+      all.filter(
+        (m) =>
+          m.topic === stack.names.result('pattern.insert') && resultOf(m).metadata.correlation_id === cid,
+      );
+    const kcat = byCid(
+      await stack.results.waitFor((all) => byCid(all).length >= 3, 30_000, 'three kcat results'),
+    );
+    const replies = (
+      await stack.results.waitFor(
+        (all) =>
+          all.filter((m) => m.topic === replyTopic && m.headers.kafka_correlationId?.toString() === nestId)
+            .length >= 3,
+        30_000,
+        'three NestJS replies',
+      )
+    ).filter((m) => m.topic === replyTopic && m.headers.kafka_correlationId?.toString() === nestId);
+    for (const results of [kcat, replies]) {
+      const parsed = results.map(resultOf);
+      expect(parsed.map((r) => [r.success, r.metadata.duplicate ?? false, r.error?.code ?? null])).toEqual([
+        [true, false, null],
+        [true, true, null],
+        [false, false, 'CONFLICT'],
+      ]);
+      expect(parsed[2]?.error?.details).toMatchObject({ reason: 'correlation_id_reused' });
+    }
+    const dead = await stack.results.waitFor(
+      (all) => all.filter((m) => m.topic === stack.names.dlq('pattern.insert')).length >= 2,
+      20_000,
+      'two dead letters',
+    );
+    const codes = dead
+      .filter((m) => m.topic === stack.names.dlq('pattern.insert'))
+      .map((m) => m.headers['kafka_dlt-exception-fqcn']?.toString());
+    expect(codes).toEqual(['CONFLICT', 'CONFLICT']);
+    const { rows } = await stack.db.pool.query<{ pattern_name: string }>(
+      "SELECT pattern_name FROM pattern_templates WHERE pattern_name LIKE 'Reuse%' ORDER BY pattern_name",
+    );
+    expect(rows.map((r) => r.pattern_name)).toEqual(['ReuseKcatA', 'ReuseNestA']);
+  });
+});
