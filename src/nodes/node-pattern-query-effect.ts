@@ -56,8 +56,10 @@ export function searchStatement(
   request: Pick<SearchRequest, 'search_query' | 'filters' | 'limit' | 'offset'>,
 ): { text: string; values: unknown[] } {
   const params = new Params();
-  const tsquery = `websearch_to_tsquery('english', ${params.add(request.search_query)})`;
-  const raw = `lower(${params.add(request.search_query)})`;
+  // The indexed text is NFKC-folded (migration 013); the query is folded the same way here.
+  const query = request.search_query.normalize('NFKC');
+  const tsquery = `websearch_to_tsquery('english', ${params.add(query)})`;
+  const raw = `lower(${params.add(query)})`;
   // Indexed by idx_pattern_templates_search_text_trgm, so the index serves `<%`.
   const text = 'p.search_text';
   const filters = filterConditions(request.filters, params);

@@ -8,6 +8,10 @@ import {
   NodePatternStorageEffect,
   NodePatternUpdateEffect,
 } from '../../src/nodes/index.ts';
+import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_MIGRATIONS_DIR, migrate } from '../../src/db/migrate.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
@@ -207,5 +211,36 @@ describe('a correlation id reused with a different request', () => {
       [true, false, undefined],
       [false, false, 'correlation_id_reused'],
     ]);
+  });
+});
+
+describe('search folds Unicode compatibility forms', () => {
+  it('finds with a full-width query what the ASCII query finds, in rows from before migration 013 too', async () => {
+    const older = await createTestDatabase({ migrated: false });
+    const dir = await mkdtemp(join(tmpdir(), 'migrations-'));
+    try {
+      for (const f of await readdir(DEFAULT_MIGRATIONS_DIR)) {
+        if (/^\d{3}_/.test(f) && f < '013') await cp(join(DEFAULT_MIGRATIONS_DIR, f), join(dir, f));
+      }
+      await migrate(older.pool, dir);
+      const before = new NodePatternStorageEffect(older.pool);
+      await before.executeEffect({ operation: 'insert', data: base('AsyncQueueWriter') } as never);
+      await before.executeEffect({ operation: 'insert', data: base('ＦｕｌｌｗｉｄｔｈCache') } as never);
+      await migrate(older.pool);
+      const search = new NodePatternQueryEffect(older.pool);
+      const names = async (q: string) =>
+        (
+          (await search.executeEffect({ operation: 'search', search_query: q } as never)).data as {
+            pattern_name: string;
+          }[]
+        ).map((p) => p.pattern_name);
+      expect(await names('ＡＳＹＮＣ')).toEqual(['AsyncQueueWriter']);
+      expect(await names('async')).toEqual(['AsyncQueueWriter']);
+      expect(await names('fullwidth')).toEqual(['ＦｕｌｌｗｉｄｔｈCache']);
+      expect(await names('ｃａｃｈｅ')).toEqual(['ＦｕｌｌｗｉｄｔｈCache']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await older.drop();
+    }
   });
 });
