@@ -17,7 +17,7 @@ export const isoDateTime = z.iso.datetime({
   error: 'must be an ISO-8601 date-time with a time zone',
 });
 export const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
-const text = (max: number) =>
+export const text = (max: number) =>
   z
     .string()
     .max(max, `must be at most ${max} characters`)
@@ -25,7 +25,7 @@ const text = (max: number) =>
       (v) => !CONTROL_IN_TEXT.test(v),
       'must not contain control characters (tab and line breaks are fine)',
     );
-const name = (max: number) =>
+export const name = (max: number) =>
   z
     .string()
     .min(1, 'must not be empty')

@@ -8,9 +8,11 @@ import {
   insertData,
   isoDateTime,
   limit,
+  name,
   offset,
   relationshipData,
   relationshipUpdateData,
+  text,
   updateData,
   usageData,
   uuid,
@@ -52,14 +54,30 @@ function operationSchema<Op extends Operation, S extends z.ZodRawShape>(operatio
       ...shape,
     })
     .superRefine((request, ctx) => {
-      const r = request as { period_start?: string | null; period_end?: string | null };
+      const r = request as {
+        period_start?: string | null;
+        period_end?: string | null;
+        pattern_id?: string | null;
+        data?: {
+          pattern_id?: string | null;
+          parent_pattern_id?: string | null;
+          deprecated_by_id?: string | null;
+        };
+      };
       if (r.period_start && r.period_end && Date.parse(r.period_end) <= Date.parse(r.period_start)) {
         ctx.addIssue({ code: 'custom', path: ['period_end'], message: 'must be after period_start' });
+      }
+      // A pattern can be neither its own parent nor its own successor (a database constraint, said here).
+      const self = r.pattern_id ?? r.data?.pattern_id;
+      for (const field of ['parent_pattern_id', 'deprecated_by_id'] as const) {
+        if (self && r.data?.[field] === self) {
+          ctx.addIssue({ code: 'custom', path: ['data', field], message: 'must not be the pattern itself' });
+        }
       }
     });
 }
 
-const getByTypeFilters = filters.extend({ pattern_type: z.string().min(1, 'must not be empty').max(100) });
+const getByTypeFilters = filters.extend({ pattern_type: name(100) });
 
 export const OPERATION_SCHEMAS = {
   insert: operationSchema('insert', { data: insertData }),
@@ -69,7 +87,7 @@ export const OPERATION_SCHEMAS = {
     patterns: z.array(insertData).min(1, 'must hold at least one pattern').max(1000, 'at most 1000 patterns'),
   }),
   search: operationSchema('search', {
-    search_query: z.string().trim().min(1, 'must not be empty').max(500, 'must be at most 500 characters'),
+    search_query: text(500).pipe(z.string().trim().min(1, 'must not be empty')),
     filters: filters.nullish(),
     limit,
     offset,

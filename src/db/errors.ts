@@ -73,6 +73,18 @@ export function isTransientDbError(err: unknown): boolean {
   return TRANSIENT_MESSAGES.some((re) => re.test(message));
 }
 
+/** Constraints whose violation is the caller's: the field it concerns and what to change. */
+const CONSTRAINT_FIELDS: Record<string, { field: string; message: string }> = {
+  pattern_templates_not_own_parent: {
+    field: 'parent_pattern_id',
+    message: 'parent_pattern_id: must not be the pattern itself',
+  },
+  pattern_templates_not_own_successor: {
+    field: 'deprecated_by_id',
+    message: 'deprecated_by_id: must not be the pattern itself',
+  },
+};
+
 /**
  * Turns any error thrown inside a transaction into either a RetryableError (to be retried by the caller)
  * or an EffectError (to become an error result). Unknown errors become INTERNAL without their text.
@@ -95,8 +107,12 @@ export function classifyDbError(err: unknown): RetryableError | EffectError {
       return new EffectError('CONFLICT', 'the row conflicts with an existing row', details);
     case '23503':
       return new EffectError('INVALID_REFERENCE', 'a referenced pattern does not exist', details);
-    case '23514':
+    case '23514': {
+      const known = e.constraint ? CONSTRAINT_FIELDS[e.constraint] : undefined;
+      if (known)
+        return new EffectError('VALIDATION_ERROR', known.message, { ...details, field: known.field });
       return new EffectError('VALIDATION_ERROR', 'a value is outside its allowed range', details);
+    }
     case '23502':
       return new EffectError('VALIDATION_ERROR', 'a required value is missing', details);
     default:

@@ -244,3 +244,31 @@ describe('search folds Unicode compatibility forms', () => {
     }
   });
 });
+
+describe('a pattern as its own parent or successor', () => {
+  it('is refused in validation, naming the field, and by the database with the field if it gets there', async () => {
+    const id = randomUUID();
+    await storage.executeEffect({
+      operation: 'insert',
+      data: { ...base('OwnParent'), pattern_id: id },
+    } as never);
+    const r = await storage.executeEffect({
+      operation: 'update',
+      pattern_id: id.toUpperCase(),
+      data: { parent_pattern_id: id },
+    } as never);
+    expect(issues(r)[0]).toEqual({
+      path: 'data.parent_pattern_id',
+      message: 'data.parent_pattern_id: must not be the pattern itself',
+    });
+    // Past the schema (a caller that validated already), the constraint is named too.
+    const unchecked = await storage.executeEffect(
+      { operation: 'update', pattern_id: id, data: { deprecated_by_id: id } } as never,
+      { validated: true },
+    );
+    expect(unchecked.error).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      details: { field: 'deprecated_by_id' },
+    });
+  });
+});
