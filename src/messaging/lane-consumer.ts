@@ -50,13 +50,21 @@ export class LaneConsumer<P extends Schedulable> {
     this.#o = options;
     const { kafka, lane, logger, lifecycle } = options;
     this.consumer = this.#newConsumer();
-    this.producer = kafka.producer({
-      allowAutoTopicCreation: false,
-      idempotent: true,
-      maxInFlightRequests: 1,
-    });
+    const newProducer = () =>
+      kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+    this.producer = newProducer();
     this.#publisher = new OrderedPublisher({
       producer: this.producer,
+      // After a broker restart an idempotent producer can be left answering "out of order sequence
+      // number" to every send (seen in the broker-restart test); a new one gets a new producer id.
+      replaceProducer: async () => {
+        const fresh = newProducer();
+        await fresh.connect();
+        const old = this.producer;
+        this.producer = fresh;
+        void old.disconnect().catch(() => undefined);
+        return fresh;
+      },
       lane,
       lifecycle,
       backoff: options.engine.backoff,
