@@ -152,8 +152,14 @@ export class PatternClient {
     body: RequestBody<Op>,
     options: CallOptions = {},
   ): Promise<ResultOf<Op>> {
-    const { topic, correlationId, message } = this.#prepare(operation, body, options, true);
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const { topic, correlationId, message } = this.#prepare(
+      operation,
+      body,
+      options,
+      true,
+      Date.now() + timeoutMs,
+    );
     const signal = options.signal;
     signal?.throwIfAborted();
     if (this.#pending.has(correlationId)) {
@@ -299,6 +305,7 @@ export class PatternClient {
     body: RequestBody<Op>,
     options: SendOptions,
     expectReply: boolean,
+    deadline?: number,
   ) {
     this.#open();
     const logical = topicOfOperation(operation);
@@ -319,6 +326,8 @@ export class PatternClient {
       partition.writeInt32BE(this.#replies.partition);
       headers[HEADERS.replyTopic] = this.#replies.topic;
       headers[HEADERS.replyPartition] = partition;
+      // A read still queued when this passes is answered DEADLINE_EXCEEDED instead of being run for nobody.
+      if (deadline !== undefined) headers[HEADERS.deadline] = String(deadline);
     }
     const key = options.key ?? keyOf(value);
     return {

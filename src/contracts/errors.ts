@@ -5,6 +5,8 @@ export const ERROR_CODES = [
   'CONFLICT',
   'INVALID_REFERENCE',
   'PAYLOAD_TOO_LARGE',
+  /** A read whose caller's deadline (the pattern-deadline-ms header) passed before its turn: not run. */
+  'DEADLINE_EXCEEDED',
   'INTERNAL',
 ] as const;
 

@@ -17,6 +17,8 @@ export const HEADERS = {
   /** Set when a message was given up on after bounded retries: the error's class, and the tries. */
   dltExceptionCauseFqcn: 'kafka_dlt-exception-cause-fqcn',
   deliveryAttempt: 'kafka_deliveryAttempt',
+  /** The caller's deadline, epoch milliseconds: a read whose deadline has passed is not run. */
+  deadline: 'pattern-deadline-ms',
 } as const;
 
 /** A correlation id or topic name larger than this is not a correlation id or topic name. */
@@ -87,4 +89,24 @@ export function readCorrelationHeader(value: HeaderValue): Decoded<Buffer> {
     };
   }
   return { ok: true, value: bytes };
+}
+
+/**
+ * pattern-deadline-ms: absolute epoch milliseconds, as a decimal string or an 8-byte big-endian integer
+ * (Spring's encoding of timestamps). Absent: no deadline.
+ */
+export function readDeadline(value: HeaderValue): Decoded<number> {
+  const bytes = headerBytes(value);
+  if (bytes === undefined || bytes.length === 0) return { ok: true, value: undefined };
+  const isDecimal = bytes.length <= 16 && bytes.every((b) => b >= 0x30 && b <= 0x39);
+  if (isDecimal) return { ok: true, value: Number(bytes.toString('ascii')) };
+  if (bytes.length === 8) {
+    const n = Number(bytes.readBigInt64BE());
+    if (n >= 0) return { ok: true, value: n };
+  }
+  return {
+    ok: false,
+    reason:
+      'pattern-deadline-ms must be epoch milliseconds, as a decimal string or an 8-byte big-endian integer',
+  };
 }

@@ -18,6 +18,9 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
   lifecycle.on('publish.failed', ({ lane }) => metrics.retry(lane, '', undefined, 'publish'));
   lifecycle.on('message.outcome', ({ unit, outcome }) => {
     const { result, deadLettered, message } = outcome;
+    if (result.error?.code === 'DEADLINE_EXCEEDED') {
+      metrics.deadlineExceeded(unit.lane, message.topic, outcome.operation || 'unknown');
+    }
     metrics.processed({
       lane: unit.lane,
       topic: message.topic,

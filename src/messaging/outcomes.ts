@@ -78,7 +78,9 @@ export function unitOutput(
       }
       records.push(record);
     }
-    const deadLettered = !result.success && result.metadata.duplicate !== true;
+    // A read its caller gave up on is not a bad message: answered, not dead-lettered.
+    const deadLettered =
+      !result.success && result.metadata.duplicate !== true && result.error?.code !== 'DEADLINE_EXCEEDED';
     if (deadLettered && result.error) {
       deadLetters.push(
         deadLetterRecord({

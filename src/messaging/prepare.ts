@@ -6,6 +6,7 @@ import {
   HEADERS,
   headerBytes,
   readCorrelationHeader,
+  readDeadline,
   readReplyPartition,
   readReplyTopic,
 } from '../contracts/headers.ts';
@@ -42,6 +43,8 @@ export interface Prepared {
   skip: boolean;
   /** Preparing it threw (a bug): each try fails with this, until the message is given up on. */
   prepareFailure?: unknown;
+  /** The caller's deadline (epoch ms): a read not started by then is answered DEADLINE_EXCEEDED. */
+  deadline?: number | undefined;
 }
 
 export interface PrepareOptions {
@@ -74,6 +77,8 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     reply.partition = replyPartition.value;
   }
   if (!correlation.ok) error ??= { code: 'VALIDATION_ERROR', message: correlation.reason };
+  const deadline = readDeadline(message.headers[HEADERS.deadline]);
+  if (!deadline.ok) error ??= { code: 'VALIDATION_ERROR', message: deadline.reason };
   const correlationHeader = correlation.ok
     ? correlation.value
     : headerBytes(message.headers[HEADERS.correlationId])?.subarray(0, 64);
@@ -108,7 +113,19 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     key: message.key ? message.key.toString('latin1') : '',
     batchable: request?.operation === 'record_usage',
     skip: options.select ? !options.select(request) : false,
+    deadline: deadline.ok ? deadline.value : undefined,
   };
+}
+
+/** A read whose caller gave up already: answered without being run. Writes always run. */
+export function pastDeadline(p: Prepared, now: number): boolean {
+  return (
+    p.deadline !== undefined &&
+    now > p.deadline &&
+    p.request !== undefined &&
+    !p.error &&
+    !isWriteOperation(p.request.operation)
+  );
 }
 
 /**

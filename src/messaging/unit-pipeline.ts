@@ -3,12 +3,12 @@
 import type { PatternRequest } from '../contracts/requests.ts';
 import type { TopicNames } from '../contracts/topics.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { dispatchOne, dispatchUsageBatch, type Nodes } from './dispatch.ts';
+import { dispatchOne, dispatchUsageBatch, errorResult, type Nodes } from './dispatch.ts';
 import type { Failure } from './failures.ts';
 import type { InboundMessage } from './inbound.ts';
 import type { Lifecycle, UnitView } from './lifecycle.ts';
 import { gaveUpResults, unitOutput, type OutcomeOptions, type UnitOutput } from './outcomes.ts';
-import { checkReplyTarget, prepareMessage, type Prepared } from './prepare.ts';
+import { checkReplyTarget, pastDeadline, prepareMessage, type Prepared } from './prepare.ts';
 import type { TopicDirectory } from './topic-directory.ts';
 
 export interface PipelineOptions {
@@ -44,6 +44,15 @@ export interface Schedulable {
   request?: { operation: string } | undefined;
 }
 
+function deadlineResult(p: Prepared, now: number) {
+  const deadline = p.deadline as number;
+  return errorResult(p, {
+    code: 'DEADLINE_EXCEEDED',
+    message: `the caller's deadline passed ${now - deadline} ms before the request's turn came; it was not run`,
+    details: { deadline_ms: deadline, late_by_ms: now - deadline },
+  });
+}
+
 export class UnitPipeline implements UnitWork<Prepared> {
   readonly #o: PipelineOptions;
   readonly #outcome: OutcomeOptions;
@@ -77,9 +86,14 @@ export class UnitPipeline implements UnitWork<Prepared> {
     const failed = items.find((p) => p.prepareFailure !== undefined);
     if (failed) throw failed.prepareFailure;
     const prepared = await Promise.all(items.map((p) => checkReplyTarget(p, names, directory, logger)));
+    const now = Date.now();
     const results = unit.batched
       ? await dispatchUsageBatch(nodes, prepared)
-      : await Promise.all(prepared.map((p) => dispatchOne(nodes, p)));
+      : await Promise.all(
+          prepared.map((p) =>
+            pastDeadline(p, now) ? Promise.resolve(deadlineResult(p, now)) : dispatchOne(nodes, p),
+          ),
+        );
     return this.#output(unit, prepared, results);
   }
 

@@ -21,6 +21,8 @@ export interface WorkerMetrics {
     durationMs: number;
   }): void;
   batch(topic: string, size: number): void;
+  /** A read answered DEADLINE_EXCEEDED without being run. */
+  deadlineExceeded(lane: string, topic: string, operation: string): void;
   /** A failed try that will run again (`transient`, `permanent`) or a publish sent again (`publish`). */
   retry(
     lane: string,
@@ -66,6 +68,10 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     description: 'Messages applied in one transaction (usage batches) or one unit',
     unit: '{message}',
     advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] },
+  });
+  const deadlines = meter.createCounter('pattern_worker.deadline_exceeded', {
+    description: "Reads not run because their caller's deadline (pattern-deadline-ms) had passed",
+    unit: '{message}',
   });
   const inFlight = meter.createUpDownCounter('pattern_worker.in_flight', {
     description: 'Messages being processed now',
@@ -147,6 +153,13 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
       duration.record(durationMs / 1000, attributes);
       if (outcome === 'dead_letter') deadLetters.add(1, { 'messaging.destination.name': topic });
       if (outcome === 'duplicate') duplicates.add(1, { 'messaging.destination.name': topic });
+    },
+    deadlineExceeded(laneName, topic, operation) {
+      deadlines.add(1, {
+        'pattern.lane': laneName,
+        'messaging.destination.name': topic,
+        'pattern.operation': operation,
+      });
     },
     batch(topic, size) {
       batchSize.record(size, { 'messaging.destination.name': topic });
