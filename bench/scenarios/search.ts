@@ -46,6 +46,51 @@ function measured(results: LoadResult[]): Measured {
   };
 }
 
+/** The worker's pattern_worker_deadline_exceeded_total, summed, from its /metrics. */
+async function deadlineCount(worker: Child): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('pattern_worker_deadline_exceeded_total')) total += Number(line.split(' ').pop());
+  }
+  return total;
+}
+
+interface OverloadStep {
+  sent: number;
+  answered: number;
+  deadlineExceeded: number;
+  timedOutOrFailed: number;
+  answeredP99: number;
+}
+type Overload = { rate: number; withDeadlines: OverloadStep; withoutDeadlines: OverloadStep };
+
+/** Report-only lines for the overload step: what deadlines change for the answered requests. */
+function overloadGoals(o: Overload | undefined) {
+  if (!o) return [];
+  const share = (n: number, of: number) => (of > 0 ? (100 * n) / of : NaN);
+  const on = o.withDeadlines;
+  const off = o.withoutDeadlines;
+  return [
+    goal(
+      `overload ${o.rate}/s with deadlines: answered p99`,
+      'report',
+      on.answeredP99,
+      'ms',
+      null,
+      `${fmt(share(on.deadlineExceeded, on.sent), 1)}% not run (DEADLINE_EXCEEDED), ${fmt(share(on.timedOutOrFailed, on.sent), 1)}% timed out at the caller`,
+    ),
+    goal(
+      `overload ${o.rate}/s without deadlines: answered p99`,
+      'report',
+      off.answeredP99,
+      'ms',
+      null,
+      `${fmt(share(off.timedOutOrFailed, off.sent), 1)}% timed out at the caller`,
+    ),
+  ];
+}
+
 export async function search(options: ScenarioOptions): Promise<ScenarioResult> {
   const started = Date.now();
   const s = options.smoke
@@ -128,6 +173,53 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       await drain();
     }
     figures.worker = measured(worker);
+
+    // Overload: twice the measured rate (the highest one this machine sustains without a backlog; the
+    // ramp shows 1.5x already queues), once with deadlines (the client's default: pattern-deadline-ms =
+    // now + timeout) and once without, with a 2 s caller timeout. With deadlines the worker skips
+    // searches nobody waits for any more; without, it runs every one, late.
+    const overloadRate = 2 * s.rate;
+    const noDeadlines = await new PatternClient({
+      brokers: BROKERS,
+      topicPrefix: names.prefix,
+      clientId: 'bench-no-deadlines',
+      sendDeadlines: false,
+    }).connect();
+    try {
+      const overload: Record<string, unknown> = { rate: overloadRate, timeoutMs: 2_000 };
+      for (const [label, c2] of [
+        ['withDeadlines', c],
+        ['withoutDeadlines', noDeadlines],
+      ] as const) {
+        let seen = 0;
+        const before = await deadlineCount(child as Child);
+        const res = await openLoop(overloadRate, s.seconds, async (i) => {
+          const r = await c2.search(query(i), { timeoutMs: 2_000 });
+          if (r.error?.code === 'DEADLINE_EXCEEDED') seen++;
+          return r;
+        });
+        await drain();
+        // Counted by the worker: most answers of a skipped read reach a caller that has given up already.
+        const expired = (await deadlineCount(child as Child)) - before;
+        const m = summarize(res.latencies);
+        const timedOut = res.errors - seen;
+        overload[label] = {
+          sent: res.sent,
+          answered: res.latencies.length,
+          deadlineExceeded: expired,
+          deadlineExceededSeenByCaller: seen,
+          timedOutOrFailed: timedOut,
+          answeredP50: m.p50,
+          answeredP99: m.p99,
+        };
+        log(
+          `    overload ${overloadRate}/s ${label === 'withDeadlines' ? 'with' : 'without'} deadlines: answered ${res.latencies.length} of ${res.sent}, p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${expired} not run (DEADLINE_EXCEEDED, ${seen} seen by their caller), ${timedOut} timed out`,
+        );
+      }
+      figures.overload = overload;
+    } finally {
+      await noDeadlines.close();
+    }
     const sample = child.sample();
     figures.workerPeakRssMiB = Math.round(sample.peakRssMiB * 10) / 10;
     await child.stop();
@@ -224,6 +316,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       'x',
       null,
     ),
+    ...overloadGoals(figures.overload as Overload | undefined),
     goal(
       'highest offered load with p99 < 50 ms',
       'report',

@@ -32,6 +32,9 @@ export interface PatternClientOptions {
   createReplyTopic?: boolean;
   /** Validate requests locally so a bad one fails before it is sent. Default true. */
   validate?: boolean;
+  /** Send each call's deadline (pattern-deadline-ms = now + 80% of the timeout), so the worker skips reads
+   * nobody waits for any more and says so in time. Default true. */
+  sendDeadlines?: boolean;
 }
 
 export interface SendOptions {
@@ -153,13 +156,11 @@ export class PatternClient {
     options: CallOptions = {},
   ): Promise<ResultOf<Op>> {
     const timeoutMs = options.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const { topic, correlationId, message } = this.#prepare(
-      operation,
-      body,
-      options,
-      true,
-      Date.now() + timeoutMs,
-    );
+    // At 80% of the timeout, so that a DEADLINE_EXCEEDED answer still reaches this caller in time and the
+    // call ends with a definite "not run" rather than a timeout.
+    const deadline =
+      (this.#options.sendDeadlines ?? true) ? Date.now() + Math.round(timeoutMs * 0.8) : undefined;
+    const { topic, correlationId, message } = this.#prepare(operation, body, options, true, deadline);
     const signal = options.signal;
     signal?.throwIfAborted();
     if (this.#pending.has(correlationId)) {

@@ -44,7 +44,7 @@ const requestHeaders: Json = {
       "The caller's deadline, absolute epoch milliseconds (a decimal string or an 8-byte big-endian integer). " +
         'A read (search, get_*, analytics reads) whose deadline has passed when its turn comes is not run and ' +
         'is answered DEADLINE_EXCEEDED; writes always run (the header is ignored for them). PatternClient sets ' +
-        'it from its timeout.',
+        'it to 80% of its timeout.',
     ),
   },
 };
