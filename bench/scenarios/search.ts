@@ -192,7 +192,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
         ['withoutDeadlines', noDeadlines],
       ] as const) {
         let seen = 0;
-        const before = await deadlineCount(child as Child);
+        const before = await deadlineCount(child);
         const res = await openLoop(overloadRate, s.seconds, async (i) => {
           const r = await c2.search(query(i), { timeoutMs: 2_000 });
           if (r.error?.code === 'DEADLINE_EXCEEDED') seen++;
@@ -200,7 +200,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
         });
         await drain();
         // Counted by the worker: most answers of a skipped read reach a caller that has given up already.
-        const expired = (await deadlineCount(child as Child)) - before;
+        const expired = (await deadlineCount(child)) - before;
         const m = summarize(res.latencies);
         const timedOut = res.errors - seen;
         overload[label] = {
