@@ -5,6 +5,7 @@ import { TopicNames, type RequestTopic } from './contracts/topics.ts';
 import { migrationStatus } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { startDatabaseProbe } from './db/probe.ts';
+import { startPruner } from './db/prune.ts';
 import type { Nodes } from './messaging/dispatch.ts';
 import { createKafka } from './messaging/kafka.ts';
 import { LANE_NAMES, LANES } from './messaging/lanes.ts';
@@ -137,10 +138,12 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const kafka = createKafka(config, logger);
   const admin = kafka.admin();
   let worker: Worker<ReturnType<UnitPipeline['prepare']>> | undefined;
+  let pruner: { stop(): void } | undefined;
   for (const warning of configWarnings(config)) logger.warn(warning);
 
   const cleanup = async () => {
     probe.stop();
+    pruner?.stop();
     await worker
       ?.stop(config.WORKER_SHUTDOWN_TIMEOUT_MS)
       .catch((err: unknown) => logger.error({ err }, 'stopping the consumer failed'));
@@ -220,6 +223,15 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       startOffsets: options.startOffsets,
     });
     await worker.start();
+    // The live worker keeps the identity store bounded (a replay pass leaves that to it).
+    if (config.WORKER_RESULT_RETENTION > 0 && !options.topics) {
+      pruner = startPruner({
+        pool,
+        retentionMs: config.WORKER_RESULT_RETENTION,
+        logger,
+        onPruned: (rows, bytes) => metrics.pruned(rows, bytes),
+      });
+    }
     logger.info(
       {
         group: groupId,

@@ -4,6 +4,19 @@ import { z } from 'zod';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** "7d", "12h", "30m", "90s", "500ms", or "0" (never), as milliseconds. */
+const duration = z
+  .string()
+  .regex(/^(0|\d+(ms|s|m|h|d))$/, 'expected a duration such as 7d, 12h, 30m or 0 (never)')
+  .transform((v) => {
+    if (v === '0') return 0;
+    const [, n, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(v) as RegExpExecArray;
+    const scale = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+      unit as 'ms' | 's' | 'm' | 'h' | 'd'
+    ];
+    return Number(n) * scale;
+  });
+
 const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -69,6 +82,8 @@ export const configSchema = z
     WORKER_RETRY_MAX_MS: intFrom(1, 600_000).default(30_000),
     WORKER_SHUTDOWN_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),
     WORKER_CREATE_TOPICS: boolean.default(false),
+    /** Result bodies in the identity store older than this are pruned to their ids; 0 keeps them all. */
+    WORKER_RESULT_RETENTION: duration.default(7 * 86_400_000),
   })
   .superRefine((c, ctx) => {
     const tlsFiles = (['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const).filter(

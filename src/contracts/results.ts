@@ -17,6 +17,8 @@ export const resultMetadataSchema = z.looseObject({
   node: z.string(),
   duration_ms: z.number(),
   duplicate: z.boolean().optional(),
+  /** On a duplicate answered after WORKER_RESULT_RETENTION: the stored body was pruned to its ids. */
+  result_pruned: z.boolean().optional(),
   source: messageSourceSchema.optional(),
 });
 export type ResultMetadata = z.infer<typeof resultMetadataSchema>;

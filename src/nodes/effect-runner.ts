@@ -28,6 +28,13 @@ export interface StoredOutcome {
   success: boolean;
   data: unknown;
   error: ModelError | null;
+  /** Set once the body was pruned past WORKER_RESULT_RETENTION: `data` holds only the ids. */
+  pruned?: boolean;
+}
+
+/** The metadata a repeat of an applied identity is answered with. */
+export function duplicateMetadata(stored: StoredOutcome): Partial<ResultMetadata> {
+  return stored.pruned ? { duplicate: true, result_pruned: true } : { duplicate: true };
 }
 
 /** Handed to a node's operation: the transaction's client and the deterministic inputs. */
@@ -180,6 +187,7 @@ export async function runEffect<T>(
 
   let outcome: StoredOutcome;
   let duplicate = false;
+  let pruned = false;
   try {
     // Reads need no transaction: nothing to roll back, and BEGIN/COMMIT would cost two round trips.
     const run = options.write ? withTransaction : withClient;
@@ -195,6 +203,7 @@ export async function runEffect<T>(
         );
         if (stored) {
           duplicate = true;
+          pruned = stored.pruned === true;
           return stored;
         }
       }
@@ -217,7 +226,7 @@ export async function runEffect<T>(
     outcome as { success: boolean; data: T | null; error: ModelError | null },
     meta,
     context,
-    duplicate ? { duplicate: true } : {},
+    duplicate ? duplicateMetadata({ ...outcome, pruned }) : {},
   );
   logger?.debug(
     { success: result.success, duration_ms: result.metadata.duration_ms, duplicate },

@@ -18,6 +18,7 @@ import { EffectNode, type ExecuteContext, type NodeOptions } from './effect-node
 import { traceBatch } from './node-span.ts';
 import {
   buildResult,
+  duplicateMetadata,
   failureOutcome,
   reuseError,
   type EffectScope,
@@ -122,7 +123,9 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
             startedAt,
           },
           item.context,
-          duplicate ? { duplicate: true, batch_size: items.length } : { batch_size: items.length },
+          duplicate
+            ? { ...duplicateMetadata(outcome), batch_size: items.length }
+            : { batch_size: items.length },
         );
       });
     } catch (err) {

@@ -37,6 +37,8 @@ export interface WorkerMetrics {
   /** High watermark minus next offset, per partition, as seen on the latest fetch. */
   lag(topic: string, partition: number, lag: number): void;
   watchPool(pool: PoolStats): void;
+  /** Identity records whose result body was pruned, and the bytes of JSON that freed. */
+  pruned(rows: number, bytes: number): void;
 }
 
 export function createWorkerMetrics(group: string): WorkerMetrics {
@@ -76,6 +78,14 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
   const inFlight = meter.createUpDownCounter('pattern_worker.in_flight', {
     description: 'Messages being processed now',
     unit: '{message}',
+  });
+  const prunedRows = meter.createCounter('pattern_worker.identity.pruned', {
+    description: 'Identity records whose result body was pruned past WORKER_RESULT_RETENTION',
+    unit: '{record}',
+  });
+  const prunedBytes = meter.createCounter('pattern_worker.identity.pruned_bytes', {
+    description: 'Bytes of result JSON freed by pruning',
+    unit: 'By',
   });
   const lanes = new Map<string, { running: number; queued: number; concurrency: number }>();
   const lane = (name: string) => {
@@ -185,6 +195,10 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     },
     lag(topic, partition, lag) {
       lags.set(`${topic}:${partition}`, { topic, partition, lag: Math.max(0, lag) });
+    },
+    pruned(rows, bytes) {
+      prunedRows.add(rows);
+      prunedBytes.add(bytes);
     },
     watchPool(pool) {
       pools = [...pools, pool];

@@ -16,7 +16,12 @@ describe('worker app in-process', () => {
 
   beforeAll(async () => {
     stack = await createStack();
-    const config = loadConfig({ ...stack.env, PORT: '0', WORKER_BATCH_SIZE: '7' });
+    const config = loadConfig({
+      ...stack.env,
+      PORT: '0',
+      WORKER_BATCH_SIZE: '7',
+      WORKER_RESULT_RETENTION: '2s',
+    });
     const lifecycle = new Lifecycle();
     lifecycle.on('message.outcome', ({ outcome }) => outcomes.push(outcome));
     app = await startWorkerApp({ config, logger: createLogger('silent'), lifecycle });
@@ -77,6 +82,25 @@ describe('worker app in-process', () => {
     });
     expect(outcomes.filter((o) => o.deadLettered)).toHaveLength(1);
     await stack.results.waitForCount(stack.names.dlq('pattern.usage'), 1);
+  });
+
+  it('prunes result bodies past WORKER_RESULT_RETENTION in the background, keeping the identities', async () => {
+    const deadline = Date.now() + 20_000;
+    let pruned = 0;
+    while (Date.now() < deadline) {
+      const { rows } = await stack.db.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM processed_messages WHERE pruned',
+      );
+      pruned = rows[0]?.n ?? 0;
+      if (pruned > 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(pruned).toBeGreaterThan(0);
+    // The identities stay: a pruned row keeps its key and fingerprint.
+    const { rows } = await stack.db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM processed_messages WHERE pruned AND fingerprint IS NOT NULL',
+    );
+    expect(rows[0]?.n).toBe(pruned);
   });
 
   it('refuses to start when its topics are missing, naming them', async () => {
