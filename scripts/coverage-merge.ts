@@ -28,10 +28,27 @@ const map = libCoverage.createCoverageMap(
 );
 const vitestLines = map.getCoverageSummary().lines.pct;
 
+// A child killed while V8 writes its report (the crash tests SIGKILL workers) leaves an empty or cut
+// file: it is skipped and named, and the figure counts the rest.
+function readChildReport(file: string): V8Script[] | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(join(childrenDir, file), 'utf8')) as { result?: V8Script[] };
+    return Array.isArray(parsed.result) ? parsed.result : undefined;
+  } catch (error) {
+    process.stderr.write(`coverage-merge: skipped coverage/children/${file}: ${(error as Error).message}\n`);
+    return undefined;
+  }
+}
+
 let processes = 0;
+let skipped = 0;
 for (const file of existsSync(childrenDir) ? readdirSync(childrenDir) : []) {
   if (!file.endsWith('.json')) continue;
-  const { result } = JSON.parse(readFileSync(join(childrenDir, file), 'utf8')) as { result: V8Script[] };
+  const result = readChildReport(file);
+  if (!result) {
+    skipped += 1;
+    continue;
+  }
   processes += 1;
   for (const script of result) {
     if (!script.url.startsWith(srcPrefix) || !script.url.endsWith('.ts')) continue;
@@ -48,7 +65,7 @@ const summary = map.getCoverageSummary();
 writeFileSync(join(coverageDir, 'merged-coverage-summary.json'), JSON.stringify(summary.toJSON(), null, 2));
 const pct = (n: number) => `${n.toFixed(2)}%`;
 process.stdout.write(
-  `Coverage (Vitest + ${processes} worker/CLI processes): lines ${pct(summary.lines.pct)} ` +
+  `Coverage (Vitest + ${processes} worker/CLI processes${skipped ? `, ${skipped} unreadable skipped` : ''}): lines ${pct(summary.lines.pct)} ` +
     `(${summary.lines.covered}/${summary.lines.total}), statements ${pct(summary.statements.pct)}, ` +
     `functions ${pct(summary.functions.pct)}, branches ${pct(summary.branches.pct)}; ` +
     `Vitest alone: lines ${pct(vitestLines)}\n`,
