@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool, type Pool } from '../../src/db/pool.ts';
+import { pruneBatch } from '../../src/db/prune.ts';
 import type { PatternRow, UsageEvent } from './dataset.ts';
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -293,4 +294,44 @@ export async function checkStatistics(pool: Pool, patternIds: readonly string[])
   if (!t || t.events !== t.daily || t.events !== t.stats)
     problems.push(`totals differ: ${JSON.stringify(t)}`);
   return problems;
+}
+
+export interface IdentityStoreBytes {
+  records: number;
+  /** Average stored row (pg_column_size of the tuple, the result JSON included), in bytes. */
+  rowBytesBefore: number;
+  rowBytesAfter: number;
+  /** Of that, the stored result JSON. */
+  resultBytesBefore: number;
+  resultBytesAfter: number;
+}
+
+/**
+ * What the identity store costs per record of one operation, before and after its result bodies are
+ * pruned (they are backdated past the retention window first). Destructive: call it last.
+ */
+export async function identityStoreBytes(pool: Pool, operation: string): Promise<IdentityStoreBytes> {
+  const measure = async () => {
+    const { rows } = await pool.query<{ n: number; row: number; result: number }>(
+      `SELECT count(*)::int AS n, avg(pg_column_size(p.*))::float8 AS row,
+              avg(pg_column_size(p.result))::float8 AS result
+         FROM processed_messages p WHERE operation = $1`,
+      [operation],
+    );
+    return rows[0] ?? { n: 0, row: 0, result: 0 };
+  };
+  const before = await measure();
+  await pool.query(
+    "UPDATE processed_messages SET processed_at = now() - interval '8 days' WHERE operation = $1",
+    [operation],
+  );
+  while ((await pruneBatch(pool, 7 * 86_400_000, 5_000)).rows > 0);
+  const after = await measure();
+  return {
+    records: before.n,
+    rowBytesBefore: Math.round(before.row),
+    rowBytesAfter: Math.round(after.row),
+    resultBytesBefore: Math.round(before.result),
+    resultBytesAfter: Math.round(after.result),
+  };
 }

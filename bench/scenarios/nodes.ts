@@ -8,7 +8,14 @@ import {
   NodePatternUpdateEffect,
 } from '../../src/nodes/index.ts';
 import { generatePatterns, searchQueries, take, usageEvents } from '../lib/dataset.ts';
-import { analyze, bulkLoadEvents, checkStatistics, createBenchDatabase, loadPatterns } from '../lib/db.ts';
+import {
+  analyze,
+  bulkLoadEvents,
+  checkStatistics,
+  createBenchDatabase,
+  identityStoreBytes,
+  loadPatterns,
+} from '../lib/db.ts';
 import { goal, progress, type ScenarioOptions, type ScenarioResult } from '../lib/scenario.ts';
 import { fmt, summarize, type LatencySummary } from '../lib/stats.ts';
 
@@ -197,6 +204,13 @@ export async function nodes(options: ScenarioOptions): Promise<ScenarioResult> {
     const { rows: daily } = await db.pool.query<{ rows: number; events: number }>(
       'SELECT count(*) AS rows, sum(usage_count) AS events FROM pattern_usage_daily',
     );
+    // Last, as it rewrites the identity records: what one usage event costs in processed_messages.
+    const identityStore = await identityStoreBytes(db.pool, 'record_usage');
+    const identityLine =
+      `identity store per usage event: ${identityStore.rowBytesBefore} B before pruning ` +
+      `(result JSON ${identityStore.resultBytesBefore} B), ${identityStore.rowBytesAfter} B after ` +
+      `(result ${identityStore.resultBytesAfter} B), over ${identityStore.records} records; plus the primary key`;
+    options.log(`  ${identityLine}`);
 
     const goals = [
       goal('insert p99', '<= 5 ms', ops.insert?.p99 ?? null, 'ms', (ops.insert?.p99 ?? Infinity) <= 5),
@@ -246,19 +260,23 @@ export async function nodes(options: ScenarioOptions): Promise<ScenarioResult> {
         hotPatternEvents: hotRows[0]?.usage_count,
         dailyRollupRows: daily[0]?.rows,
         dailyRollupEvents: daily[0]?.events,
+        identityStore,
         ops,
         targets: TARGETS,
       },
       goals,
-      summary: Object.entries(ops).map(([name, o]) => {
-        const t = TARGETS[name.startsWith('record_usage_batch') ? 'record_usage_batch_500' : name] ?? {};
-        return (
-          `${name.padEnd(30)} p50 ${fmt(o.p50, 2).padStart(7)} ms  p99 ${fmt(o.p99, 2).padStart(7)} ms` +
-          (t.seedMs ? `  seed target < ${t.seedMs} ms` : '') +
-          (t.goalP99Ms ? `  goal p99 <= ${t.goalP99Ms} ms` : '') +
-          (o.eventsPerSecond ? `  ${fmt(o.eventsPerSecond, 0)} events/s` : '')
-        );
-      }),
+      summary: [
+        ...Object.entries(ops).map(([name, o]) => {
+          const t = TARGETS[name.startsWith('record_usage_batch') ? 'record_usage_batch_500' : name] ?? {};
+          return (
+            `${name.padEnd(30)} p50 ${fmt(o.p50, 2).padStart(7)} ms  p99 ${fmt(o.p99, 2).padStart(7)} ms` +
+            (t.seedMs ? `  seed target < ${t.seedMs} ms` : '') +
+            (t.goalP99Ms ? `  goal p99 <= ${t.goalP99Ms} ms` : '') +
+            (o.eventsPerSecond ? `  ${fmt(o.eventsPerSecond, 0)} events/s` : '')
+          );
+        }),
+        identityLine,
+      ],
     };
   } finally {
     await db.drop();

@@ -1,6 +1,7 @@
 // Errors a PatternClient call rejects with. Each names what a caller needs to look it up: the topic,
 // the operation and the correlation id the worker logs and echoes.
 import type { ModelError } from '../contracts/errors.ts';
+import { isWriteOperation, type Operation } from '../contracts/topics.ts';
 
 export class RequestTimeoutError extends Error {
   override readonly name = 'RequestTimeoutError';
@@ -10,9 +11,14 @@ export class RequestTimeoutError extends Error {
   readonly timeoutMs: number;
 
   constructor(topic: string, operation: string, correlationId: string, timeoutMs: number) {
+    // A write may still be applied after the caller gave up; its outcome is recorded and can be asked for.
+    const later = isWriteOperation(operation as Operation)
+      ? `it may still be applied: ask for its outcome later with client.resultOf('${correlationId}') or ` +
+        `\`patterns result ${correlationId}\``
+      : 'reads are not recorded: send it again';
     super(
       `no reply to ${operation} on topic "${topic}" within ${timeoutMs} ms (correlation id ${correlationId}); ` +
-        'is a worker running and consuming that topic?',
+        `is a worker running and consuming that topic? ${later}`,
     );
     this.topic = topic;
     this.operation = operation;

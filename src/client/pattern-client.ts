@@ -296,6 +296,24 @@ export class PatternClient {
     return this.request('get_global_stats', body, options);
   }
 
+  /**
+   * Late-reply pickup: what became of an earlier request, asked by its correlation id (from
+   * RequestTimeoutError.correlationId, or any producer's). `data.status` is `applied` (with the result
+   * first published), `unknown` (not applied yet, failed, or never received) or `not_stored` (a read,
+   * when `operation` says so). Pass `identity` instead to name a record by its message identity.
+   */
+  resultOf(
+    correlationId: string | { identity: string },
+    options: CallOptions & { operation?: Operation } = {},
+  ) {
+    const target =
+      typeof correlationId === 'string'
+        ? { request_correlation_id: correlationId }
+        : { request_identity: correlationId.identity };
+    const { operation, ...call } = options;
+    return this.request('get_result', { ...target, request_operation: operation ?? null }, call);
+  }
+
   #open(): SendQueue {
     if (this.#state !== 'open' || !this.#queue) throw new ClientClosedError();
     return this.#queue;

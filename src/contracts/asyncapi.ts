@@ -189,7 +189,12 @@ export function buildAsyncApi(version: string): Json {
         'values. A message identity (body correlation_id, else the kafka_correlationId header, else its ' +
         'coordinates) is applied once; the same request sent again is answered from the stored result ' +
         '(metadata.duplicate), and a different request under an identity already used gets CONFLICT ' +
-        '(details.reason correlation_id_reused) and a dead letter. Generated from the zod schemas in ' +
+        '(details.reason correlation_id_reused) and a dead letter. Late-reply pickup: a caller that timed out ' +
+        'asks pattern.search.request operation get_result for the outcome of its request (request_correlation_id, ' +
+        'as sent in the body or the kafka_correlationId header, or request_identity); data.status is "applied" ' +
+        'with the result first published (data byte for byte, only its ids once older than ' +
+        'WORKER_RESULT_RETENTION), "unknown" (not applied yet, failed and dead-lettered, or never received) or ' +
+        '"not_stored" (reads are not recorded; say so with request_operation). Generated from the zod schemas in ' +
         'src/contracts; do not edit.',
       license: { name: 'MIT' },
     },

@@ -158,6 +158,16 @@ export const relationshipUpdateData = z
     error: 'must set at least one of strength, description, context',
   });
 
+/** The identity a message was recorded under (contracts/identity.ts): cid:, hdr: or off:. */
+export const messageIdentity = z
+  .string()
+  .max(1_000, 'must be at most 1000 characters')
+  .regex(
+    /^(cid|hdr|off):./,
+    'must be a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<partition>/<offset>',
+  )
+  .refine((v) => !CONTROL.test(v), 'must not contain control characters');
+
 export const aggregateBy = z
   .enum(['day', 'week', 'month'], { error: 'must be day, week or month' })
   .default('day');

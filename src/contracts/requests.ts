@@ -8,6 +8,7 @@ import {
   insertData,
   isoDateTime,
   limit,
+  messageIdentity,
   name,
   offset,
   relationshipData,
@@ -17,7 +18,7 @@ import {
   usageData,
   uuid,
 } from './fields.ts';
-import type { Operation, RequestTopic } from './topics.ts';
+import { REQUEST_TOPICS, TOPIC_SPECS, type Operation, type RequestTopic } from './topics.ts';
 
 export const REQUEST_FIELDS = [
   'operation',
@@ -34,6 +35,9 @@ export const REQUEST_FIELDS = [
   'period_start',
   'period_end',
   'aggregate_by',
+  'request_correlation_id',
+  'request_identity',
+  'request_operation',
 ] as const;
 
 const period = { period_start: isoDateTime.nullish(), period_end: isoDateTime.nullish() };
@@ -79,6 +83,24 @@ function operationSchema<Op extends Operation, S extends z.ZodRawShape>(operatio
 
 const getByTypeFilters = filters.extend({ pattern_type: name(100) });
 
+const ALL_OPERATIONS = REQUEST_TOPICS.flatMap((t) => TOPIC_SPECS[t].operations);
+const operationName = z.enum(ALL_OPERATIONS, { error: 'must be the name of an operation' });
+
+// Late-reply pickup: the outcome of an earlier request, named by its correlation id or its identity.
+const getResult = operationSchema('get_result', {
+  request_correlation_id: name(255).nullish(),
+  request_identity: messageIdentity.nullish(),
+  request_operation: operationName.nullish(),
+}).superRefine((r, ctx) => {
+  if ((r.request_correlation_id == null) === (r.request_identity == null)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['request_correlation_id'],
+      message: 'give the request to look up: request_correlation_id or request_identity (one of them)',
+    });
+  }
+});
+
 export const OPERATION_SCHEMAS = {
   insert: operationSchema('insert', { data: insertData }),
   update: operationSchema('update', { pattern_id: uuid, data: updateData }),
@@ -101,6 +123,7 @@ export const OPERATION_SCHEMAS = {
     limit,
     offset,
   }),
+  get_result: getResult,
   record_usage: operationSchema('record_usage', { pattern_id: uuid, usage_data: usageData }),
   update_stats: operationSchema('update_stats', { pattern_id: uuid }),
   create_relationship: operationSchema('create_relationship', { relationship_data: relationshipData }),
@@ -130,6 +153,7 @@ export type FilterRequest = RequestOf<'filter'>;
 export type GetRelatedRequest = RequestOf<'get_related'>;
 export type GetTopRequest = RequestOf<'get_top'>;
 export type GetByTypeRequest = RequestOf<'get_by_type'>;
+export type GetResultRequest = RequestOf<'get_result'>;
 export type RecordUsageRequest = RequestOf<'record_usage'>;
 export type UpdateStatsRequest = RequestOf<'update_stats'>;
 export type CreateRelationshipRequest = RequestOf<'create_relationship'>;
@@ -142,7 +166,13 @@ export type GlobalStatsRequest = RequestOf<'get_global_stats'>;
 
 export type StorageRequest = InsertRequest | UpdateRequest | DeleteRequest | BatchInsertRequest;
 export type QueryRequest =
-  SearchRequest | GetByIdRequest | FilterRequest | GetRelatedRequest | GetTopRequest | GetByTypeRequest;
+  | SearchRequest
+  | GetByIdRequest
+  | FilterRequest
+  | GetRelatedRequest
+  | GetTopRequest
+  | GetByTypeRequest
+  | GetResultRequest;
 export type UsageRequest =
   RecordUsageRequest | UpdateStatsRequest | CreateRelationshipRequest | UpdateRelationshipRequest;
 export type AnalyticsRequest =

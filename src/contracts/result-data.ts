@@ -1,5 +1,6 @@
 // What `data` holds in a successful result, per operation. Timestamps arrive as ISO-8601 strings;
 // numbers the database could not compute (no samples) are null, and zero stays zero.
+import type { ModelError } from './errors.ts';
 import type { Operation } from './topics.ts';
 
 export interface PatternRecord {
@@ -75,6 +76,22 @@ export interface ComputedAnalytics extends Period {
   computed_at: string;
 }
 
+/** get_result: what the worker recorded for an earlier request (late-reply pickup). */
+export type StoredResultLookup =
+  | {
+      status: 'applied';
+      identity: string;
+      topic: string;
+      operation: string;
+      processed_at: string;
+      /** Past WORKER_RESULT_RETENTION only the ids of `result.data` are kept. */
+      result_pruned: boolean;
+      /** The outcome first published; `data` is the same JSON, byte for byte (unless pruned). */
+      result: { success: boolean; data: unknown; error: ModelError | null };
+    }
+  | { status: 'unknown'; identities: string[]; hint: string }
+  | { status: 'not_stored'; operation: string; hint: string };
+
 export interface ResultDataMap {
   insert: { pattern_id: string; pattern_name: string; discovered_at: string };
   update: { pattern_id: string; fields_updated: string[]; updated_at: string };
@@ -86,6 +103,7 @@ export interface ResultDataMap {
   get_related: RelatedPattern[];
   get_top: TopPattern[];
   get_by_type: PatternRecord[];
+  get_result: StoredResultLookup;
   record_usage: { event_id: string; pattern_id: string; used_at: string; quality_improvement: number | null };
   update_stats: {
     pattern_id: string;

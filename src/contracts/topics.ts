@@ -8,7 +8,7 @@ export const TOPIC_SPECS = {
   },
   'pattern.search.request': {
     node: 'NodePatternQueryEffect',
-    operations: ['search', 'get_by_id', 'filter', 'get_related', 'get_top', 'get_by_type'],
+    operations: ['search', 'get_by_id', 'filter', 'get_related', 'get_top', 'get_by_type', 'get_result'],
     result: 'pattern.search.result',
   },
   'pattern.usage': {

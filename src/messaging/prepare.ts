@@ -15,7 +15,7 @@ import type { PatternRequest } from '../contracts/requests.ts';
 import { isWriteOperation, type RequestTopic, type TopicNames } from '../contracts/topics.ts';
 import type { ExecuteContext } from '../nodes/effect-node.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { messageIdentity } from './identity.ts';
+import { messageIdentity } from '../contracts/identity.ts';
 import type { InboundMessage } from './inbound.ts';
 import type { ReplyTarget } from './records.ts';
 import type { TopicDirectory } from './topic-directory.ts';

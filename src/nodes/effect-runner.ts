@@ -142,6 +142,30 @@ export function reuseError(
   return undefined;
 }
 
+/** An identity record as get_result reads it. */
+export interface IdentityRecord {
+  identity: string;
+  topic: string;
+  operation: string;
+  processed_at: Date;
+  outcome: StoredOutcome;
+}
+
+/** The first of `identities` (most likely first) that has a record, if any. Committed records only. */
+export async function lookupIdentity(
+  client: PoolClient,
+  identities: readonly string[],
+): Promise<IdentityRecord | undefined> {
+  const { rows } = await client.query<Omit<IdentityRecord, 'outcome'> & { result: StoredOutcome }>(
+    `SELECT identity, topic, operation, processed_at, result
+       FROM processed_messages WHERE identity = ANY($1::text[])
+      ORDER BY array_position($1::text[], identity) LIMIT 1`,
+    [identities],
+  );
+  const row = rows[0];
+  return row && { ...row, outcome: row.result };
+}
+
 export async function storeOutcome(
   client: PoolClient,
   identity: string,

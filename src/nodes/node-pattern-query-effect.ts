@@ -1,11 +1,19 @@
 // NodePatternQueryEffect: reads. Lists return an array in `data`, as the seed did.
-import type { GetRelatedRequest, QueryRequest, SearchRequest } from '../contracts/requests.ts';
+import { identitiesOfCorrelationId } from '../contracts/identity.ts';
+import type {
+  GetRelatedRequest,
+  GetResultRequest,
+  QueryRequest,
+  SearchRequest,
+} from '../contracts/requests.ts';
+import type { StoredResultLookup } from '../contracts/result-data.ts';
+import { isWriteOperation } from '../contracts/topics.ts';
 import type { Filters } from '../contracts/fields.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 
 type Row = Record<string, unknown>;
 import { EffectNode, type NodeOptions } from './effect-node.ts';
-import type { EffectScope } from './effect-runner.ts';
+import { lookupIdentity, type EffectScope } from './effect-runner.ts';
 import { notFound } from './node-pattern-storage-effect.ts';
 import { filterConditions, Params, patternColumns, whereClause } from './pattern-sql.ts';
 
@@ -28,6 +36,8 @@ export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'>
         return listPatterns(client, 'top', request.filters, request.limit, request.offset);
       case 'get_related':
         return getRelated(client, request);
+      case 'get_result':
+        return getResult(client, request);
     }
   }
 }
@@ -166,4 +176,41 @@ async function getRelated(client: PoolClient, request: GetRelatedRequest) {
     [request.pattern_id, request.limit, request.offset],
   );
   return rows;
+}
+
+// Late-reply pickup: a caller that timed out asks what became of its request. Writes are recorded with
+// their identity (effect-runner), reads are not, and failures roll back with their transaction.
+async function getResult(client: PoolClient, request: GetResultRequest): Promise<StoredResultLookup> {
+  const identities = request.request_identity
+    ? [request.request_identity]
+    : identitiesOfCorrelationId(request.request_correlation_id ?? '');
+  const record = await lookupIdentity(client, identities);
+  if (record) {
+    const { success, data, error, pruned } = record.outcome;
+    return {
+      status: 'applied',
+      identity: record.identity,
+      topic: record.topic,
+      operation: record.operation,
+      processed_at: record.processed_at.toISOString(),
+      result_pruned: pruned === true,
+      result: { success, data, error },
+    };
+  }
+  const operation = request.request_operation;
+  if (operation && !isWriteOperation(operation)) {
+    return {
+      status: 'not_stored',
+      operation,
+      hint: `${operation} is a read and reads are not recorded: send it again`,
+    };
+  }
+  return {
+    status: 'unknown',
+    identities,
+    hint:
+      'nothing is recorded for this request: it is not applied yet (still queued or retrying: ask again ' +
+      "later), or it failed (its error result was published and the message is in its topic's .dlq), " +
+      'or it was a read (reads are not recorded), or no worker received it',
+  };
 }

@@ -1,40 +1,15 @@
 // The `patterns` command line against a worker process, and replay for backfill (issue "Using it").
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PatternClient } from '../../src/client/index.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import type { Pool } from '../../src/db/pool.ts';
-import { childCoverageEnv } from '../support/child-coverage.ts';
+import { patterns, type Run } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { brokers } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
-const execFileAsync = promisify(execFile);
-const BIN = join(import.meta.dirname, '../../bin/patterns.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function patterns(env: Record<string, string>, ...args: string[]): Promise<Run> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env, ...childCoverageEnv() },
-      timeout: 90_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
 const resultOf = (run: Run) => JSON.parse(run.stdout) as ModelResult<Record<string, unknown>>;
 
 /** Everything a replay must rebuild, in a stable order. */

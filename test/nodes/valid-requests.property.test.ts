@@ -145,6 +145,18 @@ const requests: Record<Operation, fc.Arbitrary<Record<string, unknown>>> = {
   get_by_type: fc
     .tuple(filters, nameText(100))
     .map(([f, pattern_type]) => ({ operation: 'get_by_type', filters: { ...f, pattern_type } })),
+  get_result: fc
+    .tuple(
+      fc.oneof(
+        anyCaseUuid.map((id) => ({ request_correlation_id: id })),
+        nameText(255).map((id) => ({ request_correlation_id: id })),
+        fc.tuple(fc.constantFrom('cid:', 'hdr:', 'off:'), nameText(200)).map(([p, rest]) => ({
+          request_identity: p + rest,
+        })),
+      ),
+      nullish(fc.constantFrom<Operation>('insert', 'search', 'record_usage', 'get_global_stats')),
+    )
+    .map(([target, request_operation]) => ({ operation: 'get_result', ...target, request_operation })),
   record_usage: fc
     .tuple(
       patternId,

@@ -38,10 +38,15 @@ async function startCollector(kafka: Kafka, topics: string[], attempts = 4): Pro
 }
 
 export async function createStack(
-  options: { partitions?: number; extraTopics?: string[] } = {},
+  options: {
+    partitions?: number;
+    extraTopics?: string[];
+    /** Create and collect pattern.reply. */ reply?: boolean;
+  } = {},
 ): Promise<Stack> {
   const db = await createTestDatabase();
   const names = new TopicNames(uniquePrefix());
+  const extraTopics = [...(options.extraTopics ?? []), ...(options.reply ? [names.reply()] : [])];
   const kafka = testKafka();
   const admin = kafka.admin();
   await admin.connect();
@@ -53,10 +58,10 @@ export async function createStack(
     replicationFactor: 1,
     replyPartitions: 3,
   });
-  if (options.extraTopics?.length) {
+  if (extraTopics.length) {
     await createTopicsAndWait(
       admin,
-      options.extraTopics.map((topic) => ({ topic, numPartitions: 3 })),
+      extraTopics.map((topic) => ({ topic, numPartitions: 3 })),
     );
   }
   await admin.disconnect();
@@ -65,7 +70,7 @@ export async function createStack(
     .all()
     .filter((t) => t.role !== 'request')
     .map((t) => t.name);
-  const results = await startCollector(kafka, [...observed, ...(options.extraTopics ?? [])]);
+  const results = await startCollector(kafka, [...observed, ...extraTopics]);
   const env = {
     DATABASE_URL: db.url,
     KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',

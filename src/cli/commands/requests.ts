@@ -1,5 +1,6 @@
 // Request commands: build one request from flags, send it through Kafka with PatternClient, print the
-// result as JSON. Exit codes: 0 success, 1 a result with success false, 2 bad input, 3 no reply.
+// result as JSON. Exit codes: 0 success, 1 a result with success false, 2 bad input, 3 no reply,
+// 4 (`patterns result`) nothing recorded for that request.
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -8,12 +9,12 @@ import {
   RequestTimeoutError,
   RequestValidationError,
 } from '../../client/index.ts';
-import type { RequestBody } from '../../client/pattern-client.ts';
+import type { RequestBody, ResultOf } from '../../client/pattern-client.ts';
 import { loadConfig } from '../../config.ts';
-import type { Operation } from '../../contracts/topics.ts';
+import { TOPIC_SPECS, REQUEST_TOPICS, type Operation } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka.ts';
 
-export const EXIT = { ok: 0, failedResult: 1, badInput: 2, noReply: 3 } as const;
+export const EXIT = { ok: 0, failedResult: 1, badInput: 2, noReply: 3, notRecorded: 4 } as const;
 
 const number = (flag: string) => (value: string) => {
   const n = Number(value);
@@ -72,6 +73,7 @@ async function send<Op extends Operation>(
   operation: Op,
   body: RequestBody<Op>,
   options: CommonOptions,
+  exitCodeOf: (result: ResultOf<Op>) => number = (result) => (result.success ? EXIT.ok : EXIT.failedResult),
 ): Promise<void> {
   const config = loadConfig();
   const client = new PatternClient({
@@ -91,7 +93,7 @@ async function send<Op extends Operation>(
     }
     const result = await client.request(operation, body);
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-    process.exitCode = result.success ? EXIT.ok : EXIT.failedResult;
+    process.exitCode = exitCodeOf(result);
   } catch (err) {
     if (err instanceof RequestValidationError) {
       process.stderr.write(`patterns: ${err.message}\n`);
@@ -270,6 +272,49 @@ function analyticsCommand(): Command {
   return withCommon(command);
 }
 
+const OPERATIONS = REQUEST_TOPICS.flatMap((t) => TOPIC_SPECS[t].operations);
+
+function resultCommand(): Command {
+  const command = new Command('result')
+    .description(
+      'What became of an earlier request (late-reply pickup): its recorded result, asked through Kafka by its correlation id, e.g. after a call timed out.',
+    )
+    .argument('<correlation-id>', "the request's correlation id (or, with --identity, its message identity)")
+    .option(
+      '--identity',
+      'the argument is a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<p>/<offset>',
+    )
+    .addOption(
+      new Option(
+        '--operation <op>',
+        'the request\'s operation, so that a read is answered "not_stored"',
+      ).choices(OPERATIONS),
+    )
+    .addHelpText(
+      'after',
+      `
+Prints the get_result answer: data.status "applied" with data.result (the result first published), or
+"unknown" (not applied yet, failed and dead-lettered, or never received) or "not_stored" (a read).
+Exit code 0 when applied with success, 1 applied with success false, 4 when nothing is recorded.`,
+    )
+    .action(async (id: string, o: Record<string, unknown> & CommonOptions) => {
+      const target = o.identity ? { request_identity: id } : { request_correlation_id: id };
+      await send(
+        'get_result',
+        { ...target, request_operation: (o.operation as Operation | undefined) ?? null },
+        o,
+        (result) => {
+          const lookup = result.data;
+          if (!result.success || !lookup) return EXIT.failedResult;
+          if (lookup.status === 'applied') return lookup.result.success ? EXIT.ok : EXIT.failedResult;
+          process.stderr.write(`patterns: ${lookup.status}: ${lookup.hint}\n`);
+          return EXIT.notRecorded;
+        },
+      );
+    });
+  return withCommon(command);
+}
+
 export function requestCommands(): Command[] {
-  return [insertCommand(), searchCommand(), usageCommand(), analyticsCommand()];
+  return [insertCommand(), searchCommand(), usageCommand(), analyticsCommand(), resultCommand()];
 }

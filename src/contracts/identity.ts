@@ -1,0 +1,33 @@
+// A message's identity (CONTRACT "Identity and effects"): the body correlation_id; else the
+// kafka_correlationId header bytes; else its coordinates. Written with the effect, and looked up by
+// get_result when a caller that timed out asks for its outcome.
+export function messageIdentity(input: {
+  bodyCorrelationId: string | null | undefined;
+  headerCorrelationId: Buffer | undefined;
+  topic: string;
+  partition: number;
+  offset: string;
+}): string {
+  if (input.bodyCorrelationId) return `cid:${input.bodyCorrelationId.toLowerCase()}`;
+  if (input.headerCorrelationId && input.headerCorrelationId.length > 0) {
+    return `hdr:${input.headerCorrelationId.toString('base64')}`;
+  }
+  return `off:${input.topic}/${input.partition}/${input.offset}`;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The identities a request sent with this correlation id may have been recorded under, most likely
+ * first: in the body (PatternClient, most producers), as a UTF-8 header (NestJS), or, for a UUID, as
+ * Spring's 16 raw header bytes.
+ */
+export function identitiesOfCorrelationId(correlationId: string): string[] {
+  const identities: string[] = [];
+  if (UUID.test(correlationId)) identities.push(`cid:${correlationId.toLowerCase()}`);
+  identities.push(`hdr:${Buffer.from(correlationId, 'utf8').toString('base64')}`);
+  if (UUID.test(correlationId)) {
+    identities.push(`hdr:${Buffer.from(correlationId.replaceAll('-', ''), 'hex').toString('base64')}`);
+  }
+  return identities;
+}
