@@ -1,8 +1,10 @@
 // `patterns` command line: one subcommand per file in ./commands.
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.ts';
+import { dlqCommand } from './commands/dlq.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { replayCommand } from './commands/replay.ts';
+import { statusCommand } from './commands/status.ts';
 import { requestCommands } from './commands/requests.ts';
 import { topicsCommand } from './commands/topics.ts';
 import { workerCommand } from './commands/worker.ts';
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   program.addCommand(topicsCommand());
   program.addCommand(workerCommand());
   program.addCommand(replayCommand());
+  program.addCommand(dlqCommand());
+  program.addCommand(statusCommand());
   for (const command of requestCommands()) program.addCommand(command);
   // Usage errors become exit code 2 (main below) instead of commander's process.exit(1).
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

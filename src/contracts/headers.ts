@@ -19,6 +19,10 @@ export const HEADERS = {
   deliveryAttempt: 'kafka_deliveryAttempt',
   /** The caller's deadline, epoch milliseconds: a read whose deadline has passed is not run. */
   deadline: 'pattern-deadline-ms',
+  /** Set by `patterns dlq redrive`: the first original message's topic/partition/offset (its identity when
+   * it has no correlation id), and how many times it was redriven. */
+  redriveOf: 'pattern-redrive-of',
+  redriveCount: 'pattern-redrive-count',
 } as const;
 
 /** A correlation id or topic name larger than this is not a correlation id or topic name. */

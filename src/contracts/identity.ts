@@ -1,17 +1,30 @@
 // A message's identity (CONTRACT "Identity and effects"): the body correlation_id; else the
-// kafka_correlationId header bytes; else its coordinates. Written with the effect, and looked up by
-// get_result when a caller that timed out asks for its outcome.
+// kafka_correlationId header bytes; else its coordinates, which for a message redriven from a dead-letter
+// topic are those of the first original (pattern-redrive-of), so a redrive is applied once. Written with
+// the effect, and looked up by get_result when a caller that timed out asks for its outcome.
+const COORDINATES = /^[A-Za-z0-9._-]{1,249}\/\d{1,10}\/\d{1,19}$/;
+
+/** topic/partition/offset, as pattern-redrive-of carries it; undefined for anything else. */
+export function readCoordinates(value: Buffer | undefined): string | undefined {
+  const text = value?.toString('latin1');
+  return text !== undefined && COORDINATES.test(text) ? text : undefined;
+}
+
 export function messageIdentity(input: {
   bodyCorrelationId: string | null | undefined;
   headerCorrelationId: Buffer | undefined;
   topic: string;
   partition: number;
   offset: string;
+  /** The pattern-redrive-of header's bytes, if any. */
+  redriveOf?: Buffer | undefined;
 }): string {
   if (input.bodyCorrelationId) return `cid:${input.bodyCorrelationId.toLowerCase()}`;
   if (input.headerCorrelationId && input.headerCorrelationId.length > 0) {
     return `hdr:${input.headerCorrelationId.toString('base64')}`;
   }
+  const original = readCoordinates(input.redriveOf);
+  if (original) return `off:${original}`;
   return `off:${input.topic}/${input.partition}/${input.offset}`;
 }
 

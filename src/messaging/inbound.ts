@@ -1,5 +1,6 @@
 // The engine's own view of what comes in and what goes out, so that only the Kafka-facing modules
-// (lane-consumer.ts, publisher.ts, lane-assignor.ts, kafka.ts) see kafkajs types.
+// (lane-consumer.ts, publisher.ts, lane-assignor.ts, kafka.ts, and the tools' operator-io.ts) see kafkajs
+// types.
 import type { HeaderValue } from '../contracts/headers.ts';
 
 export type InboundHeaders = Record<string, HeaderValue>;

@@ -88,3 +88,17 @@ export function laneAssigners(
   });
   return [lanes, PartitionAssigners.roundRobin];
 }
+
+/** A group member as `patterns status` shows it: the lane it named and the partitions it holds. */
+export function describeLaneMember(
+  memberMetadata: Buffer,
+  memberAssignment: Buffer,
+): { lane: string; assignment: Record<string, number[]> } {
+  const metadata = memberMetadata.length > 0 ? AssignerProtocol.MemberMetadata.decode(memberMetadata) : null;
+  const assigned =
+    memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(memberAssignment) : null;
+  return {
+    lane: metadata?.userData?.toString('utf8') || '(none)',
+    assignment: assigned?.assignment ?? {},
+  };
+}

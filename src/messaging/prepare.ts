@@ -93,6 +93,7 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     bodyCorrelationId: correlationId,
     headerCorrelationId: correlationHeader,
     ...source,
+    redriveOf: headerBytes(message.headers[HEADERS.redriveOf]),
   });
   return {
     message,

@@ -5,6 +5,7 @@ import type { Admin } from 'kafkajs';
 import type { PatternRequest } from '../contracts/requests.ts';
 import type { RequestTopic, TopicNames } from '../contracts/topics.ts';
 import type { Lifecycle } from './lifecycle.ts';
+import { offsetsAt } from './operator-io.ts';
 
 /** Writes first, so that usage finds its patterns: the order topics are replayed in. */
 export const REPLAY_ORDER: RequestTopic[] = [
@@ -70,18 +71,6 @@ export function replayPhases(plans: TopicPlan[]): ReplayPhase[] {
     }
   }
   return phases;
-}
-
-/** Offsets of the first message at or after `time` per partition; -1 (none) becomes the high watermark. */
-async function offsetsAt(admin: Admin, topic: string, time: Date, high: Map<number, bigint>) {
-  const found = await admin.fetchTopicOffsetsByTimestamp(topic, time.getTime());
-  return new Map(
-    found.map(({ partition, offset }) => {
-      const n = BigInt(offset);
-      const limit = high.get(partition) ?? 0n;
-      return [partition, n < 0n || n > limit ? limit : n] as const;
-    }),
-  );
 }
 
 export async function planReplay(

@@ -17,17 +17,8 @@ import {
   type ReplayFrom,
 } from '../../messaging/replay.ts';
 import { cliLogger } from '../logging.ts';
+import { parseTime } from '../options.ts';
 import { createProgress } from '../progress.ts';
-
-function parseTime(flag: string, value: string): Date {
-  const time = new Date(value);
-  if (Number.isNaN(time.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
-    throw new InvalidArgumentError(
-      `${flag} must be an ISO-8601 time such as 2026-11-01T00:00:00Z, got "${value}"`,
-    );
-  }
-  return time;
-}
 
 function parseTopics(value: string): RequestTopic[] {
   const topics = value.split(',').map((t) => t.trim());

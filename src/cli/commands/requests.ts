@@ -13,6 +13,7 @@ import type { RequestBody, ResultOf } from '../../client/pattern-client.ts';
 import { loadConfig } from '../../config.ts';
 import { TOPIC_SPECS, REQUEST_TOPICS, type Operation } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka.ts';
+import { parseList } from '../options.ts';
 
 export const EXIT = { ok: 0, failedResult: 1, badInput: 2, noReply: 3, notRecorded: 4 } as const;
 
@@ -26,11 +27,6 @@ const integer = (flag: string) => (value: string) => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`${flag} must be an integer`);
   return n;
 };
-const list = (value: string) =>
-  value
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
 const json = (flag: string) => (value: string) => {
   try {
     const parsed: unknown = JSON.parse(value);
@@ -120,7 +116,7 @@ function insertCommand(): Command {
     .addOption(
       new Option('--confidence <score>', 'confidence_score, 0 to 1').argParser(number('--confidence')),
     )
-    .addOption(new Option('--tags <a,b>', 'tags, comma-separated').argParser(list))
+    .addOption(new Option('--tags <a,b>', 'tags, comma-separated').argParser(parseList))
     .option('--id <uuid>', 'pattern_id (default: derived from the message, so replays give the same id)')
     .addOption(
       new Option('--data <json>', 'more fields as a JSON object; flags win').argParser(json('--data')),
@@ -154,7 +150,7 @@ function searchCommand(): Command {
     .option('--language <language>', 'only this language')
     .option('--type <type>', 'only this pattern_type')
     .option('--category <category>', 'only this category')
-    .addOption(new Option('--tags <a,b>', 'only patterns with all these tags').argParser(list))
+    .addOption(new Option('--tags <a,b>', 'only patterns with all these tags').argParser(parseList))
     .addOption(
       new Option('--min-confidence <score>', 'confidence_score at least').argParser(
         number('--min-confidence'),
@@ -208,7 +204,7 @@ function usageCommand(): Command {
     .option('--file-path <path>', 'where it was used')
     .option('--project-id <id>', 'which project used it')
     .option('--error-message <text>', 'why it failed')
-    .addOption(new Option('--tags <a,b>', 'tags, comma-separated').argParser(list))
+    .addOption(new Option('--tags <a,b>', 'tags, comma-separated').argParser(parseList))
     .action(async (patternId: string, o: Record<string, unknown> & CommonOptions) => {
       if (!o.success && !o.failure) {
         process.stderr.write('patterns: say whether the use succeeded: --success or --failure\n');

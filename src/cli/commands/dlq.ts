@@ -1,0 +1,302 @@
+// `patterns dlq list|show|redrive`: what was dead-lettered and why, one dead letter in full, and sending
+// fixed or retried requests back. Reads without moving any consumer group (messaging/topic-reader.ts).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import Table from 'cli-table3';
+import { loadConfig, type Config } from '../../config.ts';
+import { ERROR_CODES } from '../../contracts/errors.ts';
+import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../contracts/topics.ts';
+import {
+  countByCode,
+  decodeDeadLetter,
+  describeDeadLetter,
+  matchesFilter,
+  redriveRecord,
+  type DeadLetter,
+  type DeadLetterFilter,
+} from '../../messaging/dead-letters.ts';
+import type { InboundMessage, OutboundRecord } from '../../messaging/inbound.ts';
+import { createKafka } from '../../messaging/kafka.ts';
+import { planRanges, produceInOrder, readRanges, type PartitionRange } from '../../messaging/operator-io.ts';
+import { createProgress } from '../progress.ts';
+import { parseList, parseTime } from '../options.ts';
+
+interface FilterOptions {
+  topic?: RequestTopic[];
+  code?: string[];
+  since?: Date;
+  until?: Date;
+  correlationId?: string;
+  json?: boolean;
+}
+
+function parseTopics(value: string): RequestTopic[] {
+  const topics = parseList(value);
+  const unknown = topics.filter((t) => !(REQUEST_TOPICS as string[]).includes(t));
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(
+      `unknown topic ${unknown.join(', ')}; choose from ${REQUEST_TOPICS.join(', ')}`,
+    );
+  }
+  return topics as RequestTopic[];
+}
+
+function parseCodes(value: string): string[] {
+  const codes = parseList(value).map((c) => c.toUpperCase());
+  const unknown = codes.filter((c) => !(ERROR_CODES as readonly string[]).includes(c));
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(`unknown code ${unknown.join(', ')}; codes are ${ERROR_CODES.join(', ')}`);
+  }
+  return codes;
+}
+
+function withFilters(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        '--topic <list>',
+        'request topics whose dead letters to read, comma-separated (default: all)',
+      ).argParser(parseTopics),
+    )
+    .addOption(
+      new Option('--code <list>', 'error codes (kafka_dlt-exception-fqcn), comma-separated').argParser(
+        parseCodes,
+      ),
+    )
+    .addOption(
+      new Option('--since <iso-time>', 'dead-lettered at or after this time').argParser((v) =>
+        parseTime('--since', v),
+      ),
+    )
+    .addOption(
+      new Option('--until <iso-time>', 'dead-lettered before this time').argParser((v) =>
+        parseTime('--until', v),
+      ),
+    )
+    .option('--correlation-id <id>', 'only the request with this correlation id (body or header)')
+    .option('--json', 'print JSON (the default when stdout is not a terminal)');
+}
+
+interface Session {
+  config: Config;
+  names: TopicNames;
+  kafka: ReturnType<typeof createKafka>;
+}
+
+function session(): Session {
+  const config = loadConfig();
+  return {
+    config,
+    names: new TopicNames(config.TOPIC_PREFIX),
+    kafka: createKafka(config, undefined, '-dlq'),
+  };
+}
+
+/** Reads the dead-letter topics' ranges, with a progress bar per topic on a terminal. */
+async function readDeadLetters(
+  s: Session,
+  ranges: PartitionRange[],
+  onMessage: (m: InboundMessage) => void,
+): Promise<void> {
+  const totals = new Map<string, number>();
+  for (const r of ranges) totals.set(r.topic, (totals.get(r.topic) ?? 0) + Number(r.end - r.start));
+  const items = [...totals].filter(([, total]) => total > 0).map(([name, total]) => ({ name, total }));
+  if (items.length === 0) return;
+  const progress = createProgress(items);
+  const done = new Map<string, number>();
+  try {
+    await readRanges(
+      s.kafka,
+      ranges,
+      (m) => {
+        onMessage(m);
+        const n = (done.get(m.topic) ?? 0) + 1;
+        done.set(m.topic, n);
+        progress.update(m.topic, n);
+      },
+      { groupPrefix: `${s.config.KAFKA_CLIENT_ID}-dlq` },
+    );
+  } finally {
+    progress.stop();
+  }
+}
+
+async function selectDeadLetters(s: Session, o: FilterOptions) {
+  const topics = (o.topic ?? REQUEST_TOPICS).map((t) => s.names.dlq(t));
+  const admin = s.kafka.admin();
+  await admin.connect();
+  const ranges = await planRanges(admin, topics, { since: o.since, until: o.until }).finally(() =>
+    admin.disconnect(),
+  );
+  const filter: DeadLetterFilter = {
+    codes: o.code,
+    since: o.since,
+    until: o.until,
+    correlationId: o.correlationId,
+  };
+  const selected: { letter: DeadLetter; message: InboundMessage }[] = [];
+  await readDeadLetters(s, ranges, (message) => {
+    const letter = decodeDeadLetter(message);
+    if (matchesFilter(letter, filter)) selected.push({ letter, message });
+  });
+  return selected;
+}
+
+const asJson = (o: { json?: boolean }) => Boolean(o.json) || !process.stdout.isTTY;
+const clip = (s: string | null, n: number) => (s && s.length > n ? `${s.slice(0, n - 1)}…` : (s ?? ''));
+
+function listCommand(): Command {
+  return withFilters(
+    new Command('list').description(
+      'List dead letters with their original topic, partition, offset, time, code and message, and counts per code.',
+    ),
+  ).action(async (o: FilterOptions) => {
+    const s = session();
+    const selected = await selectDeadLetters(s, o);
+    const letters = selected.map((x) => x.letter);
+    const counts = countByCode(letters);
+    if (asJson(o)) {
+      process.stdout.write(`${JSON.stringify({ dead_letters: letters, counts, total: letters.length })}\n`);
+      return;
+    }
+    const table = new Table({
+      head: ['dead letter', 'dead-lettered at', 'original', 'code', 'message', 'correlation id'],
+      style: { head: [], border: [] },
+    });
+    for (const l of letters) {
+      table.push([
+        l.ref,
+        l.time,
+        `${l.original.topic ?? '?'}:${l.original.partition ?? '?'}:${l.original.offset ?? '?'}`,
+        l.code ?? '',
+        clip(l.message, 60),
+        clip(l.correlationId, 36),
+      ]);
+    }
+    if (letters.length > 0) process.stdout.write(`${table.toString()}\n`);
+    const summary = Object.entries(counts)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ');
+    process.stdout.write(`${letters.length} dead letters${summary ? `: ${summary}` : ''}\n`);
+  });
+}
+
+function parseRef(value: string): { topic: string; partition: number; offset: bigint } {
+  const match = /^(.+):(\d+):(\d+)$/.exec(value);
+  if (!match) {
+    throw new InvalidArgumentError(
+      `give the dead letter as <dlq-topic>:<partition>:<offset> (as \`patterns dlq list\` prints it), got "${value}"`,
+    );
+  }
+  return { topic: match[1] as string, partition: Number(match[2]), offset: BigInt(match[3] as string) };
+}
+
+function showCommand(): Command {
+  return new Command('show')
+    .description('Show one dead letter whole: headers decoded, the value as JSON when it is JSON.')
+    .argument('<ref>', '<dlq-topic>:<partition>:<offset>, as `patterns dlq list` prints it', parseRef)
+    .option('--json', 'print JSON (the default when stdout is not a terminal)')
+    .action(async (ref: ReturnType<typeof parseRef>, o: { json?: boolean }) => {
+      const s = session();
+      let found: InboundMessage | undefined;
+      await readRanges(
+        s.kafka,
+        [{ topic: ref.topic, partition: ref.partition, start: ref.offset, end: ref.offset + 1n }],
+        (m) => {
+          found = m;
+        },
+        { groupPrefix: `${s.config.KAFKA_CLIENT_ID}-dlq`, idleMs: 5_000 },
+      );
+      if (!found) {
+        process.stderr.write(
+          `patterns: no message at ${ref.topic} partition ${ref.partition} offset ${ref.offset}; ` +
+            'list them with `patterns dlq list`\n',
+        );
+        process.exitCode = 1;
+        return;
+      }
+      const letter = describeDeadLetter(found);
+      if (asJson(o)) {
+        process.stdout.write(`${JSON.stringify(letter, null, 2)}\n`);
+        return;
+      }
+      const table = new Table({ style: { head: [], border: [] } });
+      for (const [name, value] of Object.entries(letter.headers)) table.push({ [name]: String(value) });
+      process.stdout.write(
+        `${letter.ref}, dead-lettered ${letter.time}, key ${letter.key ?? '(none)'}\n${table.toString()}\n` +
+          `value:\n${typeof letter.value === 'string' ? letter.value : JSON.stringify(letter.value, null, 2)}\n`,
+      );
+    });
+}
+
+function redriveCommand(): Command {
+  return withFilters(
+    new Command('redrive').description(
+      'Send the selected dead letters back to their original topics, as they were first sent.',
+    ),
+  )
+    .option('--dry-run', 'show what would be redriven; send nothing')
+    .addHelpText(
+      'after',
+      `
+Each redriven message keeps its original key, value and headers (but the dead-letter headers, and the
+reply path and deadline of a caller long gone: results go to the result topic), plus
+pattern-redrive-count. It keeps its message identity too (its correlation id, or with none
+pattern-redrive-of, the original's coordinates), so redriving the same dead letter twice, or one
+that was applied since, applies it once. Fix the cause first (for example insert the missing pattern).
+
+Examples:
+  patterns dlq redrive --code INVALID_REFERENCE --topic pattern.usage --dry-run
+  patterns dlq redrive --correlation-id 0b7e…`,
+    )
+    .action(async (o: FilterOptions & { dryRun?: boolean }) => {
+      const s = session();
+      const selected = await selectDeadLetters(s, o);
+      const records: OutboundRecord[] = [];
+      const skipped: { ref: string; reason: string }[] = [];
+      for (const { letter, message } of selected) {
+        const redrive = redriveRecord(message, s.names);
+        if ('skip' in redrive) skipped.push({ ref: letter.ref, reason: redrive.skip });
+        else records.push(redrive.record);
+      }
+      if (!o.dryRun && records.length > 0) await send(s, records);
+      const verb = o.dryRun ? 'would redrive' : 'redriven';
+      if (asJson(o)) {
+        process.stdout.write(
+          `${JSON.stringify({ dry_run: Boolean(o.dryRun), redriven: o.dryRun ? 0 : records.length, selected: selected.length, would_redrive: records.length, skipped })}\n`,
+        );
+        return;
+      }
+      for (const skip of skipped) process.stdout.write(`skipped ${skip.ref}: ${skip.reason}\n`);
+      process.stdout.write(`${verb} ${records.length}, skipped ${skipped.length}\n`);
+    });
+}
+
+async function send(s: Session, records: OutboundRecord[]): Promise<void> {
+  const progress = createProgress([{ name: 'redrive', total: records.length }]);
+  try {
+    await produceInOrder(s.kafka, records, (sent) => progress.update('redrive', sent));
+  } finally {
+    progress.stop();
+  }
+}
+
+export function dlqCommand(): Command {
+  return new Command('dlq')
+    .description('Dead letters: list them, show one, redrive them to their original topics.')
+    .addHelpText(
+      'after',
+      `
+Reads the <request topic>.dlq topics (with TOPIC_PREFIX) without joining or moving the worker's
+consumer group. Tables on a terminal, JSON otherwise or with --json.
+
+Workflow:
+  patterns dlq list --since 2026-12-01T00:00:00Z        # what failed, counts per code
+  patterns dlq show pattern.usage.dlq:0:42              # one in full
+  # fix the cause, then
+  patterns dlq redrive --code INVALID_REFERENCE --dry-run
+  patterns dlq redrive --code INVALID_REFERENCE`,
+    )
+    .addCommand(listCommand())
+    .addCommand(showCommand())
+    .addCommand(redriveCommand());
+}

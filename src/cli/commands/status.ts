@@ -1,0 +1,122 @@
+// `patterns status`: one view of the worker group, its lag, its topics and its recent dead letters, for a
+// person (tables, --watch) or a script (--json, exit code non-zero when a topic is missing or no worker
+// runs).
+import { Command, InvalidArgumentError, Option } from 'commander';
+import Table from 'cli-table3';
+import { loadConfig } from '../../config.ts';
+import { TopicNames } from '../../contracts/topics.ts';
+import { createKafka } from '../../messaging/kafka.ts';
+import { gatherStatus, type WorkerStatus } from '../../messaging/status.ts';
+
+const whole = (flag: string, min: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    throw new InvalidArgumentError(`${flag} must be a whole number of at least ${min}, got "${value}"`);
+  }
+  return n;
+};
+
+const plain = { style: { head: [], border: [] } };
+
+export function renderStatus(s: WorkerStatus): string {
+  const out: string[] = [];
+  out.push(`group ${s.group.id} (${s.group.state}), ${s.group.members.length} members, at ${s.at}`);
+  if (s.group.members.length > 0) {
+    const members = new Table({ head: ['member', 'lane', 'host', 'partitions'], ...plain });
+    for (const m of s.group.members) {
+      const held = Object.entries(m.partitions)
+        .map(([topic, ps]) => `${topic}[${ps.join(',')}]`)
+        .join(' ');
+      members.push([m.clientId, m.lane, m.host, held || '(none)']);
+    }
+    out.push(members.toString());
+  }
+  const lag = new Table({ head: ['topic', 'partition', 'committed', 'end', 'lag'], ...plain });
+  for (const l of s.lag) lag.push([l.topic, l.partition, l.committed ?? '-', l.end, l.lag]);
+  out.push(lag.toString());
+  out.push(
+    `lag: ${s.totalLag} in total` +
+      (s.totalLag > 0
+        ? ` (${Object.entries(s.lagByTopic)
+            .filter(([, n]) => n > 0)
+            .map(([t, n]) => `${t} ${n}`)
+            .join(', ')})`
+        : ''),
+  );
+  const codes = Object.entries(s.deadLettersLastHour.byCode)
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ');
+  out.push(`dead letters in the last hour: ${s.deadLettersLastHour.total}${codes ? ` (${codes})` : ''}`);
+  const topics = new Table({ head: ['topic', 'role', 'partitions'], ...plain });
+  for (const t of s.topics) {
+    topics.push([
+      t.name,
+      t.role,
+      !t.exists
+        ? 'MISSING'
+        : t.expected !== undefined
+          ? `${t.partitions} (expected ${t.expected})`
+          : t.partitions,
+    ]);
+  }
+  out.push(topics.toString());
+  out.push(s.problems.length === 0 ? 'ok' : s.problems.map((p) => `problem: ${p}`).join('\n'));
+  return `${out.join('\n')}\n`;
+}
+
+interface StatusFlags {
+  json?: boolean;
+  watch?: boolean;
+  interval: number;
+  partitions?: number;
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description(
+      "The worker group's members and lanes, lag per partition, dead letters in the last hour, and the topics.",
+    )
+    .option('--json', 'print JSON (the default when stdout is not a terminal)')
+    .option('--watch', 'refresh until interrupted')
+    .addOption(
+      new Option('--interval <s>', 'seconds between refreshes with --watch')
+        .default(5)
+        .argParser(whole('--interval', 1)),
+    )
+    .addOption(
+      new Option(
+        '--partitions <n>',
+        'partitions every request topic should have (default: they agree)',
+      ).argParser(whole('--partitions', 1)),
+    )
+    .addHelpText(
+      'after',
+      `
+Reads the group KAFKA_GROUP_ID and the topics under TOPIC_PREFIX without joining the group. Exit code
+1 when a topic is missing, the request topics' partitions differ from --partitions (or each other), or
+the group has no members; 0 otherwise.`,
+    )
+    .action(async (o: StatusFlags) => {
+      const config = loadConfig();
+      const options = {
+        kafka: createKafka(config, undefined, '-status'),
+        names: new TopicNames(config.TOPIC_PREFIX),
+        groupId: config.KAFKA_GROUP_ID,
+        requestPartitions: o.partitions,
+        clientId: config.KAFKA_CLIENT_ID,
+      };
+      const json = Boolean(o.json) || !process.stdout.isTTY;
+      for (;;) {
+        const status = await gatherStatus(options);
+        process.exitCode = status.problems.length === 0 ? 0 : 1;
+        if (json) process.stdout.write(`${JSON.stringify(status)}\n`);
+        else {
+          // Redraw in place on a terminal, like watch(1).
+          if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
+          process.stdout.write(renderStatus(status));
+        }
+        if (!o.watch) return;
+        await new Promise((resolve) => setTimeout(resolve, o.interval * 1000));
+      }
+    });
+}

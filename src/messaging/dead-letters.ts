@@ -1,0 +1,183 @@
+// Dead letters as an operator sees them (CONTRACT "Dead letters"): decoded from Spring Kafka's headers,
+// filtered, and turned back into the original request for a redrive. A redriven message keeps its
+// identity: the same body and kafka_correlationId, or, with neither, pattern-redrive-of naming the first
+// original's coordinates (contracts/identity.ts), so redriving twice still applies it once.
+import { HEADERS, headerBytes, type HeaderValue } from '../contracts/headers.ts';
+import { readCoordinates } from '../contracts/identity.ts';
+import type { TopicNames } from '../contracts/topics.ts';
+import type { InboundMessage, OutboundHeaders, OutboundRecord } from './inbound.ts';
+import { readBigEndian } from './records.ts';
+
+export interface DeadLetter {
+  /** `<dlq-topic>:<partition>:<offset>`, what `patterns dlq show` takes. */
+  ref: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  /** When it was dead-lettered. */
+  time: string;
+  original: { topic: string | null; partition: number | null; offset: string | null; time: string | null };
+  code: string | null;
+  message: string | null;
+  consumerGroup: string | null;
+  /** Only for messages given up on after bounded retries. */
+  errorClass: string | null;
+  attempts: number | null;
+  correlationId: string | null;
+  redriveCount: number;
+  key: string | null;
+}
+
+const text = (value: HeaderValue): string | null => headerBytes(value)?.toString('utf8') ?? null;
+const isoTime = (ms: number | undefined | null) =>
+  ms === undefined || ms === null || !Number.isFinite(ms) ? null : new Date(ms).toISOString();
+
+function printable(bytes: Buffer): boolean {
+  const s = bytes.toString('utf8');
+  // eslint-disable-next-line no-control-regex -- control characters mean "not text"
+  return Buffer.from(s, 'utf8').equals(bytes) && !/[\u0000-\u001f\u007f\ufffd]/.test(s);
+}
+
+/** Spring's 16 raw bytes as the UUID they are; text as text; anything else as base64. */
+function correlationText(bytes: Buffer): string {
+  if (bytes.length === 16 && !printable(bytes)) {
+    const hex = bytes.toString('hex');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+  return printable(bytes) ? bytes.toString('utf8') : `base64:${bytes.toString('base64')}`;
+}
+
+function bodyCorrelationId(value: Buffer | null): string | null {
+  if (!value) return null;
+  try {
+    const body: unknown = JSON.parse(value.toString('utf8'));
+    const id = (body as { correlation_id?: unknown } | null)?.correlation_id;
+    return typeof id === 'string' ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+export function decodeDeadLetter(m: InboundMessage): DeadLetter {
+  const h = m.headers;
+  const number = (name: string) => readBigEndian(headerBytes(h[name]));
+  const originalOffset = number(HEADERS.dltOriginalOffset);
+  const header = headerBytes(h[HEADERS.correlationId]);
+  return {
+    ref: `${m.topic}:${m.partition}:${m.offset}`,
+    topic: m.topic,
+    partition: m.partition,
+    offset: m.offset,
+    time: isoTime(Number(m.timestamp)) ?? '',
+    original: {
+      topic: text(h[HEADERS.dltOriginalTopic]),
+      partition: number(HEADERS.dltOriginalPartition) ?? null,
+      offset: originalOffset === undefined ? null : String(originalOffset),
+      time: isoTime(number(HEADERS.dltOriginalTimestamp)),
+    },
+    code: text(h[HEADERS.dltExceptionFqcn]),
+    message: text(h[HEADERS.dltExceptionMessage]),
+    consumerGroup: text(h[HEADERS.dltOriginalConsumerGroup]),
+    errorClass: text(h[HEADERS.dltExceptionCauseFqcn]),
+    attempts: number(HEADERS.deliveryAttempt) ?? null,
+    correlationId: bodyCorrelationId(m.value) ?? (header ? correlationText(header) : null),
+    redriveCount: Number(text(h[HEADERS.redriveCount]) ?? 0) || 0,
+    key: m.key ? correlationText(m.key) : null,
+  };
+}
+
+// Headers that hold Spring's big-endian integers, shown as numbers.
+const INTEGER_HEADERS = new Set<string>([
+  HEADERS.dltOriginalPartition,
+  HEADERS.dltOriginalOffset,
+  HEADERS.dltOriginalTimestamp,
+  HEADERS.deliveryAttempt,
+]);
+
+/** The whole dead letter: every header decoded, the value as JSON when it is JSON. */
+export function describeDeadLetter(m: InboundMessage) {
+  const headers: Record<string, string | number | null> = {};
+  for (const [name, raw] of Object.entries(m.headers)) {
+    const bytes = headerBytes(raw);
+    if (!bytes) continue;
+    headers[name] = INTEGER_HEADERS.has(name)
+      ? (readBigEndian(bytes) ?? `base64:${bytes.toString('base64')}`)
+      : correlationText(bytes);
+  }
+  let value: unknown = null;
+  if (m.value) {
+    const raw = m.value.toString('utf8');
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = printable(m.value) ? raw : `base64:${m.value.toString('base64')}`;
+    }
+  }
+  return { ...decodeDeadLetter(m), headers, value };
+}
+
+export interface DeadLetterFilter {
+  codes?: readonly string[] | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
+  correlationId?: string | undefined;
+}
+
+export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boolean {
+  if (filter.codes?.length && !filter.codes.includes(letter.code ?? '')) return false;
+  const time = Date.parse(letter.time);
+  if (filter.since && time < filter.since.getTime()) return false;
+  if (filter.until && time >= filter.until.getTime()) return false;
+  if (filter.correlationId && letter.correlationId?.toLowerCase() !== filter.correlationId.toLowerCase()) {
+    return false;
+  }
+  return true;
+}
+
+/** Counts per error code, most frequent first. */
+export function countByCode(letters: readonly DeadLetter[]): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const l of letters) counts.set(l.code ?? '(none)', (counts.get(l.code ?? '(none)') ?? 0) + 1);
+  return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+}
+
+// Dropped on a redrive: the dead-letter headers (the worker writes fresh ones if it fails again), the
+// caller's reply path and deadline (that caller is long gone: results go to the result topic).
+const DROPPED = new Set<string>([
+  HEADERS.replyTopic,
+  HEADERS.replyPartition,
+  HEADERS.deadline,
+  HEADERS.deliveryAttempt,
+  HEADERS.redriveOf,
+  HEADERS.redriveCount,
+]);
+
+export type Redrive = { record: OutboundRecord } | { skip: string };
+
+/** The original request again, bound for its original topic, or why it cannot be redriven. */
+export function redriveRecord(m: InboundMessage, names: TopicNames): Redrive {
+  const letter = decodeDeadLetter(m);
+  const { topic, partition, offset } = letter.original;
+  if (!topic) return { skip: 'it has no kafka_dlt-original-topic header' };
+  if (names.lookup(topic)?.role !== 'request') {
+    return { skip: `its original topic "${topic}" is not a request topic here (is TOPIC_PREFIX right?)` };
+  }
+  if (m.value === null) {
+    return {
+      skip:
+        `its value was not kept (too large); the original is in ${topic} partition ${partition ?? '?'} ` +
+        `offset ${offset ?? '?'}`,
+    };
+  }
+  const headers: OutboundHeaders = {};
+  for (const [name, value] of Object.entries(m.headers)) {
+    if (value === undefined || DROPPED.has(name) || name.startsWith('kafka_dlt-')) continue;
+    headers[name] = value;
+  }
+  const first =
+    readCoordinates(headerBytes(m.headers[HEADERS.redriveOf])) ??
+    (partition !== null && offset !== null ? `${topic}/${partition}/${offset}` : undefined);
+  if (first) headers[HEADERS.redriveOf] = first;
+  headers[HEADERS.redriveCount] = String(letter.redriveCount + 1);
+  return { record: { topic, key: m.key, value: m.value, headers } };
+}

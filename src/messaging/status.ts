@@ -1,0 +1,148 @@
+// What `patterns status` reports, gathered from the broker alone: the worker group's members and their
+// lanes, committed and end offsets with the lag per partition, the topics and their partitions, and the
+// dead letters of the last hour per code. Nothing here joins or moves the worker's group.
+import type { Kafka } from 'kafkajs';
+import type { TopicNames, TopicRole } from '../contracts/topics.ts';
+import { countByCode, decodeDeadLetter, type DeadLetter } from './dead-letters.ts';
+import { describeLaneMember } from './lane-assignor.ts';
+import { planRanges, readRanges } from './operator-io.ts';
+
+export interface StatusMember {
+  memberId: string;
+  clientId: string;
+  host: string;
+  lane: string;
+  partitions: Record<string, number[]>;
+}
+
+export interface StatusTopic {
+  name: string;
+  role: TopicRole | 'reply';
+  exists: boolean;
+  partitions: number | null;
+  /** Set when the topic's partition count is not what was expected. */
+  expected?: number;
+}
+
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** Null when the group has committed nothing there yet (it starts at the earliest offset). */
+  committed: string | null;
+  end: string;
+  lag: number;
+}
+
+export interface WorkerStatus {
+  at: string;
+  group: { id: string; state: string; members: StatusMember[] };
+  topics: StatusTopic[];
+  lag: PartitionLag[];
+  totalLag: number;
+  lagByTopic: Record<string, number>;
+  deadLettersLastHour: { total: number; byCode: Record<string, number> };
+  /** Why the exit code is non-zero; empty when all is well. */
+  problems: string[];
+}
+
+export interface StatusOptions {
+  kafka: Kafka;
+  names: TopicNames;
+  groupId: string;
+  /** Partitions every request topic should have; default: whatever they have, as long as they agree. */
+  requestPartitions?: number | undefined;
+  clientId: string;
+}
+
+export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
+  const admin = o.kafka.admin();
+  await admin.connect();
+  const problems: string[] = [];
+  try {
+    const existing = new Set(await admin.listTopics());
+    const wanted = [
+      ...o.names.all().map((t) => ({ name: t.name, role: t.role })),
+      { name: o.names.reply(), role: 'reply' as const },
+    ];
+    const present = wanted.filter((t) => existing.has(t.name)).map((t) => t.name);
+    const metadata =
+      present.length > 0 ? await admin.fetchTopicMetadata({ topics: present }) : { topics: [] };
+    const partitionsOf = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+    const requestCounts = wanted
+      .filter((t) => t.role === 'request')
+      .map((t) => partitionsOf.get(t.name))
+      .filter((n): n is number => n !== undefined);
+    const expectedRequest = o.requestPartitions ?? Math.max(0, ...requestCounts);
+    const topics: StatusTopic[] = wanted.map((t) => {
+      const partitions = partitionsOf.get(t.name) ?? null;
+      const topic: StatusTopic = { name: t.name, role: t.role, exists: partitions !== null, partitions };
+      if (partitions === null)
+        problems.push(`topic ${t.name} is missing (create it: patterns topics create)`);
+      else if (t.role === 'request' && partitions !== expectedRequest) {
+        topic.expected = expectedRequest;
+        problems.push(`topic ${t.name} has ${partitions} partitions, expected ${expectedRequest}`);
+      }
+      return topic;
+    });
+
+    const [described] = (await admin.describeGroups([o.groupId])).groups;
+    const members: StatusMember[] = (described?.members ?? []).map((m) => {
+      const { lane, assignment } = describeLaneMember(m.memberMetadata, m.memberAssignment);
+      return { memberId: m.memberId, clientId: m.clientId, host: m.clientHost, lane, partitions: assignment };
+    });
+    if (members.length === 0) {
+      problems.push(
+        `consumer group ${o.groupId} has no members: no worker is running (is KAFKA_GROUP_ID right?)`,
+      );
+    }
+
+    const requestTopics = o.names.requests().filter((t) => existing.has(t));
+    const committed = new Map<string, string>();
+    if (requestTopics.length > 0) {
+      for (const t of await admin.fetchOffsets({ groupId: o.groupId, topics: requestTopics })) {
+        for (const p of t.partitions) committed.set(`${t.topic}/${p.partition}`, p.offset);
+      }
+    }
+    const lag: PartitionLag[] = [];
+    for (const topic of requestTopics) {
+      for (const p of await admin.fetchTopicOffsets(topic)) {
+        const at = committed.get(`${topic}/${p.partition}`);
+        const has = at !== undefined && Number(at) >= 0;
+        const from = has ? BigInt(at) : BigInt(p.low);
+        const behind = BigInt(p.high) - from;
+        lag.push({
+          topic,
+          partition: p.partition,
+          committed: has ? at : null,
+          end: p.high,
+          lag: Number(behind > 0n ? behind : 0n),
+        });
+      }
+    }
+    const lagByTopic: Record<string, number> = {};
+    for (const l of lag) lagByTopic[l.topic] = (lagByTopic[l.topic] ?? 0) + l.lag;
+
+    const since = new Date(Date.now() - 3_600_000);
+    const dlqTopics = o.names
+      .all()
+      .filter((t) => t.role === 'dlq' && existing.has(t.name))
+      .map((t) => t.name);
+    const ranges = await planRanges(admin, dlqTopics, { since });
+    const letters: DeadLetter[] = [];
+    await readRanges(o.kafka, ranges, (m) => void letters.push(decodeDeadLetter(m)), {
+      groupPrefix: `${o.clientId}-status`,
+    });
+    return {
+      at: new Date().toISOString(),
+      group: { id: o.groupId, state: described?.state ?? 'Unknown', members },
+      topics,
+      lag,
+      totalLag: lag.reduce((sum, l) => sum + l.lag, 0),
+      lagByTopic,
+      deadLettersLastHour: { total: letters.length, byCode: countByCode(letters) },
+      problems,
+    };
+  } finally {
+    await admin.disconnect();
+  }
+}
