@@ -1,7 +1,9 @@
-// HTTP endpoints for orchestrators: /healthz (alive: the event loop answers), /readyz, /metrics.
+// HTTP endpoints for orchestrators: /healthz (alive: the event loop answers), /readyz, /metrics (with
+// the readiness, memory and event-loop gauges of runtime-metrics.ts).
 import { createServer, type Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Readiness } from './readiness.ts';
+import { observeRuntime } from './runtime-metrics.ts';
 
 export interface MetricsEndpoint {
   contentType: string;
@@ -25,6 +27,7 @@ export async function startHealthServer(options: {
 }): Promise<HealthServer> {
   const delay = monitorEventLoopDelay({ resolution: 20 });
   delay.enable();
+  const runtime = observeRuntime(options.readiness);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const json = (status: number, body: unknown) => {
@@ -70,6 +73,7 @@ export async function startHealthServer(options: {
     close: () =>
       new Promise<void>((resolve) => {
         delay.disable();
+        runtime.stop();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

@@ -87,6 +87,29 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     description: 'Bytes of result JSON freed by pruning',
     unit: 'By',
   });
+  // Counters the alerts take rate() of start at 0 once their series is known, so that the first dead
+  // letter or retry is an increase and not the first sample of a new series (which rate() cannot see).
+  const started = new Set<string>();
+  const startAtZero = (key: string, start: () => void) => {
+    if (started.has(key)) return;
+    started.add(key);
+    start();
+  };
+  const retryAttributes = (laneName: string, topic: string, partition: number | undefined, kind: string) => ({
+    'pattern.lane': laneName,
+    'pattern.retry.kind': kind,
+    'messaging.destination.name': topic,
+    ...(partition === undefined ? {} : { 'messaging.destination.partition.id': String(partition) }),
+  });
+  const startDeadLetters = (topic: string) =>
+    startAtZero(`dead:${topic}`, () => deadLetters.add(0, { 'messaging.destination.name': topic }));
+  const startTopic = (laneName: string, topic: string, partition: number) => {
+    startDeadLetters(topic);
+    startAtZero(`retry:${laneName}:${topic}:${partition}`, () => {
+      for (const kind of ['transient', 'permanent'])
+        retries.add(0, retryAttributes(laneName, topic, partition, kind));
+    });
+  };
   const lanes = new Map<string, { running: number; queued: number; concurrency: number }>();
   const lane = (name: string) => {
     let l = lanes.get(name);
@@ -159,6 +182,7 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
         'pattern.outcome': outcome,
         ...(errorType ? { 'error.type': errorType } : {}),
       };
+      startTopic(lane, topic, partition);
       consumed.add(1, { ...attributes, 'messaging.destination.partition.id': String(partition) });
       duration.record(durationMs / 1000, attributes);
       if (outcome === 'dead_letter') deadLetters.add(1, { 'messaging.destination.name': topic });
@@ -175,12 +199,7 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
       batchSize.record(size, { 'messaging.destination.name': topic });
     },
     retry(laneName, topic, partition, kind) {
-      retries.add(1, {
-        'pattern.lane': laneName,
-        'pattern.retry.kind': kind,
-        'messaging.destination.name': topic,
-        ...(partition === undefined ? {} : { 'messaging.destination.partition.id': String(partition) }),
-      });
+      retries.add(1, retryAttributes(laneName, topic, partition, kind));
     },
     inFlight(laneName, delta) {
       inFlight.add(delta, { 'pattern.lane': laneName });
@@ -192,8 +211,11 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     },
     laneBudget(name, concurrency) {
       lane(name).concurrency = concurrency;
+      startAtZero(`publish:${name}`, () => retries.add(0, retryAttributes(name, '', undefined, 'publish')));
     },
     lag(topic, partition, lag) {
+      // A fetch comes before any outcome of its messages.
+      startDeadLetters(topic);
       lags.set(`${topic}:${partition}`, { topic, partition, lag: Math.max(0, lag) });
     },
     pruned(rows, bytes) {
