@@ -1,4 +1,6 @@
-// Flag parsers the commands share, so every command words a bad value the same way (naming the flag).
+// Flag parsers and table style the commands share, so every command words a bad value the same way
+// (naming the flag) and draws its tables alike.
+import Table from 'cli-table3';
 import { InvalidArgumentError } from 'commander';
 
 export function parseTime(flag: string, value: string): Date {
@@ -17,4 +19,13 @@ export function parseList(value: string): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+/** A table without lines between rows, which stays readable with many rows. */
+export function compactTable(head?: string[]): Table.Table {
+  return new Table({
+    ...(head ? { head } : {}),
+    style: { head: [], border: [] },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+  });
 }

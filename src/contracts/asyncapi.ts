@@ -46,6 +46,11 @@ const requestHeaders: Json = {
         'is answered DEADLINE_EXCEEDED; writes always run (the header is ignored for them). PatternClient sets ' +
         'it to 80% of its timeout.',
     ),
+    [HEADERS.redriveOf]: bytes(
+      'Set by `patterns dlq redrive`: topic/partition/offset of the first original message. A message with no ' +
+        'correlation id (body or header) takes this as its identity, so a redrive is applied once.',
+    ),
+    [HEADERS.redriveCount]: bytes('Set by `patterns dlq redrive`: how many times this request was redriven.'),
   },
 };
 

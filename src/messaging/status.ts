@@ -119,6 +119,9 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
         });
       }
     }
+    lag.sort(
+      (a, b) => requestTopics.indexOf(a.topic) - requestTopics.indexOf(b.topic) || a.partition - b.partition,
+    );
     const lagByTopic: Record<string, number> = {};
     for (const l of lag) lagByTopic[l.topic] = (lagByTopic[l.topic] ?? 0) + l.lag;
 

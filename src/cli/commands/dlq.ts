@@ -1,7 +1,6 @@
 // `patterns dlq list|show|redrive`: what was dead-lettered and why, one dead letter in full, and sending
 // fixed or retried requests back. Reads without moving any consumer group (messaging/topic-reader.ts).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import Table from 'cli-table3';
 import { loadConfig, type Config } from '../../config.ts';
 import { ERROR_CODES } from '../../contracts/errors.ts';
 import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../contracts/topics.ts';
@@ -18,7 +17,7 @@ import type { InboundMessage, OutboundRecord } from '../../messaging/inbound.ts'
 import { createKafka } from '../../messaging/kafka.ts';
 import { planRanges, produceInOrder, readRanges, type PartitionRange } from '../../messaging/operator-io.ts';
 import { createProgress } from '../progress.ts';
-import { parseList, parseTime } from '../options.ts';
+import { compactTable, parseList, parseTime } from '../options.ts';
 
 interface FilterOptions {
   topic?: RequestTopic[];
@@ -138,7 +137,10 @@ async function selectDeadLetters(s: Session, o: FilterOptions) {
     const letter = decodeDeadLetter(message);
     if (matchesFilter(letter, filter)) selected.push({ letter, message });
   });
-  return selected;
+  // Oldest first: the order they failed in, and the order a redrive sends them.
+  return selected.sort(
+    (a, b) => a.letter.time.localeCompare(b.letter.time) || a.letter.ref.localeCompare(b.letter.ref),
+  );
 }
 
 const asJson = (o: { json?: boolean }) => Boolean(o.json) || !process.stdout.isTTY;
@@ -158,10 +160,14 @@ function listCommand(): Command {
       process.stdout.write(`${JSON.stringify({ dead_letters: letters, counts, total: letters.length })}\n`);
       return;
     }
-    const table = new Table({
-      head: ['dead letter', 'dead-lettered at', 'original', 'code', 'message', 'correlation id'],
-      style: { head: [], border: [] },
-    });
+    const table = compactTable([
+      'dead letter',
+      'dead-lettered at',
+      'original',
+      'code',
+      'message',
+      'correlation id',
+    ]);
     for (const l of letters) {
       table.push([
         l.ref,
@@ -197,6 +203,22 @@ function showCommand(): Command {
     .option('--json', 'print JSON (the default when stdout is not a terminal)')
     .action(async (ref: ReturnType<typeof parseRef>, o: { json?: boolean }) => {
       const s = session();
+      const admin = s.kafka.admin();
+      await admin.connect();
+      const offsets = await admin
+        .fetchTopicOffsets(ref.topic)
+        .catch(() => [])
+        .finally(() => admin.disconnect());
+      const held = offsets.find((p) => p.partition === ref.partition);
+      if (!held || ref.offset < BigInt(held.low) || ref.offset >= BigInt(held.high)) {
+        process.stderr.write(
+          `patterns: no message at ${ref.topic} partition ${ref.partition} offset ${ref.offset}` +
+            (held ? ` (it holds offsets ${held.low} to ${BigInt(held.high) - 1n})` : '') +
+            '; list them with `patterns dlq list`\n',
+        );
+        process.exitCode = 1;
+        return;
+      }
       let found: InboundMessage | undefined;
       await readRanges(
         s.kafka,
@@ -219,7 +241,7 @@ function showCommand(): Command {
         process.stdout.write(`${JSON.stringify(letter, null, 2)}\n`);
         return;
       }
-      const table = new Table({ style: { head: [], border: [] } });
+      const table = compactTable();
       for (const [name, value] of Object.entries(letter.headers)) table.push({ [name]: String(value) });
       process.stdout.write(
         `${letter.ref}, dead-lettered ${letter.time}, key ${letter.key ?? '(none)'}\n${table.toString()}\n` +

@@ -2,11 +2,11 @@
 // person (tables, --watch) or a script (--json, exit code non-zero when a topic is missing or no worker
 // runs).
 import { Command, InvalidArgumentError, Option } from 'commander';
-import Table from 'cli-table3';
 import { loadConfig } from '../../config.ts';
 import { TopicNames } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka.ts';
 import { gatherStatus, type WorkerStatus } from '../../messaging/status.ts';
+import { compactTable } from '../options.ts';
 
 const whole = (flag: string, min: number) => (value: string) => {
   const n = Number(value);
@@ -16,22 +16,20 @@ const whole = (flag: string, min: number) => (value: string) => {
   return n;
 };
 
-const plain = { style: { head: [], border: [] } };
-
 export function renderStatus(s: WorkerStatus): string {
   const out: string[] = [];
   out.push(`group ${s.group.id} (${s.group.state}), ${s.group.members.length} members, at ${s.at}`);
   if (s.group.members.length > 0) {
-    const members = new Table({ head: ['member', 'lane', 'host', 'partitions'], ...plain });
+    const members = compactTable(['member', 'lane', 'host', 'partitions']);
     for (const m of s.group.members) {
       const held = Object.entries(m.partitions)
         .map(([topic, ps]) => `${topic}[${ps.join(',')}]`)
         .join(' ');
-      members.push([m.clientId, m.lane, m.host, held || '(none)']);
+      members.push([m.memberId, m.lane, m.host, held || '(none)']);
     }
     out.push(members.toString());
   }
-  const lag = new Table({ head: ['topic', 'partition', 'committed', 'end', 'lag'], ...plain });
+  const lag = compactTable(['topic', 'partition', 'committed', 'end', 'lag']);
   for (const l of s.lag) lag.push([l.topic, l.partition, l.committed ?? '-', l.end, l.lag]);
   out.push(lag.toString());
   out.push(
@@ -47,7 +45,7 @@ export function renderStatus(s: WorkerStatus): string {
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
   out.push(`dead letters in the last hour: ${s.deadLettersLastHour.total}${codes ? ` (${codes})` : ''}`);
-  const topics = new Table({ head: ['topic', 'role', 'partitions'], ...plain });
+  const topics = compactTable(['topic', 'role', 'partitions']);
   for (const t of s.topics) {
     topics.push([
       t.name,
