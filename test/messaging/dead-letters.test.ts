@@ -1,0 +1,160 @@
+// Dead letters in-process: decoding Spring's headers, the filters, and what a redrive sends (and why it
+// keeps the message identity across redrives), over records built as the worker builds them.
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { messageIdentity } from '../../src/contracts/identity.ts';
+import { TopicNames } from '../../src/contracts/topics.ts';
+import {
+  countByCode,
+  decodeDeadLetter,
+  describeDeadLetter,
+  matchesFilter,
+  redriveRecord,
+} from '../../src/messaging/dead-letters.ts';
+import type { InboundMessage } from '../../src/messaging/inbound.ts';
+import { deadLetterRecord } from '../../src/messaging/records.ts';
+
+const names = new TopicNames('t.');
+
+function original(overrides: Partial<InboundMessage> = {}): InboundMessage {
+  return {
+    topic: 't.pattern.usage',
+    partition: 2,
+    offset: '41',
+    key: Buffer.from('p1'),
+    value: Buffer.from(JSON.stringify({ operation: 'record_usage', pattern_id: 'x' })),
+    headers: {},
+    timestamp: String(Date.parse('2026-12-01T10:00:00Z')),
+    ...overrides,
+  };
+}
+
+/** The dead letter the worker would write for `request`, as it comes back from the broker. */
+function dead(request: InboundMessage, code = 'INVALID_REFERENCE', offset = '7'): InboundMessage {
+  const record = deadLetterRecord({
+    topic: 't.pattern.usage.dlq',
+    request,
+    error: { code: code as 'INVALID_REFERENCE', message: 'a referenced pattern does not exist' },
+    consumerGroup: 'g',
+  });
+  const headers = Object.fromEntries(
+    Object.entries(record.headers).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(String(v))]),
+  );
+  return {
+    topic: record.topic,
+    partition: 0,
+    offset,
+    key: record.key === null ? null : Buffer.from(record.key),
+    value: record.value === null ? null : Buffer.from(record.value),
+    headers,
+    timestamp: String(Date.parse('2026-12-01T10:00:01Z')),
+  };
+}
+
+describe('dead letters', () => {
+  it("decodes Spring's headers, and a correlation id sent as Spring's 16 raw bytes as its UUID", () => {
+    const id = randomUUID();
+    const letter = decodeDeadLetter(
+      dead(original({ headers: { kafka_correlationId: Buffer.from(id.replaceAll('-', ''), 'hex') } })),
+    );
+    expect(letter).toMatchObject({
+      ref: 't.pattern.usage.dlq:0:7',
+      time: '2026-12-01T10:00:01.000Z',
+      original: { topic: 't.pattern.usage', partition: 2, offset: '41', time: '2026-12-01T10:00:00.000Z' },
+      code: 'INVALID_REFERENCE',
+      consumerGroup: 'g',
+      correlationId: id,
+      redriveCount: 0,
+      key: 'p1',
+    });
+    const whole = describeDeadLetter(dead(original({ value: Buffer.from([0xff, 0x00]) })));
+    expect(whole.value).toBe('base64:/wA=');
+    expect(whole.headers['kafka_dlt-original-offset']).toBe(41);
+  });
+
+  it('filters by code, time and correlation id, and counts per code', () => {
+    const letter = decodeDeadLetter(dead(original()));
+    expect(matchesFilter(letter, { codes: ['INVALID_REFERENCE'] })).toBe(true);
+    expect(matchesFilter(letter, { codes: ['VALIDATION_ERROR'] })).toBe(false);
+    expect(matchesFilter(letter, { since: new Date('2026-12-01T10:00:02Z') })).toBe(false);
+    expect(matchesFilter(letter, { until: new Date('2026-12-01T10:00:01Z') })).toBe(false);
+    expect(matchesFilter(letter, { correlationId: 'other' })).toBe(false);
+    expect(countByCode([letter, letter, decodeDeadLetter(dead(original(), 'VALIDATION_ERROR'))])).toEqual({
+      INVALID_REFERENCE: 2,
+      VALIDATION_ERROR: 1,
+    });
+  });
+
+  it('redrives the original key, value and headers, without the dead-letter headers or the old reply path', () => {
+    const request = original({
+      headers: {
+        traceparent: Buffer.from('00-abc-def-01'),
+        kafka_replyTopic: Buffer.from('gone'),
+        kafka_replyPartition: Buffer.from('3'),
+        'pattern-deadline-ms': Buffer.from('1'),
+      },
+    });
+    const redrive = redriveRecord(dead(request), names);
+    if (!('record' in redrive)) throw new Error(redrive.skip);
+    expect(redrive.record.topic).toBe('t.pattern.usage');
+    expect(redrive.record.key?.toString()).toBe('p1');
+    expect(redrive.record.value?.toString()).toBe(request.value?.toString());
+    expect(Object.keys(redrive.record.headers).sort()).toEqual([
+      'pattern-redrive-count',
+      'pattern-redrive-of',
+      'traceparent',
+    ]);
+    expect(String(redrive.record.headers['pattern-redrive-of'])).toBe('t.pattern.usage/2/41');
+  });
+
+  it('keeps the identity of a message without correlation id across two redrives', () => {
+    const first = original();
+    const identityOf = (m: InboundMessage) =>
+      messageIdentity({
+        bodyCorrelationId: null,
+        headerCorrelationId: undefined,
+        topic: m.topic,
+        partition: m.partition,
+        offset: m.offset,
+        redriveOf: m.headers['pattern-redrive-of'] as Buffer | undefined,
+      });
+    const once = redriveRecord(dead(first), names);
+    if (!('record' in once)) throw new Error(once.skip);
+    // It lands at a new offset, fails again, and is redriven again.
+    const landed = original({
+      offset: '90',
+      headers: Object.fromEntries(
+        Object.entries(once.record.headers).map(([k, v]) => [k, Buffer.from(String(v))]),
+      ),
+    });
+    const twice = redriveRecord(dead(landed, 'INVALID_REFERENCE', '8'), names);
+    if (!('record' in twice)) throw new Error(twice.skip);
+    const again = original({
+      offset: '120',
+      headers: Object.fromEntries(
+        Object.entries(twice.record.headers).map(([k, v]) => [k, Buffer.from(String(v))]),
+      ),
+    });
+    expect(identityOf(landed)).toBe(identityOf(first));
+    expect(identityOf(again)).toBe(identityOf(first));
+    expect(String(twice.record.headers['pattern-redrive-count'])).toBe('2');
+    // A malformed pattern-redrive-of is not an identity: the message's own coordinates are.
+    expect(identityOf(original({ headers: { 'pattern-redrive-of': Buffer.from('x y') } }))).toBe(
+      'off:t.pattern.usage/2/41',
+    );
+  });
+
+  it('skips what cannot be redriven, saying why', () => {
+    const tooLarge = dead(original());
+    tooLarge.value = null;
+    expect(redriveRecord(tooLarge, names)).toEqual({
+      skip: expect.stringMatching(/value was not kept .* t\.pattern\.usage partition 2 offset 41/) as unknown,
+    });
+    expect(redriveRecord(dead(original()), new TopicNames('other.'))).toEqual({
+      skip: expect.stringMatching(/not a request topic here \(is TOPIC_PREFIX right\?\)/) as unknown,
+    });
+    const bare = dead(original());
+    delete bare.headers['kafka_dlt-original-topic'];
+    expect(redriveRecord(bare, names)).toEqual({ skip: 'it has no kafka_dlt-original-topic header' });
+  });
+});
