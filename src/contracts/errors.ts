@@ -47,3 +47,8 @@ export class RetryableError extends Error {
     this.reason = reason;
   }
 }
+
+/** The pattern an operation needs does not exist. */
+export function notFound(patternId: string): EffectError {
+  return new EffectError('NOT_FOUND', `pattern ${patternId} does not exist`, { pattern_id: patternId });
+}

@@ -30,6 +30,8 @@ export const MAX_HEADER_ID_BYTES = 1024;
 const MAX_TOPIC_NAME = 249;
 
 export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined;
+/** A message's headers as kafkajs hands them over: the one header type of the code. */
+export type MessageHeaders = Record<string, HeaderValue>;
 
 /** The last value of a header, as bytes (kafkajs gives Buffers; duplicates come as an array). */
 export function headerBytes(value: HeaderValue): Buffer | undefined {

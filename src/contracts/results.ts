@@ -1,4 +1,5 @@
 // The result envelope (CONTRACT "Result"), the seed's ModelResult.
+import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { ERROR_CODES, type ModelError } from './errors.ts';
 
@@ -35,4 +36,26 @@ export interface ModelResult<T = unknown> {
   data: T | null;
   error: ModelError | null;
   metadata: ResultMetadata;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** The envelope of one outcome: the one place results are built, by nodes and by the engine alike. */
+export function buildResult<T>(
+  outcome: { success: boolean; data: T | null; error: ModelError | null },
+  meta: { correlationId: string | null | undefined; operation: string; node: string; startedAt: number },
+  source?: MessageSource,
+  extra: Partial<ResultMetadata> = {},
+): ModelResult<T> {
+  const metadata: ResultMetadata = {
+    correlation_id: meta.correlationId ?? null,
+    operation: meta.operation,
+    node: meta.node,
+    duration_ms: round(performance.now() - meta.startedAt),
+    ...extra,
+  };
+  if (source) metadata.source = source;
+  return { success: outcome.success, data: outcome.data, error: outcome.error, metadata };
 }

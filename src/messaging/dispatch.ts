@@ -4,9 +4,8 @@
 import { performance } from 'node:perf_hooks';
 import type { ModelError } from '../contracts/errors.ts';
 import type { RecordUsageRequest } from '../contracts/requests.ts';
-import type { ModelResult } from '../contracts/results.ts';
+import { buildResult, type ModelResult } from '../contracts/results.ts';
 import { TOPIC_SPECS } from '../contracts/topics.ts';
-import { buildResult } from '../nodes/effect-runner.ts';
 import type {
   NodePatternAnalyticsEffect,
   NodePatternQueryEffect,
@@ -33,7 +32,7 @@ export function errorResult(p: Prepared, error: ModelError): ModelResult {
       node: TOPIC_SPECS[p.logical].node,
       startedAt: performance.now(),
     },
-    p.context,
+    p.context.source,
   );
 }
 

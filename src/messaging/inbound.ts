@@ -1,9 +1,7 @@
 // The engine's own view of what comes in and what goes out, so that only the Kafka-facing modules
 // (lane-consumer.ts, publisher.ts, lane-assignor.ts, kafka.ts, and the tools' operator-io.ts) see kafkajs
 // types.
-import type { HeaderValue } from '../contracts/headers.ts';
-
-export type InboundHeaders = Record<string, HeaderValue>;
+import type { MessageHeaders } from '../contracts/headers.ts';
 
 export interface InboundMessage {
   topic: string;
@@ -11,7 +9,7 @@ export interface InboundMessage {
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
-  headers: InboundHeaders;
+  headers: MessageHeaders;
   timestamp: string;
 }
 
@@ -31,7 +29,7 @@ export interface FetchedMessage {
   offset: string;
   key: Buffer | null;
   value: Buffer | null;
-  headers?: InboundHeaders | undefined;
+  headers?: MessageHeaders | undefined;
   timestamp: string;
 }
 

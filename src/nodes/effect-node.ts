@@ -6,7 +6,8 @@ import type { ModelResult } from '../contracts/results.ts';
 import { isWriteOperation, TOPIC_SPECS, type RequestTopic } from '../contracts/topics.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { buildResult, runEffect, type EffectContext, type EffectScope } from './effect-runner.ts';
+import { buildResult } from '../contracts/results.ts';
+import { runEffect, type EffectContext, type EffectScope } from './effect-runner.ts';
 import { traceOperation } from './node-span.ts';
 
 export interface NodeOptions {
@@ -44,7 +45,7 @@ export abstract class EffectNode<T extends RequestTopic> {
         return buildResult(
           { success: false, data: null, error: checked.error },
           { correlationId: null, operation, node: this.nodeName, startedAt: performance.now() },
-          context,
+          context.source,
         );
       }
       request = checked.request;

@@ -7,7 +7,7 @@ import type { Pool, PoolClient } from '../db/pool.ts';
 type Row = Record<string, unknown>;
 import { EffectNode, type NodeOptions } from './effect-node.ts';
 import type { EffectScope } from './effect-runner.ts';
-import { notFound } from './node-pattern-storage-effect.ts';
+import { notFound } from '../contracts/errors.ts';
 
 const DEFAULT_PERIOD_MS = 30 * 24 * 60 * 60 * 1000;
 

@@ -13,8 +13,9 @@ import type { Pool, PoolClient } from '../db/pool.ts';
 
 type Row = Record<string, unknown>;
 import { EffectNode, type NodeOptions } from './effect-node.ts';
-import { lookupIdentity, type EffectScope } from './effect-runner.ts';
-import { notFound } from './node-pattern-storage-effect.ts';
+import type { EffectScope } from './effect-runner.ts';
+import { lookupIdentity } from './identity-store.ts';
+import { notFound } from '../contracts/errors.ts';
 import { filterConditions, Params, patternColumns, whereClause } from './pattern-sql.ts';
 
 export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'> {

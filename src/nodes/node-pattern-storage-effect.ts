@@ -1,5 +1,5 @@
 // NodePatternStorageEffect: insert, update, delete, batch_insert of pattern templates.
-import { EffectError } from '../contracts/errors.ts';
+import { notFound } from '../contracts/errors.ts';
 import { EDITABLE_COLUMNS, type InsertData } from '../contracts/fields.ts';
 import type { BatchInsertRequest, StorageRequest, UpdateRequest } from '../contracts/requests.ts';
 import type { PoolClient } from '../db/pool.ts';
@@ -123,8 +123,4 @@ export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
     if (rows.length === 0) throw notFound(patternId);
     return { pattern_id: patternId, pattern_name: rows[0]?.pattern_name, deleted: true };
   }
-}
-
-export function notFound(patternId: string): EffectError {
-  return new EffectError('NOT_FOUND', `pattern ${patternId} does not exist`, { pattern_id: patternId });
 }

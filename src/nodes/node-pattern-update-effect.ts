@@ -9,24 +9,19 @@ import type {
   UpdateRelationshipRequest,
   UsageRequest,
 } from '../contracts/requests.ts';
-import type { MessageSource, ModelResult } from '../contracts/results.ts';
+import type { ModelResult } from '../contracts/results.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 
 type Row = Record<string, unknown>;
 import { withTransaction } from '../db/transaction.ts';
 import { EffectNode, type ExecuteContext, type NodeOptions } from './effect-node.ts';
 import { traceBatch } from './node-span.ts';
-import {
-  buildResult,
-  duplicateMetadata,
-  failureOutcome,
-  reuseError,
-  type EffectScope,
-  type StoredOutcome,
-} from './effect-runner.ts';
+import { buildResult } from '../contracts/results.ts';
+import { failureOutcome, type EffectScope } from './effect-runner.ts';
+import { duplicateMetadata, IdentityBatch, type BatchAnswer, type StoredOutcome } from './identity-store.ts';
 import { requestFingerprint } from '../contracts/fingerprint.ts';
 import { deriveId } from './ids.ts';
-import { notFound } from './node-pattern-storage-effect.ts';
+import { notFound } from '../contracts/errors.ts';
 
 const TOPIC = 'pattern.usage';
 
@@ -122,7 +117,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
             node: this.nodeName,
             startedAt,
           },
-          item.context,
+          item.context.source,
           duplicate
             ? { ...duplicateMetadata(outcome), batch_size: items.length }
             : { batch_size: items.length },
@@ -141,66 +136,25 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
     }
   }
 
-  async #applyBatch(
-    client: PoolClient,
-    items: UsageBatchItem[],
-  ): Promise<{ outcome: StoredOutcome; duplicate: boolean }[]> {
-    const outcomes: ({ outcome: StoredOutcome; duplicate: boolean } | undefined)[] = Array.from({
-      length: items.length,
-    });
-    // The first item of an identity claims it; later items with the same identity are duplicates of it
-    // (or a CONFLICT, when their request differs: the same correlation id reused).
-    const firstIndex = new Map<string, number>();
-    const identities: string[] = [];
-    const fingerprints = items.map((item) =>
-      item.context.identity === undefined
-        ? undefined
-        : (item.context.fingerprint ?? requestFingerprint(item.request)),
+  async #applyBatch(client: PoolClient, items: UsageBatchItem[]): Promise<BatchAnswer[]> {
+    const batch = new IdentityBatch(
+      TOPIC,
+      'record_usage',
+      items.map((item) => ({
+        identity: item.context.identity,
+        source: item.context.source,
+        fingerprint:
+          item.context.identity === undefined
+            ? undefined
+            : (item.context.fingerprint ?? requestFingerprint(item.request)),
+      })),
     );
-    items.forEach((item, i) => {
-      const identity = item.context.identity;
-      if (identity === undefined || firstIndex.has(identity)) return;
-      firstIndex.set(identity, i);
-      identities.push(identity);
-    });
+    await batch.resolve(client);
+    const pending = batch.pending();
 
-    // Identities applied before answer with their stored outcome. The others are recorded once, with
-    // their outcome, after the events are written; a concurrent claim of one of them rolls the batch back.
-    const known = new Set<string>();
-    if (identities.length > 0) {
-      const stored = await client.query<{
-        identity: string;
-        topic: string;
-        operation: string;
-        result: StoredOutcome;
-        fingerprint: string | null;
-      }>(
-        'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = ANY($1)',
-        [identities],
-      );
-      for (const row of stored.rows) {
-        known.add(row.identity);
-        const index = firstIndex.get(row.identity) as number;
-        const reused = reuseError(row.identity, row, {
-          topic: TOPIC,
-          operation: 'record_usage',
-          fingerprint: fingerprints[index],
-        });
-        outcomes[index] = reused
-          ? { outcome: conflictOutcome(reused), duplicate: false }
-          : { outcome: row.result, duplicate: true };
-      }
-    }
-
-    // Items to apply now: no identity, or the first holder of an identity not applied before.
-    const pending = items
-      .map((item, i) => ({ item, i }))
-      .filter(({ item, i }) => {
-        const identity = item.context.identity;
-        return identity === undefined || (!known.has(identity) && firstIndex.get(identity) === i);
-      });
-
-    const patternIds = [...new Set(pending.map(({ item }) => item.request.pattern_id.toLowerCase()))];
+    const patternIds = [
+      ...new Set(pending.map((i) => (items[i] as UsageBatchItem).request.pattern_id.toLowerCase())),
+    ];
     const existing = new Set(
       (
         await client.query<{ id: string }>('SELECT id FROM pattern_templates WHERE id = ANY($1::uuid[])', [
@@ -208,106 +162,36 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
         ])
       ).rows.map((r) => r.id),
     );
-    const toInsert: { i: number; id: string }[] = [];
+    const failed = new Map<number, StoredOutcome>();
+    const toInsert: { index: number; id: string }[] = [];
     const records: ReturnType<typeof eventRecord>[] = [];
-    for (const { item, i } of pending) {
-      // A failed event records no identity, so a later retry after the pattern exists can still apply it.
+    for (const index of pending) {
+      const item = items[index] as UsageBatchItem;
       if (!existing.has(item.request.pattern_id.toLowerCase())) {
-        outcomes[i] = {
-          outcome: {
-            success: false,
-            data: null,
-            error: {
-              code: 'INVALID_REFERENCE',
-              message: `pattern ${item.request.pattern_id} does not exist`,
-            },
-          },
-          duplicate: false,
-        };
+        failed.set(index, {
+          success: false,
+          data: null,
+          error: { code: 'INVALID_REFERENCE', message: `pattern ${item.request.pattern_id} does not exist` },
+        });
         continue;
       }
       const id = deriveId(item.context.identity, 'usage_event');
-      toInsert.push({ i, id });
+      toInsert.push({ index, id });
       records.push(eventRecord(id, item.request, item.context.eventTime ?? new Date()));
     }
-
     if (records.length > 0) {
       const { rows } = await client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify(records)]);
       const byId = new Map(rows.map((r) => [r.id, r]));
-      const applied: {
-        identity: string;
-        outcome: string;
-        source: MessageSource | undefined;
-        fingerprint: string | undefined;
-      }[] = [];
-      for (const { i, id } of toInsert) {
-        const outcome: StoredOutcome = {
-          success: true,
-          data: usageData(byId.get(id) as EventRow),
-          error: null,
-        };
-        outcomes[i] = { outcome, duplicate: false };
-        const context = items[i]?.context;
-        if (context?.identity !== undefined) {
-          applied.push({
-            identity: context.identity,
-            outcome: JSON.stringify(outcome),
-            source: context.source,
-            fingerprint: fingerprints[i],
-          });
-        }
-      }
-      if (applied.length > 0) {
-        const recorded = await client.query(
-          `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
-           SELECT i, $2, 'record_usage', p, o, r, f
-             FROM unnest($1::text[], $3::int[], $4::bigint[], $5::json[], $6::text[]) AS t(i, p, o, r, f)
-           ON CONFLICT (identity) DO NOTHING`,
-          [
-            applied.map((a) => a.identity),
-            TOPIC,
-            applied.map((a) => a.source?.partition ?? null),
-            applied.map((a) => a.source?.offset ?? null),
-            applied.map((a) => a.outcome),
-            applied.map((a) => a.fingerprint ?? null),
-          ],
-        );
-        if (recorded.rowCount !== applied.length) {
-          throw new RetryableError(
-            'another transaction applied one of these usage events meanwhile; retrying',
-          );
-        }
-      }
-    }
-
-    // Repeats of an identity inside this batch answer with the first one's outcome, or CONFLICT when
-    // their request is not the first one's.
-    return items.map((item, i) => {
-      const own = outcomes[i];
-      if (own) return own;
-      const identity = item.context.identity as string;
-      const firstAt = firstIndex.get(identity) as number;
-      const reused = reuseError(
-        identity,
-        { topic: TOPIC, operation: 'record_usage', fingerprint: fingerprints[firstAt] ?? null },
-        { topic: TOPIC, operation: 'record_usage', fingerprint: fingerprints[i] },
+      await batch.record(
+        client,
+        toInsert.map(({ index, id }) => ({
+          index,
+          outcome: { success: true, data: usageData(byId.get(id) as EventRow), error: null },
+        })),
       );
-      if (reused) return { outcome: conflictOutcome(reused), duplicate: false };
-      const first = outcomes[firstAt];
-      return {
-        outcome: first?.outcome ?? conflictOutcome({ message: 'identity claimed twice', details: {} }),
-        duplicate: true,
-      };
-    });
+    }
+    return batch.answers(failed);
   }
-}
-
-function conflictOutcome(reason: { message: string; details: Record<string, unknown> }): StoredOutcome {
-  return {
-    success: false,
-    data: null,
-    error: { code: 'CONFLICT', message: reason.message, details: reason.details },
-  };
 }
 
 async function recordUsage(scope: EffectScope, request: RecordUsageRequest) {

@@ -17,12 +17,11 @@ import {
   type TextMapGetter,
   type TextMapSetter,
 } from '@opentelemetry/api';
+import type { MessageHeaders } from '../contracts/headers.ts';
 
 export const tracer = trace.getTracer('pattern-worker');
 
-type Headers = Record<string, Buffer | string | (Buffer | string)[] | undefined>;
-
-const headerGetter: TextMapGetter<Headers> = {
+const headerGetter: TextMapGetter<MessageHeaders> = {
   keys: (carrier) => Object.keys(carrier),
   get(carrier, key) {
     const value = carrier[key];
@@ -39,7 +38,7 @@ const headerSetter: TextMapSetter<Record<string, Buffer | string | undefined>> =
 };
 
 /** The producer's context from a message's traceparent/tracestate headers. */
-export function extractContext(headers: Headers): Context {
+export function extractContext(headers: MessageHeaders): Context {
   return propagation.extract(ROOT_CONTEXT, headers, headerGetter);
 }
 
@@ -73,7 +72,7 @@ export interface ConsumedMessage {
   partition: number;
   offset: string;
   key: Buffer | null;
-  headers: Headers;
+  headers: MessageHeaders;
 }
 
 function messagingAttributes(m: ConsumedMessage, group: string): Attributes {

@@ -1,0 +1,271 @@
+// Exactly-once, in one place (CONTRACT "Identity and effects"): the processed_messages record of every
+// applied write, claimed in the transaction of its effect, for one message or a batch. Duplicates are
+// answered with the stored outcome, and an identity reused for another request gets CONFLICT, here
+// and nowhere else. get_result reads the same records.
+import { EffectError, RetryableError, type ModelError } from '../contracts/errors.ts';
+import type { MessageSource, ResultMetadata } from '../contracts/results.ts';
+import type { PoolClient } from '../db/pool.ts';
+
+/** What the identity record holds: the outcome without timing. */
+export interface StoredOutcome {
+  success: boolean;
+  data: unknown;
+  error: ModelError | null;
+  /** Set once the body was pruned past WORKER_RESULT_RETENTION: `data` holds only the ids. */
+  pruned?: boolean;
+}
+
+/** The metadata a repeat of an applied identity is answered with. */
+export function duplicateMetadata(stored: StoredOutcome): Partial<ResultMetadata> {
+  return stored.pruned ? { duplicate: true, result_pruned: true } : { duplicate: true };
+}
+
+export interface Claim {
+  identity: string;
+  topic: string;
+  operation: string;
+  source?: MessageSource | undefined;
+  /** Of the request as sent (contracts/fingerprint.ts). */
+  fingerprint?: string | undefined;
+}
+
+interface StoredRow {
+  identity: string;
+  topic: string;
+  operation: string;
+  result: StoredOutcome;
+  fingerprint: string | null;
+}
+
+/**
+ * Why a message may not reuse a stored identity: another operation, or the same correlation id with a
+ * different request (a client bug that would otherwise lose the second write without a word).
+ */
+function reuseError(
+  identity: string,
+  stored: { topic: string; operation: string; fingerprint: string | null },
+  incoming: { topic: string; operation: string; fingerprint?: string | undefined },
+): { message: string; details: Record<string, unknown> } | undefined {
+  if (stored.topic !== incoming.topic || stored.operation !== incoming.operation) {
+    return {
+      message:
+        `this message identity was already applied as operation "${stored.operation}" on ${stored.topic}; ` +
+        'use a fresh correlation_id for every request',
+      details: { identity, reason: 'identity_reused_for_other_operation' },
+    };
+  }
+  if (stored.fingerprint && incoming.fingerprint && stored.fingerprint !== incoming.fingerprint) {
+    return {
+      message:
+        'this correlation id was already used for a different request; the first one was applied and this ' +
+        'one was not: use a fresh correlation_id for every request (the same one only to retry the same request)',
+      details: { identity, reason: 'correlation_id_reused' },
+    };
+  }
+  return undefined;
+}
+
+function conflict(reason: { message: string; details: Record<string, unknown> }): StoredOutcome {
+  return {
+    success: false,
+    data: null,
+    error: { code: 'CONFLICT', message: reason.message, details: reason.details },
+  };
+}
+
+/**
+ * Claims one identity inside the transaction. Returns the stored outcome when it was applied before
+ * (a duplicate), throws CONFLICT when it was applied for another request. A concurrent claim of the same
+ * identity waits for the other transaction and then sees its outcome.
+ */
+export async function claimIdentity(client: PoolClient, claim: Claim): Promise<StoredOutcome | undefined> {
+  const claimed = await client.query(
+    `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
+     VALUES ($1, $2, $3, $4, $5, '{}'::json, $6)
+     ON CONFLICT (identity) DO NOTHING`,
+    [
+      claim.identity,
+      claim.topic,
+      claim.operation,
+      claim.source?.partition ?? null,
+      claim.source?.offset ?? null,
+      claim.fingerprint ?? null,
+    ],
+  );
+  if (claimed.rowCount === 1) return undefined;
+  const { rows } = await client.query<StoredRow>(
+    'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = $1',
+    [claim.identity],
+  );
+  const stored = rows[0];
+  if (!stored) throw new RetryableError('identity record vanished during claim');
+  const reused = reuseError(claim.identity, stored, claim);
+  if (reused) throw new EffectError('CONFLICT', reused.message, reused.details);
+  return stored.result;
+}
+
+/** Records the outcome of a claimed identity, in the same transaction as its effect. */
+export async function storeOutcome(
+  client: PoolClient,
+  identity: string,
+  outcome: StoredOutcome,
+): Promise<void> {
+  await client.query('UPDATE processed_messages SET result = $2 WHERE identity = $1', [identity, outcome]);
+}
+
+/** One item of a batch: its identity, if it has one, and what it would be recorded with. */
+export interface BatchItem {
+  identity?: string | undefined;
+  fingerprint?: string | undefined;
+  source?: MessageSource | undefined;
+}
+
+export interface BatchAnswer {
+  outcome: StoredOutcome;
+  duplicate: boolean;
+}
+
+/**
+ * Exactly-once for many messages of one operation in one transaction: `resolve` answers the identities
+ * applied before, `pending` says which items to apply, `record` claims the identities of what was
+ * applied (a concurrent claim rolls the batch back as retryable), and `answers` fills in repeats of an
+ * identity within the batch.
+ */
+export class IdentityBatch {
+  readonly #topic: string;
+  readonly #operation: string;
+  readonly #items: readonly BatchItem[];
+  /** The first item holding each identity; later ones repeat it. */
+  readonly #first = new Map<string, number>();
+  readonly #answers: (BatchAnswer | undefined)[];
+  readonly #known = new Set<string>();
+
+  constructor(topic: string, operation: string, items: readonly BatchItem[]) {
+    this.#topic = topic;
+    this.#operation = operation;
+    this.#items = items;
+    this.#answers = Array.from({ length: items.length });
+    items.forEach((item, i) => {
+      if (item.identity !== undefined && !this.#first.has(item.identity)) this.#first.set(item.identity, i);
+    });
+  }
+
+  /** Loads the identities applied before: their first holders answer with the stored outcome (or CONFLICT). */
+  async resolve(client: PoolClient): Promise<void> {
+    const identities = [...this.#first.keys()];
+    if (identities.length === 0) return;
+    const { rows } = await client.query<StoredRow>(
+      'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = ANY($1)',
+      [identities],
+    );
+    for (const row of rows) {
+      this.#known.add(row.identity);
+      const index = this.#first.get(row.identity) as number;
+      const reused = reuseError(row.identity, row, {
+        topic: this.#topic,
+        operation: this.#operation,
+        fingerprint: this.#items[index]?.fingerprint,
+      });
+      this.#answers[index] = reused
+        ? { outcome: conflict(reused), duplicate: false }
+        : { outcome: row.result, duplicate: true };
+    }
+  }
+
+  /** Items to apply now: no identity, or the first holder of an identity not applied before. */
+  pending(): number[] {
+    return this.#items.flatMap((item, i) => {
+      const identity = item.identity;
+      return identity === undefined || (!this.#known.has(identity) && this.#first.get(identity) === i)
+        ? [i]
+        : [];
+    });
+  }
+
+  /**
+   * Records the outcomes of applied items, in the batch's transaction. Items that failed record nothing,
+   * so a later retry (after the cause is fixed) can still apply them.
+   */
+  async record(
+    client: PoolClient,
+    applied: readonly { index: number; outcome: StoredOutcome }[],
+  ): Promise<void> {
+    const rows = applied.flatMap(({ index, outcome }) => {
+      this.#answers[index] = { outcome, duplicate: false };
+      const item = this.#items[index];
+      return item?.identity === undefined ? [] : [{ item, identity: item.identity, outcome }];
+    });
+    if (rows.length === 0) return;
+    const recorded = await client.query(
+      `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
+       SELECT i, $2, $3, p, o, r, f
+         FROM unnest($1::text[], $4::int[], $5::bigint[], $6::json[], $7::text[]) AS t(i, p, o, r, f)
+       ON CONFLICT (identity) DO NOTHING`,
+      [
+        rows.map((r) => r.identity),
+        this.#topic,
+        this.#operation,
+        rows.map((r) => r.item.source?.partition ?? null),
+        rows.map((r) => r.item.source?.offset ?? null),
+        rows.map((r) => JSON.stringify(r.outcome)),
+        rows.map((r) => r.item.fingerprint ?? null),
+      ],
+    );
+    if (recorded.rowCount !== rows.length) {
+      throw new RetryableError('another transaction applied one of these messages meanwhile; retrying');
+    }
+  }
+
+  /** One answer per item: its own outcome (`failed` for items that were applied and failed), a stored
+   * one, or, for a repeat within the batch, the first holder's (CONFLICT when its request differs). */
+  answers(failed: ReadonlyMap<number, StoredOutcome> = new Map()): BatchAnswer[] {
+    return this.#items.map((item, i) => {
+      const own =
+        this.#answers[i] ??
+        (failed.has(i) ? { outcome: failed.get(i) as StoredOutcome, duplicate: false } : undefined);
+      if (own) return own;
+      const identity = item.identity as string;
+      const firstAt = this.#first.get(identity) as number;
+      const reused = reuseError(
+        identity,
+        {
+          topic: this.#topic,
+          operation: this.#operation,
+          fingerprint: this.#items[firstAt]?.fingerprint ?? null,
+        },
+        { topic: this.#topic, operation: this.#operation, fingerprint: item.fingerprint },
+      );
+      if (reused) return { outcome: conflict(reused), duplicate: false };
+      const first =
+        this.#answers[firstAt] ??
+        (failed.has(firstAt) ? { outcome: failed.get(firstAt) as StoredOutcome } : undefined);
+      if (!first) throw new RetryableError(`identity ${identity} has no answer in its batch`);
+      // A repeat of a failed first holder fails the same way; of an applied one, it is a duplicate.
+      return { outcome: first.outcome, duplicate: first.outcome.success };
+    });
+  }
+}
+
+/** An identity record as get_result reads it. */
+export interface IdentityRecord {
+  identity: string;
+  topic: string;
+  operation: string;
+  processed_at: Date;
+  outcome: StoredOutcome;
+}
+
+/** The first of `identities` (most likely first) that has a record, if any. Committed records only. */
+export async function lookupIdentity(
+  client: PoolClient,
+  identities: readonly string[],
+): Promise<IdentityRecord | undefined> {
+  const { rows } = await client.query<Omit<IdentityRecord, 'outcome'> & { result: StoredOutcome }>(
+    `SELECT identity, topic, operation, processed_at, result
+       FROM processed_messages WHERE identity = ANY($1::text[])
+      ORDER BY array_position($1::text[], identity) LIMIT 1`,
+    [identities],
+  );
+  const row = rows[0];
+  return row && { ...row, outcome: row.result };
+}
