@@ -1,9 +1,11 @@
 // The Helm chart, rendered and linted by Helm's own Go library (helm-java, no Helm CLI), with every
 // rendered manifest validated against the Kubernetes API schemas. Warm: about 3 s (one JVM start plus
 // schema compilation); cold: Maven downloads helm-java and the fabric8 model jars first.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { RULES_FILE, ruleGroupsOf, type RuleGroups } from '../../scripts/prometheus-rules.ts';
 import { configSchema } from '../../src/config.ts';
 import {
   CHART,
@@ -51,6 +53,7 @@ const VALID = {
   defaults: '-',
   production: join(CHART, 'ci', 'production-values.yaml'),
   saslPlain: fixture('sasl-plain-values.yaml'),
+  monitoring: fixture('monitoring-values.yaml'),
 };
 // Each invalid case changes one thing on top of the chart's defaults; the expected words of Helm's refusal.
 const INVALID: Record<string, { file: string; message: RegExp }> = {
@@ -68,8 +71,12 @@ const INVALID: Record<string, { file: string; message: RegExp }> = {
     message: /migration\.existingSecret is required/,
   },
   tlsPair: { file: 'invalid-tls-pair.yaml', message: /certKey and kafka\.tls\.keyKey go together/ },
+  alertDuration: {
+    file: 'invalid-alert-duration.yaml',
+    message: /at '\/metrics\/prometheusRule\/notReady\/for'/,
+  },
 };
-const SCHEMA_CASES = ['badMechanism', 'unknownKey', 'badBrokers', 'runsAsRoot', 'badMemory'];
+const SCHEMA_CASES = ['badMechanism', 'unknownKey', 'badBrokers', 'runsAsRoot', 'badMemory', 'alertDuration'];
 
 // The variables the worker reads (src/config.ts), the Kafka TLS file settings being added beside them, and
 // the standard OpenTelemetry ones.
@@ -93,6 +100,12 @@ const docs = (name: string) => manifests.get(name) ?? [];
 const find = (name: string, kind: string, suffix = '') => {
   const found = docs(name).find((m) => m.kind === kind && m.metadata.name.endsWith(suffix));
   if (!found) throw new Error(`${name}: no ${kind}${suffix ? ` named *${suffix}` : ''} rendered`);
+  return found;
+};
+/** The ConfigMap of settings (not the dashboard's). */
+const settings = (name: string) => {
+  const found = docs(name).find((m) => m.kind === 'ConfigMap' && !m.metadata.name.endsWith('-dashboard'));
+  if (!found) throw new Error(`${name}: no settings ConfigMap rendered`);
   return found;
 };
 const podSpec = (m: Manifest) => (m.spec as { template: { spec: PodSpec } }).template.spec;
@@ -133,10 +146,12 @@ describe('helm lint and rendering', () => {
     ).toEqual(
       [
         'ConfigMap',
+        'ConfigMap',
         'Deployment',
         'Job',
         'Job',
         'PodDisruptionBudget',
+        'PrometheusRule',
         'ScaledObject',
         'Service',
         'ServiceAccount',
@@ -159,7 +174,8 @@ describe('helm lint and rendering', () => {
         validated++;
       }
     }
-    expect(validated).toBe(18);
+    expect(validated).toBe(28);
+    expect(k8s.known.has('monitoring.coreos.com/v1/PrometheusRule')).toBe(true);
   });
 
   it('the Kubernetes schemas catch a misspelt field, a wrong type and a bad quantity', () => {
@@ -200,7 +216,7 @@ describe('the worker Deployment', () => {
   it('terminationGracePeriodSeconds is above the worker shutdown bound in every rendering', () => {
     for (const name of Object.keys(VALID)) {
       const deployment = find(name, 'Deployment');
-      const config = find(name, 'ConfigMap');
+      const config = settings(name);
       const boundSeconds = Number(config.data?.WORKER_SHUTDOWN_TIMEOUT_MS) / 1000;
       expect(podSpec(deployment).terminationGracePeriodSeconds, name).toBeGreaterThan(boundSeconds);
     }
@@ -213,7 +229,7 @@ describe('the worker Deployment', () => {
         docs(name).some((m) => m.kind === 'Secret'),
         name,
       ).toBe(false);
-      const config = find(name, 'ConfigMap');
+      const config = settings(name);
       const unknown = Object.keys(config.data ?? {}).filter((k) => !isWorkerVariable(k));
       expect(unknown, name).toEqual([]);
       const deployment = find(name, 'Deployment');
@@ -231,7 +247,7 @@ describe('the worker Deployment', () => {
   });
 
   it('wires Kafka SCRAM and mutual TLS, and PostgreSQL TLS, from existing Secrets', () => {
-    const config = find('production', 'ConfigMap').data!;
+    const config = settings('production').data!;
     expect(config).toMatchObject({
       KAFKA_BROKERS: 'kafka-0.kafka.data:9093,kafka-1.kafka.data:9093,kafka-2.kafka.data:9093',
       TOPIC_PREFIX: 'prod.',
@@ -264,13 +280,13 @@ describe('the worker Deployment', () => {
     expect(mounts.get('postgres-tls')).toBe('/etc/pattern-worker/postgres-tls');
 
     // Defaults: no SASL, no TLS material, no OTLP export.
-    const defaults = find('defaults', 'ConfigMap').data!;
+    const defaults = settings('defaults').data!;
     expect(defaults.KAFKA_SSL).toBe('false');
     expect(defaults.KAFKA_SASL_MECHANISM).toBeUndefined();
     expect(defaults.KAFKA_SSL_CA_FILE).toBeUndefined();
     expect(defaults.OTEL_TRACES_EXPORTER).toBe('none');
     // TLS with the system CAs: no file settings, no volume.
-    const plain = find('saslPlain', 'ConfigMap').data!;
+    const plain = settings('saslPlain').data!;
     expect(plain).toMatchObject({ KAFKA_SASL_MECHANISM: 'plain', KAFKA_SSL: 'true' });
     expect(plain.KAFKA_SSL_CA_FILE).toBeUndefined();
     expect(podSpec(find('saslPlain', 'Deployment')).serviceAccountName).toBe('workers');
@@ -288,6 +304,60 @@ describe('the worker Deployment', () => {
     expect(monitor.spec).toMatchObject({ endpoints: [{ port: 'http', path: '/metrics', interval: '15s' }] });
     expect(monitor.metadata.labels).toMatchObject({ release: 'prometheus' });
     expect(docs('defaults').some((m) => m.kind === 'ServiceMonitor')).toBe(false);
+  });
+});
+
+describe('alerts and the Grafana dashboard', () => {
+  type Rule = { alert: string; expr: string; for: string; labels: Record<string, string> };
+  const rules = (name: string) =>
+    ruleGroupsOf(check.rendered.get(name) ?? '').groups.flatMap((g) => g.rules as unknown as Rule[]);
+
+  it('are off by default', () => {
+    expect(docs('defaults').some((m) => m.kind === 'PrometheusRule')).toBe(false);
+    expect(docs('defaults').filter((m) => m.kind === 'ConfigMap')).toHaveLength(1);
+  });
+
+  it('with the default thresholds, the PrometheusRule has the rules of deploy/prometheus', () => {
+    const plain = parse(readFileSync(RULES_FILE, 'utf8')) as RuleGroups;
+    expect(
+      ruleGroupsOf(check.rendered.get('monitoring') ?? ''),
+      `${RULES_FILE} is stale: run node scripts/prometheus-rules.ts`,
+    ).toEqual(plain);
+    expect(rules('monitoring').map((r) => r.alert)).toEqual([
+      'PatternWorkerConsumerLagGrowing',
+      'PatternWorkerDeadLetters',
+      'PatternWorkerRetries',
+      'PatternWorkerNotReady',
+      'PatternWorkerNotConsuming',
+    ]);
+  });
+
+  it('takes thresholds, rule labels and alert labels from values', () => {
+    const rule = find('production', 'PrometheusRule');
+    expect(rule.metadata.labels).toMatchObject({
+      release: 'prometheus',
+      'app.kubernetes.io/name': 'pattern-worker',
+    });
+    const byName = new Map(rules('production').map((r) => [r.alert, r]));
+    expect(byName.get('PatternWorkerConsumerLagGrowing')?.expr).toMatch(/\)\s+> 5000\s/);
+    expect(byName.get('PatternWorkerDeadLetters')?.expr).toMatch(/\* 60\s+> 5\s*$/);
+    expect(byName.get('PatternWorkerDeadLetters')?.for).toBe('2m');
+    for (const r of byName.values()) {
+      expect(r.labels.team, r.alert).toBe('patterns');
+      expect(['warning', 'critical']).toContain(r.labels.severity);
+    }
+  });
+
+  it('ships the dashboard JSON in a ConfigMap with the sidecar label, where the values say', () => {
+    const dashboard = find('production', 'ConfigMap', '-dashboard');
+    expect(dashboard.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+    expect(dashboard.metadata.annotations).toEqual({ grafana_folder: 'Streaming' });
+    expect((dashboard.metadata as { namespace?: string }).namespace).toBe('monitoring');
+    const json = readFileSync(join(CHART, 'dashboards', 'pattern-worker.json'), 'utf8');
+    expect(JSON.parse(dashboard.data?.['pattern-worker.json'] ?? '')).toEqual(JSON.parse(json));
+    const namespace = (find('monitoring', 'ConfigMap', '-dashboard').metadata as { namespace?: string })
+      .namespace;
+    expect(namespace).toBe('patterns');
   });
 });
 

@@ -3,7 +3,16 @@
 // schemas (from fabric8's model jars on Maven Central, extracted by the chart checker).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
@@ -16,19 +25,36 @@ const CHECKER_DIR = join(ROOT, 'deploy', 'chart-check');
 const CHECKER_BUILD = join(CACHE, 'chart-check');
 const CHECKER_SOURCES = ['pom.xml', 'src/main/java/patternworker/chartcheck/ChartCheck.java'];
 
-/** Builds deploy/chart-check with Maven unless the cached build matches its sources. Cold: downloads. */
+/**
+ * Builds deploy/chart-check with Maven unless the cached build matches its sources. Cold: downloads. Test
+ * files that run at once may both build: each builds in a folder of its own, and the first rename wins.
+ */
 export function ensureChartChecker(): void {
   const hash = createHash('sha256');
   for (const f of CHECKER_SOURCES) hash.update(readFileSync(join(CHECKER_DIR, f)));
   const stamp = hash.digest('hex');
   const stampFile = join(CHECKER_BUILD, 'sources.sha256');
-  if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp) return;
-  rmSync(CHECKER_BUILD, { recursive: true, force: true });
-  execFileSync('mvn', ['-q', '-B', '-f', join(CHECKER_DIR, 'pom.xml'), 'package'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 600_000,
-  });
-  writeFileSync(stampFile, stamp);
+  const current = () => existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
+  if (current()) return;
+  mkdirSync(CACHE, { recursive: true });
+  const build = mkdtempSync(join(CACHE, 'chart-check-build-'));
+  try {
+    execFileSync(
+      'mvn',
+      ['-q', '-B', '-f', join(CHECKER_DIR, 'pom.xml'), `-Dchartcheck.buildDir=${build}`, 'package'],
+      { stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 },
+    );
+    writeFileSync(join(build, 'sources.sha256'), stamp);
+    if (current()) return;
+    rmSync(CHECKER_BUILD, { recursive: true, force: true });
+    try {
+      renameSync(build, CHECKER_BUILD);
+    } catch (err) {
+      if (!current()) throw err; // another file's build got there first
+    }
+  } finally {
+    rmSync(build, { recursive: true, force: true });
+  }
 }
 
 export interface ChartCheckResult {
@@ -39,12 +65,22 @@ export interface ChartCheckResult {
   schemas: Record<string, unknown>[];
 }
 
-/** Lints the chart and renders it once per case ("-" = the chart's defaults), in one JVM. */
+/**
+ * Lints the chart and renders it once per case ("-" = the chart's defaults), in one JVM, in an output
+ * folder of its own (so that test files can run it at once).
+ */
 export function runChartCheck(cases: Record<string, string>): ChartCheckResult {
   ensureChartChecker();
-  const out = join(CACHE, 'render');
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
+  mkdirSync(CACHE, { recursive: true });
+  const out = mkdtempSync(join(CACHE, 'render-'));
+  try {
+    return chartCheckIn(out, cases);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+function chartCheckIn(out: string, cases: Record<string, string>): ChartCheckResult {
   const classpath = `${join(CHECKER_BUILD, 'chart-check-1.0.0.jar')}:${join(CHECKER_BUILD, 'lib', '*')}`;
   execFileSync(
     'java',
