@@ -1,7 +1,7 @@
 // Errors a PatternClient call rejects with. Each names what a caller needs to look it up: the topic,
 // the operation and the correlation id the worker logs and echoes.
 import type { ModelError } from '../contracts/errors.ts';
-import { isWriteOperation, type Operation } from '../contracts/topics.ts';
+import { isWriteOperation, type Operation } from '../contracts/operations.ts';
 
 export class RequestTimeoutError extends Error {
   override readonly name = 'RequestTimeoutError';

@@ -5,10 +5,18 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
 import { validateRequest } from '../contracts/decode.ts';
 import { HEADERS, headerBytes } from '../contracts/headers.ts';
-import type { RequestInputOf } from '../contracts/requests.ts';
-import type { ResultDataOf } from '../contracts/result-data.ts';
 import { modelResultSchema, type ModelResult } from '../contracts/results.ts';
-import { TopicNames, topicOfOperation, type Operation } from '../contracts/topics.ts';
+import { TopicNames } from '../contracts/topics.ts';
+import {
+  ALL_OPERATIONS,
+  keyOfRequest,
+  OPERATIONS,
+  topicOfOperation,
+  type MethodOf,
+  type Operation,
+  type RequestInputOf,
+  type ResultDataOf,
+} from '../contracts/operations.ts';
 import { context, endSpan, startProducerSpan } from '../telemetry/tracing.ts';
 import { ClientClosedError, RequestTimeoutError, RequestValidationError } from './errors.ts';
 import { ReplyConsumer } from './reply-consumer.ts';
@@ -62,17 +70,7 @@ interface Pending {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** One pattern's requests share a key so that they stay in order on one partition. */
-function keyOf(body: Record<string, unknown>): string | undefined {
-  if (typeof body.pattern_id === 'string') return body.pattern_id;
-  const rel = body.relationship_data as Record<string, unknown> | undefined | null;
-  if (rel && typeof rel.source_pattern_id === 'string') return rel.source_pattern_id;
-  const data = body.data as Record<string, unknown> | undefined | null;
-  if (data && typeof data.pattern_id === 'string') return data.pattern_id;
-  return undefined;
-}
-
-export class PatternClient {
+class PatternClientBase {
   readonly names: TopicNames;
   readonly #kafka: Kafka;
   readonly #options: PatternClientOptions;
@@ -238,64 +236,6 @@ export class PatternClient {
     return span;
   }
 
-  insert(body: RequestBody<'insert'>, options?: CallOptions) {
-    return this.request('insert', body, options);
-  }
-  batchInsert(body: RequestBody<'batch_insert'>, options?: CallOptions) {
-    return this.request('batch_insert', body, options);
-  }
-  update(body: RequestBody<'update'>, options?: CallOptions) {
-    return this.request('update', body, options);
-  }
-  delete(body: RequestBody<'delete'>, options?: CallOptions) {
-    return this.request('delete', body, options);
-  }
-  getById(body: RequestBody<'get_by_id'>, options?: CallOptions) {
-    return this.request('get_by_id', body, options);
-  }
-  search(body: RequestBody<'search'>, options?: CallOptions) {
-    return this.request('search', body, options);
-  }
-  filter(body: RequestBody<'filter'>, options?: CallOptions) {
-    return this.request('filter', body, options);
-  }
-  getRelated(body: RequestBody<'get_related'>, options?: CallOptions) {
-    return this.request('get_related', body, options);
-  }
-  getTop(body: RequestBody<'get_top'>, options?: CallOptions) {
-    return this.request('get_top', body, options);
-  }
-  getByType(body: RequestBody<'get_by_type'>, options?: CallOptions) {
-    return this.request('get_by_type', body, options);
-  }
-  recordUsage(body: RequestBody<'record_usage'>, options?: CallOptions) {
-    return this.request('record_usage', body, options);
-  }
-  updateStats(body: RequestBody<'update_stats'>, options?: CallOptions) {
-    return this.request('update_stats', body, options);
-  }
-  createRelationship(body: RequestBody<'create_relationship'>, options?: CallOptions) {
-    return this.request('create_relationship', body, options);
-  }
-  updateRelationship(body: RequestBody<'update_relationship'>, options?: CallOptions) {
-    return this.request('update_relationship', body, options);
-  }
-  computeAnalytics(body: RequestBody<'compute_analytics'>, options?: CallOptions) {
-    return this.request('compute_analytics', body, options);
-  }
-  getUsageTrends(body: RequestBody<'get_usage_trends'>, options?: CallOptions) {
-    return this.request('get_usage_trends', body, options);
-  }
-  getQualityTrends(body: RequestBody<'get_quality_trends'>, options?: CallOptions) {
-    return this.request('get_quality_trends', body, options);
-  }
-  getEffectiveness(body: RequestBody<'get_effectiveness'>, options?: CallOptions) {
-    return this.request('get_effectiveness', body, options);
-  }
-  getGlobalStats(body: RequestBody<'get_global_stats'>, options?: CallOptions) {
-    return this.request('get_global_stats', body, options);
-  }
-
   /**
    * Late-reply pickup: what became of an earlier request, asked by its correlation id (from
    * RequestTimeoutError.correlationId, or any producer's). `data.status` is `applied` (with the result
@@ -348,7 +288,8 @@ export class PatternClient {
       // A read still queued when this passes is answered DEADLINE_EXCEEDED instead of being run for nobody.
       if (deadline !== undefined) headers[HEADERS.deadline] = String(deadline);
     }
-    const key = options.key ?? keyOf(value);
+    // One pattern's requests share a key so that they stay in order on one partition.
+    const key = options.key ?? keyOfRequest(operation, value);
     return {
       topic: this.names.request(logical),
       correlationId,
@@ -370,40 +311,39 @@ export class PatternClient {
   }
 }
 
-type FireAndForget = {
-  [M in keyof typeof METHOD_OPERATIONS]: (
-    body: RequestBody<(typeof METHOD_OPERATIONS)[M]>,
-    options?: SendOptions,
-  ) => Promise<SentRequest>;
+/** One method per operation, named by the registry (operations.ts), e.g. `client.recordUsage(body)`. */
+export type OperationMethods = {
+  [Op in Operation as MethodOf<Op>]: (body: RequestBody<Op>, options?: CallOptions) => Promise<ResultOf<Op>>;
 };
 
-/** Method names of the client and the operation each sends. */
-export const METHOD_OPERATIONS = {
-  insert: 'insert',
-  batchInsert: 'batch_insert',
-  update: 'update',
-  delete: 'delete',
-  getById: 'get_by_id',
-  search: 'search',
-  filter: 'filter',
-  getRelated: 'get_related',
-  getTop: 'get_top',
-  getByType: 'get_by_type',
-  recordUsage: 'record_usage',
-  updateStats: 'update_stats',
-  createRelationship: 'create_relationship',
-  updateRelationship: 'update_relationship',
-  computeAnalytics: 'compute_analytics',
-  getUsageTrends: 'get_usage_trends',
-  getQualityTrends: 'get_quality_trends',
-  getEffectiveness: 'get_effectiveness',
-  getGlobalStats: 'get_global_stats',
-} as const satisfies Record<string, Operation>;
+/** The same methods under `client.send.*`: resolve once Kafka has the request, without waiting for its result. */
+type FireAndForget = {
+  [Op in Operation as MethodOf<Op>]: (body: RequestBody<Op>, options?: SendOptions) => Promise<SentRequest>;
+};
 
-function fireAndForget(client: PatternClient): FireAndForget {
+/** Method names of the client and the operation each sends, from the registry. */
+export const METHOD_OPERATIONS = Object.fromEntries(
+  ALL_OPERATIONS.map((operation) => [OPERATIONS[operation].method, operation]),
+) as { [Op in Operation as MethodOf<Op>]: Op };
+
+function fireAndForget(client: PatternClientBase): FireAndForget {
   const entries = Object.entries(METHOD_OPERATIONS).map(([method, operation]) => [
     method,
     (body: RequestBody<Operation>, options?: SendOptions) => client.emit(operation, body, options),
   ]);
   return Object.fromEntries(entries) as FireAndForget;
 }
+
+for (const [method, operation] of Object.entries(METHOD_OPERATIONS)) {
+  Object.defineProperty(PatternClientBase.prototype, method, {
+    value(this: PatternClientBase, body: RequestBody<Operation>, options?: CallOptions) {
+      return this.request(operation, body, options);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+
+/** The request/reply client: PatternClientBase plus one typed method per operation. */
+export type PatternClient = PatternClientBase & OperationMethods;
+export const PatternClient = PatternClientBase as new (options?: PatternClientOptions) => PatternClient;

@@ -3,9 +3,9 @@
 import { z } from 'zod';
 import { ERROR_CODES } from './errors.ts';
 import { HEADERS } from './headers.ts';
-import { OPERATION_SCHEMAS } from './requests.ts';
+import { OPERATION_SCHEMAS, OPERATIONS, TOPIC_SPECS, type Operation } from './operations.ts';
 import { modelResultSchema } from './results.ts';
-import { REPLY_TOPIC, REQUEST_TOPICS, TOPIC_SPECS, type Operation } from './topics.ts';
+import { REPLY_TOPIC, REQUEST_TOPICS } from './topics.ts';
 
 type Json = Record<string, unknown>;
 
@@ -117,12 +117,16 @@ export function buildAsyncApi(version: string): Json {
     const spec = TOPIC_SPECS[logical];
     const id = camel(logical);
     const requestMessages: Json = {};
+    const resultMessages: Json = {};
     for (const operation of spec.operations as readonly Operation[]) {
       const name = `${camel(operation)}Request`;
+      const declared = OPERATIONS[operation];
       messages[name] = {
         name,
         title: `${operation} request`,
-        summary: `Handled by ${spec.node}.${operation === spec.operations[0] ? ' The default operation of this topic.' : ''}`,
+        summary:
+          `${declared.summary[0]?.toUpperCase()}${declared.summary.slice(1)}. A ${declared.kind}, handled by ${spec.node}.` +
+          (operation === spec.operations[0] ? ' The default operation of this topic.' : ''),
         contentType: 'application/json',
         headers: requestHeaders,
         payload: jsonSchema(OPERATION_SCHEMAS[operation], 'input'),
@@ -131,6 +135,18 @@ export function buildAsyncApi(version: string): Json {
         ),
       };
       requestMessages[operation] = { $ref: `#/components/messages/${name}` };
+      // Its result, with `data` as the registry declares it.
+      const resultName = `${camel(operation)}Result`;
+      messages[resultName] = {
+        name: resultName,
+        title: `${operation} result`,
+        summary: `ModelResult of ${operation}; on success, data as below.`,
+        contentType: 'application/json',
+        headers: resultHeaders,
+        payload: jsonSchema(modelResultSchema.extend({ data: declared.result.nullable() }), 'output'),
+        bindings: keyBinding("The request's key."),
+      };
+      resultMessages[operation] = { $ref: `#/components/messages/${resultName}` };
     }
     channels[id] = {
       address: logical,
@@ -142,7 +158,7 @@ export function buildAsyncApi(version: string): Json {
       address: spec.result,
       title: `${spec.result}`,
       description: `Results of ${logical}, unless the request named a kafka_replyTopic.`,
-      messages: { result: { $ref: '#/components/messages/result' } },
+      messages: resultMessages,
     };
     channels[`${id}Dlq`] = {
       address: `${logical}.dlq`,
@@ -162,7 +178,9 @@ export function buildAsyncApi(version: string): Json {
           description: `kafka_replyTopic when present, else ${spec.result}.`,
         },
         channel: { $ref: `#/channels/${id}Result` },
-        messages: [{ $ref: `#/channels/${id}Result/messages/result` }],
+        messages: Object.keys(resultMessages).map((op) => ({
+          $ref: `#/channels/${id}Result/messages/${op}`,
+        })),
       },
     };
     operations[`deadLetter${id[0]?.toUpperCase()}${id.slice(1)}`] = {

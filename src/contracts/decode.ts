@@ -3,7 +3,8 @@ import type { z } from 'zod';
 import type { ModelError } from './errors.ts';
 import { requestFingerprint } from './fingerprint.ts';
 import { OPERATION_SCHEMAS, type PatternRequest, type RequestFor } from './requests.ts';
-import { TOPIC_SPECS, topicOfOperation, type Operation, type RequestTopic } from './topics.ts';
+import { type RequestTopic } from './topics.ts';
+import { TOPIC_SPECS, topicOfOperation, type Operation } from './operations.ts';
 
 export const MAX_JSON_DEPTH = 32;
 const MAX_ISSUES = 20;

@@ -1,162 +1,173 @@
-// What `data` holds in a successful result, per operation. Timestamps arrive as ISO-8601 strings;
-// numbers the database could not compute (no samples) are null, and zero stays zero.
-import type { ModelError } from './errors.ts';
-import type { Operation } from './topics.ts';
+// What `data` holds in a successful result, per operation, as it is on the wire (JSON): the schemas the
+// operation registry names, from which the TypeScript types, the AsyncAPI document and the tests'
+// checks of real results all come. Timestamps are ISO-8601 strings; numbers the database could not
+// compute (no samples) are null, and zero stays zero.
+import { z } from 'zod';
+import { modelErrorSchema } from './results.ts';
 
-export interface PatternRecord {
-  pattern_id: string;
-  pattern_name: string;
-  pattern_type: string;
-  language: string;
-  category: string | null;
-  template_code: string;
-  description: string | null;
-  example_usage: string | null;
-  source: string | null;
-  confidence_score: number;
-  usage_count: number;
-  success_count: number;
-  success_rate: number | null;
-  avg_quality_improvement: number | null;
-  avg_execution_time_ms: number | null;
-  complexity_score: number | null;
-  maintainability_score: number | null;
-  performance_score: number | null;
-  parent_pattern_id: string | null;
-  is_deprecated: boolean;
-  deprecated_by_id: string | null;
-  created_by: string | null;
-  tags: string[];
-  context: Record<string, unknown>;
-  discovered_at: string;
-  updated_at: string;
-  last_used_at: string | null;
-}
+const id = z.uuid();
+const time = z.string().describe('ISO-8601 date-time');
+const rate = z.number().nullable();
 
-export interface SearchHit extends PatternRecord {
-  relevance: number;
-}
+export const patternRecord = z.strictObject({
+  pattern_id: id,
+  pattern_name: z.string(),
+  pattern_type: z.string(),
+  language: z.string(),
+  category: z.string().nullable(),
+  template_code: z.string().nullable(),
+  description: z.string().nullable(),
+  example_usage: z.string().nullable(),
+  source: z.string().nullable(),
+  confidence_score: z.number().nullable(),
+  usage_count: z.number(),
+  success_count: z.number(),
+  success_rate: rate,
+  avg_quality_improvement: rate,
+  avg_execution_time_ms: rate,
+  complexity_score: z.number().nullable(),
+  maintainability_score: z.number().nullable(),
+  performance_score: z.number().nullable(),
+  parent_pattern_id: id.nullable(),
+  is_deprecated: z.boolean(),
+  deprecated_by_id: id.nullable(),
+  created_by: z.string().nullable(),
+  tags: z.array(z.string()),
+  context: z.record(z.string(), z.unknown()),
+  discovered_at: time,
+  updated_at: time,
+  last_used_at: time.nullable(),
+});
+export type PatternRecord = z.output<typeof patternRecord>;
 
-export interface RelatedPattern extends PatternRecord {
-  relationship_type: string;
-  strength: number;
-  relationship_description: string | null;
-  direction: 'outgoing' | 'incoming';
-}
+export const searchHit = patternRecord.extend({ relevance: z.number() });
+export const relatedPattern = patternRecord.extend({
+  relationship_type: z.string(),
+  strength: z.number(),
+  relationship_description: z.string().nullable(),
+  direction: z.enum(['outgoing', 'incoming']),
+});
+export const topPattern = patternRecord.extend({ wilson_score: z.number(), rank: z.number() });
 
-export interface TopPattern extends PatternRecord {
-  wilson_score: number;
-  rank: number;
-}
+const relationshipRecord = z.strictObject({
+  relationship_id: id,
+  source_pattern_id: id,
+  target_pattern_id: id,
+  relationship_type: z.string(),
+  strength: z.number(),
+});
 
-export interface RelationshipRecord {
-  relationship_id: string;
-  source_pattern_id: string;
-  target_pattern_id: string;
-  relationship_type: string;
-  strength: number;
-}
+const period = { period_start: time, period_end: time };
 
-interface Period {
-  period_start: string;
-  period_end: string;
-}
+export const insertResult = z.strictObject({ pattern_id: id, pattern_name: z.string(), discovered_at: time });
+export const updateResult = z.strictObject({
+  pattern_id: id,
+  fields_updated: z.array(z.string()),
+  updated_at: time,
+});
+export const deleteResult = z.strictObject({
+  pattern_id: id,
+  pattern_name: z.string(),
+  deleted: z.literal(true),
+});
+export const batchInsertResult = z.strictObject({ pattern_ids: z.array(id), count: z.number() });
+export const recordUsageResult = z.strictObject({
+  event_id: id,
+  pattern_id: id,
+  used_at: time,
+  quality_improvement: rate,
+});
+export const updateStatsResult = z.strictObject({
+  pattern_id: id,
+  usage_count: z.number(),
+  success_count: z.number(),
+  success_rate: rate,
+  avg_quality_improvement: rate,
+  avg_execution_time_ms: rate,
+  last_used_at: time.nullable(),
+});
+export const createRelationshipResult = relationshipRecord.extend({ created: z.boolean() });
+export const updateRelationshipResult = relationshipRecord.extend({ description: z.string().nullable() });
 
-export interface ComputedAnalytics extends Period {
-  pattern_id: string | null;
-  total_usage_count: number;
-  success_count: number;
-  failure_count: number;
-  success_rate: number | null;
-  average_execution_time_ms: number | null;
-  average_quality_improvement: number | null;
-  top_patterns: Record<string, unknown>[];
-  trend_direction: 'increasing' | 'decreasing' | 'stable' | 'insufficient_data';
-  trend_strength: number;
-  computed_at: string;
-}
+export const computedAnalytics = z.strictObject({
+  ...period,
+  pattern_id: id.nullable(),
+  total_usage_count: z.number(),
+  success_count: z.number(),
+  failure_count: z.number(),
+  success_rate: rate,
+  average_execution_time_ms: rate,
+  average_quality_improvement: rate,
+  top_patterns: z.array(z.record(z.string(), z.unknown())),
+  trend_direction: z.enum(['increasing', 'decreasing', 'stable', 'insufficient_data']),
+  trend_strength: z.number(),
+  computed_at: time,
+});
+export const usageTrends = z.strictObject({
+  ...period,
+  aggregate_by: z.enum(['day', 'week', 'month']),
+  buckets: z.array(
+    z.strictObject({
+      bucket: z.string(),
+      usage_count: z.number(),
+      success_count: z.number(),
+      failure_count: z.number(),
+      success_rate: rate,
+    }),
+  ),
+});
+export const qualityTrends = z.strictObject({
+  ...period,
+  days: z.array(
+    z.strictObject({
+      day: z.string(),
+      usage_count: z.number(),
+      average_quality_improvement: rate,
+      quality_samples: z.number(),
+    }),
+  ),
+});
+export const effectiveness = z.strictObject({
+  ...period,
+  patterns: z.array(
+    z.strictObject({
+      pattern_id: id,
+      pattern_name: z.string(),
+      usage_count: z.number(),
+      success_count: z.number(),
+      success_rate: z.number(),
+      average_quality_improvement: rate,
+      effectiveness_score: z.number(),
+    }),
+  ),
+});
+export const globalStats = z.strictObject({
+  ...period,
+  total_patterns: z.number(),
+  deprecated_patterns: z.number(),
+  total_relationships: z.number(),
+  usage_count: z.number(),
+  success_count: z.number(),
+  success_rate: rate,
+  average_quality_improvement: rate,
+  average_execution_time_ms: rate,
+  active_patterns: z.number(),
+});
 
 /** get_result: what the worker recorded for an earlier request (late-reply pickup). */
-export type StoredResultLookup =
-  | {
-      status: 'applied';
-      identity: string;
-      topic: string;
-      operation: string;
-      processed_at: string;
-      /** Past WORKER_RESULT_RETENTION only the ids of `result.data` are kept. */
-      result_pruned: boolean;
-      /** The outcome first published; `data` is the same JSON, byte for byte (unless pruned). */
-      result: { success: boolean; data: unknown; error: ModelError | null };
-    }
-  | { status: 'unknown'; identities: string[]; hint: string }
-  | { status: 'not_stored'; operation: string; hint: string };
-
-export interface ResultDataMap {
-  insert: { pattern_id: string; pattern_name: string; discovered_at: string };
-  update: { pattern_id: string; fields_updated: string[]; updated_at: string };
-  delete: { pattern_id: string; pattern_name: string; deleted: true };
-  batch_insert: { pattern_ids: string[]; count: number };
-  search: SearchHit[];
-  get_by_id: PatternRecord;
-  filter: PatternRecord[];
-  get_related: RelatedPattern[];
-  get_top: TopPattern[];
-  get_by_type: PatternRecord[];
-  get_result: StoredResultLookup;
-  record_usage: { event_id: string; pattern_id: string; used_at: string; quality_improvement: number | null };
-  update_stats: {
-    pattern_id: string;
-    usage_count: number;
-    success_count: number;
-    success_rate: number | null;
-    avg_quality_improvement: number | null;
-    avg_execution_time_ms: number | null;
-    last_used_at: string | null;
-  };
-  create_relationship: RelationshipRecord & { created: boolean };
-  update_relationship: RelationshipRecord & { description: string | null };
-  compute_analytics: ComputedAnalytics;
-  get_usage_trends: Period & {
-    aggregate_by: 'day' | 'week' | 'month';
-    buckets: {
-      bucket: string;
-      usage_count: number;
-      success_count: number;
-      failure_count: number;
-      success_rate: number | null;
-    }[];
-  };
-  get_quality_trends: Period & {
-    days: {
-      day: string;
-      usage_count: number;
-      average_quality_improvement: number | null;
-      quality_samples: number;
-    }[];
-  };
-  get_effectiveness: Period & {
-    patterns: {
-      pattern_id: string;
-      pattern_name: string;
-      usage_count: number;
-      success_count: number;
-      success_rate: number;
-      average_quality_improvement: number | null;
-      effectiveness_score: number;
-    }[];
-  };
-  get_global_stats: Period & {
-    total_patterns: number;
-    deprecated_patterns: number;
-    total_relationships: number;
-    usage_count: number;
-    success_count: number;
-    success_rate: number | null;
-    average_quality_improvement: number | null;
-    average_execution_time_ms: number | null;
-    active_patterns: number;
-  };
-}
-
-export type ResultDataOf<Op extends Operation> = ResultDataMap[Op];
+export const storedResultLookup = z.discriminatedUnion('status', [
+  z.strictObject({
+    status: z.literal('applied'),
+    identity: z.string(),
+    topic: z.string(),
+    operation: z.string(),
+    processed_at: time,
+    /** Past WORKER_RESULT_RETENTION only the ids of `result.data` are kept. */
+    result_pruned: z.boolean(),
+    /** The outcome first published; `data` is the same JSON, byte for byte (unless pruned). */
+    result: z.strictObject({ success: z.boolean(), data: z.unknown(), error: modelErrorSchema.nullable() }),
+  }),
+  z.strictObject({ status: z.literal('unknown'), identities: z.array(z.string()), hint: z.string() }),
+  z.strictObject({ status: z.literal('not_stored'), operation: z.string(), hint: z.string() }),
+]);
+export type StoredResultLookup = z.output<typeof storedResultLookup>;

@@ -1,62 +1,16 @@
-// Topics, nodes and operations of the wire contract (CONTRACT "Topics"). The first operation of each
-// topic is its default.
-export const TOPIC_SPECS = {
-  'pattern.insert': {
-    node: 'NodePatternStorageEffect',
-    operations: ['insert', 'update', 'delete', 'batch_insert'],
-    result: 'pattern.insert.result',
-  },
-  'pattern.search.request': {
-    node: 'NodePatternQueryEffect',
-    operations: ['search', 'get_by_id', 'filter', 'get_related', 'get_top', 'get_by_type', 'get_result'],
-    result: 'pattern.search.result',
-  },
-  'pattern.usage': {
-    node: 'NodePatternUpdateEffect',
-    operations: ['record_usage', 'update_stats', 'create_relationship', 'update_relationship'],
-    result: 'pattern.usage.result',
-  },
-  'pattern.analytics.compute': {
-    node: 'NodePatternAnalyticsEffect',
-    operations: [
-      'compute_analytics',
-      'get_usage_trends',
-      'get_quality_trends',
-      'get_effectiveness',
-      'get_global_stats',
-    ],
-    result: 'pattern.analytics.result',
-  },
+// Topics and nodes of the wire contract (CONTRACT "Topics"). The operations of each topic are declared
+// in operations.ts; the first one declared is the topic's default.
+export const TOPICS = {
+  'pattern.insert': { node: 'NodePatternStorageEffect', result: 'pattern.insert.result' },
+  'pattern.search.request': { node: 'NodePatternQueryEffect', result: 'pattern.search.result' },
+  'pattern.usage': { node: 'NodePatternUpdateEffect', result: 'pattern.usage.result' },
+  'pattern.analytics.compute': { node: 'NodePatternAnalyticsEffect', result: 'pattern.analytics.result' },
 } as const;
 
-export type RequestTopic = keyof typeof TOPIC_SPECS;
-export type NodeName = (typeof TOPIC_SPECS)[RequestTopic]['node'];
-export type OperationOf<T extends RequestTopic> = (typeof TOPIC_SPECS)[T]['operations'][number];
-export type Operation = OperationOf<RequestTopic>;
+export type RequestTopic = keyof typeof TOPICS;
+export type NodeName = (typeof TOPICS)[RequestTopic]['node'];
 
-export const REQUEST_TOPICS = Object.keys(TOPIC_SPECS) as RequestTopic[];
-
-/** Operations that only read: nothing to deduplicate (CONTRACT "Identity and effects"). */
-export const READ_OPERATIONS: ReadonlySet<Operation> = new Set<Operation>([
-  ...TOPIC_SPECS['pattern.search.request'].operations,
-  'get_usage_trends',
-  'get_quality_trends',
-  'get_effectiveness',
-  'get_global_stats',
-]);
-
-export function isWriteOperation(operation: Operation): boolean {
-  return !READ_OPERATIONS.has(operation);
-}
-
-const OPERATION_TOPIC = new Map<string, RequestTopic>(
-  REQUEST_TOPICS.flatMap((t) => TOPIC_SPECS[t].operations.map((op) => [op, t] as const)),
-);
-
-/** The topic an operation belongs to, or undefined for an unknown operation. */
-export function topicOfOperation(operation: string): RequestTopic | undefined {
-  return OPERATION_TOPIC.get(operation);
-}
+export const REQUEST_TOPICS = Object.keys(TOPICS) as RequestTopic[];
 
 export type TopicRole = 'request' | 'result' | 'dlq';
 
@@ -86,7 +40,7 @@ export class TopicNames {
 
   #name(logical: RequestTopic, role: TopicRole): string {
     if (role === 'request') return `${this.prefix}${logical}`;
-    if (role === 'result') return `${this.prefix}${TOPIC_SPECS[logical].result}`;
+    if (role === 'result') return `${this.prefix}${TOPICS[logical].result}`;
     return `${this.prefix}${logical}.dlq`;
   }
 

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { ModelError } from '../contracts/errors.ts';
 import type { RecordUsageRequest } from '../contracts/requests.ts';
 import { buildResult, type ModelResult } from '../contracts/results.ts';
-import { TOPIC_SPECS } from '../contracts/topics.ts';
+import { TOPIC_SPECS } from '../contracts/operations.ts';
 import type {
   NodePatternAnalyticsEffect,
   NodePatternQueryEffect,

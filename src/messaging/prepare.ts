@@ -12,7 +12,8 @@ import {
 } from '../contracts/headers.ts';
 import { decodeRequest } from '../contracts/decode.ts';
 import type { PatternRequest } from '../contracts/requests.ts';
-import { isWriteOperation, type RequestTopic, type TopicNames } from '../contracts/topics.ts';
+import { type RequestTopic, type TopicNames } from '../contracts/topics.ts';
+import { isWriteOperation } from '../contracts/operations.ts';
 import type { ExecuteContext } from '../nodes/effect-node.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { messageIdentity } from '../contracts/identity.ts';

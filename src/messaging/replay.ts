@@ -3,24 +3,32 @@
 // even while producers keep writing.
 import type { Admin } from 'kafkajs';
 import type { PatternRequest } from '../contracts/requests.ts';
-import type { RequestTopic, TopicNames } from '../contracts/topics.ts';
+import {
+  isWriteOperation,
+  OPERATIONS,
+  REPLAY_PHASES,
+  TOPIC_SPECS,
+  type ReplayPhase,
+} from '../contracts/operations.ts';
+import { REQUEST_TOPICS, type RequestTopic, type TopicNames } from '../contracts/topics.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import { offsetsAt } from './operator-io.ts';
 
-/** Writes first, so that usage finds its patterns: the order topics are replayed in. */
-export const REPLAY_ORDER: RequestTopic[] = [
-  'pattern.insert',
-  'pattern.usage',
-  'pattern.analytics.compute',
-  'pattern.search.request',
-];
+/** The replay phases of a topic's operations (operations.ts), in replay order. */
+function phasesOf(topic: RequestTopic): ReplayPhase[] {
+  return REPLAY_PHASES.filter((phase) =>
+    TOPIC_SPECS[topic].operations.some((o) => OPERATIONS[o].replay === phase),
+  );
+}
+const firstPhase = (topic: RequestTopic) => REPLAY_PHASES.indexOf(phasesOf(topic)[0] ?? 'reads');
 
-/** Reads have no effect to rebuild; they are replayed only when asked for. */
-export const DEFAULT_REPLAY_TOPICS: RequestTopic[] = [
-  'pattern.insert',
-  'pattern.usage',
-  'pattern.analytics.compute',
-];
+/** Writes first, so that usage finds its patterns: the order topics are replayed in. */
+export const REPLAY_ORDER: RequestTopic[] = [...REQUEST_TOPICS].sort((a, b) => firstPhase(a) - firstPhase(b));
+
+/** Topics with something to rebuild; reads have no effect and are replayed only when asked for. */
+export const DEFAULT_REPLAY_TOPICS: RequestTopic[] = REPLAY_ORDER.filter((t) =>
+  TOPIC_SPECS[t].operations.some((o) => isWriteOperation(o)),
+);
 
 export interface PartitionRange {
   partition: number;
@@ -40,37 +48,33 @@ export interface TopicPlan {
 export type ReplayFrom = 'earliest' | Date;
 
 /** One pass over one topic's ranges, applying the requests `select` admits. */
-export interface ReplayPhase {
+export interface ReplayPass {
   label: string;
   plan: TopicPlan;
   select?: (request: PatternRequest | undefined) => boolean;
 }
 
-const isDelete = (request: PatternRequest | undefined) => request?.operation === 'delete';
-
 /**
- * Topics one after another, writes of patterns first and their deletes held back until usage and
- * relationships are in: live, usage of a pattern often comes before the pattern's delete, and replaying
- * the delete first would turn that usage into a dead letter. Analytics come after the deletes, as a
- * computation is normally requested after the writes it summarises.
+ * One pass per replay phase and topic, phases in order (operations.ts): patterns first, then usage and
+ * relationships, then deletes of patterns (live, usage of a pattern often comes before its delete, and
+ * replaying the delete first would turn that usage into a dead letter), then analytics and reads. A
+ * message that cannot be decoded goes with its topic's first pass (to be dead-lettered again).
  */
-export function replayPhases(plans: TopicPlan[]): ReplayPhase[] {
-  const phases: ReplayPhase[] = [];
-  for (const plan of plans) {
-    if (plan.logical === 'pattern.insert') {
-      phases.push({ label: plan.topic, plan, select: (r) => !isDelete(r) });
-    } else if (plan.logical === 'pattern.usage') {
-      phases.push({ label: plan.topic, plan });
+export function replayPhases(plans: TopicPlan[]): ReplayPass[] {
+  const passes: ReplayPass[] = [];
+  for (const phase of REPLAY_PHASES) {
+    for (const plan of plans) {
+      const phases = phasesOf(plan.logical);
+      if (!phases.includes(phase)) continue;
+      const first = phases[0] === phase;
+      const pass: ReplayPass = { label: first ? plan.topic : `${plan.topic} ${phase}`, plan };
+      if (phases.length > 1) {
+        pass.select = (r) => (r ? OPERATIONS[r.operation].replay === phase : first);
+      }
+      passes.push(pass);
     }
   }
-  for (const plan of plans) {
-    if (plan.logical === 'pattern.insert') {
-      phases.push({ label: `${plan.topic} deletes`, plan, select: isDelete });
-    } else if (plan.logical !== 'pattern.usage') {
-      phases.push({ label: plan.topic, plan });
-    }
-  }
-  return phases;
+  return passes;
 }
 
 export async function planReplay(

@@ -2,8 +2,10 @@
 import { validateRequest } from '../contracts/decode.ts';
 import { requestFingerprint } from '../contracts/fingerprint.ts';
 import type { RequestFor } from '../contracts/requests.ts';
+import type { OperationOf, RequestOf } from '../contracts/operations.ts';
 import type { ModelResult } from '../contracts/results.ts';
-import { isWriteOperation, TOPIC_SPECS, type RequestTopic } from '../contracts/topics.ts';
+import { type RequestTopic } from '../contracts/topics.ts';
+import { isWriteOperation, TOPIC_SPECS } from '../contracts/operations.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { buildResult } from '../contracts/results.ts';
@@ -73,5 +75,19 @@ export abstract class EffectNode<T extends RequestTopic> {
     );
   }
 
-  protected abstract apply(request: RequestFor<T>, scope: EffectScope): Promise<unknown>;
+  /** One handler per operation of the topic: a missing one does not compile. */
+  protected abstract readonly handlers: Handlers<T>;
+
+  protected apply(request: RequestFor<T>, scope: EffectScope): Promise<unknown> {
+    const handler = this.handlers[request.operation as OperationOf<T>] as unknown as (
+      request: RequestFor<T>,
+      scope: EffectScope,
+    ) => Promise<unknown>;
+    return handler(request, scope);
+  }
 }
+
+/** How a node applies each operation of its topic (operations.ts declares them). */
+export type Handlers<T extends RequestTopic> = {
+  [Op in OperationOf<T>]: (request: RequestOf<Op>, scope: EffectScope) => Promise<unknown>;
+};

@@ -1,21 +1,15 @@
 // NodePatternQueryEffect: reads. Lists return an array in `data`, as the seed did.
 import { identitiesOfCorrelationId } from '../contracts/identity.ts';
-import type {
-  GetRelatedRequest,
-  GetResultRequest,
-  QueryRequest,
-  SearchRequest,
-} from '../contracts/requests.ts';
+import type { GetRelatedRequest, GetResultRequest, SearchRequest } from '../contracts/requests.ts';
 import type { StoredResultLookup } from '../contracts/result-data.ts';
-import { isWriteOperation } from '../contracts/topics.ts';
+import { isWriteOperation, type Operation } from '../contracts/operations.ts';
 import type { Filters } from '../contracts/fields.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 
 type Row = Record<string, unknown>;
-import { EffectNode, type NodeOptions } from './effect-node.ts';
-import type { EffectScope } from './effect-runner.ts';
+import { EffectNode, type Handlers, type NodeOptions } from './effect-node.ts';
 import { lookupIdentity } from './identity-store.ts';
-import { notFound } from '../contracts/errors.ts';
+import { EffectError, notFound } from '../contracts/errors.ts';
 import { filterConditions, Params, patternColumns, whereClause } from './pattern-sql.ts';
 
 export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'> {
@@ -23,24 +17,19 @@ export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'>
     super('pattern.search.request', pool, options);
   }
 
-  protected apply(request: QueryRequest, scope: EffectScope): Promise<unknown> {
-    const { client } = scope;
-    switch (request.operation) {
-      case 'get_by_id':
-        return getById(client, request.pattern_id);
-      case 'search':
-        return search(client, request);
-      case 'filter':
-      case 'get_by_type':
-        return listPatterns(client, 'filter', request.filters, request.limit, request.offset);
-      case 'get_top':
-        return listPatterns(client, 'top', request.filters, request.limit, request.offset);
-      case 'get_related':
-        return getRelated(client, request);
-      case 'get_result':
-        return getResult(client, request);
-    }
-  }
+  protected readonly handlers: Handlers<'pattern.search.request'> = {
+    search: (request, { client }) => search(client, request),
+    get_by_id: (request, { client }) => getById(client, request.pattern_id),
+    filter: (request, { client }) =>
+      listPatterns(client, 'filter', request.filters, request.limit, request.offset),
+    get_related: (request, { client }) => getRelated(client, request),
+    get_top: (request, { client }) =>
+      listPatterns(client, 'top', request.filters, request.limit, request.offset),
+    get_by_type: (request, { client }) =>
+      listPatterns(client, 'filter', request.filters, request.limit, request.offset),
+    get_by_name: (request, { client }) => getByName(client, request.pattern_name, request.language),
+    get_result: (request, { client }) => getResult(client, request),
+  };
 }
 
 async function getById(client: PoolClient, patternId: string) {
@@ -49,6 +38,21 @@ async function getById(client: PoolClient, patternId: string) {
     [patternId],
   );
   if (rows.length === 0) throw notFound(patternId);
+  return rows[0];
+}
+
+// The name and language are unique together (pattern_templates_name_language_key): one index lookup.
+async function getByName(client: PoolClient, patternName: string, language: string) {
+  const { rows } = await client.query<Row>(
+    `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.pattern_name = $1 AND p.language = $2`,
+    [patternName, language],
+  );
+  if (rows.length === 0) {
+    throw new EffectError('NOT_FOUND', `no pattern named ${JSON.stringify(patternName)} in ${language}`, {
+      pattern_name: patternName,
+      language,
+    });
+  }
   return rows[0];
 }
 
@@ -199,7 +203,7 @@ async function getResult(client: PoolClient, request: GetResultRequest): Promise
     };
   }
   const operation = request.request_operation;
-  if (operation && !isWriteOperation(operation)) {
+  if (operation && !isWriteOperation(operation as Operation)) {
     return {
       status: 'not_stored',
       operation,

@@ -1,9 +1,9 @@
 // NodePatternStorageEffect: insert, update, delete, batch_insert of pattern templates.
 import { notFound } from '../contracts/errors.ts';
 import { EDITABLE_COLUMNS, type InsertData } from '../contracts/fields.ts';
-import type { BatchInsertRequest, StorageRequest, UpdateRequest } from '../contracts/requests.ts';
+import type { BatchInsertRequest, UpdateRequest } from '../contracts/requests.ts';
 import type { PoolClient } from '../db/pool.ts';
-import { EffectNode, type NodeOptions } from './effect-node.ts';
+import { EffectNode, type Handlers, type NodeOptions } from './effect-node.ts';
 import type { EffectScope } from './effect-runner.ts';
 import type { Pool } from '../db/pool.ts';
 
@@ -60,21 +60,15 @@ export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
     super('pattern.insert', pool, options);
   }
 
-  protected apply(request: StorageRequest, scope: EffectScope): Promise<unknown> {
-    switch (request.operation) {
-      case 'insert':
-        return this.#insert([request.data], scope).then((rows) => {
-          const row = rows[0] as InsertedRow;
-          return { pattern_id: row.id, pattern_name: row.pattern_name, discovered_at: row.discovered_at };
-        });
-      case 'batch_insert':
-        return this.#batchInsert(request, scope);
-      case 'update':
-        return this.#update(request, scope);
-      case 'delete':
-        return this.#delete(scope.client, request.pattern_id);
-    }
-  }
+  protected readonly handlers: Handlers<'pattern.insert'> = {
+    insert: async (request, scope) => {
+      const [row] = (await this.#insert([request.data], scope)) as [InsertedRow];
+      return { pattern_id: row.id, pattern_name: row.pattern_name, discovered_at: row.discovered_at };
+    },
+    batch_insert: (request, scope) => this.#batchInsert(request, scope),
+    update: (request, scope) => this.#update(request, scope),
+    delete: (request, scope) => this.#delete(scope.client, request.pattern_id),
+  };
 
   async #insert(patterns: InsertData[], scope: EffectScope): Promise<InsertedRow[]> {
     const records = patterns.map((data, index) => {

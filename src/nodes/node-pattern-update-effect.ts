@@ -7,14 +7,13 @@ import type {
   CreateRelationshipRequest,
   RecordUsageRequest,
   UpdateRelationshipRequest,
-  UsageRequest,
 } from '../contracts/requests.ts';
 import type { ModelResult } from '../contracts/results.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 
 type Row = Record<string, unknown>;
 import { withTransaction } from '../db/transaction.ts';
-import { EffectNode, type ExecuteContext, type NodeOptions } from './effect-node.ts';
+import { EffectNode, type ExecuteContext, type Handlers, type NodeOptions } from './effect-node.ts';
 import { traceBatch } from './node-span.ts';
 import { buildResult } from '../contracts/results.ts';
 import { failureOutcome, type EffectScope } from './effect-runner.ts';
@@ -80,18 +79,12 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
     super(TOPIC, pool, options);
   }
 
-  protected apply(request: UsageRequest, scope: EffectScope): Promise<unknown> {
-    switch (request.operation) {
-      case 'record_usage':
-        return recordUsage(scope, request);
-      case 'update_stats':
-        return updateStats(scope.client, request.pattern_id);
-      case 'create_relationship':
-        return createRelationship(scope, request);
-      case 'update_relationship':
-        return updateRelationship(scope, request);
-    }
-  }
+  protected readonly handlers: Handlers<'pattern.usage'> = {
+    record_usage: (request, scope) => recordUsage(scope, request),
+    update_stats: (request, scope) => updateStats(scope.client, request.pattern_id),
+    create_relationship: (request, scope) => createRelationship(scope, request),
+    update_relationship: (request, scope) => updateRelationship(scope, request),
+  };
 
   /**
    * Applies many record_usage requests in one transaction and returns one result per item, in order.

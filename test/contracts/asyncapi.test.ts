@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Parser } from '@asyncapi/parser';
 import { describe, expect, it } from 'vitest';
 import { HEADERS } from '../../src/contracts/headers.ts';
-import { REQUEST_TOPICS, TOPIC_SPECS } from '../../src/contracts/topics.ts';
+import { REQUEST_TOPICS } from '../../src/contracts/topics.ts';
+import { TOPIC_SPECS } from '../../src/contracts/operations.ts';
 import { ASYNCAPI_FILE, renderAsyncApi } from '../../scripts/asyncapi.ts';
 
 const committed = readFileSync(ASYNCAPI_FILE, 'utf8');

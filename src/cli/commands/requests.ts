@@ -2,7 +2,7 @@
 // result as JSON. Exit codes: 0 success, 1 a result with success false, 2 bad input, 3 no reply,
 // 4 (`patterns result`) nothing recorded for that request.
 import { readFile } from 'node:fs/promises';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import {
   ClientClosedError,
   PatternClient,
@@ -11,7 +11,13 @@ import {
 } from '../../client/index.ts';
 import type { RequestBody, ResultOf } from '../../client/pattern-client.ts';
 import { loadConfig } from '../../config.ts';
-import { TOPIC_SPECS, REQUEST_TOPICS, type Operation } from '../../contracts/topics.ts';
+import {
+  ALL_OPERATIONS,
+  OPERATIONS,
+  type CliCommand,
+  type Operation,
+  type OperationOf,
+} from '../../contracts/operations.ts';
 import { createKafka } from '../../messaging/kafka.ts';
 import { parseList } from '../options.ts';
 
@@ -226,13 +232,9 @@ function usageCommand(): Command {
   return withCommon(command, true);
 }
 
-const ANALYTICS_OPERATIONS = [
-  'compute_analytics',
-  'get_usage_trends',
-  'get_quality_trends',
-  'get_effectiveness',
-  'get_global_stats',
-] as const;
+const ANALYTICS_OPERATIONS = ALL_OPERATIONS.filter(
+  (o) => OPERATIONS[o].cli === 'analytics',
+) as OperationOf<'pattern.analytics.compute'>[];
 
 function analyticsCommand(): Command {
   const command = new Command('analytics')
@@ -250,7 +252,7 @@ function analyticsCommand(): Command {
       new Option('--limit <n>', 'get_effectiveness: at most n patterns').argParser(integer('--limit')),
     )
     .action(async (patternId: string | undefined, o: Record<string, unknown> & CommonOptions) => {
-      const operation = o.operation as (typeof ANALYTICS_OPERATIONS)[number];
+      const operation = o.operation as OperationOf<'pattern.analytics.compute'>;
       const body = defined({
         pattern_id: operation === 'get_global_stats' ? undefined : patternId,
         period_start: o.from,
@@ -268,8 +270,6 @@ function analyticsCommand(): Command {
   return withCommon(command);
 }
 
-const OPERATIONS = REQUEST_TOPICS.flatMap((t) => TOPIC_SPECS[t].operations);
-
 function resultCommand(): Command {
   const command = new Command('result')
     .description(
@@ -284,7 +284,7 @@ function resultCommand(): Command {
       new Option(
         '--operation <op>',
         'the request\'s operation, so that a read is answered "not_stored"',
-      ).choices(OPERATIONS),
+      ).choices(ALL_OPERATIONS),
     )
     .addHelpText(
       'after',
@@ -311,6 +311,56 @@ Exit code 0 when applied with success, 1 applied with success false, 4 when noth
   return withCommon(command);
 }
 
+/** Any operation, with its fields as JSON: what the registry declares, whether or not it has flags. */
+function requestCommand(): Command {
+  const command = new Command('request')
+    .description('Send any operation with its fields as a JSON object (operations.ts lists them all).')
+    .addArgument(new Argument('<operation>', 'the operation').choices(ALL_OPERATIONS))
+    .argument(
+      '[fields]',
+      'the request fields as a JSON object, e.g. \'{"pattern_name":"X","language":"go"}\'',
+    )
+    .option('--fields-file <path>', 'read the fields from a file (- for standard input)')
+    .addHelpText(
+      'after',
+      `
+Operations:
+${ALL_OPERATIONS.map((o) => `  ${o.padEnd(20)} ${OPERATIONS[o].summary}`).join('\n')}`,
+    )
+    .action(
+      async (
+        operation: Operation,
+        fields: string | undefined,
+        o: { fieldsFile?: string } & CommonOptions,
+      ) => {
+        const text =
+          o.fieldsFile === undefined
+            ? (fields ?? '{}')
+            : await readFile(o.fieldsFile === '-' ? '/dev/stdin' : o.fieldsFile, 'utf8');
+        let body: Record<string, unknown>;
+        try {
+          body = json('the fields')(text);
+        } catch (err) {
+          process.stderr.write(`patterns: ${(err as Error).message}\n`);
+          process.exitCode = EXIT.badInput;
+          return;
+        }
+        await send(operation, body as RequestBody<Operation>, o);
+      },
+    );
+  return withCommon(command, true);
+}
+
+// One builder per CLI command the registry names: a command declared without one does not compile.
+const BUILDERS: Record<CliCommand, () => Command> = {
+  insert: insertCommand,
+  search: searchCommand,
+  usage: usageCommand,
+  analytics: analyticsCommand,
+  result: resultCommand,
+};
+
 export function requestCommands(): Command[] {
-  return [insertCommand(), searchCommand(), usageCommand(), analyticsCommand(), resultCommand()];
+  const named = new Set(ALL_OPERATIONS.flatMap((o) => OPERATIONS[o].cli ?? []));
+  return [...[...named].map((c) => BUILDERS[c]()), requestCommand()];
 }
