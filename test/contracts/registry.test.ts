@@ -40,7 +40,7 @@ describe('the operation registry', () => {
     const client = new PatternClient();
     const program = buildProgram();
     const request = program.commands.find((c) => c.name() === 'request');
-    const routed = new Set((request?.registeredArguments[0]?.argChoices ?? []));
+    const routed = new Set(request?.registeredArguments[0]?.argChoices ?? []);
     for (const operation of ALL_OPERATIONS) {
       const spec = OPERATIONS[operation];
       expect(OPERATION_SCHEMAS[operation], operation).toBeInstanceOf(z.ZodType);
