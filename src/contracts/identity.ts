@@ -36,11 +36,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * Spring's 16 raw header bytes.
  */
 export function identitiesOfCorrelationId(correlationId: string): string[] {
-  const identities: string[] = [];
-  if (UUID.test(correlationId)) identities.push(`cid:${correlationId.toLowerCase()}`);
-  identities.push(`hdr:${Buffer.from(correlationId, 'utf8').toString('base64')}`);
-  if (UUID.test(correlationId)) {
-    identities.push(`hdr:${Buffer.from(correlationId.replaceAll('-', ''), 'hex').toString('base64')}`);
-  }
-  return identities;
+  const utf8 = `hdr:${Buffer.from(correlationId, 'utf8').toString('base64')}`;
+  if (!UUID.test(correlationId)) return [utf8];
+  const raw = `hdr:${Buffer.from(correlationId.replaceAll('-', ''), 'hex').toString('base64')}`;
+  return [`cid:${correlationId.toLowerCase()}`, utf8, raw];
 }

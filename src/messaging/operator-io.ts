@@ -14,7 +14,7 @@ export interface PartitionRange {
 }
 
 /** The first offset at or after `time`, per partition; the end when there is none. */
-export async function offsetsAt(admin: Admin, topic: string, time: Date, high: Map<number, bigint>) {
+async function offsetsAt(admin: Admin, topic: string, time: Date, high: Map<number, bigint>) {
   const found = await admin.fetchTopicOffsetsByTimestamp(topic, time.getTime());
   return new Map(
     found.map(({ partition, offset }) => {

@@ -12,7 +12,7 @@ import {
 } from '../contracts/headers.ts';
 import { decodeRequest } from '../contracts/decode.ts';
 import type { PatternRequest } from '../contracts/requests.ts';
-import { type RequestTopic, type TopicNames } from '../contracts/topics.ts';
+import type { RequestTopic, TopicNames } from '../contracts/topics.ts';
 import { isWriteOperation } from '../contracts/operations.ts';
 import type { ExecuteContext } from '../nodes/effect-node.ts';
 import type { Logger } from '../telemetry/logger.ts';

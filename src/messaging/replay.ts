@@ -12,7 +12,7 @@ import {
 } from '../contracts/operations.ts';
 import { REQUEST_TOPICS, type RequestTopic, type TopicNames } from '../contracts/topics.ts';
 import type { Lifecycle } from './lifecycle.ts';
-import { offsetsAt } from './operator-io.ts';
+import { planRanges, type PartitionRange } from './operator-io.ts';
 
 /** The replay phases of a topic's operations (operations.ts), in replay order. */
 function phasesOf(topic: RequestTopic): ReplayPhase[] {
@@ -30,18 +30,11 @@ export const DEFAULT_REPLAY_TOPICS: RequestTopic[] = REPLAY_ORDER.filter((t) =>
   TOPIC_SPECS[t].operations.some((o) => isWriteOperation(o)),
 );
 
-export interface PartitionRange {
-  partition: number;
-  /** First offset to apply. */
-  start: bigint;
-  /** Exclusive end. */
-  end: bigint;
-}
-
 export interface TopicPlan {
   logical: RequestTopic;
   topic: string;
-  partitions: PartitionRange[];
+  /** Per partition, the first offset to apply and the exclusive end. */
+  partitions: Omit<PartitionRange, 'topic'>[];
   total: number;
 }
 
@@ -88,20 +81,11 @@ export async function planReplay(
   const plans: TopicPlan[] = [];
   for (const logical of ordered) {
     const topic = names.request(logical);
-    const offsets = await admin.fetchTopicOffsets(topic);
-    const high = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
-    const low = new Map(offsets.map((o) => [o.partition, BigInt(o.low)]));
-    const starts = from === 'earliest' ? low : await offsetsAt(admin, topic, from, high);
-    const ends = to ? await offsetsAt(admin, topic, to, high) : high;
-    const partitions = offsets
-      .map(({ partition }) => {
-        const start = [starts.get(partition) ?? 0n, low.get(partition) ?? 0n].reduce((a, b) =>
-          a > b ? a : b,
-        );
-        const end = ends.get(partition) ?? start;
-        return { partition, start, end: end > start ? end : start };
-      })
-      .sort((a, b) => a.partition - b.partition);
+    const ranges = await planRanges(admin, [topic], {
+      since: from === 'earliest' ? undefined : from,
+      until: to,
+    });
+    const partitions = ranges.map(({ partition, start, end }) => ({ partition, start, end }));
     const total = partitions.reduce((sum, p) => sum + Number(p.end - p.start), 0);
     plans.push({ logical, topic, partitions, total });
   }

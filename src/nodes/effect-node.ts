@@ -2,10 +2,9 @@
 import { validateRequest } from '../contracts/decode.ts';
 import { requestFingerprint } from '../contracts/fingerprint.ts';
 import type { RequestFor } from '../contracts/requests.ts';
-import type { OperationOf, RequestOf } from '../contracts/operations.ts';
+import { isWriteOperation, TOPIC_SPECS, type OperationOf, type RequestOf } from '../contracts/operations.ts';
 import type { ModelResult } from '../contracts/results.ts';
-import { type RequestTopic } from '../contracts/topics.ts';
-import { isWriteOperation, TOPIC_SPECS } from '../contracts/operations.ts';
+import type { RequestTopic } from '../contracts/topics.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { buildResult } from '../contracts/results.ts';

@@ -15,8 +15,6 @@ import type { Logger } from '../telemetry/logger.ts';
 import { deriveId } from './ids.ts';
 import { claimIdentity, duplicateMetadata, storeOutcome, type StoredOutcome } from './identity-store.ts';
 
-export type { StoredOutcome };
-
 export type { MessageSource, ModelResult, ResultMetadata };
 
 /** What the worker knows about the message beyond its body. All optional for direct callers. */

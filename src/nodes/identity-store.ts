@@ -216,13 +216,16 @@ export class IdentityBatch {
     }
   }
 
-  /** One answer per item: its own outcome (`failed` for items that were applied and failed), a stored
-   * one, or, for a repeat within the batch, the first holder's (CONFLICT when its request differs). */
-  answers(failed: ReadonlyMap<number, StoredOutcome> = new Map()): BatchAnswer[] {
+  /** A pending item that could not be applied: it records nothing, so a later retry can still apply it. */
+  fail(index: number, outcome: StoredOutcome): void {
+    this.#answers[index] = { outcome, duplicate: false };
+  }
+
+  /** One answer per item: its own outcome, a stored one, or, for a repeat within the batch, the first
+   * holder's (CONFLICT when its request differs). */
+  answers(): BatchAnswer[] {
     return this.#items.map((item, i) => {
-      const own =
-        this.#answers[i] ??
-        (failed.has(i) ? { outcome: failed.get(i) as StoredOutcome, duplicate: false } : undefined);
+      const own = this.#answers[i];
       if (own) return own;
       const identity = item.identity as string;
       const firstAt = this.#first.get(identity) as number;
@@ -236,9 +239,7 @@ export class IdentityBatch {
         { topic: this.#topic, operation: this.#operation, fingerprint: item.fingerprint },
       );
       if (reused) return { outcome: conflict(reused), duplicate: false };
-      const first =
-        this.#answers[firstAt] ??
-        (failed.has(firstAt) ? { outcome: failed.get(firstAt) as StoredOutcome } : undefined);
+      const first = this.#answers[firstAt];
       if (!first) throw new RetryableError(`identity ${identity} has no answer in its batch`);
       // A repeat of a failed first holder fails the same way; of an applied one, it is a duplicate.
       return { outcome: first.outcome, duplicate: first.outcome.success };

@@ -155,13 +155,12 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
         ])
       ).rows.map((r) => r.id),
     );
-    const failed = new Map<number, StoredOutcome>();
     const toInsert: { index: number; id: string }[] = [];
     const records: ReturnType<typeof eventRecord>[] = [];
     for (const index of pending) {
       const item = items[index] as UsageBatchItem;
       if (!existing.has(item.request.pattern_id.toLowerCase())) {
-        failed.set(index, {
+        batch.fail(index, {
           success: false,
           data: null,
           error: { code: 'INVALID_REFERENCE', message: `pattern ${item.request.pattern_id} does not exist` },
@@ -183,7 +182,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
         })),
       );
     }
-    return batch.answers(failed);
+    return batch.answers();
   }
 }
 
