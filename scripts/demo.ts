@@ -10,8 +10,8 @@ import { loadConfig } from '../src/config.ts';
 import { TopicNames } from '../src/contracts/topics.ts';
 import { createPool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { createKafka } from '../src/messaging/kafka.ts';
-import { createTopics } from '../src/messaging/topic-admin.ts';
+import { createKafka } from '../src/messaging/kafka/client.ts';
+import { createTopics } from '../src/messaging/kafka/topic-admin.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 
 const DEMO_DB = 'pattern_worker_demo';

@@ -6,15 +6,15 @@ import { migrationStatus } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { startDatabaseProbe } from './db/probe.ts';
 import { startPruner } from './db/prune.ts';
-import type { Nodes } from './messaging/dispatch.ts';
-import { createKafka } from './messaging/kafka.ts';
+import type { Nodes } from './messaging/stages/dispatch.ts';
+import { createKafka } from './messaging/kafka/client.ts';
 import { LANE_NAMES, LANES } from './messaging/lanes.ts';
-import { Lifecycle } from './messaging/lifecycle.ts';
-import { observeMetrics, observeTracing } from './messaging/observers.ts';
-import { createTopics, missingTopics } from './messaging/topic-admin.ts';
-import { TopicDirectory } from './messaging/topic-directory.ts';
-import { UnitPipeline } from './messaging/unit-pipeline.ts';
-import { Worker, type LanePlan } from './messaging/worker.ts';
+import { Lifecycle } from './messaging/engine/lifecycle.ts';
+import { observeMetrics, observeTracing } from './messaging/stages/observers.ts';
+import { createTopics, missingTopics } from './messaging/kafka/topic-admin.ts';
+import { TopicDirectory } from './messaging/kafka/topic-directory.ts';
+import { UnitPipeline } from './messaging/stages/unit-pipeline.ts';
+import { Worker, type LanePlan } from './messaging/kafka/worker.ts';
 import {
   NodePatternAnalyticsEffect,
   NodePatternQueryEffect,

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type Message, type Producer } from 'kafkajs';
 import { TopicNames } from '../../src/contracts/topics.ts';
-import { createTopics } from '../../src/messaging/topic-admin.ts';
+import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 
 export const BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
 

@@ -16,7 +16,7 @@ import {
   DEFAULT_LAYOUT,
   REPLY_RETENTION_MS,
   whenServed,
-} from '../messaging/topic-admin.ts';
+} from '../messaging/kafka/topic-admin.ts';
 
 const { MemberAssignment, MemberMetadata } = AssignerProtocol;
 

@@ -5,8 +5,8 @@
 // topic is missing.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { DeadLetter } from '../../src/messaging/dead-letters.ts';
-import type { WorkerStatus } from '../../src/messaging/status.ts';
+import type { DeadLetter } from '../../src/messaging/operations/dead-letters.ts';
+import type { WorkerStatus } from '../../src/messaging/operations/status.ts';
 import { patterns } from '../support/cli.ts';
 import { eventually } from '../support/faults.ts';
 import { createStack, type Stack } from '../support/stack.ts';

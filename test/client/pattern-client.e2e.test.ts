@@ -9,7 +9,7 @@ import {
 } from '../../src/client/index.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { TopicNames } from '../../src/contracts/topics.ts';
-import { createTopics } from '../../src/messaging/topic-admin.ts';
+import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 

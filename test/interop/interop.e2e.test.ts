@@ -10,7 +10,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { brokers } from '../support/kafka.ts';
-import { createTopicsAndWait } from '../../src/messaging/topic-admin.ts';
+import { createTopicsAndWait } from '../../src/messaging/kafka/topic-admin.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 90_000 });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MissingTopicsError, startWorkerApp, type WorkerApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import { Lifecycle, type MessageOutcome } from '../../src/messaging/lifecycle.ts';
+import { Lifecycle, type MessageOutcome } from '../../src/messaging/engine/lifecycle.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { uniquePrefix } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';

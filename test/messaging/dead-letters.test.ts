@@ -10,9 +10,9 @@ import {
   describeDeadLetter,
   matchesFilter,
   redriveRecord,
-} from '../../src/messaging/dead-letters.ts';
-import type { InboundMessage } from '../../src/messaging/inbound.ts';
-import { deadLetterRecord } from '../../src/messaging/records.ts';
+} from '../../src/messaging/operations/dead-letters.ts';
+import type { InboundMessage } from '../../src/messaging/engine/records.ts';
+import { deadLetterRecord } from '../../src/messaging/stages/encode.ts';
 
 const names = new TopicNames('t.');
 

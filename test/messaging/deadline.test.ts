@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDeadline } from '../../src/contracts/headers.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { TopicNames } from '../../src/contracts/topics.ts';
-import type { Nodes } from '../../src/messaging/dispatch.ts';
-import type { InboundMessage } from '../../src/messaging/inbound.ts';
-import { Lifecycle, type UnitView } from '../../src/messaging/lifecycle.ts';
-import type { TopicDirectory } from '../../src/messaging/topic-directory.ts';
-import { UnitPipeline } from '../../src/messaging/unit-pipeline.ts';
+import type { Nodes } from '../../src/messaging/stages/dispatch.ts';
+import type { InboundMessage } from '../../src/messaging/engine/records.ts';
+import { Lifecycle, type UnitView } from '../../src/messaging/engine/lifecycle.ts';
+import type { TopicDirectory } from '../../src/messaging/kafka/topic-directory.ts';
+import { UnitPipeline } from '../../src/messaging/stages/unit-pipeline.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 

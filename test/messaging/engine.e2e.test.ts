@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { NodePatternStorageEffect } from '../../src/nodes/index.ts';
-import { readBigEndian } from '../../src/messaging/records.ts';
+import { readBigEndian } from '../../src/messaging/stages/encode.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 120_000 });

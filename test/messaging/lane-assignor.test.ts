@@ -1,7 +1,7 @@
 // The group's assignor: a topic's partitions go only to the members of its lane, evenly.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assignByLane } from '../../src/messaging/lane-assignor.ts';
+import { assignByLane } from '../../src/messaging/kafka/lane-assignor.ts';
 
 const laneOf = (topic: string) =>
   ({ insert: 'writes', usage: 'writes', search: 'reads', analytics: 'analytics' })[topic];

@@ -3,11 +3,11 @@
 // pause and resume, retries, rebalances and draining. Random completion orders via fast-check.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { InboundMessage, OutboundRecord } from '../../src/messaging/inbound.ts';
-import { LaneEngine, type ConsumerControl, type RecordSink } from '../../src/messaging/lane-engine.ts';
-import { Lifecycle, type UnitView } from '../../src/messaging/lifecycle.ts';
-import type { UnitOutput } from '../../src/messaging/outcomes.ts';
-import type { Schedulable, UnitWork } from '../../src/messaging/unit-pipeline.ts';
+import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
+import { LaneEngine, type ConsumerControl, type RecordSink } from '../../src/messaging/engine/lane-engine.ts';
+import { Lifecycle, type UnitView } from '../../src/messaging/engine/lifecycle.ts';
+import type { UnitOutput } from '../../src/messaging/stages/outcomes.ts';
+import type { Schedulable, UnitWork } from '../../src/messaging/stages/unit-pipeline.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 
 type Kind = 'read' | 'write' | 'usage';

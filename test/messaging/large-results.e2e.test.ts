@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import { chunkBySize, recordBytes } from '../../src/messaging/publish-chunks.ts';
+import { chunkBySize, recordBytes } from '../../src/messaging/engine/publish-chunks.ts';
 import { NodePatternStorageEffect } from '../../src/nodes/index.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 

@@ -1,7 +1,7 @@
 // The commit position of a partition: never past an unfinished message, whatever order messages finish in.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { OffsetTracker } from '../../src/messaging/offset-tracker.ts';
+import { OffsetTracker } from '../../src/messaging/engine/offset-tracker.ts';
 
 describe('OffsetTracker', () => {
   it('stays at the first unfinished offset and jumps once the gap closes', () => {

@@ -1,8 +1,8 @@
 // The order rules of one partition: reads in any order, writes in order per key, usage batches.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PartitionScheduler, type PickedUnit } from '../../src/messaging/partition-scheduler.ts';
-import type { Schedulable } from '../../src/messaging/unit-pipeline.ts';
+import { PartitionScheduler, type PickedUnit } from '../../src/messaging/engine/partition-scheduler.ts';
+import type { Schedulable } from '../../src/messaging/stages/unit-pipeline.ts';
 
 type Kind = 'read' | 'write' | 'usage';
 

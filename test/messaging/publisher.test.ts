@@ -1,9 +1,9 @@
 // The ordered publisher over a fake producer: one request in flight carrying what queued meanwhile, the
 // same records in the same order after a failure, and a new producer after repeated failures.
 import { describe, expect, it } from 'vitest';
-import type { OutboundRecord } from '../../src/messaging/inbound.ts';
-import { Lifecycle } from '../../src/messaging/lifecycle.ts';
-import { OrderedPublisher } from '../../src/messaging/publisher.ts';
+import type { OutboundRecord } from '../../src/messaging/engine/records.ts';
+import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
+import { OrderedPublisher } from '../../src/messaging/engine/publisher.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 
 type Sent = { topic: string; messages: { value: unknown }[] }[];

@@ -7,7 +7,7 @@ import {
   DLQ_MAX_MESSAGE_BYTES,
   missingTopics,
   whenServed,
-} from '../../src/messaging/topic-admin.ts';
+} from '../../src/messaging/kafka/topic-admin.ts';
 import { testKafka, uniquePrefix } from '../support/kafka.ts';
 
 let admin: Admin;

@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import { readBigEndian } from '../../src/messaging/records.ts';
+import { readBigEndian } from '../../src/messaging/stages/encode.ts';
 import type { CollectedMessage } from '../support/kafka.ts';
 import { ADMIN_URL } from '../support/database.ts';
 import { createStack, type Stack } from '../support/stack.ts';

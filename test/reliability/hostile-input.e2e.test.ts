@@ -7,7 +7,7 @@ import type { IHeaders } from 'kafkajs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import type { RequestTopic } from '../../src/contracts/topics.ts';
-import { readBigEndian } from '../../src/messaging/records.ts';
+import { readBigEndian } from '../../src/messaging/stages/encode.ts';
 import { createStackRetrying } from '../support/faults.ts';
 import type { Stack } from '../support/stack.ts';
 import type { WorkerProcess } from '../support/worker-process.ts';

@@ -9,7 +9,7 @@ import type { Producer } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { TopicNames } from '../../src/contracts/topics.ts';
-import { createTopics } from '../../src/messaging/topic-admin.ts';
+import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { Collector, uniquePrefix } from '../support/kafka.ts';
 import { startSaslKafka, type SaslKafka } from '../support/sasl-kafka.ts';

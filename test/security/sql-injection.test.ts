@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { createNodes } from '../../src/app.ts';
-import type { Nodes } from '../../src/messaging/dispatch.ts';
+import type { Nodes } from '../../src/messaging/stages/dispatch.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 interface Recorded {

@@ -13,7 +13,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabasePool } from '../../src/app.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { kafkaConfig } from '../../src/messaging/kafka.ts';
+import { kafkaConfig } from '../../src/messaging/kafka/client.ts';
 import { createPgCluster, type PgCluster } from '../support/pg-cluster.ts';
 import { createTestCertificates, type TestCertificates } from '../support/tls.ts';
 

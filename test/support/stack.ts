@@ -2,7 +2,7 @@
 // a producer, and a collector on the result and dead-letter topics.
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { TopicNames, type RequestTopic } from '../../src/contracts/topics.ts';
-import { createTopics, createTopicsAndWait } from '../../src/messaging/topic-admin.ts';
+import { createTopics, createTopicsAndWait } from '../../src/messaging/kafka/topic-admin.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { Collector, connectedProducer, testKafka, uniquePrefix } from './kafka.ts';
 import { startWorker, type WorkerProcess } from './worker-process.ts';

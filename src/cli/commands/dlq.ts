@@ -1,5 +1,5 @@
 // `patterns dlq list|show|redrive`: what was dead-lettered and why, one dead letter in full, and sending
-// fixed or retried requests back. Reads without moving any consumer group (messaging/topic-reader.ts).
+// fixed or retried requests back. Reads without moving any consumer group (messaging/kafka/operator-io.ts).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, type Config } from '../../config.ts';
 import { ERROR_CODES } from '../../contracts/errors.ts';
@@ -12,10 +12,15 @@ import {
   redriveRecord,
   type DeadLetter,
   type DeadLetterFilter,
-} from '../../messaging/dead-letters.ts';
-import type { InboundMessage, OutboundRecord } from '../../messaging/inbound.ts';
-import { createKafka } from '../../messaging/kafka.ts';
-import { planRanges, produceInOrder, readRanges, type PartitionRange } from '../../messaging/operator-io.ts';
+} from '../../messaging/operations/dead-letters.ts';
+import type { InboundMessage, OutboundRecord } from '../../messaging/engine/records.ts';
+import { createKafka } from '../../messaging/kafka/client.ts';
+import {
+  planRanges,
+  produceInOrder,
+  readRanges,
+  type PartitionRange,
+} from '../../messaging/kafka/operator-io.ts';
 import { createProgress } from '../progress.ts';
 import { compactTable, parseList, parseTime } from '../options.ts';
 

@@ -5,8 +5,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { startWorkerApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
 import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../contracts/topics.ts';
-import { createKafka } from '../../messaging/kafka.ts';
-import { Lifecycle } from '../../messaging/lifecycle.ts';
+import { createKafka } from '../../messaging/kafka/client.ts';
+import { Lifecycle } from '../../messaging/engine/lifecycle.ts';
 import {
   DEFAULT_REPLAY_TOPICS,
   planReplay,
@@ -15,7 +15,7 @@ import {
   ReplayTracker,
   type ReplayCounts,
   type ReplayFrom,
-} from '../../messaging/replay.ts';
+} from '../../messaging/operations/replay.ts';
 import { cliLogger } from '../logging.ts';
 import { parseTime } from '../options.ts';
 import { createProgress } from '../progress.ts';

@@ -18,7 +18,7 @@ import {
   type Operation,
   type OperationOf,
 } from '../../contracts/operations.ts';
-import { createKafka } from '../../messaging/kafka.ts';
+import { createKafka } from '../../messaging/kafka/client.ts';
 import { parseList } from '../options.ts';
 
 export const EXIT = { ok: 0, failedResult: 1, badInput: 2, noReply: 3, notRecorded: 4 } as const;

@@ -4,8 +4,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../config.ts';
 import { TopicNames } from '../../contracts/topics.ts';
-import { createKafka } from '../../messaging/kafka.ts';
-import { gatherStatus, type WorkerStatus } from '../../messaging/status.ts';
+import { createKafka } from '../../messaging/kafka/client.ts';
+import { gatherStatus, type WorkerStatus } from '../../messaging/operations/status.ts';
 import { compactTable } from '../options.ts';
 
 const whole = (flag: string, min: number) => (value: string) => {

@@ -1,14 +1,14 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../../config.ts';
 import { TopicNames } from '../../contracts/topics.ts';
-import { createKafka } from '../../messaging/kafka.ts';
+import { createKafka } from '../../messaging/kafka/client.ts';
 import {
   createTopics,
   DEFAULT_LAYOUT,
   missingTopics,
   REPLY_RETENTION_MS,
   RETENTION_MS,
-} from '../../messaging/topic-admin.ts';
+} from '../../messaging/kafka/topic-admin.ts';
 
 function describeRetention(ms: string): string {
   if (ms === '-1') return 'forever';

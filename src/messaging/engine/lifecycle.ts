@@ -2,10 +2,10 @@
 // here instead of being threaded through constructors as optional callbacks (as KafkaJS's
 // instrumentation events and Karafka's notifications do). Listeners run synchronously, in the order
 // they subscribed; a listener that throws is logged by the engine and never stops processing.
-import type { ModelResult } from '../contracts/results.ts';
-import type { RequestTopic } from '../contracts/topics.ts';
+import type { ModelResult } from '../../contracts/results.ts';
+import type { RequestTopic } from '../../contracts/topics.ts';
 import type { Failure } from './failures.ts';
-import type { InboundMessage } from './inbound.ts';
+import type { InboundMessage } from './records.ts';
 
 /** What subscribers may know of a unit: its lane, messages, and what prepare learned of each. */
 export interface UnitView {

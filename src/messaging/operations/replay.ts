@@ -2,17 +2,17 @@
 // The end of each partition is fixed when the replay starts (or by --to), so a replay always finishes
 // even while producers keep writing.
 import type { Admin } from 'kafkajs';
-import type { PatternRequest } from '../contracts/requests.ts';
+import type { PatternRequest } from '../../contracts/requests.ts';
 import {
   isWriteOperation,
   OPERATIONS,
   REPLAY_PHASES,
   TOPIC_SPECS,
   type ReplayPhase,
-} from '../contracts/operations.ts';
-import { REQUEST_TOPICS, type RequestTopic, type TopicNames } from '../contracts/topics.ts';
-import type { Lifecycle } from './lifecycle.ts';
-import { planRanges, type PartitionRange } from './operator-io.ts';
+} from '../../contracts/operations.ts';
+import { REQUEST_TOPICS, type RequestTopic, type TopicNames } from '../../contracts/topics.ts';
+import type { Lifecycle } from '../engine/lifecycle.ts';
+import { planRanges, type PartitionRange } from '../kafka/operator-io.ts';
 
 /** The replay phases of a topic's operations (operations.ts), in replay order. */
 function phasesOf(topic: RequestTopic): ReplayPhase[] {

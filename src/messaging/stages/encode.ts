@@ -1,9 +1,9 @@
 // Encodes what the worker publishes: result records (CONTRACT "Result") and dead letters
 // (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
-import type { ModelError } from '../contracts/errors.ts';
-import { HEADERS } from '../contracts/headers.ts';
-import type { ModelResult } from '../contracts/results.ts';
-import type { InboundMessage, OutboundHeaders, OutboundRecord } from './inbound.ts';
+import type { ModelError } from '../../contracts/errors.ts';
+import { HEADERS } from '../../contracts/headers.ts';
+import type { ModelResult } from '../../contracts/results.ts';
+import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
 
 export const CONTENT_TYPE_JSON = 'application/json';
 const MAX_DLT_MESSAGE_CHARS = 2_000;

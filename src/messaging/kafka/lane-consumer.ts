@@ -3,13 +3,13 @@
 // fetched messages to the engine and returns at once, so the next fetch does not wait for processing;
 // kafkajs never commits by itself (autoCommit off): the engine commits what is safe.
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
-import type { Logger } from '../telemetry/logger.ts';
-import { toInbound } from './inbound.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { toInbound } from '../engine/records.ts';
 import { laneAssigners } from './lane-assignor.ts';
-import { LaneEngine, type ConsumerControl, type LaneEngineOptions } from './lane-engine.ts';
-import type { Lifecycle } from './lifecycle.ts';
-import { OrderedPublisher } from './publisher.ts';
-import type { Schedulable } from './unit-pipeline.ts';
+import { LaneEngine, type ConsumerControl, type LaneEngineOptions } from '../engine/lane-engine.ts';
+import type { Lifecycle } from '../engine/lifecycle.ts';
+import { OrderedPublisher } from '../engine/publisher.ts';
+import type { Schedulable } from '../stages/unit-pipeline.ts';
 
 export interface LaneConsumerOptions<P extends Schedulable> {
   kafka: Kafka;

@@ -1,12 +1,12 @@
 // The consumer side of the worker: one lane consumer per lane (writes, reads, analytics; or the single
 // lane of a replay pass), readiness while every lane is a member of the group, and a graceful stop.
 import type { Kafka } from 'kafkajs';
-import type { Logger } from '../telemetry/logger.ts';
-import type { Readiness } from '../telemetry/readiness.ts';
-import type { BackoffPolicy } from './backoff.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import type { Readiness } from '../../telemetry/readiness.ts';
+import type { BackoffPolicy } from '../engine/backoff.ts';
 import { LaneConsumer } from './lane-consumer.ts';
-import type { Lifecycle } from './lifecycle.ts';
-import type { Schedulable, UnitWork } from './unit-pipeline.ts';
+import type { Lifecycle } from '../engine/lifecycle.ts';
+import type { Schedulable, UnitWork } from '../stages/unit-pipeline.ts';
 
 export interface LanePlan {
   name: string;

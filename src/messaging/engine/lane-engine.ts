@@ -4,15 +4,15 @@
 // below its lowest message whose effect or result is not done (offset-tracker.ts). Failures: transient
 // ones back the partition off and retry for as long as they last; any other error is retried
 // `maxAttempts` times, then its message is answered with INTERNAL and dead-lettered.
-import type { Logger } from '../telemetry/logger.ts';
+import type { Logger } from '../../telemetry/logger.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
 import { classifyFailure, describeFailure, type Failure } from './failures.ts';
-import type { InboundMessage, OutboundRecord } from './inbound.ts';
+import type { InboundMessage, OutboundRecord } from './records.ts';
 import type { Lifecycle, UnitView } from './lifecycle.ts';
 import { OffsetTracker } from './offset-tracker.ts';
-import type { UnitOutput } from './outcomes.ts';
+import type { UnitOutput } from '../stages/outcomes.ts';
 import { PartitionScheduler } from './partition-scheduler.ts';
-import type { Schedulable, UnitWork } from './unit-pipeline.ts';
+import type { Schedulable, UnitWork } from '../stages/unit-pipeline.ts';
 
 /** What the engine asks of its consumer: flow control and commits. */
 export interface ConsumerControl {

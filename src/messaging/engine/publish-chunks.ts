@@ -2,7 +2,7 @@
 // one partition of one sendBatch into a single record batch, and a batch above the broker's
 // message.max.bytes (1 MiB by default) is refused every time: retried for ever, it would stall the
 // partition. Single records are bounded before they get here (outcomes.ts).
-import type { OutboundHeaders } from './inbound.ts';
+import type { OutboundHeaders } from './records.ts';
 
 /** The shape of a kafkajs message, without depending on kafkajs. */
 export interface ChunkMessage {

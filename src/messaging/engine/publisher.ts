@@ -4,10 +4,10 @@
 // of their effects, even across retries. A failed send is retried with backoff, the same records in
 // the same order, for as long as the broker is away; nothing is dropped.
 import type { Producer } from 'kafkajs';
-import type { Logger } from '../telemetry/logger.ts';
+import type { Logger } from '../../telemetry/logger.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
 import { classifyFailure, describeFailure } from './failures.ts';
-import type { OutboundRecord } from './inbound.ts';
+import type { OutboundRecord } from './records.ts';
 import type { RecordSink } from './lane-engine.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import { chunkBySize, recordBytes, type ChunkMessage, type TopicChunk } from './publish-chunks.ts';

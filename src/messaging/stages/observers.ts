@@ -1,7 +1,7 @@
 // Subscribers of the engine's lifecycle events that every worker has: metrics and tracing. Replay's
 // progress (replay.ts) and the crash hook (app.ts) subscribe the same way.
-import type { WorkerMetrics } from '../telemetry/metrics.ts';
-import type { Lifecycle, UnitView } from './lifecycle.ts';
+import type { WorkerMetrics } from '../../telemetry/metrics.ts';
+import type { Lifecycle, UnitView } from '../engine/lifecycle.ts';
 import { UnitTrace } from './unit-trace.ts';
 
 export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): void {

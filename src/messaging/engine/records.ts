@@ -1,7 +1,7 @@
 // The engine's own view of what comes in and what goes out, so that only the Kafka-facing modules
 // (lane-consumer.ts, publisher.ts, lane-assignor.ts, kafka.ts, and the tools' operator-io.ts) see kafkajs
 // types.
-import type { MessageHeaders } from '../contracts/headers.ts';
+import type { MessageHeaders } from '../../contracts/headers.ts';
 
 export interface InboundMessage {
   topic: string;

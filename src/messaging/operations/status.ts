@@ -2,10 +2,10 @@
 // lanes, committed and end offsets with the lag per partition, the topics and their partitions, and the
 // dead letters of the last hour per code. Nothing here joins or moves the worker's group.
 import type { Kafka } from 'kafkajs';
-import type { TopicNames, TopicRole } from '../contracts/topics.ts';
+import type { TopicNames, TopicRole } from '../../contracts/topics.ts';
 import { countByCode, decodeDeadLetter, type DeadLetter } from './dead-letters.ts';
-import { describeLaneMember } from './lane-assignor.ts';
-import { planRanges, readRanges } from './operator-io.ts';
+import { describeLaneMember } from '../kafka/lane-assignor.ts';
+import { planRanges, readRanges } from '../kafka/operator-io.ts';
 
 export interface StatusMember {
   memberId: string;

@@ -2,16 +2,16 @@
 // refused request gets its error result here without touching a node; a usage batch goes to the update
 // node's batch path in one transaction.
 import { performance } from 'node:perf_hooks';
-import type { ModelError } from '../contracts/errors.ts';
-import type { RecordUsageRequest } from '../contracts/requests.ts';
-import { buildResult, type ModelResult } from '../contracts/results.ts';
-import { TOPIC_SPECS } from '../contracts/operations.ts';
+import type { ModelError } from '../../contracts/errors.ts';
+import type { RecordUsageRequest } from '../../contracts/requests.ts';
+import { buildResult, type ModelResult } from '../../contracts/results.ts';
+import { TOPIC_SPECS } from '../../contracts/operations.ts';
 import type {
   NodePatternAnalyticsEffect,
   NodePatternQueryEffect,
   NodePatternStorageEffect,
   NodePatternUpdateEffect,
-} from '../nodes/index.ts';
+} from '../../nodes/index.ts';
 import type { Prepared } from './prepare.ts';
 
 export interface Nodes {

@@ -1,7 +1,7 @@
 // Creates and checks the worker's topics. Request topics keep their data forever so that replay from
 // the beginning works; results are kept for a week; dead letters for a month.
 import type { Admin, ITopicConfig } from 'kafkajs';
-import type { TopicNames, TopicRole } from '../contracts/topics.ts';
+import type { TopicNames, TopicRole } from '../../contracts/topics.ts';
 
 export const RETENTION_MS: Record<TopicRole, string> = {
   request: '-1',

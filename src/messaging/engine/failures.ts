@@ -2,8 +2,8 @@
 // serialization failure, statement timeout, broker unavailable) are transient and retried for as long
 // as they last; anything else (a bug, an unexpected value) is permanent and gets a bounded number of
 // tries before its message is answered with INTERNAL and dead-lettered.
-import { RetryableError } from '../contracts/errors.ts';
-import { isTransientDbError } from '../db/errors.ts';
+import { RetryableError } from '../../contracts/errors.ts';
+import { isTransientDbError } from '../../db/errors.ts';
 
 export type Failure =
   | { kind: 'transient'; source: 'database' | 'broker'; reason: string }

@@ -1,7 +1,7 @@
 // Stage "prepare": one inbound message to what the later stages need: the reply target from the
 // headers, the decoded request (or the error that refuses it), the message identity, and how it may be
 // scheduled (reads in any order, writes in order per key, usage events batchable).
-import type { ModelError } from '../contracts/errors.ts';
+import type { ModelError } from '../../contracts/errors.ts';
 import {
   HEADERS,
   headerBytes,
@@ -9,17 +9,17 @@ import {
   readDeadline,
   readReplyPartition,
   readReplyTopic,
-} from '../contracts/headers.ts';
-import { decodeRequest } from '../contracts/decode.ts';
-import type { PatternRequest } from '../contracts/requests.ts';
-import type { RequestTopic, TopicNames } from '../contracts/topics.ts';
-import { isWriteOperation } from '../contracts/operations.ts';
-import type { ExecuteContext } from '../nodes/effect-node.ts';
-import type { Logger } from '../telemetry/logger.ts';
-import { messageIdentity } from '../contracts/identity.ts';
-import type { InboundMessage } from './inbound.ts';
-import type { ReplyTarget } from './records.ts';
-import type { TopicDirectory } from './topic-directory.ts';
+} from '../../contracts/headers.ts';
+import { decodeRequest } from '../../contracts/decode.ts';
+import type { PatternRequest } from '../../contracts/requests.ts';
+import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
+import { isWriteOperation } from '../../contracts/operations.ts';
+import type { ExecuteContext } from '../../nodes/effect-node.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { messageIdentity } from '../../contracts/identity.ts';
+import type { InboundMessage } from '../engine/records.ts';
+import type { ReplyTarget } from './encode.ts';
+import type { TopicDirectory } from '../kafka/topic-directory.ts';
 
 /** How the scheduler may order a message relative to the others of its partition. */
 export type Ordering = 'free' | 'key';

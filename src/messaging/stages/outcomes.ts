@@ -1,15 +1,15 @@
 // Stage "outcomes": results to the records that go out. A result larger than a record may be becomes
 // PAYLOAD_TOO_LARGE; a failed, non-duplicate result is dead-lettered (CONTRACT "Dead letters"); a
 // message given up on after bounded retries gets an INTERNAL result and a dead letter that says so.
-import type { ModelError } from '../contracts/errors.ts';
-import { HEADERS, headerBytes } from '../contracts/headers.ts';
-import type { ModelResult } from '../contracts/results.ts';
-import type { TopicNames } from '../contracts/topics.ts';
+import type { ModelError } from '../../contracts/errors.ts';
+import { HEADERS, headerBytes } from '../../contracts/headers.ts';
+import type { ModelResult } from '../../contracts/results.ts';
+import type { TopicNames } from '../../contracts/topics.ts';
 import { errorResult } from './dispatch.ts';
-import type { OutboundRecord } from './inbound.ts';
-import type { MessageOutcome } from './lifecycle.ts';
+import type { OutboundRecord } from '../engine/records.ts';
+import type { MessageOutcome } from '../engine/lifecycle.ts';
 import type { Prepared } from './prepare.ts';
-import { deadLetterRecord, resultRecord, type GaveUp } from './records.ts';
+import { deadLetterRecord, resultRecord, type GaveUp } from './encode.ts';
 
 export interface OutcomeOptions {
   names: TopicNames;

@@ -2,11 +2,11 @@
 // filtered, and turned back into the original request for a redrive. A redriven message keeps its
 // identity: the same body and kafka_correlationId, or, with neither, pattern-redrive-of naming the first
 // original's coordinates (contracts/identity.ts), so redriving twice still applies it once.
-import { HEADERS, headerBytes, type HeaderValue } from '../contracts/headers.ts';
-import { readCoordinates } from '../contracts/identity.ts';
-import type { TopicNames } from '../contracts/topics.ts';
-import type { InboundMessage, OutboundHeaders, OutboundRecord } from './inbound.ts';
-import { readBigEndian } from './records.ts';
+import { HEADERS, headerBytes, type HeaderValue } from '../../contracts/headers.ts';
+import { readCoordinates } from '../../contracts/identity.ts';
+import type { TopicNames } from '../../contracts/topics.ts';
+import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
+import { readBigEndian } from '../stages/encode.ts';
 
 export interface DeadLetter {
   /** `<dlq-topic>:<partition>:<offset>`, what `patterns dlq show` takes. */

@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions, type logCreator } from 'kafkajs';
-import { ConfigError, type Config } from '../config.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import { ConfigError, type Config } from '../../config.ts';
+import type { Logger } from '../../telemetry/logger.ts';
 
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',

@@ -1,7 +1,7 @@
 // Spans of one try of a unit: a consumer span per message (or one linked batch span for a usage batch)
 // and producer spans for its results. Ends everything once the results are published, or with the error
 // when the try fails. Driven by the lifecycle events (observers.ts).
-import type { ModelResult } from '../contracts/results.ts';
+import type { ModelResult } from '../../contracts/results.ts';
 import {
   context,
   endSpan,
@@ -12,8 +12,8 @@ import {
   withCorrelationId,
   type Context,
   type Span,
-} from '../telemetry/tracing.ts';
-import type { InboundMessage } from './inbound.ts';
+} from '../../telemetry/tracing.ts';
+import type { InboundMessage } from '../engine/records.ts';
 
 export interface TracedMessage {
   message: InboundMessage;

@@ -1,15 +1,15 @@
 // One unit through the stages after "prepare": reply-path check, dispatch to the effect node, then the
 // outcome records. The engine (lane-engine.ts) decides when a unit runs; this decides what it does.
-import type { PatternRequest } from '../contracts/requests.ts';
-import type { TopicNames } from '../contracts/topics.ts';
-import type { Logger } from '../telemetry/logger.ts';
+import type { PatternRequest } from '../../contracts/requests.ts';
+import type { TopicNames } from '../../contracts/topics.ts';
+import type { Logger } from '../../telemetry/logger.ts';
 import { dispatchOne, dispatchUsageBatch, errorResult, type Nodes } from './dispatch.ts';
-import type { Failure } from './failures.ts';
-import type { InboundMessage } from './inbound.ts';
-import type { Lifecycle, UnitView } from './lifecycle.ts';
+import type { Failure } from '../engine/failures.ts';
+import type { InboundMessage } from '../engine/records.ts';
+import type { Lifecycle, UnitView } from '../engine/lifecycle.ts';
 import { gaveUpResults, unitOutput, type OutcomeOptions, type UnitOutput } from './outcomes.ts';
 import { checkReplyTarget, pastDeadline, prepareMessage, type Prepared } from './prepare.ts';
-import type { TopicDirectory } from './topic-directory.ts';
+import type { TopicDirectory } from '../kafka/topic-directory.ts';
 
 export interface PipelineOptions {
   names: TopicNames;
