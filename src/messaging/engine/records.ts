@@ -1,6 +1,5 @@
-// The engine's own view of what comes in and what goes out, so that only the Kafka-facing modules
-// (lane-consumer.ts, publisher.ts, lane-assignor.ts, kafka.ts, and the tools' operator-io.ts) see kafkajs
-// types.
+// The engine's own view of what comes in and what goes out: only src/messaging/kafka/ sees the Kafka
+// client's types (an eslint rule says so).
 import type { MessageHeaders } from '../../contracts/headers.ts';
 
 export interface InboundMessage {
@@ -22,25 +21,10 @@ export interface OutboundRecord {
   key: Buffer | string | null;
   value: Buffer | string | null;
   headers: OutboundHeaders;
-}
-
-/** The fields of a fetched kafkajs message the engine reads. */
-export interface FetchedMessage {
-  offset: string;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers?: MessageHeaders | undefined;
-  timestamp: string;
-}
-
-export function toInbound(topic: string, partition: number, message: FetchedMessage): InboundMessage {
-  return {
-    topic,
-    partition,
-    offset: message.offset,
-    key: message.key ?? null,
-    value: message.value ?? null,
-    headers: message.headers ?? {},
-    timestamp: message.timestamp,
-  };
+  /**
+   * What to publish instead when this record cannot be sent: it fails the check made before it is queued,
+   * or the broker refuses it for good (too large for the topic, not authorised). Results answer with an
+   * error on the default result topic and a dead letter; a record without it is logged and dropped.
+   */
+  ifRefused?: ((reason: string) => OutboundRecord[]) | undefined;
 }

@@ -4,7 +4,7 @@
 // kafkajs never commits by itself (autoCommit off): the engine commits what is safe.
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Logger } from '../../telemetry/logger.ts';
-import { toInbound } from '../engine/records.ts';
+import { toInbound } from './inbound.ts';
 import { laneAssigners } from './lane-assignor.ts';
 import { LaneEngine, type ConsumerControl, type LaneEngineOptions } from '../engine/lane-engine.ts';
 import type { Lifecycle } from '../engine/lifecycle.ts';

@@ -3,7 +3,8 @@
 // commits nothing, seeks to the range starts and stops at the end offsets taken before it began.
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
-import { toInbound, type InboundMessage, type OutboundRecord } from '../engine/records.ts';
+import type { InboundMessage, OutboundRecord } from '../engine/records.ts';
+import { toInbound } from './inbound.ts';
 
 /** Offsets [start, end) of one partition. */
 export interface PartitionRange {
