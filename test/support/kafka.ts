@@ -23,6 +23,8 @@ export interface CollectedMessage {
   value: Buffer | null;
   headers: IHeaders;
   timestamp: string;
+  /** When the collector received it (Date.now()), for latency checks. */
+  receivedAt: number;
   json<T = Record<string, unknown>>(): T;
 }
 
@@ -56,6 +58,7 @@ export class Collector {
           value: message.value,
           headers: message.headers ?? {},
           timestamp: message.timestamp,
+          receivedAt: Date.now(),
           json<T>() {
             return JSON.parse(message.value?.toString('utf8') ?? 'null') as T;
           },
