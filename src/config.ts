@@ -32,6 +32,27 @@ const brokers = z
   )
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port')).min(1));
 
+const replyTopics = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(
+            /^[A-Za-z0-9._*-]{1,249}$/,
+            'expected topic names or patterns (letters, digits, ".", "_", "-", "*")',
+          ),
+      )
+      .min(1, 'expected at least one topic name or pattern'),
+  );
+
 export const configSchema = z
   .object({
     KAFKA_BROKERS: brokers.default(['127.0.0.1:9092']),
@@ -75,6 +96,12 @@ export const configSchema = z
     /** Replaced by the lane budgets above; read only to say so. */
     WORKER_PARTITIONS_CONCURRENCY: z.string().optional(),
     WORKER_BATCH_SIZE: intFrom(1, 10_000).default(500),
+    /** A request key longer than this is refused (pattern ids are 36 bytes). Hashing a key to pick a
+     * partition is superlinear in its length, hence the low ceiling. */
+    WORKER_MAX_KEY_BYTES: intFrom(36, 4096).default(256),
+    /** Where kafka_replyTopic may point: comma-separated topic names, `*` matching any characters.
+     * Unset: `<TOPIC_PREFIX>pattern.*`. The worker's own topics are refused whatever this says. */
+    WORKER_REPLY_TOPICS: replyTopics.optional(),
     WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),
     // Below Kafka's default message.max.bytes (1 MiB) with room for headers; raise both together.
     WORKER_MAX_RESULT_BYTES: intFrom(1024, 100 * 1024 * 1024).default(900_000),

@@ -14,6 +14,11 @@ export const HEADERS = {
   dltOriginalConsumerGroup: 'kafka_dlt-original-consumer-group',
   dltExceptionFqcn: 'kafka_dlt-exception-fqcn',
   dltExceptionMessage: 'kafka_dlt-exception-message',
+  /** What a dead letter could not carry of the original: the key's or the value's size in bytes, and a
+   * JSON array naming the headers left out (too large, or sent without a value). */
+  dltKeyOmittedBytes: 'kafka_dlt-original-key-omitted-bytes',
+  dltValueOmittedBytes: 'kafka_dlt-original-value-omitted-bytes',
+  dltHeadersOmitted: 'kafka_dlt-original-headers-omitted',
   /** Set when a message was given up on after bounded retries: the error's class, and the tries. */
   dltExceptionCauseFqcn: 'kafka_dlt-exception-cause-fqcn',
   deliveryAttempt: 'kafka_deliveryAttempt',
@@ -27,17 +32,38 @@ export const HEADERS = {
 
 /** A correlation id or topic name larger than this is not a correlation id or topic name. */
 export const MAX_HEADER_ID_BYTES = 1024;
-const MAX_TOPIC_NAME = 249;
+export const MAX_TOPIC_NAME = 249;
 
-export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined;
-/** A message's headers as kafkajs hands them over: the one header type of the code. */
+/** One header value: bytes, text (headers the worker writes, test fakes), or null (a header sent without a value). */
+export type HeaderScalar = Buffer | string | null;
+export type HeaderValue = HeaderScalar | HeaderScalar[] | undefined;
+/**
+ * A message's headers: the one header type of the code. Inbound maps have no prototype
+ * (kafka/inbound.ts), so any name (`constructor`, `__proto__`) is an ordinary key; a name sent several
+ * times holds its values in order; a header without a value holds null.
+ */
 export type MessageHeaders = Record<string, HeaderValue>;
 
-/** The last value of a header, as bytes (kafkajs gives Buffers; duplicates come as an array). */
-export function headerBytes(value: HeaderValue): Buffer | undefined {
-  const last = Array.isArray(value) ? value[value.length - 1] : value;
-  if (last === undefined) return undefined;
-  return Buffer.isBuffer(last) ? last : Buffer.from(last, 'utf8');
+/** An empty header map without a prototype: `map[name] = v` stores any name, `__proto__` included. */
+export function emptyHeaders<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/** A header's values in order, nulls included; anything that is not bytes, text or null is left out. */
+export function headerValues(value: unknown): HeaderScalar[] {
+  const all: unknown[] = Array.isArray(value) ? value : [value];
+  return all.filter((v): v is HeaderScalar => v === null || typeof v === 'string' || Buffer.isBuffer(v));
+}
+
+/**
+ * The last value of a header, as bytes (duplicates come as an array). A header without a value (null),
+ * or anything that is not bytes or text, reads as absent.
+ */
+export function headerBytes(value: unknown): Buffer | undefined {
+  const last: unknown = Array.isArray(value) ? value[value.length - 1] : value;
+  if (Buffer.isBuffer(last)) return last;
+  if (typeof last === 'string') return Buffer.from(last, 'utf8');
+  return undefined;
 }
 
 export type Decoded<T> = { ok: true; value: T | undefined } | { ok: false; reason: string };

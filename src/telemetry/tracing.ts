@@ -26,7 +26,7 @@ const headerGetter: TextMapGetter<MessageHeaders> = {
   get(carrier, key) {
     const value = carrier[key];
     const last = Array.isArray(value) ? value[value.length - 1] : value;
-    if (last === undefined) return undefined;
+    if (last === undefined || last === null) return undefined; // a header without a value
     return Buffer.isBuffer(last) ? last.toString('latin1') : last;
   },
 };

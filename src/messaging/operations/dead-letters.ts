@@ -2,7 +2,13 @@
 // filtered, and turned back into the original request for a redrive. A redriven message keeps its
 // identity: the same body and kafka_correlationId, or, with neither, pattern-redrive-of naming the first
 // original's coordinates (contracts/identity.ts), so redriving twice still applies it once.
-import { HEADERS, headerBytes, type HeaderValue } from '../../contracts/headers.ts';
+import {
+  HEADERS,
+  emptyHeaders,
+  headerBytes,
+  headerValues,
+  type HeaderValue,
+} from '../../contracts/headers.ts';
 import { readCoordinates } from '../../contracts/identity.ts';
 import type { TopicNames } from '../../contracts/topics.ts';
 import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
@@ -154,6 +160,28 @@ const DROPPED = new Set<string>([
 
 export type Redrive = { record: OutboundRecord } | { skip: string };
 
+/**
+ * A dead letter that left out the original key or a header for its size cannot be redriven as the
+ * original (its identity and outcome could change). Headers left out for a null value read as absent
+ * anyway, so those do not stop a redrive.
+ */
+function keptFromOriginal(m: InboundMessage): string | undefined {
+  const keyBytes = text(m.headers[HEADERS.dltKeyOmittedBytes]);
+  if (keyBytes !== null) return `its key (${keyBytes} bytes) was not kept`;
+  let omitted: unknown;
+  try {
+    omitted = JSON.parse(text(m.headers[HEADERS.dltHeadersOmitted]) ?? '[]');
+  } catch {
+    return `its ${HEADERS.dltHeadersOmitted} header is not JSON`;
+  }
+  const large = Array.isArray(omitted)
+    ? omitted.filter((o: { reason?: unknown } | null) => o?.reason !== 'null value')
+    : [];
+  if (large.length === 0) return undefined;
+  const shown = large.map((o: { name?: unknown }) => JSON.stringify(o?.name ?? '…')).join(', ');
+  return `its headers ${shown.slice(0, 300)} were not kept`;
+}
+
 /** The original request again, bound for its original topic, or why it cannot be redriven. */
 export function redriveRecord(m: InboundMessage, names: TopicNames): Redrive {
   const letter = decodeDeadLetter(m);
@@ -169,10 +197,14 @@ export function redriveRecord(m: InboundMessage, names: TopicNames): Redrive {
         `offset ${offset ?? '?'}`,
     };
   }
-  const headers: OutboundHeaders = {};
-  for (const [name, value] of Object.entries(m.headers)) {
-    if (value === undefined || DROPPED.has(name) || name.startsWith('kafka_dlt-')) continue;
-    headers[name] = value;
+  const leftOut = keptFromOriginal(m);
+  if (leftOut) return { skip: leftOut };
+  // No prototype: a header named __proto__ is carried like any other.
+  const headers: OutboundHeaders = emptyHeaders();
+  for (const name of Object.keys(m.headers)) {
+    if (DROPPED.has(name) || name.startsWith('kafka_dlt-')) continue;
+    const values = headerValues(m.headers[name]).filter((v) => v !== null);
+    if (values.length > 0) headers[name] = values.length === 1 ? (values[0] as Buffer | string) : values;
   }
   const first =
     readCoordinates(headerBytes(m.headers[HEADERS.redriveOf])) ??

@@ -1,9 +1,10 @@
 // Encodes what the worker publishes: result records (CONTRACT "Result") and dead letters
 // (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
 import type { ModelError } from '../../contracts/errors.ts';
-import { HEADERS } from '../../contracts/headers.ts';
+import { HEADERS, emptyHeaders, headerValues } from '../../contracts/headers.ts';
 import type { ModelResult } from '../../contracts/results.ts';
 import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
+import { DEFAULT_RECORD_LIMITS, headerSize, recordSize, type RecordLimits } from './record-check.ts';
 
 export const CONTENT_TYPE_JSON = 'application/json';
 const MAX_DLT_MESSAGE_CHARS = 2_000;
@@ -19,6 +20,8 @@ export function resultRecord(options: {
   request: InboundMessage;
   correlationHeader: Buffer | undefined;
   traceparent?: string | undefined;
+  /** The key to publish under (default the request's): null for a key above the key bound. */
+  key?: Buffer | null | undefined;
 }): OutboundRecord {
   const { result, request, target } = options;
   const headers: OutboundHeaders = {
@@ -34,7 +37,7 @@ export function resultRecord(options: {
   return {
     topic: target.topic,
     partition: target.partition,
-    key: request.key,
+    key: options.key === undefined ? request.key : options.key,
     value: JSON.stringify(result),
     headers,
   };
@@ -58,40 +61,127 @@ export interface GaveUp {
   errorClass: string;
 }
 
+type Carried = Buffer | string;
+
+/** A header the dead letter left out, listed in kafka_dlt-original-headers-omitted. */
+export interface OmittedHeader {
+  /** The name, cut to 128 characters (name_bytes then says how long it was). */
+  name: string;
+  name_bytes?: number;
+  reason: 'too large' | 'null value' | 'dead letter refused';
+  /** Its size (name and values) for a header left out for size; how many values were null. */
+  bytes?: number;
+  values?: number;
+}
+
+const MAX_NOTE_BYTES = 8 * 1024;
+const NOTE_RESERVE = MAX_NOTE_BYTES + 1024;
+
+function omissionNote(omitted: readonly OmittedHeader[]): string {
+  const kept: (OmittedHeader | { more: number })[] = [];
+  let size = 2;
+  for (const [i, entry] of omitted.entries()) {
+    const n = Buffer.byteLength(JSON.stringify(entry)) + 1;
+    if (size + n > MAX_NOTE_BYTES - 32) {
+      kept.push({ more: omitted.length - i });
+      break;
+    }
+    kept.push(entry);
+    size += n;
+  }
+  return JSON.stringify(kept);
+}
+
+function named(name: string): Pick<OmittedHeader, 'name' | 'name_bytes'> {
+  return name.length > 128 ? { name: name.slice(0, 128), name_bytes: Buffer.byteLength(name) } : { name };
+}
+
+/**
+ * The dead letter of a message: its original key, value and headers exactly, plus Spring Kafka's
+ * dead-letter headers. A header of the original with the same name as one of those keeps its values;
+ * the dead letter's own value is appended last (Spring reads the last one). What cannot be carried is
+ * left out and named: a key above the key bound, a value or headers that would make the dead letter
+ * larger than a record may be (the value is kept before the headers), and null header values (kafkajs
+ * cannot send them). The original stays in the request topic at the offset the headers name.
+ * `bare`: the fallback when the full one is refused, without the value and the original headers.
+ */
 export function deadLetterRecord(options: {
   topic: string;
   request: InboundMessage;
   error: ModelError;
   consumerGroup: string;
   gaveUp?: GaveUp | undefined;
+  limits?: RecordLimits | undefined;
+  bare?: boolean | undefined;
 }): OutboundRecord {
   const { request, error, topic } = options;
-  const headers: OutboundHeaders = {};
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value !== undefined) headers[name] = value;
-  }
-  Object.assign(headers, {
-    [HEADERS.dltOriginalTopic]: request.topic,
-    [HEADERS.dltOriginalPartition]: int32(request.partition),
-    [HEADERS.dltOriginalOffset]: int64(request.offset),
-    [HEADERS.dltOriginalTimestamp]: int64(request.timestamp),
-    'kafka_dlt-original-timestamp-type': 'CreateTime',
-    [HEADERS.dltOriginalConsumerGroup]: options.consumerGroup,
-    [HEADERS.dltExceptionFqcn]: error.code,
-    [HEADERS.dltExceptionMessage]: error.message.slice(0, MAX_DLT_MESSAGE_CHARS),
-  });
+  const limits = options.limits ?? DEFAULT_RECORD_LIMITS;
+  const own: [string, Carried][] = [
+    [HEADERS.dltOriginalTopic, request.topic],
+    [HEADERS.dltOriginalPartition, int32(request.partition)],
+    [HEADERS.dltOriginalOffset, int64(request.offset)],
+    [HEADERS.dltOriginalTimestamp, int64(request.timestamp)],
+    ['kafka_dlt-original-timestamp-type', 'CreateTime'],
+    [HEADERS.dltOriginalConsumerGroup, options.consumerGroup],
+    [HEADERS.dltExceptionFqcn, error.code],
+    [HEADERS.dltExceptionMessage, error.message.slice(0, MAX_DLT_MESSAGE_CHARS)],
+  ];
   if (options.gaveUp) {
-    headers[HEADERS.dltExceptionCauseFqcn] = options.gaveUp.errorClass;
-    headers[HEADERS.deliveryAttempt] = int32(options.gaveUp.attempts);
+    own.push([HEADERS.dltExceptionCauseFqcn, options.gaveUp.errorClass]);
+    own.push([HEADERS.deliveryAttempt, int32(options.gaveUp.attempts)]);
   }
-  // A value refused for its size may be larger than the dead-letter topic accepts: publishing it would
-  // fail for ever and block the partition. It stays in the request topic (kept forever) at the offset above.
-  const resultTooLarge = error.details !== undefined && 'result_bytes' in error.details;
-  if (error.code === 'PAYLOAD_TOO_LARGE' && !resultTooLarge) {
-    headers['kafka_dlt-original-value-omitted-bytes'] = String(request.value?.length ?? 0);
-    return { topic, key: request.key, value: null, headers };
+  let budget =
+    limits.maxRecordBytes -
+    recordSize({ topic, key: null, value: null, headers: {} }) -
+    own.reduce((n, [name, v]) => n + headerSize(name, [v]), 0) -
+    NOTE_RESERVE;
+
+  const notes: [string, string][] = [];
+  let key = request.key;
+  if (key !== null && key.length > limits.maxKeyBytes) {
+    notes.push([HEADERS.dltKeyOmittedBytes, String(key.length)]);
+    key = null;
   }
-  return { topic, key: request.key, value: request.value, headers };
+  budget -= key?.length ?? 0;
+  let value = request.value;
+  if (value !== null && (options.bare === true || value.length > budget)) {
+    notes.push([HEADERS.dltValueOmittedBytes, String(value.length)]);
+    value = null;
+  }
+  budget -= value?.length ?? 0;
+
+  const headers = emptyHeaders<Carried | Carried[]>();
+  const omitted: OmittedHeader[] = [];
+  for (const name of Object.keys(request.headers)) {
+    const values = headerValues(request.headers[name]);
+    const nulls = values.filter((v) => v === null).length;
+    const carried = values.filter((v): v is Carried => v !== null);
+    if (nulls > 0) omitted.push({ ...named(name), reason: 'null value', values: nulls });
+    if (carried.length === 0) continue;
+    const size = headerSize(name, carried);
+    if (options.bare === true || size > budget) {
+      omitted.push({
+        ...named(name),
+        reason: options.bare ? 'dead letter refused' : 'too large',
+        bytes: size,
+      });
+      continue;
+    }
+    budget -= size;
+    headers[name] = carried.length === 1 ? (carried[0] as Carried) : carried;
+  }
+  if (omitted.length > 0) notes.push([HEADERS.dltHeadersOmitted, omissionNote(omitted)]);
+  for (const [name, v] of [...own, ...notes]) {
+    const prev = headers[name];
+    headers[name] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+  }
+  return {
+    topic,
+    key,
+    value,
+    headers,
+    ifRefused: options.bare ? () => [] : () => [deadLetterRecord({ ...options, bare: true })],
+  };
 }
 
 /** Reads a Spring-encoded big-endian integer header (4 or 8 bytes) back, for tests and tools. */

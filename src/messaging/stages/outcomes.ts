@@ -10,6 +10,7 @@ import type { OutboundRecord } from '../engine/records.ts';
 import type { MessageOutcome } from '../engine/lifecycle.ts';
 import type { Prepared } from './prepare.ts';
 import { deadLetterRecord, resultRecord, type GaveUp } from './encode.ts';
+import { DEFAULT_RECORD_LIMITS, recordSize, type RecordLimits } from './record-check.ts';
 
 export interface OutcomeOptions {
   names: TopicNames;
@@ -18,6 +19,8 @@ export interface OutcomeOptions {
   maxResultBytes: number;
   /** Replay: apply effects without publishing results (dead letters are still written). */
   publishResults: boolean;
+  /** Key bound and record size (default DEFAULT_RECORD_LIMITS): a longer key is not published. */
+  limits?: RecordLimits | undefined;
 }
 
 export interface UnitOutput {
@@ -41,9 +44,72 @@ function tooLarge(result: ModelResult, size: number, max: number): ModelResult {
   };
 }
 
+/** The key results and dead letters are published under: none for a key above the bound (see prepare). */
+export function publishedKey(message: { key: Buffer | null }, limits: RecordLimits): Buffer | null {
+  return message.key !== null && message.key.length > limits.maxKeyBytes ? null : message.key;
+}
+
+/**
+ * What to publish when a result record is refused (by the publisher's check or for good by the broker):
+ * an error result on the request topic's default result topic, never the reply path, and a dead letter
+ * of the request unless it has one already. The error says whether the request itself succeeded.
+ */
+function refusedResult(
+  p: Prepared,
+  result: ModelResult,
+  refusedTopic: string,
+  alreadyDeadLettered: boolean,
+  options: OutcomeOptions,
+  gaveUp: GaveUp | undefined,
+): (reason: string) => OutboundRecord[] {
+  return (reason) => {
+    const limits = options.limits ?? DEFAULT_RECORD_LIMITS;
+    const defaultTopic = options.names.result(p.logical);
+    const toReply = refusedTopic !== defaultTopic;
+    const code = /too large|bytes/i.test(reason)
+      ? 'PAYLOAD_TOO_LARGE'
+      : toReply
+        ? 'VALIDATION_ERROR'
+        : 'INTERNAL';
+    const outcome = result.success
+      ? 'the request itself succeeded'
+      : `the request itself failed with ${result.error?.code ?? 'an error'}`;
+    const error: ModelError = {
+      code,
+      message:
+        `the result could not be published to "${refusedTopic}"${toReply ? ' (kafka_replyTopic)' : ''}: ` +
+        `${reason.slice(0, 500)}; ${outcome}`,
+      details: {
+        refused_topic: refusedTopic,
+        request_succeeded: result.success,
+        ...(result.error ? { request_error_code: result.error.code } : {}),
+      },
+    };
+    const answer = resultRecord({
+      target: { topic: defaultTopic },
+      result: { success: false, data: null, error, metadata: result.metadata },
+      request: p.message,
+      correlationHeader: p.correlationHeader,
+      key: publishedKey(p.message, limits),
+    });
+    answer.ifRefused = () => [];
+    if (alreadyDeadLettered) return [answer];
+    const deadLetter = deadLetterRecord({
+      topic: options.names.dlq(p.logical),
+      request: p.message,
+      error,
+      consumerGroup: options.consumerGroup,
+      gaveUp,
+      limits,
+    });
+    return [answer, deadLetter];
+  };
+}
+
 /**
  * The records of a unit, results first and dead letters after, in message order. `traceparent` gives
- * the i-th result's trace context (the producer span's, when tracing runs).
+ * the i-th result's trace context (the producer span's, when tracing runs). Every record carries
+ * ifRefused: what to publish instead when it cannot be sent.
  */
 export function unitOutput(
   prepared: readonly Prepared[],
@@ -52,11 +118,13 @@ export function unitOutput(
   traceparent: (index: number, topic: string, partition: number | undefined) => string | undefined,
   gaveUp?: GaveUp,
 ): UnitOutput {
+  const limits = options.limits ?? DEFAULT_RECORD_LIMITS;
   const records: OutboundRecord[] = [];
   const deadLetters: OutboundRecord[] = [];
   const outcomes: MessageOutcome[] = [];
   prepared.forEach((p, i) => {
     let result = results[i] as ModelResult;
+    let record: OutboundRecord | undefined;
     if (options.publishResults) {
       const parent =
         traceparent(i, p.reply.topic, p.reply.partition) ??
@@ -68,10 +136,11 @@ export function unitOutput(
           request: p.message,
           correlationHeader: p.correlationHeader,
           traceparent: parent,
+          key: publishedKey(p.message, limits),
         });
-      let record = build();
+      record = build();
       const size = Buffer.byteLength(record.value as string);
-      if (size > options.maxResultBytes) {
+      if (size > options.maxResultBytes || recordSize(record) > limits.maxRecordBytes) {
         // Larger than the broker takes: publishing it would fail for ever. Say so instead.
         result = tooLarge(result, size, options.maxResultBytes);
         record = build();
@@ -81,6 +150,7 @@ export function unitOutput(
     // A read its caller gave up on is not a bad message: answered, not dead-lettered.
     const deadLettered =
       !result.success && result.metadata.duplicate !== true && result.error?.code !== 'DEADLINE_EXCEEDED';
+    if (record) record.ifRefused = refusedResult(p, result, record.topic, deadLettered, options, gaveUp);
     if (deadLettered && result.error) {
       deadLetters.push(
         deadLetterRecord({
@@ -89,6 +159,7 @@ export function unitOutput(
           error: result.error,
           consumerGroup: options.consumerGroup,
           gaveUp,
+          limits,
         }),
       );
     }

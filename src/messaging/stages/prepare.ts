@@ -20,6 +20,8 @@ import { messageIdentity } from '../../contracts/identity.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import type { ReplyTarget } from './encode.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
+import { DEFAULT_MAX_KEY_BYTES } from './record-check.ts';
+import { ReplyPolicy } from './reply-policy.ts';
 
 /** How the scheduler may order a message relative to the others of its partition. */
 export type Ordering = 'free' | 'key';
@@ -51,6 +53,10 @@ export interface Prepared {
 export interface PrepareOptions {
   names: TopicNames;
   maxMessageBytes: number;
+  /** A longer key is refused (WORKER_MAX_KEY_BYTES); default DEFAULT_MAX_KEY_BYTES. */
+  maxKeyBytes?: number | undefined;
+  /** Where kafka_replyTopic may point (WORKER_REPLY_TOPICS); default: ReplyPolicy's. */
+  replyPolicy?: ReplyPolicy | undefined;
   /** Replay phases: which requests this run applies (undecodable ones have no request). */
   select?: ((request: PatternRequest | undefined) => boolean) | undefined;
 }
@@ -61,32 +67,52 @@ function orderingOf(logical: RequestTopic, request: PatternRequest | undefined):
   return 'key';
 }
 
+function keyError(key: Buffer | null, max: number): ModelError | undefined {
+  if (key === null || key.length <= max) return undefined;
+  return {
+    code: 'VALIDATION_ERROR',
+    message:
+      `the message key is ${key.length} bytes; at most ${max} are accepted (WORKER_MAX_KEY_BYTES). ` +
+      'Key a request by its pattern id (36 bytes), or send it without a key',
+    details: { field: 'key', key_bytes: key.length, max_key_bytes: max },
+  };
+}
+
+/** Never throws, whatever the key, value and headers (every header reader takes any shape). */
 export function prepareMessage(message: InboundMessage, options: PrepareOptions): Prepared {
   const { names } = options;
   const known = names.lookup(message.topic);
   const logical = known?.logical ?? 'pattern.insert';
   const eventTime = new Date(Number(message.timestamp));
-  let error: ModelError | undefined;
-  const replyTopic = readReplyTopic(message.headers[HEADERS.replyTopic]);
-  const replyPartition = readReplyPartition(message.headers[HEADERS.replyPartition]);
-  const correlation = readCorrelationHeader(message.headers[HEADERS.correlationId]);
+  const maxKeyBytes = options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
+  const headers = message.headers;
+  // Refused before anything else: its records are published without it (outcomes.publishedKey).
+  let error = keyError(message.key, maxKeyBytes);
+  const replyTopic = readReplyTopic(headers[HEADERS.replyTopic]);
+  const replyPartition = readReplyPartition(headers[HEADERS.replyPartition]);
+  const correlation = readCorrelationHeader(headers[HEADERS.correlationId]);
   const reply: ReplyTarget = { topic: names.result(logical) };
-  if (!replyTopic.ok) error = { code: 'VALIDATION_ERROR', message: replyTopic.reason };
-  else if (!replyPartition.ok) error = { code: 'VALIDATION_ERROR', message: replyPartition.reason };
+  const policy = options.replyPolicy ?? new ReplyPolicy(names);
+  const refusal = replyTopic.ok && replyTopic.value ? policy.refusal(replyTopic.value, logical) : undefined;
+  if (!replyTopic.ok) error ??= { code: 'VALIDATION_ERROR', message: replyTopic.reason };
+  else if (refusal) error ??= { code: 'VALIDATION_ERROR', message: refusal };
+  else if (!replyPartition.ok) error ??= { code: 'VALIDATION_ERROR', message: replyPartition.reason };
   else if (replyTopic.value) {
     reply.topic = replyTopic.value;
     reply.partition = replyPartition.value;
   }
   if (!correlation.ok) error ??= { code: 'VALIDATION_ERROR', message: correlation.reason };
-  const deadline = readDeadline(message.headers[HEADERS.deadline]);
-  if (!deadline.ok) error ??= { code: 'VALIDATION_ERROR', message: deadline.reason };
   const correlationHeader = correlation.ok
     ? correlation.value
-    : headerBytes(message.headers[HEADERS.correlationId])?.subarray(0, 64);
+    : headerBytes(headers[HEADERS.correlationId])?.subarray(0, 64);
 
   let request: PatternRequest | undefined;
   const decoded = decodeRequest(logical, message.value, { maxBytes: options.maxMessageBytes });
   const correlationId = decoded.ok ? (decoded.request.correlation_id ?? null) : null;
+  // Writes ignore the deadline (they always run), so only a read is refused for a malformed one.
+  const deadline = readDeadline(headers[HEADERS.deadline]);
+  const isRead = decoded.ok && orderingOf(logical, decoded.request) === 'free';
+  if (!deadline.ok && isRead) error ??= { code: 'VALIDATION_ERROR', message: deadline.reason };
   if (!decoded.ok) error ??= decoded.error;
   else if (!error) request = decoded.request;
   const source = { topic: message.topic, partition: message.partition, offset: message.offset };
@@ -94,8 +120,9 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     bodyCorrelationId: correlationId,
     headerCorrelationId: correlationHeader,
     ...source,
-    redriveOf: headerBytes(message.headers[HEADERS.redriveOf]),
+    redriveOf: headerBytes(headers[HEADERS.redriveOf]),
   });
+  const oversizeKey = message.key !== null && message.key.length > maxKeyBytes;
   return {
     message,
     logical,
@@ -112,10 +139,37 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
       ...(decoded.ok ? { fingerprint: decoded.fingerprint } : {}),
     },
     ordering: orderingOf(logical, decoded.ok ? decoded.request : undefined),
-    key: message.key ? message.key.toString('latin1') : '',
+    // An oversize key orders nothing (the message is refused) and is never copied around.
+    key: message.key && !oversizeKey ? message.key.toString('latin1') : '',
     batchable: request?.operation === 'record_usage',
     skip: options.select ? !options.select(request) : false,
-    deadline: deadline.ok ? deadline.value : undefined,
+    deadline: deadline.ok && isRead ? deadline.value : undefined,
+  };
+}
+
+/** What a message whose preparation threw becomes: each try fails with `err`; nothing of it is read. */
+export function unpreparable(message: InboundMessage, options: PrepareOptions, err: unknown): Prepared {
+  const logical = options.names.lookup(message.topic)?.logical ?? 'pattern.insert';
+  const source = { topic: message.topic, partition: message.partition, offset: message.offset };
+  return {
+    message,
+    logical,
+    request: undefined,
+    error: undefined,
+    correlationId: null,
+    reply: { topic: options.names.result(logical) },
+    correlationHeader: undefined,
+    context: {
+      identity: `off:${source.topic}/${source.partition}/${source.offset}`,
+      eventTime: new Date(Number(message.timestamp)),
+      source,
+      validated: true,
+    },
+    ordering: 'key',
+    key: '',
+    batchable: false,
+    skip: false,
+    prepareFailure: err,
   };
 }
 

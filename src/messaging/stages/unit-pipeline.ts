@@ -8,7 +8,21 @@ import type { Failure } from '../engine/failures.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import type { Lifecycle, UnitView } from '../engine/lifecycle.ts';
 import { gaveUpResults, unitOutput, type OutcomeOptions, type UnitOutput } from './outcomes.ts';
-import { checkReplyTarget, pastDeadline, prepareMessage, type Prepared } from './prepare.ts';
+import {
+  checkReplyTarget,
+  pastDeadline,
+  prepareMessage,
+  unpreparable,
+  type Prepared,
+  type PrepareOptions,
+} from './prepare.ts';
+import {
+  DEFAULT_MAX_KEY_BYTES,
+  DEFAULT_RECORD_LIMITS,
+  recordLimits,
+  type RecordLimits,
+} from './record-check.ts';
+import { ReplyPolicy } from './reply-policy.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
 
 export interface PipelineOptions {
@@ -18,6 +32,10 @@ export interface PipelineOptions {
   consumerGroup: string;
   maxMessageBytes: number;
   maxResultBytes: number;
+  /** WORKER_MAX_KEY_BYTES (default DEFAULT_MAX_KEY_BYTES). */
+  maxKeyBytes?: number | undefined;
+  /** WORKER_REPLY_TOPICS, split at commas (default: ReplyPolicy's). */
+  replyTopics?: readonly string[] | undefined;
   publishResults: boolean;
   logger: Logger;
   lifecycle: Lifecycle;
@@ -56,28 +74,42 @@ function deadlineResult(p: Prepared, now: number) {
 export class UnitPipeline implements UnitWork<Prepared> {
   readonly #o: PipelineOptions;
   readonly #outcome: OutcomeOptions;
+  readonly #prepare: PrepareOptions;
 
   constructor(options: PipelineOptions) {
     this.#o = options;
+    const limits = recordLimits({
+      maxKeyBytes: options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES,
+      maxResultBytes: options.maxResultBytes,
+    });
     this.#outcome = {
       names: options.names,
       consumerGroup: options.consumerGroup,
       maxResultBytes: options.maxResultBytes,
       publishResults: options.publishResults,
+      limits,
+    };
+    this.#prepare = {
+      names: options.names,
+      maxMessageBytes: options.maxMessageBytes,
+      maxKeyBytes: limits.maxKeyBytes,
+      replyPolicy: new ReplyPolicy(options.names, options.replyTopics),
+      select: options.select,
     };
   }
 
+  /** The limits every record of this pipeline is built within: what the publisher checks them against. */
+  get recordLimits(): RecordLimits {
+    return this.#outcome.limits ?? DEFAULT_RECORD_LIMITS;
+  }
+
   prepare(message: InboundMessage): Prepared {
-    const options = {
-      names: this.#o.names,
-      maxMessageBytes: this.#o.maxMessageBytes,
-      select: this.#o.select,
-    };
     try {
-      return prepareMessage(message, options);
+      return prepareMessage(message, this.#prepare);
     } catch (err) {
-      // Never expected (the decoders do not throw); the message still gets its bounded tries.
-      return { ...prepareMessage({ ...message, value: null, headers: {} }, options), prepareFailure: err };
+      // Never expected (prepareMessage does not throw). The message itself is kept whole, so that after
+      // its bounded tries its dead letter still carries the original key, value and headers.
+      return unpreparable(message, this.#prepare, err);
     }
   }
 

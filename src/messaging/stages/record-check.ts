@@ -1,0 +1,141 @@
+// What an outbound record must be for kafkajs to encode it and the broker to take it. kafkajs throws
+// while encoding a header that is null, undefined, a function or an object, and the broker refuses a
+// record above message.max.bytes for good: either, retried, would stop a lane. The publisher checks
+// every record with checkRecord before queueing it and publishes its ifRefused() instead.
+import { MAX_TOPIC_NAME } from '../../contracts/headers.ts';
+
+/** Pattern ids are 36 bytes; kafkajs's murmur2 partitioner is superlinear in the key (64 KiB: 0.2 s). */
+export const DEFAULT_MAX_KEY_BYTES = 256;
+/** Kafka's default message.max.bytes is 1 MiB (plus 12 bytes); the margin covers the batch framing. */
+export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024 - 16 * 1024;
+
+export interface RecordLimits {
+  /** key + value + header names and values, with the record format's overhead (recordSize). */
+  maxRecordBytes: number;
+  maxKeyBytes: number;
+}
+
+export const DEFAULT_RECORD_LIMITS: RecordLimits = {
+  maxRecordBytes: DEFAULT_MAX_RECORD_BYTES,
+  maxKeyBytes: DEFAULT_MAX_KEY_BYTES,
+};
+
+/**
+ * Limits from the configuration: results may be WORKER_MAX_RESULT_BYTES (raised together with the
+ * broker's limits), so records get that much plus room for key and headers, and never less than 1 MiB.
+ */
+export function recordLimits(options: { maxKeyBytes: number; maxResultBytes: number }): RecordLimits {
+  return {
+    maxKeyBytes: options.maxKeyBytes,
+    maxRecordBytes: Math.max(DEFAULT_MAX_RECORD_BYTES, options.maxResultBytes + 64 * 1024),
+  };
+}
+
+/** The fields of a record that are checked, as they may arrive at run time (OutboundRecord fits). */
+export interface CheckedRecord {
+  topic: unknown;
+  partition?: unknown;
+  key?: unknown;
+  value?: unknown;
+  headers?: unknown;
+}
+
+// Per record: attributes, timestamp and offset deltas, lengths (varints); per header: two lengths.
+const RECORD_OVERHEAD = 64;
+const HEADER_OVERHEAD = 10;
+
+function bytesOf(value: unknown): number {
+  if (typeof value === 'string') return Buffer.byteLength(value);
+  if (Buffer.isBuffer(value)) return value.length;
+  return 0;
+}
+
+/** The size of one header (name and each value) as the record format stores it, roughly. */
+export function headerSize(name: string, values: readonly unknown[]): number {
+  const nameBytes = Buffer.byteLength(name);
+  return values.reduce<number>((n, v) => n + nameBytes + bytesOf(v) + HEADER_OVERHEAD, 0);
+}
+
+/** The size of a record as the broker counts it against message.max.bytes, roughly (a little over). */
+export function recordSize(record: CheckedRecord): number {
+  let size = RECORD_OVERHEAD + bytesOf(record.key) + bytesOf(record.value);
+  const headers = record.headers;
+  if (typeof headers === 'object' && headers !== null) {
+    for (const name of Object.keys(headers)) {
+      const value: unknown = (headers as Record<string, unknown>)[name];
+      size += headerSize(name, Array.isArray(value) ? value : [value]);
+    }
+  }
+  return size;
+}
+
+const isBytes = (v: unknown): v is Buffer | string => typeof v === 'string' || Buffer.isBuffer(v);
+const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
+const shown = (name: string) => JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+
+function topicProblem(topic: unknown): string | undefined {
+  if (typeof topic !== 'string') return `its topic is ${kind(topic)}, not a topic name`;
+  if (topic.length === 0 || topic.length > MAX_TOPIC_NAME) {
+    return `its topic name has ${topic.length} characters; a topic name has 1 to ${MAX_TOPIC_NAME}`;
+  }
+  if (!/^[A-Za-z0-9._-]+$/.test(topic) || topic === '.' || topic === '..') {
+    return `its topic ${shown(topic)} is not a legal topic name (letters, digits, ".", "_", "-")`;
+  }
+  return undefined;
+}
+
+function headersProblem(headers: unknown): string | undefined {
+  if (headers === undefined) return undefined;
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    return `its headers are ${kind(headers)}, not a map of names to values`;
+  }
+  for (const name of Object.keys(headers)) {
+    if (name.length === 0) return 'it has a header with an empty name';
+    const value: unknown = (headers as Record<string, unknown>)[name];
+    const values: unknown[] = Array.isArray(value) ? value : [value];
+    const bad = values.find((v) => !isBytes(v));
+    if (bad !== undefined || values.some((v) => v === undefined)) {
+      const what = values.includes(undefined) ? 'undefined' : kind(bad);
+      return `its header ${shown(name)} has a value that is ${what}; header values are bytes or text`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why a record cannot be sent, or undefined when it can: a legal topic, a partition that is a
+ * non-negative integer, a key within the key bound, bytes or text for key, value and every header value,
+ * non-empty header names, and the whole record within maxRecordBytes.
+ */
+export function checkRecord(
+  record: CheckedRecord,
+  limits: RecordLimits = DEFAULT_RECORD_LIMITS,
+): string | undefined {
+  const topic = topicProblem(record.topic);
+  if (topic) return topic;
+  const { partition, key, value } = record;
+  if (partition !== undefined) {
+    if (typeof partition !== 'number') return `its partition is ${kind(partition)}, not a number`;
+    if (!Number.isInteger(partition) || partition < 0 || partition > 0x7fffffff) {
+      return `its partition ${partition} is not a non-negative 32-bit integer`;
+    }
+  }
+  if (key !== undefined && key !== null && !isBytes(key)) return `its key is ${kind(key)}, not bytes or text`;
+  if (value !== undefined && value !== null && !isBytes(value)) {
+    return `its value is ${kind(value)}, not bytes or text`;
+  }
+  const keyBytes = bytesOf(key);
+  if (keyBytes > limits.maxKeyBytes) {
+    return `its key is ${keyBytes} bytes, more than the ${limits.maxKeyBytes} a key may have`;
+  }
+  const headers = headersProblem(record.headers);
+  if (headers) return headers;
+  const size = recordSize(record);
+  if (size > limits.maxRecordBytes) {
+    return (
+      `it is ${size} bytes (key ${keyBytes}, value ${bytesOf(value)}, headers ${size - keyBytes - bytesOf(value) - RECORD_OVERHEAD}), ` +
+      `more than the ${limits.maxRecordBytes} bytes a record may be (too large)`
+    );
+  }
+  return undefined;
+}

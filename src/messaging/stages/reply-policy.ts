@@ -1,0 +1,54 @@
+// Where a request may ask for its result to go (kafka_replyTopic). The header is chosen by whoever
+// writes the request, so without a policy a request could write a result, with a key and correlation id
+// of its choosing, into another tenant's topics, Connect or Schema Registry topics, or the worker's own
+// request topics (read back as a request).
+import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
+
+/**
+ * The default: `<prefix>pattern.*`. That covers PatternClient's `<prefix>pattern.reply`, NestJS's
+ * `<request topic>.reply` and Spring reply topics named after the request topic (`<request
+ * topic>-replies`, `.replies`); it leaves out other prefixes, `_schemas`, `connect-*` and the like.
+ */
+export function defaultReplyPatterns(names: TopicNames): string[] {
+  return [`${names.prefix}pattern.*`];
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const body = pattern
+    .split('*')
+    .map((part) => part.replace(/[.+?^${}()|[\]\\-]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${body}$`);
+}
+
+export class ReplyPolicy {
+  readonly patterns: readonly string[];
+  readonly #names: TopicNames;
+  readonly #matchers: RegExp[];
+
+  /** `patterns`: WORKER_REPLY_TOPICS (`*` matches any characters, dots included); default above. */
+  constructor(names: TopicNames, patterns?: readonly string[]) {
+    this.#names = names;
+    this.patterns = patterns && patterns.length > 0 ? [...patterns] : defaultReplyPatterns(names);
+    this.#matchers = this.patterns.map(globToRegExp);
+  }
+
+  /**
+   * Why `topic` may not receive the result of a request read from `logical`'s topic, or undefined when
+   * it may. The request's own result topic always may (its result goes there anyway); the worker's
+   * other topics (requests, other results, dead letters) never may, whatever the patterns say.
+   */
+  refusal(topic: string, logical: RequestTopic): string | undefined {
+    if (topic === this.#names.result(logical)) return undefined;
+    const own = this.#names.lookup(topic);
+    if (own) {
+      const role = { request: 'request', result: 'result', dlq: 'dead-letter' }[own.role];
+      return `kafka_replyTopic "${topic}" is one of the worker's ${role} topics; refusing to reply there`;
+    }
+    if (this.#matchers.some((m) => m.test(topic))) return undefined;
+    return (
+      `kafka_replyTopic "${topic}" is not an allowed reply topic (WORKER_REPLY_TOPICS: ` +
+      `${this.patterns.join(',')}); refusing to reply there`
+    );
+  }
+}
