@@ -12,10 +12,15 @@ export const correlationId = z.uuid({ error: 'must be a UUID' });
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 /* eslint-enable no-control-regex */
-export const isoDateTime = z.iso.datetime({
-  offset: true,
-  error: 'must be an ISO-8601 date-time with a time zone',
-});
+/** An offset or Z names the instant; a naive date-time (Python's `datetime.utcnow().isoformat()`, what the
+ * seed's own callers sent) is read as UTC, and a Z is appended so every later reader sees the same instant. */
+export const isoDateTime = z.iso
+  .datetime({
+    offset: true,
+    local: true,
+    error: 'must be an ISO-8601 date-time (naive ones are read as UTC)',
+  })
+  .overwrite((v) => (/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(v) ? v : `${v}Z`));
 export const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
 export const text = (max: number) =>
   z
@@ -110,7 +115,8 @@ export type UpdateData = z.infer<typeof updateData>;
 export const usageData = z.strictObject({
   file_path: text(4_096).nullish(),
   project_id: text(255).nullish(),
-  success: z.boolean({ error: 'is required and must be true or false' }),
+  /** The seed's default: a use reported without an outcome counts as a success. */
+  success: z.boolean({ error: 'must be true or false (leave it out for true)' }).default(true),
   execution_time_ms: z
     .number()
     .min(0, 'must not be negative')
@@ -167,6 +173,12 @@ export const messageIdentity = z
     'must be a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<partition>/<offset>',
   )
   .refine((v) => !CONTROL.test(v), 'must not contain control characters');
+
+/** get_related: the seed returned the pattern's outgoing relationships; incoming ones on request. */
+export const RELATED_DIRECTIONS = ['outgoing', 'incoming', 'both'] as const;
+export const relatedDirection = z
+  .enum(RELATED_DIRECTIONS, { error: `must be one of ${RELATED_DIRECTIONS.join(', ')}` })
+  .default('outgoing');
 
 export const aggregateBy = z
   .enum(['day', 'week', 'month'], { error: 'must be day, week or month' })

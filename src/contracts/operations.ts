@@ -14,6 +14,7 @@ import {
   messageIdentity,
   name,
   offset,
+  relatedDirection,
   relationshipData,
   relationshipUpdateData,
   text,
@@ -153,8 +154,9 @@ export const OPERATIONS = {
   get_related: op({
     topic: 'pattern.search.request',
     kind: 'read',
-    summary: "a pattern's related patterns, strongest first",
-    request: { pattern_id: uuid, limit, offset },
+    summary:
+      "a pattern's related patterns, strongest first (`direction`: outgoing (default), incoming, both)",
+    request: { pattern_id: uuid, direction: relatedDirection, limit, offset },
     result: z.array(data.relatedPattern),
     key: ['pattern_id'],
     method: 'getRelated',
@@ -352,16 +354,55 @@ export const REQUEST_FIELDS = [
   ...new Set(ALL_OPERATIONS.flatMap((o) => Object.keys(OPERATIONS[o].request))),
 ];
 
+/**
+ * The values the seed's ModelContractEffect gave the fields a call left out (`data or {}`, `limit: int = 10`,
+ * ...), which a serialised contract carries whatever the operation: accepted where unused, like null.
+ */
+export const ORIGINAL_CONTRACT_DEFAULTS: Readonly<Record<string, unknown>> = {
+  data: {},
+  patterns: [],
+  filters: {},
+  usage_data: {},
+  relationship_data: {},
+  limit: 10,
+  offset: 0,
+  aggregate_by: 'day',
+};
+
+function isOriginalDefault(field: string, value: unknown): boolean {
+  if (!Object.hasOwn(ORIGINAL_CONTRACT_DEFAULTS, field)) return false;
+  const expected = ORIGINAL_CONTRACT_DEFAULTS[field];
+  if (Array.isArray(expected)) return Array.isArray(value) && value.length === 0;
+  if (typeof expected === 'object' && expected !== null) {
+    return (
+      typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0
+    );
+  }
+  return value === expected;
+}
+
+function unusedField(operation: string, field: string): z.ZodType {
+  const allowed = Object.hasOwn(ORIGINAL_CONTRACT_DEFAULTS, field)
+    ? `null, ${JSON.stringify(ORIGINAL_CONTRACT_DEFAULTS[field])} or leave it out`
+    : 'null or leave it out';
+  return z
+    .unknown()
+    .refine((v) => v === undefined || v === null || isOriginalDefault(field, v), {
+      error: `is not used by operation "${operation}" (send ${allowed})`,
+    })
+    .meta({ description: `not used by ${operation}: ${allowed}` })
+    .transform(() => undefined);
+}
+
 // One strict schema per operation; fields the contract knows but an operation does not use are
-// accepted only as null (clients that serialise the whole ModelContractEffect send them as null).
+// accepted only as null or as the seed contract's default (clients that serialise the whole
+// ModelContractEffect send them so), and dropped.
 function operationSchema(operation: Operation) {
   const spec = OPERATIONS[operation] as OperationSpec<RequestTopic, z.ZodRawShape, z.ZodType, string>;
   const unused: Record<string, z.ZodType> = {};
   for (const field of REQUEST_FIELDS) {
     if (field === 'operation' || field === 'correlation_id' || field in spec.request) continue;
-    unused[field] = z
-      .null({ error: `is not used by operation "${operation}" (send null or leave it out)` })
-      .optional();
+    unused[field] = unusedField(operation, field).optional();
   }
   return z
     .strictObject({

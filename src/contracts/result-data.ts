@@ -2,6 +2,9 @@
 // operation registry names, from which the TypeScript types, the AsyncAPI document and the tests'
 // checks of real results all come. Timestamps are ISO-8601 strings; numbers the database could not
 // compute (no samples) are null, and zero stays zero.
+//
+// Keys marked with original() are those the seed's Python storage layer returned, with the same meaning
+// (CONTRACT "Result"); AsyncAPI shows them as `x-original: true`. The others are ours, beside them.
 import { z } from 'zod';
 import { modelErrorSchema } from './results.ts';
 
@@ -9,99 +12,150 @@ const id = z.uuid();
 const time = z.string().describe('ISO-8601 date-time');
 const rate = z.number().nullable();
 
+/** Marks a key the seed returned; `note` says how its value compares (README "Coming from the Python storage layer"). */
+function original<T extends z.ZodType>(schema: T, note?: string): T {
+  const described = [note, schema.description].filter(Boolean).join('; ');
+  return schema.meta({
+    'x-original': true,
+    description: described ? `original key: ${described}` : 'original key',
+  });
+}
+
+/** The keys of an object schema (or of an array's items) that the seed returned. */
+export function originalKeys(schema: z.ZodType): string[] {
+  const inner = schema instanceof z.ZodArray ? (schema.element as z.ZodType) : schema;
+  if (!(inner instanceof z.ZodObject)) return [];
+  return Object.entries(inner.shape as Record<string, z.ZodType>)
+    .filter(([, field]) => field.meta()?.['x-original'] === true)
+    .map(([key]) => key);
+}
+
 export const patternRecord = z.strictObject({
+  id: original(id, 'the pattern id (the same value as pattern_id)'),
   pattern_id: id,
-  pattern_name: z.string(),
-  pattern_type: z.string(),
-  language: z.string(),
-  category: z.string().nullable(),
-  template_code: z.string().nullable(),
-  description: z.string().nullable(),
-  example_usage: z.string().nullable(),
-  source: z.string().nullable(),
-  confidence_score: z.number().nullable(),
-  usage_count: z.number(),
+  pattern_name: original(z.string()),
+  pattern_type: original(z.string()),
+  language: original(z.string()),
+  category: original(z.string().nullable()),
+  template_code: original(z.string().nullable()),
+  description: original(z.string().nullable()),
+  example_usage: original(z.string().nullable()),
+  source: original(z.string().nullable()),
+  confidence_score: original(z.number().nullable(), '0.5 when the insert left it out, as in the seed'),
+  usage_count: original(z.number()),
   success_count: z.number(),
-  success_rate: rate,
-  avg_quality_improvement: rate,
+  success_rate: original(rate, 'null until the pattern is used (the seed stored an invented 0.5)'),
+  avg_quality_improvement: original(rate),
   avg_execution_time_ms: rate,
-  complexity_score: z.number().nullable(),
-  maintainability_score: z.number().nullable(),
-  performance_score: z.number().nullable(),
-  parent_pattern_id: id.nullable(),
-  is_deprecated: z.boolean(),
-  deprecated_by_id: id.nullable(),
-  created_by: z.string().nullable(),
-  tags: z.array(z.string()),
-  context: z.record(z.string(), z.unknown()),
-  discovered_at: time,
-  updated_at: time,
-  last_used_at: time.nullable(),
+  complexity_score: original(z.number().nullable()),
+  maintainability_score: original(z.number().nullable()),
+  performance_score: original(z.number().nullable()),
+  parent_pattern_id: original(id.nullable()),
+  is_deprecated: original(z.boolean()),
+  deprecated_by_id: original(id.nullable()),
+  created_by: original(z.string().nullable(), "'system' when the insert left it out, as in the seed"),
+  tags: original(z.array(z.string())),
+  context: original(z.record(z.string(), z.unknown())),
+  discovered_at: original(time),
+  updated_at: original(time),
+  last_used_at: original(time.nullable()),
 });
 export type PatternRecord = z.output<typeof patternRecord>;
 
-export const searchHit = patternRecord.extend({ relevance: z.number() });
+export const searchHit = patternRecord.extend({
+  relevance: z.number(),
+  name_similarity: original(
+    z.number(),
+    "pg_trgm similarity of the name to the query (the seed's order; ours is relevance)",
+  ),
+});
 export const relatedPattern = patternRecord.extend({
-  relationship_type: z.string(),
-  strength: z.number(),
-  relationship_description: z.string().nullable(),
+  relationship_type: original(z.string()),
+  strength: original(z.number()),
+  relationship_description: original(z.string().nullable()),
   direction: z.enum(['outgoing', 'incoming']),
 });
-export const topPattern = patternRecord.extend({ wilson_score: z.number(), rank: z.number() });
-
-const relationshipRecord = z.strictObject({
-  relationship_id: id,
-  source_pattern_id: id,
-  target_pattern_id: id,
-  relationship_type: z.string(),
-  strength: z.number(),
+export const topPattern = patternRecord.extend({
+  wilson_score: z.number(),
+  rank: z.number(),
+  recent_usage_count: original(z.number(), 'uses in the 30 days before the read'),
 });
 
 const period = { period_start: time, period_end: time };
 
-export const insertResult = z.strictObject({ pattern_id: id, pattern_name: z.string(), discovered_at: time });
+export const insertResult = z.strictObject({
+  pattern_id: original(id),
+  pattern_name: original(z.string()),
+  discovered_at: original(time),
+});
 export const updateResult = z.strictObject({
-  pattern_id: id,
-  fields_updated: z.array(z.string()),
-  updated_at: time,
+  pattern_id: original(id),
+  pattern_name: original(z.string()),
+  fields_updated: original(z.array(z.string())),
+  updated_at: original(time),
 });
 export const deleteResult = z.strictObject({
-  pattern_id: id,
-  pattern_name: z.string(),
-  deleted: z.literal(true),
+  pattern_id: original(id),
+  pattern_name: original(z.string()),
+  deleted: original(z.literal(true)),
 });
-export const batchInsertResult = z.strictObject({ pattern_ids: z.array(id), count: z.number() });
+export const batchInsertResult = z.strictObject({
+  pattern_ids: original(z.array(id)),
+  count: original(z.number()),
+});
 export const recordUsageResult = z.strictObject({
-  event_id: id,
-  pattern_id: id,
-  used_at: time,
-  quality_improvement: rate,
+  event_id: original(id),
+  pattern_id: original(id),
+  used_at: original(time),
+  quality_improvement: original(
+    rate,
+    'quality_after - quality_before; 0 stays 0 (the seed turned 0.0 into null)',
+  ),
 });
 export const updateStatsResult = z.strictObject({
-  pattern_id: id,
-  usage_count: z.number(),
+  pattern_id: original(id),
+  usage_count: original(z.number()),
   success_count: z.number(),
-  success_rate: rate,
+  success_rate: original(rate, 'null without usage (the seed answered an invented 0.5)'),
   avg_quality_improvement: rate,
   avg_execution_time_ms: rate,
-  last_used_at: time.nullable(),
+  last_used_at: original(time.nullable()),
+  confidence_score: original(z.number().nullable()),
 });
-export const createRelationshipResult = relationshipRecord.extend({ created: z.boolean() });
-export const updateRelationshipResult = relationshipRecord.extend({ description: z.string().nullable() });
+export const createRelationshipResult = z.strictObject({
+  relationship_id: original(id),
+  source_pattern_id: original(id),
+  target_pattern_id: original(id),
+  relationship_type: original(z.string()),
+  discovered_at: original(time, 'when the relationship was first recorded'),
+  strength: z.number(),
+  created: z.boolean(),
+});
+export const updateRelationshipResult = z.strictObject({
+  relationship_id: original(id),
+  strength: original(z.number()),
+  updated_at: original(time),
+  source_pattern_id: id,
+  target_pattern_id: id,
+  relationship_type: z.string(),
+  description: z.string().nullable(),
+});
 
 export const computedAnalytics = z.strictObject({
-  ...period,
-  pattern_id: id.nullable(),
-  total_usage_count: z.number(),
-  success_count: z.number(),
-  failure_count: z.number(),
-  success_rate: rate,
-  average_execution_time_ms: rate,
-  average_quality_improvement: rate,
-  top_patterns: z.array(z.record(z.string(), z.unknown())),
-  trend_direction: z.enum(['increasing', 'decreasing', 'stable', 'insufficient_data']),
-  trend_strength: z.number(),
-  computed_at: time,
+  analytics_id: original(id, 'the stored pattern_analytics row'),
+  period_start: original(time),
+  period_end: original(time),
+  pattern_id: original(id.nullable()),
+  total_usage_count: original(z.number()),
+  success_count: original(z.number()),
+  failure_count: original(z.number()),
+  success_rate: original(rate, 'null without usage (the seed answered 0)'),
+  average_execution_time_ms: original(rate),
+  average_quality_improvement: original(rate),
+  top_patterns: original(z.array(z.record(z.string(), z.unknown()))),
+  trend_direction: original(z.enum(['increasing', 'decreasing', 'stable', 'insufficient_data'])),
+  trend_strength: original(z.number()),
+  computed_at: original(time),
 });
 export const usageTrends = z.strictObject({
   ...period,

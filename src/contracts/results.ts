@@ -21,6 +21,8 @@ export const resultMetadataSchema = z.looseObject({
   /** On a duplicate answered after WORKER_RESULT_RETENTION: the stored body was pruned to its ids. */
   result_pruned: z.boolean().optional(),
   source: messageSourceSchema.optional(),
+  /** pattern.search.request successes, as the seed's query node: rows in a list, 1 for one pattern. */
+  result_count: z.int().optional(),
 });
 export type ResultMetadata = z.infer<typeof resultMetadataSchema>;
 

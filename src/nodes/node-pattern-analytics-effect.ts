@@ -46,11 +46,17 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
     compute_analytics: async (request, scope) => {
       const { client, eventTime } = scope;
       const { period, patternId } = await scoped(request, scope);
+      // A new pattern_analytics row takes its id from the message identity (migration 015's column
+      // default reads this transaction-local setting), so a replay stores the same analytics_id; a
+      // recomputed period keeps the id it was first stored with.
+      await client.query(`SELECT set_config('pattern_worker.analytics_id', $1, true)`, [
+        scope.newId('analytics'),
+      ]);
       const { rows } = await client.query<Row>(
-        `SELECT pattern_id, period_start, period_end, total_usage_count, success_count, failure_count, success_rate,
-              average_execution_time_ms, average_quality_improvement, top_patterns, trend_direction,
-              trend_strength, computed_at
-         FROM compute_pattern_analytics($1, $2, $3, $4)`,
+        `SELECT id AS analytics_id, pattern_id, period_start, period_end, total_usage_count, success_count,
+              failure_count, success_rate, average_execution_time_ms, average_quality_improvement, top_patterns,
+              trend_direction, trend_strength, computed_at
+         FROM compute_pattern_analytics_row($1, $2, $3, $4)`,
         [period.start, period.end, patternId, eventTime],
       );
       return rows[0];

@@ -5,9 +5,11 @@ import type { StoredResultLookup } from '../contracts/result-data.ts';
 import { isWriteOperation, type Operation } from '../contracts/operations.ts';
 import type { Filters } from '../contracts/fields.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
+import type { ModelResult } from '../contracts/results.ts';
+import type { QueryRequest } from '../contracts/requests.ts';
 
 type Row = Record<string, unknown>;
-import { EffectNode, type Handlers, type NodeOptions } from './effect-node.ts';
+import { EffectNode, type ExecuteContext, type Handlers, type NodeOptions } from './effect-node.ts';
 import { lookupIdentity } from './identity-store.ts';
 import { EffectError, notFound } from '../contracts/errors.ts';
 import { filterConditions, Params, patternColumns, whereClause } from './pattern-sql.ts';
@@ -15,6 +17,13 @@ import { filterConditions, Params, patternColumns, whereClause } from './pattern
 export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'> {
   constructor(pool: Pool, options: NodeOptions = {}) {
     super('pattern.search.request', pool, options);
+  }
+
+  /** The seed's query results said how many rows they hold (1 for a single pattern): metadata.result_count. */
+  override async executeEffect(contract: QueryRequest, context: ExecuteContext = {}): Promise<ModelResult> {
+    const result = await super.executeEffect(contract, context);
+    if (result.success) result.metadata.result_count = Array.isArray(result.data) ? result.data.length : 1;
+    return result;
   }
 
   protected readonly handlers: Handlers<'pattern.search.request'> = {
@@ -115,7 +124,8 @@ export function searchStatement(
         LIMIT ${params.add(Math.max(FUZZY_CANDIDATES, wanted * 2))}
      )
      SELECT ${patternColumns('p')},
-            round((c.r + word_similarity(${raw}, ${text}))::numeric, 6) AS relevance
+            round((c.r + word_similarity(${raw}, ${text}))::numeric, 6) AS relevance,
+            round(similarity(p.pattern_name, ${params.add(query)})::numeric, 6) AS name_similarity
        FROM (SELECT id, r FROM fts UNION ALL SELECT id, r FROM fuzzy) c
        JOIN pattern_templates p ON p.id = c.id
       ORDER BY relevance DESC, p.id
@@ -138,7 +148,8 @@ const LISTS = {
     orderBy: 'p.confidence_score DESC NULLS LAST, p.id',
   },
   top: {
-    from: 'v_top_patterns t JOIN pattern_templates p ON p.id = t.id',
+    // v_pattern_ranking ranks every pattern; v_top_patterns (the seed's view) is its non-deprecated part.
+    from: 'v_pattern_ranking t JOIN pattern_templates p ON p.id = t.id',
     columns: `${patternColumns('p')}, t.rank, t.wilson_score`,
     orderBy: 't.rank',
   },
@@ -153,30 +164,42 @@ async function listPatterns(
 ) {
   const { from, columns, orderBy } = LISTS[list];
   const params = new Params();
-  const { rows } = await client.query<Row>(
-    `SELECT ${columns} FROM ${from}
+  const page = `SELECT ${columns} FROM ${from}
        ${whereClause(filterConditions(filters, params))}
       ORDER BY ${orderBy}
-      LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`,
-    params.values,
-  );
+      LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`;
+  // The seed's get_top rows carried recent_usage_count (migration 015): counted for the page only.
+  const text =
+    list === 'top'
+      ? `SELECT page.*, pattern_recent_usage_count(page.id) AS recent_usage_count FROM (${page}) page
+          ORDER BY page.rank`
+      : page;
+  const { rows } = await client.query<Row>(text, params.values);
   return rows;
 }
+
+// The seed returned outgoing relationships only; `direction` asks for incoming ones, or both.
+const RELATED_SOURCES = {
+  outgoing: `SELECT target_pattern_id AS other, relationship_type, strength, description, 'outgoing' AS direction
+               FROM pattern_relationships WHERE source_pattern_id = $1`,
+  incoming: `SELECT source_pattern_id AS other, relationship_type, strength, description, 'incoming' AS direction
+               FROM pattern_relationships WHERE target_pattern_id = $1`,
+} as const;
 
 async function getRelated(client: PoolClient, request: GetRelatedRequest) {
   const exists = await client.query('SELECT 1 FROM pattern_templates WHERE id = $1', [request.pattern_id]);
   if (exists.rowCount === 0) throw notFound(request.pattern_id);
+  const source =
+    request.direction === 'both'
+      ? `${RELATED_SOURCES.outgoing} UNION ALL ${RELATED_SOURCES.incoming}`
+      : RELATED_SOURCES[request.direction];
   const { rows } = await client.query<Row>(
     `SELECT ${patternColumns('p')}, r.relationship_type, r.strength, r.description AS relationship_description,
             r.direction
-       FROM (SELECT target_pattern_id AS other, relationship_type, strength, description, 'outgoing' AS direction
-               FROM pattern_relationships WHERE source_pattern_id = $1
-             UNION ALL
-             SELECT source_pattern_id, relationship_type, strength, description, 'incoming'
-               FROM pattern_relationships WHERE target_pattern_id = $1) r
+       FROM (${source}) r
        JOIN pattern_templates p ON p.id = r.other
       WHERE NOT p.is_deprecated
-      ORDER BY r.strength DESC, p.id, r.relationship_type
+      ORDER BY r.strength DESC, p.confidence_score DESC NULLS LAST, p.id, r.relationship_type
       LIMIT $2 OFFSET $3`,
     [request.pattern_id, request.limit, request.offset],
   );

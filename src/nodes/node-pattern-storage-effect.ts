@@ -28,6 +28,11 @@ const COLUMN_TYPES: Record<string, string> = {
   tags: 'text[]',
   context: 'jsonb',
 };
+// What the seed stored when an insert left a field out (an explicit null stays null, as it did there).
+const ORIGINAL_INSERT_DEFAULTS: Partial<Record<(typeof EDITABLE_COLUMNS)[number], unknown>> = {
+  confidence_score: 0.5,
+  created_by: 'system',
+};
 const DEFAULTS: Record<string, string> = {
   tags: `'{}'::text[]`,
   context: `'{}'::jsonb`,
@@ -76,7 +81,10 @@ export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
         id: data.pattern_id ?? scope.newId('pattern', index),
         discovered_at: data.discovered_at ?? scope.eventTime.toISOString(),
       };
-      for (const column of EDITABLE_COLUMNS) if (data[column] !== undefined) record[column] = data[column];
+      for (const column of EDITABLE_COLUMNS) {
+        const value = data[column] === undefined ? ORIGINAL_INSERT_DEFAULTS[column] : data[column];
+        if (value !== undefined) record[column] = value;
+      }
       return record;
     });
     const { rows } = await scope.client.query<InsertedRow>(INSERT_SQL, [JSON.stringify(records)]);
@@ -101,12 +109,19 @@ export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
       fields.push(column);
     }
     values.push(scope.eventTime);
-    const { rows } = await scope.client.query<{ updated_at: Date }>(
-      `UPDATE pattern_templates SET ${sets.join(', ')}, updated_at = $${values.length} WHERE id = $1 RETURNING updated_at`,
+    const { rows } = await scope.client.query<{ pattern_name: string; updated_at: Date }>(
+      `UPDATE pattern_templates SET ${sets.join(', ')}, updated_at = $${values.length} WHERE id = $1
+       RETURNING pattern_name, updated_at`,
       values,
     );
-    if (rows.length === 0) throw notFound(request.pattern_id);
-    return { pattern_id: request.pattern_id, fields_updated: fields, updated_at: rows[0]?.updated_at };
+    const row = rows[0];
+    if (!row) throw notFound(request.pattern_id);
+    return {
+      pattern_id: request.pattern_id,
+      pattern_name: row.pattern_name,
+      fields_updated: fields,
+      updated_at: row.updated_at,
+    };
   }
 
   async #delete(client: PoolClient, patternId: string) {

@@ -195,7 +195,7 @@ async function recordUsage(scope: EffectScope, request: RecordUsageRequest) {
 async function updateStats(client: PoolClient, patternId: string) {
   const { rows } = await client.query<Row>(
     `SELECT id AS pattern_id, usage_count, success_count, success_rate, avg_quality_improvement,
-            avg_execution_time_ms, last_used_at
+            avg_execution_time_ms, last_used_at, confidence_score
        FROM recompute_pattern_stats($1)`,
     [patternId],
   );
@@ -204,19 +204,22 @@ async function updateStats(client: PoolClient, patternId: string) {
   return row;
 }
 
+/** The seed's default strength of a new relationship (get_related ranks by strength). */
+const DEFAULT_STRENGTH = 0.5;
+
 async function createRelationship(scope: EffectScope, request: CreateRelationshipRequest) {
   const r = request.relationship_data;
   const { rows } = await scope.client.query<Row>(
     `INSERT INTO pattern_relationships AS r (id, source_pattern_id, target_pattern_id, relationship_type, strength,
                                              description, context, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, coalesce($5::numeric, 1), $6::text, coalesce($7::jsonb, '{}'), $8, $8)
+     VALUES ($1, $2, $3, $4, coalesce($5::numeric, ${DEFAULT_STRENGTH}), $6::text, coalesce($7::jsonb, '{}'), $8, $8)
      ON CONFLICT (source_pattern_id, target_pattern_id, relationship_type) DO UPDATE SET
        strength = coalesce($5, r.strength),
        description = coalesce($6, r.description),
        context = coalesce($7::jsonb, r.context),
        updated_at = $8
      RETURNING id AS relationship_id, source_pattern_id, target_pattern_id, relationship_type, strength,
-               (xmax = 0) AS created`,
+               created_at AS discovered_at, (xmax = 0) AS created`,
     [
       scope.newId('relationship'),
       r.source_pattern_id,
@@ -240,7 +243,8 @@ async function updateRelationship(scope: EffectScope, request: UpdateRelationshi
        context = coalesce($6::jsonb, context),
        updated_at = $7
      WHERE source_pattern_id = $1 AND target_pattern_id = $2 AND relationship_type = $3
-     RETURNING id AS relationship_id, source_pattern_id, target_pattern_id, relationship_type, strength, description`,
+     RETURNING id AS relationship_id, source_pattern_id, target_pattern_id, relationship_type, strength, description,
+               updated_at`,
     [
       r.source_pattern_id,
       r.target_pattern_id,

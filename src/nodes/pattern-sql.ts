@@ -3,6 +3,8 @@ import type { Filters } from '../contracts/fields.ts';
 
 /** Columns a pattern is returned with (internal sums and the search vector stay inside). */
 export const PATTERN_COLUMNS = [
+  // The seed's rows carried `id`; ours `pattern_id`: both, the same value.
+  'id',
   'id AS pattern_id',
   'pattern_name',
   'pattern_type',

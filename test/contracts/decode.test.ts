@@ -171,3 +171,71 @@ describe('TopicNames', () => {
     expect(names.lookup('pattern.usage')).toBeUndefined();
   });
 });
+
+// The seed's ModelContractEffect serialised every field of its node's contract, with its defaults for
+// the ones a call left out (README "Coming from the Python storage layer").
+describe("the seed's serialised contract", () => {
+  it.each([
+    ['pattern.usage', { operation: 'update_stats', pattern_id: ID, usage_data: {}, relationship_data: {} }],
+    [
+      'pattern.usage',
+      { operation: 'record_usage', pattern_id: ID, usage_data: { success: true }, relationship_data: {} },
+    ],
+    [
+      'pattern.search.request',
+      { operation: 'get_by_id', pattern_id: ID, filters: {}, search_query: null, limit: 10, offset: 0 },
+    ],
+    ['pattern.insert', { operation: 'delete', pattern_id: ID, data: {}, patterns: [] }],
+    [
+      'pattern.analytics.compute',
+      { operation: 'compute_analytics', pattern_id: null, period_start: null, aggregate_by: 'day' },
+    ],
+  ] as const)('accepts the defaults of fields %s does not use (%j)', (topic, body) => {
+    const r = decode(topic, { ...body, correlation_id: ID });
+    expect(errorOf(r)).toBeUndefined();
+  });
+
+  it.each([
+    [
+      { operation: 'get_by_id', pattern_id: ID, limit: 5 },
+      'limit: is not used by operation "get_by_id" (send null, 10 or leave it out)',
+    ],
+    [
+      { operation: 'get_by_id', pattern_id: ID, filters: { language: 'go' } },
+      'filters: is not used by operation "get_by_id" (send null, {} or leave it out)',
+    ],
+    [
+      { operation: 'get_top', search_query: 'x' },
+      'search_query: is not used by operation "get_top" (send null or leave it out)',
+    ],
+  ])('refuses other values of unused fields by name (%j)', (body, message) => {
+    expect(errorOf(decode('pattern.search.request', body))?.message).toBe(message);
+  });
+
+  it('still refuses unknown fields', () => {
+    expect(
+      errorOf(decode('pattern.search.request', { operation: 'get_by_id', pattern_id: ID, foo: {} }))?.message,
+    ).toBe('unknown field "foo"');
+  });
+
+  it('reads a naive date-time as UTC', () => {
+    const r = decode('pattern.analytics.compute', {
+      operation: 'compute_analytics',
+      period_start: '2025-10-01T08:30:00.123456',
+      period_end: '2025-10-31T08:30:00',
+    });
+    expect(r.ok && r.request).toMatchObject({
+      period_start: '2025-10-01T08:30:00.123456Z',
+      period_end: '2025-10-31T08:30:00Z',
+    });
+    const usage = decode('pattern.usage', {
+      operation: 'record_usage',
+      pattern_id: ID,
+      usage_data: { used_at: '2025-10-01T08:30:00+02:00' },
+    });
+    // An offset is kept; success defaults to true, as in the seed.
+    expect(usage.ok && usage.request).toMatchObject({
+      usage_data: { used_at: '2025-10-01T08:30:00+02:00', success: true },
+    });
+  });
+});

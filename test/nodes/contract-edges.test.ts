@@ -139,7 +139,7 @@ describe('messages', () => {
       usage_data: { success: 'yes', execution_time_ms: 1e12 },
     } as never);
     const messages = issues(r).map((i) => i.message);
-    expect(messages).toContain('usage_data.success: is required and must be true or false');
+    expect(messages).toContain('usage_data.success: must be true or false (leave it out for true)');
     expect(messages).toContain('usage_data.execution_time_ms: must be at most 86400000 (one day)');
     const typed = await query.executeEffect({ operation: 'search', search_query: 42 } as never);
     expect(issues(typed)[0]?.message).toBe('search_query: must be a string');

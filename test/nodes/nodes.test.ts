@@ -319,7 +319,7 @@ describe('NodePatternQueryEffect', () => {
     });
   });
 
-  it('get_related returns both directions with type and strength', async () => {
+  it('get_related returns outgoing relationships, incoming or both on request, with type and strength', async () => {
     await update.executeEffect({
       operation: 'create_relationship',
       relationship_data: {
@@ -338,10 +338,14 @@ describe('NodePatternQueryEffect', () => {
         strength: 0.3,
       },
     } as never);
-    const related = list(
-      await query.executeEffect({ operation: 'get_related', pattern_id: ids[0] } as never),
-    );
-    expect(related.map((r) => [r.pattern_name, r.relationship_type, r.strength, r.direction])).toEqual([
+    const related = async (direction?: string) =>
+      list(
+        await query.executeEffect({ operation: 'get_related', pattern_id: ids[0], direction } as never),
+      ).map((r) => [r.pattern_name, r.relationship_type, r.strength, r.direction]);
+    // Outgoing by default, as the seed; incoming or both on request.
+    expect(await related()).toEqual([['RetryPolicy', 'complements', 0.8, 'outgoing']]);
+    expect(await related('incoming')).toEqual([['RetryPolicy', 'uses', 0.3, 'incoming']]);
+    expect(await related('both')).toEqual([
       ['RetryPolicy', 'complements', 0.8, 'outgoing'],
       ['RetryPolicy', 'uses', 0.3, 'incoming'],
     ]);

@@ -124,7 +124,7 @@ describe('compute_pattern_analytics', () => {
     const [row] = await q(
       `SELECT total_usage_count, success_count, failure_count, success_rate, average_execution_time_ms,
               average_quality_improvement, top_patterns, trend_direction
-         FROM compute_pattern_analytics('2026-01-01T12:00Z', '2026-01-03T08:00Z', $1)`,
+         FROM compute_pattern_analytics_row('2026-01-01T12:00Z', '2026-01-03T08:00Z', $1)`,
       [A],
     );
     // 23:59 on day 1 and 00:00 on day 2 are in; 10:00 on day 1 is before; 08:00 on day 3 is the (excluded) end.
@@ -146,7 +146,7 @@ describe('compute_pattern_analytics', () => {
         total_usage_count: number;
         top_patterns: { pattern_id: string; usage_count: number }[];
       }>(
-        `SELECT id, total_usage_count, top_patterns FROM compute_pattern_analytics('2026-01-01T00:00Z', '2026-01-04T00:00Z')`,
+        `SELECT id, total_usage_count, top_patterns FROM compute_pattern_analytics_row('2026-01-01T00:00Z', '2026-01-04T00:00Z')`,
       );
     const [first] = await compute();
     const [second] = await compute();
@@ -181,7 +181,7 @@ describe('compute_pattern_analytics', () => {
     const trend = async (from: string, to: string) =>
       (
         await q<{ trend_direction: string; trend_strength: number }>(
-          'SELECT trend_direction, trend_strength FROM compute_pattern_analytics($1, $2, $3)',
+          'SELECT trend_direction, trend_strength FROM compute_pattern_analytics_row($1, $2, $3)',
           [from, to, p],
         )
       )[0];
@@ -206,7 +206,7 @@ describe('compute_pattern_analytics', () => {
 
   it('matches a raw-event computation over partial days', async () => {
     const [fromDaily] = await q<{ total_usage_count: number; success_count: number }>(
-      `SELECT total_usage_count, success_count FROM compute_pattern_analytics('2026-01-01T05:00Z', '2026-03-13T07:00Z')`,
+      `SELECT total_usage_count, success_count FROM compute_pattern_analytics_row('2026-01-01T05:00Z', '2026-03-13T07:00Z')`,
     );
     const [raw] = await q<{ n: number; ok: number }>(
       `SELECT count(*) AS n, count(*) FILTER (WHERE success) AS ok FROM pattern_usage_events
@@ -289,7 +289,7 @@ describe('scale', () => {
     );
     const inserted = performance.now();
     const [row] = await q<{ total_usage_count: number }>(
-      `SELECT total_usage_count FROM compute_pattern_analytics('2026-04-01T06:00Z', '2026-05-01T00:00Z')`,
+      `SELECT total_usage_count FROM compute_pattern_analytics_row('2026-04-01T06:00Z', '2026-05-01T00:00Z')`,
     );
     const computed = performance.now();
     console.log(
@@ -315,7 +315,7 @@ describe('compute_pattern_analytics top patterns beyond the 200 most used', () =
   let own: TestDatabase;
   const top = async (start: string, end: string) => {
     const { rows } = await own.pool.query<{ top_patterns: { pattern_id: string; usage_count: number }[] }>(
-      'SELECT top_patterns FROM compute_pattern_analytics($1, $2)',
+      'SELECT top_patterns FROM compute_pattern_analytics_row($1, $2)',
       [start, end],
     );
     return rows[0]?.top_patterns.map((t) => [t.pattern_id, t.usage_count]);
