@@ -29,6 +29,8 @@ export interface Produced {
   topic: string;
   partition: number;
   offset: number;
+  /** The record's CreateTime (ms), set by librdkafka when it was produced. */
+  timestamp: number;
   error?: string;
   key: Digest | null;
   value: Digest | null;

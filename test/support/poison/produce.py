@@ -82,7 +82,7 @@ def main():
             if err is not None:
                 entry["error"] = str(err)
             else:
-                entry.update(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
+                entry.update(topic=msg.topic(), partition=msg.partition(), offset=msg.offset(), timestamp=msg.timestamp()[1])
             out[i] = entry
 
         return callback
