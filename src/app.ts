@@ -14,7 +14,9 @@ import { observeMetrics, observeTracing } from './messaging/stages/observers.ts'
 import { createTopics, missingTopics } from './messaging/kafka/topic-admin.ts';
 import { TopicDirectory } from './messaging/kafka/topic-directory.ts';
 import { UnitPipeline } from './messaging/stages/unit-pipeline.ts';
-import { Worker, type LanePlan } from './messaging/kafka/worker.ts';
+import { Worker } from './messaging/kafka/worker.ts';
+import type { LaneSettings } from './messaging/engine/settings.ts';
+import { checkRecord, recordLimits } from './messaging/stages/record-check.ts';
 import {
   NodePatternAnalyticsEffect,
   NodePatternQueryEffect,
@@ -77,22 +79,56 @@ function installFaultHooks(lifecycle: Lifecycle): void {
   }
 }
 
-/** The lanes of a live worker, or the single lane of a replay pass over `topics`. */
-function lanePlans(config: Config, names: TopicNames, topics: RequestTopic[] | undefined): LanePlan[] {
-  if (topics) {
+/** Settings shared by every lane of this process. */
+function commonSettings(config: Config, options: WorkerAppOptions) {
+  return {
+    maxAttempts: config.WORKER_MAX_ATTEMPTS,
+    backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
+    maxBatch: config.WORKER_BATCH_SIZE,
+    // With WORKER_BATCH_SIZE events of up to 1 MiB each, a batch could otherwise need hundreds of MiB,
+    // more than the shipped heap settings allow.
+    maxBatchBytes: 4 * 1024 * 1024,
+    maxBufferedMessages: config.WORKER_PARTITION_BUFFER,
+    maxUncommittedMessages: config.WORKER_PARTITION_BUFFER * 4,
+    maxBufferedBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_MESSAGE_BYTES * 4),
+    maxPendingPublishBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_RESULT_BYTES * 4),
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    // One record batch over this is still fetched whole (KIP-74), so a large request never wedges.
+    maxBytesPerPartition: 1024 * 1024,
+    fromBeginning: true,
+    endOffset: options.endOffset,
+  };
+}
+
+/** The lanes of a live worker, or the single lane of a replay pass over `topics`: built once, passed whole. */
+export function laneSettings(config: Config, options: WorkerAppOptions): LaneSettings[] {
+  const names = new TopicNames(config.TOPIC_PREFIX);
+  const common = commonSettings(config, options);
+  const startOffsets = options.startOffsets ?? [];
+  if (options.topics) {
+    const topics = options.topics.map((t) => names.request(t));
     return [
       {
+        ...common,
         name: 'replay',
-        topics: topics.map((t) => names.request(t)),
+        topics,
         concurrency: config.WORKER_REPLAY_CONCURRENCY,
+        maxRatePerSecond: config.WORKER_REPLAY_MAX_RATE,
+        startOffsets,
       },
     ];
   }
-  return LANE_NAMES.map((lane) => ({
-    name: lane,
-    topics: LANES[lane].topics.map((t) => names.request(t)),
-    concurrency: config[LANES[lane].concurrencyVariable],
-  }));
+  return LANE_NAMES.map((lane) => {
+    const topics = LANES[lane].topics.map((t) => names.request(t));
+    return {
+      ...common,
+      name: lane,
+      topics,
+      concurrency: config[LANES[lane].concurrencyVariable],
+      maxRatePerSecond: 0,
+      startOffsets: startOffsets.filter((s) => topics.includes(s.topic)),
+    };
+  });
 }
 
 export class MissingTopicsError extends Error {
@@ -201,26 +237,21 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       lifecycle,
       select: options.select,
     });
-    const lanes = lanePlans(config, names, options.topics);
+    const lanes = laneSettings(config, options);
     for (const lane of lanes) metrics.laneBudget(lane.name, lane.concurrency);
+    const limits = recordLimits({
+      maxKeyBytes: config.WORKER_MAX_KEY_BYTES,
+      maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
+    });
     worker = new Worker({
       kafka,
       groupId,
       lanes,
       work,
+      checkRecord: (record) => checkRecord(record, limits),
       lifecycle,
       logger,
       readiness,
-      backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
-      maxAttempts: config.WORKER_MAX_ATTEMPTS,
-      maxBatch: config.WORKER_BATCH_SIZE,
-      maxBufferedMessages: config.WORKER_PARTITION_BUFFER,
-      maxBufferedBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_MESSAGE_BYTES * 4),
-      // One record batch over this is still fetched whole (KIP-74), so a large request never wedges.
-      maxBytesPerPartition: 1024 * 1024,
-      sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
-      endOffset: options.endOffset,
-      startOffsets: options.startOffsets,
     });
     await worker.start();
     // The live worker keeps the identity store bounded (a replay pass leaves that to it).

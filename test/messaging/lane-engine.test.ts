@@ -2,140 +2,28 @@
 // per key, pipelined publishing, commits never past a message whose effect or result is not done,
 // pause and resume, retries, rebalances and draining. Random completion orders via fast-check.
 import fc from 'fast-check';
+import {
+  FakeControl,
+  FakePublisher,
+  FakeWork,
+  flush,
+  message,
+  testSettings,
+  type Kind,
+} from '../support/engine-fakes.ts';
 import { describe, expect, it } from 'vitest';
 import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
-import { LaneEngine, type ConsumerControl, type RecordSink } from '../../src/messaging/engine/lane-engine.ts';
+import { LaneEngine } from '../../src/messaging/engine/lane-engine.ts';
+import type {
+  ConsumerControl,
+  RecordSink,
+  Schedulable,
+  UnitOutput,
+  UnitWork,
+} from '../../src/messaging/engine/ports.ts';
+import type { LaneSettings } from '../../src/messaging/engine/settings.ts';
 import { Lifecycle, type UnitView } from '../../src/messaging/engine/lifecycle.ts';
-import type { UnitOutput } from '../../src/messaging/stages/outcomes.ts';
-import type { Schedulable, UnitWork } from '../../src/messaging/stages/unit-pipeline.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
-
-type Kind = 'read' | 'write' | 'usage';
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (v: T) => void;
-  reject: (e: unknown) => void;
-}
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-const flush = () => new Promise<void>((r) => setImmediate(r));
-
-function message(partition: number, offset: number, kind: Kind, key: string): InboundMessage {
-  return {
-    topic: 't',
-    partition,
-    offset: String(offset),
-    key: key ? Buffer.from(key) : null,
-    value: Buffer.from(kind),
-    headers: {},
-    timestamp: '0',
-  };
-}
-
-/** Work whose every try waits for the test to settle it. */
-class FakeWork implements UnitWork {
-  readonly runs: { unit: UnitView; items: readonly Schedulable[]; done: Deferred<UnitOutput> }[] = [];
-  readonly effectOrder: string[] = [];
-  gaveUp: UnitView[] = [];
-
-  prepare(m: InboundMessage): Schedulable {
-    const kind = m.value?.toString() as Kind;
-    return {
-      message: m,
-      ordering: kind === 'read' ? 'free' : 'key',
-      key: m.key?.toString() ?? '',
-      batchable: kind === 'usage',
-      skip: false,
-      correlationId: null,
-    };
-  }
-
-  run(unit: UnitView, items: readonly Schedulable[]): Promise<UnitOutput> {
-    const done = deferred<UnitOutput>();
-    this.runs.push({ unit, items, done });
-    return done.promise;
-  }
-
-  /** Settles the i-th pending try successfully, with one record per message. */
-  succeed(i: number): void {
-    const [run] = this.runs.splice(i, 1);
-    if (!run) throw new Error('no such run');
-    for (const it of run.items)
-      this.effectOrder.push(`${it.message.partition}/${it.key}/${it.message.offset}`);
-    run.done.resolve(output(run.items));
-  }
-
-  fail(i: number, err: unknown): void {
-    const [run] = this.runs.splice(i, 1);
-    run?.done.reject(err);
-  }
-
-  giveUp(unit: UnitView, items: readonly Schedulable[]): UnitOutput {
-    this.gaveUp.push(unit);
-    return output(items);
-  }
-}
-
-function output(items: readonly Schedulable[]): UnitOutput {
-  return {
-    records: items.map((it) => ({
-      topic: 'results',
-      key: it.key,
-      value: `${it.message.partition}/${it.message.offset}`,
-      headers: {},
-    })),
-    outcomes: [],
-  };
-}
-
-class FakePublisher implements RecordSink {
-  readonly pending: { records: OutboundRecord[]; acked: Deferred<void> }[] = [];
-  readonly order: string[] = [];
-  publish(records: OutboundRecord[]): Promise<void> {
-    const acked = deferred<void>();
-    this.pending.push({ records, acked });
-    for (const r of records) this.order.push(`${String(r.key)}/${String(r.value)}`);
-    return acked.promise;
-  }
-  /** Acks the oldest publish (the real publisher acks in order). */
-  ack(): void {
-    this.pending.shift()?.acked.resolve();
-  }
-}
-
-class FakeControl implements ConsumerControl {
-  readonly commits: { topic: string; partition: number; offset: string }[][] = [];
-  readonly paused = new Set<string>();
-  pauses = 0;
-  resumes = 0;
-  pause(topic: string, partition: number) {
-    this.pauses++;
-    this.paused.add(`${topic}:${partition}`);
-  }
-  resume(topic: string, partition: number) {
-    this.resumes++;
-    this.paused.delete(`${topic}:${partition}`);
-  }
-  commit(offsets: { topic: string; partition: number; offset: string }[]) {
-    this.commits.push(offsets);
-    return Promise.resolve();
-  }
-  committed(partition: number): bigint {
-    let best = -1n;
-    for (const c of this.commits)
-      for (const o of c) if (o.partition === partition && BigInt(o.offset) > best) best = BigInt(o.offset);
-    return best;
-  }
-}
 
 function setup(
   overrides: {
@@ -154,18 +42,19 @@ function setup(
     throw err;
   });
   const engine = new LaneEngine({
-    lane: 'test',
+    settings: testSettings({
+      concurrency: overrides.concurrency ?? 3,
+      maxAttempts: overrides.maxAttempts ?? 3,
+      backoff: { initialMs: overrides.backoffMs ?? 1, maxMs: (overrides.backoffMs ?? 1) * 2 },
+      maxBatch: overrides.maxBatch ?? 4,
+      maxBufferedMessages: overrides.maxBuffered ?? 1000,
+      maxBufferedBytes: overrides.maxBytes ?? 64 * 1024 * 1024,
+    }),
     work,
     publisher,
     control,
     lifecycle,
     logger: createLogger('silent'),
-    concurrency: overrides.concurrency ?? 3,
-    maxAttempts: overrides.maxAttempts ?? 3,
-    backoff: { initialMs: overrides.backoffMs ?? 1, maxMs: (overrides.backoffMs ?? 1) * 2 },
-    maxBatch: overrides.maxBatch ?? 4,
-    maxBufferedMessages: overrides.maxBuffered ?? 1000,
-    maxBufferedBytes: overrides.maxBytes ?? 64 * 1024 * 1024,
   });
   return { work, publisher, control, lifecycle, engine };
 }

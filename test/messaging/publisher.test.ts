@@ -1,72 +1,120 @@
-// The ordered publisher over a fake producer: one request in flight carrying what queued meanwhile, the
-// same records in the same order after a failure, and a new producer after repeated failures.
+// The ordered publisher over a fake sender: one send in flight carrying what queued meanwhile, the same
+// records in the same order after a transient failure, every record checked before it is queued, and a
+// record the broker refuses for good isolated and replaced while the records behind it go on.
 import { describe, expect, it } from 'vitest';
 import type { OutboundRecord } from '../../src/messaging/engine/records.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
+import { SendError, type RecordSender } from '../../src/messaging/engine/ports.ts';
 import { OrderedPublisher } from '../../src/messaging/engine/publisher.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 
-type Sent = { topic: string; messages: { value: unknown }[] }[];
-
-class FakeProducer {
+class FakeSender implements RecordSender {
   readonly sent: string[][] = [];
-  failures = 0;
+  transientFailures = 0;
+  /** Values the broker refuses for good. */
+  readonly refuse = new Set<string>();
   inFlight = 0;
   maxInFlight = 0;
-  async sendBatch({ topicMessages }: { topicMessages: Sent }) {
+  async send(records: readonly OutboundRecord[]) {
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     await new Promise((r) => setTimeout(r, 2));
     this.inFlight--;
-    if (this.failures > 0) {
-      this.failures--;
-      throw Object.assign(new Error('broker unavailable'), { name: 'KafkaJSConnectionError' });
+    if (this.transientFailures > 0) {
+      this.transientFailures--;
+      throw new SendError('KafkaJSConnectionError: broker unavailable', false);
     }
-    this.sent.push(topicMessages.flatMap((t) => t.messages.map((m) => String(m.value))));
-    return [];
+    if (records.some((r) => this.refuse.has(String(r.value)))) {
+      throw new SendError('KafkaJSProtocolError: MESSAGE_TOO_LARGE', true);
+    }
+    this.sent.push(records.map((r) => String(r.value)));
   }
 }
 
-const record = (value: string): OutboundRecord => ({ topic: 'results', key: 'k', value, headers: {} });
+const record = (value: string, ifRefused?: OutboundRecord['ifRefused']): OutboundRecord => ({
+  topic: 'results',
+  key: 'k',
+  value,
+  headers: {},
+  ifRefused,
+});
 
-function publisher(producer: FakeProducer, replacements: FakeProducer[] = []) {
+function publisher(sender: FakeSender, lifecycle = new Lifecycle()) {
   return new OrderedPublisher({
-    producer: producer as never,
+    sender,
+    check: (r) =>
+      String(r.value).startsWith('bad')
+        ? 'its header "constructor" has a value that is a function'
+        : undefined,
     lane: 'test',
-    lifecycle: new Lifecycle(),
+    lifecycle,
     backoff: { initialMs: 1, maxMs: 2 },
     logger: createLogger('silent'),
-    replaceProducer: () => {
-      const next = replacements.shift();
-      if (!next) return Promise.reject(new Error('no producer left'));
-      return Promise.resolve(next as never);
-    },
   });
 }
 
 describe('OrderedPublisher', () => {
-  it('keeps one request in flight and sends what queued meanwhile together, in order', async () => {
-    const producer = new FakeProducer();
-    const p = publisher(producer);
+  it('keeps one send in flight and sends what queued meanwhile together, in order', async () => {
+    const sender = new FakeSender();
+    const p = publisher(sender);
     await Promise.all(['a', 'b', 'c', 'd'].map((v) => p.publish([record(v)])));
-    expect(producer.maxInFlight).toBe(1);
-    expect(producer.sent).toEqual([['a'], ['b', 'c', 'd']]);
+    expect(sender.maxInFlight).toBe(1);
+    expect(sender.sent).toEqual([['a'], ['b', 'c', 'd']]);
+    expect(p.pendingBytes).toBe(0);
   });
 
-  it('sends the same records again after a failure, and replaces the producer after three', async () => {
-    const broken = new FakeProducer();
-    broken.failures = 100;
-    const fresh = new FakeProducer();
-    const p = publisher(broken, [fresh]);
+  it('sends the same records again after transient failures, none twice', async () => {
+    const sender = new FakeSender();
+    sender.transientFailures = 3;
+    const p = publisher(sender);
     await Promise.all([p.publish([record('a')]), p.publish([record('b')])]);
-    expect(broken.sent).toEqual([]);
-    expect(fresh.sent.flat()).toEqual(['a', 'b']);
+    expect(sender.sent.flat()).toEqual(['a', 'b']);
+  });
+
+  it('replaces a record that fails the check before it is queued; the others go on', async () => {
+    const sender = new FakeSender();
+    const lifecycle = new Lifecycle();
+    const refused: string[] = [];
+    lifecycle.on('record.refused', ({ reason }) => refused.push(reason));
+    const p = publisher(sender, lifecycle);
+    await Promise.all([
+      p.publish([record('a')]),
+      p.publish([record('bad', (reason) => [record(`error: ${reason.slice(0, 14)}`)])]),
+      p.publish([record('bad-without-replacement')]),
+      p.publish([record('c')]),
+    ]);
+    expect(sender.sent.flat()).toEqual(['a', 'error: its header "co', 'c']);
+    expect(refused).toHaveLength(2);
+  });
+
+  it('isolates a record the broker refuses for good, publishes its replacement in its place, and goes on', async () => {
+    const sender = new FakeSender();
+    sender.refuse.add('huge');
+    const p = publisher(sender);
+    // Queued while the first send is in flight: the next send carries all of them.
+    const first = p.publish([record('a')]);
+    const rest = [
+      p.publish([record('b')]),
+      p.publish([record('huge', () => [record('too-large-error'), record('dead-letter')])]),
+      p.publish([record('c')]),
+    ];
+    await Promise.all([first, ...rest]);
+    expect(sender.sent.flat()).toEqual(['a', 'b', 'too-large-error', 'dead-letter', 'c']);
+  });
+
+  it('drops a refused record whose replacement is refused too, after two levels', async () => {
+    const sender = new FakeSender();
+    sender.refuse.add('huge').add('still-huge');
+    const p = publisher(sender);
+    const again = (): OutboundRecord[] => [record('still-huge', again)];
+    await p.publish([record('huge', again), record('after')]);
+    expect(sender.sent.flat()).toEqual(['after']);
   });
 
   it('rejects what is left when closed', async () => {
-    const producer = new FakeProducer();
-    producer.failures = 100;
-    const p = publisher(producer);
+    const sender = new FakeSender();
+    sender.transientFailures = 100;
+    const p = publisher(sender);
     const pending = p.publish([record('a')]);
     p.close();
     await expect(pending).rejects.toThrow(/closed/);

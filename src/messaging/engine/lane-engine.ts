@@ -1,68 +1,29 @@
 // The processing engine of one lane: takes in fetched messages, runs up to `concurrency` units at once
 // across the lane's partitions (order rules in partition-scheduler.ts), hands each unit's records to the
 // publisher without waiting for the acks of the ones before, and commits each partition's offset only
-// below its lowest message whose effect or result is not done (offset-tracker.ts). Failures: transient
-// ones back the partition off and retry for as long as they last; any other error is retried
-// `maxAttempts` times, then its message is answered with INTERNAL and dead-lettered.
+// below its lowest message whose effect or result is not done (offset-tracker.ts, committer.ts). Where a
+// partition may start after a rebalance: partition-registry.ts; what a failure leads to: retry-policy.ts;
+// pausing and the rate budget: flow-control.ts.
 import type { Logger } from '../../telemetry/logger.ts';
-import { backoffDelay, type BackoffPolicy } from './backoff.ts';
-import { classifyFailure, describeFailure, type Failure } from './failures.ts';
-import type { InboundMessage, OutboundRecord } from './records.ts';
+import { Committer } from './committer.ts';
+import { classifyFailure, describeFailure } from './failures.ts';
+import { mayResume, RateLimiter, shouldPause } from './flow-control.ts';
 import type { Lifecycle, UnitView } from './lifecycle.ts';
-import { OffsetTracker } from './offset-tracker.ts';
-import type { UnitOutput } from '../stages/outcomes.ts';
+import { PartitionRegistry, partitionKey, type PartitionState } from './partition-registry.ts';
 import { PartitionScheduler } from './partition-scheduler.ts';
-import type { Schedulable, UnitWork } from '../stages/unit-pipeline.ts';
-
-/** What the engine asks of its consumer: flow control and commits. */
-export interface ConsumerControl {
-  pause(topic: string, partition: number): void;
-  resume(topic: string, partition: number): void;
-  commit(offsets: { topic: string; partition: number; offset: string }[]): Promise<void>;
-}
-
-/** Publishes records in the order they are handed over; resolves once the broker has acknowledged them. */
-export interface RecordSink {
-  publish(records: OutboundRecord[]): Promise<void>;
-}
+import type { ConsumerControl, RecordSink, Schedulable, UnitOutput, UnitWork } from './ports.ts';
+import type { InboundMessage } from './records.ts';
+import { decideRetry } from './retry-policy.ts';
+import type { LaneSettings } from './settings.ts';
 
 export interface LaneEngineOptions<P extends Schedulable> {
-  lane: string;
+  settings: LaneSettings;
   work: UnitWork<P>;
   publisher: RecordSink;
   control: ConsumerControl;
   lifecycle: Lifecycle;
   logger: Logger;
-  /** Units running at once in this lane. */
-  concurrency: number;
-  /** Tries of a message that fails with an error that is not transient. */
-  maxAttempts: number;
-  backoff: BackoffPolicy;
-  /** Most usage events in one transaction. */
-  maxBatch: number;
-  /** A partition's fetching pauses above this many unfinished messages, and resumes below half. */
-  maxBufferedMessages: number;
-  /** The lane's fetching pauses above this many buffered bytes, per partition that receives. */
-  maxBufferedBytes: number;
-  /** Messages started per second at most (replay's budget); unlimited when absent. */
-  maxRatePerSecond?: number | undefined;
   random?: () => number;
-}
-
-interface PartitionState<P extends Schedulable> {
-  topic: string;
-  partition: number;
-  tracker: OffsetTracker;
-  scheduler: PartitionScheduler<P>;
-  /** Units picked and not done (running, waiting to retry, or waiting for their publish acks). */
-  inFlight: number;
-  retired: boolean;
-  predecessor: PartitionState<P> | undefined;
-  backoffUntil: number;
-  transientStreak: number;
-  paused: boolean;
-  bytes: number;
-  committed: bigint;
 }
 
 interface Unit<P extends Schedulable> {
@@ -76,19 +37,14 @@ interface Unit<P extends Schedulable> {
   startedAt: number;
 }
 
-/** Most bytes of request values in one usage batch: with WORKER_BATCH_SIZE events of up to 1 MiB each, a
- * batch could otherwise need hundreds of MiB, more than the shipped heap settings allow. */
-const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-
 const sizeOf = (m: InboundMessage) => (m.value?.length ?? 0) + (m.key?.length ?? 0) + 64;
-const keyOf = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 export class LaneEngine<P extends Schedulable> {
   readonly #o: LaneEngineOptions<P>;
-  readonly #states = new Map<string, PartitionState<P>>();
-  /** Partitions in the order units are taken from them (round robin). */
-  #order: PartitionState<P>[] = [];
-  #cursor = 0;
+  readonly #s: LaneSettings;
+  readonly #partitions: PartitionRegistry<P>;
+  readonly #committer: Committer<P>;
+  readonly #rate: RateLimiter;
   readonly #retryReady: Unit<P>[] = [];
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #live = new Set<Unit<P>>();
@@ -96,20 +52,30 @@ export class LaneEngine<P extends Schedulable> {
   #bytes = 0;
   #nextId = 1;
   #closing = false;
-  #committing: Promise<void> | undefined;
-  #commitAgain = false;
   #idleWaiters: (() => void)[] = [];
-  /** Rate budget: messages that may still start; refilled at maxRatePerSecond, may run into debt. */
-  #tokens = 0;
-  #tokensAt = performance.now();
-  #rateWake: NodeJS.Timeout | undefined;
+  #wake: NodeJS.Timeout | undefined;
 
   constructor(options: LaneEngineOptions<P>) {
     this.#o = options;
+    const s = (this.#s = options.settings);
+    this.#partitions = new PartitionRegistry<P>(
+      () => new PartitionScheduler<P>({ maxBatch: s.maxBatch, maxBatchBytes: s.maxBatchBytes }),
+    );
+    this.#committer = new Committer<P>(() => this.#partitions.live(), {
+      commit: (offsets) => options.control.commit(offsets),
+      committed: (offsets) => options.lifecycle.emit('offsets.committed', { lane: s.name, offsets }),
+      // A rebalance or a broker outage; the next finished unit commits again (the offsets only grow).
+      failed: (err) =>
+        options.logger.warn(
+          { lane: s.name, err: describeFailure(classifyFailure(err)) },
+          'offset commit failed; will commit again',
+        ),
+    });
+    this.#rate = new RateLimiter(s.maxRatePerSecond, Math.max(s.maxBatch, s.maxRatePerSecond / 10));
   }
 
   get lane(): string {
-    return this.#o.lane;
+    return this.#s.name;
   }
 
   get running(): number {
@@ -118,8 +84,25 @@ export class LaneEngine<P extends Schedulable> {
 
   /** Takes in messages fetched from one partition, in offset order. `fetchedTo`: one past the batch's last offset. */
   accept(topic: string, partition: number, messages: readonly InboundMessage[], fetchedTo?: bigint): void {
-    if (this.#closing || messages.length === 0) return;
-    const state = this.#state(topic, partition, BigInt((messages[0] as InboundMessage).offset));
+    const first = messages[0];
+    if (this.#closing || !first) return;
+    const opening = this.#partitions.open(topic, partition, BigInt(first.offset));
+    if ('seekTo' in opening) {
+      // The consumer resumed above messages this lane had not finished: fetch them again.
+      this.#o.logger.warn(
+        { lane: this.lane, topic, partition, fetched_from: first.offset, restart_at: String(opening.seekTo) },
+        'the consumer resumed past unfinished messages; seeking back to them',
+      );
+      this.#o.control.seek(topic, partition, opening.seekTo);
+      return;
+    }
+    const { state } = opening;
+    if (opening.gap) {
+      this.#o.logger.error(
+        { lane: this.lane, topic, partition, from: String(opening.gap.from), to: String(opening.gap.to) },
+        'the log no longer holds offsets this lane had not finished (deleted by retention); going on after them',
+      );
+    }
     for (const message of messages) {
       const offset = BigInt(message.offset);
       if (offset < state.tracker.fetchedEnd) continue; // fetched again after a retry of the fetch
@@ -143,21 +126,43 @@ export class LaneEngine<P extends Schedulable> {
     this.#progress(state);
     this.#pauseIfFull(state);
     this.#pump();
+    // Skipped messages (replay) finish at once: their offsets may commit.
+    if (state.tracker.safe > state.committed && state.tracker.unfinished === 0) void this.#committer.commit();
   }
 
-  /** The group's assignment changed: every partition starts again from its committed offset. */
+  /** The group's assignment changed, or the consumer is new: every partition starts again from its
+   * restart point (queued work is dropped; in-flight units finish and their successors wait for them). */
   reassigned(): void {
-    for (const state of this.#states.values()) this.#retire(state);
-    this.#states.clear();
-    this.#order = [];
-    this.#cursor = 0;
+    for (const state of this.#partitions.retireAll()) {
+      for (const item of state.scheduler.clear()) this.#unbuffer(state, item.message);
+      for (let i = this.#retryReady.length - 1; i >= 0; i--) {
+        const unit = this.#retryReady[i] as Unit<P>;
+        if (unit.state === state) {
+          this.#retryReady.splice(i, 1);
+          this.#drop(unit);
+        }
+      }
+      if (state.paused) {
+        state.paused = false;
+        this.#o.control.resume(state.topic, state.partition);
+      }
+      // If the consumer goes on without a fresh assignment, it fetches from here (a partition that is
+      // not ours after the rebalance ignores it).
+      this.#o.control.seek(state.topic, state.partition, state.tracker.safe);
+    }
+  }
+
+  /** A fresh assignment (topic, partition pairs): partitions not in it forget their restart points. */
+  assigned(partitions: readonly { topic: string; partition: number }[]): void {
+    this.#partitions.assigned(new Set(partitions.map((p) => partitionKey(p.topic, p.partition))));
   }
 
   /** Stops taking new work, lets running units finish and publish, commits, within `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     this.#closing = true;
-    if (this.#rateWake) clearTimeout(this.#rateWake);
-    for (const state of this.#states.values()) this.#dropQueued(state);
+    if (this.#wake) clearTimeout(this.#wake);
+    for (const state of this.#partitions.live())
+      for (const item of state.scheduler.clear()) this.#unbuffer(state, item.message);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     for (const unit of this.#retryReady.splice(0)) this.#drop(unit);
@@ -171,70 +176,15 @@ export class LaneEngine<P extends Schedulable> {
       }),
     ]);
     clearTimeout(timer);
-    // The last commit, after one that may still be in flight.
-    await this.#commit();
-    if (this.#commitAgain || this.#hasUncommitted()) await this.#commit();
-  }
-
-  #hasUncommitted(): boolean {
-    for (const state of this.#states.values()) if (state.tracker.safe > state.committed) return true;
-    return false;
+    await this.#committer.flush();
   }
 
   // ---- taking work
 
-  #state(topic: string, partition: number, start: bigint): PartitionState<P> {
-    const key = keyOf(topic, partition);
-    let state = this.#states.get(key);
-    if (state) return state;
-    const predecessor = this.#retiredStates.get(key);
-    state = {
-      topic,
-      partition,
-      tracker: new OffsetTracker(start),
-      scheduler: new PartitionScheduler<P>({ maxBatch: this.#o.maxBatch, maxBatchBytes: MAX_BATCH_BYTES }),
-      inFlight: 0,
-      retired: false,
-      predecessor: predecessor && predecessor.inFlight > 0 ? predecessor : undefined,
-      backoffUntil: 0,
-      transientStreak: 0,
-      paused: false,
-      bytes: 0,
-      committed: start,
-    };
-    this.#states.set(key, state);
-    this.#order.push(state);
-    return state;
-  }
-
-  /** Retired states with work still in flight: their successors wait for them. */
-  readonly #retiredStates = new Map<string, PartitionState<P>>();
-
-  #retire(state: PartitionState<P>): void {
-    state.retired = true;
-    this.#dropQueued(state);
-    for (let i = this.#retryReady.length - 1; i >= 0; i--) {
-      const unit = this.#retryReady[i] as Unit<P>;
-      if (unit.state === state) {
-        this.#retryReady.splice(i, 1);
-        this.#drop(unit);
-      }
-    }
-    if (state.paused) {
-      state.paused = false;
-      this.#o.control.resume(state.topic, state.partition);
-    }
-    const key = keyOf(state.topic, state.partition);
-    if (state.inFlight > 0) this.#retiredStates.set(key, state);
-    else this.#retiredStates.delete(key);
-  }
-
-  #dropQueued(state: PartitionState<P>): void {
-    for (const item of state.scheduler.clear()) {
-      const size = sizeOf(item.message);
-      state.bytes -= size;
-      this.#bytes -= size;
-    }
+  #unbuffer(state: PartitionState<P>, message: InboundMessage): void {
+    const size = sizeOf(message);
+    state.bytes -= size;
+    this.#bytes -= size;
   }
 
   /** A unit that will not run again here (its partition moved, or the lane stops). */
@@ -249,78 +199,69 @@ export class LaneEngine<P extends Schedulable> {
     return !state.predecessor || state.predecessor.inFlight === 0;
   }
 
-  /** False when the rate budget is spent; then wakes the pump once it is positive again. */
-  #withinRate(): boolean {
-    const rate = this.#o.maxRatePerSecond;
-    if (!rate) return true;
-    const now = performance.now();
-    const burst = Math.max(this.#o.maxBatch, rate / 10);
-    this.#tokens = Math.min(burst, this.#tokens + ((now - this.#tokensAt) / 1000) * rate);
-    this.#tokensAt = now;
-    if (this.#tokens > 0) return true;
-    if (!this.#rateWake) {
-      this.#rateWake = setTimeout(
-        () => {
-          this.#rateWake = undefined;
-          this.#pump();
-        },
-        Math.ceil(((1 - this.#tokens) / rate) * 1000),
-      );
-    }
-    return false;
+  /** Wakes the pump after `ms` (the rate budget, a partition's backoff); one timer at a time. */
+  #wakeIn(ms: number): void {
+    if (this.#wake) return;
+    this.#wake = setTimeout(() => {
+      this.#wake = undefined;
+      this.#pump();
+    }, ms);
   }
 
   #pump(): void {
     if (this.#closing) return;
     const now = Date.now();
-    while (this.#running < this.#o.concurrency) {
+    while (this.#running < this.#s.concurrency) {
+      // Results waiting for the broker are bounded: new units wait for acks (back-pressure).
+      if (this.#o.publisher.pendingBytes > this.#s.maxPendingPublishBytes) break;
       const retry = this.#retryReady.shift();
       if (retry) {
         this.#start(retry);
         continue;
       }
-      if (!this.#withinRate()) break;
+      const wait = this.#rate.waitMs();
+      if (wait > 0) {
+        if (this.#queued() > 0) this.#wakeIn(wait);
+        break;
+      }
       const unit = this.#pick(now);
       if (!unit) break;
-      if (this.#o.maxRatePerSecond) this.#tokens -= unit.items.length;
+      this.#rate.spend(unit.items.length);
       this.#start(unit);
     }
-    this.#o.lifecycle.emit('lane.load', {
-      lane: this.#o.lane,
-      running: this.#running,
-      queued: this.#queued(),
-    });
+    this.#o.lifecycle.emit('lane.load', { lane: this.lane, running: this.#running, queued: this.#queued() });
   }
 
   #queued(): number {
     let n = 0;
-    for (const s of this.#order) n += s.scheduler.queued;
+    for (const s of this.#partitions.states) n += s.scheduler.queued;
     return n;
   }
 
   #pick(now: number): Unit<P> | undefined {
-    const count = this.#order.length;
-    for (let i = 0; i < count; i++) {
-      const index = (this.#cursor + i) % count;
-      const state = this.#order[index] as PartitionState<P>;
-      if (!this.#ready(state, now)) continue;
-      const picked = state.scheduler.next();
-      if (!picked) continue;
-      this.#cursor = (index + 1) % count;
-      state.scheduler.hold(picked.keys);
-      state.inFlight += 1;
-      const unit: Unit<P> = {
-        id: this.#nextId++,
-        state,
-        items: picked.items,
-        batched: picked.batched,
-        keys: picked.keys,
-        attempt: 1,
-        startedAt: performance.now(),
-        phase: 'waiting',
-      };
-      this.#live.add(unit);
-      return unit;
+    const walk = this.#partitions.roundRobin();
+    let next = walk.next();
+    while (!next.done) {
+      const state = next.value;
+      const picked = this.#ready(state, now) ? state.scheduler.next() : undefined;
+      if (picked) {
+        walk.next(true);
+        state.scheduler.hold(picked.keys);
+        state.inFlight += 1;
+        const unit: Unit<P> = {
+          id: this.#nextId++,
+          state,
+          items: picked.items,
+          batched: picked.batched,
+          keys: picked.keys,
+          attempt: 1,
+          startedAt: performance.now(),
+          phase: 'waiting',
+        };
+        this.#live.add(unit);
+        return unit;
+      }
+      next = walk.next(false);
     }
     return undefined;
   }
@@ -336,7 +277,7 @@ export class LaneEngine<P extends Schedulable> {
   ): UnitView {
     return {
       id,
-      lane: this.#o.lane,
+      lane: this.lane,
       topic: state.topic,
       partition: state.partition,
       messages: items.map((i) => i.message),
@@ -359,18 +300,11 @@ export class LaneEngine<P extends Schedulable> {
         (output) => this.#applied(unit, view, output),
         (err: unknown) => this.#failed(unit, view, err),
       )
-      .catch((err: unknown) =>
-        this.#o.logger.error({ err, lane: this.#o.lane }, 'engine bookkeeping failed'),
-      );
-  }
-
-  #stopRunning(unit: Unit<P>): void {
-    this.#running -= 1;
-    unit.phase = 'waiting';
+      .catch((err: unknown) => this.#o.logger.error({ err, lane: this.lane }, 'engine bookkeeping failed'));
   }
 
   #applied(unit: Unit<P>, view: UnitView, output: UnitOutput): void {
-    this.#stopRunning(unit);
+    this.#running -= 1;
     unit.state.transientStreak = 0;
     this.#o.lifecycle.emit('unit.applied', { unit: view });
     this.#publish(unit, view, output);
@@ -389,16 +323,14 @@ export class LaneEngine<P extends Schedulable> {
         (err: unknown) => {
           // Only a closed publisher rejects: the offsets stay uncommitted and the messages come again.
           this.#o.logger.warn(
-            { err: describeFailure(classifyFailure(err)), lane: this.#o.lane },
+            { err: describeFailure(classifyFailure(err)), lane: this.lane },
             'results not published',
           );
           this.#live.delete(unit);
           this.#unitGone(unit);
         },
       )
-      .catch((err: unknown) =>
-        this.#o.logger.error({ err, lane: this.#o.lane }, 'engine bookkeeping failed'),
-      );
+      .catch((err: unknown) => this.#o.logger.error({ err, lane: this.lane }, 'engine bookkeeping failed'));
   }
 
   #done(unit: Unit<P>, view: UnitView): void {
@@ -415,7 +347,7 @@ export class LaneEngine<P extends Schedulable> {
     this.#unitGone(unit);
     if (!state.retired) {
       this.#progress(state);
-      void this.#commit();
+      void this.#committer.commit();
     }
     this.#resumeReady();
   }
@@ -424,84 +356,96 @@ export class LaneEngine<P extends Schedulable> {
   #unitGone(unit: Unit<P>, requeued = false): void {
     const { state } = unit;
     state.inFlight -= 1;
-    if (!requeued) {
-      for (const item of unit.items) {
-        const size = sizeOf(item.message);
-        state.bytes -= size;
-        this.#bytes -= size;
-      }
-    }
-    if (state.retired && state.inFlight === 0) {
-      const key = keyOf(state.topic, state.partition);
-      if (this.#retiredStates.get(key) === state) this.#retiredStates.delete(key);
-    }
+    if (!requeued) for (const item of unit.items) this.#unbuffer(state, item.message);
+    this.#partitions.released(state);
     if (this.#live.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
     this.#pump();
   }
 
   #failed(unit: Unit<P>, view: UnitView, err: unknown): void {
-    this.#stopRunning(unit);
+    this.#running -= 1;
+    unit.phase = 'waiting';
     const failure = classifyFailure(err);
     const { state } = unit;
-    const { logger, lifecycle, maxAttempts, backoff } = this.#o;
+    const { logger, lifecycle } = this.#o;
     const where = {
-      lane: this.#o.lane,
+      lane: this.lane,
       topic: state.topic,
       partition: state.partition,
       offset: view.messages[0]?.offset,
     };
-    if (failure.kind === 'transient') {
-      state.transientStreak += 1;
-      const delay = backoffDelay(backoff, state.transientStreak - 1, this.#o.random);
-      state.backoffUntil = Math.max(state.backoffUntil, Date.now() + delay);
-      logger.warn(
-        { ...where, attempt: unit.attempt, retry_in_ms: delay, reason: describeFailure(failure) },
-        'transient failure; backing this partition off and retrying',
-      );
-      lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: delay });
-      this.#retryLater(unit, delay);
-      return;
-    }
-    if (unit.attempt >= maxAttempts) {
-      logger.error(
-        { ...where, attempts: unit.attempt, err, error_class: failure.errorClass },
-        'giving up on the message after its last attempt; answering INTERNAL and dead-lettering it',
-      );
-      lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: null });
-      let output: UnitOutput;
-      try {
-        output = this.#o.work.giveUp(view, unit.items, failure);
-      } catch (giveUpErr) {
-        logger.error(
-          { ...where, err: giveUpErr },
-          'could not build the INTERNAL results; retrying the message later',
-        );
-        this.#retryLater(unit, backoffDelay(backoff, unit.attempt, this.#o.random));
+    if (failure.kind === 'transient') state.transientStreak += 1;
+    const decision = decideRetry(
+      this.#s,
+      failure,
+      unit.attempt,
+      unit.batched,
+      state.transientStreak,
+      this.#o.random,
+    );
+    switch (decision.action) {
+      case 'retry': {
+        if (decision.backOffPartition) {
+          state.backoffUntil = Math.max(state.backoffUntil, Date.now() + decision.delayMs);
+          logger.warn(
+            {
+              ...where,
+              attempt: unit.attempt,
+              retry_in_ms: decision.delayMs,
+              reason: describeFailure(failure),
+            },
+            'transient failure; backing this partition off and retrying',
+          );
+        } else {
+          logger.error(
+            {
+              ...where,
+              attempt: unit.attempt,
+              max_attempts: this.#s.maxAttempts,
+              retry_in_ms: decision.delayMs,
+              err,
+            },
+            'processing failed; retrying',
+          );
+        }
+        lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: decision.delayMs });
+        this.#retryLater(unit, decision.delayMs);
         return;
       }
-      this.#publish(unit, view, output);
-      return;
+      case 'split':
+        // One bad event must not fail its whole batch: its events get their own tries, one at a time.
+        logger.warn(
+          { ...where, size: unit.items.length, reason: describeFailure(failure) },
+          'usage batch failed; trying its events one at a time',
+        );
+        lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: 0 });
+        state.scheduler.release(unit.keys);
+        state.scheduler.putBackSolo(unit.items);
+        this.#live.delete(unit);
+        this.#unitGone(unit, true);
+        return;
+      case 'give-up': {
+        if (failure.kind !== 'permanent') return; // decideRetry never gives up on a transient failure
+        logger.error(
+          { ...where, attempts: unit.attempt, err, error_class: failure.errorClass },
+          'giving up on the message after its last attempt; answering INTERNAL and dead-lettering it',
+        );
+        lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: null });
+        let output: UnitOutput;
+        try {
+          output = this.#o.work.giveUp(view, unit.items, failure);
+        } catch (giveUpErr) {
+          logger.error(
+            { ...where, err: giveUpErr },
+            'could not build the INTERNAL results; retrying the message later',
+          );
+          this.#retryLater(unit, this.#s.backoff.maxMs);
+          return;
+        }
+        this.#publish(unit, view, output);
+        return;
+      }
     }
-    if (unit.batched) {
-      // One bad event must not fail its whole batch: its events get their own tries, one at a time.
-      logger.warn(
-        { ...where, size: unit.items.length, reason: describeFailure(failure) },
-        'usage batch failed; trying its events one at a time',
-      );
-      lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: 0 });
-      state.scheduler.release(unit.keys);
-      state.scheduler.putBackSolo(unit.items);
-      this.#live.delete(unit);
-      this.#unitGone(unit, true);
-      return;
-    }
-    const delay = backoffDelay(backoff, unit.attempt - 1, this.#o.random);
-    logger.error(
-      { ...where, attempt: unit.attempt, max_attempts: maxAttempts, retry_in_ms: delay, err },
-      'processing failed; retrying',
-    );
-    lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: delay });
-    this.#retryLater(unit, delay);
   }
 
   #retryLater(unit: Unit<P>, delay: number): void {
@@ -520,12 +464,13 @@ export class LaneEngine<P extends Schedulable> {
       this.#pump();
     }, delay);
     this.#timers.add(timer);
-    if (unit.state.backoffUntil > Date.now()) {
+    const backoff = unit.state.backoffUntil - Date.now();
+    if (backoff > 0) {
       // Pump again when the partition's backoff ends, for the units queued behind it.
       const wake = setTimeout(() => {
         this.#timers.delete(wake);
         this.#pump();
-      }, unit.state.backoffUntil - Date.now());
+      }, backoff);
       this.#timers.add(wake);
     }
   }
@@ -534,89 +479,43 @@ export class LaneEngine<P extends Schedulable> {
 
   #progress(state: PartitionState<P>): void {
     this.#o.lifecycle.emit('partition.progress', {
-      lane: this.#o.lane,
+      lane: this.lane,
       topic: state.topic,
       partition: state.partition,
       position: state.tracker.safe,
     });
   }
 
-  /** A partition that just received stops fetching while it, or the lane, holds too much. */
+  #load(state: PartitionState<P>) {
+    return { unfinished: state.tracker.unfinished, uncommitted: state.tracker.held };
+  }
+
   #pauseIfFull(state: PartitionState<P>): void {
-    const { maxBufferedMessages, maxBufferedBytes, control, lifecycle, lane } = this.#o;
-    if (state.retired || state.paused) return;
-    if (state.tracker.unfinished <= maxBufferedMessages && this.#bytes <= maxBufferedBytes) return;
+    if (state.retired || state.paused || !shouldPause(this.#load(state), this.#bytes, this.#s)) return;
     state.paused = true;
-    control.pause(state.topic, state.partition);
-    lifecycle.emit('partition.paused', {
-      lane,
+    this.#o.control.pause(state.topic, state.partition);
+    this.#o.lifecycle.emit('partition.paused', {
+      lane: this.lane,
       topic: state.topic,
       partition: state.partition,
-      reason: 'buffer',
+      reason:
+        state.tracker.unfinished > this.#s.maxBufferedMessages || this.#bytes > this.#s.maxBufferedBytes
+          ? 'buffer'
+          : 'uncommitted',
     });
   }
 
-  /** Paused partitions fetch again once the lane is below half its bytes and each below half its messages. */
   #resumeReady(): void {
-    const { maxBufferedMessages, maxBufferedBytes, control, lifecycle, lane } = this.#o;
-    if (this.#bytes > maxBufferedBytes / 2) return;
-    for (const state of this.#order) {
-      if (!state.paused || state.retired || state.tracker.unfinished > maxBufferedMessages / 2) continue;
+    for (const state of this.#partitions.states) {
+      if (!state.paused || state.retired || !mayResume(this.#load(state), this.#bytes, this.#s)) continue;
       state.paused = false;
-      control.resume(state.topic, state.partition);
-      lifecycle.emit('partition.resumed', { lane, topic: state.topic, partition: state.partition });
-    }
-  }
-
-  /** Commits every partition whose safe offset moved; one commit request at a time, coalescing the rest. */
-  #commit(): Promise<void> {
-    if (this.#committing) {
-      this.#commitAgain = true;
-      return this.#committing;
-    }
-    const offsets: {
-      topic: string;
-      partition: number;
-      offset: string;
-      state: PartitionState<P>;
-      safe: bigint;
-    }[] = [];
-    for (const state of this.#states.values()) {
-      const safe = state.tracker.safe;
-      if (safe > state.committed)
-        offsets.push({
-          topic: state.topic,
-          partition: state.partition,
-          offset: safe.toString(),
-          state,
-          safe,
-        });
-    }
-    if (offsets.length === 0) return Promise.resolve();
-    const request = offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset }));
-    this.#committing = this.#o.control
-      .commit(request)
-      .then(
-        () => {
-          for (const o of offsets) if (o.safe > o.state.committed) o.state.committed = o.safe;
-          this.#o.lifecycle.emit('offsets.committed', { lane: this.#o.lane, offsets: request });
-        },
-        (err: unknown) => {
-          // A rebalance or a broker outage; the next finished unit commits again (the offsets only grow).
-          this.#o.logger.warn(
-            { lane: this.#o.lane, err: describeFailure(classifyFailure(err)) },
-            'offset commit failed; will commit again',
-          );
-        },
-      )
-      .finally(() => {
-        this.#committing = undefined;
-        if (this.#commitAgain) {
-          this.#commitAgain = false;
-          void this.#commit();
-        }
+      this.#o.control.resume(state.topic, state.partition);
+      this.#o.lifecycle.emit('partition.resumed', {
+        lane: this.lane,
+        topic: state.topic,
+        partition: state.partition,
       });
-    return this.#committing;
+    }
   }
 
   #whenIdle(): Promise<void> {
@@ -624,5 +523,3 @@ export class LaneEngine<P extends Schedulable> {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 }
-
-export type { Failure };

@@ -52,15 +52,24 @@ export interface EngineEvents {
   /** A try failed. `retryInMs` is when it runs again, or null when it gave up (dead-lettered). */
   'unit.failed': { unit: UnitView; error: unknown; failure: Failure; retryInMs: number | null };
   /** Publishing failed; the same records are sent again after `retryInMs`. */
-  'publish.failed': { lane: string; error: unknown; failure: Failure; retryInMs: number };
+  'publish.failed': { lane: string; error: unknown; retryInMs: number };
   /** A partition's safe position moved: every message below `position` has its effect and result done. */
   'partition.progress': { lane: string; topic: string; partition: number; position: bigint };
   /** Offsets committed for the worker's consumer group. */
   'offsets.committed': { lane: string; offsets: { topic: string; partition: number; offset: string }[] };
   /** A fetched batch: how far behind the partition's end the consumer is. */
   'partition.fetched': { lane: string; topic: string; partition: number; lag: number };
-  /** Fetching a partition stopped (buffer full) or started again. */
-  'partition.paused': { lane: string; topic: string; partition: number; reason: 'buffer' | 'end' };
+  /** Fetching a partition stopped (buffer full, too much finished above a stuck commit point, the end of
+   * a replay's range) or started again. */
+  'partition.paused': {
+    lane: string;
+    topic: string;
+    partition: number;
+    reason: 'buffer' | 'uncommitted' | 'end';
+  };
+  /** A record could not be sent (it failed the check before queueing, or the broker refused it for good);
+   * `replaced`: what was published instead. */
+  'record.refused': { lane: string; topic: string; reason: string; replaced: number };
   'partition.resumed': { lane: string; topic: string; partition: number };
   /** Units running now in a lane, after a change. */
   'lane.load': { lane: string; running: number; queued: number };

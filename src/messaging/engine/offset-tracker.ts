@@ -47,6 +47,11 @@ export class OffsetTracker {
     return this.#pending.length - this.#head - this.#finished.size;
   }
 
+  /** Messages taken in at or above the commit point, finished or not. */
+  get held(): number {
+    return this.#pending.length - this.#head;
+  }
+
   /** The offset to commit: the first unfinished one, else the end of what was fetched. */
   get safe(): bigint {
     return this.#head < this.#pending.length ? (this.#pending[this.#head] as bigint) : this.#fetchedEnd;

@@ -1,22 +1,23 @@
 // Publishes a lane's results and dead letters in the order they are handed over, pipelined: units keep
-// running while earlier records wait for their acks. One produce request is in flight at a time and
-// carries every record queued meanwhile (up to MAX_PUBLISH_BYTES), so per key the results keep the order
-// of their effects, even across retries. A failed send is retried with backoff, the same records in
-// the same order, for as long as the broker is away; nothing is dropped.
-import type { Producer } from 'kafkajs';
+// running while earlier records wait for their acks. One send is in flight at a time and carries every
+// record queued meanwhile (up to MAX_PUBLISH_BYTES), so per key the results keep the order of their
+// effects, even across retries. Every record is checked before it is queued, and a record the broker
+// refuses for good is isolated and replaced by what its `ifRefused` gives (an error result on the default
+// result topic and a dead letter), so nothing unsendable blocks the records behind it. Transient send
+// failures are retried with backoff, the same records in the same order, for as long as the broker is away.
 import type { Logger } from '../../telemetry/logger.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
-import { classifyFailure, describeFailure } from './failures.ts';
-import type { OutboundRecord } from './records.ts';
-import type { RecordSink } from './lane-engine.ts';
 import type { Lifecycle } from './lifecycle.ts';
-import { chunkBySize, recordBytes, type ChunkMessage, type TopicChunk } from './publish-chunks.ts';
+import { SendError, type RecordCheck, type RecordSender, type RecordSink } from './ports.ts';
+import { recordBytes } from './publish-chunks.ts';
+import type { OutboundRecord } from './records.ts';
 
-/** Largest produce request per send: half of Kafka's default message.max.bytes (1 MiB). */
+/** Largest send: half of Kafka's default message.max.bytes (1 MiB). */
 export const MAX_PUBLISH_BYTES = 512 * 1024;
 
 interface Job {
   records: OutboundRecord[];
+  bytes: number;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -25,16 +26,9 @@ export class PublisherClosedError extends Error {
   override name = 'PublisherClosedError';
 }
 
-type Sender = Pick<Producer, 'sendBatch'>;
-
-/** Consecutive failed sends after which the producer is replaced by a new one. */
-const REPLACE_PRODUCER_AFTER = 3;
-
 export interface PublisherOptions {
-  producer: Sender;
-  /** A new, connected producer: an idempotent producer that keeps failing after a broker restart can
-   * be left in a state it does not recover from (sequence numbers the broker no longer knows). */
-  replaceProducer?: () => Promise<Sender>;
+  sender: RecordSender;
+  check: RecordCheck;
   lane: string;
   lifecycle: Lifecycle;
   backoff: BackoffPolicy;
@@ -42,17 +36,8 @@ export interface PublisherOptions {
   maxRequestBytes?: number;
 }
 
-function toChunks(records: readonly OutboundRecord[]): TopicChunk[] {
-  const byTopic = new Map<string, ChunkMessage[]>();
-  for (const r of records) {
-    const message: ChunkMessage = { key: r.key, value: r.value, headers: r.headers };
-    if (r.partition !== undefined) message.partition = r.partition;
-    const list = byTopic.get(r.topic);
-    if (list) list.push(message);
-    else byTopic.set(r.topic, [message]);
-  }
-  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-}
+/** How deep replacements of replacements go: a dead letter that cannot be sent is replaced by a smaller one. */
+const MAX_REPLACEMENT_DEPTH = 2;
 
 export class OrderedPublisher implements RecordSink {
   readonly #o: PublisherOptions;
@@ -61,12 +46,13 @@ export class OrderedPublisher implements RecordSink {
   #sending = false;
   #closed = false;
   #failures = 0;
+  #pendingBytes = 0;
+  /** Records of the current send already acknowledged (or replaced), so a retry does not send them again. */
+  #consumed = 0;
   #retryTimer: NodeJS.Timeout | undefined;
-  #producer: Sender;
 
   constructor(options: PublisherOptions) {
     this.#o = options;
-    this.#producer = options.producer;
     this.#max = options.maxRequestBytes ?? MAX_PUBLISH_BYTES;
   }
 
@@ -74,10 +60,17 @@ export class OrderedPublisher implements RecordSink {
     return this.#queue.length;
   }
 
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
   publish(records: OutboundRecord[]): Promise<void> {
     if (this.#closed) return Promise.reject(new PublisherClosedError('the publisher is closed'));
+    const vetted = this.#vet(records, 0);
+    const bytes = vetted.reduce((sum, r) => sum + recordBytes(r), 0);
+    this.#pendingBytes += bytes;
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ records, resolve, reject });
+      this.#queue.push({ records: vetted, bytes, resolve, reject });
       if (!this.#sending && !this.#retryTimer) void this.#sendLoop();
     });
   }
@@ -88,6 +81,44 @@ export class OrderedPublisher implements RecordSink {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     for (const job of this.#queue.splice(0)) job.reject(new PublisherClosedError('the publisher is closed'));
+    this.#pendingBytes = 0;
+  }
+
+  /** The records as they may be sent: each one checked, a refused one replaced by its `ifRefused`. */
+  #vet(records: readonly OutboundRecord[], depth: number): OutboundRecord[] {
+    const out: OutboundRecord[] = [];
+    for (const record of records) {
+      const reason = this.#o.check(record);
+      if (reason === undefined) out.push(record);
+      else out.push(...this.#replace(record, reason, depth));
+    }
+    return out;
+  }
+
+  #replace(record: OutboundRecord, reason: string, depth: number): OutboundRecord[] {
+    let replacement: OutboundRecord[] = [];
+    try {
+      if (depth < MAX_REPLACEMENT_DEPTH && record.ifRefused) replacement = record.ifRefused(reason);
+    } catch (err) {
+      this.#o.logger.error(
+        { lane: this.#o.lane, err },
+        'building the replacement of a refused record failed',
+      );
+    }
+    const vetted = this.#vet(replacement, depth + 1);
+    this.#o.logger[vetted.length > 0 ? 'warn' : 'error'](
+      { lane: this.#o.lane, topic: record.topic, reason, replaced_by: vetted.map((r) => r.topic) },
+      vetted.length > 0
+        ? 'a record cannot be sent; publishing its replacement'
+        : 'a record cannot be sent; dropped',
+    );
+    this.#o.lifecycle.emit('record.refused', {
+      lane: this.#o.lane,
+      topic: record.topic,
+      reason,
+      replaced: vetted.length,
+    });
+    return vetted;
   }
 
   /** Jobs from the head whose records fit in one request (at least the first job). */
@@ -95,10 +126,9 @@ export class OrderedPublisher implements RecordSink {
     const jobs: Job[] = [];
     let size = 0;
     for (const job of this.#queue) {
-      const bytes = job.records.reduce((sum, r) => sum + recordBytes(r), 0);
-      if (jobs.length > 0 && size + bytes > this.#max) break;
+      if (jobs.length > 0 && size + job.bytes > this.#max) break;
       jobs.push(job);
-      size += bytes;
+      size += job.bytes;
     }
     return jobs;
   }
@@ -108,55 +138,78 @@ export class OrderedPublisher implements RecordSink {
     try {
       while (!this.#closed && this.#queue.length > 0) {
         const jobs = this.#nextJobs();
+        const records = jobs.flatMap((j) => j.records).slice(this.#consumed);
         try {
-          // A single unit's records over the limit go in several requests, in order.
-          for (const chunk of chunkBySize(toChunks(jobs.flatMap((j) => j.records)), this.#max)) {
-            // ChunkMessage has the shape of kafkajs's Message.
-            await this.#producer.sendBatch({ topicMessages: chunk, acks: -1 });
-          }
+          await this.#send(records, 0);
         } catch (err) {
           this.#failed(err);
           return;
         }
         this.#failures = 0;
+        this.#consumed = 0;
         this.#queue.splice(0, jobs.length);
-        for (const job of jobs) job.resolve();
+        for (const job of jobs) {
+          this.#pendingBytes -= job.bytes;
+          job.resolve();
+        }
       }
     } finally {
       this.#sending = false;
     }
   }
 
-  #failed(err: unknown): void {
-    const failure = classifyFailure(err);
-    const delay = backoffDelay(this.#o.backoff, this.#failures);
-    this.#failures += 1;
-    this.#o.logger.warn(
-      { lane: this.#o.lane, attempt: this.#failures, retry_in_ms: delay, reason: describeFailure(failure) },
-      'publishing results failed; sending them again',
-    );
-    this.#o.lifecycle.emit('publish.failed', { lane: this.#o.lane, error: err, failure, retryInMs: delay });
-    if (this.#closed) return;
-    const replace = this.#o.replaceProducer && this.#failures % REPLACE_PRODUCER_AFTER === 0;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = undefined;
-      const next = replace ? this.#replace() : Promise.resolve();
-      void next.then(() => this.#sendLoop());
-    }, delay);
+  /**
+   * Sends in requests of at most #max bytes. A request the broker refuses for good is split in halves
+   * until the refused record is alone, which is then replaced. Throws on a transient failure.
+   */
+  async #send(records: readonly OutboundRecord[], depth: number): Promise<void> {
+    for (const request of this.#requests(records)) {
+      try {
+        await this.#o.sender.send(request);
+      } catch (err) {
+        if (!(err instanceof SendError && err.refused)) throw err;
+        if (request.length > 1) {
+          const half = Math.ceil(request.length / 2);
+          await this.#send(request.slice(0, half), depth);
+          await this.#send(request.slice(half), depth);
+          continue;
+        }
+        await this.#send(this.#replace(request[0] as OutboundRecord, err.message, depth), depth + 1);
+      }
+      if (depth === 0) this.#consumed += request.length;
+    }
   }
 
-  async #replace(): Promise<void> {
-    try {
-      this.#producer = await (this.#o.replaceProducer as () => Promise<Sender>)();
-      this.#o.logger.warn(
-        { lane: this.#o.lane, attempt: this.#failures },
-        'replaced the producer after repeated failures',
-      );
-    } catch (err) {
-      this.#o.logger.warn(
-        { lane: this.#o.lane, err: describeFailure(classifyFailure(err)) },
-        'could not replace the producer',
-      );
+  /** Consecutive records in requests of at most #max bytes (a larger record goes alone). */
+  *#requests(records: readonly OutboundRecord[]): Generator<OutboundRecord[]> {
+    let current: OutboundRecord[] = [];
+    let size = 0;
+    for (const record of records) {
+      const n = recordBytes(record);
+      if (current.length > 0 && size + n > this.#max) {
+        yield current;
+        current = [];
+        size = 0;
+      }
+      current.push(record);
+      size += n;
     }
+    if (current.length > 0) yield current;
+  }
+
+  #failed(err: unknown): void {
+    const delay = backoffDelay(this.#o.backoff, this.#failures);
+    this.#failures += 1;
+    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.#o.logger.warn(
+      { lane: this.#o.lane, attempt: this.#failures, retry_in_ms: delay, reason },
+      'publishing results failed; sending them again',
+    );
+    this.#o.lifecycle.emit('publish.failed', { lane: this.#o.lane, error: err, retryInMs: delay });
+    if (this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#sendLoop();
+    }, delay);
   }
 }

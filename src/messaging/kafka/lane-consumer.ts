@@ -1,42 +1,44 @@
 // A lane's Kafka side: its consumer (one member of the worker's group, subscribed to every request topic,
 // assigned only its lane's partitions), its producer, and the binding to its engine. eachBatch hands the
 // fetched messages to the engine and returns at once, so the next fetch does not wait for processing;
-// kafkajs never commits by itself (autoCommit off): the engine commits what is safe.
-import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+// kafkajs never commits by itself (autoCommit off): the engine commits what is safe, and after any
+// rebalance it seeks a partition back to its restart point if kafkajs resumed past it.
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Logger } from '../../telemetry/logger.ts';
+import { backoffDelay } from '../engine/backoff.ts';
+import { LaneEngine } from '../engine/lane-engine.ts';
+import type { Lifecycle } from '../engine/lifecycle.ts';
+import type { ConsumerControl, RecordCheck, Schedulable, UnitWork } from '../engine/ports.ts';
+import { OrderedPublisher } from '../engine/publisher.ts';
+import type { LaneSettings } from '../engine/settings.ts';
 import { toInbound } from './inbound.ts';
 import { laneAssigners } from './lane-assignor.ts';
-import { LaneEngine, type ConsumerControl, type LaneEngineOptions } from '../engine/lane-engine.ts';
-import type { Lifecycle } from '../engine/lifecycle.ts';
-import { OrderedPublisher } from '../engine/publisher.ts';
-import type { Schedulable } from '../stages/unit-pipeline.ts';
+import { KafkaRecordSender } from './record-sender.ts';
 
 export interface LaneConsumerOptions<P extends Schedulable> {
   kafka: Kafka;
   groupId: string;
-  lane: string;
+  settings: LaneSettings;
   /** Every topic the group reads: all members subscribe to all of them (the assignor splits by lane). */
-  topics: string[];
+  groupTopics: string[];
   laneOfTopic: (topic: string) => string | undefined;
+  work: UnitWork<P>;
+  checkRecord: RecordCheck;
   logger: Logger;
   lifecycle: Lifecycle;
-  engine: Omit<LaneEngineOptions<P>, 'publisher' | 'control' | 'lane' | 'lifecycle' | 'logger'>;
-  sessionTimeoutMs: number;
-  maxBytesPerPartition: number;
-  fromBeginning?: boolean;
-  /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
-  startOffsets?: { topic: string; partition: number; offset: string }[];
-  /** Replay: the exclusive end offset of a partition; fetching it stops there. */
-  endOffset?: ((topic: string, partition: number) => bigint | undefined) | undefined;
   /** Membership changes, for readiness. */
   onMembership?: (joined: boolean, detail: string) => void;
 }
 
+export class LaneStartError extends Error {
+  override name = 'LaneStartError';
+}
+
 export class LaneConsumer<P extends Schedulable> {
   consumer: Consumer;
-  producer: Producer;
   readonly engine: LaneEngine<P>;
   readonly #o: LaneConsumerOptions<P>;
+  readonly #sender: KafkaRecordSender;
   readonly #publisher: OrderedPublisher;
   /** Partitions paused at their replay end: buffer-based resumes leave them alone. */
   readonly #ended = new Set<string>();
@@ -48,84 +50,111 @@ export class LaneConsumer<P extends Schedulable> {
 
   constructor(options: LaneConsumerOptions<P>) {
     this.#o = options;
-    const { kafka, lane, logger, lifecycle } = options;
+    const { kafka, settings, logger, lifecycle } = options;
+    const lane = settings.name;
     this.consumer = this.#newConsumer();
-    const newProducer = () =>
-      kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-    this.producer = newProducer();
+    this.#sender = new KafkaRecordSender(
+      () => kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 }),
+      logger.child({ lane }),
+    );
     this.#publisher = new OrderedPublisher({
-      producer: this.producer,
-      // After a broker restart an idempotent producer can be left answering "out of order sequence
-      // number" to every send (seen in the broker-restart test); a new one gets a new producer id.
-      replaceProducer: async () => {
-        const fresh = newProducer();
-        await fresh.connect();
-        const old = this.producer;
-        this.producer = fresh;
-        void old.disconnect().catch(() => undefined);
-        return fresh;
-      },
+      sender: this.#sender,
+      check: options.checkRecord,
       lane,
       lifecycle,
-      backoff: options.engine.backoff,
+      backoff: settings.backoff,
       logger,
     });
-    const ended = this.#ended;
-    const control: ConsumerControl = {
-      pause: (topic, partition) => this.consumer.pause([{ topic, partitions: [partition] }]),
+    this.engine = new LaneEngine<P>({
+      settings,
+      work: options.work,
+      lifecycle,
+      logger,
+      publisher: this.#publisher,
+      control: this.#control(),
+    });
+  }
+
+  get lane(): string {
+    return this.#o.settings.name;
+  }
+
+  /** The engine's hold on the current consumer. A consumer that crashed or is being replaced may throw on
+   * pause, resume or seek: the new one starts unpaused from the restart points, so that is logged only. */
+  #control(): ConsumerControl {
+    const guarded = (what: string, act: () => void) => {
+      try {
+        act();
+      } catch (err) {
+        this.#o.logger.debug({ lane: this.lane, err }, `consumer ${what} not applied`);
+      }
+    };
+    return {
+      pause: (topic, partition) =>
+        guarded('pause', () => this.consumer.pause([{ topic, partitions: [partition] }])),
       resume: (topic, partition) => {
-        if (!ended.has(`${topic}:${partition}`)) this.consumer.resume([{ topic, partitions: [partition] }]);
+        if (this.#ended.has(`${topic}:${partition}`)) return;
+        guarded('resume', () => this.consumer.resume([{ topic, partitions: [partition] }]));
       },
+      seek: (topic, partition, offset) =>
+        guarded('seek', () => this.consumer.seek({ topic, partition, offset: offset.toString() })),
       commit: async (offsets) => {
         await this.consumer.commitOffsets(offsets);
         this.#committed = true;
       },
     };
-    this.engine = new LaneEngine<P>({
-      ...options.engine,
-      lane,
-      lifecycle,
-      logger,
-      publisher: this.#publisher,
-      control,
-    });
   }
 
   #newConsumer(): Consumer {
-    const o = this.#o;
-    return o.kafka.consumer({
-      groupId: o.groupId,
-      partitionAssigners: laneAssigners(o.lane, o.laneOfTopic),
+    const { kafka, groupId, settings, laneOfTopic } = this.#o;
+    return kafka.consumer({
+      groupId,
+      partitionAssigners: laneAssigners(settings.name, laneOfTopic),
       maxWaitTimeInMs: 100,
-      maxBytesPerPartition: o.maxBytesPerPartition,
-      maxBytes: o.maxBytesPerPartition * 4,
-      sessionTimeout: o.sessionTimeoutMs,
-      heartbeatInterval: Math.floor(o.sessionTimeoutMs / 10),
+      maxBytesPerPartition: settings.maxBytesPerPartition,
+      maxBytes: settings.maxBytesPerPartition * 4,
+      sessionTimeout: settings.sessionTimeoutMs,
+      heartbeatInterval: Math.floor(settings.sessionTimeoutMs / 10),
       rebalanceTimeout: 60_000,
       allowAutoTopicCreation: false,
     });
   }
 
   async start(): Promise<void> {
-    await this.producer.connect();
-    await this.#run();
+    try {
+      await this.#sender.connect();
+      await this.#run();
+    } catch (err) {
+      throw new LaneStartError(
+        `lane ${this.lane} could not start: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    }
     this.#running = true;
   }
 
   /** Joins the group and starts fetching with the current consumer. */
   async #run(): Promise<void> {
-    const { logger, lane, onMembership } = this.#o;
+    const { logger, onMembership, settings } = this.#o;
+    const lane = this.lane;
     const consumer = this.consumer;
     const { events } = consumer;
     consumer.on(events.GROUP_JOIN, (e) => {
+      if (consumer !== this.consumer) return;
       this.engine.reassigned();
+      const assignment = Object.entries(e.payload.memberAssignment).flatMap(([topic, partitions]) =>
+        partitions.map((partition) => ({ topic, partition })),
+      );
+      this.engine.assigned(assignment);
       this.#restarts = 0;
       this.#ended.clear();
       onMembership?.(true, `joined group ${e.payload.groupId}`);
       logger.info({ lane, assignment: e.payload.memberAssignment }, 'joined consumer group');
     });
     consumer.on(events.REBALANCING, () => {
-      // Whatever is queued will be fetched again from the committed offsets after the rebalance.
+      if (consumer !== this.consumer) return;
+      // Queued work is dropped; each partition starts again from its restart point (the engine seeks
+      // back if kafkajs resumes above it without a fresh join).
       this.engine.reassigned();
       onMembership?.(false, 'rebalancing');
     });
@@ -133,6 +162,7 @@ export class LaneConsumer<P extends Schedulable> {
     // old membership stayed valid); an accepted heartbeat proves membership, so it restores readiness.
     consumer.on(events.HEARTBEAT, () => onMembership?.(true, 'heartbeat accepted'));
     consumer.on(events.CRASH, (e) => {
+      if (consumer !== this.consumer) return;
       onMembership?.(false, `crashed: ${e.payload.error.message}`);
       logger.error({ lane, err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
       // kafkajs gives up on errors it does not call retriable (some of them its own races during a
@@ -142,7 +172,7 @@ export class LaneConsumer<P extends Schedulable> {
     consumer.on(events.STOP, () => onMembership?.(false, 'stopped'));
 
     await consumer.connect();
-    await consumer.subscribe({ topics: this.#o.topics, fromBeginning: this.#o.fromBeginning ?? true });
+    await consumer.subscribe({ topics: this.#o.groupTopics, fromBeginning: settings.fromBeginning });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -150,27 +180,28 @@ export class LaneConsumer<P extends Schedulable> {
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => this.#onBatch(payload),
     });
-    if (!this.#committed) for (const position of this.#o.startOffsets ?? []) consumer.seek(position);
+    if (!this.#committed) for (const position of settings.startOffsets) consumer.seek(position);
   }
 
   #scheduleRestart(): void {
-    const { logger, lane, engine } = this.#o;
+    const { logger, settings } = this.#o;
+    // Whatever state its partitions were in (paused, waiting to retry), they start again from their
+    // restart points with the new consumer.
     this.engine.reassigned();
-    const delay = Math.min(
-      engine.backoff.maxMs,
-      engine.backoff.initialMs * 2 ** Math.min(this.#restarts, 10),
-    );
+    const delay = backoffDelay(settings.backoff, this.#restarts);
     this.#restarts += 1;
     logger.warn(
-      { lane, restart_in_ms: delay, restarts: this.#restarts },
+      { lane: this.lane, restart_in_ms: delay, restarts: this.#restarts },
       'starting a new consumer for the lane',
     );
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       if (!this.#running) return;
+      const old = this.consumer;
       this.consumer = this.#newConsumer();
+      void old.disconnect().catch(() => undefined);
       this.#run().catch((err: unknown) => {
-        logger.error({ lane, err }, 'the new consumer could not start; trying again');
+        logger.error({ lane: this.lane, err }, 'the new consumer could not start; trying again');
         if (this.#running) this.#scheduleRestart();
       });
     }, delay);
@@ -180,7 +211,7 @@ export class LaneConsumer<P extends Schedulable> {
     const { batch } = payload;
     if (!payload.isRunning() || payload.isStale()) return Promise.resolve();
     const { topic, partition } = batch;
-    const end = this.#o.endOffset?.(topic, partition);
+    const end = this.#o.settings.endOffset?.(topic, partition);
     const messages =
       end === undefined ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) < end);
     const last = messages[messages.length - 1];
@@ -193,12 +224,14 @@ export class LaneConsumer<P extends Schedulable> {
         messages.map((m) => toInbound(topic, partition, m)),
         fetchedTo,
       );
+      // The next fetch continues after this batch (the engine took it, or sought back already: a seek
+      // made during this call wins over this resolve, since kafkajs applies seeks before fetching).
       payload.resolveOffset(last.offset);
     }
     const lastFetched = batch.messages[batch.messages.length - 1];
     if (lastFetched) {
       this.#o.lifecycle.emit('partition.fetched', {
-        lane: this.#o.lane,
+        lane: this.lane,
         topic,
         partition,
         lag: Math.max(0, Number(batch.highWatermark) - Number(lastFetched.offset) - 1),
@@ -210,20 +243,26 @@ export class LaneConsumer<P extends Schedulable> {
     ) {
       this.#ended.add(`${topic}:${partition}`);
       this.consumer.pause([{ topic, partitions: [partition] }]);
-      this.#o.lifecycle.emit('partition.paused', { lane: this.#o.lane, topic, partition, reason: 'end' });
+      this.#o.lifecycle.emit('partition.paused', { lane: this.lane, topic, partition, reason: 'end' });
     }
     return Promise.resolve();
   }
 
   /** Stops fetching, lets running units finish and publish, commits, then leaves the group. */
   async stop(timeoutMs: number): Promise<void> {
-    if (!this.#running) return;
+    const started = this.#running;
     this.#running = false;
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
-    this.consumer.pause(this.#o.topics.map((topic) => ({ topic })));
-    await this.engine.drain(timeoutMs);
+    if (started) {
+      try {
+        this.consumer.pause(this.#o.groupTopics.map((topic) => ({ topic })));
+      } catch {
+        // a consumer that never ran has nothing to pause
+      }
+      await this.engine.drain(timeoutMs);
+    }
     this.#publisher.close();
-    await this.consumer.disconnect();
-    await this.producer.disconnect();
+    await this.consumer.disconnect().catch(() => undefined);
+    await this.#sender.disconnect().catch(() => undefined);
   }
 }

@@ -1,79 +1,48 @@
 // The consumer side of the worker: one lane consumer per lane (writes, reads, analytics; or the single
-// lane of a replay pass), readiness while every lane is a member of the group, and a graceful stop.
+// lane of a replay pass), readiness while every lane is a member of the group, and a graceful stop. The
+// lanes start together or not at all: a lane that cannot start stops the others and fails the start.
 import type { Kafka } from 'kafkajs';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { Readiness } from '../../telemetry/readiness.ts';
-import type { BackoffPolicy } from '../engine/backoff.ts';
-import { LaneConsumer } from './lane-consumer.ts';
 import type { Lifecycle } from '../engine/lifecycle.ts';
-import type { Schedulable, UnitWork } from '../stages/unit-pipeline.ts';
-
-export interface LanePlan {
-  name: string;
-  /** Topics (prefixed names) whose partitions this lane is assigned. */
-  topics: string[];
-  concurrency: number;
-  /** Messages started per second at most (a replay's budget). */
-  maxRatePerSecond?: number | undefined;
-}
+import type { RecordCheck, Schedulable, UnitWork } from '../engine/ports.ts';
+import type { LaneSettings } from '../engine/settings.ts';
+import { LaneConsumer, LaneStartError } from './lane-consumer.ts';
 
 export interface WorkerOptions<P extends Schedulable> {
   kafka: Kafka;
   groupId: string;
-  lanes: LanePlan[];
+  lanes: LaneSettings[];
   work: UnitWork<P>;
+  checkRecord: RecordCheck;
   lifecycle: Lifecycle;
   logger: Logger;
   readiness: Readiness;
-  backoff: BackoffPolicy;
-  maxAttempts: number;
-  maxBatch: number;
-  maxBufferedMessages: number;
-  maxBufferedBytes: number;
-  maxBytesPerPartition: number;
-  sessionTimeoutMs: number;
-  fromBeginning?: boolean;
-  endOffset?: ((topic: string, partition: number) => bigint | undefined) | undefined;
-  /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
-  startOffsets?: { topic: string; partition: number; offset: string }[] | undefined;
 }
 
 export class Worker<P extends Schedulable> {
   readonly lanes: LaneConsumer<P>[];
-  readonly #o: WorkerOptions<P>;
   readonly #joined = new Map<string, { ok: boolean; detail: string }>();
+  readonly #readiness: Readiness;
   #running = false;
 
   constructor(options: WorkerOptions<P>) {
-    this.#o = options;
+    this.#readiness = options.readiness;
     const laneOfTopic = new Map(options.lanes.flatMap((l) => l.topics.map((t) => [t, l.name] as const)));
-    const topics = [...laneOfTopic.keys()];
+    const groupTopics = [...laneOfTopic.keys()];
     this.lanes = options.lanes.map(
-      (lane) =>
+      (settings) =>
         new LaneConsumer<P>({
           kafka: options.kafka,
           groupId: options.groupId,
-          lane: lane.name,
-          topics,
+          settings,
+          groupTopics,
           laneOfTopic: (topic) => laneOfTopic.get(topic),
+          work: options.work,
+          checkRecord: options.checkRecord,
           logger: options.logger,
           lifecycle: options.lifecycle,
-          sessionTimeoutMs: options.sessionTimeoutMs,
-          maxBytesPerPartition: options.maxBytesPerPartition,
-          fromBeginning: options.fromBeginning ?? true,
-          startOffsets: options.startOffsets?.filter((s) => lane.topics.includes(s.topic)),
-          endOffset: options.endOffset,
-          onMembership: (ok, detail) => this.#membership(lane.name, ok, detail),
-          engine: {
-            work: options.work,
-            concurrency: lane.concurrency,
-            maxRatePerSecond: lane.maxRatePerSecond,
-            maxAttempts: options.maxAttempts,
-            backoff: options.backoff,
-            maxBatch: options.maxBatch,
-            maxBufferedMessages: options.maxBufferedMessages,
-            maxBufferedBytes: options.maxBufferedBytes,
-          },
+          onMembership: (ok, detail) => this.#membership(settings.name, ok, detail),
         }),
     );
     for (const lane of options.lanes) this.#joined.set(lane.name, { ok: false, detail: 'not joined yet' });
@@ -86,13 +55,18 @@ export class Worker<P extends Schedulable> {
     this.#joined.set(lane, { ok, detail });
     const all = [...this.#joined.values()].every((j) => j.ok);
     const summary = [...this.#joined].map(([name, j]) => `${name}: ${j.detail}`).join('; ');
-    this.#o.readiness.set('consumer', all, summary);
+    this.#readiness.set('consumer', all, summary);
   }
 
   async start(): Promise<void> {
     // Together: joins that arrive while the group is forming are absorbed into one rebalance.
-    await Promise.all(this.lanes.map((lane) => lane.start()));
     this.#running = true;
+    const started = await Promise.allSettled(this.lanes.map((lane) => lane.start()));
+    const failed = started.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    if (failed.length === 0) return;
+    await this.stop(5_000);
+    const reasons = failed.map((err) => (err instanceof Error ? err.message : String(err)));
+    throw new LaneStartError(reasons.join('; '), { cause: failed[0] });
   }
 
   /** Stops fetching, lets in-flight units finish and publish, commits offsets, then disconnects. */

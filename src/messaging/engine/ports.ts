@@ -1,0 +1,73 @@
+// What the engine asks of the world, in one place: of its Kafka consumer (flow control, seeks, commits),
+// of the broker's producer (sending records), and of the stages (preparing, running and giving up on
+// units). The Kafka side (src/messaging/kafka/) and the stages implement these; the in-process engine
+// tests give fakes.
+import type { Failure } from './failures.ts';
+import type { MessageOutcome, UnitView } from './lifecycle.ts';
+import type { InboundMessage, OutboundRecord } from './records.ts';
+
+export interface PartitionOffset {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+/** The engine's hold on its consumer. */
+export interface ConsumerControl {
+  pause(topic: string, partition: number): void;
+  resume(topic: string, partition: number): void;
+  /** The partition's next fetch starts at `offset` (a partition no longer assigned ignores it). */
+  seek(topic: string, partition: number, offset: bigint): void;
+  commit(offsets: PartitionOffset[]): Promise<void>;
+}
+
+/** A send the broker answered with an error; `refused`: these records will never be accepted as they are. */
+export class SendError extends Error {
+  override name = 'SendError';
+  readonly refused: boolean;
+
+  constructor(message: string, refused: boolean, options?: { cause?: unknown }) {
+    super(message, options);
+    this.refused = refused;
+  }
+}
+
+/** Sends records to the broker in the order given; rejects with a SendError. */
+export interface RecordSender {
+  send(records: readonly OutboundRecord[]): Promise<void>;
+}
+
+/** Publishes records in the order they are handed over; resolves once the broker has acknowledged them. */
+export interface RecordSink {
+  publish(records: OutboundRecord[]): Promise<void>;
+  /** Bytes handed over and not acknowledged yet (the engine holds back new units above its bound). */
+  readonly pendingBytes: number;
+}
+
+/** Why a record cannot be sent, checked before it is queued; undefined when it can. */
+export type RecordCheck = (record: OutboundRecord) => string | undefined;
+
+/** What the scheduler reads of a prepared message. */
+export interface Schedulable {
+  message: InboundMessage;
+  ordering: 'free' | 'key';
+  key: string;
+  batchable: boolean;
+  skip: boolean;
+  correlationId: string | null;
+  request?: { operation: string } | undefined;
+}
+
+export interface UnitOutput {
+  records: OutboundRecord[];
+  outcomes: MessageOutcome[];
+}
+
+/** What the engine needs of the stages. */
+export interface UnitWork<P extends Schedulable = Schedulable> {
+  prepare(message: InboundMessage): P;
+  /** Applies the unit and returns what to publish. Throws when the try failed. */
+  run(unit: UnitView, items: readonly P[]): Promise<UnitOutput>;
+  /** What to publish for messages given up on after `attempts` tries. */
+  giveUp(unit: UnitView, items: readonly P[], failure: Failure & { kind: 'permanent' }): UnitOutput;
+}

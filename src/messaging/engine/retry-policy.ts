@@ -1,0 +1,44 @@
+// What to do after a failed try, decided on the failure alone (failures.ts classifies it once):
+// transient failures (connection loss, failover, deadlock, serialization) back the partition off and
+// retry for as long as they last; any other failure gets `maxAttempts` tries, a failed usage batch is
+// first split into single events, and then the message is given up on (answered INTERNAL, dead-lettered).
+import { backoffDelay, type BackoffPolicy } from './backoff.ts';
+import type { Failure } from './failures.ts';
+
+export type RetryDecision =
+  | { action: 'retry'; delayMs: number; backOffPartition: boolean }
+  | { action: 'split' }
+  | { action: 'give-up' };
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+}
+
+/**
+ * `attempt`: the try that failed (1 for the first); `transientStreak`: transient failures in a row on
+ * this partition, this one included.
+ */
+export function decideRetry(
+  policy: RetryPolicy,
+  failure: Failure,
+  attempt: number,
+  batched: boolean,
+  transientStreak: number,
+  random: () => number = Math.random,
+): RetryDecision {
+  if (failure.kind === 'transient') {
+    return {
+      action: 'retry',
+      delayMs: backoffDelay(policy.backoff, transientStreak - 1, random),
+      backOffPartition: true,
+    };
+  }
+  if (attempt >= policy.maxAttempts) return { action: 'give-up' };
+  if (batched) return { action: 'split' };
+  return {
+    action: 'retry',
+    delayMs: backoffDelay(policy.backoff, attempt - 1, random),
+    backOffPartition: false,
+  };
+}
