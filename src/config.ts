@@ -100,7 +100,8 @@ export const configSchema = z
      * partition is superlinear in its length, hence the low ceiling. */
     WORKER_MAX_KEY_BYTES: intFrom(36, 4096).default(256),
     /** Where kafka_replyTopic may point: comma-separated topic names, `*` matching any characters.
-     * Unset: `<TOPIC_PREFIX>pattern.*`. The worker's own topics are refused whatever this says. */
+     * Unset: `<TOPIC_PREFIX>*`, or `pattern.*` without a prefix. The worker's own topics are refused
+     * whatever this says. */
     WORKER_REPLY_TOPICS: replyTopics.optional(),
     WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),
     // Below Kafka's default message.max.bytes (1 MiB) with room for headers; raise both together.

@@ -5,12 +5,14 @@
 import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
 
 /**
- * The default: `<prefix>pattern.*`. That covers PatternClient's `<prefix>pattern.reply`, NestJS's
- * `<request topic>.reply` and Spring reply topics named after the request topic (`<request
- * topic>-replies`, `.replies`); it leaves out other prefixes, `_schemas`, `connect-*` and the like.
+ * The default: every topic in the worker's prefix (`<TOPIC_PREFIX>*`); with no prefix, where that would
+ * be every topic, `pattern.*`. Both cover PatternClient's `<prefix>pattern.reply`, NestJS's `<request
+ * topic>.reply` and Spring reply topics named after the request topic (`<request topic>.replies`,
+ * `-replies`), and leave out other prefixes, `_schemas`, `connect-*` and the like. The worker's own
+ * topics are refused whatever the patterns say (ReplyPolicy.refusal).
  */
 export function defaultReplyPatterns(names: TopicNames): string[] {
-  return [`${names.prefix}pattern.*`];
+  return [names.prefix ? `${names.prefix}*` : 'pattern.*'];
 }
 
 function globToRegExp(pattern: string): RegExp {

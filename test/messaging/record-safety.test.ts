@@ -1,0 +1,297 @@
+// What the stages build from hostile bytes (issue 24), in-process: prepare never throws or loses the
+// message, a long key is refused and never published, dead letters carry the original exactly (through
+// kafkajs's own encoder and decoder) or name what they left out, and every record says what to publish
+// when it is refused.
+import { describe, expect, it } from 'vitest';
+import { HEADERS } from '../../src/contracts/headers.ts';
+import type { ModelResult } from '../../src/contracts/results.ts';
+import { TopicNames } from '../../src/contracts/topics.ts';
+import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
+import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
+import { readHeaders } from '../../src/messaging/kafka/inbound.ts';
+import type { TopicDirectory } from '../../src/messaging/kafka/topic-directory.ts';
+import { errorResult, type Nodes } from '../../src/messaging/stages/dispatch.ts';
+import { deadLetterRecord, type OmittedHeader } from '../../src/messaging/stages/encode.ts';
+import { unitOutput, type OutcomeOptions } from '../../src/messaging/stages/outcomes.ts';
+import { prepareMessage, type Prepared } from '../../src/messaging/stages/prepare.ts';
+import { checkRecord, DEFAULT_RECORD_LIMITS, recordSize } from '../../src/messaging/stages/record-check.ts';
+import { UnitPipeline } from '../../src/messaging/stages/unit-pipeline.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { fetchedByKafkajs, roundTrip } from './kafkajs-wire.ts';
+
+const names = new TopicNames('t.');
+const b = (s: string) => Buffer.from(s);
+/** A header by a name TypeScript would read as an Object method. */
+const get = (headers: Record<string, unknown>, name: string): unknown => headers[name];
+const insertBody = b(JSON.stringify({ data: { pattern_name: 'P', pattern_type: 'code', language: 'go' } }));
+
+function message(
+  overrides: Partial<InboundMessage> & { raw?: [string, Buffer | null][] } = {},
+): InboundMessage {
+  const { raw, ...rest } = overrides;
+  const fetched = raw ? fetchedByKafkajs(null, null, raw).headers : {};
+  return {
+    topic: 't.pattern.insert',
+    partition: 1,
+    offset: '17',
+    key: b('p1'),
+    value: insertBody,
+    headers: readHeaders(fetched),
+    timestamp: String(Date.parse('2026-12-01T10:00:00Z')),
+    ...rest,
+  };
+}
+
+const prepare = (m: InboundMessage) => prepareMessage(m, { names, maxMessageBytes: 1 << 20 });
+const outcomeOptions: OutcomeOptions = {
+  names,
+  consumerGroup: 'g',
+  maxResultBytes: 900_000,
+  publishResults: true,
+};
+const success = (_p: Prepared): ModelResult => ({
+  success: true,
+  data: { pattern_id: 'x' },
+  error: null,
+  metadata: { correlation_id: null, operation: 'insert', node: 'NodePatternStorageEffect', duration_ms: 1 },
+});
+const answer = (p: Prepared) => (p.error ? errorResult(p, p.error) : success(p));
+const output = (p: Prepared, result = answer(p)) =>
+  unitOutput([p], [result], outcomeOptions, () => undefined);
+const omittedOf = (r: OutboundRecord) =>
+  JSON.parse(String(r.headers[HEADERS.dltHeadersOmitted] ?? '[]')) as OmittedHeader[];
+
+function pipeline() {
+  return new UnitPipeline({
+    names,
+    nodes: {} as Nodes,
+    directory: {} as TopicDirectory,
+    consumerGroup: 'g',
+    maxMessageBytes: 1 << 20,
+    maxResultBytes: 900_000,
+    publishResults: true,
+    logger: createLogger('silent'),
+    lifecycle: new Lifecycle(),
+  });
+}
+
+describe('prepare', () => {
+  it('never throws on null, duplicate or prototype-named headers, and keeps the message whole', () => {
+    const m = message({
+      raw: [
+        ['kafka_replyTopic', null],
+        ['kafka_replyPartition', null],
+        ['kafka_correlationId', null],
+        ['pattern-deadline-ms', null],
+        ['pattern-redrive-of', null],
+        ['traceparent', null],
+        ['constructor', b('x')],
+        ['__proto__', b('y')],
+        ['kafka_correlationId', b('c1')],
+        ['kafka_correlationId', null],
+      ],
+    });
+    const p = pipeline().prepare(m);
+    expect(p.prepareFailure).toBeUndefined();
+    expect(p.message).toBe(m);
+    expect(p.error).toBeUndefined();
+    expect(p.request?.operation).toBe('insert');
+    expect(p.reply).toEqual({ topic: 't.pattern.insert.result' });
+  });
+
+  it('ignores a malformed pattern-deadline-ms on a write, and refuses it by name on a read', () => {
+    const deadline: [string, Buffer][] = [['pattern-deadline-ms', b('soon')]];
+    const write = prepare(message({ raw: deadline }));
+    expect(write.error).toBeUndefined();
+    expect(write.request?.operation).toBe('insert');
+    const read = prepare(
+      message({ topic: 't.pattern.search.request', value: b('{"operation":"get_top"}'), raw: deadline }),
+    );
+    expect(read.error).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      message: expect.stringContaining('pattern-deadline-ms') as unknown,
+    });
+    expect(read.request).toBeUndefined();
+  });
+});
+
+describe('a key above WORKER_MAX_KEY_BYTES', () => {
+  it('is refused by name before anything is applied, and never published or used as ordering key', () => {
+    const key = Buffer.alloc(900_000, 0x6b);
+    const p = prepareMessage(message({ key }), { names, maxMessageBytes: 1 << 20, maxKeyBytes: 256 });
+    expect(p.error).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      message: expect.stringMatching(/key is 900000 bytes; at most 256/) as unknown,
+      details: { field: 'key', key_bytes: 900_000, max_key_bytes: 256 },
+    });
+    expect(p.request).toBeUndefined();
+    expect(p.key).toBe('');
+
+    const { records } = output(p);
+    expect(records.map((r) => [r.topic, r.key])).toEqual([
+      ['t.pattern.insert.result', null],
+      ['t.pattern.insert.dlq', null],
+    ]);
+    const dead = records[1] as OutboundRecord;
+    expect(String(dead.headers[HEADERS.dltKeyOmittedBytes])).toBe('900000');
+    expect(dead.value).toEqual(insertBody);
+    for (const r of records) expect(checkRecord(r)).toBeUndefined();
+    // A key at the bound is kept.
+    const at = prepareMessage(message({ key: Buffer.alloc(256, 0x6b) }), { names, maxMessageBytes: 1 << 20 });
+    expect(at.error).toBeUndefined();
+    expect(output(at).records[0]?.key).toHaveLength(256);
+  });
+});
+
+describe('dead letters', () => {
+  const raw: [string, Buffer | null][] = [
+    ['constructor', b('c')],
+    ['toString', b('t')],
+    ['__proto__', b('p')],
+    ['x-dup', b('1')],
+    ['x-dup', b('2')],
+    ['x-null', null],
+    ['x-dup-null', b('kept')],
+    ['x-dup-null', null],
+    [HEADERS.dltExceptionFqcn, b('forged')],
+  ];
+  const refused = () =>
+    prepare(
+      message({ value: b('not json'), raw: [...raw, ['kafka_replyTopic', b('other.tenant.results')]] }),
+    );
+
+  it('carry the original key, value and headers exactly through kafkajs, naming null values they cannot carry', () => {
+    const p = refused();
+    const { records } = output(p);
+    const dead = records.find((r) => r.topic === 't.pattern.insert.dlq') as OutboundRecord;
+    expect(checkRecord(dead)).toBeUndefined();
+    const back = roundTrip(dead); // kafkajs threw "Received function Object" on a copied `constructor`
+    const headers = readHeaders(back.headers);
+    expect(back.key).toEqual(b('p1'));
+    expect(back.value).toEqual(b('not json'));
+    expect(get(headers, 'constructor')).toEqual(b('c'));
+    expect(get(headers, 'toString')).toEqual(b('t'));
+    expect(headers['__proto__']).toEqual(b('p'));
+    expect(headers['x-dup']).toEqual([b('1'), b('2')]);
+    expect(headers['x-dup-null']).toEqual(b('kept'));
+    expect(headers['x-null']).toBeUndefined();
+    expect(headers.kafka_replyTopic).toEqual(b('other.tenant.results'));
+    // The original's own value for a dead-letter header stays, first; the dead letter's comes last.
+    expect(headers[HEADERS.dltExceptionFqcn]).toEqual([b('forged'), b('VALIDATION_ERROR')]);
+    expect(omittedOf(dead)).toEqual([
+      { name: 'x-null', reason: 'null value', values: 1 },
+      { name: 'x-dup-null', reason: 'null value', values: 1 },
+    ]);
+  });
+
+  it('fit a record: the value is kept before large headers, and whatever is left out is named with its size', () => {
+    const value = Buffer.alloc(900_000, 0x61);
+    const big = Buffer.alloc(200_000, 0x62);
+    const dead = deadLetterRecord({
+      topic: 't.pattern.insert.dlq',
+      request: message({
+        value,
+        raw: [
+          ['x-big', big],
+          ['x-small', b('s')],
+          [`n${'a'.repeat(300)}`, big],
+        ],
+      }),
+      error: { code: 'VALIDATION_ERROR', message: 'bad' },
+      consumerGroup: 'g',
+    });
+    expect(recordSize(dead)).toBeLessThanOrEqual(DEFAULT_RECORD_LIMITS.maxRecordBytes);
+    expect(checkRecord(dead)).toBeUndefined();
+    expect(dead.value).toBe(value);
+    expect(dead.headers['x-small']).toEqual(b('s'));
+    expect(dead.headers['x-big']).toBeUndefined();
+    expect(omittedOf(dead)).toEqual([
+      { name: 'x-big', reason: 'too large', bytes: 200_015 },
+      { name: `n${'a'.repeat(127)}`, name_bytes: 301, reason: 'too large', bytes: 200_311 },
+    ]);
+
+    const huge = deadLetterRecord({
+      topic: 't.pattern.insert.dlq',
+      request: message({ value: Buffer.alloc(1_100_000), raw: [['x-small', b('s')]] }),
+      error: { code: 'PAYLOAD_TOO_LARGE', message: 'too large' },
+      consumerGroup: 'g',
+    });
+    expect(huge.value).toBeNull();
+    expect(String(huge.headers[HEADERS.dltValueOmittedBytes])).toBe('1100000');
+    expect(huge.headers['x-small']).toEqual(b('s'));
+  });
+
+  it('that are refused are replaced by a bare one, and that by nothing', () => {
+    const dead = output(refused()).records[1] as OutboundRecord;
+    const [bare, ...rest] = dead.ifRefused?.('not authorized on t.pattern.insert.dlq') ?? [];
+    expect(rest).toEqual([]);
+    expect(bare?.value).toBeNull();
+    expect(bare?.key).toEqual(b('p1'));
+    expect(String(bare?.headers[HEADERS.dltValueOmittedBytes])).toBe('8');
+    expect(get(bare?.headers ?? {}, 'constructor')).toBeUndefined();
+    expect(String(bare?.headers[HEADERS.dltExceptionFqcn])).toBe('VALIDATION_ERROR');
+    expect(omittedOf(bare as OutboundRecord).map((o) => [o.name, o.reason])).toContainEqual([
+      '__proto__',
+      'dead letter refused',
+    ]);
+    expect(bare?.ifRefused?.('still refused')).toEqual([]);
+  });
+});
+
+describe('a refused result', () => {
+  const reply = '.pattern.reply';
+  it('becomes an error result on the default result topic, never the reply path, and a dead letter', () => {
+    const p = prepare(
+      message({
+        raw: [
+          ['kafka_replyTopic', b(`t${reply}`)],
+          ['kafka_replyPartition', b('2')],
+        ],
+      }),
+    );
+    expect(p.reply).toEqual({ topic: `t${reply}`, partition: 2 });
+    const [result] = output(p).records;
+    expect(result?.topic).toBe(`t${reply}`);
+    const replaced = result?.ifRefused?.('Not authorized to access topics: [t.pattern.reply]') ?? [];
+    expect(replaced.map((r) => [r.topic, r.partition])).toEqual([
+      ['t.pattern.insert.result', undefined],
+      ['t.pattern.insert.dlq', undefined],
+    ]);
+    const error = (JSON.parse(String(replaced[0]?.value)) as ModelResult).error;
+    expect(error).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      message: expect.stringMatching(
+        /could not be published to "t\.pattern\.reply" \(kafka_replyTopic\).*succeeded/,
+      ) as unknown,
+      details: { refused_topic: 't.pattern.reply', request_succeeded: true },
+    });
+    expect(String(replaced[1]?.headers[HEADERS.dltExceptionMessage])).toContain('could not be published');
+    expect(replaced[0]?.ifRefused?.('again')).toEqual([]);
+  });
+
+  it('says PAYLOAD_TOO_LARGE for a size refusal, and adds no second dead letter for a dead-lettered message', () => {
+    const p = prepare(message({ value: b('{') }));
+    const { records } = output(p);
+    expect(records.map((r) => r.topic)).toEqual(['t.pattern.insert.result', 't.pattern.insert.dlq']);
+    const replaced = records[0]?.ifRefused?.(
+      'it is 2000000 bytes, more than the 1032192 bytes a record may be (too large)',
+    );
+    expect(replaced?.map((r) => r.topic)).toEqual(['t.pattern.insert.result']);
+    const error = (JSON.parse(String(replaced?.[0]?.value)) as ModelResult).error;
+    expect(error).toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+      details: { request_succeeded: false, request_error_code: 'VALIDATION_ERROR' },
+    });
+  });
+
+  it('is caught before it is queued when its whole record, not only its value, is too large', () => {
+    const p = prepare(message());
+    const result = success(p);
+    result.data = { blob: 'x'.repeat(899_000) };
+    // A value under WORKER_MAX_RESULT_BYTES whose headers take it over the record limit.
+    p.correlationHeader = Buffer.alloc(1000);
+    const limits = { maxKeyBytes: 256, maxRecordBytes: 899_500 };
+    const { records } = unitOutput([p], [result], { ...outcomeOptions, limits }, () => undefined);
+    expect((JSON.parse(String(records[0]?.value)) as ModelResult).error?.code).toBe('PAYLOAD_TOO_LARGE');
+  });
+});
