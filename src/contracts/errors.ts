@@ -37,14 +37,24 @@ export class EffectError extends Error {
   }
 }
 
-/** A transient failure (database unreachable, deadlock, serialization, timeout): retry, never dead-letter. */
+/**
+ * A failure that may pass if tried again. Connection loss, failover, deadlock and serialization failures
+ * are retried for as long as they last; `bounded` ones (a statement timeout, a lock not available, the
+ * server out of resources) may also be the message's own doing, so they get the bounded tries of any
+ * other error and are then dead-lettered.
+ */
 export class RetryableError extends Error {
   override name = 'RetryableError';
   readonly reason: string;
+  /** The class of error named in a dead letter after the last try (bounded ones). */
+  readonly errorClass: string;
+  readonly bounded: boolean;
 
-  constructor(reason: string, options?: { cause?: unknown }) {
+  constructor(reason: string, options?: { cause?: unknown; bounded?: boolean; errorClass?: string }) {
     super(`transient failure: ${reason}`, options);
     this.reason = reason;
+    this.bounded = options?.bounded ?? false;
+    this.errorClass = options?.errorClass ?? 'RetryableError';
   }
 }
 

@@ -10,18 +10,26 @@ interface PgLikeError {
   message?: string;
 }
 
+/** Retried for as long as they last: connection loss, failover, deadlock, serialization failure. */
 const TRANSIENT_SQLSTATES: Record<string, string> = {
   '40001': 'serialization failure',
   '40P01': 'deadlock detected',
-  '55P03': 'lock not available',
-  '57014': 'statement timeout or cancel',
   '57P01': 'server shutting down (admin)',
   '57P02': 'server crashed',
   '57P03': 'server cannot accept connections now',
-  '53300': 'too many connections',
-  '53400': 'configuration limit exceeded',
-  '58000': 'system error',
-  '58030': 'I/O error',
+};
+
+/** Retried a bounded number of times, then dead-lettered: the message itself may cause them every time. */
+const BOUNDED_SQLSTATES: Record<string, { reason: string; errorClass: string }> = {
+  '57014': { reason: 'statement timeout or cancel', errorClass: 'StatementTimeout' },
+  '55P03': { reason: 'lock not available', errorClass: 'LockNotAvailable' },
+  '53000': { reason: 'insufficient resources', errorClass: 'InsufficientResources' },
+  '53100': { reason: 'disk full', errorClass: 'InsufficientResources' },
+  '53200': { reason: 'out of memory', errorClass: 'InsufficientResources' },
+  '53300': { reason: 'too many connections', errorClass: 'InsufficientResources' },
+  '53400': { reason: 'configuration limit exceeded', errorClass: 'InsufficientResources' },
+  '58000': { reason: 'system error', errorClass: 'SystemError' },
+  '58030': { reason: 'I/O error', errorClass: 'SystemError' },
 };
 
 const TRANSIENT_NODE_CODES = new Set([
@@ -62,8 +70,9 @@ function asPgError(err: unknown): PgLikeError {
   return Object.fromEntries(Object.entries(pick).filter(([, v]) => v !== undefined));
 }
 
+/** Connection loss, failover, deadlock or serialization failure: retried for as long as it lasts. */
 export function isTransientDbError(err: unknown): boolean {
-  if (err instanceof RetryableError) return true;
+  if (err instanceof RetryableError) return !err.bounded;
   const e = asPgError(err);
   const code = e.code ?? '';
   if (code in TRANSIENT_SQLSTATES) return true;
@@ -97,6 +106,8 @@ export function classifyDbError(err: unknown): RetryableError | EffectError {
     return new RetryableError(reason, { cause: err });
   }
   const e = asPgError(err);
+  const bounded = BOUNDED_SQLSTATES[e.code ?? ''];
+  if (bounded) return new RetryableError(bounded.reason, { cause: err, bounded: true, errorClass: bounded.errorClass });
   const details: Record<string, unknown> = {};
   if (e.constraint) details.constraint = e.constraint;
   if (e.column) details.column = e.column;

@@ -1,7 +1,8 @@
-// Retriability, decided once, on the error: infrastructure failures (database unreachable, deadlock,
-// serialization failure, statement timeout, broker unavailable) are transient and retried for as long
-// as they last; anything else (a bug, an unexpected value) is permanent and gets a bounded number of
-// tries before its message is answered with INTERNAL and dead-lettered.
+// Retriability, decided once, on the error: connection loss, failover, deadlock, serialization failure and
+// an unavailable broker are transient and retried for as long as they last; anything else (a statement
+// timeout, a lock not available, the database out of resources, a bug, an unexpected value) is
+// permanent: it gets a bounded number of tries (retry-policy.ts) before its message is answered with
+// INTERNAL and dead-lettered.
 import { RetryableError } from '../../contracts/errors.ts';
 import { isTransientDbError } from '../../db/errors.ts';
 
@@ -28,7 +29,11 @@ function isBrokerError(err: unknown): boolean {
 }
 
 export function classifyFailure(err: unknown): Failure {
-  if (err instanceof RetryableError) return { kind: 'transient', source: 'database', reason: err.reason };
+  if (err instanceof RetryableError) {
+    return err.bounded
+      ? { kind: 'permanent', errorClass: err.errorClass, reason: err.reason }
+      : { kind: 'transient', source: 'database', reason: err.reason };
+  }
   if (isTransientDbError(err)) return { kind: 'transient', source: 'database', reason: message(err) };
   if (isBrokerError(err))
     return { kind: 'transient', source: 'broker', reason: `${errorName(err)}: ${message(err)}` };
