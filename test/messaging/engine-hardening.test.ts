@@ -1,0 +1,224 @@
+// Engine defects of issue 24, in-process, each with the behaviour that used to go wrong: the replay's rate
+// budget that never reached the engine, statement timeouts retried for ever, finished messages piling up
+// behind a stuck commit point, results waiting for the broker without bound, a lane that failed to start
+// while the others ran on, and a consumer that crashed while a partition was paused.
+import { describe, expect, it } from 'vitest';
+import { laneSettings } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { RetryableError } from '../../src/contracts/errors.ts';
+import { classifyDbError } from '../../src/db/errors.ts';
+import { classifyFailure } from '../../src/messaging/engine/failures.ts';
+import { LaneEngine } from '../../src/messaging/engine/lane-engine.ts';
+import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
+import { LaneConsumer } from '../../src/messaging/kafka/lane-consumer.ts';
+import { Worker } from '../../src/messaging/kafka/worker.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { Readiness } from '../../src/telemetry/readiness.ts';
+import {
+  FakeControl,
+  FakePublisher,
+  FakeWork,
+  flush,
+  message,
+  testSettings,
+} from '../support/engine-fakes.ts';
+import { fakeKafka } from '../support/fake-kafka.ts';
+
+const logger = createLogger('silent');
+
+function engineWith(overrides: Parameters<typeof testSettings>[0] = {}) {
+  const work = new FakeWork();
+  const publisher = new FakePublisher();
+  const control = new FakeControl();
+  const lifecycle = new Lifecycle((_e, err) => {
+    throw err;
+  });
+  const engine = new LaneEngine({
+    settings: testSettings(overrides),
+    work,
+    publisher,
+    control,
+    lifecycle,
+    logger,
+  });
+  return { work, publisher, control, lifecycle, engine };
+}
+
+const env = { KAFKA_BROKERS: '127.0.0.1:9092', DATABASE_URL: 'postgres://localhost/x' };
+
+describe('the replay rate budget', () => {
+  it('reaches the replay lane from WORKER_REPLAY_MAX_RATE', () => {
+    const config = loadConfig({ ...env, WORKER_REPLAY_MAX_RATE: '250' });
+    const [replay] = laneSettings(config, { config, logger, topics: ['pattern.usage'] });
+    expect(replay?.maxRatePerSecond).toBe(250);
+    expect(laneSettings(config, { config, logger }).map((l) => l.maxRatePerSecond)).toEqual([0, 0, 0]);
+  });
+
+  it('holds the lane to it: 60 messages at 100/s take about 0.6 s', async () => {
+    const { work, engine, publisher } = engineWith({ maxRatePerSecond: 100, concurrency: 8 });
+    const started: number[] = [];
+    const t0 = performance.now();
+    engine.accept(
+      't',
+      0,
+      Array.from({ length: 60 }, (_, i) => message(0, i, 'read', '')),
+    );
+    while (started.length < 60 && performance.now() - t0 < 5_000) {
+      while (work.runs.length > 0) {
+        work.succeed(0);
+        started.push(performance.now() - t0);
+      }
+      while (publisher.pending.length > 0) publisher.ack();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const elapsed = started[started.length - 1] as number;
+    // A burst of max(maxBatch, rate/10) may start at once; the rest at the rate.
+    expect(started).toHaveLength(60);
+    expect(elapsed).toBeGreaterThan(450);
+    expect(elapsed).toBeLessThan(1_500);
+  });
+});
+
+describe('timeouts and resource errors', () => {
+  it('are bounded: classified as not transient, with their class', () => {
+    for (const [code, errorClass] of [
+      ['57014', 'StatementTimeout'],
+      ['55P03', 'LockNotAvailable'],
+      ['53400', 'InsufficientResources'],
+      ['58000', 'SystemError'],
+    ] as const) {
+      const classified = classifyDbError(Object.assign(new Error('x'), { code }));
+      expect(classified).toBeInstanceOf(RetryableError);
+      expect(classifyFailure(classified)).toMatchObject({ kind: 'permanent', errorClass });
+    }
+    for (const code of ['40001', '40P01', '57P01', '08006']) {
+      expect(classifyFailure(classifyDbError(Object.assign(new Error('x'), { code })))).toMatchObject({
+        kind: 'transient',
+      });
+    }
+  });
+
+  it('a message whose statement always times out is given up on after maxAttempts, and the partition moves on', async () => {
+    const { work, engine, publisher, control } = engineWith({ maxAttempts: 3 });
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
+    await flush();
+    work.succeed(work.runs.findIndex((r) => r.items[0]?.key === 'b'));
+    const timeout = () =>
+      new RetryableError('statement timeout or cancel', { bounded: true, errorClass: 'StatementTimeout' });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      for (let i = 0; i < 50 && !work.runs.some((r) => r.items[0]?.key === 'a'); i++)
+        await new Promise((r) => setTimeout(r, 2));
+      work.fail(
+        work.runs.findIndex((r) => r.items[0]?.key === 'a'),
+        timeout(),
+      );
+      await flush();
+    }
+    expect(work.gaveUp).toHaveLength(1);
+    expect(work.gaveUp[0]?.attempt).toBe(3);
+    while (publisher.pending.length > 0) publisher.ack();
+    await flush();
+    expect(control.committed(0)).toBe(2n);
+  });
+});
+
+describe('flow control', () => {
+  it('pauses a partition whose commit point is stuck once enough finished messages pile up behind it', async () => {
+    const { work, engine, publisher, control } = engineWith({ maxUncommittedMessages: 10, concurrency: 4 });
+    // Offset 0 keeps running; 1..14 finish behind it.
+    engine.accept(
+      't',
+      0,
+      Array.from({ length: 15 }, (_, i) => message(0, i, 'read', '')),
+    );
+    for (let i = 0; i < 30; i++) {
+      await flush();
+      const next = work.runs.findIndex((r) => r.items[0]?.message.offset !== '0');
+      if (next < 0) break;
+      work.succeed(next);
+      await flush();
+      while (publisher.pending.length > 0) publisher.ack();
+    }
+    expect(control.committed(0)).toBe(-1n);
+    expect(control.paused.has('t:0')).toBe(true);
+    // The stuck one finishes: everything commits and fetching resumes.
+    work.succeed(work.runs.findIndex((r) => r.items[0]?.message.offset === '0'));
+    await flush();
+    while (publisher.pending.length > 0) publisher.ack();
+    await flush();
+    expect(control.committed(0)).toBe(15n);
+    expect(control.paused.has('t:0')).toBe(false);
+  });
+
+  it('starts no new unit while the results waiting for the broker are above their bound', async () => {
+    const { work, engine, publisher } = engineWith({ maxPendingPublishBytes: 1_000, concurrency: 4 });
+    publisher.pendingBytes = 5_000;
+    engine.accept('t', 0, [message(0, 0, 'read', ''), message(0, 1, 'read', '')]);
+    await flush();
+    expect(work.runs).toHaveLength(0);
+    publisher.pendingBytes = 0;
+    // The next ack (here: any finished unit) pumps again; a fresh accept does too.
+    engine.accept('t', 0, [message(0, 2, 'read', '')]);
+    await flush();
+    expect(work.runs).toHaveLength(3);
+  });
+});
+
+describe('lane start and crash', () => {
+  const options = (kafka: ReturnType<typeof fakeKafka>['kafka']) => {
+    const config = loadConfig(env);
+    return {
+      kafka,
+      groupId: 'g',
+      lanes: laneSettings(config, { config, logger }),
+      work: new FakeWork(),
+      checkRecord: () => undefined,
+      lifecycle: new Lifecycle(),
+      logger,
+      readiness: new Readiness(),
+    };
+  };
+
+  it('a lane that cannot start stops the lanes that did, and the start fails naming it', async () => {
+    const { kafka, consumers } = fakeKafka((consumer, index) => {
+      if (index === 1) consumer.failConnect = new Error('SASL authentication failed');
+    });
+    const worker = new Worker(options(kafka));
+    await expect(worker.start()).rejects.toThrow(/lane reads could not start: SASL authentication failed/);
+    // The lanes that had started left the group again.
+    for (const consumer of [consumers[0], consumers[2]]) expect(consumer?.calls).toContain('disconnect');
+  });
+
+  it('a consumer that crashes for good while a partition is paused is replaced', async () => {
+    const { kafka, consumers } = fakeKafka();
+    const config = loadConfig({ ...env, WORKER_RETRY_INITIAL_MS: '1', WORKER_RETRY_MAX_MS: '2' });
+    const [settings] = laneSettings(config, { config, logger, topics: ['pattern.usage'] });
+    const lane = new LaneConsumer({
+      kafka,
+      groupId: 'g',
+      settings: { ...(settings as NonNullable<typeof settings>), maxBufferedMessages: 1 },
+      groupTopics: ['pattern.usage'],
+      laneOfTopic: () => 'replay',
+      work: new FakeWork(),
+      checkRecord: () => undefined,
+      logger,
+      lifecycle: new Lifecycle(),
+    });
+    await lane.start();
+    const first = consumers[0];
+    // Two messages over a buffer of one: the partition pauses.
+    lane.engine.accept('pattern.usage', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')]);
+    expect(first?.calls).toContain('pause');
+    if (first) first.crashed = true;
+    expect(() =>
+      first?.emit(first.events.CRASH, {
+        error: new Error('Cannot read properties of undefined'),
+        restart: false,
+      }),
+    ).not.toThrow();
+    for (let i = 0; i < 100 && consumers.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(consumers).toHaveLength(2);
+    expect(consumers[1]?.calls).toContain('run');
+    await lane.stop(100);
+  });
+});
