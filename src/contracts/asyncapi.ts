@@ -33,7 +33,13 @@ const requestHeaders: Json = {
         'Identity of the message when the body has no correlation_id.',
     ),
     [HEADERS.replyTopic]: bytes(
-      'Publish the result here instead of the result topic. Must exist; internal (__*) and .dlq topics are refused.',
+      'Publish the result here instead of the result topic, if the reply policy allows it: WORKER_REPLY_TOPICS ' +
+        '(comma-separated topic names, * matching any characters), by default every topic in the TOPIC_PREFIX ' +
+        "(<prefix>*), or pattern.* without a prefix. The request topic's own result topic is always allowed; the " +
+        "worker's request, other result and dead-letter topics, internal (__*) and .dlq topics never are. The topic " +
+        'must exist. A refused target: the request is not applied, its VALIDATION_ERROR (naming kafka_replyTopic) ' +
+        'goes to the result topic, and it is dead-lettered. A result the broker refuses on the reply topic is ' +
+        'replaced by an error result on the result topic and a dead letter.',
     ),
     [HEADERS.replyPartition]: bytes(
       'Partition of the reply topic: a 4-byte big-endian integer (Spring) or a decimal string (NestJS).',
@@ -44,7 +50,7 @@ const requestHeaders: Json = {
       "The caller's deadline, absolute epoch milliseconds (a decimal string or an 8-byte big-endian integer). " +
         'A read (search, get_*, analytics reads) whose deadline has passed when its turn comes is not run and ' +
         'is answered DEADLINE_EXCEEDED; writes always run (the header is ignored for them). PatternClient sets ' +
-        'it to 80% of its timeout.',
+        'it to 80% of its timeout. A malformed value refuses a read by name and is ignored on a write.',
     ),
     [HEADERS.redriveOf]: bytes(
       'Set by `patterns dlq redrive`: topic/partition/offset of the first original message. A message with no ' +
@@ -68,7 +74,11 @@ const resultHeaders: Json = {
 
 const deadLetterHeaders: Json = {
   type: 'object',
-  description: "The original message's headers, plus Spring Kafka's dead-letter headers.",
+  description:
+    "The original message's headers exactly (any name, duplicates in order), plus Spring Kafka's dead-letter " +
+    "headers. Where the original had a header of the same name as a dead-letter header, the original's values " +
+    "stay and the dead letter's is appended last (Spring reads the last). What a dead letter cannot carry is " +
+    'named in the three *-omitted headers.',
   properties: {
     [HEADERS.dltOriginalTopic]: bytes('Topic the message was consumed from.'),
     [HEADERS.dltOriginalPartition]: bytes('Partition, 4-byte big-endian integer.'),
@@ -82,6 +92,20 @@ const deadLetterHeaders: Json = {
     ),
     [HEADERS.deliveryAttempt]: bytes(
       'Only with the header above: the tries made, 4-byte big-endian integer.',
+    ),
+    [HEADERS.dltKeyOmittedBytes]: bytes(
+      'Only when the original key was above WORKER_MAX_KEY_BYTES: its size in bytes (decimal). The dead letter ' +
+        'has no key then.',
+    ),
+    [HEADERS.dltValueOmittedBytes]: bytes(
+      'Only when the original value did not fit in a dead letter (about 1 MiB with the headers): its size in ' +
+        'bytes (decimal). The dead letter has no value then; the original stays in the request topic.',
+    ),
+    [HEADERS.dltHeadersOmitted]: bytes(
+      'Only when original headers were left out: a JSON array of {name, reason, bytes?, values?, name_bytes?}, ' +
+        'reason "too large" (it did not fit beside the value), "null value" (sent without a value, which the ' +
+        'producer cannot send; values: how many) or "dead letter refused" (the full dead letter was refused and ' +
+        'this is the bare one). At most 8 KiB; a last {more: n} counts the rest.',
     ),
   },
 };
@@ -102,12 +126,14 @@ export function buildAsyncApi(version: string): Json {
       contentType: 'application/json',
       headers: resultHeaders,
       payload: jsonSchema(modelResultSchema, 'output'),
-      bindings: keyBinding("The request's key."),
+      bindings: keyBinding("The request's key; none when it was above WORKER_MAX_KEY_BYTES."),
     },
     deadLetter: {
       name: 'DeadLetter',
       title: 'A request that could not be applied',
-      summary: 'The original key and value, unchanged.',
+      summary:
+        'The original key and value, unchanged, unless too large (see the *-omitted headers): a key above ' +
+        'WORKER_MAX_KEY_BYTES is left out, and so is a value that does not fit in a dead letter.',
       headers: deadLetterHeaders,
       payload: {},
     },
@@ -131,7 +157,9 @@ export function buildAsyncApi(version: string): Json {
         headers: requestHeaders,
         payload: jsonSchema(OPERATION_SCHEMAS[operation], 'input'),
         bindings: keyBinding(
-          'The pattern id when the request concerns one pattern, so its events keep their order.',
+          'The pattern id when the request concerns one pattern, so its events keep their order. At most ' +
+            'WORKER_MAX_KEY_BYTES (default 256): a longer key is refused (VALIDATION_ERROR naming the key), and its ' +
+            'result and dead letter are published without a key.',
         ),
       };
       requestMessages[operation] = { $ref: `#/components/messages/${name}` };
@@ -144,7 +172,7 @@ export function buildAsyncApi(version: string): Json {
         contentType: 'application/json',
         headers: resultHeaders,
         payload: jsonSchema(modelResultSchema.extend({ data: declared.result.nullable() }), 'output'),
-        bindings: keyBinding("The request's key."),
+        bindings: keyBinding("The request's key; none when it was above WORKER_MAX_KEY_BYTES."),
       };
       resultMessages[operation] = { $ref: `#/components/messages/${resultName}` };
     }
