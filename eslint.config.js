@@ -17,11 +17,25 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-floating-promises': 'error',
       // A switch over a union must name every member (or say `default`): a new operation cannot fall through.
+      // The Kafka client library lives behind src/messaging/kafka/: nothing else imports it.
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'kafkajs', message: 'Only src/messaging/kafka/ imports the Kafka client library.' },
+          ],
+        },
+      ],
       '@typescript-eslint/switch-exhaustiveness-check': [
         'error',
         { considerDefaultExhaustiveForUnions: true },
       ],
     },
+  },
+  {
+    // The Kafka side itself, and tests, benchmarks and scripts, which use kafkajs as an independent client.
+    files: ['src/messaging/kafka/**', 'test/**', 'bench/**', 'scripts/**'],
+    rules: { 'no-restricted-imports': 'off' },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

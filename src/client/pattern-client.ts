@@ -2,7 +2,13 @@
 // the body and in kafka_correlationId, and name this client's partition of the shared reply topic in
 // kafka_replyTopic/kafka_replyPartition (Spring's encoding); replies are matched by that id.
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, type IHeaders, type KafkaMessage, type Producer } from 'kafkajs';
+import {
+  quietKafkaClient,
+  type KafkaClient,
+  type KafkaFetchedMessage,
+  type KafkaHeaders,
+  type KafkaProducer,
+} from '../messaging/kafka/client.ts';
 import { validateRequest } from '../contracts/decode.ts';
 import { HEADERS, headerBytes } from '../contracts/headers.ts';
 import { modelResultSchema, type ModelResult } from '../contracts/results.ts';
@@ -19,8 +25,8 @@ import {
 } from '../contracts/operations.ts';
 import { context, endSpan, startProducerSpan } from '../telemetry/tracing.ts';
 import { ClientClosedError, RequestTimeoutError, RequestValidationError } from './errors.ts';
-import { ReplyConsumer } from './reply-consumer.ts';
-import { SendQueue } from './send-queue.ts';
+import { ReplyConsumer } from '../messaging/kafka/reply-consumer.ts';
+import { SendQueue } from '../messaging/kafka/send-queue.ts';
 
 export type RequestBody<Op extends Operation> = Omit<RequestInputOf<Op>, 'operation'>;
 export type ResultOf<Op extends Operation> = ModelResult<ResultDataOf<Op>>;
@@ -28,8 +34,8 @@ export type ResultOf<Op extends Operation> = ModelResult<ResultDataOf<Op>>;
 export interface PatternClientOptions {
   /** Brokers as host:port; ignored when `kafka` is given. Default 127.0.0.1:9092. */
   brokers?: string[];
-  /** A configured kafkajs instance (SASL, TLS, logging). */
-  kafka?: Kafka;
+  /** A configured Kafka client (SASL, TLS, logging), e.g. from createKafka(config). */
+  kafka?: KafkaClient;
   topicPrefix?: string;
   clientId?: string;
   /** Default per-call timeout. */
@@ -50,7 +56,7 @@ export interface SendOptions {
   correlationId?: string;
   /** Message key; default: the pattern the request concerns. */
   key?: string;
-  headers?: IHeaders;
+  headers?: KafkaHeaders;
 }
 
 export interface CallOptions extends SendOptions {
@@ -72,11 +78,11 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 
 class PatternClientBase {
   readonly names: TopicNames;
-  readonly #kafka: Kafka;
+  readonly #kafka: KafkaClient;
   readonly #options: PatternClientOptions;
   readonly #pending = new Map<string, Pending>();
   readonly #replies: ReplyConsumer;
-  #producer: Producer | undefined;
+  #producer: KafkaProducer | undefined;
   #queue: SendQueue | undefined;
   #state: 'new' | 'connecting' | 'open' | 'closed' = 'new';
   readonly send: FireAndForget;
@@ -84,13 +90,7 @@ class PatternClientBase {
   constructor(options: PatternClientOptions = {}) {
     this.#options = options;
     const clientId = options.clientId ?? 'pattern-client';
-    this.#kafka =
-      options.kafka ??
-      new Kafka({
-        clientId,
-        brokers: options.brokers ?? ['127.0.0.1:9092'],
-        logLevel: logLevel.NOTHING,
-      });
+    this.#kafka = options.kafka ?? quietKafkaClient(clientId, options.brokers ?? ['127.0.0.1:9092']);
     this.names = new TopicNames(options.topicPrefix ?? '');
     this.#replies = new ReplyConsumer({
       kafka: this.#kafka,
@@ -226,7 +226,7 @@ class PatternClientBase {
     return { topic, correlationId };
   }
 
-  #traceSend(topic: string, operation: string, correlationId: string, headers: IHeaders) {
+  #traceSend(topic: string, operation: string, correlationId: string, headers: KafkaHeaders) {
     const { span, headers: trace } = startProducerSpan(context.active(), topic, undefined);
     span.setAttributes({
       'messaging.message.conversation_id': correlationId,
@@ -275,7 +275,7 @@ class PatternClientBase {
       const checked = validateRequest(logical, value);
       if (!checked.ok) throw new RequestValidationError(operation, checked.error);
     }
-    const headers: IHeaders = {
+    const headers: KafkaHeaders = {
       ...options.headers,
       [HEADERS.correlationId]: correlationId,
       [HEADERS.contentType]: 'application/json',
@@ -297,7 +297,7 @@ class PatternClientBase {
     };
   }
 
-  #onReply(message: KafkaMessage): void {
+  #onReply(message: KafkaFetchedMessage): void {
     const id = headerBytes(message.headers?.[HEADERS.correlationId])?.toString('utf8');
     const pending = id === undefined ? undefined : this.#pending.get(id);
     if (!pending) return; // another client's reply on a shared partition, or one that timed out

@@ -1,7 +1,19 @@
-// Builds the kafkajs client from configuration: brokers, client id, SASL and TLS, logs through pino.
+// Builds the Kafka client from configuration: brokers, client id, SASL and TLS, logs through pino. The
+// client library (kafkajs) is imported only under src/messaging/kafka/ (an eslint rule); the rest of the
+// code passes these handles around by the names below.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { Kafka, logLevel, type KafkaConfig, type SASLOptions, type logCreator } from 'kafkajs';
+import {
+  Kafka,
+  logLevel,
+  type Admin,
+  type IHeaders,
+  type KafkaConfig,
+  type KafkaMessage,
+  type Producer,
+  type SASLOptions,
+  type logCreator,
+} from 'kafkajs';
 import { ConfigError, type Config } from '../../config.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 
@@ -80,4 +92,16 @@ export function kafkaConfig(config: Config, logger?: Logger, clientIdSuffix = ''
 
 export function createKafka(config: Config, logger?: Logger, clientIdSuffix = ''): Kafka {
   return new Kafka(kafkaConfig(config, logger, clientIdSuffix));
+}
+
+/** The Kafka client handle the rest of the code passes around. */
+export type KafkaClient = Kafka;
+export type KafkaAdmin = Admin;
+export type KafkaProducer = Producer;
+export type KafkaHeaders = IHeaders;
+export type KafkaFetchedMessage = KafkaMessage;
+
+/** A client for the given brokers that logs nothing (PatternClient's default). */
+export function quietKafkaClient(clientId: string, brokers: string[]): KafkaClient {
+  return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
 }

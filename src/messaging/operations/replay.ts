@@ -1,7 +1,7 @@
 // Replay for backfill: which offsets of which partitions to re-apply, and how far along it is.
 // The end of each partition is fixed when the replay starts (or by --to), so a replay always finishes
 // even while producers keep writing.
-import type { Admin } from 'kafkajs';
+import type { KafkaAdmin as Admin } from '../kafka/client.ts';
 import type { PatternRequest } from '../../contracts/requests.ts';
 import {
   isWriteOperation,

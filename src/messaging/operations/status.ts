@@ -1,7 +1,7 @@
 // What `patterns status` reports, gathered from the broker alone: the worker group's members and their
 // lanes, committed and end offsets with the lag per partition, the topics and their partitions, and the
 // dead letters of the last hour per code. Nothing here joins or moves the worker's group.
-import type { Kafka } from 'kafkajs';
+import type { KafkaClient as Kafka } from '../kafka/client.ts';
 import type { TopicNames, TopicRole } from '../../contracts/topics.ts';
 import { countByCode, decodeDeadLetter, type DeadLetter } from './dead-letters.ts';
 import { describeLaneMember } from '../kafka/lane-assignor.ts';

@@ -11,12 +11,7 @@ import {
   type KafkaMessage,
   type PartitionAssigner,
 } from 'kafkajs';
-import {
-  createTopicsAndWait,
-  DEFAULT_LAYOUT,
-  REPLY_RETENTION_MS,
-  whenServed,
-} from '../messaging/kafka/topic-admin.ts';
+import { createTopicsAndWait, DEFAULT_LAYOUT, REPLY_RETENTION_MS, whenServed } from './topic-admin.ts';
 
 const { MemberAssignment, MemberMetadata } = AssignerProtocol;
 
