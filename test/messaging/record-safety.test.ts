@@ -284,6 +284,16 @@ describe('a refused result', () => {
     });
   });
 
+  it('does not echo a traceparent header that is not one (900 KB), so the result stays sendable', () => {
+    const p = prepare(message({ raw: [['traceparent', Buffer.alloc(900_000, 0x30)]] }));
+    const [result] = output(p).records;
+    expect(result?.headers.traceparent).toBeUndefined();
+    expect(checkRecord(result as OutboundRecord)).toBeUndefined();
+    const ok = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const traced = output(prepare(message({ raw: [['traceparent', b(ok)]] }))).records[0];
+    expect(traced?.headers.traceparent).toBe(ok);
+  });
+
   it('is caught before it is queued when its whole record, not only its value, is too large', () => {
     const p = prepare(message());
     const result = success(p);

@@ -23,6 +23,8 @@ export interface OutcomeOptions {
   limits?: RecordLimits | undefined;
 }
 
+const MAX_TRACEPARENT_BYTES = 256;
+
 export interface UnitOutput {
   records: OutboundRecord[];
   outcomes: MessageOutcome[];
@@ -126,9 +128,11 @@ export function unitOutput(
     let result = results[i] as ModelResult;
     let record: OutboundRecord | undefined;
     if (options.publishResults) {
+      // A W3C traceparent is 55 characters: a longer one is not echoed (it could outgrow the record).
+      const incoming = headerBytes(p.message.headers[HEADERS.traceparent]);
       const parent =
         traceparent(i, p.reply.topic, p.reply.partition) ??
-        headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1');
+        (incoming && incoming.length <= MAX_TRACEPARENT_BYTES ? incoming.toString('latin1') : undefined);
       const build = () =>
         resultRecord({
           target: p.reply,
