@@ -61,8 +61,9 @@ const output = (p: Prepared, result = answer(p)) =>
 const omittedOf = (r: OutboundRecord) =>
   JSON.parse(String(r.headers[HEADERS.dltHeadersOmitted] ?? '[]')) as OmittedHeader[];
 
-function pipeline() {
+function pipeline(select?: () => boolean) {
   return new UnitPipeline({
+    select,
     names,
     nodes: {} as Nodes,
     directory: {} as TopicDirectory,
@@ -97,6 +98,34 @@ describe('prepare', () => {
     expect(p.error).toBeUndefined();
     expect(p.request?.operation).toBe('insert');
     expect(p.reply).toEqual({ topic: 't.pattern.insert.result' });
+  });
+
+  it('keeps the message whole if preparing it ever throws, so its dead letter still carries it', () => {
+    const m = message({ raw: [['x-h', b('v')]] });
+    const p = pipeline(() => {
+      throw new TypeError('a bug');
+    }).prepare(m);
+    expect(p.prepareFailure).toBeInstanceOf(TypeError);
+    expect(p.message).toBe(m);
+    const view = {
+      id: 1,
+      lane: 'writes',
+      topic: m.topic,
+      partition: 1,
+      messages: [m],
+      items: [],
+      batched: false,
+      attempt: 5,
+      startedAt: 0,
+    };
+    const out = pipeline().giveUp(view, [p], {
+      kind: 'permanent',
+      errorClass: 'TypeError',
+      reason: 'a bug',
+    });
+    const dead = out.records.find((r) => r.topic === 't.pattern.insert.dlq');
+    expect(dead?.value).toEqual(insertBody);
+    expect(dead?.headers['x-h']).toEqual(b('v'));
   });
 
   it('ignores a malformed pattern-deadline-ms on a write, and refuses it by name on a read', () => {
