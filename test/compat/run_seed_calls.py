@@ -68,6 +68,28 @@ async def main(fixture):
             wire = result.to_dict()
             wire["error_code"] = result.error_code
             print(json.dumps({"name": case["name"], "sent": sent, "saved": saved, "result": wire}), flush=True)
+        # A call that gets no answer in time is a failed result; its outcome can be asked for later.
+        late = ModelContractEffect(
+            operation="insert",
+            data={"pattern_name": "CompatLate", "pattern_type": "code", "language": "python"},
+        )
+        timed_out = await NodePatternStorageEffect(client, timeout=0.001).execute_effect(late)
+        picked = None
+        for _ in range(100):
+            picked = await client.get_result(late.correlation_id, operation="insert")
+            if picked.success and picked.data["status"] == "applied":
+                break
+            await asyncio.sleep(0.1)
+        print(
+            json.dumps(
+                {
+                    "name": "late-reply pickup",
+                    "timed_out": {"success": timed_out.success, "error_code": timed_out.error_code, "error": timed_out.error},
+                    "picked": picked.to_dict(),
+                }
+            ),
+            flush=True,
+        )
     finally:
         await client.close()
 

@@ -103,7 +103,23 @@ describe("the seed's calls through the Python client", () => {
             result: WireResult;
           },
       );
+    const late = lines.pop() as unknown as {
+      name: string;
+      timed_out: { success: boolean; error_code: string; error: string };
+      picked: WireResult;
+    };
     expect(lines.map((l) => l.name)).toEqual(CALLS.map((c) => c.name));
+    // A call that timed out is a failed result naming get_result; the write was applied all the same.
+    expect(late.timed_out).toMatchObject({ success: false, error_code: 'TIMEOUT' });
+    expect(late.timed_out.error).toContain('get_result(');
+    expect(late.picked).toMatchObject({
+      success: true,
+      data: {
+        status: 'applied',
+        operation: 'insert',
+        result: { success: true, data: { pattern_name: 'CompatLate' } },
+      },
+    });
     CALLS.forEach((call, i) => {
       const line = lines[i] as (typeof lines)[number];
       expectTranscribed(call, line.sent, line.saved);
