@@ -483,6 +483,21 @@ function cases(): Case[] {
     bad('900 KB header on bad JSON on usage', 'pattern.usage', badJson, refuse(), [
       ['x-big', repeat('h', 900_000)],
     ]),
+    bad(
+      '900 KB header and 900 KB bad value on insert (too big for one dead letter)',
+      'pattern.insert',
+      repeat('v', 900_000),
+      refuse(),
+      [['x-big', repeat('h', 900_000)]],
+    ),
+    {
+      ...bad('1 MB key, 900 KB header and bad JSON on usage', 'pattern.usage', badJson, refuse(), [
+        ['x-big', repeat('h', 900_000)],
+      ]),
+      key: repeat('z', 1_000_000),
+      shortFollowUp: true,
+      phase: 2,
+    },
     valid(
       '900 KB unknown header on a valid insert',
       'pattern.insert',
