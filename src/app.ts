@@ -5,8 +5,8 @@ import { TopicNames, type RequestTopic } from './contracts/topics.ts';
 import { migrationStatus } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { startDatabaseProbe } from './db/probe.ts';
-import { startPruner } from './db/prune.ts';
-import type { Nodes } from './messaging/stages/dispatch.ts';
+import { startPruner } from './nodes/identity-pruning.ts';
+import { createNodes } from './messaging/stages/dispatch.ts';
 import { createKafka } from './messaging/kafka/client.ts';
 import { LANE_NAMES, LANES } from './messaging/lanes.ts';
 import { Lifecycle } from './messaging/engine/lifecycle.ts';
@@ -17,27 +17,11 @@ import { UnitPipeline } from './messaging/stages/unit-pipeline.ts';
 import { Worker } from './messaging/kafka/worker.ts';
 import type { LaneSettings } from './messaging/engine/settings.ts';
 import { checkRecord, recordLimits } from './messaging/stages/record-check.ts';
-import {
-  NodePatternAnalyticsEffect,
-  NodePatternQueryEffect,
-  NodePatternStorageEffect,
-  NodePatternUpdateEffect,
-} from './nodes/index.ts';
 import { tracePool } from './db/traced-pool.ts';
 import { startHealthServer, type HealthServer, type MetricsEndpoint } from './telemetry/health.ts';
 import { createWorkerMetrics } from './telemetry/metrics.ts';
 import type { Logger } from './telemetry/logger.ts';
 import { Readiness } from './telemetry/readiness.ts';
-
-export function createNodes(pool: Pool, logger?: Logger): Nodes {
-  const options = logger ? { logger } : {};
-  return {
-    storage: new NodePatternStorageEffect(pool, options),
-    query: new NodePatternQueryEffect(pool, options),
-    update: new NodePatternUpdateEffect(pool, options),
-    analytics: new NodePatternAnalyticsEffect(pool, options),
-  };
-}
 
 export function createDatabasePool(config: Config, logger?: Logger): Pool {
   const pool = createPool({

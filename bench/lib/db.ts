@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPool, type Pool } from '../../src/db/pool.ts';
-import { pruneBatch } from '../../src/db/prune.ts';
+import { pruneBatch } from '../../src/nodes/identity-pruning.ts';
 import type { PatternRow, UsageEvent } from './dataset.ts';
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';

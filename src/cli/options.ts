@@ -2,6 +2,7 @@
 // (naming the flag) and draws its tables alike.
 import Table from 'cli-table3';
 import { InvalidArgumentError } from 'commander';
+import { REQUEST_TOPICS, type RequestTopic } from '../contracts/topics.ts';
 
 export function parseTime(flag: string, value: string): Date {
   const time = new Date(value);
@@ -19,6 +20,29 @@ export function parseList(value: string): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+}
+
+/** A parser of a whole number of at least `min`, naming the flag when the value is not one. */
+export function wholeNumber(flag: string, min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${flag} must be a whole number of at least ${min}, got "${value}"`);
+    }
+    return n;
+  };
+}
+
+/** A comma-separated list of logical request topics. */
+export function parseRequestTopics(value: string): RequestTopic[] {
+  const topics = parseList(value);
+  const unknown = topics.filter((t) => !(REQUEST_TOPICS as readonly string[]).includes(t));
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(
+      `unknown topic ${unknown.join(', ')}; choose from ${REQUEST_TOPICS.join(', ')}`,
+    );
+  }
+  return topics as RequestTopic[];
 }
 
 /** A table without lines between rows, which stays readable with many rows. */

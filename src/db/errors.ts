@@ -107,7 +107,8 @@ export function classifyDbError(err: unknown): RetryableError | EffectError {
   }
   const e = asPgError(err);
   const bounded = BOUNDED_SQLSTATES[e.code ?? ''];
-  if (bounded) return new RetryableError(bounded.reason, { cause: err, bounded: true, errorClass: bounded.errorClass });
+  if (bounded)
+    return new RetryableError(bounded.reason, { cause: err, bounded: true, errorClass: bounded.errorClass });
   const details: Record<string, unknown> = {};
   if (e.constraint) details.constraint = e.constraint;
   if (e.column) details.column = e.column;

@@ -3,7 +3,7 @@
 // connections for long. Identity keys and fingerprints stay, so a replay onto a populated database still
 // changes nothing and a duplicate still answers "already applied". Replicas share the work (SKIP LOCKED).
 import type { Logger } from '../telemetry/logger.ts';
-import type { Pool } from './pool.ts';
+import type { Pool } from '../db/pool.ts';
 
 export interface PruneOptions {
   pool: Pool;

@@ -2,6 +2,8 @@
 // (the Prometheus exporter turns dots into underscores and adds unit and _total suffixes).
 // Created after the SDK has started: the metrics API has no proxy for instruments made earlier.
 import { metrics, type Attributes } from '@opentelemetry/api';
+import type { OutcomeLabel } from '../messaging/engine/lifecycle.ts';
+import { partitionKey } from '../messaging/engine/records.ts';
 
 export interface PoolStats {
   totalCount: number;
@@ -16,7 +18,7 @@ export interface WorkerMetrics {
     topic: string;
     partition: number;
     operation: string;
-    outcome: 'success' | 'error' | 'duplicate' | 'dead_letter';
+    outcome: OutcomeLabel;
     errorType?: string;
     durationMs: number;
   }): void;
@@ -216,7 +218,7 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
     lag(topic, partition, lag) {
       // A fetch comes before any outcome of its messages.
       startDeadLetters(topic);
-      lags.set(`${topic}:${partition}`, { topic, partition, lag: Math.max(0, lag) });
+      lags.set(partitionKey(topic, partition), { topic, partition, lag: Math.max(0, lag) });
     },
     pruned(rows, bytes) {
       prunedRows.add(rows);

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { pruneBatch } from '../../src/db/prune.ts';
+import { pruneBatch } from '../../src/nodes/identity-pruning.ts';
 import { NodePatternStorageEffect, NodePatternUpdateEffect } from '../../src/nodes/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredResultLookup } from '../../src/contracts/result-data.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import { pruneBatch } from '../../src/db/prune.ts';
+import { pruneBatch } from '../../src/nodes/identity-pruning.ts';
 import { NodePatternQueryEffect, NodePatternStorageEffect } from '../../src/nodes/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 

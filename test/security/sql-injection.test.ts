@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import { createNodes } from '../../src/app.ts';
+import { createNodes } from '../../src/messaging/stages/dispatch.ts';
 import type { Nodes } from '../../src/messaging/stages/dispatch.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 

@@ -22,7 +22,7 @@ import {
   type PartitionRange,
 } from '../../messaging/kafka/operator-io.ts';
 import { createProgress } from '../progress.ts';
-import { compactTable, parseList, parseTime } from '../options.ts';
+import { compactTable, parseList, parseRequestTopics, parseTime } from '../options.ts';
 
 interface FilterOptions {
   topic?: RequestTopic[];
@@ -31,17 +31,6 @@ interface FilterOptions {
   until?: Date;
   correlationId?: string;
   json?: boolean;
-}
-
-function parseTopics(value: string): RequestTopic[] {
-  const topics = parseList(value);
-  const unknown = topics.filter((t) => !(REQUEST_TOPICS as string[]).includes(t));
-  if (unknown.length > 0) {
-    throw new InvalidArgumentError(
-      `unknown topic ${unknown.join(', ')}; choose from ${REQUEST_TOPICS.join(', ')}`,
-    );
-  }
-  return topics as RequestTopic[];
 }
 
 function parseCodes(value: string): string[] {
@@ -59,7 +48,7 @@ function withFilters(command: Command): Command {
       new Option(
         '--topic <list>',
         'request topics whose dead letters to read, comma-separated (default: all)',
-      ).argParser(parseTopics),
+      ).argParser(parseRequestTopics),
     )
     .addOption(
       new Option('--code <list>', 'error codes (kafka_dlt-exception-fqcn), comma-separated').argParser(

@@ -1,10 +1,10 @@
 // `patterns replay`: re-applies request topics through the same effect nodes, with its own consumer
 // group, up to the end offsets taken at start. Exactly once per message identity, so replaying onto a
 // populated database changes nothing and replaying into an empty one rebuilds it.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { startWorkerApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
-import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../contracts/topics.ts';
+import { TopicNames, type RequestTopic } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka/client.ts';
 import { Lifecycle } from '../../messaging/engine/lifecycle.ts';
 import {
@@ -17,19 +17,8 @@ import {
   type ReplayFrom,
 } from '../../messaging/operations/replay.ts';
 import { cliLogger } from '../logging.ts';
-import { parseTime } from '../options.ts';
+import { parseRequestTopics, parseTime, wholeNumber } from '../options.ts';
 import { createProgress } from '../progress.ts';
-
-function parseTopics(value: string): RequestTopic[] {
-  const topics = value.split(',').map((t) => t.trim());
-  const unknown = topics.filter((t) => !(REQUEST_TOPICS as string[]).includes(t));
-  if (unknown.length > 0) {
-    throw new InvalidArgumentError(
-      `unknown topic ${unknown.join(', ')}; choose from ${REQUEST_TOPICS.join(', ')}`,
-    );
-  }
-  return topics as RequestTopic[];
-}
 
 interface ReplayOptions {
   from: ReplayFrom;
@@ -39,16 +28,6 @@ interface ReplayOptions {
   group?: string;
   concurrency?: number;
   maxRate?: number;
-}
-
-function positive(flag: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) {
-      throw new InvalidArgumentError(`${flag} must be a whole number of at least ${min}, got "${value}"`);
-    }
-    return n;
-  };
 }
 
 export function replayCommand(): Command {
@@ -71,7 +50,7 @@ export function replayCommand(): Command {
     .addOption(
       new Option('--topics <list>', 'logical request topics, comma-separated')
         .default(DEFAULT_REPLAY_TOPICS, DEFAULT_REPLAY_TOPICS.join(','))
-        .argParser(parseTopics),
+        .argParser(parseRequestTopics),
     )
     .option(
       '--publish-results',
@@ -81,13 +60,13 @@ export function replayCommand(): Command {
       new Option(
         '--concurrency <n>',
         "units in flight at once: the replay's share of the database (default WORKER_REPLAY_CONCURRENCY, 1)",
-      ).argParser(positive('--concurrency', 1)),
+      ).argParser(wholeNumber('--concurrency', 1)),
     )
     .addOption(
       new Option(
         '--max-rate <n>',
         'messages started per second at most, so live lanes keep their speed (default WORKER_REPLAY_MAX_RATE, 0 = no limit)',
-      ).argParser(positive('--max-rate', 0)),
+      ).argParser(wholeNumber('--max-rate', 0)),
     )
     .option(
       '--group <id>',

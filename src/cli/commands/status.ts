@@ -1,20 +1,12 @@
 // `patterns status`: one view of the worker group, its lag, its topics and its recent dead letters, for a
 // person (tables, --watch) or a script (--json, exit code non-zero when a topic is missing or no worker
 // runs).
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { loadConfig } from '../../config.ts';
 import { TopicNames } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka/client.ts';
 import { gatherStatus, type WorkerStatus } from '../../messaging/operations/status.ts';
-import { compactTable } from '../options.ts';
-
-const whole = (flag: string, min: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    throw new InvalidArgumentError(`${flag} must be a whole number of at least ${min}, got "${value}"`);
-  }
-  return n;
-};
+import { compactTable, wholeNumber } from '../options.ts';
 
 export function renderStatus(s: WorkerStatus): string {
   const out: string[] = [];
@@ -79,13 +71,13 @@ export function statusCommand(): Command {
     .addOption(
       new Option('--interval <s>', 'seconds between refreshes with --watch')
         .default(5)
-        .argParser(whole('--interval', 1)),
+        .argParser(wholeNumber('--interval', 1)),
     )
     .addOption(
       new Option(
         '--partitions <n>',
         'partitions every request topic should have (default: they agree)',
-      ).argParser(whole('--partitions', 1)),
+      ).argParser(wholeNumber('--partitions', 1)),
     )
     .addHelpText(
       'after',

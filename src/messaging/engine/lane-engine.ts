@@ -9,10 +9,10 @@ import { Committer } from './committer.ts';
 import { classifyFailure, describeFailure } from './failures.ts';
 import { mayResume, RateLimiter, shouldPause } from './flow-control.ts';
 import type { Lifecycle, UnitView } from './lifecycle.ts';
-import { PartitionRegistry, partitionKey, type PartitionState } from './partition-registry.ts';
+import { PartitionRegistry, type PartitionState } from './partition-registry.ts';
 import { PartitionScheduler } from './partition-scheduler.ts';
 import type { ConsumerControl, RecordSink, Schedulable, UnitOutput, UnitWork } from './ports.ts';
-import type { InboundMessage } from './records.ts';
+import { partitionKey, type InboundMessage } from './records.ts';
 import { decideRetry } from './retry-policy.ts';
 import type { LaneSettings } from './settings.ts';
 

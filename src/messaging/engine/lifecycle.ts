@@ -24,6 +24,15 @@ export interface UnitView {
   readonly startedAt: number;
 }
 
+/** What became of a message, as metrics, spans and replay's summary name it. */
+export type OutcomeLabel = 'success' | 'error' | 'duplicate' | 'dead_letter';
+
+export function outcomeLabel(result: ModelResult, deadLettered: boolean): OutcomeLabel {
+  if (deadLettered) return 'dead_letter';
+  if (result.metadata.duplicate === true) return 'duplicate';
+  return result.success ? 'success' : 'error';
+}
+
 export interface MessageOutcome {
   message: InboundMessage;
   logical: RequestTopic;

@@ -8,8 +8,7 @@
 import { OffsetTracker } from './offset-tracker.ts';
 import type { PartitionScheduler } from './partition-scheduler.ts';
 import type { Schedulable } from './ports.ts';
-
-export const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+import { partitionKey } from './records.ts';
 
 export interface PartitionState<P extends Schedulable> {
   readonly key: string;

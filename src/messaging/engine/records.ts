@@ -28,3 +28,6 @@ export interface OutboundRecord {
    */
   ifRefused?: ((reason: string) => OutboundRecord[]) | undefined;
 }
+
+/** The key of one partition of one topic in maps and sets. */
+export const partitionKey = (topic: string, partition: number): string => `${topic}:${partition}`;

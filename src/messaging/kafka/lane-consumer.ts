@@ -10,6 +10,7 @@ import { LaneEngine } from '../engine/lane-engine.ts';
 import type { Lifecycle } from '../engine/lifecycle.ts';
 import type { ConsumerControl, RecordCheck, Schedulable, UnitWork } from '../engine/ports.ts';
 import { OrderedPublisher } from '../engine/publisher.ts';
+import { partitionKey } from '../engine/records.ts';
 import type { LaneSettings } from '../engine/settings.ts';
 import { toInbound } from './inbound.ts';
 import { laneAssigners } from './lane-assignor.ts';
@@ -93,7 +94,7 @@ export class LaneConsumer<P extends Schedulable> {
       pause: (topic, partition) =>
         guarded('pause', () => this.consumer.pause([{ topic, partitions: [partition] }])),
       resume: (topic, partition) => {
-        if (this.#ended.has(`${topic}:${partition}`)) return;
+        if (this.#ended.has(partitionKey(topic, partition))) return;
         guarded('resume', () => this.consumer.resume([{ topic, partitions: [partition] }]));
       },
       seek: (topic, partition, offset) =>
@@ -241,7 +242,7 @@ export class LaneConsumer<P extends Schedulable> {
       end !== undefined &&
       (messages.length < batch.messages.length || (last && BigInt(last.offset) + 1n >= end))
     ) {
-      this.#ended.add(`${topic}:${partition}`);
+      this.#ended.add(partitionKey(topic, partition));
       this.consumer.pause([{ topic, partitions: [partition] }]);
       this.#o.lifecycle.emit('partition.paused', { lane: this.lane, topic, partition, reason: 'end' });
     }

@@ -11,7 +11,7 @@ import {
   type ReplayPhase,
 } from '../../contracts/operations.ts';
 import { REQUEST_TOPICS, type RequestTopic, type TopicNames } from '../../contracts/topics.ts';
-import type { Lifecycle } from '../engine/lifecycle.ts';
+import { outcomeLabel, type Lifecycle, type OutcomeLabel } from '../engine/lifecycle.ts';
 import { planRanges, type PartitionRange } from '../kafka/operator-io.ts';
 
 /** The replay phases of a topic's operations (operations.ts), in replay order. */
@@ -109,6 +109,13 @@ export interface ReplayCounts {
   failed: number;
 }
 
+const COUNTED_AS = {
+  success: 'applied',
+  duplicate: 'alreadyApplied',
+  dead_letter: 'deadLettered',
+  error: 'failed',
+} as const satisfies Record<OutcomeLabel, keyof ReplayCounts>;
+
 /** Counts outcomes and tracks, per partition, how far everything is done (effects and results). */
 export class ReplayTracker {
   readonly counts: ReplayCounts = { applied: 0, alreadyApplied: 0, deadLettered: 0, failed: 0 };
@@ -142,11 +149,7 @@ export class ReplayTracker {
       if (position > (this.#position.get(partition) ?? 0n)) this.#position.set(partition, position);
     });
     lifecycle.on('message.outcome', ({ outcome }) => {
-      const { result, deadLettered } = outcome;
-      if (deadLettered) this.counts.deadLettered += 1;
-      else if (result.metadata.duplicate) this.counts.alreadyApplied += 1;
-      else if (result.success) this.counts.applied += 1;
-      else this.counts.failed += 1;
+      this.counts[COUNTED_AS[outcomeLabel(outcome.result, outcome.deadLettered)]] += 1;
     });
   }
 

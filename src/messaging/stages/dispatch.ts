@@ -6,12 +6,14 @@ import type { ModelError } from '../../contracts/errors.ts';
 import type { RecordUsageRequest } from '../../contracts/requests.ts';
 import { buildResult, type ModelResult } from '../../contracts/results.ts';
 import { TOPIC_SPECS } from '../../contracts/operations.ts';
-import type {
+import type { Pool } from '../../db/pool.ts';
+import {
   NodePatternAnalyticsEffect,
   NodePatternQueryEffect,
   NodePatternStorageEffect,
   NodePatternUpdateEffect,
 } from '../../nodes/index.ts';
+import type { Logger } from '../../telemetry/logger.ts';
 import type { Prepared } from './prepare.ts';
 
 export interface Nodes {
@@ -19,6 +21,17 @@ export interface Nodes {
   query: NodePatternQueryEffect;
   update: NodePatternUpdateEffect;
   analytics: NodePatternAnalyticsEffect;
+}
+
+/** The effect node of each request topic (dispatchOne routes by topic). */
+export function createNodes(pool: Pool, logger?: Logger): Nodes {
+  const options = logger ? { logger } : {};
+  return {
+    storage: new NodePatternStorageEffect(pool, options),
+    query: new NodePatternQueryEffect(pool, options),
+    update: new NodePatternUpdateEffect(pool, options),
+    analytics: new NodePatternAnalyticsEffect(pool, options),
+  };
 }
 
 /** The error result of a refused request, in the shape of its node's results. */

@@ -1,7 +1,7 @@
 // Subscribers of the engine's lifecycle events that every worker has: metrics and tracing. Replay's
 // progress (replay.ts) and the crash hook (app.ts) subscribe the same way.
 import type { WorkerMetrics } from '../../telemetry/metrics.ts';
-import type { Lifecycle, UnitView } from '../engine/lifecycle.ts';
+import { outcomeLabel, type Lifecycle, type UnitView } from '../engine/lifecycle.ts';
 import { UnitTrace } from './unit-trace.ts';
 
 export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): void {
@@ -26,13 +26,7 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
       topic: message.topic,
       partition: message.partition,
       operation: outcome.operation || 'unknown',
-      outcome: deadLettered
-        ? 'dead_letter'
-        : result.metadata.duplicate === true
-          ? 'duplicate'
-          : result.success
-            ? 'success'
-            : 'error',
+      outcome: outcomeLabel(result, deadLettered),
       ...(result.error ? { errorType: result.error.code } : {}),
       durationMs: performance.now() - unit.startedAt,
     });

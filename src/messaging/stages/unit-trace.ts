@@ -14,14 +14,13 @@ import {
   type Span,
 } from '../../telemetry/tracing.ts';
 import type { InboundMessage } from '../engine/records.ts';
+import { outcomeLabel, type OutcomeLabel } from '../engine/lifecycle.ts';
 
 export interface TracedMessage {
   message: InboundMessage;
   correlationId: string | null;
   operation: string | undefined;
 }
-
-type Outcome = 'success' | 'error' | 'duplicate' | 'dead_letter';
 
 export class UnitTrace {
   /** One consumer span (with links) for the whole unit, rather than one per message. */
@@ -33,7 +32,7 @@ export class UnitTrace {
     string,
     { span: Span; traceparent: string | undefined; count: number }
   >();
-  #outcomes: { outcome: Outcome; errorType: string | undefined; operation: string }[] = [];
+  #outcomes: { outcome: OutcomeLabel; errorType: string | undefined; operation: string }[] = [];
 
   constructor(items: TracedMessage[], batch: boolean, group: string) {
     const attributes = (t: TracedMessage) => ({
@@ -85,13 +84,7 @@ export class UnitTrace {
 
   /** Records each message's outcome on its consumer span. */
   outcome(index: number, result: ModelResult, deadLettered: boolean): void {
-    const outcome: Outcome = deadLettered
-      ? 'dead_letter'
-      : result.metadata.duplicate === true
-        ? 'duplicate'
-        : result.success
-          ? 'success'
-          : 'error';
+    const outcome = outcomeLabel(result, deadLettered);
     this.#outcomes[index] = { outcome, errorType: result.error?.code, operation: result.metadata.operation };
     const span = this.#batched ? undefined : this.#consumerSpans[index];
     span?.setAttributes({
