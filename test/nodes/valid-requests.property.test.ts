@@ -138,8 +138,8 @@ const requests: Record<Operation, fc.Arbitrary<Record<string, unknown>>> = {
     .record({ filters: nullish(filters), limit, offset }, { requiredKeys: [] })
     .map((r) => ({ operation: 'filter', ...r })),
   get_related: fc
-    .tuple(patternId, limit)
-    .map(([pattern_id, l]) => ({ operation: 'get_related', pattern_id, limit: l })),
+    .tuple(patternId, limit, fc.constantFrom(undefined, 'outgoing', 'incoming', 'both'))
+    .map(([pattern_id, l, direction]) => ({ operation: 'get_related', pattern_id, limit: l, direction })),
   get_top: fc
     .record({ filters: nullish(filters), limit }, { requiredKeys: [] })
     .map((r) => ({ operation: 'get_top', ...r })),
