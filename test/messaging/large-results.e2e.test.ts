@@ -3,28 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import { chunkBySize, recordBytes } from '../../src/messaging/engine/publish-chunks.ts';
 import { NodePatternStorageEffect } from '../../src/nodes/index.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 90_000 });
-
-describe('chunkBySize', () => {
-  it('keeps order, bounds each chunk, and sends an oversized record alone', () => {
-    const msg = (n: number) => ({ value: 'x'.repeat(n) });
-    const chunks = chunkBySize(
-      [
-        { topic: 'a', messages: [msg(400), msg(400)] },
-        { topic: 'b', messages: [msg(2000), msg(100)] },
-      ],
-      1000,
-    );
-    expect(
-      chunks.map((c) => c.map((t) => [t.topic, t.messages.map((m) => (m.value as string).length)])),
-    ).toEqual([[['a', [400, 400]]], [['b', [2000]]], [['b', [100]]]]);
-    expect(recordBytes({ key: 'k', value: 'vv', headers: { h: 'x' } })).toBe(32 + 1 + 2 + 2);
-  });
-});
 
 describe('large results through the worker', () => {
   let stack: Stack;

@@ -6,6 +6,7 @@ import type { OutboundRecord } from '../../src/messaging/engine/records.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import { SendError, type RecordSender } from '../../src/messaging/engine/ports.ts';
 import { OrderedPublisher } from '../../src/messaging/engine/publisher.ts';
+import { recordBytes } from '../../src/messaging/engine/publish-chunks.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 
 class FakeSender implements RecordSender {
@@ -109,6 +110,23 @@ describe('OrderedPublisher', () => {
     const again = (): OutboundRecord[] => [record('still-huge', again)];
     await p.publish([record('huge', again), record('after')]);
     expect(sender.sent.flat()).toEqual(['after']);
+  });
+
+  it('splits sends above the request bound, in order, a larger record alone', async () => {
+    const sender = new FakeSender();
+    const p = new OrderedPublisher({
+      sender,
+      check: () => undefined,
+      lane: 'test',
+      lifecycle: new Lifecycle(),
+      backoff: { initialMs: 1, maxMs: 2 },
+      logger: createLogger('silent'),
+      maxRequestBytes: 1000,
+    });
+    const sized = (name: string, n: number) => record(name.padEnd(n, '.'));
+    await p.publish([sized('a', 400), sized('b', 400), sized('c', 2000), sized('d', 100)]);
+    expect(sender.sent.map((send) => send.map((v) => v[0]))).toEqual([['a', 'b'], ['c'], ['d']]);
+    expect(recordBytes({ key: 'k', value: 'vv', headers: { h: 'x' } })).toBe(32 + 1 + 2 + 2);
   });
 
   it('rejects what is left when closed', async () => {
