@@ -11,7 +11,11 @@ import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import { readHeaders } from '../../src/messaging/kafka/inbound.ts';
 import type { TopicDirectory } from '../../src/messaging/kafka/topic-directory.ts';
 import { errorResult, type Nodes } from '../../src/messaging/stages/dispatch.ts';
-import { deadLetterRecord, type OmittedHeader } from '../../src/messaging/stages/encode.ts';
+import {
+  deadLetterRecord,
+  MAX_DEAD_LETTER_HEADER_VALUES,
+  type OmittedHeader,
+} from '../../src/messaging/stages/encode.ts';
 import { unitOutput, type OutcomeOptions } from '../../src/messaging/stages/outcomes.ts';
 import { prepareMessage, type Prepared } from '../../src/messaging/stages/prepare.ts';
 import { checkRecord, DEFAULT_RECORD_LIMITS, recordSize } from '../../src/messaging/stages/record-check.ts';
@@ -248,6 +252,30 @@ describe('dead letters', () => {
     expect(huge.value).toBeNull();
     expect(String(huge.headers[HEADERS.dltValueOmittedBytes])).toBe('1100000');
     expect(huge.headers['x-small']).toEqual(b('s'));
+  });
+
+  it('carry at most MAX_DEAD_LETTER_HEADER_VALUES header values, naming the rest', () => {
+    const wire = Array.from({ length: 10_000 }, (_, i): [string, Buffer] => [`h${i}`, b('v')]);
+    const started = performance.now();
+    const dead = deadLetterRecord({
+      topic: 't.pattern.insert.dlq',
+      request: message({ raw: wire }),
+      error: { code: 'VALIDATION_ERROR', message: 'bad' },
+      consumerGroup: 'g',
+    });
+    const back = roundTrip(dead);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(Object.keys(readHeaders(back.headers)).filter((n) => n.startsWith('h'))).toHaveLength(
+      MAX_DEAD_LETTER_HEADER_VALUES,
+    );
+    const omitted = omittedOf(dead) as (OmittedHeader | { more: number })[];
+    expect(omitted[0]).toEqual({
+      name: `h${MAX_DEAD_LETTER_HEADER_VALUES}`,
+      reason: 'too many headers',
+      bytes: 13,
+    });
+    expect(omitted.at(-1)).toEqual({ more: expect.any(Number) as unknown });
+    expect(Buffer.byteLength(String(dead.headers[HEADERS.dltHeadersOmitted]))).toBeLessThanOrEqual(8 * 1024);
   });
 
   it('that are refused are replaced by a bare one, and that by nothing', () => {

@@ -68,13 +68,15 @@ export interface OmittedHeader {
   /** The name, cut to 128 characters (name_bytes then says how long it was). */
   name: string;
   name_bytes?: number;
-  reason: 'too large' | 'null value' | 'dead letter refused';
+  reason: 'too large' | 'null value' | 'too many headers' | 'dead letter refused';
   /** Its size (name and values) for a header left out for size; how many values were null. */
   bytes?: number;
   values?: number;
 }
 
 const MAX_NOTE_BYTES = 8 * 1024;
+/** kafkajs's encoder allocates 512 bytes per header: 100,000 headers take it 2 s on the main thread. */
+export const MAX_DEAD_LETTER_HEADER_VALUES = 4096;
 const NOTE_RESERVE = MAX_NOTE_BYTES + 1024;
 
 function omissionNote(omitted: readonly OmittedHeader[]): string {
@@ -101,8 +103,8 @@ function named(name: string): Pick<OmittedHeader, 'name' | 'name_bytes'> {
  * dead-letter headers. A header of the original with the same name as one of those keeps its values;
  * the dead letter's own value is appended last (Spring reads the last one). What cannot be carried is
  * left out and named: a key above the key bound, a value or headers that would make the dead letter
- * larger than a record may be (the value is kept before the headers), and null header values (kafkajs
- * cannot send them). The original stays in the request topic at the offset the headers name.
+ * larger than a record may be (the value is kept before the headers), header values beyond the
+ * first MAX_DEAD_LETTER_HEADER_VALUES, and null header values (kafkajs cannot send them). The original stays in the request topic at the offset the headers name.
  * `bare`: the fallback when the full one is refused, without the value and the original headers.
  */
 export function deadLetterRecord(options: {
@@ -152,6 +154,7 @@ export function deadLetterRecord(options: {
 
   const headers = emptyHeaders<Carried | Carried[]>();
   const omitted: OmittedHeader[] = [];
+  let room = MAX_DEAD_LETTER_HEADER_VALUES;
   for (const name of Object.keys(request.headers)) {
     const values = headerValues(request.headers[name]);
     const nulls = values.filter((v) => v === null).length;
@@ -159,15 +162,19 @@ export function deadLetterRecord(options: {
     if (nulls > 0) omitted.push({ ...named(name), reason: 'null value', values: nulls });
     if (carried.length === 0) continue;
     const size = headerSize(name, carried);
-    if (options.bare === true || size > budget) {
-      omitted.push({
-        ...named(name),
-        reason: options.bare ? 'dead letter refused' : 'too large',
-        bytes: size,
-      });
+    const reason = options.bare
+      ? 'dead letter refused'
+      : size > budget
+        ? 'too large'
+        : carried.length > room
+          ? 'too many headers'
+          : undefined;
+    if (reason) {
+      omitted.push({ ...named(name), reason, bytes: size });
       continue;
     }
     budget -= size;
+    room -= carried.length;
     headers[name] = carried.length === 1 ? (carried[0] as Carried) : carried;
   }
   if (omitted.length > 0) notes.push([HEADERS.dltHeadersOmitted, omissionNote(omitted)]);
