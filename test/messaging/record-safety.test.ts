@@ -272,7 +272,7 @@ describe('dead letters', () => {
     expect(omitted[0]).toEqual({
       name: `h${MAX_DEAD_LETTER_HEADER_VALUES}`,
       reason: 'too many headers',
-      bytes: 13,
+      bytes: 16,
     });
     expect(omitted.at(-1)).toEqual({ more: expect.any(Number) as unknown });
     expect(Buffer.byteLength(String(dead.headers[HEADERS.dltHeadersOmitted]))).toBeLessThanOrEqual(8 * 1024);
