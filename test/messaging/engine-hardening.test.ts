@@ -8,41 +8,15 @@ import { loadConfig } from '../../src/config.ts';
 import { RetryableError } from '../../src/contracts/errors.ts';
 import { classifyDbError } from '../../src/db/errors.ts';
 import { classifyFailure } from '../../src/messaging/engine/failures.ts';
-import { LaneEngine } from '../../src/messaging/engine/lane-engine.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import { LaneConsumer } from '../../src/messaging/kafka/lane-consumer.ts';
 import { Worker } from '../../src/messaging/kafka/worker.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { Readiness } from '../../src/telemetry/readiness.ts';
-import {
-  FakeControl,
-  FakePublisher,
-  FakeWork,
-  flush,
-  message,
-  testSettings,
-} from '../support/engine-fakes.ts';
+import { engineSetup, FakeWork, flush, message } from '../support/engine-fakes.ts';
 import { fakeKafka } from '../support/fake-kafka.ts';
 
 const logger = createLogger('silent');
-
-function engineWith(overrides: Parameters<typeof testSettings>[0] = {}) {
-  const work = new FakeWork();
-  const publisher = new FakePublisher();
-  const control = new FakeControl();
-  const lifecycle = new Lifecycle((_e, err) => {
-    throw err;
-  });
-  const engine = new LaneEngine({
-    settings: testSettings(overrides),
-    work,
-    publisher,
-    control,
-    lifecycle,
-    logger,
-  });
-  return { work, publisher, control, lifecycle, engine };
-}
 
 const env = { KAFKA_BROKERS: '127.0.0.1:9092', DATABASE_URL: 'postgres://localhost/x' };
 
@@ -55,7 +29,7 @@ describe('the replay rate budget', () => {
   });
 
   it('holds the lane to it: 60 messages at 100/s take about 0.6 s', async () => {
-    const { work, engine, publisher } = engineWith({ maxRatePerSecond: 100, concurrency: 8 });
+    const { work, engine, publisher } = engineSetup({ maxRatePerSecond: 100, concurrency: 8 });
     const started: number[] = [];
     const t0 = performance.now();
     engine.accept(
@@ -99,7 +73,7 @@ describe('timeouts and resource errors', () => {
   });
 
   it('a message whose statement always times out is given up on after maxAttempts, and the partition moves on', async () => {
-    const { work, engine, publisher, control } = engineWith({ maxAttempts: 3 });
+    const { work, engine, publisher, control } = engineSetup({ maxAttempts: 3 });
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
     await flush();
     work.succeed(work.runs.findIndex((r) => r.items[0]?.key === 'b'));
@@ -124,7 +98,7 @@ describe('timeouts and resource errors', () => {
 
 describe('flow control', () => {
   it('pauses a partition whose commit point is stuck once enough finished messages pile up behind it', async () => {
-    const { work, engine, publisher, control } = engineWith({ maxUncommittedMessages: 10, concurrency: 4 });
+    const { work, engine, publisher, control } = engineSetup({ maxUncommittedMessages: 10, concurrency: 4 });
     // Offset 0 keeps running; 1..14 finish behind it.
     engine.accept(
       't',
@@ -151,7 +125,7 @@ describe('flow control', () => {
   });
 
   it('starts no new unit while the results waiting for the broker are above their bound', async () => {
-    const { work, engine, publisher } = engineWith({ maxPendingPublishBytes: 1_000, concurrency: 4 });
+    const { work, engine, publisher } = engineSetup({ maxPendingPublishBytes: 1_000, concurrency: 4 });
     publisher.pendingBytes = 5_000;
     engine.accept('t', 0, [message(0, 0, 'read', ''), message(0, 1, 'read', '')]);
     await flush();

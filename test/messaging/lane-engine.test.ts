@@ -2,66 +2,13 @@
 // per key, pipelined publishing, commits never past a message whose effect or result is not done,
 // pause and resume, retries, rebalances and draining. Random completion orders via fast-check.
 import fc from 'fast-check';
-import {
-  FakeControl,
-  FakePublisher,
-  FakeWork,
-  flush,
-  message,
-  testSettings,
-  type Kind,
-} from '../support/engine-fakes.ts';
+import { engineSetup, flush, message, type Kind } from '../support/engine-fakes.ts';
 import { describe, expect, it } from 'vitest';
-import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
-import { LaneEngine } from '../../src/messaging/engine/lane-engine.ts';
-import type {
-  ConsumerControl,
-  RecordSink,
-  Schedulable,
-  UnitOutput,
-  UnitWork,
-} from '../../src/messaging/engine/ports.ts';
-import type { LaneSettings } from '../../src/messaging/engine/settings.ts';
-import { Lifecycle, type UnitView } from '../../src/messaging/engine/lifecycle.ts';
-import { createLogger } from '../../src/telemetry/logger.ts';
-
-function setup(
-  overrides: {
-    concurrency?: number;
-    maxAttempts?: number;
-    maxBuffered?: number;
-    maxBatch?: number;
-    maxBytes?: number;
-    backoffMs?: number;
-  } = {},
-) {
-  const work = new FakeWork();
-  const publisher = new FakePublisher();
-  const control = new FakeControl();
-  const lifecycle = new Lifecycle((_event, err) => {
-    throw err;
-  });
-  const engine = new LaneEngine({
-    settings: testSettings({
-      concurrency: overrides.concurrency ?? 3,
-      maxAttempts: overrides.maxAttempts ?? 3,
-      backoff: { initialMs: overrides.backoffMs ?? 1, maxMs: (overrides.backoffMs ?? 1) * 2 },
-      maxBatch: overrides.maxBatch ?? 4,
-      maxBufferedMessages: overrides.maxBuffered ?? 1000,
-      maxBufferedBytes: overrides.maxBytes ?? 64 * 1024 * 1024,
-    }),
-    work,
-    publisher,
-    control,
-    lifecycle,
-    logger: createLogger('silent'),
-  });
-  return { work, publisher, control, lifecycle, engine };
-}
+import type { InboundMessage } from '../../src/messaging/engine/records.ts';
 
 describe('LaneEngine', () => {
   it('keeps at most `concurrency` units running, and runs different keys side by side', async () => {
-    const { work, engine } = setup({ concurrency: 2 });
+    const { work, engine } = engineSetup({ concurrency: 2 });
     engine.accept('t', 0, [
       message(0, 0, 'write', 'a'),
       message(0, 1, 'write', 'b'),
@@ -75,7 +22,7 @@ describe('LaneEngine', () => {
   });
 
   it('starts the next transaction before the previous results are acknowledged, and commits only after the acks', async () => {
-    const { work, publisher, control, engine } = setup();
+    const { work, publisher, control, engine } = engineSetup();
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'a')], 2n);
     await flush();
     work.succeed(0);
@@ -97,7 +44,7 @@ describe('LaneEngine', () => {
   });
 
   it('pauses a partition whose buffer is full and resumes it below half', async () => {
-    const { work, publisher, control, engine } = setup({ maxBuffered: 4, concurrency: 8 });
+    const { work, publisher, control, engine } = engineSetup({ maxBufferedMessages: 4, concurrency: 8 });
     engine.accept(
       't',
       0,
@@ -121,7 +68,7 @@ describe('LaneEngine', () => {
 
   it('pauses every receiving partition while the lane holds too many bytes, and resumes them all below half', async () => {
     // Each message counts its value, key and 64 bytes of overhead: about 70 bytes here.
-    const { work, publisher, control, engine } = setup({ maxBytes: 300, concurrency: 8 });
+    const { work, publisher, control, engine } = engineSetup({ maxBufferedBytes: 300, concurrency: 8 });
     engine.accept(
       't',
       0,
@@ -152,7 +99,11 @@ describe('LaneEngine', () => {
 
   it('frees the buffer of units dropped at a rebalance, so fetching resumes', async () => {
     // A backoff long enough that no retry starts before the rebalance below.
-    const { work, control, engine } = setup({ maxBytes: 150, concurrency: 8, backoffMs: 40 });
+    const { work, control, engine } = engineSetup({
+      maxBufferedBytes: 150,
+      concurrency: 8,
+      backoff: { initialMs: 40, maxMs: 80 },
+    });
     engine.accept(
       't',
       0,
@@ -175,7 +126,7 @@ describe('LaneEngine', () => {
   });
 
   it('retries a transient failure after backing the partition off, without counting attempts', async () => {
-    const { work, publisher, control, engine, lifecycle } = setup({ maxAttempts: 1 });
+    const { work, publisher, control, engine, lifecycle } = engineSetup({ maxAttempts: 1 });
     const failures: (number | null)[] = [];
     lifecycle.on('unit.failed', ({ retryInMs, failure }) => {
       expect(failure.kind).toBe('transient');
@@ -199,7 +150,7 @@ describe('LaneEngine', () => {
   });
 
   it('gives up on a message after maxAttempts non-transient failures and moves on', async () => {
-    const { work, publisher, control, engine } = setup({ maxAttempts: 3 });
+    const { work, publisher, control, engine } = engineSetup({ maxAttempts: 3 });
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'a')], 2n);
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 10));
@@ -219,7 +170,7 @@ describe('LaneEngine', () => {
   });
 
   it('splits a usage batch that failed into single events, each with its own tries', async () => {
-    const { work, engine } = setup({ maxAttempts: 2 });
+    const { work, engine } = engineSetup({ maxAttempts: 2 });
     engine.accept('t', 0, [message(0, 0, 'usage', 'a'), message(0, 1, 'usage', 'b')]);
     await flush();
     expect(work.runs[0]?.unit.batched).toBe(true);
@@ -232,7 +183,7 @@ describe('LaneEngine', () => {
   });
 
   it('after a rebalance, commits nothing from before it and waits for its in-flight units', async () => {
-    const { work, publisher, control, engine } = setup();
+    const { work, publisher, control, engine } = engineSetup();
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
     await flush();
     engine.reassigned();
@@ -258,7 +209,7 @@ describe('LaneEngine', () => {
   });
 
   it('drains: finishes and publishes running units, drops queued ones, commits below them', async () => {
-    const { work, publisher, control, engine } = setup({ concurrency: 1 });
+    const { work, publisher, control, engine } = engineSetup({ concurrency: 1 });
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
     await flush();
     const drained = engine.drain(5_000);
@@ -285,7 +236,7 @@ describe('LaneEngine', () => {
         fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
         fc.integer({ min: 1, max: 4 }),
         async (msgs, choices, concurrency) => {
-          const { work, publisher, control, engine } = setup({ concurrency, maxBatch: 3 });
+          const { work, publisher, control, engine } = engineSetup({ concurrency, maxBatch: 3 });
           const next = [0, 0, 0];
           const all: InboundMessage[] = [];
           const chunks: InboundMessage[][] = [[], [], []];

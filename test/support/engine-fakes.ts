@@ -1,7 +1,6 @@
 // Fakes of what the lane engine asks for (engine/ports.ts): work whose tries the test settles, a publisher
 // whose acks the test gives, a consumer control that records pauses, seeks and commits.
 import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
-import type { UnitView } from '../../src/messaging/engine/lifecycle.ts';
 import type {
   ConsumerControl,
   RecordSink,
@@ -10,6 +9,9 @@ import type {
   UnitWork,
 } from '../../src/messaging/engine/ports.ts';
 import type { LaneSettings } from '../../src/messaging/engine/settings.ts';
+import { LaneEngine } from '../../src/messaging/engine/lane-engine.ts';
+import { Lifecycle, type UnitView } from '../../src/messaging/engine/lifecycle.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
 
 export type Kind = 'read' | 'write' | 'usage';
 
@@ -163,4 +165,23 @@ export function testSettings(overrides: Partial<LaneSettings> = {}): LaneSetting
     startOffsets: [],
     ...overrides,
   };
+}
+
+/** An engine over fresh fakes; a lifecycle listener that throws fails the test. */
+export function engineSetup(overrides: Partial<LaneSettings> = {}) {
+  const work = new FakeWork();
+  const publisher = new FakePublisher();
+  const control = new FakeControl();
+  const lifecycle = new Lifecycle((_event, err) => {
+    throw err;
+  });
+  const engine = new LaneEngine({
+    settings: testSettings(overrides),
+    work,
+    publisher,
+    control,
+    lifecycle,
+    logger: createLogger('silent'),
+  });
+  return { work, publisher, control, lifecycle, engine };
 }
