@@ -104,7 +104,8 @@ const deadLetterHeaders: Json = {
     [HEADERS.dltHeadersOmitted]: bytes(
       'Only when original headers were left out: a JSON array of {name, reason, bytes?, values?, name_bytes?}, ' +
         'reason "too large" (it did not fit beside the value), "null value" (sent without a value, which the ' +
-        'producer cannot send; values: how many) or "dead letter refused" (the full dead letter was refused and ' +
+        'producer cannot send; values: how many), "too many headers" (beyond the first 4,096 values) or ' +
+        '"dead letter refused" (the full dead letter was refused and ' +
         'this is the bare one). At most 8 KiB; a last {more: n} counts the rest.',
     ),
   },
