@@ -1,7 +1,11 @@
 // Scenario 5: a slow database. The worker runs with a 400 ms statement timeout while the test holds row
 // locks on the patterns its usage events must update, for 1.5 s at a time. Those statements time out
-// (57014), the partition is paused and retried, and in the end nothing is lost, doubled or dead-lettered.
+// (57014) and are retried within a budget of tries sized for such lock waits, and in the end nothing is
+// lost, doubled or dead-lettered. A statement that times out every time (a lock that is never released)
+// is given up on after its tries and dead-lettered, and the other patterns' events keep flowing.
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import type { ModelResult } from '../../src/contracts/results.ts';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { createStackRetrying, eventually } from '../support/faults.ts';
 import type { Stack } from '../support/stack.ts';
@@ -33,7 +37,12 @@ it('retries statements that hit the statement timeout, and loses nothing', async
   const started = Date.now();
   const workload = new Workload({ patterns: 250, usagePerPattern: 6, relationships: 100, searches: 150 });
   const tracker = new ResultTracker(stack.results);
-  const worker = await stack.worker({ DB_STATEMENT_TIMEOUT_MS: '400', WORKER_RETRY_MAX_MS: '800' });
+  // Timeouts get bounded tries: 30 cover the 5 lock periods of this test with room to spare.
+  const worker = await stack.worker({
+    DB_STATEMENT_TIMEOUT_MS: '400',
+    WORKER_RETRY_MAX_MS: '800',
+    WORKER_MAX_ATTEMPTS: '30',
+  });
   await produce(stack.producer, stack.names, workload.inserts);
   await tracker.waitAnswered(workload.inserts, 60_000);
 
@@ -65,5 +74,81 @@ it('retries statements that hit the statement timeout, and loses nothing', async
     lost: 0,
     doubled: 0,
     answered: workload.size,
+  });
+  expect(await worker.stop('SIGTERM')).toBe(0);
+});
+
+it('gives up on a statement that always times out after its tries, dead-letters it, and moves on', async () => {
+  const [stuck, free] = [randomUUID(), randomUUID()];
+  for (const [id, name] of [
+    [stuck, 'LockedForEver'],
+    [free, 'Free'],
+  ] as const) {
+    await stack.db.pool.query(
+      `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language) VALUES ($1, $2, 'code', 'go')`,
+      [id, name],
+    );
+  }
+  const lock = new pg.Client({ connectionString: stack.db.url });
+  await lock.connect();
+  await lock.query('BEGIN');
+  await lock.query('SELECT id FROM pattern_templates WHERE id = $1 FOR UPDATE', [stuck]);
+  try {
+    await stack.worker({
+      DB_STATEMENT_TIMEOUT_MS: '300',
+      WORKER_RETRY_MAX_MS: '400',
+      WORKER_MAX_ATTEMPTS: '3',
+    });
+    const [stuckEvent, freeEvent] = [randomUUID(), randomUUID()];
+    await stack.send('pattern.usage', [
+      {
+        key: stuck,
+        value: JSON.stringify({
+          correlation_id: stuckEvent,
+          pattern_id: stuck,
+          usage_data: { success: true },
+        }),
+      },
+      {
+        key: free,
+        value: JSON.stringify({ correlation_id: freeEvent, pattern_id: free, usage_data: { success: true } }),
+      },
+    ]);
+    const topic = stack.names.result('pattern.usage');
+    const answer = async (cid: string) =>
+      (
+        await stack.results.waitFor(
+          (all) =>
+            all.some((m) => m.topic === topic && m.json<ModelResult>().metadata.correlation_id === cid),
+          30_000,
+          `the result of ${cid}`,
+        )
+      )
+        .filter((m) => m.topic === topic)
+        .map((m) => m.json<ModelResult>())
+        .find((r) => r.metadata.correlation_id === cid);
+    expect((await answer(freeEvent))?.success).toBe(true);
+    expect((await answer(stuckEvent))?.error).toMatchObject({
+      code: 'INTERNAL',
+      details: { attempts: 3, error_class: 'StatementTimeout' },
+    });
+    const dead = await stack.results.waitFor(
+      (all) => all.some((m) => m.topic === stack.names.dlq('pattern.usage')),
+      10_000,
+      'the dead letter',
+    );
+    const letter = dead.find((m) => m.topic === stack.names.dlq('pattern.usage'));
+    expect(letter?.headers['kafka_dlt-exception-cause-fqcn']?.toString()).toBe('StatementTimeout');
+  } finally {
+    await lock.query('ROLLBACK');
+    await lock.end();
+  }
+  const { rows } = await stack.db.pool.query<{ id: string; usage_count: number }>(
+    'SELECT id, usage_count FROM pattern_templates WHERE id = ANY($1::uuid[])',
+    [[stuck, free]],
+  );
+  expect(Object.fromEntries(rows.map((r) => [r.id, Number(r.usage_count)]))).toEqual({
+    [stuck]: 0,
+    [free]: 1,
   });
 });
