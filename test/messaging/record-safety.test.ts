@@ -324,6 +324,10 @@ describe('a refused result', () => {
     });
     expect(String(replaced[1]?.headers[HEADERS.dltExceptionMessage])).toContain('could not be published');
     expect(replaced[0]?.ifRefused?.('again')).toEqual([]);
+    const broker = result?.ifRefused?.(
+      'KafkaJSProtocolError: The request included a message larger than the max message size the server will accept',
+    );
+    expect((JSON.parse(String(broker?.[0]?.value)) as ModelResult).error?.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
   it('says PAYLOAD_TOO_LARGE for a size refusal, and adds no second dead letter for a dead-lettered message', () => {

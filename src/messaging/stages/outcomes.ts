@@ -68,7 +68,7 @@ function refusedResult(
     const limits = options.limits ?? DEFAULT_RECORD_LIMITS;
     const defaultTopic = options.names.result(p.logical);
     const toReply = refusedTopic !== defaultTopic;
-    const code = /too large|bytes/i.test(reason)
+    const code = /too.large|larger than|bytes/i.test(reason)
       ? 'PAYLOAD_TOO_LARGE'
       : toReply
         ? 'VALIDATION_ERROR'
