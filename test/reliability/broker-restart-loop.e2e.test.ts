@@ -23,8 +23,8 @@ import {
 vi.setConfig({ testTimeout: 420_000 });
 
 const KILLS = 5;
-const CHUNK = 50;
-const CHUNK_PAUSE_MS = 250;
+const CHUNK = 25;
+const CHUNK_PAUSE_MS = 1_000;
 /** Answers to see after a restart before the next kill (the worker is back and working). */
 const PROGRESS = 50;
 const PROGRESS_TIMEOUT_MS = 120_000;
@@ -66,52 +66,53 @@ it('applies and answers every usage event exactly once across repeated broker SI
   await produce(stack.producer, stack.names, workload.inserts);
   await tracker.waitAnswered(workload.inserts, 60_000);
 
-  // Each cycle streams a segment of the events, waits until the worker makes progress again (it has
-  // come back from the previous kill), and SIGKILLs the broker while the segment is still in flight.
+  // A steady stream of usage events (it stalls, resending, while the broker is away). Each cycle waits
+  // until the worker answers again (it came back from the previous kill), then SIGKILLs the broker right
+  // after a chunk was accepted, so that events are in flight at every kill.
   const events = workload.followUps;
-  const segment = Math.ceil(events.length / (KILLS + 1));
   const resends = { n: 0 };
   let sent = 0;
-  const stream = async (slice: WorkloadRequest[]) => {
-    for (let i = 0; i < slice.length; i += CHUNK) {
-      await sendChunk(slice.slice(i, i + CHUNK), resends);
-      sent += Math.min(CHUNK, slice.length - i);
-      await new Promise((r) => setTimeout(r, CHUNK_PAUSE_MS));
+  let paced = true;
+  let chunkSent: () => void = () => undefined;
+  const nextChunk = () => new Promise<void>((resolve) => (chunkSent = resolve));
+  const streaming = (async () => {
+    for (let i = 0; i < events.length; i += CHUNK) {
+      await sendChunk(events.slice(i, i + CHUNK), resends);
+      sent = Math.min(events.length, i + CHUNK);
+      chunkSent();
+      if (paced) await new Promise((r) => setTimeout(r, CHUNK_PAUSE_MS));
     }
-  };
+  })();
   const answered = () => events.length - tracker.missing(events).length;
   const kills: { at_s: number; sent: number; answered: number; progress_wait_ms: number; down_ms: number }[] =
     [];
   const stalls: string[] = [];
-  for (let k = 0; k <= KILLS; k++) {
-    const slice = events.slice(k * segment, (k + 1) * segment);
+  for (let k = 0; k < KILLS; k++) {
     const before = answered();
     const waitFrom = Date.now();
-    const streaming = stream(slice);
-    if (k === KILLS) {
-      await streaming;
-      break;
-    }
     const progressed = await tracker.collector
       .waitFor(() => answered() >= before + PROGRESS, PROGRESS_TIMEOUT_MS, 'progress')
       .then(() => true)
       .catch(() => false);
     if (!progressed)
       stalls.push(`cycle ${k + 1}: fewer than ${PROGRESS} answers within ${PROGRESS_TIMEOUT_MS} ms`);
+    await Promise.race([nextChunk(), streaming]);
     const downAt = Date.now();
-    kills.push({
+    const kill = {
       at_s: Math.round((downAt - started) / 1000),
       sent,
       answered: answered(),
       progress_wait_ms: downAt - waitFrom,
       down_ms: 0,
-    });
+    };
+    kills.push(kill);
     await kafka.kill();
     await new Promise((r) => setTimeout(r, 1_000));
     await kafka.start();
-    (kills[k] as { down_ms: number }).down_ms = Date.now() - downAt;
-    await streaming;
+    kill.down_ms = Date.now() - downAt;
   }
+  paced = false;
+  await streaming;
 
   let waitError: string | undefined;
   await tracker.waitAnswered(workload.all, 120_000).catch((err: unknown) => {
