@@ -16,7 +16,7 @@ import { TopicDirectory } from './messaging/kafka/topic-directory.ts';
 import { UnitPipeline } from './messaging/stages/unit-pipeline.ts';
 import { Worker } from './messaging/kafka/worker.ts';
 import type { LaneSettings } from './messaging/engine/settings.ts';
-import { checkRecord, recordLimits } from './messaging/stages/record-check.ts';
+import { checkRecord } from './messaging/stages/record-check.ts';
 import { tracePool } from './db/traced-pool.ts';
 import { startHealthServer, type HealthServer, type MetricsEndpoint } from './telemetry/health.ts';
 import { createWorkerMetrics } from './telemetry/metrics.ts';
@@ -216,6 +216,8 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       consumerGroup: groupId,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
       maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
+      maxKeyBytes: config.WORKER_MAX_KEY_BYTES,
+      replyTopics: config.WORKER_REPLY_TOPICS,
       publishResults: options.publishResults !== false,
       logger,
       lifecycle,
@@ -223,16 +225,12 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     });
     const lanes = laneSettings(config, options);
     for (const lane of lanes) metrics.laneBudget(lane.name, lane.concurrency);
-    const limits = recordLimits({
-      maxKeyBytes: config.WORKER_MAX_KEY_BYTES,
-      maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
-    });
     worker = new Worker({
       kafka,
       groupId,
       lanes,
       work,
-      checkRecord: (record) => checkRecord(record, limits),
+      checkRecord: (record) => checkRecord(record, work.recordLimits),
       lifecycle,
       logger,
       readiness,

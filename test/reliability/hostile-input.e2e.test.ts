@@ -92,9 +92,10 @@ function cases(): Case[] {
       says: 'pattern_name',
     },
     {
-      name: 'missing usage success',
+      // success defaults to true, as the seed's did (issue 21); a value of the wrong type is refused.
+      name: 'usage success of the wrong type',
       topic: 'pattern.usage',
-      value: json({ pattern_id: known, usage_data: {} }),
+      value: json({ pattern_id: known, usage_data: { success: 'yes' } }),
       code: 'VALIDATION_ERROR',
       says: 'success',
     },
