@@ -26,10 +26,23 @@ import {
 import { context, endSpan, startProducerSpan } from '../telemetry/tracing.ts';
 import { ClientClosedError, RequestTimeoutError, RequestValidationError } from './errors.ts';
 import { ReplyConsumer } from '../messaging/kafka/reply-consumer.ts';
+import { derivedPatternId } from '../nodes/ids.ts';
 import { SendQueue } from '../messaging/kafka/send-queue.ts';
 
 export type RequestBody<Op extends Operation> = Omit<RequestInputOf<Op>, 'operation'>;
 export type ResultOf<Op extends Operation> = ModelResult<ResultDataOf<Op>>;
+
+/** The id the worker derives for an insert without data.pattern_id (identity `cid:<correlation_id>`). */
+function insertKey(
+  operation: string,
+  body: Record<string, unknown>,
+  correlationId: string,
+): string | undefined {
+  if (operation !== 'insert') return undefined;
+  const data = body.data as { pattern_id?: unknown } | undefined;
+  if (typeof data?.pattern_id === 'string') return undefined;
+  return derivedPatternId(`cid:${correlationId.toLowerCase()}`);
+}
 
 export interface PatternClientOptions {
   /** Brokers as host:port; ignored when `kafka` is given. Default 127.0.0.1:9092. */
@@ -288,8 +301,9 @@ class PatternClientBase {
       // A read still queued when this passes is answered DEADLINE_EXCEEDED instead of being run for nobody.
       if (deadline !== undefined) headers[HEADERS.deadline] = String(deadline);
     }
-    // One pattern's requests share a key so that they stay in order on one partition.
-    const key = options.key ?? keyOfRequest(operation, value);
+    // One pattern's requests share a key so that they stay in order on one partition; an insert without
+    // data.pattern_id is keyed by the id the worker will derive from its identity (nodes/ids.ts).
+    const key = options.key ?? keyOfRequest(operation, value) ?? insertKey(operation, value, correlationId);
     return {
       topic: this.names.request(logical),
       correlationId,

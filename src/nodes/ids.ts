@@ -18,3 +18,8 @@ export function uuidFromName(name: string): string {
 export function deriveId(identity: string | undefined, kind: string, index = 0): string {
   return identity === undefined ? randomUUID() : uuidFromName(`${identity}|${kind}|${index}`);
 }
+
+/** The id an insert without data.pattern_id gets (its #index pattern, for batch_insert): what producers key it by. */
+export function derivedPatternId(identity: string, index = 0): string {
+  return uuidFromName(`${identity}|pattern|${index}`);
+}
