@@ -267,7 +267,8 @@ export const OPERATIONS = {
   get_usage_trends: op({
     topic: 'pattern.analytics.compute',
     kind: 'read',
-    summary: 'usage per day, week or month',
+    summary:
+      "usage per day, week or month, as the seed's list (default: the 90 days before the message); all patterns without pattern_id",
     request: { pattern_id: uuid.nullish(), ...period, aggregate_by: aggregateBy },
     result: data.usageTrends,
     key: ['pattern_id'],
@@ -278,7 +279,8 @@ export const OPERATIONS = {
   get_quality_trends: op({
     topic: 'pattern.analytics.compute',
     kind: 'read',
-    summary: 'average quality improvement per day',
+    summary:
+      "quality per pattern per UTC day, the newest 100, as the seed's list (default: all time; a period on request)",
     request: { pattern_id: uuid.nullish(), ...period },
     result: data.qualityTrends,
     key: ['pattern_id'],
@@ -289,7 +291,8 @@ export const OPERATIONS = {
   get_effectiveness: op({
     topic: 'pattern.analytics.compute',
     kind: 'read',
-    summary: 'patterns ranked by success rate times quality improvement',
+    summary:
+      "one pattern's all-time profile (the seed's); without pattern_id, patterns ranked by success rate times quality improvement over a period",
     request: { pattern_id: uuid.nullish(), ...period, limit },
     result: data.effectiveness,
     key: ['pattern_id'],
@@ -300,7 +303,7 @@ export const OPERATIONS = {
   get_global_stats: op({
     topic: 'pattern.analytics.compute',
     kind: 'read',
-    summary: 'totals over all patterns',
+    summary: "all-time totals and top patterns (the seed's), with a period's usage beside",
     request: { ...period },
     result: data.globalStats,
     method: 'getGlobalStats',

@@ -157,31 +157,51 @@ export const computedAnalytics = z.strictObject({
   trend_strength: original(z.number()),
   computed_at: original(time),
 });
-export const usageTrends = z.strictObject({
-  ...period,
-  aggregate_by: z.enum(['day', 'week', 'month']),
-  buckets: z.array(
-    z.strictObject({
-      bucket: z.string(),
-      usage_count: z.number(),
-      success_count: z.number(),
-      failure_count: z.number(),
-      success_rate: rate,
-    }),
-  ),
+// The analytics reads answer what the seed's node_pattern_analytics_effect.py answered, with its keys,
+// shapes and defaults; ours stand beside them under their own names (README "Analytics").
+const zeroStays = 'null without samples; 0 stays 0 (the seed answered null for 0)';
+export const usageTrends = z.array(
+  z.strictObject({
+    period: original(time, 'start of the UTC day, ISO week (Monday) or month'),
+    usage_count: original(z.number()),
+    success_count: original(z.number()),
+    success_rate: original(z.number()),
+    avg_execution_time_ms: original(rate, zeroStays),
+    avg_quality_improvement: original(rate, zeroStays),
+    bucket: z.string().describe('the period as a UTC date, YYYY-MM-DD'),
+    failure_count: z.number(),
+  }),
+);
+export const qualityTrends = z.array(
+  z.strictObject({
+    id: original(id, 'the pattern id (the same value as pattern_id)'),
+    pattern_name: original(z.string()),
+    pattern_type: original(z.string()),
+    usage_date: original(z.string().describe('UTC date, YYYY-MM-DD')),
+    usage_count: original(z.number()),
+    avg_quality_improvement: original(rate, zeroStays),
+    success_rate: original(z.number()),
+    pattern_id: id,
+    success_count: z.number(),
+    quality_samples: z.number().describe('events with quality_before and quality_after'),
+  }),
+);
+/** get_effectiveness with pattern_id: the seed's all-time profile of that pattern. */
+export const effectivenessProfile = z.strictObject({
+  pattern_id: original(id),
+  pattern_name: original(z.string()),
+  pattern_type: original(z.string()),
+  confidence_score: original(z.number().nullable()),
+  total_usage: original(z.number()),
+  successes: original(z.number()),
+  success_rate: original(rate, 'null without usage (the seed answered 0)'),
+  avg_execution_time_ms: original(rate, zeroStays),
+  avg_quality_improvement: original(rate, zeroStays),
+  first_used: original(time.nullable()),
+  last_used: original(time.nullable()),
 });
-export const qualityTrends = z.strictObject({
-  ...period,
-  days: z.array(
-    z.strictObject({
-      day: z.string(),
-      usage_count: z.number(),
-      average_quality_improvement: rate,
-      quality_samples: z.number(),
-    }),
-  ),
-});
-export const effectiveness = z.strictObject({
+/** get_effectiveness without pattern_id (the seed refused it): ours, patterns ranked over a period. */
+export const effectivenessRanking = z.strictObject({
   ...period,
   patterns: z.array(
     z.strictObject({
@@ -195,17 +215,46 @@ export const effectiveness = z.strictObject({
     }),
   ),
 });
+export const effectiveness = z.union([effectivenessProfile, effectivenessRanking]);
 export const globalStats = z.strictObject({
-  ...period,
-  total_patterns: z.number(),
+  total_patterns: original(z.number()),
+  active_patterns: original(z.number(), 'patterns not deprecated'),
+  total_usage_events: original(z.number(), 'all time'),
+  avg_confidence: original(rate, 'mean over patterns with a confidence_score; null without any (the seed: 0)'),
+  avg_success_rate: original(
+    rate,
+    'mean of the success rates of the patterns used; null without usage (the seed: 0)',
+  ),
+  patterns_used: original(z.number(), 'patterns with at least one usage event, all time'),
+  global_success_rate: original(rate, 'all events; null without usage (the seed: 0)'),
+  top_patterns: original(
+    z.array(
+      z.strictObject({
+        pattern_name: original(z.string()),
+        usage_count: original(z.number()),
+        success_rate: original(rate),
+        confidence_score: original(z.number().nullable()),
+        pattern_id: id,
+        wilson_score: z.number(),
+      }),
+    ),
+    "v_top_patterns' first ten: not deprecated, ranked by the Wilson lower bound",
+  ),
   deprecated_patterns: z.number(),
   total_relationships: z.number(),
-  usage_count: z.number(),
-  success_count: z.number(),
-  success_rate: rate,
-  average_quality_improvement: rate,
+  success_count: z.number().describe('successful events, all time'),
   average_execution_time_ms: rate,
-  active_patterns: z.number(),
+  average_quality_improvement: rate,
+  period: z
+    .strictObject({
+      ...period,
+      usage_count: z.number(),
+      success_count: z.number(),
+      success_rate: rate,
+      average_execution_time_ms: rate,
+      average_quality_improvement: rate,
+    })
+    .describe('usage in [period_start, period_end) (default: the 30 days before the message)'),
 });
 
 /** get_result: what the worker recorded for an earlier request (late-reply pickup). */

@@ -27,6 +27,8 @@ export interface EffectContext {
   fingerprint?: string;
   source?: MessageSource;
   logger?: Logger;
+  /** The caller's deadline (epoch ms, reads only): a read still running then is cancelled in the database. */
+  deadline?: number | undefined;
 }
 
 /** Handed to a node's operation: the transaction's client and the deterministic inputs. */
@@ -37,6 +39,8 @@ export interface EffectScope {
   logger: Logger | undefined;
   /** Deterministic id for the index-th `kind` created by this message (random without an identity). */
   newId(kind: string, index?: number): string;
+  /** The caller's deadline (epoch ms), when it sent one. */
+  deadline?: number | undefined;
 }
 
 export interface RunOptions {
@@ -115,6 +119,7 @@ export async function runEffect<T>(
         identity,
         logger,
         newId: (kind, index) => deriveId(identity, kind, index),
+        deadline: context?.deadline,
       };
       const data = await operation(scope);
       const done: StoredOutcome = { success: true, data, error: null };

@@ -1,51 +1,71 @@
-// NodePatternAnalyticsEffect: analytics over a period (default: the 30 days before the message's
-// timestamp). Every read goes through the daily rollup (usage_by_day, usage_by_pattern_day), so its cost is
-// bounded by days x patterns, not by events.
+// NodePatternAnalyticsEffect: the seed's analytics reads (node_pattern_analytics_effect.py), with its keys,
+// shapes and defaults, and ours beside them (README "Analytics"). Global figures come from the rollups of
+// migration 016 (hourly usage and all-time counters, both split into slots and summed here), so a global
+// read costs O(hours in the period), not O(events) or O(patterns x days). One pattern's figures come from
+// its daily rollup and its statistics row.
+import type { QueryResultRow } from 'pg';
 import type { AnalyticsRequest } from '../contracts/requests.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
-
-type Row = Record<string, unknown>;
+import { notFound } from '../contracts/errors.ts';
+import { queryBefore } from './analytics-deadline.ts';
 import { EffectNode, type Handlers, type NodeOptions } from './effect-node.ts';
 import type { EffectScope } from './effect-runner.ts';
-import { notFound } from '../contracts/errors.ts';
 
-const DEFAULT_PERIOD_MS = 30 * 24 * 60 * 60 * 1000;
+type Row = Record<string, unknown>;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface AnalyticsNodeOptions extends NodeOptions {
+  /** The statement_timeout of the pool's connections (0: none): a caller's deadline only shortens it. */
+  statementTimeoutMs?: number;
+}
 
 interface Period {
   start: Date;
   end: Date;
 }
 
+/** A period from the request, `defaultDays` long and ending at the message's time when left out. */
 function periodOf(
   request: { period_start?: string | null; period_end?: string | null },
   eventTime: Date,
+  defaultDays: number,
 ): Period {
+  const length = defaultDays * DAY_MS;
   const end = request.period_end
     ? new Date(request.period_end)
     : request.period_start
-      ? new Date(Date.parse(request.period_start) + DEFAULT_PERIOD_MS)
+      ? new Date(Date.parse(request.period_start) + length)
       : eventTime;
-  const start = request.period_start
-    ? new Date(request.period_start)
-    : new Date(end.getTime() - DEFAULT_PERIOD_MS);
+  const start = request.period_start ? new Date(request.period_start) : new Date(end.getTime() - length);
   return { start, end };
 }
 
-async function assertPattern(client: PoolClient, patternId: string | null | undefined): Promise<void> {
-  if (!patternId) return;
-  const { rowCount } = await client.query('SELECT 1 FROM pattern_templates WHERE id = $1', [patternId]);
-  if (rowCount === 0) throw notFound(patternId);
+function patternOf(request: AnalyticsRequest): string | null {
+  return 'pattern_id' in request ? (request.pattern_id ?? null) : null;
 }
 
+const ratio = (sum: unknown, count: unknown): number | null =>
+  Number(count) > 0 ? Number(sum) / Number(count) : null;
+
 export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.compute'> {
-  constructor(pool: Pool, options: NodeOptions = {}) {
+  readonly #statementTimeoutMs: number;
+
+  constructor(pool: Pool, options: AnalyticsNodeOptions = {}) {
     super('pattern.analytics.compute', pool, options);
+    this.#statementTimeoutMs = options.statementTimeoutMs ?? 0;
+  }
+
+  /** One statement of a read, cancelled in the database when the caller's deadline passes. */
+  #query<R extends QueryResultRow = Row>(scope: EffectScope, text: string, values: unknown[]) {
+    return queryBefore<R>(scope.client, scope.deadline, this.#statementTimeoutMs, text, values);
   }
 
   protected readonly handlers: Handlers<'pattern.analytics.compute'> = {
     compute_analytics: async (request, scope) => {
       const { client, eventTime } = scope;
-      const { period, patternId } = await scoped(request, scope);
+      const period = periodOf(request, eventTime, 30);
+      const patternId = patternOf(request);
+      await assertPattern(client, patternId);
       // A new pattern_analytics row takes its id from the message identity (migration 015's column
       // default reads this transaction-local setting), so a replay stores the same analytics_id; a
       // recomputed period keeps the id it was first stored with.
@@ -61,88 +81,171 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
       );
       return rows[0];
     },
+
+    // The seed: one pattern's events from period_start (default 90 days back) per day, week or month.
+    // Ours beside: without pattern_id, every pattern (from the hourly rollup); period_end honoured.
     get_usage_trends: async (request, scope) => {
-      const { client } = scope;
-      const { period, patternId } = await scoped(request, scope);
-      const { rows } = await client.query<Row>(
-        `SELECT to_char(date_trunc($4, day), 'YYYY-MM-DD') AS bucket, sum(usage_count) AS usage_count,
-              sum(success_count) AS success_count, sum(usage_count) - sum(success_count) AS failure_count,
-              round(sum(success_count)::numeric / nullif(sum(usage_count), 0), 6) AS success_rate
-         FROM usage_by_day($1, $2, $3)
-        GROUP BY 1 ORDER BY 1`,
-        [period.start, period.end, patternId, request.aggregate_by],
+      const period = periodOf(request, scope.eventTime, 90);
+      const patternId = patternOf(request);
+      const source = patternId
+        ? 'usage_by_day($1, $2, $4::uuid)'
+        : 'usage_global_by_day($1, $2) WHERE $4::uuid IS NULL';
+      const { rows } = await this.#query<Row>(
+        scope,
+        `SELECT to_char(date_trunc($3, day::timestamp), 'YYYY-MM-DD') AS bucket, sum(usage_count) AS n,
+              sum(success_count) AS ok, sum(execution_time_sum) AS esum, sum(execution_time_count) AS en,
+              sum(quality_improvement_sum) AS qsum, sum(quality_improvement_count) AS qn
+         FROM ${source}
+        GROUP BY 1 HAVING sum(usage_count) > 0 ORDER BY 1`,
+        [period.start, period.end, request.aggregate_by, patternId],
       );
-      return {
-        aggregate_by: request.aggregate_by,
-        period_start: period.start,
-        period_end: period.end,
-        buckets: rows,
-      };
+      return rows.map((r) => ({
+        period: `${String(r.bucket)}T00:00:00.000Z`,
+        usage_count: Number(r.n),
+        success_count: Number(r.ok),
+        success_rate: Number(r.ok) / Number(r.n),
+        avg_execution_time_ms: ratio(r.esum, r.en),
+        avg_quality_improvement: ratio(r.qsum, r.qn),
+        bucket: String(r.bucket),
+        failure_count: Number(r.n) - Number(r.ok),
+      }));
     },
+
+    // The seed: v_pattern_quality_trends, all time, newest 100 (pattern, day) rows. The daily rollup's
+    // (day, usage_count) index serves that order; within a day the busiest pattern comes first.
     get_quality_trends: async (request, scope) => {
-      const { client } = scope;
-      const { period, patternId } = await scoped(request, scope);
-      const { rows } = await client.query<Row>(
-        `SELECT to_char(day, 'YYYY-MM-DD') AS day, sum(usage_count) AS usage_count,
-              round(sum(quality_improvement_sum) / nullif(sum(quality_improvement_count), 0), 6)
-                AS average_quality_improvement,
-              sum(quality_improvement_count) AS quality_samples
-         FROM usage_by_day($1, $2, $3)
-        GROUP BY day ORDER BY day`,
-        [period.start, period.end, patternId],
+      const patternId = patternOf(request);
+      const hasPeriod = Boolean(request.period_start || request.period_end);
+      const period = hasPeriod ? periodOf(request, scope.eventTime, 30) : null;
+      const source = period
+        ? 'usage_by_pattern_day($2, $3, $1::uuid)'
+        : `pattern_usage_daily WHERE ($1::uuid IS NULL OR pattern_id = $1)
+             AND $2::timestamptz IS NULL AND $3::timestamptz IS NULL`;
+      const { rows } = await this.#query<Row>(
+        scope,
+        `SELECT d.pattern_id, p.pattern_name, p.pattern_type, to_char(d.day, 'YYYY-MM-DD') AS usage_date,
+              d.usage_count, d.success_count, d.quality_improvement_sum AS qsum,
+              d.quality_improvement_count AS qn
+         FROM (SELECT * FROM ${source}) d
+         JOIN pattern_templates p ON p.id = d.pattern_id
+        WHERE d.usage_count > 0
+        ORDER BY d.day DESC, d.usage_count DESC, d.pattern_id
+        LIMIT 100`,
+        [patternId, period?.start ?? null, period?.end ?? null],
       );
-      return { period_start: period.start, period_end: period.end, days: rows };
+      return rows.map((r) => ({
+        id: r.pattern_id,
+        pattern_name: r.pattern_name,
+        pattern_type: r.pattern_type,
+        usage_date: r.usage_date,
+        usage_count: Number(r.usage_count),
+        avg_quality_improvement: ratio(r.qsum, r.qn),
+        success_rate: Number(r.success_count) / Number(r.usage_count),
+        pattern_id: r.pattern_id,
+        success_count: Number(r.success_count),
+        quality_samples: Number(r.qn),
+      }));
     },
+
+    // The seed: one pattern's all-time profile. Ours beside: without pattern_id (the seed refused it),
+    // patterns ranked over a period (default 30 days).
     get_effectiveness: async (request, scope) => {
-      const { client } = scope;
-      const { period, patternId } = await scoped(request, scope);
+      const patternId = patternOf(request);
+      if (patternId) {
+        const { rows } = await this.#query<Row>(
+          scope,
+          `SELECT p.id AS pattern_id, p.pattern_name, p.pattern_type, p.confidence_score,
+                p.usage_count AS total_usage, p.success_count AS successes, p.success_rate,
+                p.avg_execution_time_ms, p.avg_quality_improvement,
+                (SELECT min(e.used_at) FROM pattern_usage_events e WHERE e.pattern_id = p.id) AS first_used,
+                (SELECT max(e.used_at) FROM pattern_usage_events e WHERE e.pattern_id = p.id) AS last_used
+           FROM pattern_templates p WHERE p.id = $1`,
+          [patternId],
+        );
+        if (!rows[0]) throw notFound(patternId);
+        return rows[0];
+      }
+      const period = periodOf(request, scope.eventTime, 30);
       // Effectiveness: success rate scaled by the average quality improvement (1 + improvement), so a
       // pattern that always succeeds and improves quality by 0.2 scores 1.2.
-      const { rows } = await client.query<Row>(
+      const { rows } = await this.#query<Row>(
+        scope,
         `SELECT u.pattern_id, p.pattern_name, u.n AS usage_count, u.ok AS success_count,
               round(u.ok::numeric / u.n, 6) AS success_rate,
               round(u.qsum / nullif(u.qn, 0), 6) AS average_quality_improvement,
               round((u.ok::numeric / u.n) * (1 + coalesce(u.qsum / nullif(u.qn, 0), 0)), 6) AS effectiveness_score
          FROM (SELECT pattern_id, sum(usage_count) AS n, sum(success_count) AS ok,
                       sum(quality_improvement_sum) AS qsum, sum(quality_improvement_count) AS qn
-                 FROM usage_by_pattern_day($1, $2, $3) GROUP BY pattern_id) u
+                 FROM usage_by_pattern_day($1, $2, NULL) GROUP BY pattern_id) u
          JOIN pattern_templates p ON p.id = u.pattern_id
+        WHERE u.n > 0
         ORDER BY effectiveness_score DESC, u.n DESC, u.pattern_id
-        LIMIT $4`,
-        [period.start, period.end, patternId, request.limit],
+        LIMIT $3`,
+        [period.start, period.end, request.limit],
       );
       return { period_start: period.start, period_end: period.end, patterns: rows };
     },
+
+    // The seed: all-time totals and v_top_patterns' first ten. Ours beside: deprecated patterns,
+    // relationships, all-time averages, and a period's usage (default: the 30 days before the message).
     get_global_stats: async (request, scope) => {
-      const { client } = scope;
-      const { period } = await scoped(request, scope);
-      const { rows } = await client.query<Row>(
-        `SELECT (SELECT count(*) FROM pattern_templates) AS total_patterns,
-              (SELECT count(*) FROM pattern_templates WHERE is_deprecated) AS deprecated_patterns,
-              (SELECT count(*) FROM pattern_relationships) AS total_relationships,
-              coalesce(sum(u.usage_count), 0) AS usage_count,
-              coalesce(sum(u.success_count), 0) AS success_count,
-              round(sum(u.success_count)::numeric / nullif(sum(u.usage_count), 0), 6) AS success_rate,
-              round(sum(u.quality_improvement_sum) / nullif(sum(u.quality_improvement_count), 0), 6)
-                AS average_quality_improvement,
-              round(sum(u.execution_time_sum) / nullif(sum(u.execution_time_count), 0), 3)
-                AS average_execution_time_ms,
-              count(DISTINCT u.pattern_id) AS active_patterns
-         FROM usage_by_pattern_day($1, $2, NULL) u`,
-        [period.start, period.end],
-      );
-      return { period_start: period.start, period_end: period.end, ...rows[0] };
+      const period = periodOf(request, scope.eventTime, 30);
+      const [totals, top] = [
+        await this.#query<Row>(
+          scope,
+          `SELECT c.*, h.n, h.ok, h.esum, h.en, h.qsum, h.qn, w.n AS pn, w.ok AS pok, w.esum AS pesum,
+                w.en AS pen, w.qsum AS pqsum, w.qn AS pqn
+           FROM v_pattern_counters c,
+                (SELECT sum(usage_count) AS n, sum(success_count) AS ok, sum(execution_time_sum) AS esum,
+                        sum(execution_time_count) AS en, sum(quality_improvement_sum) AS qsum,
+                        sum(quality_improvement_count) AS qn
+                   FROM usage_global_hourly) h,
+                (SELECT sum(usage_count) AS n, sum(success_count) AS ok, sum(execution_time_sum) AS esum,
+                        sum(execution_time_count) AS en, sum(quality_improvement_sum) AS qsum,
+                        sum(quality_improvement_count) AS qn
+                   FROM usage_global_by_day($1, $2)) w`,
+          [period.start, period.end],
+        ),
+        await this.#query<Row>(
+          scope,
+          `SELECT pattern_name, usage_count, success_rate, confidence_score, id AS pattern_id, wilson_score
+           FROM v_top_patterns LIMIT 10`,
+          [],
+        ),
+      ];
+      const t = totals.rows[0] ?? {};
+      const events = Number(t.n ?? 0);
+      const used = Number(t.used_patterns ?? 0);
+      return {
+        total_patterns: Number(t.total_patterns ?? 0),
+        active_patterns: Number(t.total_patterns ?? 0) - Number(t.deprecated_patterns ?? 0),
+        total_usage_events: events,
+        avg_confidence: ratio(t.confidence_sum, t.confidence_count),
+        avg_success_rate: ratio(t.success_rate_sum, used),
+        patterns_used: used,
+        global_success_rate: ratio(t.ok, events),
+        top_patterns: top.rows,
+        deprecated_patterns: Number(t.deprecated_patterns ?? 0),
+        total_relationships: Number(t.total_relationships ?? 0),
+        success_count: Number(t.ok ?? 0),
+        average_execution_time_ms: ratio(t.esum, t.en),
+        average_quality_improvement: ratio(t.qsum, t.qn),
+        period: {
+          period_start: period.start,
+          period_end: period.end,
+          usage_count: Number(t.pn ?? 0),
+          success_count: Number(t.pok ?? 0),
+          success_rate: ratio(t.pok, t.pn),
+          average_execution_time_ms: ratio(t.pesum, t.pen),
+          average_quality_improvement: ratio(t.pqsum, t.pqn),
+        },
+      };
     },
   };
 }
 
-/** Every analytics operation's period, and its pattern (which must exist) when it names one. */
-async function scoped(
-  request: AnalyticsRequest,
-  scope: EffectScope,
-): Promise<{ period: Period; patternId: string | null }> {
-  const period = periodOf(request, scope.eventTime);
-  const patternId = 'pattern_id' in request ? (request.pattern_id ?? null) : null;
-  await assertPattern(scope.client, patternId);
-  return { period, patternId };
+async function assertPattern(client: PoolClient, patternId: string | null): Promise<void> {
+  if (!patternId) return;
+  const { rowCount } = await client.query('SELECT 1 FROM pattern_templates WHERE id = $1', [patternId]);
+  if (rowCount === 0) throw notFound(patternId);
 }
