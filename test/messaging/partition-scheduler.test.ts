@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PartitionScheduler, type PickedUnit } from '../../src/messaging/engine/partition-scheduler.ts';
-import type { Schedulable } from '../../src/messaging/stages/unit-pipeline.ts';
+import type { Schedulable } from '../../src/messaging/engine/ports.ts';
 
 type Kind = 'read' | 'write' | 'usage';
 

@@ -3,7 +3,7 @@
 // write of its key in this partition has its effect done); consecutive usage events of ready keys form
 // one batch, several events of one key in offset order included. Offsets, commits and retries are the
 // engine's; this only picks.
-import type { Schedulable } from '../stages/unit-pipeline.ts';
+import type { Schedulable } from './ports.ts';
 
 export interface PickedUnit<P extends Schedulable> {
   items: P[];

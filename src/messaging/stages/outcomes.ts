@@ -8,6 +8,7 @@ import type { TopicNames } from '../../contracts/topics.ts';
 import { errorResult } from './dispatch.ts';
 import type { OutboundRecord } from '../engine/records.ts';
 import type { MessageOutcome } from '../engine/lifecycle.ts';
+import type { UnitOutput } from '../engine/ports.ts';
 import type { Prepared } from './prepare.ts';
 import { deadLetterRecord, resultRecord, type GaveUp } from './encode.ts';
 import { DEFAULT_RECORD_LIMITS, recordSize, type RecordLimits } from './record-check.ts';
@@ -24,11 +25,6 @@ export interface OutcomeOptions {
 }
 
 const MAX_TRACEPARENT_BYTES = 256;
-
-export interface UnitOutput {
-  records: OutboundRecord[];
-  outcomes: MessageOutcome[];
-}
 
 function tooLarge(result: ModelResult, size: number, max: number): ModelResult {
   const rows = Array.isArray(result.data) ? ` (${result.data.length} rows)` : '';

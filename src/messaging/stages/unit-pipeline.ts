@@ -7,7 +7,8 @@ import { dispatchOne, dispatchUsageBatch, errorResult, type Nodes } from './disp
 import type { Failure } from '../engine/failures.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import type { Lifecycle, UnitView } from '../engine/lifecycle.ts';
-import { gaveUpResults, unitOutput, type OutcomeOptions, type UnitOutput } from './outcomes.ts';
+import { gaveUpResults, unitOutput, type OutcomeOptions } from './outcomes.ts';
+import type { UnitOutput, UnitWork } from '../engine/ports.ts';
 import {
   checkReplyTarget,
   pastDeadline,
@@ -40,26 +41,6 @@ export interface PipelineOptions {
   logger: Logger;
   lifecycle: Lifecycle;
   select?: ((request: PatternRequest | undefined) => boolean) | undefined;
-}
-
-/** What the engine needs of the stages; the in-process engine tests give it a fake. */
-export interface UnitWork<P extends Schedulable = Schedulable> {
-  prepare(message: InboundMessage): P;
-  /** Applies the unit and returns what to publish. Throws when the try failed. */
-  run(unit: UnitView, items: readonly P[]): Promise<UnitOutput>;
-  /** What to publish for messages given up on after `attempts` tries. */
-  giveUp(unit: UnitView, items: readonly P[], failure: Failure & { kind: 'permanent' }): UnitOutput;
-}
-
-/** What the scheduler reads of a prepared message. */
-export interface Schedulable {
-  message: InboundMessage;
-  ordering: 'free' | 'key';
-  key: string;
-  batchable: boolean;
-  skip: boolean;
-  correlationId: string | null;
-  request?: { operation: string } | undefined;
 }
 
 function deadlineResult(p: Prepared, now: number) {
