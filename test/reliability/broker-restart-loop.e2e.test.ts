@@ -73,10 +73,14 @@ it('applies and answers every usage event exactly once across repeated broker SI
   const resends = { n: 0 };
   let sent = 0;
   let paced = true;
+  // Each cycle may send its share of the events, so that some are left for every kill.
+  const share = Math.floor(events.length / (KILLS + 1));
+  let allowance = share;
   let chunkSent: () => void = () => undefined;
   const nextChunk = () => new Promise<void>((resolve) => (chunkSent = resolve));
   const streaming = (async () => {
     for (let i = 0; i < events.length; i += CHUNK) {
+      while (paced && sent >= allowance) await new Promise((r) => setTimeout(r, 100));
       await sendChunk(events.slice(i, i + CHUNK), resends);
       sent = Math.min(events.length, i + CHUNK);
       chunkSent();
@@ -96,7 +100,8 @@ it('applies and answers every usage event exactly once across repeated broker SI
       .catch(() => false);
     if (!progressed)
       stalls.push(`cycle ${k + 1}: fewer than ${PROGRESS} answers within ${PROGRESS_TIMEOUT_MS} ms`);
-    await Promise.race([nextChunk(), streaming]);
+    // Right after a chunk is accepted; if the cycle's share is all sent already, kill anyway.
+    await Promise.race([nextChunk(), streaming, new Promise((r) => setTimeout(r, 5_000))]);
     const downAt = Date.now();
     const kill = {
       at_s: Math.round((downAt - started) / 1000),
@@ -110,6 +115,7 @@ it('applies and answers every usage event exactly once across repeated broker SI
     await new Promise((r) => setTimeout(r, 1_000));
     await kafka.start();
     kill.down_ms = Date.now() - downAt;
+    allowance += share;
   }
   paced = false;
   await streaming;
