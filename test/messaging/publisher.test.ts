@@ -6,7 +6,7 @@ import type { OutboundRecord } from '../../src/messaging/engine/records.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import { SendError, type RecordSender } from '../../src/messaging/engine/ports.ts';
 import { OrderedPublisher } from '../../src/messaging/engine/publisher.ts';
-import { recordBytes } from '../../src/messaging/engine/publish-chunks.ts';
+import { recordSize } from '../../src/messaging/engine/record-size.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 
 class FakeSender implements RecordSender {
@@ -126,7 +126,7 @@ describe('OrderedPublisher', () => {
     const sized = (name: string, n: number) => record(name.padEnd(n, '.'));
     await p.publish([sized('a', 400), sized('b', 400), sized('c', 2000), sized('d', 100)]);
     expect(sender.sent.map((send) => send.map((v) => v[0]))).toEqual([['a', 'b'], ['c'], ['d']]);
-    expect(recordBytes({ key: 'k', value: 'vv', headers: { h: 'x' } })).toBe(32 + 1 + 2 + 2);
+    expect(recordSize({ topic: 't', key: 'k', value: 'vv', headers: { h: 'x' } })).toBe(64 + 1 + 2 + 1 + 1 + 10);
   });
 
   it('rejects what is left when closed', async () => {

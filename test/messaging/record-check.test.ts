@@ -4,8 +4,8 @@ import {
   checkRecord,
   DEFAULT_MAX_RECORD_BYTES,
   recordLimits,
-  recordSize,
 } from '../../src/messaging/stages/record-check.ts';
+import { recordSize } from '../../src/messaging/engine/record-size.ts';
 import { roundTrip } from './kafkajs-wire.ts';
 
 const ok = {

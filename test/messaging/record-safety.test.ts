@@ -18,7 +18,8 @@ import {
 } from '../../src/messaging/stages/encode.ts';
 import { unitOutput, type OutcomeOptions } from '../../src/messaging/stages/outcomes.ts';
 import { prepareMessage, type Prepared } from '../../src/messaging/stages/prepare.ts';
-import { checkRecord, DEFAULT_RECORD_LIMITS, recordSize } from '../../src/messaging/stages/record-check.ts';
+import { checkRecord, DEFAULT_RECORD_LIMITS } from '../../src/messaging/stages/record-check.ts';
+import { recordSize } from '../../src/messaging/engine/record-size.ts';
 import { UnitPipeline } from '../../src/messaging/stages/unit-pipeline.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { fetchedByKafkajs, roundTrip } from './kafkajs-wire.ts';

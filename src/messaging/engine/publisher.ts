@@ -9,7 +9,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import { SendError, type RecordCheck, type RecordSender, type RecordSink } from './ports.ts';
-import { recordBytes } from './publish-chunks.ts';
+import { recordSize } from './record-size.ts';
 import type { OutboundRecord } from './records.ts';
 
 /** Largest send: half of Kafka's default message.max.bytes (1 MiB). */
@@ -67,7 +67,7 @@ export class OrderedPublisher implements RecordSink {
   publish(records: OutboundRecord[]): Promise<void> {
     if (this.#closed) return Promise.reject(new PublisherClosedError('the publisher is closed'));
     const vetted = this.#vet(records, 0);
-    const bytes = vetted.reduce((sum, r) => sum + recordBytes(r), 0);
+    const bytes = vetted.reduce((sum, r) => sum + recordSize(r), 0);
     this.#pendingBytes += bytes;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ records: vetted, bytes, resolve, reject });
@@ -185,7 +185,7 @@ export class OrderedPublisher implements RecordSink {
     let current: OutboundRecord[] = [];
     let size = 0;
     for (const record of records) {
-      const n = recordBytes(record);
+      const n = recordSize(record);
       if (current.length > 0 && size + n > this.#max) {
         yield current;
         current = [];

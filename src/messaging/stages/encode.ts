@@ -4,7 +4,8 @@ import type { ModelError } from '../../contracts/errors.ts';
 import { HEADERS, emptyHeaders, headerValues } from '../../contracts/headers.ts';
 import type { ModelResult } from '../../contracts/results.ts';
 import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
-import { DEFAULT_RECORD_LIMITS, headerSize, recordSize, type RecordLimits } from './record-check.ts';
+import { DEFAULT_RECORD_LIMITS, type RecordLimits } from './record-check.ts';
+import { headerSize, recordSize } from '../engine/record-size.ts';
 
 export const CONTENT_TYPE_JSON = 'application/json';
 const MAX_DLT_MESSAGE_CHARS = 2_000;

@@ -11,7 +11,8 @@ import type { MessageOutcome } from '../engine/lifecycle.ts';
 import type { UnitOutput } from '../engine/ports.ts';
 import type { Prepared } from './prepare.ts';
 import { deadLetterRecord, resultRecord, type GaveUp } from './encode.ts';
-import { DEFAULT_RECORD_LIMITS, recordSize, type RecordLimits } from './record-check.ts';
+import { DEFAULT_RECORD_LIMITS, type RecordLimits } from './record-check.ts';
+import { recordSize } from '../engine/record-size.ts';
 
 export interface OutcomeOptions {
   names: TopicNames;

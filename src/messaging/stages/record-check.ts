@@ -3,6 +3,7 @@
 // record above message.max.bytes for good: either, retried, would stop a lane. The publisher checks
 // every record with checkRecord before queueing it and publishes its ifRefused() instead.
 import { MAX_TOPIC_NAME } from '../../contracts/headers.ts';
+import { bytesOf, RECORD_OVERHEAD, recordSize, type CheckedRecord } from '../engine/record-size.ts';
 
 /** Pattern ids are 36 bytes; kafkajs's murmur2 partitioner is superlinear in the key (64 KiB: 0.2 s). */
 export const DEFAULT_MAX_KEY_BYTES = 256;
@@ -29,44 +30,6 @@ export function recordLimits(options: { maxKeyBytes: number; maxResultBytes: num
     maxKeyBytes: options.maxKeyBytes,
     maxRecordBytes: Math.max(DEFAULT_MAX_RECORD_BYTES, options.maxResultBytes + 64 * 1024),
   };
-}
-
-/** The fields of a record that are checked, as they may arrive at run time (OutboundRecord fits). */
-export interface CheckedRecord {
-  topic: unknown;
-  partition?: unknown;
-  key?: unknown;
-  value?: unknown;
-  headers?: unknown;
-}
-
-// Per record: attributes, timestamp and offset deltas, lengths (varints); per header: two lengths.
-const RECORD_OVERHEAD = 64;
-const HEADER_OVERHEAD = 10;
-
-function bytesOf(value: unknown): number {
-  if (typeof value === 'string') return Buffer.byteLength(value);
-  if (Buffer.isBuffer(value)) return value.length;
-  return 0;
-}
-
-/** The size of one header (name and each value) as the record format stores it, roughly. */
-export function headerSize(name: string, values: readonly unknown[]): number {
-  const nameBytes = Buffer.byteLength(name);
-  return values.reduce<number>((n, v) => n + nameBytes + bytesOf(v) + HEADER_OVERHEAD, 0);
-}
-
-/** The size of a record as the broker counts it against message.max.bytes, roughly (a little over). */
-export function recordSize(record: CheckedRecord): number {
-  let size = RECORD_OVERHEAD + bytesOf(record.key) + bytesOf(record.value);
-  const headers = record.headers;
-  if (typeof headers === 'object' && headers !== null) {
-    for (const name of Object.keys(headers)) {
-      const value: unknown = (headers as Record<string, unknown>)[name];
-      size += headerSize(name, Array.isArray(value) ? value : [value]);
-    }
-  }
-  return size;
 }
 
 const isBytes = (v: unknown): v is Buffer | string => typeof v === 'string' || Buffer.isBuffer(v);
