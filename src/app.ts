@@ -6,6 +6,7 @@ import { migrationStatus } from './db/migrate.ts';
 import { createPool, type Pool } from './db/pool.ts';
 import { startDatabaseProbe } from './db/probe.ts';
 import { startPruner } from './nodes/identity-pruning.ts';
+import { NodePatternAnalyticsEffect } from './nodes/index.ts';
 import { createNodes } from './messaging/stages/dispatch.ts';
 import { createKafka } from './messaging/kafka/client.ts';
 import { LANE_NAMES, LANES } from './messaging/lanes.ts';
@@ -30,6 +31,20 @@ export function createDatabasePool(config: Config, logger?: Logger): Pool {
     max: config.DB_POOL_MAX,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     applicationName: config.KAFKA_CLIENT_ID,
+    ...(logger ? { logger } : {}),
+  });
+  return tracePool(pool);
+}
+
+/** The analytics lane's pool: its own connections, statement timeout and parallelism (README "Analytics"). */
+export function createAnalyticsPool(config: Config, logger?: Logger): Pool {
+  const pool = createPool({
+    connectionString: config.DATABASE_URL,
+    min: 0,
+    max: config.DB_ANALYTICS_POOL_MAX,
+    statementTimeoutMs: config.DB_ANALYTICS_STATEMENT_TIMEOUT_MS,
+    parallelWorkers: config.DB_ANALYTICS_PARALLEL_WORKERS,
+    applicationName: `${config.KAFKA_CLIENT_ID}-analytics`,
     ...(logger ? { logger } : {}),
   });
   return tracePool(pool);
@@ -150,6 +165,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     ...(options.metricsEndpoint ? { metrics: options.metricsEndpoint } : {}),
   });
   const pool = createDatabasePool(config, logger);
+  const analyticsPool = createAnalyticsPool(config, logger);
   const probe = startDatabaseProbe(pool, (ok, detail) => {
     readiness.set('database', ok, detail);
     logger[ok ? 'info' : 'warn']({ detail }, ok ? 'database reachable' : 'database unreachable');
@@ -169,6 +185,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       .catch((err: unknown) => logger.error({ err }, 'stopping the consumer failed'));
     await admin.disconnect().catch(() => undefined);
     await pool.end().catch(() => undefined);
+    await analyticsPool.end().catch(() => undefined);
     await health.close();
   };
 
@@ -211,7 +228,14 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     });
     const work = new UnitPipeline({
       names,
-      nodes: createNodes(pool, logger),
+      nodes: {
+        ...createNodes(pool, logger),
+        analytics: new NodePatternAnalyticsEffect(analyticsPool, {
+          logger,
+          statementTimeoutMs: config.DB_ANALYTICS_STATEMENT_TIMEOUT_MS,
+          topPatternsMaxAgeMs: config.ANALYTICS_TOP_PATTERNS_MAX_AGE_MS,
+        }),
+      },
       directory: new TopicDirectory(admin),
       consumerGroup: groupId,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,

@@ -112,6 +112,15 @@ export const configSchema = z
     WORKER_CREATE_TOPICS: boolean.default(false),
     /** Result bodies in the identity store older than this are pruned to their ids; 0 keeps them all. */
     WORKER_RESULT_RETENTION: duration.default(7 * 86_400_000),
+    /** The analytics lane's own connections (not counted in DB_POOL_MAX), so analytics never take the
+     * connections ingestion and searches need; one more than its units, for the top-patterns refresh. */
+    DB_ANALYTICS_POOL_MAX: intFrom(1, 100).default(2),
+    /** Statement timeout of the analytics connections (0: none). */
+    DB_ANALYTICS_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(5_000),
+    /** Parallel workers one analytics statement may use (max_parallel_workers_per_gather). */
+    DB_ANALYTICS_PARALLEL_WORKERS: intFrom(0, 64).default(0),
+    /** How long get_global_stats reuses its top_patterns (ranked over every pattern); 0: every time. */
+    ANALYTICS_TOP_PATTERNS_MAX_AGE_MS: intFrom(0, 86_400_000).default(60_000),
   })
   .superRefine((c, ctx) => {
     const tlsFiles = (['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const).filter(

@@ -220,7 +220,10 @@ export const globalStats = z.strictObject({
   total_patterns: original(z.number()),
   active_patterns: original(z.number(), 'patterns not deprecated'),
   total_usage_events: original(z.number(), 'all time'),
-  avg_confidence: original(rate, 'mean over patterns with a confidence_score; null without any (the seed: 0)'),
+  avg_confidence: original(
+    rate,
+    'mean over patterns with a confidence_score; null without any (the seed: 0)',
+  ),
   avg_success_rate: original(
     rate,
     'mean of the success rates of the patterns used; null without usage (the seed: 0)',
@@ -239,6 +242,9 @@ export const globalStats = z.strictObject({
       }),
     ),
     "v_top_patterns' first ten: not deprecated, ranked by the Wilson lower bound",
+  ),
+  top_patterns_as_of: time.describe(
+    'when top_patterns were read: they are reused for ANALYTICS_TOP_PATTERNS_MAX_AGE_MS',
   ),
   deprecated_patterns: z.number(),
   total_relationships: z.number(),

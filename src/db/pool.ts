@@ -23,6 +23,8 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
   applicationName?: string;
   connectionTimeoutMs?: number;
+  /** max_parallel_workers_per_gather of every connection (unset: the server's). */
+  parallelWorkers?: number;
   logger?: Logger;
 }
 
@@ -35,6 +37,9 @@ export function createPool(options: PoolOptions): Pool {
     application_name: options.applicationName ?? 'pattern-worker',
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
+    ...(options.parallelWorkers === undefined
+      ? {}
+      : { options: `-c max_parallel_workers_per_gather=${Math.floor(options.parallelWorkers)}` }),
     types,
   });
   // A client whose connection dies between queries emits 'error'; without a listener that would crash
