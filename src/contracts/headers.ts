@@ -102,10 +102,13 @@ export function readReplyTopic(value: HeaderValue): Decoded<string> {
     return { ok: false, reason: 'kafka_replyTopic is not a legal topic name' };
   }
   if (topic.startsWith('__')) {
-    return { ok: false, reason: `refusing to reply to internal topic "${topic}"` };
+    return { ok: false, reason: `kafka_replyTopic "${topic}" is an internal topic; refusing to reply there` };
   }
   if (topic.endsWith('.dlq')) {
-    return { ok: false, reason: `refusing to reply to dead-letter topic "${topic}"` };
+    return {
+      ok: false,
+      reason: `kafka_replyTopic "${topic}" is a dead-letter topic; refusing to reply there`,
+    };
   }
   return { ok: true, value: topic };
 }

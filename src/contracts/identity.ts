@@ -24,8 +24,22 @@ export function messageIdentity(input: {
     return `hdr:${input.headerCorrelationId.toString('base64')}`;
   }
   const original = readCoordinates(input.redriveOf);
-  if (original) return `off:${original}`;
+  if (original && isEarlierInTopic(original, input)) return `off:${original}`;
   return `off:${input.topic}/${input.partition}/${input.offset}`;
+}
+
+/**
+ * A redrive lands in its original's topic, after it: coordinates in another topic, or at or after this
+ * message in its own partition, are not an original of this message (a forged marker could otherwise take
+ * a later message's identity and have that message refused as a reuse).
+ */
+function isEarlierInTopic(
+  coordinates: string,
+  self: { topic: string; partition: number; offset: string },
+): boolean {
+  const [offset, partition, ...topic] = coordinates.split('/').reverse();
+  if (topic.reverse().join('/') !== self.topic) return false;
+  return Number(partition) !== self.partition || BigInt(offset as string) < BigInt(self.offset);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -142,6 +142,17 @@ describe('dead letters', () => {
     expect(identityOf(original({ headers: { 'pattern-redrive-of': Buffer.from('x y') } }))).toBe(
       'off:t.pattern.usage/2/41',
     );
+    // Nor is one that cannot be this message's original: another topic, or at or after it in its own
+    // partition (a forged marker would take that later message's identity and have it refused).
+    for (const forged of ['other.tenant.pattern.usage/2/7', 't.pattern.usage/2/41', 't.pattern.usage/2/42']) {
+      expect(identityOf(original({ headers: { 'pattern-redrive-of': Buffer.from(forged) } }))).toBe(
+        'off:t.pattern.usage/2/41',
+      );
+    }
+    // A redrive keyed to another partition of the same topic keeps its original's identity.
+    expect(
+      identityOf(original({ headers: { 'pattern-redrive-of': Buffer.from('t.pattern.usage/0/900') } })),
+    ).toBe('off:t.pattern.usage/0/900');
   });
 
   it('skips what cannot be redriven, saying why', () => {
