@@ -6,7 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { TopicNames } from '../../src/contracts/topics.ts';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
 import { prepareMessage } from '../../src/messaging/stages/prepare.ts';
-import { mergeByTimestamp, TimestampMerge } from '../../src/messaging/operations/replay-merge.ts';
+import {
+  mergeByTimestamp,
+  TimestampMerge,
+  writeTieRank,
+} from '../../src/messaging/operations/replay-merge.ts';
 import { patternLocks, touchedBy, LockSet } from '../../src/messaging/operations/replay-order.ts';
 import {
   ReplayScheduler,
@@ -188,6 +192,7 @@ describe('replay order', () => {
           }
           const merged = mergeByTimestamp(
             TOPIC_ORDER,
+            writeTieRank,
             [...partitions].map(([k, messages]) => ({
               topic: k.slice(0, k.lastIndexOf(':')),
               partition: Number(k.slice(k.lastIndexOf(':') + 1)),

@@ -5,8 +5,20 @@ import { Command, Option } from 'commander';
 import { startWorkerApp } from '../../app.ts';
 import { loadConfig } from '../../config.ts';
 import { TopicNames, type RequestTopic } from '../../contracts/topics.ts';
+import { createDatabasePool } from '../../app.ts';
+import { migrationStatus } from '../../db/migrate.ts';
 import { createKafka } from '../../messaging/kafka/client.ts';
+import { KafkaRecordSender } from '../../messaging/kafka/record-sender.ts';
+import { MergedRead } from '../../messaging/kafka/replay-reader.ts';
+import { TopicDirectory } from '../../messaging/kafka/topic-directory.ts';
 import { Lifecycle } from '../../messaging/engine/lifecycle.ts';
+import { OrderedPublisher } from '../../messaging/engine/publisher.ts';
+import { readLiveOutcomes } from '../../messaging/operations/live-outcomes.ts';
+import { writeTieRank } from '../../messaging/operations/replay-merge.ts';
+import { describeSummary, emptySummary, runReplay } from '../../messaging/operations/replay-driver.ts';
+import { createNodes } from '../../messaging/stages/dispatch.ts';
+import { checkRecord, recordLimits } from '../../messaging/stages/record-check.ts';
+import { UnitPipeline } from '../../messaging/stages/unit-pipeline.ts';
 import {
   DEFAULT_REPLAY_TOPICS,
   planReplay,
@@ -28,6 +40,8 @@ interface ReplayOptions {
   group?: string;
   concurrency?: number;
   maxRate?: number;
+  /** The replay before issue 22 (phases, one topic at a time): kept for the benchmark's comparison only. */
+  legacyPhases?: boolean;
 }
 
 export function replayCommand(): Command {
@@ -68,30 +82,161 @@ export function replayCommand(): Command {
         'messages started per second at most, so live lanes keep their speed (default WORKER_REPLAY_MAX_RATE, 0 = no limit)',
       ).argParser(wholeNumber('--max-rate', 0)),
     )
-    .option(
-      '--group <id>',
-      'consumer group prefix; each pass gets <id>.<n>.<topic> (default: <KAFKA_GROUP_ID>.replay.<time>)',
-    )
+    .option('--group <id>', "the replay's consumer group (default: <KAFKA_GROUP_ID>.replay.<time>)")
+    .addOption(new Option('--legacy-phases', 'the replay before issue 22, for benchmarks only').hideHelp())
     .addHelpText(
       'after',
       `
-Topics are replayed one after another in dependency order (pattern.insert, pattern.usage,
-pattern.analytics.compute, pattern.search.request), so usage events find their patterns. Reads have no
-effect and are left out unless named in --topics. Deletes of patterns are applied in a last pass, so
-that usage recorded before a delete still finds its pattern. Messages that fail again go to the
-dead-letter topic again, marked with the replay's consumer group.
+Every partition of every selected topic is merged into one order by record timestamp (ties: pattern
+writes, then usage, then analytics, then partition number), so the live order is reproduced; messages
+that touch different patterns run at once, never those that touch the same one. A message the live
+worker refused (its dead letter or error result says so) is not applied. Reads are never run. A message
+refused again goes to the dead-letter topic again, marked with the replay's consumer group.
 
 Examples:
   patterns replay --from earliest                  # rebuild a fresh database from every request
   patterns replay --from 2026-11-01T00:00:00Z --to 2026-11-02T00:00:00Z --topics pattern.usage`,
     )
     .action(async (o: ReplayOptions) => {
-      const code = await runReplay(o);
+      const code = o.legacyPhases ? await runPhasedReplay(o) : await runMergedReplay(o);
       process.exitCode = code;
     });
 }
 
-async function runReplay(o: ReplayOptions): Promise<number> {
+async function runMergedReplay(o: ReplayOptions): Promise<number> {
+  const loaded = loadConfig();
+  const config = {
+    ...loaded,
+    WORKER_REPLAY_CONCURRENCY: o.concurrency ?? loaded.WORKER_REPLAY_CONCURRENCY,
+    WORKER_REPLAY_MAX_RATE: o.maxRate ?? loaded.WORKER_REPLAY_MAX_RATE,
+  };
+  const logger = cliLogger(process.env.LOG_LEVEL ?? 'warn', 'stderr');
+  const names = new TopicNames(config.TOPIC_PREFIX);
+  const groupId =
+    o.group ?? `${config.KAFKA_GROUP_ID}.replay.${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const out = process.stdout;
+  const pool = createDatabasePool(config, logger);
+  const kafka = createKafka(config, logger, '-replay');
+  const admin = kafka.admin();
+  const sender = new KafkaRecordSender(
+    () => kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 }),
+    logger,
+  );
+  let reader: MergedRead | undefined;
+  try {
+    const migrations = await migrationStatus(pool);
+    if (!migrations.current) {
+      process.stderr.write(
+        `replay: database migrations are pending (${migrations.pending.join(', ')}); run "patterns migrate" first\n`,
+      );
+      return 2;
+    }
+    await admin.connect();
+    const plans = await planReplay(admin, names, o.topics, o.from, o.to);
+    const budget =
+      `${config.WORKER_REPLAY_CONCURRENCY} in flight` +
+      (config.WORKER_REPLAY_MAX_RATE > 0 ? `, at most ${config.WORKER_REPLAY_MAX_RATE} messages/s` : '');
+    out.write(
+      `replay: group ${groupId}, results ${o.publishResults ? 'published' : 'not published'}, budget ${budget}\n`,
+    );
+    for (const plan of plans) out.write(`  ${plan.topic}: ${plan.total} messages\n`);
+    const started = performance.now();
+
+    // What the live worker answered: its refusals are not applied again.
+    const live = await readLiveOutcomes(kafka, admin, names, o.topics, `${groupId}.outcomes`);
+    out.write(
+      `  live outcomes: ${live.read} dead letters and results read, ${live.refused.size} requests refused live\n`,
+    );
+    for (const t of live.truncated) {
+      out.write(
+        `  note: ${t.topic} lost older records to retention (it holds ${t.since ? `records since ${t.since}` : 'none'}); ` +
+          'live refusals of earlier requests are unknown: those requests are applied in the merged order\n',
+      );
+    }
+
+    const lifecycle = new Lifecycle((event, err) =>
+      logger.error({ err, event }, 'a lifecycle listener failed'),
+    );
+    const limits = recordLimits({
+      maxKeyBytes: config.WORKER_MAX_KEY_BYTES,
+      maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
+    });
+    const work = new UnitPipeline({
+      names,
+      nodes: createNodes(pool, logger),
+      directory: new TopicDirectory(admin),
+      consumerGroup: groupId,
+      maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
+      maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
+      maxKeyBytes: config.WORKER_MAX_KEY_BYTES,
+      publishResults: Boolean(o.publishResults),
+      logger,
+      lifecycle,
+    });
+    await sender.connect();
+    const publisher = new OrderedPublisher({
+      sender,
+      check: (record) => checkRecord(record, limits),
+      lane: 'replay',
+      lifecycle,
+      backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
+      logger,
+    });
+    const ranges = plans.flatMap((p) =>
+      p.partitions.map((r) => ({ topic: p.topic, partition: r.partition, start: r.start, end: r.end })),
+    );
+    reader = new MergedRead(kafka, ranges, {
+      groupId,
+      topicOrder: plans.map((p) => p.topic),
+      tieRank: writeTieRank,
+      logger,
+    });
+    await reader.start(ranges);
+
+    const active = plans.filter((p) => p.total > 0);
+    const progress = createProgress(active.map((p) => ({ name: p.topic, total: p.total })));
+    const summary = emptySummary();
+    const ticker = setInterval(() => {
+      for (const p of active) progress.update(p.topic, summary.done[p.topic] ?? 0);
+    }, 200);
+    try {
+      await runReplay({
+        source: reader,
+        work,
+        publisher,
+        lifecycle,
+        logger,
+        refusedLive: live.refused,
+        concurrency: config.WORKER_REPLAY_CONCURRENCY,
+        maxRatePerSecond: config.WORKER_REPLAY_MAX_RATE,
+        maxBatch: config.WORKER_BATCH_SIZE,
+        maxBatchBytes: 4 * 1024 * 1024,
+        retry: {
+          maxAttempts: config.WORKER_MAX_ATTEMPTS,
+          backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
+        },
+        summary,
+      });
+    } finally {
+      clearInterval(ticker);
+      for (const p of active) progress.update(p.topic, summary.done[p.topic] ?? 0);
+      progress.stop();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    out.write(
+      `replay done in ${seconds.toFixed(1)} s: ${summary.messages} messages, ${describeSummary(summary)}\n`,
+    );
+    return 0;
+  } finally {
+    await reader?.close();
+    await sender.disconnect().catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+  }
+}
+
+/** The replay before issue 22: one pass per phase and topic through a worker lane (benchmarks only). */
+async function runPhasedReplay(o: ReplayOptions): Promise<number> {
   const loaded = loadConfig();
   const config = {
     ...loaded,

@@ -54,6 +54,9 @@ export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LA
     configEntries: [
       { name: 'retention.ms', value: RETENTION_MS[role] },
       { name: 'cleanup.policy', value: 'delete' },
+      // Request records are stamped by the broker when appended (the order the live worker can see them
+      // in), not by producer clocks: replay merges partitions and topics by this time (issue 22).
+      ...(role === 'request' ? [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] : []),
       // A dead letter is the request plus its dead-letter headers: a request at the size limit must fit.
       ...(role === 'dlq' ? [{ name: 'max.message.bytes', value: String(DLQ_MAX_MESSAGE_BYTES) }] : []),
     ],

@@ -1,7 +1,10 @@
 // One order for every selected partition of every selected request topic: a k-way merge by record
 // timestamp. A partition's messages stay in offset order (the merge only ever takes a partition's
-// head); equal timestamps are broken by topic (in the order given: pattern writes before usage before
-// analytics) and then by partition number, so the order is the same in every replay. Streaming: the
+// head); equal timestamps are broken by `tieRank` (replay ranks inserts first and deletes last: of two
+// messages appended in the same millisecond to two partitions, nothing says which the live worker saw
+// first, and the order in which both succeed is the one to take, since a live refusal is skipped
+// anyway), then by topic (in the order given: pattern writes before usage before analytics) and then by
+// partition number, so the order is the same in every replay. Streaming: the
 // merge gives the next message only once every partition still open has one buffered (or has ended).
 // Pure: no I/O.
 import { partitionKey, type InboundMessage } from '../engine/records.ts';
@@ -18,10 +21,13 @@ interface Lane {
 export class TimestampMerge {
   readonly #lanes = new Map<string, Lane>();
   readonly #rank: (topic: string) => number;
+  readonly #tieRank: ((m: InboundMessage) => number) | undefined;
+  readonly #ties = new WeakMap<InboundMessage, number>();
   #buffered = 0;
 
-  /** `topics`: the tie-break order of topics (unknown ones after them, by name). */
-  constructor(topics: readonly string[]) {
+  /** `topics`: the tie-break order of topics (unknown ones after them, by name); `tieRank` comes first. */
+  constructor(topics: readonly string[], tieRank?: (m: InboundMessage) => number) {
+    this.#tieRank = tieRank;
     this.#rank = (topic) => {
       const i = topics.indexOf(topic);
       return i < 0 ? topics.length : i;
@@ -46,7 +52,10 @@ export class TimestampMerge {
   push(topic: string, partition: number, messages: readonly InboundMessage[]): void {
     this.open(topic, partition);
     const lane = this.#lanes.get(partitionKey(topic, partition)) as Lane;
-    for (const m of messages) lane.buffer.push(m);
+    for (const m of messages) {
+      lane.buffer.push(m);
+      if (this.#tieRank) this.#ties.set(m, this.#tieRank(m));
+    }
     this.#buffered += messages.length;
   }
 
@@ -93,7 +102,7 @@ export class TimestampMerge {
         if (lane.ended) continue;
         return undefined;
       }
-      if (!bestMessage || !best || before(m, lane, bestMessage, best)) {
+      if (!bestMessage || !best || this.#before(m, lane, bestMessage, best)) {
         best = lane;
         bestMessage = m;
       }
@@ -108,23 +117,27 @@ export class TimestampMerge {
     }
     return bestMessage;
   }
-}
 
-function before(a: InboundMessage, la: Lane, b: InboundMessage, lb: Lane): boolean {
-  const ta = Number(a.timestamp);
-  const tb = Number(b.timestamp);
-  if (ta !== tb) return ta < tb;
-  if (la.topicRank !== lb.topicRank) return la.topicRank < lb.topicRank;
-  if (a.topic !== b.topic) return a.topic < b.topic;
-  return la.partition < lb.partition;
+  #before(a: InboundMessage, la: Lane, b: InboundMessage, lb: Lane): boolean {
+    const ta = Number(a.timestamp);
+    const tb = Number(b.timestamp);
+    if (ta !== tb) return ta < tb;
+    const ra = this.#ties.get(a) ?? 0;
+    const rb = this.#ties.get(b) ?? 0;
+    if (ra !== rb) return ra < rb;
+    if (la.topicRank !== lb.topicRank) return la.topicRank < lb.topicRank;
+    if (a.topic !== b.topic) return a.topic < b.topic;
+    return la.partition < lb.partition;
+  }
 }
 
 /** The merged order of whole partitions (tests, and small reads). */
 export function mergeByTimestamp(
   topics: readonly string[],
+  tieRank: ((m: InboundMessage) => number) | undefined,
   partitions: readonly { topic: string; partition: number; messages: readonly InboundMessage[] }[],
 ): InboundMessage[] {
-  const merge = new TimestampMerge(topics);
+  const merge = new TimestampMerge(topics, tieRank);
   for (const p of partitions) {
     merge.push(p.topic, p.partition, p.messages);
     merge.end(p.topic, p.partition);
@@ -132,4 +145,19 @@ export function mergeByTimestamp(
   const out: InboundMessage[] = [];
   for (let m = merge.take(); m; m = merge.take()) out.push(m);
   return out;
+}
+
+/** Replay's tie rank: inserts first, deletes last, everything else between (an unreadable value: between). */
+export function writeTieRank(m: InboundMessage): number {
+  if (!m.value) return 1;
+  let operation: unknown;
+  try {
+    operation = (JSON.parse(m.value.toString('utf8')) as { operation?: unknown } | null)?.operation;
+  } catch {
+    return 1;
+  }
+  if (operation === 'insert' || operation === 'batch_insert') return 0;
+  // An insert-topic message without an operation is an insert (its default).
+  if (operation === undefined && m.topic.endsWith('pattern.insert')) return 0;
+  return operation === 'delete' ? 2 : 1;
 }

@@ -1,0 +1,132 @@
+// What the live worker answered, read back so that a replay reproduces it (issue 22, point 3): a message
+// refused live is not applied on replay, even when the replay's order would now accept it. Sources: the
+// dead-letter topics (kafka_dlt-original-topic/partition/offset, kafka_dlt-exception-fqcn) and the result
+// topics (metadata.source, error.code). Dead letters written by replays (their consumer group has
+// ".replay.") are not live outcomes and are left out; a success result for the same message wins (a
+// result the broker refused is replaced by an error that says the request itself succeeded).
+import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
+import type { KafkaAdmin, KafkaClient } from '../kafka/client.ts';
+import { planRanges, readRanges } from '../kafka/operator-io.ts';
+import type { InboundMessage } from '../engine/records.ts';
+import { decodeDeadLetter } from './dead-letters.ts';
+
+/** `topic/partition/offset` of a request record. */
+export const coordinates = (topic: string, partition: number, offset: string): string =>
+  `${topic}/${partition}/${offset}`;
+
+export interface LiveOutcomes {
+  /** Request records refused live, by coordinates: the error code. */
+  refused: Map<string, string>;
+  /** Records read from the dead-letter and result topics. */
+  read: number;
+  /** Sources that lost records to retention, with the earliest time they still hold (null: none left). */
+  truncated: { topic: string; since: string | null }[];
+}
+
+const isReplayGroup = (group: string | null) => group !== null && group.includes('.replay.');
+
+/** A dead letter's verdict on its original: refused with a code, applied, or nothing to say. */
+export function deadLetterVerdict(m: InboundMessage): { at: string; code: string | null } | undefined {
+  const dl = decodeDeadLetter(m);
+  const { topic, partition, offset } = dl.original;
+  if (topic === null || partition === null || offset === null || isReplayGroup(dl.consumerGroup))
+    return undefined;
+  // Its result could not be published, but the request itself was applied.
+  const applied = dl.message?.includes('the request itself succeeded') === true;
+  return { at: coordinates(topic, partition, offset), code: applied ? null : (dl.code ?? 'INTERNAL') };
+}
+
+interface ResultBody {
+  success?: unknown;
+  error?: { code?: unknown; details?: { request_succeeded?: unknown } } | null;
+  metadata?: { source?: { topic?: unknown; partition?: unknown; offset?: unknown }; duplicate?: unknown };
+}
+
+/** A result's verdict on its request: refused with a code, applied, or nothing to say. */
+export function resultVerdict(m: InboundMessage): { at: string; code: string | null } | undefined {
+  if (!m.value) return undefined;
+  let body: ResultBody;
+  try {
+    body = JSON.parse(m.value.toString('utf8')) as ResultBody;
+  } catch {
+    return undefined;
+  }
+  const source = body.metadata?.source;
+  if (
+    typeof source?.topic !== 'string' ||
+    typeof source.partition !== 'number' ||
+    typeof source.offset !== 'string'
+  )
+    return undefined;
+  const at = coordinates(source.topic, source.partition, source.offset);
+  if (body.success === true || body.error?.details?.request_succeeded === true) return { at, code: null };
+  const code = body.error?.code;
+  // A read whose caller gave up was never run: not a refusal of a write.
+  if (typeof code !== 'string' || code === 'DEADLINE_EXCEEDED') return undefined;
+  return { at, code };
+}
+
+/** Reads what the live worker answered for the request topics `topics`. */
+export async function readLiveOutcomes(
+  kafka: KafkaClient,
+  admin: KafkaAdmin,
+  names: TopicNames,
+  topics: readonly RequestTopic[],
+  groupPrefix: string,
+  onProgress?: (read: number) => void,
+): Promise<LiveOutcomes> {
+  const refused = new Map<string, string>();
+  const applied = new Set<string>();
+  const existing = new Set(await admin.listTopics());
+  const dlqs = topics.map((t) => names.dlq(t)).filter((t) => existing.has(t));
+  const results = topics.map((t) => names.result(t)).filter((t) => existing.has(t));
+  let read = 0;
+  const truncated: LiveOutcomes['truncated'] = [];
+  const track = (topic: string, m: InboundMessage) => {
+    const seen = truncated.find((e) => e.topic === topic);
+    const time = new Date(Number(m.timestamp)).toISOString();
+    if (seen && (seen.since === null || time < seen.since)) seen.since = time;
+  };
+  const readAll = async (
+    sources: string[],
+    onVerdict: (v: { at: string; code: string | null }) => void,
+    verdict: typeof resultVerdict,
+  ) => {
+    if (sources.length === 0) return;
+    const ranges = await planRanges(admin, sources);
+    for (const topic of new Set(ranges.filter((r) => r.start > 0n).map((r) => r.topic)))
+      truncated.push({ topic, since: null });
+    await readRanges(
+      kafka,
+      ranges,
+      (m) => {
+        read += 1;
+        onProgress?.(read);
+        track(m.topic, m);
+        const v = verdict(m);
+        if (v) onVerdict(v);
+      },
+      { groupPrefix, idleMs: 5_000 },
+    );
+  };
+  // Dead letters first (few), then results (many): a success result clears a refusal, and is not kept.
+  await readAll(
+    dlqs,
+    (v) => {
+      if (v.code === null) {
+        applied.add(v.at);
+        refused.delete(v.at);
+      } else if (!applied.has(v.at) && !refused.has(v.at)) refused.set(v.at, v.code);
+    },
+    deadLetterVerdict,
+  );
+  await readAll(
+    results,
+    (v) => {
+      if (v.code === null) refused.delete(v.at);
+      else if (!applied.has(v.at) && !refused.has(v.at)) refused.set(v.at, v.code);
+    },
+    resultVerdict,
+  );
+  return { refused, read, truncated };
+}

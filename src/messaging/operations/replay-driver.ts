@@ -1,0 +1,286 @@
+// Replay in one order (issue 22): messages come from the timestamp merge of every selected partition of
+// every selected request topic, and run through the same stages as live (prepare, dispatch to the
+// effect nodes, outcomes) under the replay scheduler's locks, so that two messages touching the same
+// pattern are applied in the merged order while the rest run at once. A message the live worker refused
+// (live-outcomes.ts) is not applied; reads are not run. Retries follow the live worker's policy.
+import { isWriteOperation } from '../../contracts/operations.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { classifyFailure, describeFailure } from '../engine/failures.ts';
+import { RateLimiter } from '../engine/flow-control.ts';
+import { outcomeLabel, type Lifecycle, type UnitView } from '../engine/lifecycle.ts';
+import type { RecordSink, UnitOutput, UnitWork } from '../engine/ports.ts';
+import type { InboundMessage } from '../engine/records.ts';
+import { decideRetry, type RetryPolicy } from '../engine/retry-policy.ts';
+import type { Prepared } from '../stages/prepare.ts';
+import { coordinates } from './live-outcomes.ts';
+import { touchedBy } from './replay-order.ts';
+import { ReplayScheduler, type ReplayItem, type ReplayUnit } from './replay-scheduler.ts';
+
+/** Where replayed messages come from, in the merged order. */
+export interface ReplaySource {
+  /** The next message, or undefined while the merge waits (or when done). */
+  take(): InboundMessage | undefined;
+  readonly done: boolean;
+  /** Resolves when more may be taken, or after `ms`. */
+  wait(ms: number): Promise<void>;
+}
+
+export interface ReplaySummary {
+  /** Messages taken from the request topics. */
+  messages: number;
+  applied: number;
+  alreadyApplied: number;
+  /** Not applied, by error code: refused live (and skipped here), or refused again by this replay. */
+  refused: Record<string, number>;
+  /** Of those refused, how many the live outcome said so (not run here). */
+  refusedAsLive: number;
+  /** Refused by this replay and dead-lettered again (the live outcome was unknown). */
+  deadLettered: number;
+  readsSkipped: number;
+  /** Per topic, messages done. */
+  done: Record<string, number>;
+}
+
+export interface ReplayDriverOptions {
+  source: ReplaySource;
+  work: UnitWork<Prepared>;
+  publisher: RecordSink;
+  lifecycle: Lifecycle;
+  logger: Logger;
+  /** Request records refused live: coordinates to error code. */
+  refusedLive: ReadonlyMap<string, string>;
+  concurrency: number;
+  maxRatePerSecond: number;
+  maxBatch: number;
+  maxBatchBytes: number;
+  retry: RetryPolicy;
+  /** Filled in as the replay goes (progress); a new one by default. */
+  summary?: ReplaySummary;
+  /** Messages queued in the scheduler at most (default 5,000). */
+  maxQueued?: number;
+  /** New units wait while more bytes than this are handed to the publisher and not acknowledged. */
+  maxPendingPublishBytes?: number;
+}
+
+export function emptySummary(): ReplaySummary {
+  return {
+    messages: 0,
+    applied: 0,
+    alreadyApplied: 0,
+    refused: {},
+    refusedAsLive: 0,
+    deadLettered: 0,
+    readsSkipped: 0,
+    done: {},
+  };
+}
+
+/** `applied 5, already applied 0, dead-lettered 1, refused 3 (NOT_FOUND 2, VALIDATION_ERROR 1; 2 as live), reads skipped 4` */
+export function describeSummary(s: ReplaySummary): string {
+  const codes = Object.entries(s.refused).sort(([a], [b]) => a.localeCompare(b));
+  const refused = codes.reduce((n, [, c]) => n + c, 0);
+  const detail = codes.map(([code, n]) => `${code} ${n}`).join(', ');
+  return (
+    `applied ${s.applied}, already applied ${s.alreadyApplied}, dead-lettered ${s.deadLettered}, ` +
+    `refused ${refused}${refused > 0 ? ` (${detail}; ${s.refusedAsLive} as live)` : ''}, reads skipped ${s.readsSkipped}`
+  );
+}
+
+interface Item extends ReplayItem {
+  prepared: Prepared;
+}
+
+interface Running {
+  id: number;
+  unit: ReplayUnit<Item>;
+  attempt: number;
+  streak: number;
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> {
+  const summary = o.summary ?? emptySummary();
+  const refuse = (code: string) => (summary.refused[code] = (summary.refused[code] ?? 0) + 1);
+  const finished = (m: InboundMessage) => (summary.done[m.topic] = (summary.done[m.topic] ?? 0) + 1);
+  const scheduler = new ReplayScheduler<Item>({ maxBatch: o.maxBatch, maxBatchBytes: o.maxBatchBytes });
+  const rate = new RateLimiter(o.maxRatePerSecond, Math.max(o.maxBatch, o.maxRatePerSecond / 10));
+  const maxQueued = o.maxQueued ?? 5000;
+  const maxPending = o.maxPendingPublishBytes ?? 16 * 1024 * 1024;
+  const publishing = new Set<Promise<void>>();
+  let running = 0;
+  let nextId = 1;
+  let failure: unknown;
+  let sourceWaiting = false;
+  let wake: (() => void) | undefined;
+  const signal = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+
+  const take = () => {
+    while (scheduler.queued < maxQueued) {
+      const message = o.source.take();
+      if (!message) return;
+      summary.messages += 1;
+      const p = o.work.prepare(message);
+      const operation = p.request?.operation;
+      if (p.logical === 'pattern.search.request' || (operation && !isWriteOperation(operation))) {
+        summary.readsSkipped += 1;
+        finished(message);
+        continue;
+      }
+      const live = o.refusedLive.get(coordinates(message.topic, message.partition, message.offset));
+      if (live !== undefined) {
+        refuse(live);
+        summary.refusedAsLive += 1;
+        finished(message);
+        continue;
+      }
+      scheduler.push({
+        prepared: p,
+        // A refused or undecodable message touches nothing: it is refused again whatever the order.
+        locks: p.request && !p.error ? touchedBy(p.request, p.context.identity as string) : [],
+        batchable: p.batchable,
+        size: message.value?.length ?? 0,
+      });
+    }
+  };
+
+  const view = (r: Running): UnitView => {
+    const items = r.unit.items.map((i) => i.prepared);
+    const first = items[0]?.message;
+    return {
+      id: r.id,
+      lane: 'replay',
+      topic: first?.topic ?? '',
+      partition: first?.partition ?? 0,
+      messages: items.map((p) => p.message),
+      items: items.map((p) => ({ correlationId: p.correlationId, operation: p.request?.operation })),
+      batched: r.unit.batched,
+      attempt: r.attempt,
+      startedAt: performance.now(),
+    };
+  };
+
+  const count = (output: UnitOutput) => {
+    for (const outcome of output.outcomes) {
+      finished(outcome.message);
+      const label = outcomeLabel(outcome.result, outcome.deadLettered);
+      if (label === 'success') summary.applied += 1;
+      else if (label === 'duplicate') summary.alreadyApplied += 1;
+      else {
+        refuse(outcome.result.error?.code ?? 'INTERNAL');
+        if (label === 'dead_letter') summary.deadLettered += 1;
+      }
+    }
+  };
+
+  const publish = (r: Running, output: UnitOutput) => {
+    count(output);
+    if (output.records.length > 0) {
+      const sent: Promise<void> = o.publisher
+        .publish(output.records)
+        .catch((err: unknown) => {
+          failure ??= err;
+        })
+        .finally(() => {
+          publishing.delete(sent);
+          signal();
+        });
+      publishing.add(sent);
+    }
+    // The publisher keeps the order records are handed over in: the next unit may start now.
+    scheduler.release(r.unit);
+    running -= 1;
+    signal();
+  };
+
+  const start = (r: Running) => {
+    running += 1;
+    const v = view(r);
+    o.lifecycle
+      .run(v, () =>
+        o.work.run(
+          v,
+          r.unit.items.map((i) => i.prepared),
+        ),
+      )
+      .then(
+        (output) => publish(r, output),
+        (err: unknown) => failed(r, v, err),
+      )
+      .catch((err: unknown) => {
+        failure ??= err;
+        signal();
+      });
+  };
+
+  const failed = (r: Running, v: UnitView, err: unknown) => {
+    const f = classifyFailure(err);
+    r.streak = f.kind === 'transient' ? r.streak + 1 : 0;
+    const decision = decideRetry(o.retry, f, r.attempt, r.unit.batched, Math.max(1, r.streak));
+    const where = { offset: v.messages[0]?.offset, topic: v.topic, partition: v.partition };
+    if (decision.action === 'retry') {
+      o.logger.warn(
+        { ...where, attempt: r.attempt, retry_in_ms: decision.delayMs, reason: describeFailure(f) },
+        'replay: try failed; retrying',
+      );
+      r.attempt += 1;
+      // Its locks stay held: nothing touching the same patterns overtakes it.
+      setTimeout(() => {
+        running -= 1;
+        start(r);
+      }, decision.delayMs);
+      return;
+    }
+    if (decision.action === 'split') {
+      scheduler.putBackSolo(r.unit);
+      running -= 1;
+      signal();
+      return;
+    }
+    if (f.kind !== 'permanent') return;
+    o.logger.error({ ...where, attempts: r.attempt, err }, 'replay: giving up on the message');
+    publish(
+      r,
+      o.work.giveUp(
+        v,
+        r.unit.items.map((i) => i.prepared),
+        f,
+      ),
+    );
+  };
+
+  for (;;) {
+    if (failure !== undefined) throw asError(failure);
+    take();
+    while (running < o.concurrency && o.publisher.pendingBytes <= maxPending) {
+      const wait = rate.waitMs();
+      if (wait > 0) {
+        setTimeout(signal, wait);
+        break;
+      }
+      const unit = scheduler.next();
+      if (!unit) break;
+      rate.spend(unit.items.length);
+      start({ id: nextId++, unit, attempt: 1, streak: 0 });
+    }
+    if (o.source.done && scheduler.queued === 0 && running === 0) break;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      // New messages from the source wake the loop too (one wait on it at a time).
+      if (!o.source.done && !sourceWaiting) {
+        sourceWaiting = true;
+        void o.source.wait(1000).then(() => {
+          sourceWaiting = false;
+          signal();
+        });
+      }
+    });
+  }
+  await Promise.all([...publishing]);
+  if (failure !== undefined) throw asError(failure);
+  return summary;
+}
