@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { TopicNames } from '../../src/contracts/topics.ts';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
 import { prepareMessage } from '../../src/messaging/stages/prepare.ts';
+import { PartitionScheduler } from '../../src/messaging/engine/partition-scheduler.ts';
 import {
   mergeByTimestamp,
   TimestampMerge,
@@ -271,5 +272,41 @@ describe('replay order', () => {
     expect(locks.conflicts(['p:z'])).toBe(true);
     locks.remove(['*']);
     expect(locks.empty).toBe(true);
+  });
+
+  it('orders an unkeyed insert and a keyed update of its pattern in one live partition by what they touch', () => {
+    const cid = '00000000-0000-4000-9000-00000000abcd';
+    const id = derivedPatternId(`cid:${cid}`);
+    const message = (offset: number, key: string | null, body: Record<string, unknown>): InboundMessage => ({
+      topic: 'pattern.insert',
+      partition: 0,
+      offset: String(offset),
+      key: key === null ? null : Buffer.from(key),
+      value: Buffer.from(JSON.stringify(body)),
+      headers: {},
+      timestamp: '1',
+    });
+    const prepared = [
+      message(0, null, {
+        operation: 'insert',
+        correlation_id: cid,
+        data: { pattern_name: 'A', pattern_type: 'code', language: 'go' },
+      }),
+      message(1, id, { operation: 'update', pattern_id: id, data: { description: 'later' } }),
+      message(2, null, {
+        operation: 'insert',
+        data: { pattern_name: 'B', pattern_type: 'code', language: 'go' },
+      }),
+    ].map((m) => prepareMessage(m, { names, maxMessageBytes: 1 << 20 }));
+    const scheduler = new PartitionScheduler({ maxBatch: 10 });
+    for (const p of prepared) scheduler.push(p);
+    const first = scheduler.next();
+    expect(first?.items[0]?.message.offset).toBe('0');
+    scheduler.hold(first?.keys ?? []);
+    // The update (another message key) waits for the insert of its pattern; the next unkeyed insert waits
+    // for the first (same empty message key), as before.
+    expect(scheduler.next()).toBeUndefined();
+    scheduler.release(first?.keys ?? []);
+    expect(scheduler.next()?.items[0]?.message.offset).toBe('1');
   });
 });

@@ -1,9 +1,12 @@
 // The order rules of one partition, without any I/O: which queued messages may start now. Reads carry
 // no order and start whenever there is room; writes keep order per key (a write waits until every earlier
-// write of its key in this partition has its effect done); consecutive usage events of ready keys form
-// one batch, several events of one key in offset order included. Offsets, commits and retries are the
-// engine's; this only picks.
+// write of its key in this partition has its effect done; a write's keys are its message key and the
+// patterns it touches, so an unkeyed insert and a later update of the same pattern keep their order);
+// consecutive usage events of ready keys form one batch, several events of one key in offset order
+// included. Offsets, commits and retries are the engine's; this only picks.
 import type { Schedulable } from './ports.ts';
+
+const keysOf = (item: Schedulable): readonly string[] => item.keys ?? [item.key];
 
 export interface PickedUnit<P extends Schedulable> {
   items: P[];
@@ -78,13 +81,14 @@ export class PartitionScheduler<P extends Schedulable> {
         this.#queue.splice(i, 1);
         return { items: [item], batched: false, keys: [] };
       }
-      if (this.#busy.has(item.key) || blocked.has(item.key)) {
-        blocked.add(item.key);
+      const keys = keysOf(item);
+      if (keys.some((k) => this.#busy.has(k) || blocked.has(k))) {
+        for (const k of keys) blocked.add(k);
         continue;
       }
       if (!item.batchable || entry.solo) {
         this.#queue.splice(i, 1);
-        return { items: [item], batched: false, keys: [item.key] };
+        return { items: [item], batched: false, keys: [...keys] };
       }
       return this.#batchFrom(i, blocked, limit);
     }
@@ -100,8 +104,9 @@ export class PartitionScheduler<P extends Schedulable> {
       const entry = this.#queue[i] as Entry<P>;
       const { item } = entry;
       if (item.ordering === 'free') continue;
-      if (this.#busy.has(item.key) || blocked.has(item.key)) {
-        blocked.add(item.key);
+      const itemKeys = keysOf(item);
+      if (itemKeys.some((k) => this.#busy.has(k) || blocked.has(k))) {
+        for (const k of itemKeys) blocked.add(k);
         continue;
       }
       if (item.batchable && !entry.solo) {
@@ -110,11 +115,11 @@ export class PartitionScheduler<P extends Schedulable> {
         if (items.length > 0 && bytes + size > this.#maxBatchBytes) break;
         bytes += size;
         items.push(item);
-        keys.add(item.key);
+        for (const k of itemKeys) keys.add(k);
         entry.taken = true;
       } else {
-        // A write of another kind: it and everything after it of its key wait for this batch.
-        blocked.add(item.key);
+        // A write of another kind: it and everything after it of its keys wait for this batch.
+        for (const k of itemKeys) blocked.add(k);
       }
     }
     // One pass to drop the taken entries, instead of a splice per event.

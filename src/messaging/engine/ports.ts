@@ -52,6 +52,8 @@ export interface Schedulable {
   message: InboundMessage;
   ordering: 'free' | 'key';
   key: string;
+  /** Every ordering key of a write, when it has more than its message key (the patterns it touches). */
+  keys?: readonly string[] | undefined;
   batchable: boolean;
   skip: boolean;
   correlationId: string | null;

@@ -17,6 +17,7 @@ import { isWriteOperation } from '../../contracts/operations.ts';
 import type { ExecuteContext } from '../../nodes/effect-node.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { messageIdentity } from '../../contracts/identity.ts';
+import { patternLocks, touchedBy } from '../operations/replay-order.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import type { ReplyTarget } from './encode.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
@@ -40,6 +41,9 @@ export interface Prepared {
   ordering: Ordering;
   /** The ordering key: the message key's bytes, or '' for messages without a key. */
   key: string;
+  /** A write's ordering keys: its message key and the patterns it touches (replay-order.ts), so that an
+   * unkeyed insert and a keyed update of the same pattern in one partition keep their order. */
+  keys?: readonly string[] | undefined;
   /** A valid record_usage: may be applied with other usage events in one transaction. */
   batchable: boolean;
   /** Not selected by this run (replay phases): passed over without effect, result or dead letter. */
@@ -123,6 +127,9 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     redriveOf: headerBytes(headers[HEADERS.redriveOf]),
   });
   const oversizeKey = message.key !== null && message.key.length > maxKeyBytes;
+  // An oversize key orders nothing (the message is refused) and is never copied around.
+  const key = message.key && !oversizeKey ? message.key.toString('latin1') : '';
+  const touched = request ? patternLocks(touchedBy(request, identity)) : [];
   return {
     message,
     logical,
@@ -139,8 +146,8 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
       ...(decoded.ok ? { fingerprint: decoded.fingerprint } : {}),
     },
     ordering: orderingOf(logical, decoded.ok ? decoded.request : undefined),
-    // An oversize key orders nothing (the message is refused) and is never copied around.
-    key: message.key && !oversizeKey ? message.key.toString('latin1') : '',
+    key,
+    keys: touched.length > 0 ? [`k:${key}`, ...touched] : undefined,
     batchable: request?.operation === 'record_usage',
     skip: options.select ? !options.select(request) : false,
     deadline: deadline.ok && isRead ? deadline.value : undefined,
