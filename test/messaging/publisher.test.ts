@@ -126,7 +126,9 @@ describe('OrderedPublisher', () => {
     const sized = (name: string, n: number) => record(name.padEnd(n, '.'));
     await p.publish([sized('a', 400), sized('b', 400), sized('c', 2000), sized('d', 100)]);
     expect(sender.sent.map((send) => send.map((v) => v[0]))).toEqual([['a', 'b'], ['c'], ['d']]);
-    expect(recordSize({ topic: 't', key: 'k', value: 'vv', headers: { h: 'x' } })).toBe(64 + 1 + 2 + 1 + 1 + 10);
+    expect(recordSize({ topic: 't', key: 'k', value: 'vv', headers: { h: 'x' } })).toBe(
+      64 + 1 + 2 + 1 + 1 + 10,
+    );
   });
 
   it('rejects what is left when closed', async () => {

@@ -25,10 +25,24 @@ const event = fc.record({
   quality: fc.option(fc.tuple(fc.nat(100), fc.nat(100))),
 });
 const command = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('batches' as const), batches: fc.array(fc.array(event, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('batches' as const),
+      batches: fc.array(fc.array(event, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('replay' as const), back: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), pattern: fc.nat(7) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('flags' as const), pattern: fc.nat(7), confidence: fc.option(fc.nat(100)), deprecated: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('flags' as const),
+      pattern: fc.nat(7),
+      confidence: fc.option(fc.nat(100)),
+      deprecated: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('relate' as const), a: fc.nat(7), b: fc.nat(7) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('repair' as const), pattern: fc.nat(7) }) },
 );
@@ -130,7 +144,8 @@ it('keeps every rollup equal to a recomputation from the raw rows', async () => 
             confidence_score: i % 3 === 0 ? null : i / 10,
           })),
         } as never);
-        const sent: { request: never; context: { identity: string; eventTime: Date; validated: true } }[][] = [];
+        const sent: { request: never; context: { identity: string; eventTime: Date; validated: true } }[][] =
+          [];
         for (const c of commands) {
           if (c.kind === 'batches') {
             const batches = c.batches.map((events) =>
