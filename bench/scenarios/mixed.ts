@@ -287,6 +287,39 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
       rowsChecked: stored === s.warmupEvents + 2 * options.runs * s.events,
       warnings: warningCounts(worker),
     };
+
+    // Replay alone into an empty database, before issue 22 (phases, --legacy-phases) and after (one merged
+    // order under touch locks), same topic, same budget, same run: the figure the issue asks for.
+    const empty: Record<string, { messages: number; seconds: number; messagesPerSecond: number }> = {};
+    for (const [label, extra] of [
+      ['before', ['--legacy-phases']],
+      ['after', []],
+    ] as const) {
+      const fresh = await createBenchDatabase(`replay_${label}`, 6);
+      try {
+        await loadPatterns(fresh.pool, usagePatterns);
+        const child = await spawnNode({
+          script: WORKER_CLI,
+          args: ['replay', '--from', 'earliest', '--topics', 'pattern.usage', '--concurrency', '4', ...extra],
+          env: { ...workerEnv(fresh, replayNames), OTEL_SDK_DISABLED: 'true' },
+        });
+        const exit = await child.waitExit(s.replayTimeoutS * 1000);
+        const done = parseReplay(child.output());
+        if (exit !== 0 || !done || done.applied !== s.replayEvents)
+          throw new Error(`replay (${label}) exited with ${exit}:\n${child.output().slice(-3000)}`);
+        empty[label] = {
+          messages: done.messages,
+          seconds: done.seconds,
+          messagesPerSecond: Math.round(done.messages / done.seconds),
+        };
+        log(
+          `    replay into an empty database (${label} issue 22): ${fmt(done.messages / done.seconds, 0)} messages/s`,
+        );
+      } finally {
+        await fresh.drop().catch(() => undefined);
+      }
+    }
+    figures.replayIntoEmpty = empty;
   } finally {
     // Each step on its own, so one failing does not leave a process, a database or topics behind.
     const quietly = (p: Promise<unknown> | undefined) => p?.catch(() => undefined);
@@ -323,6 +356,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
   const failures = (l: Latency) =>
     l.errors > 0 ? `, ${l.errors} of ${l.sent} failed (counted as slowest)` : '';
   const r = mix.replay;
+  const empty = (figures.replayIntoEmpty ?? {}) as Record<string, { messagesPerSecond: number } | undefined>;
   const overlap = r.runningThroughout
     ? 'running throughout the window'
     : `finished inside the window (${r.rowsAtWindowStart} rows applied when it opened)`;
@@ -352,6 +386,14 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
       `${r.messages} in ${r.seconds} s, budget ${r.budget}, ${overlap}`,
     ),
     goal(
+      'replay into an empty database: after vs before issue 22',
+      'report',
+      empty.after && empty.before ? empty.after.messagesPerSecond / empty.before.messagesPerSecond : null,
+      'x',
+      null,
+      `${empty.after?.messagesPerSecond ?? '?'} vs ${empty.before?.messagesPerSecond ?? '?'} messages/s, ${s.replayEvents} usage messages, --concurrency 4, alone`,
+    ),
+    goal(
       `mixed: global analytics p99 at ${s.analyticsRate}/s`,
       'report',
       mix.analytics.p99CountingFailures,
@@ -378,6 +420,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
       `analytics ${s.analyticsRate}/s (global, mixed) ${lat(mix.analytics)}`,
       `replay        ${r.messages} messages in ${r.seconds} s (${fmt(r.messagesPerSecond, 0)}/s by its own clock, ${r.wallSeconds} s from spawn to exit), ` +
         `budget ${r.budget}, ${overlap}; mixed window ${mix.windowSeconds} s`,
+      `replay alone  into an empty database: ${empty.after?.messagesPerSecond ?? '?'} messages/s after issue 22, ${empty.before?.messagesPerSecond ?? '?'} before (same run)`,
       `ratios: mixed ingestion = ${ingestRatio.toFixed(2)}x solo, mixed search p99 = ${searchRatio.toFixed(2)}x solo`,
     ],
   };

@@ -180,8 +180,10 @@ describe('patterns CLI and replay', () => {
       const before = await resultCount();
       const again = await patterns(env, 'replay', '--from', 'earliest');
       expect(again.code, again.stderr).toBe(0);
-      // The one dead letter is the usage of an unknown pattern from the test above: it fails again.
-      expect(again.stdout).toMatch(/applied 0, already applied \d+, dead-lettered 1/);
+      // The usage of an unknown pattern from the test above was refused live: it is not applied again.
+      expect(again.stdout).toMatch(
+        /applied 0, already applied \d+, dead-lettered 0, refused 1 \(INVALID_REFERENCE 1; 1 as live\)/,
+      );
       expect(await snapshot(stack.db.pool)).toEqual(live);
       // By default a replay publishes no results; --publish-results republishes them (as duplicates here).
       expect(await resultCount()).toBe(before);
@@ -201,7 +203,7 @@ describe('patterns CLI and replay', () => {
       fresh = await createTestDatabase();
       const rebuilt = await patterns({ ...env, DATABASE_URL: fresh.url }, 'replay', '--from', 'earliest');
       expect(rebuilt.code, rebuilt.stderr).toBe(0);
-      expect(rebuilt.stdout, rebuilt.stderr).toMatch(/already applied 0, dead-lettered 1/);
+      expect(rebuilt.stdout, rebuilt.stderr).toMatch(/already applied 0, dead-lettered 0, refused 1 /);
       // Without a TTY, progress is logged as lines with counts, rate and ETA.
       expect(rebuilt.stderr).toMatch(/pattern\.usage +\d+\/\d+ 100\.0% \| [\d.k]+ msg\/s \| ETA/);
       expect(await snapshot(fresh.pool)).toEqual(live);
