@@ -144,6 +144,8 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
       source,
       validated: true,
       ...(decoded.ok ? { fingerprint: decoded.fingerprint } : {}),
+      // A read still running at its caller's deadline is cancelled in the database.
+      ...(deadline.ok && isRead && deadline.value !== undefined ? { deadline: deadline.value } : {}),
     },
     ordering: orderingOf(logical, decoded.ok ? decoded.request : undefined),
     key,
