@@ -153,11 +153,18 @@ export type Config = z.infer<typeof configSchema>;
 /** Settings that work but defeat a purpose; the worker logs each at start. */
 export function configWarnings(c: Config): string[] {
   const warnings: string[] = [];
-  const lanes = c.WORKER_WRITES_CONCURRENCY + c.WORKER_READS_CONCURRENCY + c.WORKER_ANALYTICS_CONCURRENCY;
+  // The writes and reads lanes share the main pool; the analytics lane has a pool of its own.
+  const lanes = c.WORKER_WRITES_CONCURRENCY + c.WORKER_READS_CONCURRENCY;
   if (lanes > c.DB_POOL_MAX) {
     warnings.push(
-      `WORKER_WRITES_CONCURRENCY + WORKER_READS_CONCURRENCY + WORKER_ANALYTICS_CONCURRENCY is ${lanes}, more than ` +
-        `DB_POOL_MAX (${c.DB_POOL_MAX}): lanes will wait for each other's connections. Raise DB_POOL_MAX or lower a lane's concurrency.`,
+      `WORKER_WRITES_CONCURRENCY + WORKER_READS_CONCURRENCY is ${lanes}, more than DB_POOL_MAX ` +
+        `(${c.DB_POOL_MAX}): lanes will wait for each other's connections. Raise DB_POOL_MAX or lower a lane's concurrency.`,
+    );
+  }
+  if (c.WORKER_ANALYTICS_CONCURRENCY > c.DB_ANALYTICS_POOL_MAX) {
+    warnings.push(
+      `WORKER_ANALYTICS_CONCURRENCY is ${c.WORKER_ANALYTICS_CONCURRENCY}, more than DB_ANALYTICS_POOL_MAX ` +
+        `(${c.DB_ANALYTICS_POOL_MAX}): analytics units will wait for connections. Raise DB_ANALYTICS_POOL_MAX or lower WORKER_ANALYTICS_CONCURRENCY.`,
     );
   }
   if (c.WORKER_PARTITIONS_CONCURRENCY !== undefined) {
