@@ -176,7 +176,12 @@ CREATE TRIGGER trg_usage_events_deleted
 -- Patterns inserted or deleted: their share of the counters, added or taken away.
 CREATE FUNCTION pattern_counters_add(p_sign int, p_patterns bigint, p_deprecated bigint, p_conf_sum numeric,
                                      p_conf_count bigint, p_used bigint, p_rate_sum numeric) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+  -- Taken once: analytics_slot() is volatile, and in a WHERE clause it would run once per row and could
+  -- name another slot at each, so that no row (or two) matched and the update was lost (or doubled).
+  my_slot smallint := analytics_slot();
+BEGIN
   UPDATE pattern_counters SET
     total_patterns = total_patterns + p_sign * p_patterns,
     deprecated_patterns = deprecated_patterns + p_sign * p_deprecated,
@@ -184,7 +189,8 @@ LANGUAGE sql AS $$
     confidence_count = confidence_count + p_sign * p_conf_count,
     used_patterns = used_patterns + p_sign * p_used,
     success_rate_sum = success_rate_sum + p_sign * p_rate_sum
-  WHERE slot = analytics_slot()
+  WHERE slot = my_slot;
+END;
 $$;
 
 CREATE FUNCTION patterns_inserted() RETURNS trigger
@@ -223,13 +229,15 @@ CREATE TRIGGER trg_patterns_deleted
 -- sets neither column, so this never fires on the usage path.
 CREATE FUNCTION pattern_flags_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  my_slot smallint := analytics_slot();
 BEGIN
   UPDATE pattern_counters SET
     deprecated_patterns = deprecated_patterns + NEW.is_deprecated::int - OLD.is_deprecated::int,
     confidence_sum = confidence_sum + coalesce(NEW.confidence_score, 0) - coalesce(OLD.confidence_score, 0),
     confidence_count = confidence_count + (NEW.confidence_score IS NOT NULL)::int
                                         - (OLD.confidence_score IS NOT NULL)::int
-  WHERE slot = analytics_slot();
+  WHERE slot = my_slot;
   RETURN NULL;
 END;
 $$;
@@ -244,6 +252,7 @@ CREATE FUNCTION relationships_counted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   n bigint;
+  my_slot smallint;
 BEGIN
   IF TG_OP = 'INSERT' THEN
     SELECT count(*) INTO n FROM new_relationships;
@@ -251,7 +260,8 @@ BEGIN
     SELECT -count(*) INTO n FROM old_relationships;
   END IF;
   IF n <> 0 THEN
-    UPDATE pattern_counters SET total_relationships = total_relationships + n WHERE slot = analytics_slot();
+    my_slot := analytics_slot();
+    UPDATE pattern_counters SET total_relationships = total_relationships + n WHERE slot = my_slot;
   END IF;
   RETURN NULL;
 END;
@@ -272,6 +282,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   before pattern_templates;
   updated pattern_templates;
+  my_slot smallint;
 BEGIN
   SELECT * INTO before FROM pattern_templates WHERE id = p_pattern_id FOR NO KEY UPDATE;
   DELETE FROM pattern_usage_daily WHERE pattern_id = p_pattern_id;
@@ -306,12 +317,13 @@ BEGIN
   RETURNING p.* INTO updated;
 
   IF updated.id IS NOT NULL THEN
+    my_slot := analytics_slot();
     UPDATE pattern_counters SET
       used_patterns = used_patterns + (updated.usage_count > 0)::int - (before.usage_count > 0)::int,
       success_rate_sum = success_rate_sum
         + CASE WHEN updated.usage_count > 0 THEN updated.success_rate ELSE 0 END
         - CASE WHEN before.usage_count > 0 THEN coalesce(before.success_rate, 0) ELSE 0 END
-    WHERE slot = analytics_slot();
+    WHERE slot = my_slot;
   END IF;
   RETURN updated;
 END;
