@@ -187,6 +187,16 @@ describe('patterns CLI and replay', () => {
       expect(await snapshot(stack.db.pool)).toEqual(live);
       // By default a replay publishes no results; --publish-results republishes them (as duplicates here).
       expect(await resultCount()).toBe(before);
+      // The rate budget reaches the replay: every message of the history at 20 per second.
+      const t0 = Date.now();
+      const paced = await patterns(env, 'replay', '--from', 'earliest', '--max-rate', '20');
+      const pacedSeconds = (Date.now() - t0) / 1000;
+      expect(paced.code, paced.stderr).toBe(0);
+      expect(paced.stdout).toContain('at most 20 messages/s');
+      const total = Number(/replay done in [\d.]+ s: (\d+) messages/.exec(paced.stdout)?.[1]);
+      expect(total).toBeGreaterThan(20);
+      // A tenth of a second's worth may start at once; the rest wait for the budget.
+      expect(pacedSeconds).toBeGreaterThan((total - 2) / 20);
       const published = await patterns(
         env,
         'replay',

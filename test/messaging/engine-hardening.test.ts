@@ -46,7 +46,7 @@ describe('the replay rate budget', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     const elapsed = started[started.length - 1] as number;
-    // A burst of max(maxBatch, rate/10) may start at once; the rest at the rate.
+    // A tenth of a second's worth may start at once; the rest at the rate.
     expect(started).toHaveLength(60);
     expect(elapsed).toBeGreaterThan(450);
     expect(elapsed).toBeLessThan(1_500);

@@ -29,8 +29,8 @@ export function mayResume(load: PartitionLoad, laneBytes: number, bounds: Bounds
 }
 
 /**
- * Messages that may start, refilled at `ratePerSecond` up to a burst; a unit may spend more than is left
- * (a batch), which the next ones wait off. 0: no limit.
+ * Messages that may start, refilled at `ratePerSecond` up to a tenth of a second's worth; a unit may spend
+ * more than is left (a usage batch), which the next ones wait off. 0: no limit.
  */
 export class RateLimiter {
   readonly #rate: number;
@@ -39,9 +39,9 @@ export class RateLimiter {
   #tokens = 0;
   #at: number;
 
-  constructor(ratePerSecond: number, burst: number, now: () => number = () => performance.now()) {
+  constructor(ratePerSecond: number, now: () => number = () => performance.now()) {
     this.#rate = ratePerSecond;
-    this.#burst = Math.max(1, burst);
+    this.#burst = Math.max(1, ratePerSecond / 10);
     this.#now = now;
     this.#at = now();
   }

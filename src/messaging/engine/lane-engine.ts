@@ -71,7 +71,7 @@ export class LaneEngine<P extends Schedulable> {
           'offset commit failed; will commit again',
         ),
     });
-    this.#rate = new RateLimiter(s.maxRatePerSecond, Math.max(s.maxBatch, s.maxRatePerSecond / 10));
+    this.#rate = new RateLimiter(s.maxRatePerSecond);
   }
 
   get lane(): string {

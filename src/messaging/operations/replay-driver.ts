@@ -104,7 +104,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   const refuse = (code: string) => (summary.refused[code] = (summary.refused[code] ?? 0) + 1);
   const finished = (m: InboundMessage) => (summary.done[m.topic] = (summary.done[m.topic] ?? 0) + 1);
   const scheduler = new ReplayScheduler<Item>({ maxBatch: o.maxBatch, maxBatchBytes: o.maxBatchBytes });
-  const rate = new RateLimiter(o.maxRatePerSecond, Math.max(o.maxBatch, o.maxRatePerSecond / 10));
+  const rate = new RateLimiter(o.maxRatePerSecond);
   const maxQueued = o.maxQueued ?? 5000;
   const maxPending = o.maxPendingPublishBytes ?? 16 * 1024 * 1024;
   const publishing = new Set<Promise<void>>();
