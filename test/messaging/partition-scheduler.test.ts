@@ -56,7 +56,7 @@ describe('PartitionScheduler', () => {
     const batch = s.next();
     expect(offsets(batch)).toEqual([0, 1, 2, 5]);
     expect(batch?.batched).toBe(true);
-    expect(new Set(batch?.keys)).toEqual(new Set(['a', 'b', 'c']));
+    expect(new Set(batch?.keys)).toEqual(new Set(['k:a', 'k:b', 'k:c']));
     s.hold(batch?.keys ?? []);
     expect(s.next()).toBeUndefined();
     s.release(batch?.keys ?? []);

@@ -309,4 +309,29 @@ describe('replay order', () => {
     scheduler.release(first?.keys ?? []);
     expect(scheduler.next()?.items[0]?.message.offset).toBe('1');
   });
+
+  it('keeps a refused message of a key behind an earlier write of that key that touches patterns', () => {
+    const at = (offset: number, value: string): InboundMessage => ({
+      topic: 'pattern.insert',
+      partition: 0,
+      offset: String(offset),
+      key: Buffer.from('k'),
+      value: Buffer.from(value),
+      headers: {},
+      timestamp: '1',
+    });
+    const id = derivedPatternId('cid:00000000-0000-4000-9000-00000000abce');
+    const [write, broken] = [
+      at(0, JSON.stringify({ operation: 'update', pattern_id: id, data: { description: 'x' } })),
+      at(1, '{"data": {"pattern_name": '),
+    ].map((m) => prepareMessage(m, { names, maxMessageBytes: 1 << 20 }));
+    const scheduler = new PartitionScheduler({ maxBatch: 10 });
+    for (const p of [write, broken]) if (p) scheduler.push(p);
+    const first = scheduler.next();
+    expect(first?.items[0]?.message.offset).toBe('0');
+    scheduler.hold(first?.keys ?? []);
+    // The undecodable message touches nothing, but it shares the message key: its error result must not
+    // overtake the write's result.
+    expect(scheduler.next()).toBeUndefined();
+  });
 });

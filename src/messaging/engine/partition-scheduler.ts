@@ -6,7 +6,11 @@
 // included. Offsets, commits and retries are the engine's; this only picks.
 import type { Schedulable } from './ports.ts';
 
-const keysOf = (item: Schedulable): readonly string[] => item.keys ?? [item.key];
+/** A write's ordering keys: its message key and what it touches, in two namespaces that cannot meet. */
+const keysOf = (item: Schedulable): readonly string[] => [
+  `k:${item.key}`,
+  ...(item.touches ?? []).map((t) => `t:${t}`),
+];
 
 export interface PickedUnit<P extends Schedulable> {
   items: P[];

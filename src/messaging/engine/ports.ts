@@ -52,8 +52,9 @@ export interface Schedulable {
   message: InboundMessage;
   ordering: 'free' | 'key';
   key: string;
-  /** Every ordering key of a write, when it has more than its message key (the patterns it touches). */
-  keys?: readonly string[] | undefined;
+  /** What a write touches besides its message key (the patterns, by replay-order.ts's rule): a write waits
+   * for the earlier writes of its message key and of each of these. */
+  touches?: readonly string[] | undefined;
   batchable: boolean;
   skip: boolean;
   correlationId: string | null;

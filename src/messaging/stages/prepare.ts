@@ -41,9 +41,9 @@ export interface Prepared {
   ordering: Ordering;
   /** The ordering key: the message key's bytes, or '' for messages without a key. */
   key: string;
-  /** A write's ordering keys: its message key and the patterns it touches (replay-order.ts), so that an
+  /** What a write touches besides its message key (replay-order.ts), so that an
    * unkeyed insert and a keyed update of the same pattern in one partition keep their order. */
-  keys?: readonly string[] | undefined;
+  touches?: readonly string[] | undefined;
   /** A valid record_usage: may be applied with other usage events in one transaction. */
   batchable: boolean;
   /** Not selected by this run (replay phases): passed over without effect, result or dead letter. */
@@ -149,7 +149,7 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     },
     ordering: orderingOf(logical, decoded.ok ? decoded.request : undefined),
     key,
-    keys: touched.length > 0 ? [`k:${key}`, ...touched] : undefined,
+    touches: touched.length > 0 ? touched : undefined,
     batchable: request?.operation === 'record_usage',
     skip: options.select ? !options.select(request) : false,
     deadline: deadline.ok && isRead ? deadline.value : undefined,
