@@ -57,7 +57,8 @@ beforeAll(async () => {
   await q(`SELECT * FROM compute_pattern_analytics(now() - interval '7 days', now(), $1)`, [A]);
 
   const second = await migrate(db.pool);
-  expect(second.applied.map((m) => m.slice(0, 3))).toEqual(['015']);
+  // 015 first (later migrations follow it).
+  expect(second.applied.map((m) => m.slice(0, 3))[0]).toBe('015');
 });
 
 afterAll(async () => {
