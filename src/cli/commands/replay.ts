@@ -103,10 +103,12 @@ Examples:
     });
 }
 
-async function runMergedReplay(o: ReplayOptions): Promise<number> {
+/** What both replays start from: the configuration with the command's budget, a logger, names, a group. */
+function replaySetup(o: ReplayOptions) {
   const loaded = loadConfig();
   const config = {
     ...loaded,
+    PORT: 0,
     WORKER_REPLAY_CONCURRENCY: o.concurrency ?? loaded.WORKER_REPLAY_CONCURRENCY,
     WORKER_REPLAY_MAX_RATE: o.maxRate ?? loaded.WORKER_REPLAY_MAX_RATE,
   };
@@ -114,6 +116,11 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
   const names = new TopicNames(config.TOPIC_PREFIX);
   const groupId =
     o.group ?? `${config.KAFKA_GROUP_ID}.replay.${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  return { config, logger, names, groupId };
+}
+
+async function runMergedReplay(o: ReplayOptions): Promise<number> {
+  const { config, logger, names, groupId } = replaySetup(o);
   const out = process.stdout;
   const pool = createDatabasePool(config, logger);
   const kafka = createKafka(config, logger, '-replay');
@@ -237,17 +244,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
 
 /** The replay before issue 22: one pass per phase and topic through a worker lane (benchmarks only). */
 async function runPhasedReplay(o: ReplayOptions): Promise<number> {
-  const loaded = loadConfig();
-  const config = {
-    ...loaded,
-    PORT: 0,
-    WORKER_REPLAY_CONCURRENCY: o.concurrency ?? loaded.WORKER_REPLAY_CONCURRENCY,
-    WORKER_REPLAY_MAX_RATE: o.maxRate ?? loaded.WORKER_REPLAY_MAX_RATE,
-  };
-  const logger = cliLogger(process.env.LOG_LEVEL ?? 'warn', 'stderr');
-  const names = new TopicNames(config.TOPIC_PREFIX);
-  const groupId =
-    o.group ?? `${config.KAFKA_GROUP_ID}.replay.${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const { config, logger, names, groupId } = replaySetup(o);
   const admin = createKafka(config, logger, '-replay').admin();
   await admin.connect();
   const plans = await planReplay(admin, names, o.topics, o.from, o.to).finally(() => admin.disconnect());
