@@ -333,9 +333,10 @@ describe('replay reproduces the live database', () => {
     const replaySeconds = (Date.now() - t0) / 1000;
     expect(rebuilt.code, rebuilt.stderr).toBe(0);
     // The summary and the replay's log name what was dead-lettered, if anything was.
-    expect(rebuilt.stdout.split('\n').find((l) => l.startsWith('replay done')), rebuilt.stderr).toMatch(
-      /dead-lettered 0, refused \d+ \(/,
-    );
+    expect(
+      rebuilt.stdout.split('\n').find((l) => l.startsWith('replay done')),
+      rebuilt.stderr,
+    ).toMatch(/dead-lettered 0, refused \d+ \(/);
     expect(rebuilt.stdout).toMatch(/reads skipped 2\b/);
     const replayed = await snapshot(fresh.pool);
     expect(differences(live, replayed)).toEqual([]);
