@@ -362,7 +362,7 @@ describe('a refused result', () => {
     result.data = { blob: 'x'.repeat(899_000) };
     // A value under WORKER_MAX_RESULT_BYTES whose headers take it over the record limit.
     p.correlationHeader = Buffer.alloc(1000);
-    const limits = { maxKeyBytes: 256, maxRecordBytes: 899_500 };
+    const limits = { ...DEFAULT_RECORD_LIMITS, maxRecordBytes: 899_500 };
     const { records } = unitOutput([p], [result], { ...outcomeOptions, limits }, () => undefined);
     expect((JSON.parse(String(records[0]?.value)) as ModelResult).error?.code).toBe('PAYLOAD_TOO_LARGE');
   });

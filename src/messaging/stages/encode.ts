@@ -4,7 +4,7 @@ import type { ModelError } from '../../contracts/errors.ts';
 import { HEADERS, emptyHeaders, headerValues } from '../../contracts/headers.ts';
 import type { ModelResult } from '../../contracts/results.ts';
 import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
-import { DEFAULT_RECORD_LIMITS, type RecordLimits } from './record-check.ts';
+import { DEFAULT_RECORD_LIMITS, recordLimitFor, type RecordLimits } from './record-check.ts';
 import { headerSize, recordSize } from '../engine/record-size.ts';
 
 export const CONTENT_TYPE_JSON = 'application/json';
@@ -134,7 +134,7 @@ export function deadLetterRecord(options: {
     own.push([HEADERS.deliveryAttempt, int32(options.gaveUp.attempts)]);
   }
   let budget =
-    limits.maxRecordBytes -
+    recordLimitFor(topic, limits) -
     recordSize({ topic, key: null, value: null, headers: {} }) -
     own.reduce((n, [name, v]) => n + headerSize(name, [v]), 0) -
     NOTE_RESERVE;

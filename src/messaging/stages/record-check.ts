@@ -4,22 +4,38 @@
 // every record with checkRecord before queueing it and publishes its ifRefused() instead.
 import { MAX_TOPIC_NAME } from '../../contracts/headers.ts';
 import { bytesOf, RECORD_OVERHEAD, recordSize, type CheckedRecord } from '../engine/record-size.ts';
+import { DLQ_MAX_MESSAGE_BYTES } from '../kafka/topic-admin.ts';
 
 /** Pattern ids are 36 bytes; kafkajs's murmur2 partitioner is superlinear in the key (64 KiB: 0.2 s). */
 export const DEFAULT_MAX_KEY_BYTES = 256;
 /** Kafka's default message.max.bytes is 1 MiB (plus 12 bytes); the margin covers the batch framing. */
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024 - 16 * 1024;
 
+/** Dead-letter topics are created with room for a request at the broker's limit plus the dead-letter
+ * headers (topic-admin.ts); one created otherwise refuses a larger dead letter, whose ifRefused then
+ * sends it without the value. */
+export const DEFAULT_MAX_DEAD_LETTER_BYTES = DLQ_MAX_MESSAGE_BYTES - 16 * 1024;
+
 export interface RecordLimits {
   /** key + value + header names and values, with the record format's overhead (recordSize). */
   maxRecordBytes: number;
+  /** The same for a dead letter (a record to a `.dlq` topic). */
+  maxDeadLetterBytes: number;
   maxKeyBytes: number;
 }
 
 export const DEFAULT_RECORD_LIMITS: RecordLimits = {
   maxRecordBytes: DEFAULT_MAX_RECORD_BYTES,
+  maxDeadLetterBytes: DEFAULT_MAX_DEAD_LETTER_BYTES,
   maxKeyBytes: DEFAULT_MAX_KEY_BYTES,
 };
+
+/** The size a record to `topic` may have. */
+export function recordLimitFor(topic: unknown, limits: RecordLimits): number {
+  return typeof topic === 'string' && topic.endsWith('.dlq')
+    ? limits.maxDeadLetterBytes
+    : limits.maxRecordBytes;
+}
 
 /**
  * Limits from the configuration: results may be WORKER_MAX_RESULT_BYTES (raised together with the
@@ -29,6 +45,7 @@ export function recordLimits(options: { maxKeyBytes: number; maxResultBytes: num
   return {
     maxKeyBytes: options.maxKeyBytes,
     maxRecordBytes: Math.max(DEFAULT_MAX_RECORD_BYTES, options.maxResultBytes + 64 * 1024),
+    maxDeadLetterBytes: DEFAULT_MAX_DEAD_LETTER_BYTES,
   };
 }
 
@@ -94,10 +111,11 @@ export function checkRecord(
   const headers = headersProblem(record.headers);
   if (headers) return headers;
   const size = recordSize(record);
-  if (size > limits.maxRecordBytes) {
+  const max = recordLimitFor(record.topic, limits);
+  if (size > max) {
     return (
       `it is ${size} bytes (key ${keyBytes}, value ${bytesOf(value)}, headers ${size - keyBytes - bytesOf(value) - RECORD_OVERHEAD}), ` +
-      `more than the ${limits.maxRecordBytes} bytes a record may be (too large)`
+      `more than the ${max} bytes a record may be (too large)`
     );
   }
   return undefined;
