@@ -425,7 +425,7 @@ export class LaneEngine<P extends Schedulable> {
         this.#unitGone(unit, true);
         return;
       case 'give-up': {
-        if (failure.kind !== 'permanent') return; // decideRetry never gives up on a transient failure
+        const { failure } = decision;
         logger.error(
           { ...where, attempts: unit.attempt, err, error_class: failure.errorClass },
           'giving up on the message after its last attempt; answering INTERNAL and dead-lettering it',

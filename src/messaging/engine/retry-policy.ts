@@ -8,7 +8,7 @@ import type { Failure } from './failures.ts';
 export type RetryDecision =
   | { action: 'retry'; delayMs: number; backOffPartition: boolean }
   | { action: 'split' }
-  | { action: 'give-up' };
+  | { action: 'give-up'; failure: Failure & { kind: 'permanent' } };
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -34,7 +34,7 @@ export function decideRetry(
       backOffPartition: true,
     };
   }
-  if (attempt >= policy.maxAttempts) return { action: 'give-up' };
+  if (attempt >= policy.maxAttempts) return { action: 'give-up', failure };
   if (batched) return { action: 'split' };
   return {
     action: 'retry',
