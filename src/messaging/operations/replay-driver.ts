@@ -241,14 +241,13 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
       signal();
       return;
     }
-    if (f.kind !== 'permanent') return;
     o.logger.error({ ...where, attempts: r.attempt, err }, 'replay: giving up on the message');
     publish(
       r,
       o.work.giveUp(
         v,
         r.unit.items.map((i) => i.prepared),
-        f,
+        decision.failure,
       ),
     );
   };
