@@ -10,13 +10,15 @@ export interface PartitionLoad {
 
 type Bounds = Pick<LaneSettings, 'maxBufferedMessages' | 'maxUncommittedMessages' | 'maxBufferedBytes'>;
 
-/** A partition that just received stops fetching while it, or the lane, holds too much. */
-export function shouldPause(load: PartitionLoad, laneBytes: number, bounds: Bounds): boolean {
-  return (
-    load.unfinished > bounds.maxBufferedMessages ||
-    load.uncommitted > bounds.maxUncommittedMessages ||
-    laneBytes > bounds.maxBufferedBytes
-  );
+/** Why a partition that just received stops fetching (it, or the lane, holds too much), or undefined. */
+export function pauseReason(
+  load: PartitionLoad,
+  laneBytes: number,
+  bounds: Bounds,
+): 'buffer' | 'uncommitted' | undefined {
+  if (load.unfinished > bounds.maxBufferedMessages || laneBytes > bounds.maxBufferedBytes) return 'buffer';
+  if (load.uncommitted > bounds.maxUncommittedMessages) return 'uncommitted';
+  return undefined;
 }
 
 /** A paused partition fetches again once it and the lane are below half of every bound. */

@@ -7,7 +7,7 @@
 import type { Logger } from '../../telemetry/logger.ts';
 import { Committer } from './committer.ts';
 import { classifyFailure, describeFailure } from './failures.ts';
-import { mayResume, RateLimiter, shouldPause } from './flow-control.ts';
+import { mayResume, pauseReason, RateLimiter } from './flow-control.ts';
 import type { Lifecycle, UnitView } from './lifecycle.ts';
 import { PartitionRegistry, type PartitionState } from './partition-registry.ts';
 import { PartitionScheduler } from './partition-scheduler.ts';
@@ -491,17 +491,16 @@ export class LaneEngine<P extends Schedulable> {
   }
 
   #pauseIfFull(state: PartitionState<P>): void {
-    if (state.retired || state.paused || !shouldPause(this.#load(state), this.#bytes, this.#s)) return;
+    if (state.retired || state.paused) return;
+    const reason = pauseReason(this.#load(state), this.#bytes, this.#s);
+    if (!reason) return;
     state.paused = true;
     this.#o.control.pause(state.topic, state.partition);
     this.#o.lifecycle.emit('partition.paused', {
       lane: this.lane,
       topic: state.topic,
       partition: state.partition,
-      reason:
-        state.tracker.unfinished > this.#s.maxBufferedMessages || this.#bytes > this.#s.maxBufferedBytes
-          ? 'buffer'
-          : 'uncommitted',
+      reason,
     });
   }
 
