@@ -1,4 +1,4 @@
-// Migration 016's rollups against a full recomputation from the raw rows, after random interleavings of
+// Migration 016's rollups (and 017's reads of partial days) against a full recomputation from the raw rows, after random interleavings of
 // concurrent usage batches (through the node, with replays of already applied messages), pattern deletes
 // (their events cascade), confidence and deprecation changes, relationships and statistics repairs.
 import { randomUUID } from 'node:crypto';
@@ -121,6 +121,23 @@ async function checkReads(startHour: number, lengthMinutes: number): Promise<voi
   );
   const t = top.rows[0] as { kept: unknown; fresh: unknown };
   expect(t.kept).toEqual(t.fresh);
+  // One pattern's days (and every pattern's, pattern_id null), the partial days read from either side
+  // (migration 017: the events inside, or the day's rollup row minus the events outside).
+  const perPattern = await db.pool.query<{ id: string | null; kept: unknown; fresh: unknown }>(
+    `SELECT p.id,
+            (SELECT json_agg(x ORDER BY x.day) FROM usage_by_day($1, $2, p.id) x) AS kept,
+            (SELECT json_agg(y ORDER BY y.day) FROM (SELECT (used_at AT TIME ZONE 'UTC')::date AS day,
+                   count(*)::numeric AS usage_count, count(*) FILTER (WHERE success)::numeric AS success_count,
+                   coalesce(sum(execution_time_ms), 0)::numeric AS execution_time_sum,
+                   count(execution_time_ms)::numeric AS execution_time_count,
+                   coalesce(sum(quality_improvement), 0)::numeric AS quality_improvement_sum,
+                   count(quality_improvement)::numeric AS quality_improvement_count
+              FROM pattern_usage_events
+             WHERE (p.id IS NULL OR pattern_id = p.id) AND used_at >= $1 AND used_at < $2 GROUP BY 1) y) AS fresh
+       FROM (SELECT id FROM pattern_templates UNION ALL SELECT NULL::uuid) p`,
+    [start, end],
+  );
+  for (const r of perPattern.rows) expect({ id: r.id, days: r.kept }).toEqual({ id: r.id, days: r.fresh });
 }
 
 it('keeps every rollup equal to a recomputation from the raw rows', async () => {
