@@ -9,7 +9,7 @@ import { startPruner } from './nodes/identity-pruning.ts';
 import { NodePatternAnalyticsEffect } from './nodes/index.ts';
 import { createNodes } from './messaging/stages/dispatch.ts';
 import { createKafka } from './messaging/kafka/client.ts';
-import { LANE_NAMES, LANES } from './messaging/lanes.ts';
+import { LANE_NAMES, LANES, laneGroupId } from './messaging/lanes.ts';
 import { Lifecycle } from './messaging/engine/lifecycle.ts';
 import { observeMetrics, observeTracing } from './messaging/stages/observers.ts';
 import { createTopics, missingTopics } from './messaging/kafka/topic-admin.ts';
@@ -104,12 +104,14 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
   const names = new TopicNames(config.TOPIC_PREFIX);
   const common = commonSettings(config, options);
   const startOffsets = options.startOffsets ?? [];
+  const baseGroupId = options.groupId ?? config.KAFKA_GROUP_ID;
   if (options.topics) {
     const topics = options.topics.map((t) => names.request(t));
     return [
       {
         ...common,
         name: 'replay',
+        groupId: baseGroupId,
         topics,
         concurrency: config.WORKER_REPLAY_CONCURRENCY,
         maxRatePerSecond: config.WORKER_REPLAY_MAX_RATE,
@@ -122,6 +124,8 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
     return {
       ...common,
       name: lane,
+      groupId: laneGroupId(baseGroupId, lane),
+      migrateOffsetsFrom: baseGroupId,
       topics,
       concurrency: config[LANES[lane].concurrencyVariable],
       maxRatePerSecond: 0,
@@ -213,14 +217,16 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       );
     }
 
-    const groupId = options.groupId ?? config.KAFKA_GROUP_ID;
+    const lanes = laneSettings(config, options);
+    const groupOfTopic = new Map(lanes.flatMap((l) => l.topics.map((t) => [t, l.groupId] as const)));
+    const groupOf = (topic: string) => groupOfTopic.get(topic) ?? options.groupId ?? config.KAFKA_GROUP_ID;
     const lifecycle =
       options.lifecycle ??
       new Lifecycle((event, err) => logger.error({ err, event }, 'a lifecycle listener failed'));
-    const metrics = createWorkerMetrics(groupId);
+    const metrics = createWorkerMetrics(groupOf);
     metrics.watchPool(pool);
     observeMetrics(lifecycle, metrics);
-    observeTracing(lifecycle, groupId);
+    observeTracing(lifecycle, groupOf);
     installFaultHooks(lifecycle);
     lifecycle.on('unit.failed', ({ failure }) => {
       if (failure.kind === 'transient' && failure.source === 'database')
@@ -237,7 +243,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
         }),
       },
       directory: new TopicDirectory(admin),
-      consumerGroup: groupId,
+      consumerGroupOf: groupOf,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
       maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
       maxKeyBytes: config.WORKER_MAX_KEY_BYTES,
@@ -247,11 +253,9 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       lifecycle,
       select: options.select,
     });
-    const lanes = laneSettings(config, options);
     for (const lane of lanes) metrics.laneBudget(lane.name, lane.concurrency);
     worker = new Worker({
       kafka,
-      groupId,
       lanes,
       work,
       checkRecord: (record) => checkRecord(record, work.recordLimits),
@@ -271,9 +275,8 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
     }
     logger.info(
       {
-        group: groupId,
         lanes: Object.fromEntries(
-          lanes.map((l) => [l.name, { topics: l.topics, concurrency: l.concurrency }]),
+          lanes.map((l) => [l.name, { group: l.groupId, topics: l.topics, concurrency: l.concurrency }]),
         ),
         port: health.port,
       },

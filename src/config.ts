@@ -80,7 +80,7 @@ export const configSchema = z
     DB_POOL_MIN: intFrom(0, 100).default(5),
     DB_POOL_MAX: intFrom(1, 100).default(20),
     DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
-    KAFKA_SESSION_TIMEOUT_MS: intFrom(6_000, 300_000).default(30_000),
+    KAFKA_SESSION_TIMEOUT_MS: intFrom(6_000, 300_000).default(10_000),
     /** Units in flight per lane; each holds one connection, so their sum should fit in DB_POOL_MAX. */
     WORKER_WRITES_CONCURRENCY: intFrom(1, 256).default(4),
     WORKER_READS_CONCURRENCY: intFrom(1, 256).default(8),
@@ -121,6 +121,8 @@ export const configSchema = z
     DB_ANALYTICS_PARALLEL_WORKERS: intFrom(0, 64).default(0),
     /** How long get_global_stats reuses its top_patterns (ranked over every pattern); 0: every time. */
     ANALYTICS_TOP_PATTERNS_MAX_AGE_MS: intFrom(0, 86_400_000).default(60_000),
+    /** Identical global analytics reads within this age are answered from one computation (metadata.as_of); 0: never. */
+    ANALYTICS_RESULT_MAX_AGE_MS: intFrom(0, 3_600_000).default(5_000),
   })
   .superRefine((c, ctx) => {
     const tlsFiles = (['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const).filter(

@@ -1,6 +1,7 @@
 // Lanes: the request topics split into kinds of work that cannot starve each other. Each lane has its
-// own consumer (a member of the worker's one consumer group), its own producer and its own concurrency
-// budget, so a burst of slow searches never takes the slots that usage ingestion needs.
+// own consumer group (`<KAFKA_GROUP_ID>.<lane>`), its own producer and its own concurrency budget, so a
+// burst of slow searches never takes the slots that usage ingestion needs, and a member joining or
+// leaving one lane never moves the partitions of another.
 import type { RequestTopic } from '../contracts/topics.ts';
 
 export const LANES = {
@@ -18,6 +19,11 @@ const LANE_OF = new Map<RequestTopic, LaneName>(
 
 export function laneOf(topic: RequestTopic): LaneName {
   return LANE_OF.get(topic) as LaneName;
+}
+
+/** A lane's consumer group: the worker's group name with the lane after a dot. */
+export function laneGroupId(baseGroupId: string, lane: string): string {
+  return `${baseGroupId}.${lane}`;
 }
 
 /** Compile-time check that every request topic belongs to a lane. */

@@ -43,7 +43,8 @@ export interface WorkerMetrics {
   pruned(rows: number, bytes: number): void;
 }
 
-export function createWorkerMetrics(group: string): WorkerMetrics {
+/** `groupOf`: the consumer group that reads a topic (each lane has its own). */
+export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerMetrics {
   const meter = metrics.getMeter('pattern-worker');
   const consumed = meter.createCounter('messaging.client.consumed.messages', {
     description: 'Messages processed, by topic, operation and outcome',
@@ -148,7 +149,7 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
         result.observe(lag, {
           'messaging.destination.name': topic,
           'messaging.destination.partition.id': String(partition),
-          'messaging.consumer.group.name': group,
+          'messaging.consumer.group.name': groupOf(topic),
         });
       }
     });
@@ -179,7 +180,7 @@ export function createWorkerMetrics(group: string): WorkerMetrics {
         'messaging.system': 'kafka',
         'pattern.lane': lane,
         'messaging.destination.name': topic,
-        'messaging.consumer.group.name': group,
+        'messaging.consumer.group.name': groupOf(topic),
         'pattern.operation': operation,
         'pattern.outcome': outcome,
         ...(errorType ? { 'error.type': errorType } : {}),

@@ -79,7 +79,10 @@ describe('patterns dlq and patterns status', () => {
     const usage = all.dead_letters.filter((l) => l.original.topic === stack.names.request('pattern.usage'));
     expect(usage).toHaveLength(2);
     expect(usage.map((l) => l.original.offset).sort()).toEqual(['0', '1']);
-    expect(usage[0]).toMatchObject({ code: 'INVALID_REFERENCE', consumerGroup: stack.env.KAFKA_GROUP_ID });
+    expect(usage[0]).toMatchObject({
+      code: 'INVALID_REFERENCE',
+      consumerGroup: `${stack.env.KAFKA_GROUP_ID}.writes`,
+    });
 
     expect((await list('--topic', 'pattern.usage')).total).toBe(2);
     expect((await list('--code', 'validation_error')).counts).toEqual({ VALIDATION_ERROR: 2 });
@@ -192,7 +195,10 @@ describe('patterns dlq and patterns status', () => {
     await eventually(async () => (await status()).status.totalLag === 0, 30_000, 'the worker to drain');
     const running = await status();
     expect(running.code, running.status.problems.join('\n')).toBe(0);
-    expect(new Set(running.status.group.members.map((m) => m.lane))).toEqual(
+    expect(running.status.groups.map((g) => [g.id, g.members.length])).toEqual(
+      ['writes', 'reads', 'analytics'].map((lane) => [`${stack.env.KAFKA_GROUP_ID}.${lane}`, 1]),
+    );
+    expect(new Set(running.status.groups.flatMap((g) => g.members.map((m) => m.lane)))).toEqual(
       new Set(['writes', 'reads', 'analytics']),
     );
     expect(running.status.deadLettersLastHour).toEqual({
@@ -211,7 +217,7 @@ describe('patterns dlq and patterns status', () => {
     await stack.send('pattern.insert', backlog);
     const stopped = await status();
     expect(stopped.code).toBe(1);
-    expect(stopped.status.group.members).toEqual([]);
+    expect(stopped.status.groups.flatMap((g) => g.members)).toEqual([]);
     expect(stopped.status.lagByTopic[stack.names.request('pattern.insert')]).toBe(5);
     expect(stopped.status.totalLag).toBe(5);
     expect(stopped.status.problems.join('\n')).toMatch(/has no members/);

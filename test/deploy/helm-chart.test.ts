@@ -433,10 +433,16 @@ describe('KEDA autoscaling on consumer lag', () => {
       'prod.pattern.usage',
       'prod.pattern.analytics.compute',
     ]);
+    // Each topic's lag is its lane's group's.
+    expect(spec.triggers.map((t) => t.metadata.consumerGroup)).toEqual([
+      'pattern-worker.writes',
+      'pattern-worker.reads',
+      'pattern-worker.writes',
+      'pattern-worker.analytics',
+    ]);
     for (const t of spec.triggers) {
       expect(t.type).toBe('kafka');
       expect(t.metadata).toMatchObject({
-        consumerGroup: 'pattern-worker',
         lagThreshold: '200',
         allowIdleConsumers: 'false',
         sasl: 'scram_sha512',

@@ -55,7 +55,7 @@ function pipeline(nodes: Nodes) {
     names,
     nodes,
     directory: {} as TopicDirectory,
-    consumerGroup: 'g',
+    consumerGroupOf: () => 'g',
     maxMessageBytes: 1 << 20,
     maxResultBytes: 1 << 20,
     publishResults: true,

@@ -143,7 +143,6 @@ describe('lane start and crash', () => {
     const config = loadConfig(env);
     return {
       kafka,
-      groupId: 'g',
       lanes: laneSettings(config, { config, logger }),
       work: new FakeWork(),
       checkRecord: () => undefined,
@@ -169,10 +168,7 @@ describe('lane start and crash', () => {
     const [settings] = laneSettings(config, { config, logger, topics: ['pattern.usage'] });
     const lane = new LaneConsumer({
       kafka,
-      groupId: 'g',
       settings: { ...(settings as NonNullable<typeof settings>), maxBufferedMessages: 1 },
-      groupTopics: ['pattern.usage'],
-      laneOfTopic: () => 'replay',
       work: new FakeWork(),
       checkRecord: () => undefined,
       logger,

@@ -50,7 +50,7 @@ function message(
 const prepare = (m: InboundMessage) => prepareMessage(m, { names, maxMessageBytes: 1 << 20 });
 const outcomeOptions: OutcomeOptions = {
   names,
-  consumerGroup: 'g',
+  consumerGroupOf: () => 'g',
   maxResultBytes: 900_000,
   publishResults: true,
 };
@@ -72,7 +72,7 @@ function pipeline(select?: () => boolean) {
     names,
     nodes: {} as Nodes,
     directory: {} as TopicDirectory,
-    consumerGroup: 'g',
+    consumerGroupOf: () => 'g',
     maxMessageBytes: 1 << 20,
     maxResultBytes: 900_000,
     publishResults: true,

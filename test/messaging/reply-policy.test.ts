@@ -118,7 +118,7 @@ describe('a refused reply target', () => {
       [errorResult(p, p.error!)],
       {
         names,
-        consumerGroup: 'g',
+        consumerGroupOf: () => 'g',
         maxResultBytes: 900_000,
         publishResults: true,
       },

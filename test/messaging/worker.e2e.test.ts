@@ -337,7 +337,9 @@ describe('a malformed message between two valid ones', () => {
     expect(readBigEndian(dead?.headers['kafka_dlt-original-partition'] as Buffer)).toBe(0);
     expect(readBigEndian(dead?.headers['kafka_dlt-original-offset'] as Buffer)).toBe(1);
     expect(dead?.headers['kafka_dlt-exception-fqcn']?.toString()).toBe('VALIDATION_ERROR');
-    expect(dead?.headers['kafka_dlt-original-consumer-group']?.toString()).toBe(stack.env.KAFKA_GROUP_ID);
+    expect(dead?.headers['kafka_dlt-original-consumer-group']?.toString()).toBe(
+      `${stack.env.KAFKA_GROUP_ID}.writes`,
+    );
 
     const results = await stack.results.waitForCount(stack.names.result('pattern.insert'), 3);
     expect(results.map((m) => [resultOf(m).success, resultOf(m).metadata.source?.offset])).toEqual([

@@ -2,6 +2,7 @@
 // shared one). The worker process must reconnect by itself and resume: every request answered, every
 // effect exactly once, same process throughout.
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { PatternClient } from '../../src/client/index.ts';
 import { createStackRetrying, eventually } from '../support/faults.ts';
 import { startOwnKafka, type OwnKafka } from '../support/own-kafka.ts';
 import type { Stack } from '../support/stack.ts';
@@ -42,6 +43,15 @@ it('reconnects after the broker restarts and resumes without loss or doubling', 
   await new Promise((r) => setTimeout(r, 3_000));
   await kafka.start();
   const downMs = Date.now() - downAt;
+  // A client connecting to a broker that has just started waits for what it needs: a seek made right
+  // after the reply consumer's run() used to fail here with "Consumer group was not initialized".
+  const client = await new PatternClient({
+    brokers: [kafka.brokers],
+    topicPrefix: stack.names.prefix,
+    clientId: 'restart-client',
+    timeoutMs: 120_000,
+  }).connect();
+  const answered = client.search({ search_query: 'after the restart' });
 
   await produce(stack.producer, stack.names, workload.followUps.slice(half));
   await tracker.waitAnswered(workload.all, 120_000).catch((err: unknown) => {
@@ -49,6 +59,8 @@ it('reconnects after the broker restarts and resumes without loss or doubling', 
     const tail = worker.output().split('\n').slice(-60).join('\n');
     throw new Error(`${String(err)}\nthe worker's last log lines:\n${tail}`);
   });
+  expect((await answered).success).toBe(true);
+  await client.close();
   let readiness: unknown;
   await eventually(
     async () => {

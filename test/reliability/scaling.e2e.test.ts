@@ -14,13 +14,17 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
-/** Bytes of assignment per member; every process has one member per lane (writes, reads, analytics). */
+/** Bytes of assignment per member; every process has one member in each lane's group (writes, reads,
+ * analytics). */
 async function groupMembers(): Promise<number[]> {
   const admin = stack.kafka.admin();
   await admin.connect();
   try {
-    const { groups } = await admin.describeGroups([stack.env.KAFKA_GROUP_ID as string]);
-    return (groups[0]?.members ?? []).map((m) => m.memberAssignment.length);
+    const base = stack.env.KAFKA_GROUP_ID as string;
+    const { groups } = await admin.describeGroups(
+      ['writes', 'reads', 'analytics'].map((l) => `${base}.${l}`),
+    );
+    return groups.flatMap((g) => g.members.map((m) => m.memberAssignment.length));
   } finally {
     await admin.disconnect();
   }

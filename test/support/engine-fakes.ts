@@ -148,6 +148,7 @@ export class FakeControl implements ConsumerControl {
 export function testSettings(overrides: Partial<LaneSettings> = {}): LaneSettings {
   return {
     name: 'test',
+    groupId: 'g.test',
     topics: ['t'],
     concurrency: 3,
     maxRatePerSecond: 0,

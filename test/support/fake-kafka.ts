@@ -80,6 +80,13 @@ export function fakeKafka(prepare: (consumer: FakeConsumer, index: number) => vo
       return consumer;
     },
     producer: () => new FakeProducer(),
+    // A broker where no group has committed anything: the lanes' offset migration has nothing to do.
+    admin: () => ({
+      connect: () => Promise.resolve(),
+      disconnect: () => Promise.resolve(),
+      fetchOffsets: ({ topics }: { topics: string[] }) =>
+        Promise.resolve(topics.map((topic) => ({ topic, partitions: [] }))),
+    }),
   };
   return { kafka: kafka as unknown as Kafka, consumers };
 }

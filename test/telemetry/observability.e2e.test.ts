@@ -123,7 +123,7 @@ describe('traces: one trace from caller to reply', () => {
     expect(attr(consumer, 'messaging.system')).toBe('kafka');
     expect(attr(consumer, 'messaging.destination.name')).toBe(stack.names.request('pattern.insert'));
     expect(attr(consumer, 'messaging.destination.partition.id')).toBe('0');
-    expect(attr(consumer, 'messaging.consumer.group.name')).toBe(stack.env.KAFKA_GROUP_ID);
+    expect(attr(consumer, 'messaging.consumer.group.name')).toBe(`${stack.env.KAFKA_GROUP_ID}.writes`);
     expect(attr(consumer, 'messaging.kafka.message.key')).toBe(patternId);
     expect(node?.parentSpanId).toBe(consumer?.spanId);
     expect(attr(node, 'pattern.id')).toBe(patternId);

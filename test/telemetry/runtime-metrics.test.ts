@@ -57,7 +57,7 @@ describe('runtime metrics', () => {
 
 describe('counters the alerts take rate() of', () => {
   it('start at 0 once their topic, partition or lane is known, so the first dead letter is an increase', async () => {
-    const m = createWorkerMetrics('zero-group');
+    const m = createWorkerMetrics(() => 'zero-group');
     m.laneBudget('writes', 4);
     m.lag('zero.pattern.insert', 2, 5);
     let text = await telemetry.metricsEndpoint.render();

@@ -172,7 +172,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
       names,
       nodes: createNodes(pool, logger),
       directory: new TopicDirectory(admin),
-      consumerGroup: groupId,
+      consumerGroupOf: () => groupId,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
       maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
       maxKeyBytes: config.WORKER_MAX_KEY_BYTES,

@@ -1,4 +1,4 @@
-// `patterns status`: one view of the worker group, its lag, its topics and its recent dead letters, for a
+// `patterns status`: one view of the lanes' consumer groups, their lag, its topics and its recent dead letters, for a
 // person (tables, --watch) or a script (--json, exit code non-zero when a topic is missing or no worker
 // runs).
 import { Command, Option } from 'commander';
@@ -10,10 +10,14 @@ import { compactTable, wholeNumber } from '../options.ts';
 
 export function renderStatus(s: WorkerStatus): string {
   const out: string[] = [];
-  out.push(`group ${s.group.id} (${s.group.state}), ${s.group.members.length} members, at ${s.at}`);
-  if (s.group.members.length > 0) {
+  out.push(`at ${s.at}`);
+  const groups = compactTable(['lane', 'group', 'state', 'members']);
+  for (const g of s.groups) groups.push([g.lane, g.id, g.state, g.members.length]);
+  out.push(groups.toString());
+  const all = s.groups.flatMap((g) => g.members);
+  if (all.length > 0) {
     const members = compactTable(['member', 'lane', 'host', 'partitions']);
-    for (const m of s.group.members) {
+    for (const m of all) {
       const held = Object.entries(m.partitions)
         .map(([topic, ps]) => `${topic}[${ps.join(',')}]`)
         .join(' ');
@@ -64,7 +68,7 @@ interface StatusFlags {
 export function statusCommand(): Command {
   return new Command('status')
     .description(
-      "The worker group's members and lanes, lag per partition, dead letters in the last hour, and the topics.",
+      "Each lane's consumer group and its members, lag per partition, dead letters in the last hour, and the topics.",
     )
     .option('--json', 'print JSON (the default when stdout is not a terminal)')
     .option('--watch', 'refresh until interrupted')
@@ -82,9 +86,10 @@ export function statusCommand(): Command {
     .addHelpText(
       'after',
       `
-Reads the group KAFKA_GROUP_ID and the topics under TOPIC_PREFIX without joining the group. Exit code
-1 when a topic is missing, the request topics' partitions differ from --partitions (or each other), or
-the group has no members; 0 otherwise.`,
+Reads the lanes' groups (KAFKA_GROUP_ID.writes, .reads, .analytics) and the topics under TOPIC_PREFIX
+without joining them. Exit code 1 when a topic is missing, the request topics' partitions differ from
+--partitions (or each other), a lane's group has no members, or workers of an earlier version still
+read in the group KAFKA_GROUP_ID; 0 otherwise.`,
     )
     .action(async (o: StatusFlags) => {
       const config = loadConfig();

@@ -4,6 +4,11 @@ import type { PartitionOffset } from './ports.ts';
 
 export interface LaneSettings {
   name: string;
+  /** The lane's own consumer group. */
+  groupId: string;
+  /** A group whose committed offsets of this lane's topics are copied to `groupId` once, before it has
+   * any (an upgrade from the single group all lanes shared). */
+  migrateOffsetsFrom?: string | undefined;
   /** Topics (prefixed names) whose partitions this lane is assigned. */
   topics: string[];
   /** Units running at once. */

@@ -1,5 +1,5 @@
-// A lane's Kafka side: its consumer (one member of the worker's group, subscribed to every request topic,
-// assigned only its lane's partitions), its producer, and the binding to its engine. eachBatch hands the
+// A lane's Kafka side: its consumer (a member of the lane's own group, subscribed to the lane's topics),
+// its producer, and the binding to its engine. eachBatch hands the
 // fetched messages to the engine and returns at once, so the next fetch does not wait for processing;
 // kafkajs never commits by itself (autoCommit off): the engine commits what is safe, and after any
 // rebalance it seeks a partition back to its restart point if kafkajs resumed past it.
@@ -13,16 +13,12 @@ import { OrderedPublisher } from '../engine/publisher.ts';
 import { partitionKey } from '../engine/records.ts';
 import type { LaneSettings } from '../engine/settings.ts';
 import { toInbound } from './inbound.ts';
-import { laneAssigners } from './lane-assignor.ts';
+import { migrateGroupOffsets } from './groups.ts';
 import { KafkaRecordSender } from './record-sender.ts';
 
 export interface LaneConsumerOptions<P extends Schedulable> {
   kafka: Kafka;
-  groupId: string;
   settings: LaneSettings;
-  /** Every topic the group reads: all members subscribe to all of them (the assignor splits by lane). */
-  groupTopics: string[];
-  laneOfTopic: (topic: string) => string | undefined;
   work: UnitWork<P>;
   checkRecord: RecordCheck;
   logger: Logger;
@@ -48,6 +44,9 @@ export class LaneConsumer<P extends Schedulable> {
   #restarts = 0;
   /** Whether this lane has committed anything: a restarted replay seeks to its start only before that. */
   #committed = false;
+  /** The partitions of the latest assignment: a seek for any other would stay pending in kafkajs and
+   * apply if the partition came back much later. */
+  #assigned = new Set<string>();
 
   constructor(options: LaneConsumerOptions<P>) {
     this.#o = options;
@@ -97,8 +96,10 @@ export class LaneConsumer<P extends Schedulable> {
         if (this.#ended.has(partitionKey(topic, partition))) return;
         guarded('resume', () => this.consumer.resume([{ topic, partitions: [partition] }]));
       },
-      seek: (topic, partition, offset) =>
-        guarded('seek', () => this.consumer.seek({ topic, partition, offset: offset.toString() })),
+      seek: (topic, partition, offset) => {
+        if (!this.#assigned.has(partitionKey(topic, partition))) return;
+        guarded('seek', () => this.consumer.seek({ topic, partition, offset: offset.toString() }));
+      },
       commit: async (offsets) => {
         await this.consumer.commitOffsets(offsets);
         this.#committed = true;
@@ -107,10 +108,9 @@ export class LaneConsumer<P extends Schedulable> {
   }
 
   #newConsumer(): Consumer {
-    const { kafka, groupId, settings, laneOfTopic } = this.#o;
+    const { kafka, settings } = this.#o;
     return kafka.consumer({
-      groupId,
-      partitionAssigners: laneAssigners(settings.name, laneOfTopic),
+      groupId: settings.groupId,
       maxWaitTimeInMs: 100,
       maxBytesPerPartition: settings.maxBytesPerPartition,
       maxBytes: settings.maxBytesPerPartition * 4,
@@ -124,6 +124,7 @@ export class LaneConsumer<P extends Schedulable> {
   async start(): Promise<void> {
     try {
       await this.#sender.connect();
+      await this.#migrateOffsets();
       await this.#run();
     } catch (err) {
       throw new LaneStartError(
@@ -132,6 +133,24 @@ export class LaneConsumer<P extends Schedulable> {
       );
     }
     this.#running = true;
+  }
+
+  /** Carries the offsets of the worker group of earlier versions over to this lane's group, once. */
+  async #migrateOffsets(): Promise<void> {
+    const { kafka, settings, logger } = this.#o;
+    if (!settings.migrateOffsetsFrom) return;
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await migrateGroupOffsets(admin, {
+        from: settings.migrateOffsetsFrom,
+        to: settings.groupId,
+        topics: settings.topics,
+        logger: logger.child({ lane: this.lane }),
+      });
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   /** Joins the group and starts fetching with the current consumer. */
@@ -146,6 +165,7 @@ export class LaneConsumer<P extends Schedulable> {
       const assignment = Object.entries(e.payload.memberAssignment).flatMap(([topic, partitions]) =>
         partitions.map((partition) => ({ topic, partition })),
       );
+      this.#assigned = new Set(assignment.map((p) => partitionKey(p.topic, p.partition)));
       this.engine.assigned(assignment);
       this.#restarts = 0;
       this.#ended.clear();
@@ -173,7 +193,7 @@ export class LaneConsumer<P extends Schedulable> {
     consumer.on(events.STOP, () => onMembership?.(false, 'stopped'));
 
     await consumer.connect();
-    await consumer.subscribe({ topics: this.#o.groupTopics, fromBeginning: settings.fromBeginning });
+    await consumer.subscribe({ topics: settings.topics, fromBeginning: settings.fromBeginning });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -256,7 +276,7 @@ export class LaneConsumer<P extends Schedulable> {
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     if (started) {
       try {
-        this.consumer.pause(this.#o.groupTopics.map((topic) => ({ topic })));
+        this.consumer.pause(this.#o.settings.topics.map((topic) => ({ topic })));
       } catch {
         // a consumer that never ran has nothing to pause
       }

@@ -129,18 +129,19 @@ export class ReplyConsumer {
       allowAutoTopicCreation: false,
     });
     this.#consumer = consumer;
-    // Nothing is committed, so after a rejoin (broker restart, consumer crash) the consumer would start
-    // at the latest offset and miss replies written meanwhile: seek back to the next unread one instead.
+    // Nothing is committed, so every join (the first, and any after a broker restart or a consumer crash)
+    // seeks to the next unread reply: the end offset taken before any request was sent, then the offset
+    // after the last reply read. The seek happens in the join event, before the first fetch of that
+    // generation; seeking right after run() fails while a new broker has no group coordinator yet
+    // ("Consumer group was not initialized"), since kafkajs then restarts its consumer group.
     let next = endOffset;
-    let joins = 0;
     const joined = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`reply consumer did not join within ${this.#options.joinTimeoutMs} ms`)),
         this.#options.joinTimeoutMs,
       );
       consumer.on(consumer.events.GROUP_JOIN, () => {
-        joins += 1;
-        if (joins > 1) consumer.seek({ topic, partition: this.partition, offset: next });
+        consumer.seek({ topic, partition: this.partition, offset: next });
         clearTimeout(timer);
         resolve();
       });
@@ -157,7 +158,6 @@ export class ReplyConsumer {
         return Promise.resolve();
       },
     });
-    consumer.seek({ topic, partition: this.partition, offset: endOffset });
     try {
       await joined;
     } catch (err) {

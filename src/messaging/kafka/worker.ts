@@ -1,5 +1,6 @@
 // The consumer side of the worker: one lane consumer per lane (writes, reads, analytics; or the single
-// lane of a replay pass), readiness while every lane is a member of the group, and a graceful stop. The
+// lane of a replay pass), each in its own consumer group, readiness while every lane is a member of its
+// group, and a graceful stop. The
 // lanes start together or not at all: a lane that cannot start stops the others and fails the start.
 import type { Kafka } from 'kafkajs';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -11,7 +12,6 @@ import { LaneConsumer, LaneStartError } from './lane-consumer.ts';
 
 export interface WorkerOptions<P extends Schedulable> {
   kafka: Kafka;
-  groupId: string;
   lanes: LaneSettings[];
   work: UnitWork<P>;
   checkRecord: RecordCheck;
@@ -28,16 +28,11 @@ export class Worker<P extends Schedulable> {
 
   constructor(options: WorkerOptions<P>) {
     this.#readiness = options.readiness;
-    const laneOfTopic = new Map(options.lanes.flatMap((l) => l.topics.map((t) => [t, l.name] as const)));
-    const groupTopics = [...laneOfTopic.keys()];
     this.lanes = options.lanes.map(
       (settings) =>
         new LaneConsumer<P>({
           kafka: options.kafka,
-          groupId: options.groupId,
           settings,
-          groupTopics,
-          laneOfTopic: (topic) => laneOfTopic.get(topic),
           work: options.work,
           checkRecord: options.checkRecord,
           logger: options.logger,
@@ -48,7 +43,7 @@ export class Worker<P extends Schedulable> {
     for (const lane of options.lanes) this.#joined.set(lane.name, { ok: false, detail: 'not joined yet' });
   }
 
-  /** Ready while every lane is a member of the group. */
+  /** Ready while every lane is a member of its group. */
   #membership(lane: string, ok: boolean, detail: string): void {
     const before = this.#joined.get(lane);
     if (before?.ok === ok && (ok || before.detail === detail)) return;
@@ -59,7 +54,6 @@ export class Worker<P extends Schedulable> {
   }
 
   async start(): Promise<void> {
-    // Together: joins that arrive while the group is forming are absorbed into one rebalance.
     this.#running = true;
     const started = await Promise.allSettled(this.lanes.map((lane) => lane.start()));
     const failed = started.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));

@@ -1,10 +1,11 @@
-// What `patterns status` reports, gathered from the broker alone: the worker group's members and their
-// lanes, committed and end offsets with the lag per partition, the topics and their partitions, and the
+// What `patterns status` reports, gathered from the broker alone: each lane's consumer group and its
+// members, committed and end offsets with the lag per partition, the topics and their partitions, and the
 // dead letters of the last hour per code. Nothing here joins or moves the worker's group.
 import type { KafkaClient as Kafka } from '../kafka/client.ts';
 import type { TopicNames, TopicRole } from '../../contracts/topics.ts';
 import { countByCode, decodeDeadLetter, type DeadLetter } from './dead-letters.ts';
-import { describeLaneMember } from '../kafka/lane-assignor.ts';
+import { describeGroup } from '../kafka/groups.ts';
+import { LANE_NAMES, LANES, laneGroupId } from '../lanes.ts';
 import { planRanges, readRanges } from '../kafka/operator-io.ts';
 
 export interface StatusMember {
@@ -33,9 +34,17 @@ export interface PartitionLag {
   lag: number;
 }
 
+export interface LaneGroup {
+  lane: string;
+  id: string;
+  state: string;
+  members: StatusMember[];
+}
+
 export interface WorkerStatus {
   at: string;
-  group: { id: string; state: string; members: StatusMember[] };
+  /** One consumer group per lane (`<KAFKA_GROUP_ID>.<lane>`). */
+  groups: LaneGroup[];
   topics: StatusTopic[];
   lag: PartitionLag[];
   totalLag: number;
@@ -85,24 +94,35 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
       return topic;
     });
 
-    const [described] = (await admin.describeGroups([o.groupId])).groups;
-    const members: StatusMember[] = (described?.members ?? []).map((m) => {
-      const { lane, assignment } = describeLaneMember(m.memberMetadata, m.memberAssignment);
-      return { memberId: m.memberId, clientId: m.clientId, host: m.clientHost, lane, partitions: assignment };
-    });
-    if (members.length === 0) {
+    const groups: LaneGroup[] = [];
+    const committed = new Map<string, string>();
+    for (const lane of LANE_NAMES) {
+      const id = laneGroupId(o.groupId, lane);
+      const described = await describeGroup(admin, id);
+      const members = described.members.map((m) => ({ ...m, lane }));
+      groups.push({ lane, id, state: described.state, members });
+      if (members.length === 0) {
+        problems.push(
+          `consumer group ${id} (lane ${lane}) has no members: no worker is running (is KAFKA_GROUP_ID right?)`,
+        );
+      }
+      const topics = LANES[lane].topics.map((t) => o.names.request(t)).filter((t) => existing.has(t));
+      if (topics.length === 0) continue;
+      for (const t of await admin.fetchOffsets({ groupId: id, topics })) {
+        for (const p of t.partitions) committed.set(`${t.topic}/${p.partition}`, p.offset);
+      }
+    }
+    // Workers of earlier versions read in one group named KAFKA_GROUP_ID.
+    const earlier = await describeGroup(admin, o.groupId);
+    if (earlier.members.length > 0) {
       problems.push(
-        `consumer group ${o.groupId} has no members: no worker is running (is KAFKA_GROUP_ID right?)`,
+        `consumer group ${o.groupId} of earlier worker versions still has ${earlier.members.length} ` +
+          'member(s): until they stop, they and the upgraded lanes both read the request topics ' +
+          '(effects are applied once; results may be published twice)',
       );
     }
 
     const requestTopics = o.names.requests().filter((t) => existing.has(t));
-    const committed = new Map<string, string>();
-    if (requestTopics.length > 0) {
-      for (const t of await admin.fetchOffsets({ groupId: o.groupId, topics: requestTopics })) {
-        for (const p of t.partitions) committed.set(`${t.topic}/${p.partition}`, p.offset);
-      }
-    }
     const lag: PartitionLag[] = [];
     for (const topic of requestTopics) {
       for (const p of await admin.fetchTopicOffsets(topic)) {
@@ -137,7 +157,7 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
     });
     return {
       at: new Date().toISOString(),
-      group: { id: o.groupId, state: described?.state ?? 'Unknown', members },
+      groups,
       topics,
       lag,
       totalLag: lag.reduce((sum, l) => sum + l.lag, 0),

@@ -36,7 +36,7 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
 }
 
 /** Spans per try: a consumer span per message (one for a batch), producer spans per result. */
-export function observeTracing(lifecycle: Lifecycle, consumerGroup: string): void {
+export function observeTracing(lifecycle: Lifecycle, consumerGroupOf: (topic: string) => string): void {
   const traces = new WeakMap<UnitView, UnitTrace>();
   lifecycle.scope((unit, work) => {
     const trace = new UnitTrace(
@@ -46,7 +46,7 @@ export function observeTracing(lifecycle: Lifecycle, consumerGroup: string): voi
         operation: unit.items[i]?.operation,
       })),
       unit.batched,
-      consumerGroup,
+      consumerGroupOf(unit.messages[0]?.topic ?? ''),
     );
     traces.set(unit, trace);
     return trace.run(work);

@@ -16,7 +16,7 @@ import { recordSize } from '../engine/record-size.ts';
 
 export interface OutcomeOptions {
   names: TopicNames;
-  consumerGroup: string;
+  consumerGroupOf: (topic: string) => string;
   /** A result whose record would be larger is replaced by a PAYLOAD_TOO_LARGE error (and dead-lettered). */
   maxResultBytes: number;
   /** Replay: apply effects without publishing results (dead letters are still written). */
@@ -97,7 +97,7 @@ function refusedResult(
       topic: options.names.dlq(p.logical),
       request: p.message,
       error,
-      consumerGroup: options.consumerGroup,
+      consumerGroup: options.consumerGroupOf(p.message.topic),
       gaveUp,
       limits,
     });
@@ -158,7 +158,7 @@ export function unitOutput(
           topic: options.names.dlq(p.logical),
           request: p.message,
           error: result.error,
-          consumerGroup: options.consumerGroup,
+          consumerGroup: options.consumerGroupOf(p.message.topic),
           gaveUp,
           limits,
         }),

@@ -30,7 +30,8 @@ export interface PipelineOptions {
   names: TopicNames;
   nodes: Nodes;
   directory: TopicDirectory;
-  consumerGroup: string;
+  /** The consumer group that reads a topic (each lane has its own), named in dead letters. */
+  consumerGroupOf: (topic: string) => string;
   maxMessageBytes: number;
   maxResultBytes: number;
   /** WORKER_MAX_KEY_BYTES (default DEFAULT_MAX_KEY_BYTES). */
@@ -65,7 +66,7 @@ export class UnitPipeline implements UnitWork<Prepared> {
     });
     this.#outcome = {
       names: options.names,
-      consumerGroup: options.consumerGroup,
+      consumerGroupOf: options.consumerGroupOf,
       maxResultBytes: options.maxResultBytes,
       publishResults: options.publishResults,
       limits,
