@@ -180,6 +180,15 @@ export const relatedDirection = z
   .enum(RELATED_DIRECTIONS, { error: `must be one of ${RELATED_DIRECTIONS.join(', ')}` })
   .default('outgoing');
 
+/** Analytics reads across all patterns: the oldest cached answer the caller accepts (0: computed now). */
+export const maxAgeMs = z
+  .int('must be an integer')
+  .min(0, 'must not be negative')
+  .max(86_400_000, 'must be at most 86400000')
+  .describe(
+    'global reads (no pattern_id): the oldest cached answer accepted, in ms; 0 computes it now. Cached answers are never older than ANALYTICS_RESULT_MAX_AGE_MS; metadata.as_of says when an answer was read',
+  );
+
 export const aggregateBy = z
   .enum(['day', 'week', 'month'], { error: 'must be day, week or month' })
   .default('day');

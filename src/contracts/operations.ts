@@ -11,6 +11,7 @@ import {
   insertData,
   isoDateTime,
   limit,
+  maxAgeMs,
   messageIdentity,
   name,
   offset,
@@ -69,6 +70,7 @@ function op<T extends RequestTopic, S extends z.ZodRawShape, R extends z.ZodType
 }
 
 const period = { period_start: isoDateTime.nullish(), period_end: isoDateTime.nullish() };
+const maxAge = { max_age_ms: maxAgeMs.nullish() };
 const getByTypeFilters = filters.extend({ pattern_type: name(100) });
 
 export const OPERATIONS = {
@@ -269,7 +271,7 @@ export const OPERATIONS = {
     kind: 'read',
     summary:
       "usage per day, week or month, as the seed's list (default: the 90 days before the message); all patterns without pattern_id",
-    request: { pattern_id: uuid.nullish(), ...period, aggregate_by: aggregateBy },
+    request: { pattern_id: uuid.nullish(), ...period, aggregate_by: aggregateBy, ...maxAge },
     result: data.usageTrends,
     key: ['pattern_id'],
     method: 'getUsageTrends',
@@ -281,7 +283,7 @@ export const OPERATIONS = {
     kind: 'read',
     summary:
       "quality per pattern per UTC day, the newest 100, as the seed's list (default: all time; a period on request)",
-    request: { pattern_id: uuid.nullish(), ...period },
+    request: { pattern_id: uuid.nullish(), ...period, ...maxAge },
     result: data.qualityTrends,
     key: ['pattern_id'],
     method: 'getQualityTrends',
@@ -293,7 +295,7 @@ export const OPERATIONS = {
     kind: 'read',
     summary:
       "one pattern's all-time profile (the seed's); without pattern_id, patterns ranked by success rate times quality improvement over a period",
-    request: { pattern_id: uuid.nullish(), ...period, limit },
+    request: { pattern_id: uuid.nullish(), ...period, limit, ...maxAge },
     result: data.effectiveness,
     key: ['pattern_id'],
     method: 'getEffectiveness',
@@ -304,7 +306,7 @@ export const OPERATIONS = {
     topic: 'pattern.analytics.compute',
     kind: 'read',
     summary: "all-time totals and top patterns (the seed's), with a period's usage beside",
-    request: { ...period },
+    request: { ...period, ...maxAge },
     result: data.globalStats,
     method: 'getGlobalStats',
     cli: 'analytics',

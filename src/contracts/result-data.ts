@@ -241,10 +241,7 @@ export const globalStats = z.strictObject({
         wilson_score: z.number(),
       }),
     ),
-    "v_top_patterns' first ten: not deprecated, ranked by the Wilson lower bound",
-  ),
-  top_patterns_as_of: time.describe(
-    'when top_patterns were read: they are reused for ANALYTICS_TOP_PATTERNS_MAX_AGE_MS',
+    "v_top_patterns' first ten: not deprecated, ranked by the Wilson lower bound; reused for ANALYTICS_TOP_PATTERNS_MAX_AGE_MS (metadata.as_of is never later than their read)",
   ),
   deprecated_patterns: z.number(),
   total_relationships: z.number(),

@@ -23,6 +23,21 @@ export const resultMetadataSchema = z.looseObject({
   source: messageSourceSchema.optional(),
   /** pattern.search.request successes, as the seed's query node: rows in a list, 1 for one pattern. */
   result_count: z.int().optional(),
+  /**
+   * Analytics reads: every figure in `data` was read from the database at this time or later (for a cached
+   * answer, when it was computed; get_global_stats: also no later than its reused top_patterns' read).
+   */
+  as_of: z
+    .string()
+    .optional()
+    .describe(
+      'analytics reads: every figure in data was read from the database at this time or later (ISO-8601); a cached answer states when it was computed',
+    ),
+  /** Analytics reads answered from the cache (ANALYTICS_RESULT_MAX_AGE_MS) instead of the database. */
+  cached: z
+    .boolean()
+    .optional()
+    .describe('analytics reads: answered from the cache of identical global reads (as_of says how old)'),
 });
 export type ResultMetadata = z.infer<typeof resultMetadataSchema>;
 

@@ -3,12 +3,20 @@
 // migration 016 (hourly usage and all-time counters, both split into slots and summed here), so a global
 // read costs O(hours in the period), not O(events) or O(patterns x days). One pattern's figures come from
 // its daily rollup and its statistics row.
+//
+// Identical global reads (no pattern_id) within `resultMaxAgeMs` are answered from one computation: the
+// first computes (the others asking meanwhile wait for it), the rest get its data with `metadata.as_of`,
+// the time it was read, and `metadata.cached: true`. Every analytics read states `metadata.as_of`.
+import { performance } from 'node:perf_hooks';
 import type { QueryResultRow } from 'pg';
+import { validateRequest } from '../contracts/decode.ts';
+import { isWriteOperation } from '../contracts/operations.ts';
 import type { AnalyticsRequest } from '../contracts/requests.ts';
+import { buildResult, type ModelResult } from '../contracts/results.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
 import { notFound } from '../contracts/errors.ts';
 import { queryBefore } from './analytics-deadline.ts';
-import { EffectNode, type Handlers, type NodeOptions } from './effect-node.ts';
+import { EffectNode, type ExecuteContext, type Handlers, type NodeOptions } from './effect-node.ts';
 import type { EffectScope } from './effect-runner.ts';
 
 type Row = Record<string, unknown>;
@@ -19,10 +27,41 @@ export interface AnalyticsNodeOptions extends NodeOptions {
   statementTimeoutMs?: number;
   /**
    * get_global_stats' top_patterns (the seed's v_top_patterns, ranked over every pattern: about 0.7 s on
-   * 100,000 patterns) are reused for this long, and refreshed in the background after; the result says
-   * when they were read (`top_patterns_as_of`). 0: read on every request.
+   * 100,000 patterns) are reused for this long, and refreshed in the background after; the result's
+   * `metadata.as_of` is never later than their read. 0: read on every request.
    */
   topPatternsMaxAgeMs?: number;
+  /**
+   * Identical global reads within this many ms of a computation are answered from it
+   * (ANALYTICS_RESULT_MAX_AGE_MS); a request's `max_age_ms` only lowers it. 0 (the default here): never.
+   */
+  resultMaxAgeMs?: number;
+  /** Distinct global reads kept (the oldest computed is dropped first). */
+  resultCacheEntries?: number;
+}
+
+/** A handler's data whose figures were partly read before the request (reused top patterns) carry when. */
+const READ_BEFORE = Symbol('read before');
+type DatedData = { [READ_BEFORE]?: Date };
+
+interface Answer {
+  data: unknown;
+  asOf: Date;
+}
+
+interface CacheEntry {
+  asOf: Date;
+  /** Undefined when the computation failed: nothing to reuse. */
+  answer: Promise<Answer | undefined>;
+}
+
+/** The cache key of a global read: its operation and every field that shapes the answer. */
+function cacheKeyOf(request: AnalyticsRequest): string | undefined {
+  if ('pattern_id' in request && request.pattern_id) return undefined;
+  const fields = Object.entries(request)
+    .filter(([k, v]) => k !== 'correlation_id' && k !== 'max_age_ms' && v !== undefined && v !== null)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify(fields);
 }
 
 const TOP_PATTERNS_SQL = `SELECT pattern_name, usage_count, success_rate, confidence_score, id AS pattern_id, wilson_score
@@ -66,11 +105,87 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
   readonly #topMaxAgeMs: number;
   #top: TopPatterns | undefined;
   #refreshing: Promise<void> | undefined;
+  readonly #resultMaxAgeMs: number;
+  readonly #cacheEntries: number;
+  readonly #cache = new Map<string, CacheEntry>();
 
   constructor(pool: Pool, options: AnalyticsNodeOptions = {}) {
     super('pattern.analytics.compute', pool, options);
     this.#statementTimeoutMs = options.statementTimeoutMs ?? 0;
     this.#topMaxAgeMs = options.topPatternsMaxAgeMs ?? 0;
+    this.#resultMaxAgeMs = options.resultMaxAgeMs ?? 0;
+    this.#cacheEntries = Math.max(1, options.resultCacheEntries ?? 32);
+  }
+
+  /** Writes as every node; reads with `metadata.as_of`, global ones from the cache when fresh enough. */
+  override async executeEffect(
+    contract: AnalyticsRequest,
+    context: ExecuteContext = {},
+  ): Promise<ModelResult> {
+    const startedAt = performance.now();
+    let request = contract;
+    if (!context.validated) {
+      const checked = validateRequest(this.topic, contract);
+      if (!checked.ok) return super.executeEffect(contract, context);
+      request = checked.request;
+      context = { ...context, validated: true };
+    }
+    if (isWriteOperation(request.operation)) return super.executeEffect(request, context);
+    const maxAge = Math.min(
+      this.#resultMaxAgeMs,
+      ('max_age_ms' in request ? request.max_age_ms : undefined) ?? Infinity,
+    );
+    const key = maxAge > 0 ? cacheKeyOf(request) : undefined;
+    if (key === undefined) return (await this.#read(request, context)).result;
+
+    const entry = this.#cache.get(key);
+    if (entry && Date.now() - entry.asOf.getTime() < maxAge) {
+      const answer = await entry.answer;
+      if (answer) {
+        return buildResult(
+          { success: true, data: answer.data, error: null },
+          {
+            correlationId: request.correlation_id,
+            operation: request.operation,
+            node: this.nodeName,
+            startedAt,
+          },
+          context.source,
+          { as_of: answer.asOf.toISOString(), cached: true },
+        );
+      }
+      return (await this.#read(request, context)).result;
+    }
+    const computing = this.#read(request, context);
+    const fresh: CacheEntry = {
+      asOf: new Date(),
+      answer: computing.then(
+        ({ result, asOf }) => (result.success ? { data: result.data, asOf } : undefined),
+        () => undefined,
+      ),
+    };
+    this.#cache.delete(key);
+    this.#cache.set(key, fresh);
+    while (this.#cache.size > this.#cacheEntries) {
+      const oldest = this.#cache.keys().next().value as string;
+      this.#cache.delete(oldest);
+    }
+    const { result } = await computing;
+    if (!result.success && this.#cache.get(key) === fresh) this.#cache.delete(key);
+    return result;
+  }
+
+  /** One read from the database, stating when its figures were read (the oldest part, if reused). */
+  async #read(
+    request: AnalyticsRequest,
+    context: ExecuteContext,
+  ): Promise<{ result: ModelResult; asOf: Date }> {
+    const started = new Date();
+    const result = await super.executeEffect(request, context);
+    const before = (result.data as DatedData | null)?.[READ_BEFORE];
+    const asOf = before && before < started ? before : started;
+    if (result.success) result.metadata.as_of = asOf.toISOString();
+    return { result, asOf };
   }
 
   /** The cached top patterns; a stale copy is answered while one refresh runs on its own connection. */
@@ -253,7 +368,7 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
       const t = totals.rows[0] ?? {};
       const events = Number(t.n ?? 0);
       const used = Number(t.used_patterns ?? 0);
-      return {
+      const stats = {
         total_patterns: Number(t.total_patterns ?? 0),
         active_patterns: Number(t.total_patterns ?? 0) - Number(t.deprecated_patterns ?? 0),
         total_usage_events: events,
@@ -262,7 +377,6 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
         patterns_used: used,
         global_success_rate: ratio(t.ok, events),
         top_patterns: top.rows,
-        top_patterns_as_of: top.asOf,
         deprecated_patterns: Number(t.deprecated_patterns ?? 0),
         total_relationships: Number(t.total_relationships ?? 0),
         success_count: Number(t.ok ?? 0),
@@ -278,6 +392,8 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
           average_quality_improvement: ratio(t.pqsum, t.pqn),
         },
       };
+      // Not serialised (a symbol key): when the reused top patterns were read, for metadata.as_of.
+      return Object.defineProperty(stats, READ_BEFORE, { value: top.asOf, enumerable: false });
     },
   };
 }

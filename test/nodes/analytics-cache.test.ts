@@ -1,0 +1,200 @@
+// Global analytics reads answered from one computation for a bounded freshness (ANALYTICS_RESULT_MAX_AGE_MS),
+// stating metadata.as_of; reads of one pattern, writes and failures never cached; max_age_ms bypasses.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  NodePatternAnalyticsEffect,
+  NodePatternStorageEffect,
+  NodePatternUpdateEffect,
+} from '../../src/nodes/index.ts';
+import type { ModelResult } from '../../src/contracts/results.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+
+const P = 'ee000000-0000-4000-8000-00000000000e';
+const T = new Date('2026-04-10T12:00:00Z');
+const PERIOD = { period_start: '2026-04-01T00:00:00Z', period_end: '2026-04-11T00:00:00Z' };
+
+let db: TestDatabase;
+let update: NodePatternUpdateEffect;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  update = new NodePatternUpdateEffect(db.pool);
+  await new NodePatternStorageEffect(db.pool).executeEffect(
+    {
+      operation: 'insert',
+      data: { pattern_id: P, pattern_name: 'Cached', pattern_type: 'code', language: 'go' },
+    } as never,
+    { identity: 'insert-cached' },
+  );
+  await use();
+});
+afterAll(async () => db.drop());
+
+/** One more usage event of P, inside PERIOD. */
+async function use(): Promise<void> {
+  const r = await update.executeEffect(
+    {
+      operation: 'record_usage',
+      pattern_id: P,
+      usage_data: { success: true, used_at: '2026-04-09T10:00:00Z' },
+    } as never,
+    { identity: randomUUID() },
+  );
+  expect(r.error).toBeNull();
+}
+
+const node = (resultMaxAgeMs: number, topPatternsMaxAgeMs = 0) =>
+  new NodePatternAnalyticsEffect(db.pool, { resultMaxAgeMs, topPatternsMaxAgeMs });
+
+const events = (r: ModelResult) => (r.data as { total_usage_events: number }).total_usage_events;
+const periodUsage = (r: ModelResult) => (r.data as { period: { usage_count: number } }).period.usage_count;
+
+describe('global reads within the freshness bound', () => {
+  it('answers identical global reads from one computation, stating when it was read', async () => {
+    const analytics = node(60_000);
+    const before = Date.now();
+    const first = await analytics.executeEffect({ operation: 'get_global_stats', ...PERIOD } as never, {
+      eventTime: T,
+    });
+    expect(first.error).toBeNull();
+    expect(first.metadata.cached).toBeUndefined();
+    const asOf = Date.parse(first.metadata.as_of ?? '');
+    expect(asOf).toBeGreaterThanOrEqual(before);
+    expect(asOf).toBeLessThanOrEqual(Date.now());
+    expect(first.data).not.toHaveProperty('top_patterns_as_of');
+
+    await use();
+    const second = await analytics.executeEffect(
+      { operation: 'get_global_stats', ...PERIOD, correlation_id: randomUUID() } as never,
+      { eventTime: T },
+    );
+    expect(second.metadata).toMatchObject({ cached: true, as_of: first.metadata.as_of });
+    expect(second.metadata.correlation_id).not.toBe(first.metadata.correlation_id);
+    expect(JSON.stringify(second.data)).toBe(JSON.stringify(first.data));
+
+    // max_age_ms: 0 reads now, and sees the event recorded since; the cache then holds the newer answer.
+    const now = await analytics.executeEffect(
+      { operation: 'get_global_stats', ...PERIOD, max_age_ms: 0 } as never,
+      { eventTime: T },
+    );
+    expect(now.metadata.cached).toBeUndefined();
+    expect(events(now)).toBe(events(first) + 1);
+    expect(periodUsage(now)).toBe(periodUsage(first) + 1);
+    expect(Date.parse(now.metadata.as_of ?? '')).toBeGreaterThan(asOf);
+
+    // Another period is another question.
+    const other = await analytics.executeEffect(
+      {
+        operation: 'get_global_stats',
+        period_start: PERIOD.period_start,
+        period_end: '2026-04-10T00:00:00Z',
+      } as never,
+      { eventTime: T },
+    );
+    expect(other.metadata.cached).toBeUndefined();
+  });
+
+  it('computes again once the answer is older than the bound (or than the max_age_ms asked)', async () => {
+    const analytics = node(2_000);
+    const request = { operation: 'get_usage_trends', ...PERIOD } as never;
+    const first = await analytics.executeEffect(request, { eventTime: T });
+    const total = (r: ModelResult) =>
+      (r.data as { usage_count: number }[]).reduce((n, b) => n + b.usage_count, 0);
+    await use();
+    const hit = await analytics.executeEffect(request, { eventTime: T });
+    expect(hit.metadata.cached).toBe(true);
+    expect(total(hit)).toBe(total(first));
+    const stricter = await analytics.executeEffect(
+      { operation: 'get_usage_trends', ...PERIOD, max_age_ms: 1 } as never,
+      { eventTime: T },
+    );
+    expect(stricter.metadata.cached).toBeUndefined();
+    expect(total(stricter)).toBe(total(first) + 1);
+    await use();
+    await new Promise((r) => setTimeout(r, 2_100));
+    const later = await analytics.executeEffect(request, { eventTime: T });
+    expect(later.metadata.cached).toBeUndefined();
+    expect(total(later)).toBe(total(first) + 2);
+  });
+
+  it('runs one computation for concurrent identical reads', async () => {
+    const analytics = node(60_000);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        analytics.executeEffect({ operation: 'get_effectiveness', ...PERIOD, limit: 5 } as never, {
+          eventTime: T,
+        }),
+      ),
+    );
+    expect(results.every((r) => r.success)).toBe(true);
+    expect(results.filter((r) => r.metadata.cached !== true)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.metadata.as_of)).size).toBe(1);
+    expect(new Set(results.map((r) => JSON.stringify(r.data))).size).toBe(1);
+  });
+
+  it('reuses no failure: a read cancelled by its deadline is computed by the next caller', async () => {
+    const analytics = node(60_000);
+    const request = { operation: 'get_quality_trends', ...PERIOD } as never;
+    const late = await analytics.executeEffect(request, { eventTime: T, deadline: Date.now() - 1 });
+    expect(late.error?.code).toBe('DEADLINE_EXCEEDED');
+    expect(late.metadata.as_of).toBeUndefined();
+    const next = await analytics.executeEffect(request, { eventTime: T });
+    expect(next.error).toBeNull();
+    expect(next.metadata.cached).toBeUndefined();
+  });
+});
+
+describe('never cached', () => {
+  it('reads of one pattern: each states its own as_of and sees the latest usage', async () => {
+    const analytics = node(60_000);
+    const request = { operation: 'get_effectiveness', pattern_id: P } as never;
+    const first = await analytics.executeEffect(request, { eventTime: T });
+    await use();
+    const second = await analytics.executeEffect(request, { eventTime: T });
+    expect(second.metadata.cached).toBeUndefined();
+    expect(second.metadata.as_of).toBeDefined();
+    expect((second.data as { total_usage: number }).total_usage).toBe(
+      (first.data as { total_usage: number }).total_usage + 1,
+    );
+  });
+
+  it('compute_analytics, a write stored per message: computed every time, no as_of', async () => {
+    const analytics = node(60_000);
+    const run = () =>
+      analytics.executeEffect({ operation: 'compute_analytics', ...PERIOD } as never, {
+        eventTime: T,
+        identity: randomUUID(),
+      });
+    const first = await run();
+    await use();
+    const second = await run();
+    expect(second.metadata.cached).toBeUndefined();
+    expect(second.metadata.as_of).toBeUndefined();
+    const n = (r: ModelResult) => Number((r.data as { total_usage_count: unknown }).total_usage_count);
+    expect(n(second)).toBe(n(first) + 1);
+  });
+
+  it('invalid requests are refused by name, as by every node', async () => {
+    const r = await node(60_000).executeEffect({ operation: 'get_global_stats', max_age_ms: -1 } as never);
+    expect(r.error?.code).toBe('VALIDATION_ERROR');
+    expect(r.error?.message).toContain('max_age_ms');
+  });
+});
+
+describe('get_global_stats: as_of covers the reused top patterns', () => {
+  it('is never later than when the reused top_patterns were read', async () => {
+    const analytics = node(0, 60_000);
+    const first = await analytics.executeEffect({ operation: 'get_global_stats' } as never, { eventTime: T });
+    await new Promise((r) => setTimeout(r, 30));
+    const startedSecond = Date.now();
+    const second = await analytics.executeEffect({ operation: 'get_global_stats' } as never, {
+      eventTime: T,
+    });
+    expect(second.metadata.cached).toBeUndefined();
+    const asOf = Date.parse(second.metadata.as_of ?? '');
+    // The top patterns were read during the first call; the totals now.
+    expect(asOf).toBeLessThan(startedSecond);
+    expect(asOf).toBeGreaterThanOrEqual(Date.parse(first.metadata.as_of ?? ''));
+    expect(second.data).not.toHaveProperty('top_patterns_as_of');
+  });
+});
