@@ -1,4 +1,4 @@
-// The benchmark harness: `npm run bench` runs every scenario but the soak; `npm run bench -- <name...>`
+// The benchmark harness: `npm run bench` runs every scenario but the soak and the deploy; `npm run bench -- <name...>`
 // runs the named ones. Options: --smoke (tiny sizes, for CI), --runs N (repetitions, default 3),
 // --out DIR (default bench/results). Each scenario prints its figures and ratios and writes
 // <scenario>-<timestamp>.json plus <scenario>-latest.json; then the charts and README are regenerated.
@@ -12,6 +12,7 @@ import { killAll } from './lib/proc.ts';
 import { describeMachine, machineLine } from './lib/machine.ts';
 import { writeReport, writeResult } from './lib/report.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/scenario.ts';
+import { deploy } from './scenarios/deploy.ts';
 import { ingestion } from './scenarios/ingestion.ts';
 import { mixed } from './scenarios/mixed.ts';
 import { nodes } from './scenarios/nodes.ts';
@@ -24,6 +25,7 @@ const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioResult>>
   search,
   mixed,
   soak,
+  deploy,
 };
 const DEFAULT = ['nodes', 'ingestion', 'search', 'mixed'];
 
@@ -40,7 +42,7 @@ const { values, positionals } = parseArgs({
 
 if (values.help) {
   console.log(`usage: npm run bench -- [${Object.keys(SCENARIOS).join('|')} ...] [--smoke] [--runs N] [--out DIR] [--report]
-  no scenario: ${DEFAULT.join(', ')} (soak only when named); --report only regenerates README.md and charts`);
+  no scenario: ${DEFAULT.join(', ')} (soak and deploy only when named); --report only regenerates README.md and charts`);
   process.exit(0);
 }
 if (values.report) {

@@ -1,6 +1,7 @@
-// CI smoke test of the benchmark harness: runs every default scenario with tiny sizes (--smoke) against
-// the real broker and database and checks the JSON it writes, so the harness cannot rot unnoticed.
-// Not a timed test: no figure is compared with a goal. Takes about 45 s.
+// CI smoke test of the benchmark harness: runs every default scenario, and the deploy scenario, with tiny
+// sizes (--smoke) against the real broker and database and checks the JSON it writes, so the harness
+// cannot rot unnoticed. Not a timed test: no figure is compared with a goal. Takes about 100 s (one run,
+// one build of dist/: the deploy scenario restarts workers from dist/ while it runs).
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const HARNESS = join(import.meta.dirname, '../../bench/run.ts');
 const PACKAGE_JSON = join(import.meta.dirname, '../../package.json');
-const SCENARIOS = ['nodes', 'ingestion', 'search', 'mixed'];
+const SCENARIOS = ['nodes', 'ingestion', 'search', 'mixed', 'deploy'];
 
 type Json = Record<string, unknown>;
 let out: string;
@@ -27,11 +28,11 @@ const printed = (name: string, target: string) =>
 beforeAll(async () => {
   out = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
   const result = await run(process.execPath, [HARNESS, ...SCENARIOS, '--smoke', '--out', out], {
-    timeout: 150_000,
+    timeout: 230_000,
     maxBuffer: 16 * 1024 * 1024,
   });
   stdout = result.stdout;
-}, 160_000);
+}, 240_000);
 
 afterAll(async () => {
   await rm(out, { recursive: true, force: true });
@@ -166,6 +167,42 @@ describe('npm run bench -- --smoke', () => {
     expect(goalNames(r)).toEqual(
       expect.arrayContaining(['mixed: replay throughput', 'mixed: global analytics p99 at 2/s']),
     );
+  });
+
+  it('deploy: three workers rolled and one killed under load; every request answered, none applied twice', async () => {
+    const r = await latest('deploy');
+    const f = r.figures as Record<string, unknown>;
+    const phases = f.phases as Record<string, Json>;
+    for (const phase of ['before', 'roll', 'after roll', 'after SIGKILL']) {
+      const p = phases[phase] as Json;
+      expect(p.requests as number, phase).toBeGreaterThan(0);
+      expect(p.answered as number, phase).toBeGreaterThan(0);
+      expect((p.latencyMs as Json).p99 as number, phase).toBeGreaterThan(0);
+      expect(p.longestStallMs as number, phase).toBeGreaterThan(0);
+    }
+    expect((f.roll as unknown[]).length).toBe(3);
+    expect(f.requests).toMatchObject({ drained: true, notAcknowledged: 0 });
+    // Exactly-once effects and at-least-once results hold whatever the client does to availability.
+    expect(f.lost).toBe(0);
+    expect(f.doubled).toBe(0);
+    expect(f.database).toMatchObject({ appliedWithoutAck: 0 });
+    const db = f.database as Json;
+    expect(db.usageRows).toBe(db.usageRequests);
+    const kill = f.kill as Json;
+    expect(kill.describeError).toBeNull();
+    expect((kill.members as unknown[]).length).toBeGreaterThan(0);
+    expect((f.windows as unknown[]).length).toBeGreaterThan(3);
+    expect(stdout).toMatch(/p99 per 2 s window[\s\S]*after SIGKILL/);
+    for (const [name, target] of [
+      ['deploy: p99 during the roll vs steady p99', '<= 2x'],
+      ["deploy: longest stall of the surviving workers' partitions after SIGKILL", '<= 1000 ms'],
+      ['deploy: lost requests', '= 0'],
+      ['deploy: doubled effects', '= 0'],
+      ['deploy: consumer crashes', '= 0'],
+    ] as const) {
+      expect(goalNames(r)).toContain(name);
+      expect(stdout).toMatch(printed(name, target));
+    }
   });
 
   it('regenerates the README and the SVG charts', async () => {
