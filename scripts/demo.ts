@@ -10,7 +10,7 @@ import { loadConfig } from '../src/config.ts';
 import { TopicNames } from '../src/contracts/topics.ts';
 import { createPool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { createKafka } from '../src/messaging/kafka/client.ts';
+import { createKafka, kafkaConnection } from '../src/messaging/kafka/client.ts';
 import { createTopics } from '../src/messaging/kafka/topic-admin.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   await prepare();
   const worker = await startWorkerApp({ config, logger });
   const client = new PatternClient({
-    kafka: createKafka(config, undefined, '-demo-client'),
+    connection: kafkaConnection(config),
     topicPrefix: config.TOPIC_PREFIX,
     timeoutMs: 30_000,
   });

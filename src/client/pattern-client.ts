@@ -5,8 +5,8 @@ import { randomUUID } from 'node:crypto';
 import {
   quietKafkaClient,
   type KafkaClient,
+  type KafkaConnection,
   type KafkaFetchedMessage,
-  type KafkaHeaders,
   type KafkaProducer,
 } from '../messaging/kafka/client.ts';
 import { validateRequest } from '../contracts/decode.ts';
@@ -44,11 +44,14 @@ function insertKey(
   return derivedPatternId(`cid:${correlationId.toLowerCase()}`);
 }
 
+/** Headers of a request: a value per name (a Buffer is sent as its bytes). */
+export type RequestHeaders = Record<string, string | Buffer | undefined>;
+
 export interface PatternClientOptions {
-  /** Brokers as host:port; ignored when `kafka` is given. Default 127.0.0.1:9092. */
+  /** Brokers as host:port; ignored when `connection` is given. Default 127.0.0.1:9092. */
   brokers?: string[];
-  /** A configured Kafka client (SASL, TLS, logging), e.g. from createKafka(config). */
-  kafka?: KafkaClient;
+  /** Brokers with SASL and TLS, e.g. kafkaConnection(loadConfig()) from the worker's settings. */
+  connection?: KafkaConnection;
   topicPrefix?: string;
   clientId?: string;
   /** Default per-call timeout. */
@@ -69,7 +72,7 @@ export interface SendOptions {
   correlationId?: string;
   /** Message key; default: the pattern the request concerns. */
   key?: string;
-  headers?: KafkaHeaders;
+  headers?: RequestHeaders;
 }
 
 export interface CallOptions extends SendOptions {
@@ -103,7 +106,10 @@ class PatternClientBase {
   constructor(options: PatternClientOptions = {}) {
     this.#options = options;
     const clientId = options.clientId ?? 'pattern-client';
-    this.#kafka = options.kafka ?? quietKafkaClient(clientId, options.brokers ?? ['127.0.0.1:9092']);
+    this.#kafka = quietKafkaClient(
+      clientId,
+      options.connection ?? { brokers: options.brokers ?? ['127.0.0.1:9092'] },
+    );
     this.names = new TopicNames(options.topicPrefix ?? '');
     this.#replies = new ReplyConsumer({
       kafka: this.#kafka,
@@ -239,7 +245,7 @@ class PatternClientBase {
     return { topic, correlationId };
   }
 
-  #traceSend(topic: string, operation: string, correlationId: string, headers: KafkaHeaders) {
+  #traceSend(topic: string, operation: string, correlationId: string, headers: RequestHeaders) {
     const { span, headers: trace } = startProducerSpan(context.active(), topic, undefined);
     span.setAttributes({
       'messaging.message.conversation_id': correlationId,
@@ -288,7 +294,7 @@ class PatternClientBase {
       const checked = validateRequest(logical, value);
       if (!checked.ok) throw new RequestValidationError(operation, checked.error);
     }
-    const headers: KafkaHeaders = {
+    const headers: RequestHeaders = {
       ...options.headers,
       [HEADERS.correlationId]: correlationId,
       [HEADERS.contentType]: 'application/json',

@@ -13,7 +13,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabasePool } from '../../src/app.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { kafkaConfig } from '../../src/messaging/kafka/client.ts';
+import { kafkaConfig, kafkaConnection } from '../../src/messaging/kafka/client.ts';
 import { createPgCluster, type PgCluster } from '../support/pg-cluster.ts';
 import { createTestCertificates, type TestCertificates } from '../support/tls.ts';
 
@@ -29,6 +29,19 @@ describe('Kafka TLS and SASL configuration', () => {
     KAFKA_SSL_CA_FILE: certs.ca,
     KAFKA_SSL_CERT_FILE: certs.clientCert,
     KAFKA_SSL_KEY_FILE: certs.clientKey,
+  });
+
+  it("gives PatternClient's connection the same brokers, SASL and TLS as the worker", () => {
+    const config = loadConfig({
+      ...tlsEnv(),
+      KAFKA_BROKERS: 'a:9093,b:9093',
+      KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      KAFKA_SASL_USERNAME: 'u',
+      KAFKA_SASL_PASSWORD: 'p',
+    });
+    const worker = kafkaConfig(config);
+    expect(kafkaConnection(config)).toEqual({ brokers: worker.brokers, sasl: worker.sasl, tls: worker.ssl });
+    expect(kafkaConnection(loadConfig({}))).toEqual({ brokers: ['127.0.0.1:9092'] });
   });
 
   it('passes CA, client certificate and key to the client, verifying the broker by default', () => {

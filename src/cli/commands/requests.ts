@@ -18,7 +18,7 @@ import {
   type Operation,
   type OperationOf,
 } from '../../contracts/operations.ts';
-import { createKafka } from '../../messaging/kafka/client.ts';
+import { kafkaConnection } from '../../messaging/kafka/client.ts';
 import { parseList } from '../options.ts';
 
 export const EXIT = { ok: 0, failedResult: 1, badInput: 2, noReply: 3, notRecorded: 4 } as const;
@@ -79,7 +79,7 @@ async function send<Op extends Operation>(
 ): Promise<void> {
   const config = loadConfig();
   const client = new PatternClient({
-    kafka: createKafka(config, undefined, '-cli'),
+    connection: kafkaConnection(config),
     topicPrefix: config.TOPIC_PREFIX,
     clientId: `${config.KAFKA_CLIENT_ID}-cli`,
     timeoutMs: options.timeout,

@@ -101,7 +101,36 @@ export type KafkaProducer = Producer;
 export type KafkaHeaders = IHeaders;
 export type KafkaFetchedMessage = KafkaMessage;
 
-/** A client for the given brokers that logs nothing (PatternClient's default). */
-export function quietKafkaClient(clientId: string, brokers: string[]): KafkaClient {
-  return new Kafka({ clientId, brokers, logLevel: logLevel.NOTHING });
+/** Where and how to reach the brokers, as plain settings: what PatternClient takes, whatever the client
+ * library behind this module. */
+export interface KafkaConnection {
+  brokers: string[];
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+  /** TLS: true for the system's certificate authorities, or Node's TLS options (ca, cert, key, ...). */
+  tls?: boolean | ConnectionOptions;
+}
+
+/** The connection settings of a configuration (KAFKA_BROKERS, KAFKA_SASL_*, KAFKA_SSL*). */
+export function kafkaConnection(config: Config): KafkaConnection {
+  const connection: KafkaConnection = { brokers: config.KAFKA_BROKERS };
+  const {
+    KAFKA_SASL_MECHANISM: mechanism,
+    KAFKA_SASL_USERNAME: username,
+    KAFKA_SASL_PASSWORD: password,
+  } = config;
+  if (mechanism && username && password) connection.sasl = { mechanism, username, password };
+  const tls = tlsOptions(config);
+  if (tls) connection.tls = tls;
+  return connection;
+}
+
+/** A client for a connection that logs nothing (PatternClient's). */
+export function quietKafkaClient(clientId: string, connection: KafkaConnection): KafkaClient {
+  return new Kafka({
+    clientId,
+    brokers: connection.brokers,
+    logLevel: logLevel.NOTHING,
+    ...(connection.sasl ? { sasl: connection.sasl as SASLOptions } : {}),
+    ...(connection.tls ? { ssl: connection.tls } : {}),
+  });
 }
