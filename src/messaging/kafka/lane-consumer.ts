@@ -14,6 +14,7 @@ import { partitionKey } from '../engine/records.ts';
 import type { LaneSettings } from '../engine/settings.ts';
 import { toInbound } from './inbound.ts';
 import { migrateGroupOffsets } from './groups.ts';
+import './offset-manager-guard.ts';
 import { KafkaRecordSender } from './record-sender.ts';
 
 export interface LaneConsumerOptions<P extends Schedulable> {
