@@ -366,6 +366,9 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
   for (const r of failedResults) failureCodes[r.code ?? 'none'] = (failureCodes[r.code ?? 'none'] ?? 0) + 1;
   const lost = sent.filter((r) => !firstResult.has(r.id));
   const duplicates = [...resultCount.values()].filter((n) => n > 1).length;
+  // Searches have no effect to deduplicate: a redelivered one runs again, unflagged.
+  const opOf = new Map(requests.map((r) => [r.id, r.op]));
+  const duplicateSearches = [...resultCount].filter(([id, n]) => n > 1 && opOf.get(id) === 's').length;
   const flaggedDuplicates = reader.results.filter((r) => r.dup).length;
 
   // Effects, counted in the database per request identity (file_path = deploy/<correlation id>).
@@ -604,7 +607,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
     ...PHASES.map(line),
     `roll: ${roll.map((r) => `${r.replaced} -> ${r.by} ready after ${fmt(r.readyMs / 1000, 1)} s (old exited after ${fmt(r.exitedMs / 1000, 1)} s, code ${r.exitCode})`).join('; ')}`,
     `after SIGKILL of ${killedName}: its ${killedParts.length} partitions stalled up to ${fmt(killedStall.ms, 0)} ms, the survivors' ${survivorParts.length} up to ${fmt(survivorStall.ms, 0)} ms${unowned.length > 0 ? `; ${unowned.length} partitions without an owner in the describe` : ''}${rebalancedDuringDescribe ? ' (the group rebalanced between the describe and the kill: ownership may be stale)' : ''}`,
-    `sent ${sent.length} (${requests.length - sent.length} not acknowledged by the broker), lost ${lost.length} (${lostButApplied} of them applied), doubled ${doubled}, duplicate results ${duplicates} (${flaggedDuplicates} flagged duplicate), failed results ${failedResults.length}${failedResults.length > 0 ? ` ${JSON.stringify(failureCodes)}` : ''}, dead letters ${reader.deadLetters.length}`,
+    `sent ${sent.length} (${requests.length - sent.length} not acknowledged by the broker), lost ${lost.length} (${lostButApplied} of them applied), doubled ${doubled}, duplicate results ${duplicates} (${duplicateSearches} of them searches; ${flaggedDuplicates} results flagged duplicate), failed results ${failedResults.length}${failedResults.length > 0 ? ` ${JSON.stringify(failureCodes)}` : ''}, dead letters ${reader.deadLetters.length}`,
     `database: ${usageRows} usage rows for ${sentUsage.length} usage requests, usage_count sum ${usageCountSum}${appliedWithoutAck > 0 ? `, ${appliedWithoutAck} rows of unacknowledged requests` : ''}`,
     `consumer crashes/restarts in the workers' logs: ${JSON.stringify(crashes)}`,
     `p99 per ${s.windowS} s window (by due time):`,
@@ -669,6 +672,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
         .map((r) => ({ id: r.id, op: r.op, partition: r.partition, offset: r.offset })),
       doubled,
       duplicateResults: duplicates,
+      duplicateResultsOfSearches: duplicateSearches,
       flaggedDuplicateResults: flaggedDuplicates,
       resultTopics,
       machine: { loadAverageBefore: loadBefore, loadAverageAfter: loadavg() },
@@ -682,11 +686,12 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
       workerLogLevels: levelCounts,
       rebalanceEvents: groupEvents.map((e) => ({
         ...e,
-        at: Math.round((e.t - loadStart) / 100) / 10,
+        at: Math.round((e.t - t.before) / 100) / 10,
         phase: phaseAt(e.t),
       })),
       windows: rows,
-      marks: marks.map((m) => ({ at: Math.round((m.t - loadStart) / 100) / 10, label: m.label })),
+      // Seconds from the start of phase "before", as in the timeline (the warm-up is negative).
+      marks: marks.map((m) => ({ at: Math.round((m.t - t.before) / 100) / 10, label: m.label })),
     },
     goals,
     summary,
