@@ -13,7 +13,7 @@ import { validateRequest } from '../contracts/decode.ts';
 import { isWriteOperation } from '../contracts/operations.ts';
 import type { AnalyticsRequest } from '../contracts/requests.ts';
 import { buildResult, type ModelResult } from '../contracts/results.ts';
-import type { Pool, PoolClient } from '../db/pool.ts';
+import type { Pool } from '../db/pool.ts';
 import { notFound } from '../contracts/errors.ts';
 import { queryBefore } from './analytics-deadline.ts';
 import { EffectNode, type ExecuteContext, type Handlers, type NodeOptions } from './effect-node.ts';
@@ -222,13 +222,16 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
       const { client, eventTime } = scope;
       const period = periodOf(request, eventTime, 30);
       const patternId = patternOf(request);
-      await assertPattern(client, patternId);
       // A new pattern_analytics row takes its id from the message identity (migration 015's column
       // default reads this transaction-local setting), so a replay stores the same analytics_id; a
-      // recomputed period keeps the id it was first stored with.
-      await client.query(`SELECT set_config('pattern_worker.analytics_id', $1, true)`, [
-        scope.newId('analytics'),
-      ]);
+      // recomputed period keeps the id it was first stored with. The named pattern must exist (checked in
+      // the same round trip).
+      const { rows: found } = await client.query<{ found: boolean }>(
+        `SELECT set_config('pattern_worker.analytics_id', $1, true) IS NOT NULL
+            AND ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM pattern_templates WHERE id = $2)) AS found`,
+        [scope.newId('analytics'), patternId],
+      );
+      if (patternId && found[0]?.found !== true) throw notFound(patternId);
       const { rows } = await client.query<Row>(
         `SELECT id AS analytics_id, pattern_id, period_start, period_end, total_usage_count, success_count,
               failure_count, success_rate, average_execution_time_ms, average_quality_improvement, top_patterns,
@@ -396,10 +399,4 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
       return Object.defineProperty(stats, READ_BEFORE, { value: top.asOf, enumerable: false });
     },
   };
-}
-
-async function assertPattern(client: PoolClient, patternId: string | null): Promise<void> {
-  if (!patternId) return;
-  const { rowCount } = await client.query('SELECT 1 FROM pattern_templates WHERE id = $1', [patternId]);
-  if (rowCount === 0) throw notFound(patternId);
 }
