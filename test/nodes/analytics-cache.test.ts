@@ -174,6 +174,17 @@ describe('never cached', () => {
     expect(n(second)).toBe(n(first) + 1);
   });
 
+  it('compute_analytics of an unknown pattern: NOT_FOUND, nothing stored', async () => {
+    const missing = randomUUID();
+    const r = await node(60_000).executeEffect(
+      { operation: 'compute_analytics', pattern_id: missing, ...PERIOD } as never,
+      { eventTime: T, identity: randomUUID() },
+    );
+    expect(r.error?.code).toBe('NOT_FOUND');
+    const { rows } = await db.pool.query('SELECT 1 FROM pattern_analytics WHERE pattern_id = $1', [missing]);
+    expect(rows).toEqual([]);
+  });
+
   it('invalid requests are refused by name, as by every node', async () => {
     const r = await node(60_000).executeEffect({ operation: 'get_global_stats', max_age_ms: -1 } as never);
     expect(r.error?.code).toBe('VALIDATION_ERROR');
