@@ -138,6 +138,33 @@ describe('flow control', () => {
   });
 });
 
+describe('backoff', () => {
+  it("starts a backing-off partition's queued messages even when its wake-up timer fires early", async () => {
+    const { work, engine } = engineSetup({ concurrency: 1, backoff: { initialMs: 20, maxMs: 20 } });
+    engine.assigned([{ topic: 't', partition: 0 }]);
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'read', '')], 2n);
+    await flush();
+    // Timers run on the event loop's cached clock and can fire before Date.now() reaches the backoff's
+    // end: hold Date.now() still, so every timer of the backoff fires "early".
+    const frozen = Date.now();
+    const realNow = Date.now.bind(Date);
+    Date.now = () => frozen;
+    try {
+      work.fail(0, new RetryableError('deadlock detected'));
+      await new Promise((r) => setTimeout(r, 60));
+      // The retry runs (it does not wait for the backoff); the read behind it may not start yet.
+      expect(work.runs.map((r) => r.unit.messages[0]?.offset)).toEqual(['0']);
+      work.succeed(0);
+      await flush();
+    } finally {
+      Date.now = realNow;
+    }
+    // Nothing else happens on this lane: the pump must wake by itself once the backoff has ended.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(work.runs.map((r) => r.unit.messages[0]?.offset)).toEqual(['1']);
+  });
+});
+
 describe('lane start and crash', () => {
   const options = (kafka: ReturnType<typeof fakeKafka>['kafka']) => {
     const config = loadConfig(env);

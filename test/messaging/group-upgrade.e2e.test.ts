@@ -32,7 +32,9 @@ it('two upgraded replicas started together go on from the offsets of the old sin
   const admin = stack.kafka.admin();
   await admin.connect();
   const ends = async (topic: string) =>
-    (await admin.fetchTopicOffsets(topic)).map((p) => ({ partition: p.partition, offset: p.high }));
+    (await admin.fetchTopicOffsets(topic))
+      .map((p) => ({ partition: p.partition, offset: p.high }))
+      .sort((a, b) => a.partition - b.partition);
   const oldInserts = await ends(inserts);
   const oldSearches = await ends(searches);
   await admin.setOffsets({ groupId: base, topic: inserts, partitions: oldInserts });

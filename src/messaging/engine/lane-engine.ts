@@ -54,6 +54,7 @@ export class LaneEngine<P extends Schedulable> {
   #closing = false;
   #idleWaiters: (() => void)[] = [];
   #wake: NodeJS.Timeout | undefined;
+  #wakeAt = 0;
 
   constructor(options: LaneEngineOptions<P>) {
     this.#o = options;
@@ -199,13 +200,26 @@ export class LaneEngine<P extends Schedulable> {
     return !state.predecessor || state.predecessor.inFlight === 0;
   }
 
-  /** Wakes the pump after `ms` (the rate budget, a partition's backoff); one timer at a time. */
+  /** Wakes the pump after `ms` (the rate budget, a partition's backoff); one timer, the earliest asked. */
   #wakeIn(ms: number): void {
-    if (this.#wake) return;
+    const at = Date.now() + ms;
+    if (this.#wake && this.#wakeAt <= at) return;
+    if (this.#wake) clearTimeout(this.#wake);
+    this.#wakeAt = at;
     this.#wake = setTimeout(() => {
       this.#wake = undefined;
       this.#pump();
     }, ms);
+  }
+
+  /** Ms until the first partition that has queued work and is backing off may start again (0: none). */
+  #backoffWait(now: number): number {
+    let until = Number.POSITIVE_INFINITY;
+    for (const s of this.#partitions.states) {
+      if (!s.retired && s.backoffUntil > now && s.scheduler.queued > 0)
+        until = Math.min(until, s.backoffUntil);
+    }
+    return until === Number.POSITIVE_INFINITY ? 0 : until - now;
   }
 
   #pump(): void {
@@ -225,7 +239,14 @@ export class LaneEngine<P extends Schedulable> {
         break;
       }
       const unit = this.#pick(now);
-      if (!unit) break;
+      if (!unit) {
+        // A timer set for a backoff's end can fire a little before Date.now() reaches it (timers run on
+        // the event loop's cached clock): without this, the partition's queue would wait for an
+        // unrelated event, forever on a quiet lane.
+        const backoff = this.#backoffWait(now);
+        if (backoff > 0) this.#wakeIn(backoff + 1);
+        break;
+      }
       this.#rate.spend(unit.items.length);
       this.#start(unit);
     }
