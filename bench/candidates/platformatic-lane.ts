@@ -55,6 +55,8 @@ export interface PlatformaticLaneOptions {
   maxWaitMs?: number;
   partitionMaxBytes?: number;
   maxBytes?: number;
+  /** How long after a revocation a commit of the partition is still sent (ms, default 1000). */
+  revokedCommitGraceMs?: number;
   /** Rebalance timeout the member announces (ms). */
   rebalanceTimeoutMs?: number;
 }
@@ -104,6 +106,7 @@ export class PlatformaticLane implements ConsumerControl {
   readonly #o: PlatformaticLaneOptions;
   readonly #pool: ConnectionPool;
   readonly #parts = new Map<string, PartitionState>();
+  readonly #revokedAt = new Map<string, number>();
   #stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
   #seenAssignments: GroupAssignment[] | null = null;
   #running = false;
@@ -113,7 +116,14 @@ export class PlatformaticLane implements ConsumerControl {
   #refreshMetadata = true;
   #loopFailures = 0;
   /** Counters for the bench. */
-  readonly stats = { fetches: 0, fetchErrors: 0, droppedSought: 0, controlBatches: 0, assignmentChanges: 0 };
+  readonly stats = {
+    fetches: 0,
+    fetchErrors: 0,
+    droppedSought: 0,
+    controlBatches: 0,
+    assignmentChanges: 0,
+    commitsDropped: 0,
+  };
 
   constructor(options: PlatformaticLaneOptions) {
     this.#o = options;
@@ -193,10 +203,24 @@ export class PlatformaticLane implements ConsumerControl {
     this.#wake?.();
   }
 
+  /** Commits offsets of partitions assigned now, or revoked less than revokedCommitGraceMs ago; drops the
+   * rest. The KIP-848 broker checks only the member epoch, not ownership: a commit of a partition that moved
+   * is accepted and can replace the new owner's later commit (a rewind: records answered twice). The library
+   * acknowledges a revocation at once, with no hook to finish first, so a commit of work that was in flight
+   * is let through for a short while: the new owner learns of the partition only on its next heartbeat. */
   async commit(offsets: PartitionOffset[]): Promise<void> {
-    if (offsets.length === 0) return;
+    const now = Date.now();
+    const grace = this.#o.revokedCommitGraceMs ?? 1_000;
+    const allowed = offsets.filter((o) => {
+      const k = key(o.topic, o.partition);
+      if (this.#parts.has(k)) return true;
+      const at = this.#revokedAt.get(k);
+      return at !== undefined && now - at < grace;
+    });
+    this.stats.commitsDropped += offsets.length - allowed.length;
+    if (allowed.length === 0) return;
     await this.consumer.commit({
-      offsets: offsets.map((o) => ({
+      offsets: allowed.map((o) => ({
         topic: o.topic,
         partition: o.partition,
         offset: BigInt(o.offset),
@@ -243,12 +267,14 @@ export class PlatformaticLane implements ConsumerControl {
     for (const [k, p] of this.#parts) {
       if (!wanted.has(k)) {
         this.#parts.delete(k);
+        this.#revokedAt.set(k, Date.now());
         removed.push({ topic: p.topic, partition: p.partition });
       }
     }
     const added: TopicPartition[] = [];
     for (const [k, tp] of wanted) {
       if (this.#parts.has(k)) continue;
+      this.#revokedAt.delete(k);
       this.#parts.set(k, {
         ...tp,
         position: undefined,

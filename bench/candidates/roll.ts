@@ -446,7 +446,8 @@ for (const kind of kinds) {
   if (kind !== 'kafkajs' && kind !== 'platformatic') throw new Error(`unknown kind ${String(kind)}`);
   results.push(await runOnce(kind));
 }
-const out = `${HERE}/roll-results.json`;
+mkdirSync(`${HERE}/results`, { recursive: true });
+const out = `${HERE}/results/roll-${results[0]?.started.slice(0, 16).replace(':', '-') ?? 'none'}.json`;
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 console.log(table(results));
 for (const r of results) {
