@@ -4,9 +4,12 @@
 // read costs O(hours in the period), not O(events) or O(patterns x days). One pattern's figures come from
 // its daily rollup and its statistics row.
 //
-// Identical global reads (no pattern_id) within `resultMaxAgeMs` are answered from one computation: the
-// first computes (the others asking meanwhile wait for it), the rest get its data with `metadata.as_of`,
-// the time it was read, and `metadata.cached: true`. Every analytics read states `metadata.as_of`.
+// Identical global reads (no pattern_id) within `resultMaxAgeMs` of a computation are answered from it:
+// the first computes (the others asking meanwhile wait for it), the rest get its data with
+// `metadata.as_of`, the time it was read, and `metadata.cached: true`. Once an answer is past half that
+// age, the next is computed ahead in the background (one at a time) while it keeps serving, so a read
+// polled more often than the bound never waits for a computation. Every analytics read states
+// `metadata.as_of`.
 import { performance } from 'node:perf_hooks';
 import type { QueryResultRow } from 'pg';
 import { validateRequest } from '../contracts/decode.ts';
@@ -32,8 +35,9 @@ export interface AnalyticsNodeOptions extends NodeOptions {
    */
   topPatternsMaxAgeMs?: number;
   /**
-   * Identical global reads within this many ms of a computation are answered from it
-   * (ANALYTICS_RESULT_MAX_AGE_MS); a request's `max_age_ms` only lowers it. 0 (the default here): never.
+   * Identical global reads within this many ms of a computation are answered from it, and recomputed
+   * ahead once half of it has passed (ANALYTICS_RESULT_MAX_AGE_MS); a request's `max_age_ms` only lowers
+   * it. 0 (the default here): never.
    */
   resultMaxAgeMs?: number;
   /** Distinct global reads kept (the oldest computed is dropped first). */
@@ -46,13 +50,17 @@ type DatedData = { [READ_BEFORE]?: Date };
 
 interface Answer {
   data: unknown;
+  /** Stated as metadata.as_of: when its oldest figure was read. */
   asOf: Date;
+  /** When its computation started: its age for the freshness bound. */
+  computedAt: Date;
 }
 
 interface CacheEntry {
-  asOf: Date;
-  /** Undefined when the computation failed: nothing to reuse. */
-  answer: Promise<Answer | undefined>;
+  /** The latest answer computed. */
+  answer?: Answer | undefined;
+  /** A computation in flight; undefined when it failed (nothing to reuse). */
+  computing?: Promise<Answer | undefined> | undefined;
 }
 
 /** The cache key of a global read: its operation and every field that shapes the answer. */
@@ -108,6 +116,8 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
   readonly #resultMaxAgeMs: number;
   readonly #cacheEntries: number;
   readonly #cache = new Map<string, CacheEntry>();
+  /** The one background refresh of a cached read at a time (so at most one beside the lane's units). */
+  #refreshingRead: Promise<void> | undefined;
 
   constructor(pool: Pool, options: AnalyticsNodeOptions = {}) {
     super('pattern.analytics.compute', pool, options);
@@ -138,41 +148,82 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
     const key = maxAge > 0 ? cacheKeyOf(request) : undefined;
     if (key === undefined) return (await this.#read(request, context)).result;
 
-    const entry = this.#cache.get(key);
-    if (entry && Date.now() - entry.asOf.getTime() < maxAge) {
-      const answer = await entry.answer;
-      if (answer) {
-        return buildResult(
-          { success: true, data: answer.data, error: null },
-          {
-            correlationId: request.correlation_id,
-            operation: request.operation,
-            node: this.nodeName,
-            startedAt,
-          },
-          context.source,
-          { as_of: answer.asOf.toISOString(), cached: true },
-        );
+    const entry = this.#entry(key);
+    const fresh = (a: Answer | undefined): a is Answer =>
+      a !== undefined && Date.now() - a.computedAt.getTime() < maxAge;
+    if (fresh(entry.answer)) {
+      // Past half its age, the next answer is computed ahead, in the background, while this one serves.
+      if (
+        Date.now() - entry.answer.computedAt.getTime() >= this.#resultMaxAgeMs / 2 &&
+        !entry.computing &&
+        !this.#refreshingRead
+      ) {
+        this.#refreshingRead = this.#compute(entry, request, { ...context, deadline: undefined })
+          .catch((err: unknown) => this.logger?.warn({ err }, 'refreshing a cached analytics read failed'))
+          .then(() => {
+            this.#refreshingRead = undefined;
+          });
       }
-      return (await this.#read(request, context)).result;
+      return this.#cached(request, context, entry.answer, startedAt);
     }
-    const computing = this.#read(request, context);
-    const fresh: CacheEntry = {
-      asOf: new Date(),
-      answer: computing.then(
-        ({ result, asOf }) => (result.success ? { data: result.data, asOf } : undefined),
-        () => undefined,
-      ),
-    };
+    if (entry.computing) {
+      const joined = await entry.computing;
+      if (fresh(joined)) return this.#cached(request, context, joined, startedAt);
+    }
+    return this.#compute(entry, request, context);
+  }
+
+  /** The cache entry of a key, the key moved to the newest place; the oldest keys beyond the bound go. */
+  #entry(key: string): CacheEntry {
+    const entry = this.#cache.get(key) ?? {};
     this.#cache.delete(key);
-    this.#cache.set(key, fresh);
+    this.#cache.set(key, entry);
     while (this.#cache.size > this.#cacheEntries) {
-      const oldest = this.#cache.keys().next().value as string;
-      this.#cache.delete(oldest);
+      this.#cache.delete(this.#cache.keys().next().value as string);
     }
-    const { result } = await computing;
-    if (!result.success && this.#cache.get(key) === fresh) this.#cache.delete(key);
-    return result;
+    return entry;
+  }
+
+  /** Computes a global read into its cache entry (the others asking meanwhile join it). */
+  async #compute(
+    entry: CacheEntry,
+    request: AnalyticsRequest,
+    context: ExecuteContext,
+  ): Promise<ModelResult> {
+    const computedAt = new Date();
+    const reading = this.#read(request, context);
+    const computing = reading.then(
+      ({ result, asOf }) => (result.success ? { data: result.data, asOf, computedAt } : undefined),
+      () => undefined,
+    );
+    entry.computing = computing;
+    try {
+      const { result } = await reading;
+      const answer = await computing;
+      if (answer && (!entry.answer || entry.answer.computedAt < computedAt)) entry.answer = answer;
+      return result;
+    } finally {
+      if (entry.computing === computing) entry.computing = undefined;
+    }
+  }
+
+  #cached(
+    request: AnalyticsRequest,
+    context: ExecuteContext,
+    answer: Answer,
+    startedAt: number,
+  ): ModelResult {
+    return buildResult(
+      { success: true, data: answer.data, error: null },
+      {
+        correlationId: request.correlation_id,
+        operation: request.operation,
+        node: this.nodeName,
+        startedAt,
+      },
+      context.source,
+      { as_of: answer.asOf.toISOString(), cached: true },
+    );
   }
 
   /** One read from the database, stating when its figures were read (the oldest part, if reused). */

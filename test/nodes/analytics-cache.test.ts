@@ -43,6 +43,7 @@ async function use(): Promise<void> {
   expect(r.error).toBeNull();
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const node = (resultMaxAgeMs: number, topPatternsMaxAgeMs = 0) =>
   new NodePatternAnalyticsEffect(db.pool, { resultMaxAgeMs, topPatternsMaxAgeMs });
 
@@ -72,7 +73,7 @@ describe('global reads within the freshness bound', () => {
     expect(second.metadata.correlation_id).not.toBe(first.metadata.correlation_id);
     expect(JSON.stringify(second.data)).toBe(JSON.stringify(first.data));
 
-    // max_age_ms: 0 reads now, and sees the event recorded since; the cache then holds the newer answer.
+    // max_age_ms: 0 reads now, and sees the event recorded since.
     const now = await analytics.executeEffect(
       { operation: 'get_global_stats', ...PERIOD, max_age_ms: 0 } as never,
       { eventTime: T },
@@ -111,10 +112,31 @@ describe('global reads within the freshness bound', () => {
     expect(stricter.metadata.cached).toBeUndefined();
     expect(total(stricter)).toBe(total(first) + 1);
     await use();
-    await new Promise((r) => setTimeout(r, 2_100));
+    await sleep(2_100);
     const later = await analytics.executeEffect(request, { eventTime: T });
     expect(later.metadata.cached).toBeUndefined();
     expect(total(later)).toBe(total(first) + 2);
+  });
+
+  it('computes the next answer ahead, in the background, once half the bound has passed', async () => {
+    const analytics = node(3_000);
+    const request = { operation: 'get_global_stats', ...PERIOD } as never;
+    const first = await analytics.executeEffect(request, { eventTime: T });
+    await use();
+    await sleep(1_600);
+    // Still within the bound: answered at once from the old computation, which starts the next one.
+    const stale = await analytics.executeEffect(request, { eventTime: T });
+    expect(stale.metadata).toMatchObject({ cached: true, as_of: first.metadata.as_of });
+    expect(events(stale)).toBe(events(first));
+    let next = stale;
+    for (let i = 0; i < 300 && next.metadata.as_of === first.metadata.as_of; i++) {
+      await sleep(10);
+      next = await analytics.executeEffect(request, { eventTime: T });
+    }
+    // The answer computed ahead: newer, with the event recorded since, and no reader computed it.
+    expect(next.metadata.cached).toBe(true);
+    expect(events(next)).toBe(events(first) + 1);
+    expect(Date.parse(next.metadata.as_of ?? '')).toBeGreaterThan(Date.parse(first.metadata.as_of ?? ''));
   });
 
   it('runs one computation for concurrent identical reads', async () => {
@@ -196,7 +218,7 @@ describe('get_global_stats: as_of covers the reused top patterns', () => {
   it('is never later than when the reused top_patterns were read', async () => {
     const analytics = node(0, 60_000);
     const first = await analytics.executeEffect({ operation: 'get_global_stats' } as never, { eventTime: T });
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     const startedSecond = Date.now();
     const second = await analytics.executeEffect({ operation: 'get_global_stats' } as never, {
       eventTime: T,
