@@ -501,8 +501,9 @@ export function windowRows(
 export function asciiTimeline(rows: WindowRow[]): string[] {
   const bar = (ms: number) =>
     Number.isFinite(ms) && ms > 1 ? '#'.repeat(Math.round(10 * Math.log10(ms))) : '';
+  const scale = ['1 ms', '10 ms', '100 ms', '1 s', '10 s'].map((l) => `|${l}`.padEnd(10)).join('');
   const lines = [
-    '  window (s)   phase          p99 ms   log scale: |1 ms    |10 ms    |100 ms   |1 s      |10 s',
+    `  ${'window (s)'.padEnd(12)} ${'phase'.padEnd(13)} ${'p99 ms'.padStart(7)}   ${'log:'.padEnd(9)}${scale}`.trimEnd(),
   ];
   for (const r of rows) {
     const lost = r.requests - r.answered;
