@@ -240,6 +240,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
           logger,
           statementTimeoutMs: config.DB_ANALYTICS_STATEMENT_TIMEOUT_MS,
           topPatternsMaxAgeMs: config.ANALYTICS_TOP_PATTERNS_MAX_AGE_MS,
+          resultMaxAgeMs: config.ANALYTICS_RESULT_MAX_AGE_MS,
         }),
       },
       directory: new TopicDirectory(admin),

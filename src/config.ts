@@ -113,7 +113,8 @@ export const configSchema = z
     /** Result bodies in the identity store older than this are pruned to their ids; 0 keeps them all. */
     WORKER_RESULT_RETENTION: duration.default(7 * 86_400_000),
     /** The analytics lane's own connections (not counted in DB_POOL_MAX), so analytics never take the
-     * connections ingestion and searches need; one more than its units, for the top-patterns refresh. */
+     * connections ingestion and searches need; one more than its units, for the top-patterns refresh (a
+     * cached global read's background refresh may wait briefly for one of them; 3 avoids that). */
     DB_ANALYTICS_POOL_MAX: intFrom(1, 100).default(2),
     /** Statement timeout of the analytics connections (0: none). */
     DB_ANALYTICS_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(5_000),

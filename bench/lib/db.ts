@@ -265,6 +265,9 @@ export async function bulkLoadEvents(
         FROM pattern_usage_events GROUP BY pattern_id
     ) s
     WHERE p.id = s.pattern_id`);
+  // The global rollups (hourly usage, the counters) are the trigger's too: rebuilt, or global reads would
+  // be measured on an empty rollup.
+  await pool.query('SELECT rebuild_analytics_rollups()');
 }
 
 const STAT_COLUMNS = `usage_count, success_count, success_rate, quality_sample_count, quality_improvement_sum,
