@@ -102,6 +102,7 @@ describe('routing every operation, correlation and reply paths', () => {
       ['pattern.analytics.compute', { operation: 'get_quality_trends' }],
       ['pattern.analytics.compute', { operation: 'get_effectiveness' }],
       ['pattern.analytics.compute', { operation: 'get_global_stats' }],
+      ['pattern.analytics.compute', { operation: 'get_global_stats' }],
     ];
     const expected = new Map<string, { topic: string; operation: string }>();
     for (const [topic, body] of ops) {
@@ -137,6 +138,12 @@ describe('routing every operation, correlation and reply paths', () => {
       expect(message?.headers['kafka_nest-is-disposed']).toBeDefined();
       expect(message?.key?.toString()).toBe(a);
     }
+    // The second global read within ANALYTICS_RESULT_MAX_AGE_MS is answered from the first's computation.
+    const globalReads = [...expected]
+      .filter(([, want]) => want.operation === 'get_global_stats')
+      .map(([cid]) => resultOf(byCid(stack.results.messages, cid)[0] as CollectedMessage).metadata);
+    expect(globalReads.map((m) => m.cached === true)).toEqual([false, true]);
+    expect(globalReads[1]?.as_of).toBe(globalReads[0]?.as_of);
     // The last write wins in offset order: the relationship ends at strength 0.9.
     expect(await count(stack, 'SELECT count(*) AS n FROM pattern_relationships WHERE strength = 0.9')).toBe(
       1,
