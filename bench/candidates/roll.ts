@@ -7,6 +7,7 @@
 // replies drain. Per phase (by send time): p50/p99/max request -> reply latency; the longest gap between two
 // replies of one request partition (stall) and how many partitions had a gap over 1 s; lost, duplicated.
 //   node bench/candidates/roll.ts [kafkajs] [platformatic]      (default: both, kafkajs first)
+//   ROLL_MODE=surge node bench/candidates/roll.ts ...            (start the replacement first, then SIGTERM)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,8 @@ const SETTLE_MS = 5_000;
 const AFTER_ROLL_MS = 15_000;
 const AFTER_KILL_MS = 60_000;
 const HERE = import.meta.dirname;
+/** ROLL_MODE=surge: each replacement starts, and is ready, before the old process gets its SIGTERM. */
+const SURGE = process.env.ROLL_MODE === 'surge';
 
 const PRODUCER_PY = `
 import json, signal, sys, time
@@ -110,6 +113,7 @@ interface PhaseFigures {
 }
 interface RunResult {
   kind: Kind;
+  mode: 'stop-then-start' | 'surge';
   started: string;
   uptimeBefore: string;
   uptimeAfter: string;
@@ -261,13 +265,27 @@ async function runOnce(kind: Kind): Promise<RunResult> {
   for (let step = 0; step < 3; step++) {
     const old = echoes[step]!;
     const t0 = t();
-    old.child.kill('SIGTERM');
-    const replacement = startEcho(kind, `${kind}-${n++}`, dir, env);
-    echoes[step] = replacement;
-    await old.exited;
-    const stopMs = t() - t0;
-    await replacement.ready;
-    const readyMs = t() - t0;
+    let stopMs: number;
+    let readyMs: number;
+    const replacement = SURGE ? startEcho(kind, `${kind}-${n++}`, dir, env) : undefined;
+    if (replacement) {
+      // Surge: the replacement is ready before the old one is stopped.
+      echoes[step] = replacement;
+      await replacement.ready;
+      readyMs = t() - t0;
+      const t1 = t();
+      old.child.kill('SIGTERM');
+      await old.exited;
+      stopMs = t() - t1;
+    } else {
+      old.child.kill('SIGTERM');
+      const next = startEcho(kind, `${kind}-${n++}`, dir, env);
+      echoes[step] = next;
+      await old.exited;
+      stopMs = t() - t0;
+      await next.ready;
+      readyMs = t() - t0;
+    }
     rollSteps.push({ step, stopMs, readyMs });
     console.log(
       `[${kind}] roll step ${step}: old stopped in ${stopMs} ms, replacement ready in ${readyMs} ms`,
@@ -392,6 +410,7 @@ async function runOnce(kind: Kind): Promise<RunResult> {
   await admin.disconnect();
   return {
     kind,
+    mode: SURGE ? 'surge' : 'stop-then-start',
     started,
     uptimeBefore,
     uptimeAfter,
@@ -447,7 +466,7 @@ for (const kind of kinds) {
   results.push(await runOnce(kind));
 }
 mkdirSync(`${HERE}/results`, { recursive: true });
-const out = `${HERE}/results/roll-${results[0]?.started.slice(0, 16).replace(':', '-') ?? 'none'}.json`;
+const out = `${HERE}/results/roll-${SURGE ? 'surge-' : ''}${results[0]?.started.slice(0, 16).replace(':', '-') ?? 'none'}.json`;
 writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 console.log(table(results));
 for (const r of results) {
