@@ -2,19 +2,21 @@
 // answers each request on the reply topic (same partition number, correlation id header copied) with an
 // idempotent producer (acks from all replicas) and commits a partition only up to what it has answered
 // (autoCommit off, explicit commitOffsets after the send). The worker's session settings (30 s session,
-// 3 s heartbeat). Prints "ready" on every group join. SIGTERM: kafkajs lets the running batch finish, then
+// 3 s heartbeat; ECHO_SESSION_TIMEOUT_MS changes the session, the heartbeat is a tenth of it). Prints "ready" on every group join. SIGTERM: kafkajs lets the running batch finish, then
 // leaves the group. bench/baselines/kafka-echo.ts does not fit: it auto-commits on an interval and answers
 // per the request's reply headers.
 import { Kafka, logLevel } from 'kafkajs';
 import { CORRELATION_HEADER, echoEnv, log } from './echo-common.ts';
 
 const env = echoEnv();
+// The worker's KAFKA_SESSION_TIMEOUT_MS (default 30 s) and its heartbeat (a tenth of it).
+const sessionTimeoutMs = Number(process.env.ECHO_SESSION_TIMEOUT_MS ?? 30_000);
 const kafka = new Kafka({ clientId: env.name, brokers: env.brokers, logLevel: logLevel.NOTHING });
 const consumer = kafka.consumer({
   groupId: env.groupId,
   maxWaitTimeInMs: 100,
-  sessionTimeout: 30_000,
-  heartbeatInterval: 3_000,
+  sessionTimeout: sessionTimeoutMs,
+  heartbeatInterval: Math.floor(sessionTimeoutMs / 10),
   rebalanceTimeout: 60_000,
   allowAutoTopicCreation: false,
 });

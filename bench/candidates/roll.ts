@@ -114,6 +114,8 @@ interface PhaseFigures {
 interface RunResult {
   kind: Kind;
   mode: 'stop-then-start' | 'surge';
+  broker: string;
+  kafkajsSessionTimeoutMs: number;
   started: string;
   uptimeBefore: string;
   uptimeAfter: string;
@@ -198,14 +200,34 @@ async function runOnce(kind: Kind): Promise<RunResult> {
   const kafka = benchKafka('cand-roll');
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [requestTopic, replyTopic].map((topic) => ({
-      topic,
-      numPartitions: PARTITIONS,
-      replicationFactor: 1,
-    })),
-  });
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [requestTopic, replyTopic].map((topic) => ({
+        topic,
+        numPartitions: PARTITIONS,
+        replicationFactor: 1,
+      })),
+    });
+  } catch (err) {
+    // kafkajs's wait for leaders can fail with UNKNOWN_TOPIC_OR_PARTITION on a young broker: wait ourselves.
+    console.log(
+      `[${kind}] createTopics: ${err instanceof Error ? err.message : String(err)}; waiting for the topics`,
+    );
+    for (let i = 0; ; i++) {
+      const ok = await admin
+        .fetchTopicMetadata({ topics: [requestTopic, replyTopic] })
+        .then((m) =>
+          m.topics.every(
+            (t) => t.partitions.length === PARTITIONS && t.partitions.every((p) => p.leader >= 0),
+          ),
+        )
+        .catch(() => false);
+      if (ok) break;
+      if (i > 60) throw err;
+      await sleep(500);
+    }
+  }
   const uptimeBefore = sh('uptime', []);
   const busiest = sh('ps', ['-eo', 'pcpu,etime,args', '--sort=-pcpu'])
     .split('\n')
@@ -411,6 +433,8 @@ async function runOnce(kind: Kind): Promise<RunResult> {
   return {
     kind,
     mode: SURGE ? 'surge' : 'stop-then-start',
+    broker: BROKERS.join(','),
+    kafkajsSessionTimeoutMs: Number(process.env.ECHO_SESSION_TIMEOUT_MS ?? 30_000),
     started,
     uptimeBefore,
     uptimeAfter,
@@ -464,6 +488,8 @@ const results: RunResult[] = [];
 for (const kind of kinds) {
   if (kind !== 'kafkajs' && kind !== 'platformatic') throw new Error(`unknown kind ${String(kind)}`);
   results.push(await runOnce(kind));
+  // Written after each client, so a failure of the next one keeps these.
+  writeFileSync(`/tmp/cand-roll/partial-${process.pid}.json`, `${JSON.stringify(results, null, 2)}\n`);
 }
 mkdirSync(`${HERE}/results`, { recursive: true });
 const out = `${HERE}/results/roll-${SURGE ? 'surge-' : ''}${results[0]?.started.slice(0, 16).replace(':', '-') ?? 'none'}.json`;
