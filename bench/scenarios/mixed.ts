@@ -198,7 +198,8 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
         ? c.computeAnalytics({}, { timeoutMs: 10_000 })
         : c.getGlobalStats({}, { timeoutMs: 10_000 });
     const target = { producer, topic: names.request('pattern.usage'), counter, child: worker };
-    const group = `${names.prefix}worker`;
+    // The reads lane's consumer group (each lane has its own: <KAFKA_GROUP_ID>.<lane>).
+    const group = `${names.prefix}worker.reads`;
     const requestTopic = names.request('pattern.search.request');
     const drain = () => waitForDrain(kafka, group, requestTopic, 90_000);
 

@@ -137,7 +137,8 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true' },
     });
     await child.waitReady();
-    const group = `${names.prefix}worker`;
+    // The reads lane's consumer group (each lane has its own: <KAFKA_GROUP_ID>.<lane>).
+    const group = `${names.prefix}worker.reads`;
     const requestTopic = names.request('pattern.search.request');
     // A run that overloads the worker leaves a backlog; the next run starts only once it is worked off.
     const drain = () => waitForDrain(kafka, group, requestTopic, 90_000);
