@@ -89,7 +89,7 @@ export function startWorker(spec: WorkerSpec): Promise<Child> {
 }
 
 export const defaultFlavor: WorkerFlavor = {
-  label: process.env.BENCH_DEPLOY_LABEL || 'kafkajs, eager protocol, one group',
+  label: process.env.BENCH_DEPLOY_LABEL || 'kafkajs, eager protocol, a consumer group per lane',
   start: startWorker,
   // src/messaging/kafka/lane-consumer.ts: kafkajs's CRASH event, and the lane replacing its consumer.
   crashLines: {
