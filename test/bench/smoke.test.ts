@@ -160,13 +160,12 @@ describe('npm run bench -- --smoke', () => {
     for (const [name, target] of [
       ['mixed: ingestion vs its solo rate', '>= 0.8x'],
       ['mixed: search p99 vs its solo p99 at 50/s', '<= 1.5x'],
+      ['mixed: global analytics p99 at 2/s, every request answered', '<= 50 ms'],
     ] as const) {
       expect(goalNames(r)).toContain(name);
       expect(stdout).toMatch(printed(name, target));
     }
-    expect(goalNames(r)).toEqual(
-      expect.arrayContaining(['mixed: replay throughput', 'mixed: global analytics p99 at 2/s']),
-    );
+    expect(goalNames(r)).toContain('mixed: replay throughput');
   });
 
   it('deploy: three workers rolled and one killed under load; every request answered, none applied twice', async () => {
