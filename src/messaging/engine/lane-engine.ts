@@ -485,15 +485,7 @@ export class LaneEngine<P extends Schedulable> {
       this.#pump();
     }, delay);
     this.#timers.add(timer);
-    const backoff = unit.state.backoffUntil - Date.now();
-    if (backoff > 0) {
-      // Pump again when the partition's backoff ends, for the units queued behind it.
-      const wake = setTimeout(() => {
-        this.#timers.delete(wake);
-        this.#pump();
-      }, backoff);
-      this.#timers.add(wake);
-    }
+    // The units queued behind it start when the partition's backoff ends: the pump wakes itself for that.
   }
 
   // ---- offsets and flow control

@@ -44,7 +44,7 @@ function pinoLogCreator(logger: Logger): logCreator {
     };
 }
 
-export function saslOptions(config: Config): SASLOptions | undefined {
+export function saslOptions(config: Config): KafkaConnection['sasl'] {
   const {
     KAFKA_SASL_MECHANISM: mechanism,
     KAFKA_SASL_USERNAME: username,
@@ -85,7 +85,7 @@ export function kafkaConfig(config: Config, logger?: Logger, clientIdSuffix = ''
   };
   const tls = tlsOptions(config);
   if (tls) kafka.ssl = tls;
-  if (sasl) kafka.sasl = sasl;
+  if (sasl) kafka.sasl = sasl as SASLOptions;
   if (logger) kafka.logCreator = pinoLogCreator(logger);
   return kafka;
 }
@@ -113,12 +113,8 @@ export interface KafkaConnection {
 /** The connection settings of a configuration (KAFKA_BROKERS, KAFKA_SASL_*, KAFKA_SSL*). */
 export function kafkaConnection(config: Config): KafkaConnection {
   const connection: KafkaConnection = { brokers: config.KAFKA_BROKERS };
-  const {
-    KAFKA_SASL_MECHANISM: mechanism,
-    KAFKA_SASL_USERNAME: username,
-    KAFKA_SASL_PASSWORD: password,
-  } = config;
-  if (mechanism && username && password) connection.sasl = { mechanism, username, password };
+  const sasl = saslOptions(config);
+  if (sasl) connection.sasl = sasl;
   const tls = tlsOptions(config);
   if (tls) connection.tls = tls;
   return connection;
