@@ -1,48 +1,12 @@
-// Builds the Kafka client from configuration: brokers, client id, SASL and TLS, logs through pino. The
-// client library (kafkajs) is imported only under src/messaging/kafka/ (an eslint rule); the rest of the
-// code passes these handles around by the names below.
+// Builds the Kafka client from configuration: brokers, client id, SASL and TLS. The client library
+// (@platformatic/kafka) is imported only under src/messaging/kafka/ (an eslint rule); the rest of the code
+// holds a KafkaClient and the project's own types that this module's neighbours export.
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import {
-  Kafka,
-  logLevel,
-  type Admin,
-  type IHeaders,
-  type KafkaConfig,
-  type KafkaMessage,
-  type Producer,
-  type SASLOptions,
-  type logCreator,
-} from 'kafkajs';
+import type { BaseOptions, SASLOptions } from '@platformatic/kafka';
 import { ConfigError, type Config } from '../../config.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-
-const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
-  [logLevel.ERROR]: 'error',
-  [logLevel.WARN]: 'warn',
-  [logLevel.INFO]: 'info',
-  [logLevel.DEBUG]: 'debug',
-};
-
-// Warnings kafkajs prints on every start that say nothing about this deployment: the partitioner
-// change of kafkajs 2.0 (we set none) and bounded retries on the idempotent producer (a failed send is
-// retried by re-processing the message, whose effect is already deduplicated).
-const KNOWN_NOISE = /switched default partitioner|Limiting retries for the idempotent producer/;
-
-function pinoLogCreator(logger: Logger): logCreator {
-  const kafkaLogger = logger.child({ component: 'kafkajs' });
-  return () =>
-    ({ level, log }) => {
-      const { message, ...rest } = log;
-      // kafkajs logs every retried request at ERROR; it is noise unless the retry budget runs out.
-      const effective = KNOWN_NOISE.test(message)
-        ? 'debug'
-        : level === logLevel.ERROR && /retry|reconnect|not available/i.test(message)
-          ? 'warn'
-          : LEVELS[level];
-      kafkaLogger[effective ?? 'info'](rest, message);
-    };
-}
+import { KafkaAdmin } from './admin.ts';
 
 export function saslOptions(config: Config): KafkaConnection['sasl'] {
   const {
@@ -73,34 +37,6 @@ export function tlsOptions(config: Config): ConnectionOptions | false {
   return tls;
 }
 
-export function kafkaConfig(config: Config, logger?: Logger, clientIdSuffix = ''): KafkaConfig {
-  const sasl = saslOptions(config);
-  const kafka: KafkaConfig = {
-    clientId: `${config.KAFKA_CLIENT_ID}${clientIdSuffix}`,
-    brokers: config.KAFKA_BROKERS,
-    connectionTimeout: 3_000,
-    requestTimeout: 30_000,
-    retry: { initialRetryTime: 300, retries: 8 },
-    logLevel: logger ? logLevel.WARN : logLevel.NOTHING,
-  };
-  const tls = tlsOptions(config);
-  if (tls) kafka.ssl = tls;
-  if (sasl) kafka.sasl = sasl as SASLOptions;
-  if (logger) kafka.logCreator = pinoLogCreator(logger);
-  return kafka;
-}
-
-export function createKafka(config: Config, logger?: Logger, clientIdSuffix = ''): Kafka {
-  return new Kafka(kafkaConfig(config, logger, clientIdSuffix));
-}
-
-/** The Kafka client handle the rest of the code passes around. */
-export type KafkaClient = Kafka;
-export type KafkaAdmin = Admin;
-export type KafkaProducer = Producer;
-export type KafkaHeaders = IHeaders;
-export type KafkaFetchedMessage = KafkaMessage;
-
 /** Where and how to reach the brokers, as plain settings: what PatternClient takes, whatever the client
  * library behind this module. */
 export interface KafkaConnection {
@@ -120,13 +56,51 @@ export function kafkaConnection(config: Config): KafkaConnection {
   return connection;
 }
 
+const MECHANISMS = {
+  plain: 'PLAIN',
+  'scram-sha-256': 'SCRAM-SHA-256',
+  'scram-sha-512': 'SCRAM-SHA-512',
+} as const satisfies Record<NonNullable<KafkaConnection['sasl']>['mechanism'], SASLOptions['mechanism']>;
+
+/** A connection and a client id: what every producer, consumer and admin of this process is made from. */
+export class KafkaClient {
+  readonly connection: KafkaConnection;
+  readonly clientId: string;
+  readonly logger: Logger | undefined;
+
+  constructor(clientId: string, connection: KafkaConnection, logger?: Logger) {
+    this.clientId = clientId;
+    this.connection = connection;
+    this.logger = logger;
+  }
+
+  /** The library's options for a client of this connection; `suffix` tells its connections apart. */
+  options(suffix = ''): BaseOptions {
+    const { brokers, sasl, tls } = this.connection;
+    const options: BaseOptions = {
+      clientId: `${this.clientId}${suffix}`,
+      bootstrapBrokers: brokers,
+      connectTimeout: 3_000,
+      requestTimeout: 30_000,
+      retries: 8,
+      retryDelay: 300,
+    };
+    if (sasl) options.sasl = { mechanism: MECHANISMS[sasl.mechanism], username: sasl.username, password: sasl.password };
+    if (tls) options.tls = tls === true ? {} : tls;
+    return options;
+  }
+
+  /** An admin client; close it with disconnect(). */
+  admin(): KafkaAdmin {
+    return new KafkaAdmin(this.options('-admin'));
+  }
+}
+
+export function createKafka(config: Config, logger?: Logger, clientIdSuffix = ''): KafkaClient {
+  return new KafkaClient(`${config.KAFKA_CLIENT_ID}${clientIdSuffix}`, kafkaConnection(config), logger);
+}
+
 /** A client for a connection that logs nothing (PatternClient's). */
 export function quietKafkaClient(clientId: string, connection: KafkaConnection): KafkaClient {
-  return new Kafka({
-    clientId,
-    brokers: connection.brokers,
-    logLevel: logLevel.NOTHING,
-    ...(connection.sasl ? { sasl: connection.sasl as SASLOptions } : {}),
-    ...(connection.tls ? { ssl: connection.tls } : {}),
-  });
+  return new KafkaClient(clientId, connection);
 }
