@@ -1,0 +1,424 @@
+// Fetching, apart from group membership: a position per partition, per-partition pause, resume and seek,
+// and one fetch per leader per round on a connection pool of its own (a long poll must not hold up
+// heartbeats and commits). The lane consumer feeds it the partitions its group assigns; the reply
+// consumer, the replay reader and the operator's range reads give it fixed partitions.
+//
+// The library's MessagesStream is not used for records: it has no per-partition pause, resume or seek,
+// and it rewinds every assigned partition to its committed offset on every assignment change.
+import {
+  ConnectionPool,
+  ListOffsetTimestamps,
+  type ClusterMetadata,
+  type Consumer,
+} from '@platformatic/kafka';
+
+// The fetch types are not exported from the package root.
+type FetchOptions = Parameters<Consumer['fetch']>[0];
+type FetchRequestTopic = FetchOptions['topics'][number];
+type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+type FetchResponsePartition = FetchResponse['responses'][number]['partitions'][number];
+
+/** A record as fetched: offsets and timestamps as bigints, headers as the wire has them (in order). */
+export interface FetchedRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  timestamp: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: [Buffer | null, Buffer | null][];
+}
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+/** Where a partition without a position starts. */
+export type StartFrom = 'committed' | 'earliest' | 'latest';
+
+export interface FetcherOptions {
+  /** The library client that fetches (and, for 'committed', knows the group). */
+  consumer: Consumer;
+  /** Used for the fetch pool's name. */
+  clientId: string;
+  /** Records of one partition in offset order; `next` is its position after them (control batches and
+   * compacted gaps included); `highWatermark` the partition's end. Called synchronously from the loop. */
+  onRecords: (
+    topic: string,
+    partition: number,
+    records: FetchedRecord[],
+    next: bigint,
+    highWatermark: bigint,
+  ) => void;
+  onError?: ((what: string, err: unknown) => void) | undefined;
+  /** For partitions added without an offset: the group's committed offset (falling back to `reset`), or
+   * straight from `reset`. */
+  startFrom: StartFrom;
+  /** Where a partition without a committed offset, or out of range below the log start, starts. */
+  reset?: 'earliest' | 'latest';
+  maxWaitMs?: number;
+  partitionMaxBytes?: number;
+  maxBytes?: number;
+}
+
+interface PartitionState extends TopicPartition {
+  /** Next offset to fetch; undefined until it is known. */
+  position: bigint | undefined;
+  paused: boolean;
+  /** Bumped by every seek: a fetch response asked for at an older generation is dropped. */
+  generation: number;
+  backoffUntil: number;
+  failures: number;
+}
+
+const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+// Kafka error codes the loop treats itself.
+const OFFSET_OUT_OF_RANGE = 1;
+const METADATA_ERRORS = new Set([
+  3, // UNKNOWN_TOPIC_OR_PARTITION
+  5, // LEADER_NOT_AVAILABLE
+  6, // NOT_LEADER_OR_FOLLOWER
+  74, // FENCED_LEADER_EPOCH
+  75, // UNKNOWN_LEADER_EPOCH
+  100, // UNKNOWN_TOPIC_ID
+]);
+const CONTROL_BATCH = 0x20;
+
+/** The response inside a library error (a ResponseError, possibly wrapped in MultipleErrors). */
+function responseOf(err: unknown, depth = 0): FetchResponse | undefined {
+  if (depth > 5 || typeof err !== 'object' || err === null) return undefined;
+  const e = err as { response?: unknown; errors?: unknown[] };
+  const r = e.response as FetchResponse | undefined;
+  if (r && Array.isArray(r.responses)) return r;
+  for (const inner of (e.errors ?? []).toReversed()) {
+    const found = responseOf(inner, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+export class PartitionFetcher {
+  readonly #o: FetcherOptions;
+  readonly #pool: ConnectionPool;
+  readonly #parts = new Map<string, PartitionState>();
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #metadata: ClusterMetadata | undefined;
+  #refreshMetadata = true;
+  #loopFailures = 0;
+  #positioned: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  constructor(options: FetcherOptions) {
+    this.#o = options;
+    this.#pool = new ConnectionPool(`${options.clientId}-fetch`);
+  }
+
+  get assigned(): TopicPartition[] {
+    return [...this.#parts.values()].map(({ topic, partition }) => ({ topic, partition }));
+  }
+
+  has(topic: string, partition: number): boolean {
+    return this.#parts.has(key(topic, partition));
+  }
+
+  /** The next offset to fetch of each positioned partition. */
+  positions(): (TopicPartition & { offset: bigint })[] {
+    return [...this.#parts.values()].flatMap((p) =>
+      p.position === undefined ? [] : [{ topic: p.topic, partition: p.partition, offset: p.position }],
+    );
+  }
+
+  /** Starts fetching partitions; those without an offset start from `startFrom`. Known ones are kept. */
+  add(parts: readonly (TopicPartition & { offset?: bigint | undefined })[]): void {
+    for (const { topic, partition, offset } of parts) {
+      const k = key(topic, partition);
+      if (this.#parts.has(k)) continue;
+      this.#parts.set(k, {
+        topic,
+        partition,
+        position: offset,
+        paused: false,
+        generation: 0,
+        backoffUntil: 0,
+        failures: 0,
+      });
+    }
+    this.#wake?.();
+  }
+
+  remove(parts: readonly TopicPartition[]): void {
+    for (const { topic, partition } of parts) this.#parts.delete(key(topic, partition));
+  }
+
+  pause(topic: string, partition: number): void {
+    const p = this.#parts.get(key(topic, partition));
+    if (p) p.paused = true;
+  }
+
+  resume(topic: string, partition: number): void {
+    const p = this.#parts.get(key(topic, partition));
+    if (p?.paused) {
+      p.paused = false;
+      this.#wake?.();
+    }
+  }
+
+  isPaused(topic: string, partition: number): boolean {
+    return this.#parts.get(key(topic, partition))?.paused ?? false;
+  }
+
+  seek(topic: string, partition: number, offset: bigint): void {
+    const p = this.#parts.get(key(topic, partition));
+    if (!p) return;
+    p.position = offset;
+    p.generation += 1;
+    this.#wake?.();
+  }
+
+  /** Resolves once every partition added so far has a position (its start is known). */
+  positioned(): Promise<void> {
+    if (!this.#hasUnpositioned()) return Promise.resolve();
+    this.#positioned ??= Promise.withResolvers<void>();
+    return this.#positioned.promise;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#fetchLoop();
+  }
+
+  /** Stops fetching; resolves when no fetch is in flight. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake?.();
+    await this.#loop?.catch(() => undefined);
+    this.#loop = undefined;
+    await this.#pool.close().catch(() => undefined);
+  }
+
+  /** Wakes the loop now (an assignment changed, a heartbeat arrived). */
+  wake(): void {
+    this.#wake?.();
+  }
+
+  async #fetchLoop(): Promise<void> {
+    while (this.#running) {
+      try {
+        await this.#initPositions();
+        const fetched = await this.#fetchRound();
+        this.#loopFailures = 0;
+        if (!fetched) await this.#idle(100);
+      } catch (err) {
+        // Metadata, offsets or the whole fetch failed: refresh metadata, back off, go on.
+        this.#refreshMetadata = true;
+        this.#loopFailures += 1;
+        this.#o.onError?.('fetch', err);
+        await this.#idle(Math.min(100 * 2 ** this.#loopFailures, 5_000));
+      }
+    }
+  }
+
+  #hasUnpositioned(): boolean {
+    for (const p of this.#parts.values()) if (p.position === undefined) return true;
+    return false;
+  }
+
+  async #idle(ms: number): Promise<void> {
+    if (!this.#running) return;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const timer = setTimeout(resolve, ms);
+    this.#wake = resolve;
+    await promise;
+    clearTimeout(timer);
+    this.#wake = undefined;
+  }
+
+  async #initPositions(): Promise<void> {
+    const unpositioned = [...this.#parts.values()].filter((p) => p.position === undefined);
+    if (unpositioned.length === 0) return;
+    const byTopic = new Map<string, number[]>();
+    for (const { topic, partition } of unpositioned)
+      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+    let missing = byTopic;
+    if (this.#o.startFrom === 'committed') {
+      const committed = await this.#o.consumer.listCommittedOffsets({
+        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+      missing = new Map();
+      for (const { topic, partition } of unpositioned) {
+        const offset = committed.get(topic)?.[partition];
+        const p = this.#parts.get(key(topic, partition));
+        if (!p || p.position !== undefined) continue;
+        if (offset !== undefined && offset >= 0n) p.position = offset;
+        else missing.set(topic, [...(missing.get(topic) ?? []), partition]);
+      }
+    }
+    const reset =
+      this.#o.startFrom === 'latest'
+        ? 'latest'
+        : this.#o.startFrom === 'earliest'
+          ? 'earliest'
+          : (this.#o.reset ?? 'earliest');
+    if (missing.size > 0) await this.#resetTo(missing, reset);
+    if (!this.#hasUnpositioned() && this.#positioned) {
+      this.#positioned.resolve();
+      this.#positioned = undefined;
+    }
+  }
+
+  async #resetTo(parts: Map<string, number[]>, to: 'earliest' | 'latest'): Promise<void> {
+    const offsets = await this.#o.consumer.listOffsets({
+      topics: [...parts.keys()],
+      partitions: Object.fromEntries(parts),
+      timestamp: to === 'earliest' ? ListOffsetTimestamps.EARLIEST : ListOffsetTimestamps.LATEST,
+    });
+    for (const [topic, partitions] of parts) {
+      for (const partition of partitions) {
+        const p = this.#parts.get(key(topic, partition));
+        const offset = offsets.get(topic)?.[partition];
+        if (p && offset !== undefined && p.position === undefined) {
+          p.position = offset;
+          p.generation += 1;
+        }
+      }
+    }
+  }
+
+  /** One fetch per leader for every fetchable partition; false when there was nothing to fetch. */
+  async #fetchRound(): Promise<boolean> {
+    const now = Date.now();
+    const fetchable = [...this.#parts.values()].filter(
+      (p) => !p.paused && p.position !== undefined && p.backoffUntil <= now,
+    );
+    if (fetchable.length === 0) return false;
+    const topics = [...new Set(fetchable.map((p) => p.topic))];
+    if (this.#refreshMetadata || !this.#metadata || topics.some((t) => !this.#metadata?.topics.has(t))) {
+      this.#metadata = await this.#o.consumer.metadata({ topics, forceUpdate: true });
+      this.#refreshMetadata = false;
+    }
+    const metadata = this.#metadata;
+    const byNode = new Map<number, PartitionState[]>();
+    for (const p of fetchable) {
+      const leader = metadata.topics.get(p.topic)?.partitions[p.partition]?.leader;
+      if (leader === undefined || leader < 0) {
+        this.#partitionFailed(p);
+        this.#refreshMetadata = true;
+        continue;
+      }
+      byNode.set(leader, [...(byNode.get(leader) ?? []), p]);
+    }
+    await Promise.all([...byNode].map(([node, parts]) => this.#fetchFrom(node, parts, metadata)));
+    return byNode.size > 0;
+  }
+
+  async #fetchFrom(node: number, parts: PartitionState[], metadata: ClusterMetadata): Promise<void> {
+    // What each partition looked like when asked for: a response is applied only if it still matches.
+    const asked = new Map(
+      parts.map((p) => [key(p.topic, p.partition), { generation: p.generation, position: p.position }]),
+    );
+    const topics = new Map<string, FetchRequestTopic>();
+    const names = new Map<string, string>();
+    for (const p of parts) {
+      const id = metadata.topics.get(p.topic)?.id;
+      if (!id || p.position === undefined) continue;
+      names.set(id, p.topic);
+      let t = topics.get(id);
+      if (!t) topics.set(id, (t = { topicId: id, partitions: [] }));
+      t.partitions.push({
+        partition: p.partition,
+        fetchOffset: p.position,
+        partitionMaxBytes: this.#o.partitionMaxBytes ?? 1_048_576,
+        currentLeaderEpoch: -1,
+        lastFetchedEpoch: -1,
+      });
+    }
+    if (topics.size === 0) return;
+    let response: FetchResponse;
+    try {
+      response = await this.#o.consumer.fetch({
+        node,
+        topics: [...topics.values()],
+        maxWaitTime: this.#o.maxWaitMs ?? 100,
+        minBytes: 1,
+        maxBytes: this.#o.maxBytes ?? 4 * 1_048_576,
+        connectionPool: this.#pool,
+      });
+    } catch (err) {
+      // A partition error fails the whole request; the response inside still carries the other partitions.
+      const inner = responseOf(err);
+      if (!inner) throw err;
+      response = inner;
+    }
+    for (const t of response.responses) {
+      const topic = names.get(t.topicId) ?? t.topicId;
+      for (const r of t.partitions) {
+        const p = this.#parts.get(key(topic, r.partitionIndex));
+        const was = asked.get(key(topic, r.partitionIndex));
+        // Removed, sought or paused meanwhile: drop what came back (a paused partition fetches it again).
+        if (!p || !was || p.generation !== was.generation || p.position !== was.position || p.paused)
+          continue;
+        if (r.errorCode !== 0) {
+          await this.#partitionError(p, r);
+          continue;
+        }
+        p.failures = 0;
+        this.#deliver(p, r);
+      }
+    }
+  }
+
+  #deliver(p: PartitionState, r: FetchResponsePartition): void {
+    const from = p.position;
+    if (from === undefined || !r.records || r.records.length === 0) return;
+    const out: FetchedRecord[] = [];
+    let next = from;
+    for (const batch of r.records) {
+      const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+      if (end <= from) continue;
+      if (end > next) next = end;
+      // Control batches (transaction markers) are skipped; the position still moves past them.
+      if ((batch.attributes & CONTROL_BATCH) !== 0) continue;
+      for (const rec of batch.records) {
+        const offset = batch.firstOffset + BigInt(rec.offsetDelta);
+        if (offset < from) continue;
+        out.push({
+          topic: p.topic,
+          partition: p.partition,
+          offset,
+          timestamp: batch.firstTimestamp + rec.timestampDelta,
+          key: rec.key,
+          value: rec.value,
+          headers: rec.headers,
+        });
+      }
+    }
+    if (next === from) return;
+    p.position = next;
+    this.#o.onRecords(p.topic, p.partition, out, next, r.highWatermark);
+  }
+
+  async #partitionError(p: PartitionState, r: FetchResponsePartition): Promise<void> {
+    if (r.errorCode === OFFSET_OUT_OF_RANGE) {
+      // Below the log start (or no log start known): from the earliest; above the end: from the end.
+      const below = p.position !== undefined && p.position < r.logStartOffset;
+      p.position = undefined;
+      await this.#resetTo(
+        new Map([[p.topic, [p.partition]]]),
+        below || r.logStartOffset < 0n ? 'earliest' : 'latest',
+      );
+      return;
+    }
+    if (METADATA_ERRORS.has(r.errorCode)) this.#refreshMetadata = true;
+    this.#partitionFailed(p);
+    this.#o.onError?.('fetch', new Error(`${p.topic}/${p.partition}: Kafka error code ${r.errorCode}`));
+  }
+
+  #partitionFailed(p: PartitionState): void {
+    p.failures += 1;
+    p.backoffUntil = Date.now() + Math.min(100 * 2 ** p.failures, 5_000);
+  }
+}
