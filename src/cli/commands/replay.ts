@@ -125,10 +125,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
   const pool = createDatabasePool(config, logger);
   const kafka = createKafka(config, logger, '-replay');
   const admin = kafka.admin();
-  const sender = new KafkaRecordSender(
-    () => kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 }),
-    logger,
-  );
+  const sender = new KafkaRecordSender(kafka, logger);
   let reader: MergedRead | undefined;
   try {
     const migrations = await migrationStatus(pool);

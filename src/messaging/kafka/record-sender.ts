@@ -1,11 +1,24 @@
-// The engine's RecordSender over a kafkajs producer: records to one sendBatch, and the broker's answer
-// classified once: refused for good (the records will never be accepted as they are) or transient. An
-// idempotent producer that keeps failing after a broker restart can be left answering "out of order
-// sequence number" for ever, so after three failed sends in a row it is replaced by a new one.
-import type { Producer } from 'kafkajs';
+// The engine's RecordSender over an @platformatic/kafka producer: records to one send, and the broker's
+// answer classified once: refused for good (the records will never be accepted as they are) or transient.
+//
+// What the library does not do the way the rest of the code (and Java producers) expect is done here:
+// - bytes: without serializers the library writes keys, values and headers as given, and a string would be
+//   written with its length in characters, so every string is encoded to UTF-8 bytes here;
+// - repeated headers: the library writes every entry of a Map, so a header that repeats gets one Buffer key
+//   per value (distinct Buffer objects are distinct keys), in order;
+// - partitions: its default partitioner takes murmur2 >>> 0, Java's producer murmur2 & 0x7fffffff, which
+//   differ for half of all keys (unless the partition count is a power of two); javaPartitioner is Java's;
+// - a send that does not finish is bounded by a deadline (the send then rejects, retriable, naming the
+//   topics), and the producer behind it is replaced; a producer is also replaced after three failed sends
+//   in a row.
+import { murmur2, ProduceAcks, Producer, type MessageToProduce, type Partitioner } from '@platformatic/kafka';
 import { SendError, type RecordSender } from '../engine/ports.ts';
-import type { OutboundRecord } from '../engine/records.ts';
+import type { OutboundHeaders, OutboundRecord } from '../engine/records.ts';
 import type { Logger } from '../../telemetry/logger.ts';
+import type { KafkaClient } from './client.ts';
+
+/** A message as the library takes it: bytes only (the producer has no serializers). */
+export type ProducerMessage = MessageToProduce<Buffer, Buffer, Buffer, Buffer>;
 
 /** Broker answers that a record or a topic will never accept, whatever the retries. */
 const REFUSALS = new Set([
@@ -22,50 +35,233 @@ const REFUSALS = new Set([
 ]);
 
 const REPLACE_PRODUCER_AFTER = 3;
+/** How long a send may take before it is given up on (ms): the library can hang on a missing topic. */
+export const DEFAULT_SEND_DEADLINE_MS = 30_000;
+const MAX_CHAIN_DEPTH = 8;
 
-/** Whether kafkajs's error (or one it wraps) says the records are refused for good. */
-export function isRefusal(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; depth++) {
-    const type = (e as { type?: unknown }).type;
-    if (typeof type === 'string' && REFUSALS.has(type)) return true;
-    // Anything that is not kafkajs's own is its encoder refusing a value (a bad header, a bad key).
-    if (!e.name.startsWith('KafkaJS')) return true;
-    e =
-      (e as { cause?: unknown; originalError?: unknown }).cause ??
-      (e as { originalError?: unknown }).originalError;
+/** Whether `test` holds for the error or one it wraps (MultipleErrors' `errors`, `cause`), depth first. */
+function findInChain(err: unknown, test: (e: Error) => boolean, depth = 0): Error | undefined {
+  if (!(err instanceof Error) || depth > MAX_CHAIN_DEPTH) return undefined;
+  if (test(err)) return err;
+  const errors = (err as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) {
+    for (const e of errors) {
+      const found = findInChain(e, test, depth + 1);
+      if (found) return found;
+    }
   }
-  return false;
+  return findInChain(err.cause, test, depth + 1);
 }
 
-type KafkaMessage = {
-  key: Buffer | string | null;
-  value: Buffer | string | null;
-  headers: OutboundRecord['headers'];
-  partition?: number;
+const isLibraryError = (e: Error): boolean => {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('PLT_KFK_');
 };
+const apiIdOf = (e: Error): string | undefined => {
+  const id = (e as { apiId?: unknown }).apiId;
+  return typeof id === 'string' ? id : undefined;
+};
+/** The library refusing the messages themselves: a serializer failed, or a message failed validation. */
+const isMessageRejection = (e: Error): boolean =>
+  (e as { code?: unknown }).code === 'PLT_KFK_USER' &&
+  (e.message.startsWith('Failed to serialize') || e.message.startsWith('/options/messages'));
 
-function topicMessages(records: readonly OutboundRecord[]): { topic: string; messages: KafkaMessage[] }[] {
-  const byTopic = new Map<string, KafkaMessage[]>();
-  for (const r of records) {
-    const message: KafkaMessage = { key: r.key, value: r.value, headers: r.headers };
-    if (r.partition !== undefined) message.partition = r.partition;
-    const list = byTopic.get(r.topic);
-    if (list) list.push(message);
-    else byTopic.set(r.topic, [message]);
+/** Whether the library's error (or one it wraps) says the records are refused for good. */
+export function isRefusal(err: unknown): boolean {
+  // Anything that is not the library's own is it failing on a value it was given: the same again fails again.
+  if (err instanceof Error && !isLibraryError(err)) return true;
+  return (
+    findInChain(err, (e) => {
+      const id = apiIdOf(e);
+      return (id !== undefined && REFUSALS.has(id)) || isMessageRejection(e);
+    }) !== undefined
+  );
+}
+
+/** What went wrong, for logs and for the reason a refused record is replaced with: the broker's error
+ * code and text when there is one (a size refusal says "larger than" or "TOO_LARGE"). */
+export function describeSendError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const broker = findInChain(err, (e) => apiIdOf(e) !== undefined && apiIdOf(e) !== 'NONE');
+  if (broker) {
+    const detail = (broker as { serverErrorMessage?: unknown }).serverErrorMessage;
+    return `${apiIdOf(broker)}: ${broker.message}${typeof detail === 'string' && detail ? ` (${detail})` : ''}`;
   }
-  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+  const leaf = findInChain(
+    err,
+    (e) => e !== err && !Array.isArray((e as { errors?: unknown }).errors) && e.cause === undefined,
+  );
+  const top = `${err.name}: ${err.message}`;
+  return leaf && leaf.message !== err.message ? `${top} (${leaf.name}: ${leaf.message})` : top;
+}
+
+/**
+ * Java's default partitioner for keyed records (murmur2 of the key bytes, made positive with & 0x7fffffff,
+ * modulo the partition count: the library takes the modulo), so that the worker, kafkajs's default and
+ * Spring/Java producers put a key on the same partition. Records without a key go round-robin per topic.
+ */
+export function javaPartitioner(): Partitioner<Buffer, Buffer, Buffer, Buffer> {
+  const counters = new Map<string, number>();
+  return (message, key) => {
+    if (Buffer.isBuffer(key)) return murmur2(key) & 0x7fffffff;
+    const next = ((counters.get(message.topic) ?? Math.floor(Math.random() * 0x7fffffff)) + 1) & 0x7fffffff;
+    counters.set(message.topic, next);
+    return next;
+  };
+}
+
+/** The client's idempotent producer (so acks from all in-sync replicas and one request in flight) that
+ * never creates topics and partitions keyed records as Java does. */
+export function newProducer(client: KafkaClient, clientIdSuffix: string): Producer {
+  return new Producer({
+    ...client.options(clientIdSuffix),
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    autocreateTopics: false,
+    partitioner: javaPartitioner(),
+  });
+}
+
+const bytes = (v: Buffer | string): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8'));
+
+function headerBytes(name: string, value: unknown): Buffer {
+  if (Buffer.isBuffer(value) || typeof value === 'string') return bytes(value);
+  throw new TypeError(`header "${name}" has a value that is neither bytes nor text (${typeof value})`);
+}
+
+/**
+ * Headers as the library writes them: one entry per value, in order, a repeated header under distinct
+ * Buffer keys. `undefined`: a header that is not there when `skipUndefined`, else (like null or any other
+ * value that is neither bytes nor text) a TypeError.
+ */
+export function headerMap(
+  headers: Readonly<Record<string, unknown>> | undefined,
+  skipUndefined = false,
+): Map<Buffer, Buffer> {
+  const map = new Map<Buffer, Buffer>();
+  if (!headers) return map;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined && skipUndefined) continue;
+    const values: unknown[] = Array.isArray(value) ? value : [value];
+    for (const v of values) map.set(Buffer.from(name, 'utf8'), headerBytes(name, v));
+  }
+  return map;
+}
+
+/** A message the library takes as it is: key and value as bytes (null: none), headers as headerMap's. */
+export function producerMessage(
+  topic: string,
+  record: {
+    key?: Buffer | string | null | undefined;
+    value: Buffer | string | null;
+    headers?: Readonly<Record<string, unknown>> | OutboundHeaders | undefined;
+    partition?: number | undefined;
+  },
+  skipUndefinedHeaders = false,
+): ProducerMessage {
+  const message: ProducerMessage = { topic, headers: headerMap(record.headers, skipUndefinedHeaders) };
+  if (record.key !== null && record.key !== undefined) message.key = bytes(record.key);
+  if (record.value !== null) message.value = bytes(record.value);
+  if (record.partition !== undefined) message.partition = record.partition;
+  return message;
+}
+
+function topicsOf(messages: readonly ProducerMessage[]): string {
+  return [...new Set(messages.map((m) => m.topic))].map((t) => `"${t}"`).join(', ');
+}
+
+/**
+ * One producer of a client whose sends are bounded by a deadline and whose failures are SendErrors. The
+ * producer is replaced after a send overran the deadline (it may still be stuck in it) and after
+ * REPLACE_PRODUCER_AFTER transient failures in a row.
+ */
+export class DeadlineProducer {
+  readonly #client: KafkaClient;
+  readonly #clientIdSuffix: string;
+  readonly #deadlineMs: number;
+  readonly #logger: Logger | undefined;
+  #producer: Producer;
+  #failures = 0;
+
+  constructor(client: KafkaClient, logger: Logger | undefined, clientIdSuffix: string, deadlineMs: number) {
+    this.#client = client;
+    this.#clientIdSuffix = clientIdSuffix;
+    this.#deadlineMs = deadlineMs;
+    this.#logger = logger;
+    this.#producer = newProducer(client, clientIdSuffix);
+  }
+
+  /** Reaches the brokers and gets a producer id (the library would do so on the first send). */
+  async connect(): Promise<void> {
+    await this.#within(this.#producer.initIdempotentProducer({}), 'connecting the producer');
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.close(true);
+  }
+
+  /** Sends the messages, in order per partition; rejects with a SendError. */
+  async send(messages: ProducerMessage[]): Promise<void> {
+    const producer = this.#producer;
+    try {
+      await this.#within(producer.send({ messages }), `sending to ${topicsOf(messages)}`);
+      this.#failures = 0;
+    } catch (err) {
+      if (err instanceof SendError) {
+        // Overran the deadline: that producer may hang on, so its sends go no further.
+        if (producer === this.#producer) this.#replace('a send overran its deadline');
+        throw err;
+      }
+      const refused = isRefusal(err);
+      if (!refused && ++this.#failures % REPLACE_PRODUCER_AFTER === 0 && producer === this.#producer) {
+        this.#replace('repeated failures');
+      }
+      throw new SendError(describeSendError(err), refused, { cause: err });
+    }
+  }
+
+  /** The promise, or a retriable SendError once the deadline has passed. */
+  async #within<T>(promise: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new SendError(`${what} did not finish within ${this.#deadlineMs} ms`, false)),
+        this.#deadlineMs,
+      );
+    });
+    promise.catch(() => undefined); // an answer after the deadline is nobody's
+    try {
+      return await Promise.race([promise, expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #replace(why: string): void {
+    const old = this.#producer;
+    this.#producer = newProducer(this.#client, this.#clientIdSuffix);
+    void old.close(true).catch(() => undefined);
+    this.#logger?.warn({ failures: this.#failures }, `replaced the producer: ${why}`);
+  }
+}
+
+export interface KafkaRecordSenderOptions {
+  /** Tells this producer's connections apart in the brokers' logs; default "-producer". */
+  clientIdSuffix?: string;
+  /** How long one send may take (ms); default DEFAULT_SEND_DEADLINE_MS. */
+  deadlineMs?: number;
 }
 
 export class KafkaRecordSender implements RecordSender {
-  #producer: Producer;
-  readonly #newProducer: () => Producer;
-  readonly #logger: Logger;
-  #failures = 0;
+  readonly #producer: DeadlineProducer;
 
-  constructor(newProducer: () => Producer, logger: Logger) {
-    this.#newProducer = newProducer;
-    this.#producer = newProducer();
-    this.#logger = logger;
+  constructor(client: KafkaClient, logger: Logger, options: KafkaRecordSenderOptions = {}) {
+    this.#producer = new DeadlineProducer(
+      client,
+      logger,
+      options.clientIdSuffix ?? '-producer',
+      options.deadlineMs ?? DEFAULT_SEND_DEADLINE_MS,
+    );
   }
 
   connect(): Promise<void> {
@@ -73,31 +269,17 @@ export class KafkaRecordSender implements RecordSender {
   }
 
   disconnect(): Promise<void> {
-    return this.#producer.disconnect();
+    return this.#producer.close();
   }
 
   async send(records: readonly OutboundRecord[]): Promise<void> {
+    let messages: ProducerMessage[];
     try {
-      await this.#producer.sendBatch({ topicMessages: topicMessages(records), acks: -1 });
-      this.#failures = 0;
+      messages = records.map((r) => producerMessage(r.topic, r));
     } catch (err) {
-      const refused = isRefusal(err);
-      if (!refused && ++this.#failures % REPLACE_PRODUCER_AFTER === 0) await this.#replace();
-      const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      throw new SendError(reason, refused, { cause: err });
+      // A value the protocol cannot carry: it will never be accepted as it is.
+      throw new SendError(`${(err as Error).name}: ${(err as Error).message}`, true, { cause: err });
     }
-  }
-
-  async #replace(): Promise<void> {
-    try {
-      const fresh = this.#newProducer();
-      await fresh.connect();
-      const old = this.#producer;
-      this.#producer = fresh;
-      void old.disconnect().catch(() => undefined);
-      this.#logger.warn({ failures: this.#failures }, 'replaced the producer after repeated failures');
-    } catch (err) {
-      this.#logger.warn({ err }, 'could not replace the producer');
-    }
+    await this.#producer.send(messages);
   }
 }
