@@ -166,10 +166,11 @@ describe('backoff', () => {
 });
 
 describe('lane start and crash', () => {
-  const options = (kafka: ReturnType<typeof fakeKafka>['kafka']) => {
+  const options = ({ kafka, ports }: ReturnType<typeof fakeKafka>) => {
     const config = loadConfig(env);
     return {
       kafka,
+      ports,
       lanes: laneSettings(config, { config, logger }),
       work: new FakeWork(),
       checkRecord: () => undefined,
@@ -180,21 +181,22 @@ describe('lane start and crash', () => {
   };
 
   it('a lane that cannot start stops the lanes that did, and the start fails naming it', async () => {
-    const { kafka, consumers } = fakeKafka((consumer, index) => {
-      if (index === 1) consumer.failConnect = new Error('SASL authentication failed');
+    const fake = fakeKafka((member, index) => {
+      if (index === 1) member.failStart = new Error('SASL authentication failed');
     });
-    const worker = new Worker(options(kafka));
+    const worker = new Worker(options(fake));
     await expect(worker.start()).rejects.toThrow(/lane reads could not start: SASL authentication failed/);
     // The lanes that had started left the group again.
-    for (const consumer of [consumers[0], consumers[2]]) expect(consumer?.calls).toContain('disconnect');
+    for (const member of [fake.members[0], fake.members[2]]) expect(member?.calls).toContain('close');
   });
 
-  it('a consumer that crashes for good while a partition is paused is replaced', async () => {
-    const { kafka, consumers } = fakeKafka();
+  it('a member that loses its group for good while a partition is paused is replaced, the paused partition starting again', async () => {
+    const { kafka, ports, members } = fakeKafka();
     const config = loadConfig({ ...env, WORKER_RETRY_INITIAL_MS: '1', WORKER_RETRY_MAX_MS: '2' });
     const [settings] = laneSettings(config, { config, logger, topics: ['pattern.usage'] });
     const lane = new LaneConsumer({
       kafka,
+      ports,
       settings: { ...(settings as NonNullable<typeof settings>), maxBufferedMessages: 1 },
       work: new FakeWork(),
       checkRecord: () => undefined,
@@ -202,20 +204,57 @@ describe('lane start and crash', () => {
       lifecycle: new Lifecycle(),
     });
     await lane.start();
-    const first = consumers[0];
+    const first = members[0];
     // Two messages over a buffer of one: the partition pauses.
     lane.engine.accept('pattern.usage', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')]);
     expect(first?.calls).toContain('pause');
-    if (first) first.crashed = true;
-    expect(() =>
-      first?.emit(first.events.CRASH, {
-        error: new Error('Cannot read properties of undefined'),
-        restart: false,
-      }),
-    ).not.toThrow();
-    for (let i = 0; i < 100 && consumers.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
-    expect(consumers).toHaveLength(2);
-    expect(consumers[1]?.calls).toContain('run');
+    expect(() => first?.options.hooks.onFatal(new Error('no heartbeat accepted for 30000 ms'))).not.toThrow();
+    for (let i = 0; i < 100 && !members[1]?.calls.includes('start'); i++)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(members).toHaveLength(2);
+    expect(first?.calls).toContain('close');
+    expect(members[1]?.calls).toContain('start');
+    // A late record from the old member is not taken.
+    first?.options.hooks.onRecords('pattern.usage', 1, [], 5n, 5n);
+    await lane.stop(100);
+  });
+
+  it('a revocation drops only the revoked partition: the kept one goes on with its queued work', async () => {
+    const { kafka, ports, members } = fakeKafka();
+    const config = loadConfig(env);
+    const [settings] = laneSettings(config, { config, logger, topics: ['pattern.usage'] });
+    const work = new FakeWork();
+    const lane = new LaneConsumer({
+      kafka,
+      ports,
+      settings: { ...(settings as NonNullable<typeof settings>), concurrency: 2 },
+      work,
+      checkRecord: () => undefined,
+      logger,
+      lifecycle: new Lifecycle(),
+    });
+    await lane.start();
+    const hooks = members[0]?.options.hooks;
+    const both = [
+      { topic: 't', partition: 0 },
+      { topic: 't', partition: 1 },
+    ];
+    hooks?.onAssignment(both, []);
+    lane.engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'a')]);
+    lane.engine.accept('t', 1, [message(1, 0, 'write', 'b'), message(1, 1, 'write', 'b')]);
+    await flush();
+    // Each partition's first message runs; the second waits for it (same key).
+    expect(work.runs).toHaveLength(2);
+    hooks?.onAssignment([], [{ topic: 't', partition: 1 }]);
+    for (let i = 0; i < 10 && work.runs.length > 0; i++) {
+      work.succeed(0);
+      await flush();
+      await flush();
+    }
+    // The in-flight message of the revoked partition finished; its queued one was dropped (its new owner
+    // takes it from the committed offset); the kept partition went on with its queue.
+    expect(work.effectOrder).toEqual(expect.arrayContaining(['0/a/0', '0/a/1', '1/b/0']));
+    expect(work.effectOrder).not.toContain('1/b/1');
     await lane.stop(100);
   });
 });

@@ -1,92 +1,75 @@
-// A stand-in for the kafkajs client, for the lane consumer's own logic in-process (start failures, crash
-// handling): consumers whose calls can be made to fail, and events the test emits. The engine and the
-// messages themselves are tested against the real broker elsewhere.
-import type { Kafka } from 'kafkajs';
+// Stand-ins for a lane's Kafka side (its group membership and its producer), for the lane consumer's own
+// logic in-process (start failures, a member that loses the group). The engine and the messages themselves
+// are tested against the real broker elsewhere.
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
+import type { GroupMember, GroupMemberOptions } from '../../src/messaging/kafka/group-member.ts';
+import type { LaneConsumerOptions, LaneSender } from '../../src/messaging/kafka/lane-consumer.ts';
+import type { Schedulable } from '../../src/messaging/engine/ports.ts';
 
-export class FakeConsumer {
-  readonly events = {
-    GROUP_JOIN: 'consumer.group_join',
-    REBALANCING: 'consumer.rebalancing',
-    HEARTBEAT: 'consumer.heartbeat',
-    CRASH: 'consumer.crash',
-    STOP: 'consumer.stop',
-  } as const;
-  readonly #listeners = new Map<string, ((e: unknown) => void)[]>();
-  failConnect: Error | undefined;
-  /** After a crash kafkajs's consumer throws on pause and resume. */
-  crashed = false;
+export class FakeMember implements GroupMember {
+  failStart: Error | undefined;
   readonly calls: string[] = [];
+  readonly options: GroupMemberOptions;
 
-  on(event: string, listener: (e: unknown) => void) {
-    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), listener]);
-    return () => undefined;
+  constructor(options: GroupMemberOptions) {
+    this.options = options;
   }
-  emit(event: string, payload: unknown) {
-    for (const l of this.#listeners.get(event) ?? []) l({ payload });
-  }
-  connect() {
-    this.calls.push('connect');
-    return this.failConnect ? Promise.reject(this.failConnect) : Promise.resolve();
-  }
-  subscribe() {
-    return Promise.resolve();
-  }
-  run() {
-    this.calls.push('run');
-    return Promise.resolve();
-  }
-  #maybeThrow(what: string) {
-    this.calls.push(what);
-    if (this.crashed) throw new Error(`Consumer group was not initialized (${what})`);
+
+  start() {
+    this.calls.push('start');
+    return this.failStart ? Promise.reject(this.failStart) : Promise.resolve();
   }
   pause() {
-    this.#maybeThrow('pause');
+    this.calls.push('pause');
   }
   resume() {
-    this.#maybeThrow('resume');
+    this.calls.push('resume');
   }
   seek() {
-    this.#maybeThrow('seek');
+    this.calls.push('seek');
   }
-  commitOffsets() {
+  isAssigned() {
+    return true;
+  }
+  commit() {
     return Promise.resolve();
   }
-  disconnect() {
-    this.calls.push('disconnect');
+  stopFetching() {
+    this.calls.push('stopFetching');
+    return Promise.resolve();
+  }
+  close() {
+    this.calls.push('close');
     return Promise.resolve();
   }
 }
 
-class FakeProducer {
+class FakeSender implements LaneSender {
   connect() {
     return Promise.resolve();
   }
   disconnect() {
     return Promise.resolve();
   }
-  sendBatch() {
-    return Promise.resolve([]);
+  send() {
+    return Promise.resolve();
   }
 }
 
-/** `consumerFor(n)`: the n-th consumer asked for (0-based), to set its failures before it is used. */
-export function fakeKafka(prepare: (consumer: FakeConsumer, index: number) => void = () => undefined) {
-  const consumers: FakeConsumer[] = [];
-  const kafka = {
-    consumer: () => {
-      const consumer = new FakeConsumer();
-      prepare(consumer, consumers.length);
-      consumers.push(consumer);
-      return consumer;
+/** `prepare(member, n)`: the n-th member made (0-based), to set its failures before it is used. */
+export function fakeKafka(prepare: (member: FakeMember, index: number) => void = () => undefined) {
+  const members: FakeMember[] = [];
+  const ports: NonNullable<LaneConsumerOptions<Schedulable>['ports']> = {
+    member: (options) => {
+      const member = new FakeMember(options);
+      prepare(member, members.length);
+      members.push(member);
+      return member;
     },
-    producer: () => new FakeProducer(),
-    // A broker where no group has committed anything: the lanes' offset migration has nothing to do.
-    admin: () => ({
-      connect: () => Promise.resolve(),
-      disconnect: () => Promise.resolve(),
-      fetchOffsets: ({ topics }: { topics: string[] }) =>
-        Promise.resolve(topics.map((topic) => ({ topic, partitions: [] }))),
-    }),
+    sender: () => new FakeSender(),
+    migrate: false,
   };
-  return { kafka: kafka as unknown as Kafka, consumers };
+  // Never connected to: every Kafka call goes through the fakes above.
+  const kafka = new KafkaClient('fake', { brokers: ['127.0.0.1:1'] });
+  return { kafka, ports, members };
 }

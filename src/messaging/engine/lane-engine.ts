@@ -131,18 +131,11 @@ export class LaneEngine<P extends Schedulable> {
     if (state.tracker.safe > state.committed && state.tracker.unfinished === 0) void this.#committer.commit();
   }
 
-  /** The group's assignment changed, or the consumer is new: every partition starts again from its
-   * restart point (queued work is dropped; in-flight units finish and their successors wait for them). */
+  /** The consumer is new: every partition starts again from its restart point (queued work is dropped;
+   * in-flight units finish and their successors wait for them). */
   reassigned(): void {
     for (const state of this.#partitions.retireAll()) {
-      for (const item of state.scheduler.clear()) this.#unbuffer(state, item.message);
-      for (let i = this.#retryReady.length - 1; i >= 0; i--) {
-        const unit = this.#retryReady[i] as Unit<P>;
-        if (unit.state === state) {
-          this.#retryReady.splice(i, 1);
-          this.#drop(unit);
-        }
-      }
+      this.#forget(state);
       if (state.paused) {
         state.paused = false;
         this.#o.control.resume(state.topic, state.partition);
@@ -150,6 +143,26 @@ export class LaneEngine<P extends Schedulable> {
       // If the consumer goes on without a fresh assignment, it fetches from here (a partition that is
       // not ours after the rebalance ignores it).
       this.#o.control.seek(state.topic, state.partition, state.tracker.safe);
+    }
+  }
+
+  /** Partitions that went to other members: their queued work is dropped and nothing more of them is
+   * committed here (in-flight units finish; their effects are deduplicated by identity if the new owner
+   * runs them again). The other partitions go on as they were. */
+  revoked(partitions: readonly { topic: string; partition: number }[]): void {
+    const keys = new Set(partitions.map((p) => partitionKey(p.topic, p.partition)));
+    for (const state of this.#partitions.revoke(keys)) this.#forget(state);
+    this.#pump();
+  }
+
+  #forget(state: PartitionState<P>): void {
+    for (const item of state.scheduler.clear()) this.#unbuffer(state, item.message);
+    for (let i = this.#retryReady.length - 1; i >= 0; i--) {
+      const unit = this.#retryReady[i] as Unit<P>;
+      if (unit.state === state) {
+        this.#retryReady.splice(i, 1);
+        this.#drop(unit);
+      }
     }
   }
 

@@ -1,4 +1,5 @@
-// The partitions a lane holds, and where each may start. A rebalance retires every state; a retired
+// The partitions a lane holds, and where each may start. A revocation retires the partitions that moved,
+// a new consumer every state; a retired
 // state with units still in flight stays as a stand-in (its successor waits for it, as Parallel
 // Consumer's RemovedPartitionState) and leaves its restart point: the lowest offset whose effect and
 // result are not known to be done. A new state starts only at or below that point: if the consumer
@@ -97,21 +98,45 @@ export class PartitionRegistry<P extends Schedulable> {
     return gap ? { state, gap } : { state };
   }
 
-  /** Every live state stops (a rebalance, a new consumer); returns them for the engine to clean up. */
+  /** Every live state stops (a new consumer); returns them for the engine to clean up. */
   retireAll(): PartitionState<P>[] {
     const retired = [...this.#live.values()];
     for (const state of retired) {
-      state.retired = true;
       const known = this.#restartAt.get(state.key);
       const safe = state.tracker.safe;
       this.#restartAt.set(state.key, known !== undefined && known < safe ? known : safe);
-      if (state.inFlight > 0) this.#standIns.set(state.key, state);
-      else this.#standIns.delete(state.key);
+      this.#retire(state);
     }
     this.#live.clear();
     this.#order = [];
     this.#cursor = 0;
     return retired;
+  }
+
+  /** These partitions went to other members: their states stop and their restart points are forgotten
+   * (the new owner goes on from the committed offsets); the other partitions go on untouched. */
+  revoke(keys: ReadonlySet<string>): PartitionState<P>[] {
+    const retired: PartitionState<P>[] = [];
+    for (const key of keys) {
+      this.#restartAt.delete(key);
+      this.#seeks.delete(key);
+      const state = this.#live.get(key);
+      if (!state) continue;
+      this.#retire(state);
+      this.#live.delete(key);
+      retired.push(state);
+    }
+    if (retired.length > 0) {
+      this.#order = this.#order.filter((s) => !s.retired);
+      this.#cursor = 0;
+    }
+    return retired;
+  }
+
+  #retire(state: PartitionState<P>): void {
+    state.retired = true;
+    if (state.inFlight > 0) this.#standIns.set(state.key, state);
+    else this.#standIns.delete(state.key);
   }
 
   /**

@@ -57,6 +57,8 @@ export interface FetcherOptions {
   startFrom: StartFrom;
   /** Where a partition without a committed offset, or out of range below the log start, starts. */
   reset?: 'earliest' | 'latest';
+  /** For 'committed': a partition's start when the group has none, before `reset` (a replay's plan). */
+  fallback?: ((topic: string, partition: number) => bigint | undefined) | undefined;
   maxWaitMs?: number;
   partitionMaxBytes?: number;
   maxBytes?: number;
@@ -253,7 +255,9 @@ export class PartitionFetcher {
         const offset = committed.get(topic)?.[partition];
         const p = this.#parts.get(key(topic, partition));
         if (!p || p.position !== undefined) continue;
+        const fallback = this.#o.fallback?.(topic, partition);
         if (offset !== undefined && offset >= 0n) p.position = offset;
+        else if (fallback !== undefined) p.position = fallback;
         else missing.set(topic, [...(missing.get(topic) ?? []), partition]);
       }
     }

@@ -2,22 +2,24 @@
 // lane of a replay pass), each in its own consumer group, readiness while every lane is a member of its
 // group, and a graceful stop. The
 // lanes start together or not at all: a lane that cannot start stops the others and fails the start.
-import type { Kafka } from 'kafkajs';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { Readiness } from '../../telemetry/readiness.ts';
 import type { Lifecycle } from '../engine/lifecycle.ts';
 import type { RecordCheck, Schedulable, UnitWork } from '../engine/ports.ts';
 import type { LaneSettings } from '../engine/settings.ts';
-import { LaneConsumer, LaneStartError } from './lane-consumer.ts';
+import type { KafkaClient } from './client.ts';
+import { LaneConsumer, LaneStartError, type LaneConsumerOptions } from './lane-consumer.ts';
 
 export interface WorkerOptions<P extends Schedulable> {
-  kafka: Kafka;
+  kafka: KafkaClient;
   lanes: LaneSettings[];
   work: UnitWork<P>;
   checkRecord: RecordCheck;
   lifecycle: Lifecycle;
   logger: Logger;
   readiness: Readiness;
+  /** The Kafka side, replaced by fakes in the in-process tests. */
+  ports?: LaneConsumerOptions<P>['ports'];
 }
 
 export class Worker<P extends Schedulable> {
@@ -38,6 +40,7 @@ export class Worker<P extends Schedulable> {
           logger: options.logger,
           lifecycle: options.lifecycle,
           onMembership: (ok, detail) => this.#membership(settings.name, ok, detail),
+          ...(options.ports ? { ports: options.ports } : {}),
         }),
     );
     for (const lane of options.lanes) this.#joined.set(lane.name, { ok: false, detail: 'not joined yet' });
