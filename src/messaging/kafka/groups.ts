@@ -3,12 +3,11 @@
 // so the upgraded worker goes on where the old one stopped instead of reading its topics again.
 //
 // Several replicas may start at once: each copies the same offsets while the new group is empty, and the
-// broker refuses the copy once a member has joined (kafkajs's setOffsets checks that the group is empty,
-// and an offset commit without a generation is refused for a group with members). So a copy can never
-// move a running lane back over what it has committed since.
-import { AssignerProtocol } from 'kafkajs';
+// copy is refused once a member has joined (alterGroupOffsets checks that the group has no members, and
+// the broker refuses an offset commit without a generation or member epoch for a group with members). So
+// a copy can never move a running lane back over what it has committed since.
 import type { Logger } from '../../telemetry/logger.ts';
-import type { KafkaAdmin } from './client.ts';
+import type { DescribedMember, KafkaAdmin } from './admin.ts';
 
 export type MigrationOutcome =
   | { kind: 'copied'; partitions: number }
@@ -39,15 +38,16 @@ export async function migrateGroupOffsets(
   const old = await committed(admin, o.from, o.topics);
   if (old.length === 0) return { kind: 'nothing' };
   try {
-    for (const topic of o.topics) {
-      const partitions = old.filter((c) => c.topic === topic);
-      if (partitions.length === 0) continue;
-      await admin.setOffsets({
-        groupId: o.to,
+    // One commit for every topic: a replica that sees the new group's first commit sees all of it.
+    await admin.alterGroupOffsets({
+      groupId: o.to,
+      topics: o.topics.map((topic) => ({
         topic,
-        partitions: partitions.map(({ partition, offset }) => ({ partition, offset })),
-      });
-    }
+        partitions: old
+          .filter((c) => c.topic === topic)
+          .map(({ partition, offset }) => ({ partition, offset })),
+      })),
+    });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     o.logger.info({ from: o.from, to: o.to, reason }, 'offsets not copied: the new group is in use already');
@@ -60,28 +60,14 @@ export async function migrateGroupOffsets(
   return { kind: 'copied', partitions: old.length };
 }
 
-export interface GroupMember {
-  memberId: string;
-  clientId: string;
-  host: string;
-  partitions: Record<string, number[]>;
-}
+export type GroupMember = DescribedMember;
 
-/** A group as the broker describes it: its state and each member's partitions. */
+/** A group as the broker describes it: its state and each member's partitions, whichever group protocol
+ * (classic or KIP-848 consumer) it uses. A group that does not exist is Dead, without members. */
 export async function describeGroup(
   admin: KafkaAdmin,
   groupId: string,
 ): Promise<{ state: string; members: GroupMember[] }> {
-  const [described] = (await admin.describeGroups([groupId])).groups;
-  const members = (described?.members ?? []).map((m) => {
-    const assigned =
-      m.memberAssignment.length > 0 ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
-    return {
-      memberId: m.memberId,
-      clientId: m.clientId,
-      host: m.clientHost,
-      partitions: assigned?.assignment ?? {},
-    };
-  });
-  return { state: described?.state ?? 'Unknown', members };
+  const [described] = await admin.describeGroups([groupId]);
+  return { state: described?.state ?? 'Unknown', members: described?.members ?? [] };
 }

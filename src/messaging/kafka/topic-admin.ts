@@ -1,7 +1,7 @@
 // Creates and checks the worker's topics. Request topics keep their data forever so that replay from
 // the beginning works; results are kept for a week; dead letters for a month.
-import type { Admin, ITopicConfig } from 'kafkajs';
 import type { TopicNames, TopicRole } from '../../contracts/topics.ts';
+import { KafkaAdminError, kafkaErrorType, type KafkaAdmin, type TopicSpec } from './admin.ts';
 
 export const RETENTION_MS: Record<TopicRole, string> = {
   request: '-1',
@@ -32,8 +32,8 @@ export const DEFAULT_LAYOUT: TopicLayout = {
   replyPartitions: 12,
 };
 
-export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LAYOUT): ITopicConfig[] {
-  const reply: ITopicConfig = {
+export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LAYOUT): TopicSpec[] {
+  const reply: TopicSpec = {
     topic: names.reply(),
     numPartitions: layout.replyPartitions ?? DEFAULT_LAYOUT.replyPartitions,
     replicationFactor: layout.replicationFactor,
@@ -42,7 +42,7 @@ export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LA
       { name: 'cleanup.policy', value: 'delete' },
     ],
   };
-  const own: ITopicConfig[] = names.all().map(({ name, role }) => ({
+  const own: TopicSpec[] = names.all().map(({ name, role }) => ({
     topic: name,
     numPartitions:
       role === 'request'
@@ -66,7 +66,7 @@ export function topicConfigs(names: TopicNames, layout: TopicLayout = DEFAULT_LA
 
 /** Creates whichever of the worker's topics are missing; returns the names it created. */
 export async function createTopics(
-  admin: Admin,
+  admin: KafkaAdmin,
   names: TopicNames,
   layout: TopicLayout = DEFAULT_LAYOUT,
 ): Promise<string[]> {
@@ -77,16 +77,12 @@ export async function createTopics(
   return wanted.map((t) => t.topic);
 }
 
-const PROPAGATING = new Set([
-  'UNKNOWN_TOPIC_OR_PARTITION',
-  'LEADER_NOT_AVAILABLE',
-  'NOT_LEADER_FOR_PARTITION',
-]);
+const PROPAGATING = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_OR_FOLLOWER']);
 
 /**
  * Runs `read` until the broker serves the topics it asks about. For a moment after a topic is created, a
  * KRaft broker answers UNKNOWN_TOPIC_OR_PARTITION, and a leader named in metadata can still refuse offset
- * requests; kafkajs gives up on both.
+ * requests; the client gives up on both after its own few retries.
  */
 export async function whenServed<T>(read: () => Promise<T>, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -94,7 +90,7 @@ export async function whenServed<T>(read: () => Promise<T>, what: string, timeou
     try {
       return await read();
     } catch (err) {
-      const type = (err as { type?: string }).type;
+      const type = kafkaErrorType(err);
       if (type === undefined || !PROPAGATING.has(type)) throw err;
       if (Date.now() > deadline) {
         throw new Error(`timed out after ${timeoutMs} ms waiting for the broker to serve ${what} (${type})`, {
@@ -108,20 +104,18 @@ export async function whenServed<T>(read: () => Promise<T>, what: string, timeou
 
 /** Creates `topics` and waits until every partition has a leader that answers offset requests. */
 export async function createTopicsAndWait(
-  admin: Admin,
-  topics: ITopicConfig[],
+  admin: KafkaAdmin,
+  topics: TopicSpec[],
   timeoutMs = 30_000,
 ): Promise<void> {
-  await admin.createTopics({ topics, waitForLeaders: false });
+  await admin.createTopics({ topics });
   const names = topics.map((t) => t.topic);
   await whenServed(
     async () => {
       const metadata = await admin.fetchTopicMetadata({ topics: names });
       const leaderless = metadata.topics.find((t) => t.partitions.some((p) => p.leader < 0));
       if (leaderless)
-        throw Object.assign(new Error(`no leader yet for ${leaderless.name}`), {
-          type: 'LEADER_NOT_AVAILABLE',
-        });
+        throw new KafkaAdminError(`no leader yet for ${leaderless.name}`, 'LEADER_NOT_AVAILABLE');
       for (const topic of names) await admin.fetchTopicOffsets(topic);
     },
     names.join(', '),
@@ -129,7 +123,7 @@ export async function createTopicsAndWait(
   );
 }
 
-export async function missingTopics(admin: Admin, names: TopicNames): Promise<string[]> {
+export async function missingTopics(admin: KafkaAdmin, names: TopicNames): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   return names
     .all()

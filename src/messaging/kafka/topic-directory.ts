@@ -1,17 +1,17 @@
 // Which topics exist and how many partitions they have, cached, so that a reply header naming a topic
 // that does not exist is refused up front instead of wedging its partition in send retries.
-import type { Admin } from 'kafkajs';
+import { kafkaErrorType, type KafkaAdmin } from './admin.ts';
 
 const POSITIVE_TTL_MS = 60_000;
 const NEGATIVE_TTL_MS = 2_000;
 
 export class TopicDirectory {
-  readonly #admin: Admin;
+  readonly #admin: KafkaAdmin;
   readonly #cache = new Map<string, { partitions: number | undefined; at: number }>();
   /** One metadata request per topic at a time, however many messages ask meanwhile. */
   readonly #pending = new Map<string, Promise<number | undefined>>();
 
-  constructor(admin: Admin) {
+  constructor(admin: KafkaAdmin) {
     this.#admin = admin;
   }
 
@@ -35,8 +35,7 @@ export class TopicDirectory {
       const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
       partitions = metadata.topics[0]?.partitions.length;
     } catch (err) {
-      const type = (err as { type?: string }).type;
-      if (type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+      if (kafkaErrorType(err) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
     }
     this.#cache.set(topic, { partitions, at: Date.now() });
     return partitions;

@@ -5,7 +5,8 @@
 // ".replay.") are not live outcomes and are left out; a success result for the same message wins (a
 // result the broker refused is replaced by an error that says the request itself succeeded).
 import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
-import type { KafkaAdmin, KafkaClient } from '../kafka/client.ts';
+import type { KafkaAdmin } from '../kafka/admin.ts';
+import type { KafkaClient } from '../kafka/client.ts';
 import { planRanges, readRanges } from '../kafka/operator-io.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import { decodeDeadLetter } from './dead-letters.ts';

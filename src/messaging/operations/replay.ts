@@ -1,7 +1,7 @@
 // Replay for backfill: which offsets of which partitions to re-apply, and how far along it is.
 // The end of each partition is fixed when the replay starts (or by --to), so a replay always finishes
 // even while producers keep writing.
-import type { KafkaAdmin as Admin } from '../kafka/client.ts';
+import type { KafkaAdmin as Admin } from '../kafka/admin.ts';
 import type { PatternRequest } from '../../contracts/requests.ts';
 import {
   isWriteOperation,
@@ -92,7 +92,7 @@ export async function planReplay(
   return plans;
 }
 
-/** Where a new consumer group starts on each partition (consumer.seek; admin.setOffsets joins the group). */
+/** Where a new consumer group starts on each partition (the reader seeks there; nothing is committed for the group). */
 export function startPositions(plan: TopicPlan): { topic: string; partition: number; offset: string }[] {
   return plan.partitions.map((p) => ({
     topic: plan.topic,
