@@ -1,7 +1,8 @@
 // Offsets under any sequence of broker events (issue 24, point 1), in-process: the real lane engine over a
-// model of kafkajs's consumer. Random interleavings of fetches, completions, failures, publish acks,
-// rebalances with a rejoin (partitions may move to another member and back), rebalances that end without
-// one (kafkajs resumes from the offsets it had already handed over: the case that used to skip messages),
+// model of a consumer. Random interleavings of fetches, completions, failures, publish acks, incremental
+// moves of one partition to another member and back (KIP-848), eager rebalances with a rejoin (every
+// partition retired at once, as when a lane replaces its member), rebalances that end without one (the
+// consumer resumes from the offsets it had already handed over: the case that used to skip messages),
 // and process restarts. After every step: every offset below a committed one has its effect and its
 // result done. At the end, with the partitions back and the work settled, every message is done.
 import fc from 'fast-check';
@@ -22,6 +23,7 @@ type Step =
   | { kind: 'ack' }
   | { kind: 'rejoin'; keep: boolean[]; otherAdvances: number[] }
   | { kind: 'rebalance-without-rejoin' }
+  | { kind: 'move'; partition: number; otherAdvance: number }
   | { kind: 'restart' };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -48,6 +50,14 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.constant({ kind: 'rebalance-without-rejoin' as const }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('move' as const),
+      partition: fc.nat(PARTITIONS - 1),
+      otherAdvance: fc.nat(4),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
 );
 
@@ -83,7 +93,8 @@ class ModelConsumer implements ConsumerControl {
     if (this.assigned[p]) this.seeks.set(p, offset);
   }
   commit(offsets: PartitionOffset[]) {
-    for (const o of offsets) {
+    // As group-member.ts: a commit of a partition that moved away is dropped.
+    for (const o of offsets.filter((o) => this.assigned[o.partition])) {
       const offset = BigInt(o.offset);
       if (offset > (this.committed[o.partition] as bigint)) this.committed[o.partition] = offset;
     }
@@ -93,6 +104,7 @@ class ModelConsumer implements ConsumerControl {
 
 async function run(messages: { kind: Kind; key: string }[][], steps: Step[]): Promise<void> {
   const consumer = new ModelConsumer();
+  const violations: string[] = [];
   /** Per partition, the offsets whose effect and result are done (by this worker or another member). */
   const done = messages.map(() => new Set<number>());
   const lifecycle = new Lifecycle((_e, err) => {
@@ -103,6 +115,13 @@ async function run(messages: { kind: Kind; key: string }[][], steps: Step[]): Pr
   });
   const newEngine = () => {
     const work = new FakeWork();
+    const run = work.run.bind(work);
+    // No unit of a partition starts while another member owns it.
+    work.run = (unit, items) => {
+      if (!consumer.assigned[unit.partition])
+        violations.push(`partition ${unit.partition}: a unit started after the partition moved away`);
+      return run(unit, items);
+    };
     const publisher = new FakePublisher();
     const engine = new LaneEngine({
       settings: testSettings({ concurrency: 3, maxAttempts: 2, maxBatch: 3 }),
@@ -136,6 +155,7 @@ async function run(messages: { kind: Kind; key: string }[][], steps: Step[]): Pr
     consumer.position[p] = BigInt(to); // resolved on hand-over, as lane-consumer.ts does
   };
   const check = () => {
+    if (violations.length > 0) throw new Error(violations[0]);
     for (let p = 0; p < PARTITIONS; p++) {
       for (let o = 0; o < Number(consumer.committed[p]); o++) {
         if (!done[p]?.has(o)) throw new Error(`partition ${p}: offset ${o} committed before it was done`);
@@ -183,6 +203,24 @@ async function run(messages: { kind: Kind; key: string }[][], steps: Step[]): Pr
         }
         consumer.assigned = [...next];
         engine.assigned(next.flatMap((a, p) => (a ? [{ topic: 't', partition: p }] : [])));
+        break;
+      }
+      case 'move': {
+        // Incremental assignment (KIP-848): one partition changes owner, the others go on untouched.
+        const p = s.partition;
+        if (consumer.assigned[p]) {
+          engine.revoked([{ topic: 't', partition: p }]);
+          consumer.assigned[p] = false;
+          consumer.seeks.delete(p);
+          consumer.paused.delete(p);
+          const to = Math.min((messages[p] ?? []).length, Number(consumer.committed[p]) + s.otherAdvance);
+          for (let o = Number(consumer.committed[p]); o < to; o++) done[p]?.add(o);
+          if (BigInt(to) > (consumer.committed[p] as bigint)) consumer.committed[p] = BigInt(to);
+        } else {
+          // It comes back: fetched from the group's committed offset.
+          consumer.assigned[p] = true;
+          consumer.position[p] = consumer.committed[p] as bigint;
+        }
         break;
       }
       case 'rebalance-without-rejoin':
