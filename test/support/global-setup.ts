@@ -30,7 +30,16 @@ async function startContainers(): Promise<() => Promise<void>> {
   const { KafkaContainer } = await import('@testcontainers/kafka');
   const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
   const [kafka, postgres] = await Promise.all([
-    new KafkaContainer('apache/kafka:4.1.1').withKraft().start(),
+    new KafkaContainer('apache/kafka:4.1.1')
+      .withKraft()
+      // The KIP-848 group settings of scripts/kafka.sh (README "Consumer groups").
+      .withEnvironment({
+        KAFKA_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS: '1000',
+        KAFKA_GROUP_CONSUMER_MIN_HEARTBEAT_INTERVAL_MS: '500',
+        KAFKA_GROUP_CONSUMER_SESSION_TIMEOUT_MS: '10000',
+        KAFKA_GROUP_CONSUMER_MIN_SESSION_TIMEOUT_MS: '6000',
+      })
+      .start(),
     new PostgreSqlContainer('postgres:15').start(),
   ]);
   process.env.KAFKA_BROKERS = `${kafka.getHost()}:${kafka.getMappedPort(9093)}`;
