@@ -22,7 +22,11 @@ export default tseslint.config(
         'error',
         {
           paths: [
-            { name: 'kafkajs', message: 'Only src/messaging/kafka/ imports the Kafka client library.' },
+            {
+              name: '@platformatic/kafka',
+              message: 'Only src/messaging/kafka/ imports the Kafka client library.',
+            },
+            { name: 'kafkajs', message: 'The product has one Kafka client, @platformatic/kafka (README).' },
           ],
         },
       ],
@@ -33,8 +37,22 @@ export default tseslint.config(
     },
   },
   {
-    // The Kafka side itself, and tests, benchmarks and scripts, which use kafkajs as an independent client.
-    files: ['src/messaging/kafka/**', 'test/**', 'bench/**', 'scripts/**'],
+    // The Kafka side itself: the client library, and never kafkajs.
+    files: ['src/messaging/kafka/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'kafkajs', message: 'The product has one Kafka client, @platformatic/kafka (README).' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Tests, benchmarks and scripts, which use kafkajs as an independent client.
+    files: ['test/**', 'bench/**', 'scripts/**'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {
