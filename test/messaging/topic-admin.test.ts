@@ -1,22 +1,31 @@
 // Topic layout: what `patterns topics create` asks the broker for, checked on a real broker.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ConfigResourceTypes, type Admin } from 'kafkajs';
+import { MultipleErrors, ResponseError } from '@platformatic/kafka';
+import { ConfigResourceTypes } from 'kafkajs';
 import { TopicNames } from '../../src/contracts/topics.ts';
+import { KafkaAdminError, type KafkaAdmin } from '../../src/messaging/kafka/admin.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import {
   createTopics,
   DLQ_MAX_MESSAGE_BYTES,
   missingTopics,
   whenServed,
 } from '../../src/messaging/kafka/topic-admin.ts';
-import { testKafka, uniquePrefix } from '../support/kafka.ts';
+import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
 
-let admin: Admin;
+let admin: KafkaAdmin;
+/** An independent client, to check what was created. */
+const other = testKafka().admin();
 const names = new TopicNames(uniquePrefix());
 beforeAll(async () => {
-  admin = testKafka().admin();
+  admin = new KafkaClient('pattern-worker-test', { brokers: brokers() }).admin();
   await admin.connect();
+  await other.connect();
 });
-afterAll(async () => admin.disconnect());
+afterAll(async () => {
+  await admin.disconnect();
+  await other.disconnect();
+});
 
 it('creates every topic with its retention, dead letters that fit a request at the size limit, and the reply topic', async () => {
   expect(await missingTopics(admin, names)).toHaveLength(12);
@@ -31,7 +40,7 @@ it('creates every topic with its retention, dead letters that fit a request at t
   expect(await missingTopics(admin, names)).toEqual([]);
   expect(await createTopics(admin, names)).toEqual([]); // idempotent
   const configOf = async (topic: string) => {
-    const { resources } = await admin.describeConfigs({
+    const { resources } = await other.describeConfigs({
       includeSynonyms: false,
       resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
     });
@@ -45,20 +54,39 @@ it('creates every topic with its retention, dead letters that fit a request at t
   expect((await configOf(names.reply()))['retention.ms']).toBe('3600000');
   const metadata = await admin.fetchTopicMetadata({ topics: [names.reply()] });
   expect(metadata.topics[0]?.partitions).toHaveLength(4);
-  await admin.deleteTopics({ topics: [...names.all().map((t) => t.name), names.reply()] });
+  expect(
+    Object.fromEntries(
+      (await other.fetchTopicMetadata({ topics: names.requests() })).topics.map((t) => [
+        t.name,
+        t.partitions.length,
+      ]),
+    ),
+  ).toEqual(Object.fromEntries(names.requests().map((t) => [t, 2])));
+  expect((await configOf(names.request('pattern.usage')))['message.timestamp.type']).toBe('LogAppendTime');
+  await other.deleteTopics({ topics: [...names.all().map((t) => t.name), names.reply()] });
 });
 
 // The answers a KRaft broker gives for a moment after it creates a topic (seen in CI on a fresh broker).
-const brokerError = (type: string) => Object.assign(new Error(type), { type });
+const brokerError = (type: string) => new KafkaAdminError(`listing offsets failed: ${type}`, type);
 
 it('waits out the broker catching up with a new topic, and gives up on anything else at once', async () => {
-  const answers = ['UNKNOWN_TOPIC_OR_PARTITION', 'NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE'];
+  const answers = ['UNKNOWN_TOPIC_OR_PARTITION', 'NOT_LEADER_OR_FOLLOWER', 'LEADER_NOT_AVAILABLE'];
   let calls = 0;
   const served = await whenServed(() => {
     const next = answers[calls++];
     return next ? Promise.reject(brokerError(next)) : Promise.resolve('offsets');
   }, 'topic t');
   expect([served, calls]).toEqual(['offsets', 4]);
+
+  // As the client library throws them: the broker's error inside the library's chain of errors.
+  calls = 0;
+  const wrapped = () =>
+    new MultipleErrors('listOffsets failed 1 times.', [
+      new ResponseError(2, 9, { '/topics/0/partitions/0': [6, null] }, {}),
+    ]);
+  expect(
+    await whenServed(() => (calls++ === 0 ? Promise.reject(wrapped()) : Promise.resolve('ok')), 't'),
+  ).toBe('ok');
 
   calls = 0;
   await expect(
