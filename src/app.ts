@@ -91,7 +91,6 @@ function commonSettings(config: Config, options: WorkerAppOptions) {
     maxUncommittedMessages: config.WORKER_PARTITION_BUFFER * 4,
     maxBufferedBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_MESSAGE_BYTES * 4),
     maxPendingPublishBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_RESULT_BYTES * 4),
-    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     // One record batch over this is still fetched whole (KIP-74), so a large request never wedges.
     maxBytesPerPartition: 1024 * 1024,
     fromBeginning: true,

@@ -80,7 +80,8 @@ export const configSchema = z
     DB_POOL_MIN: intFrom(0, 100).default(5),
     DB_POOL_MAX: intFrom(1, 100).default(20),
     DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
-    KAFKA_SESSION_TIMEOUT_MS: intFrom(6_000, 300_000).default(10_000),
+    /** No longer read (KIP-848: the broker's group.consumer.session.timeout.ms); warned about when set. */
+    KAFKA_SESSION_TIMEOUT_MS: z.string().optional(),
     /** Units in flight per lane; each holds one connection, so their sum should fit in DB_POOL_MAX. */
     WORKER_WRITES_CONCURRENCY: intFrom(1, 256).default(4),
     WORKER_READS_CONCURRENCY: intFrom(1, 256).default(8),
@@ -168,6 +169,12 @@ export function configWarnings(c: Config): string[] {
     warnings.push(
       `WORKER_ANALYTICS_CONCURRENCY is ${c.WORKER_ANALYTICS_CONCURRENCY}, more than DB_ANALYTICS_POOL_MAX ` +
         `(${c.DB_ANALYTICS_POOL_MAX}): analytics units will wait for connections. Raise DB_ANALYTICS_POOL_MAX or lower WORKER_ANALYTICS_CONCURRENCY.`,
+    );
+  }
+  if (c.KAFKA_SESSION_TIMEOUT_MS !== undefined) {
+    warnings.push(
+      'KAFKA_SESSION_TIMEOUT_MS is no longer read: the lanes use the consumer group protocol of KIP-848, whose ' +
+        "session timeout is the broker's group.consumer.session.timeout.ms (README \"Consumer groups\").",
     );
   }
   if (c.WORKER_PARTITIONS_CONCURRENCY !== undefined) {

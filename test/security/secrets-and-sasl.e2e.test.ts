@@ -70,7 +70,6 @@ beforeAll(async () => {
     KAFKA_SASL_PASSWORD: KAFKA_SECRET,
     TOPIC_PREFIX: names.prefix,
     KAFKA_GROUP_ID: `${names.prefix}worker`,
-    KAFKA_SESSION_TIMEOUT_MS: '6000',
     DB_POOL_MIN: '1',
     DB_POOL_MAX: '3',
     WORKER_RETRY_INITIAL_MS: '100',

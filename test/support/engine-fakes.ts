@@ -160,7 +160,6 @@ export function testSettings(overrides: Partial<LaneSettings> = {}): LaneSetting
     maxUncommittedMessages: 4000,
     maxBufferedBytes: 64 * 1024 * 1024,
     maxPendingPublishBytes: 16 * 1024 * 1024,
-    sessionTimeoutMs: 30_000,
     maxBytesPerPartition: 1024 * 1024,
     fromBeginning: true,
     startOffsets: [],

@@ -81,7 +81,6 @@ export async function createStack(
     WORKER_RETRY_INITIAL_MS: '100',
     WORKER_RETRY_MAX_MS: '1000',
     LOG_LEVEL: 'warn',
-    KAFKA_SESSION_TIMEOUT_MS: '6000',
   };
   const workers: WorkerProcess[] = [];
   return {

@@ -73,7 +73,6 @@ KAFKA_BROKERS: {{ .Values.kafka.brokers | quote }}
 KAFKA_GROUP_ID: {{ .Values.kafka.groupId | quote }}
 KAFKA_CLIENT_ID: {{ default (include "pattern-worker.fullname" .) .Values.kafka.clientId | quote }}
 TOPIC_PREFIX: {{ .Values.kafka.topicPrefix | quote }}
-KAFKA_SESSION_TIMEOUT_MS: {{ .Values.kafka.sessionTimeoutMs | int64 | quote }}
 LOG_LEVEL: {{ .Values.logLevel | quote }}
 PORT: {{ .Values.service.port | int64 | quote }}
 {{- with .Values.kafka.sasl.mechanism }}

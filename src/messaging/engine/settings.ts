@@ -31,7 +31,6 @@ export interface LaneSettings {
   /** New units wait while this many bytes of records are handed to the broker and not acknowledged. */
   maxPendingPublishBytes: number;
   /** Kafka consumer settings. */
-  sessionTimeoutMs: number;
   maxBytesPerPartition: number;
   fromBeginning: boolean;
   /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
