@@ -1,7 +1,7 @@
 // Transport security configuration, checked against real TLS endpoints on loopback:
 // - Kafka: KAFKA_SSL with CA, client certificate and key files reaches the socket (a TLS server that
-//   requires a client certificate accepts the worker's client and only with the right CA), and SASL
-//   PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512 settings reach the client configuration.
+//   requires a client certificate accepts the worker's admin client and only with the right CA), and SASL
+//   PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512 settings reach the client library's options.
 // - PostgreSQL: DATABASE_URL's sslmode/sslrootcert are honoured by node-postgres against a cluster this
 //   test owns that accepts TLS connections only.
 import { copyFile, chmod } from 'node:fs/promises';
@@ -9,11 +9,11 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabasePool } from '../../src/app.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { kafkaConfig, kafkaConnection } from '../../src/messaging/kafka/client.ts';
+import { KafkaAdmin } from '../../src/messaging/kafka/admin.ts';
+import { createKafka, kafkaConnection } from '../../src/messaging/kafka/client.ts';
 import { createPgCluster, type PgCluster } from '../support/pg-cluster.ts';
 import { createTestCertificates, type TestCertificates } from '../support/tls.ts';
 
@@ -39,24 +39,44 @@ describe('Kafka TLS and SASL configuration', () => {
       KAFKA_SASL_USERNAME: 'u',
       KAFKA_SASL_PASSWORD: 'p',
     });
-    const worker = kafkaConfig(config);
-    expect(kafkaConnection(config)).toEqual({ brokers: worker.brokers, sasl: worker.sasl, tls: worker.ssl });
+    const connection = kafkaConnection(config);
+    expect(connection).toEqual({
+      brokers: ['a:9093', 'b:9093'],
+      sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' },
+      tls: {
+        rejectUnauthorized: true,
+        ca: readFileSync(certs.ca, 'utf8'),
+        cert: readFileSync(certs.clientCert, 'utf8'),
+        key: readFileSync(certs.clientKey, 'utf8'),
+      },
+    });
+    const worker = createKafka(config).options();
+    expect(worker).toMatchObject({
+      clientId: 'pattern-worker',
+      bootstrapBrokers: connection.brokers,
+      sasl: { mechanism: 'SCRAM-SHA-512', username: 'u', password: 'p' },
+      tls: connection.tls,
+    });
+    expect(createKafka(config, undefined, '-replay').options('-admin').clientId).toBe(
+      'pattern-worker-replay-admin',
+    );
     expect(kafkaConnection(loadConfig({}))).toEqual({ brokers: ['127.0.0.1:9092'] });
   });
 
   it('passes CA, client certificate and key to the client, verifying the broker by default', () => {
-    const ssl = kafkaConfig(loadConfig(tlsEnv())).ssl as tls.ConnectionOptions;
-    expect(ssl).toEqual({
+    const tlsOf = (env: Record<string, string>) => createKafka(loadConfig(env)).options().tls;
+    expect(tlsOf(tlsEnv())).toEqual({
       rejectUnauthorized: true,
       ca: readFileSync(certs.ca, 'utf8'),
       cert: readFileSync(certs.clientCert, 'utf8'),
       key: readFileSync(certs.clientKey, 'utf8'),
     });
-    expect(kafkaConfig(loadConfig({ KAFKA_SSL: 'true' })).ssl).toEqual({ rejectUnauthorized: true });
-    expect(
-      kafkaConfig(loadConfig({ KAFKA_SSL: 'true', KAFKA_SSL_REJECT_UNAUTHORIZED: 'false' })).ssl,
-    ).toEqual({ rejectUnauthorized: false });
-    expect(kafkaConfig(loadConfig({})).ssl).toBeUndefined();
+    expect(tlsOf({ KAFKA_SSL: 'true' })).toEqual({ rejectUnauthorized: true });
+    expect(tlsOf({ KAFKA_SSL: 'true', KAFKA_SSL_REJECT_UNAUTHORIZED: 'false' })).toEqual({
+      rejectUnauthorized: false,
+    });
+    expect(tlsOf({})).toBeUndefined();
+    expect(createKafka(loadConfig({})).options().sasl).toBeUndefined();
   });
 
   it('names the variable when TLS settings are inconsistent or unreadable', () => {
@@ -70,22 +90,29 @@ describe('Kafka TLS and SASL configuration', () => {
       /KAFKA_SSL_REJECT_UNAUTHORIZED/,
     );
     const missing = loadConfig({ KAFKA_SSL: 'true', KAFKA_SSL_CA_FILE: '/nonexistent/ca.pem' });
-    expect(() => kafkaConfig(missing)).toThrow(ConfigError);
-    expect(() => kafkaConfig(missing)).toThrow(
+    expect(() => createKafka(missing)).toThrow(ConfigError);
+    expect(() => kafkaConnection(missing)).toThrow(
       /KAFKA_SSL_CA_FILE: cannot read "\/nonexistent\/ca.pem" \(ENOENT\)/,
     );
+    const badKey = loadConfig({ ...tlsEnv(), KAFKA_SSL_KEY_FILE: '/nonexistent/key.pem' });
+    expect(() => createKafka(badKey)).toThrow(/KAFKA_SSL_KEY_FILE: cannot read "\/nonexistent\/key.pem"/);
   });
 
-  it.each(['plain', 'scram-sha-256', 'scram-sha-512'])('configures SASL %s', (mechanism) => {
+  it.each([
+    ['plain', 'PLAIN'],
+    ['scram-sha-256', 'SCRAM-SHA-256'],
+    ['scram-sha-512', 'SCRAM-SHA-512'],
+  ])('configures SASL %s', (mechanism, libraryMechanism) => {
     const config = loadConfig({
       KAFKA_SASL_MECHANISM: mechanism,
       KAFKA_SASL_USERNAME: 'worker',
       KAFKA_SASL_PASSWORD: 'pw',
       ...tlsEnv(),
     });
-    const kafka = kafkaConfig(config);
-    expect(kafka.sasl).toEqual({ mechanism, username: 'worker', password: 'pw' });
-    expect(kafka.ssl).toMatchObject({ rejectUnauthorized: true });
+    expect(kafkaConnection(config).sasl).toEqual({ mechanism, username: 'worker', password: 'pw' });
+    const options = createKafka(config).options();
+    expect(options.sasl).toEqual({ mechanism: libraryMechanism, username: 'worker', password: 'pw' });
+    expect(options.tls).toMatchObject({ rejectUnauthorized: true });
   });
 
   it('refuses unknown SASL mechanisms', () => {
@@ -115,15 +142,9 @@ describe('Kafka TLS and SASL configuration', () => {
     return { server, clients, brokers: `127.0.0.1:${port}` };
   }
 
+  /** Connects the worker's admin client once (no retries: each retry would be another handshake). */
   async function connect(env: Record<string, string>): Promise<string> {
-    const base = kafkaConfig(loadConfig(env));
-    const kafka = new Kafka({
-      ...base,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 0 },
-      connectionTimeout: 2_000,
-    });
-    const admin = kafka.admin();
+    const admin = new KafkaAdmin({ ...createKafka(loadConfig(env)).options('-admin'), retries: 0 });
     try {
       await admin.connect();
       return 'connected';

@@ -118,12 +118,24 @@ function retriable(err: unknown): boolean {
   return !chain(err).some((e) => e.canRetry === false);
 }
 
+/** The messages along the last attempt of a library error: what failed, down to the socket's reason. */
+function lastCause(err: unknown): string {
+  const messages: string[] = [];
+  let e: LibraryError | undefined =
+    typeof err === 'object' && err !== null ? (err) : undefined;
+  for (let depth = 0; e && depth < 8; depth++) {
+    if (e.message && !messages.includes(e.message)) messages.push(e.message.replace(/\.$/, ''));
+    const next: unknown = e.errors?.at(-1) ?? e.cause;
+    e = typeof next === 'object' && next !== null ? (next) : undefined;
+  }
+  return messages.length > 0 ? messages.join(': ') : String(err);
+}
+
 function translate(what: string, err: unknown): KafkaAdminError {
   if (err instanceof KafkaAdminError) return err;
   const type = kafkaErrorType(err);
   const detail = chain(err).find((e) => e.apiId !== undefined);
-  const reason =
-    detail?.serverErrorMessage ?? detail?.message ?? (err instanceof Error ? err.message : String(err));
+  const reason = detail ? (detail.serverErrorMessage ?? detail.message) : lastCause(err);
   return new KafkaAdminError(`${what} failed: ${type ? `${type}: ` : ''}${reason}`, type, err);
 }
 
