@@ -121,12 +121,12 @@ function retriable(err: unknown): boolean {
 /** The messages along the last attempt of a library error: what failed, down to the socket's reason. */
 function lastCause(err: unknown): string {
   const messages: string[] = [];
-  let e: LibraryError | undefined =
-    typeof err === 'object' && err !== null ? (err) : undefined;
-  for (let depth = 0; e && depth < 8; depth++) {
-    if (e.message && !messages.includes(e.message)) messages.push(e.message.replace(/\.$/, ''));
-    const next: unknown = e.errors?.at(-1) ?? e.cause;
-    e = typeof next === 'object' && next !== null ? (next) : undefined;
+  let e: unknown = err;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 8; depth++) {
+    const { message, errors, cause } = e as LibraryError;
+    const text = message?.replace(/\.$/, '');
+    if (text && !messages.includes(text)) messages.push(text);
+    e = errors?.at(-1) ?? cause;
   }
   return messages.length > 0 ? messages.join(': ') : String(err);
 }
