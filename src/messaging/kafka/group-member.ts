@@ -82,8 +82,9 @@ class Kip848Member implements GroupMember {
       ...client.options(`-${options.name}`),
       groupId,
       groupProtocol: 'consumer',
-      // The time this member has to give up revoked partitions; it gives them up at once.
-      rebalanceTimeout: 30_000,
+      // The time this member has to give up revoked partitions (it gives them up at once); the library
+      // checks it against its classic session timeout (60 s), which this protocol does not use.
+      rebalanceTimeout: 60_000,
       heartbeatStallTimeout: options.stallTimeoutMs,
       autocommit: false,
     });
