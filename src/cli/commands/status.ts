@@ -16,12 +16,12 @@ export function renderStatus(s: WorkerStatus): string {
   out.push(groups.toString());
   const all = s.groups.flatMap((g) => g.members);
   if (all.length > 0) {
-    const members = compactTable(['member', 'lane', 'host', 'partitions']);
+    const members = compactTable(['member', 'lane', 'client', 'host', 'partitions']);
     for (const m of all) {
       const held = Object.entries(m.partitions)
         .map(([topic, ps]) => `${topic}[${ps.join(',')}]`)
         .join(' ');
-      members.push([m.memberId, m.lane, m.host, held || '(none)']);
+      members.push([m.memberId, m.lane, m.clientId, m.host, held || '(none)']);
     }
     out.push(members.toString());
   }

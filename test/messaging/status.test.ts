@@ -1,0 +1,149 @@
+// `patterns status` gathered from a real broker (operations/status.ts through KafkaAdmin): lane groups whose
+// members use the KIP-848 protocol with their client id, host and partitions, committed offsets and lag,
+// missing topics, a member still in the group of earlier versions, and the rendered tables.
+import { Consumer } from '@platformatic/kafka';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { renderStatus } from '../../src/cli/commands/status.ts';
+import { TopicNames } from '../../src/contracts/topics.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
+import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
+import { gatherStatus, type WorkerStatus } from '../../src/messaging/operations/status.ts';
+import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
+
+const prefix = uniquePrefix();
+const names = new TopicNames(prefix);
+const groupId = `${prefix}worker`;
+const kafka = new KafkaClient('pattern-worker-test', { brokers: brokers() });
+const kafkajs = testKafka();
+const insert = names.request('pattern.insert');
+const members: Consumer[] = [];
+
+/** A lane member as the worker runs it: KIP-848 protocol, subscribed to the lane's topics. */
+async function laneMember(lane: string, topics: string[]): Promise<void> {
+  const consumer = new Consumer({
+    clientId: `worker-${lane}`,
+    bootstrapBrokers: brokers(),
+    groupId: `${groupId}.${lane}`,
+    groupProtocol: 'consumer',
+    // The library checks it against its classic sessionTimeout (default 60 s), unused by this protocol.
+    rebalanceTimeout: 60_000,
+    autocommit: false,
+  });
+  consumer.on('error', () => undefined);
+  members.push(consumer);
+  const stream = await consumer.consume({ topics, autocommit: false, mode: 'latest' });
+  stream.on('data', () => undefined);
+}
+
+const status = () => gatherStatus({ kafka, names, groupId, clientId: 'status-test' });
+
+async function statusWhen(ok: (s: WorkerStatus) => boolean): Promise<WorkerStatus> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const s = await status();
+    if (ok(s) || Date.now() > deadline) return s;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+beforeAll(async () => {
+  const admin = kafka.admin();
+  await admin.connect();
+  await createTopics(admin, names, {
+    requestPartitions: 2,
+    resultPartitions: 1,
+    dlqPartitions: 1,
+    replicationFactor: 1,
+    replyPartitions: 1,
+  });
+  const producer = kafkajs.producer();
+  await producer.connect();
+  await producer.send({
+    topic: insert,
+    messages: [0, 1, 2, 3].map((i) => ({ partition: i % 2, value: `${i}` })),
+  });
+  await producer.disconnect();
+  // The writes lane committed one record of partition 0.
+  await admin.alterGroupOffsets({
+    groupId: `${groupId}.writes`,
+    topics: [{ topic: insert, partitions: [{ partition: 0, offset: '1' }] }],
+  });
+  await admin.disconnect();
+});
+
+afterAll(async () => {
+  await Promise.all(members.map((m) => m.close(true).catch(() => undefined)));
+  const admin = kafkajs.admin();
+  await admin.connect();
+  const mine = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+  await admin.deleteTopics({ topics: mine }).catch(() => undefined);
+  await admin.disconnect();
+});
+
+it('reports lane groups without members, the lag from committed offsets, and every topic', async () => {
+  const s = await status();
+  expect(s.groups.map((g) => [g.lane, g.id, g.members.length])).toEqual([
+    ['writes', `${groupId}.writes`, 0],
+    ['reads', `${groupId}.reads`, 0],
+    ['analytics', `${groupId}.analytics`, 0],
+  ]);
+  expect(s.lag.filter((l) => l.topic === insert)).toEqual([
+    { topic: insert, partition: 0, committed: '1', end: '2', lag: 1 },
+    { topic: insert, partition: 1, committed: null, end: '2', lag: 2 },
+  ]);
+  expect(s.totalLag).toBe(3);
+  expect(s.topics.every((t) => t.exists)).toBe(true);
+  expect(s.deadLettersLastHour).toEqual({ total: 0, byCode: {} });
+  expect(s.problems.filter((p) => /has no members/.test(p))).toHaveLength(3);
+});
+
+it('shows the members of KIP-848 lane groups with client id, host and partitions, and a member of the earlier group', async () => {
+  await laneMember('writes', [insert, names.request('pattern.usage')]);
+  await laneMember('reads', [names.request('pattern.search.request')]);
+  const earlier = kafkajs.consumer({ groupId, maxWaitTimeInMs: 100 });
+  await earlier.connect();
+  try {
+    await earlier.subscribe({ topics: [insert] });
+    await earlier.run({ eachMessage: () => Promise.resolve() });
+    const s = await statusWhen(
+      (x) =>
+        x.groups.find((g) => g.lane === 'writes')?.members[0]?.partitions[insert]?.length === 2 &&
+        x.groups.find((g) => g.lane === 'reads')?.members.length === 1 &&
+        x.problems.some((p) => p.includes('earlier worker versions')),
+    );
+    const writes = s.groups.find((g) => g.lane === 'writes');
+    expect(writes?.state).toBe('Stable');
+    expect(writes?.members).toHaveLength(1);
+    expect(writes?.members[0]).toMatchObject({
+      lane: 'writes',
+      clientId: 'worker-writes',
+      partitions: { [insert]: [0, 1], [names.request('pattern.usage')]: [0, 1] },
+    });
+    expect(writes?.members[0]?.host).toMatch(/127\.0\.0\.1/);
+    expect(s.groups.find((g) => g.lane === 'reads')?.members[0]?.clientId).toBe('worker-reads');
+    expect(s.problems).toEqual([
+      `consumer group ${groupId}.analytics (lane analytics) has no members: no worker is running (is KAFKA_GROUP_ID right?)`,
+      expect.stringMatching(
+        new RegExp(`consumer group ${groupId} of earlier worker versions still has 1 member`),
+      ),
+    ]);
+    const line = renderStatus(s)
+      .split('\n')
+      .find((l) => l.includes('worker-writes'));
+    expect(line).toMatch(/│ writes +│ worker-writes +│ \S*127\.0\.0\.1 +│/);
+    expect(line).toContain(`${insert}[0,1]`);
+  } finally {
+    await earlier.disconnect();
+  }
+});
+
+it('names a missing topic', async () => {
+  const admin = kafkajs.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [names.dlq('pattern.analytics.compute')] });
+  await admin.disconnect();
+  const s = await statusWhen((x) => x.topics.some((t) => !t.exists));
+  expect(s.problems).toContain(
+    `topic ${names.dlq('pattern.analytics.compute')} is missing (create it: patterns topics create)`,
+  );
+});
