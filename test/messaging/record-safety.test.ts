@@ -1,6 +1,6 @@
 // What the stages build from hostile bytes (issue 24), in-process: prepare never throws or loses the
 // message, a long key is refused and never published, dead letters carry the original exactly (through
-// kafkajs's own encoder and decoder) or name what they left out, and every record says what to publish
+// the client library's own record encoder and decoder) or name what they left out, and every record says what to publish
 // when it is refused.
 import { describe, expect, it } from 'vitest';
 import { HEADERS } from '../../src/contracts/headers.ts';
@@ -8,7 +8,7 @@ import type { ModelResult } from '../../src/contracts/results.ts';
 import { TopicNames } from '../../src/contracts/topics.ts';
 import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
-import { readHeaders } from '../../src/messaging/kafka/inbound.ts';
+import { toInbound } from '../../src/messaging/kafka/inbound.ts';
 import type { TopicDirectory } from '../../src/messaging/kafka/topic-directory.ts';
 import { errorResult, type Nodes } from '../../src/messaging/stages/dispatch.ts';
 import {
@@ -22,7 +22,7 @@ import { checkRecord, DEFAULT_RECORD_LIMITS } from '../../src/messaging/stages/r
 import { recordSize } from '../../src/messaging/engine/record-size.ts';
 import { UnitPipeline } from '../../src/messaging/stages/unit-pipeline.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
-import { fetchedByKafkajs, roundTrip } from './kafkajs-wire.ts';
+import { fetchedRecord, roundTrip } from './kafka-wire.ts';
 
 const names = new TopicNames('t.');
 const b = (s: string) => Buffer.from(s);
@@ -34,14 +34,13 @@ function message(
   overrides: Partial<InboundMessage> & { raw?: [string, Buffer | null][] } = {},
 ): InboundMessage {
   const { raw, ...rest } = overrides;
-  const fetched = raw ? fetchedByKafkajs(null, null, raw).headers : {};
   return {
     topic: 't.pattern.insert',
     partition: 1,
     offset: '17',
     key: b('p1'),
     value: insertBody,
-    headers: readHeaders(fetched),
+    headers: toInbound(fetchedRecord(null, null, raw ?? [])).headers,
     timestamp: String(Date.parse('2026-12-01T10:00:00Z')),
     ...rest,
   };
@@ -194,13 +193,13 @@ describe('dead letters', () => {
       message({ value: b('not json'), raw: [...raw, ['kafka_replyTopic', b('other.tenant.results')]] }),
     );
 
-  it('carry the original key, value and headers exactly through kafkajs, naming null values they cannot carry', () => {
+  it('carry the original key, value and headers exactly through the wire codec, naming null values they cannot carry', () => {
     const p = refused();
     const { records } = output(p);
     const dead = records.find((r) => r.topic === 't.pattern.insert.dlq') as OutboundRecord;
     expect(checkRecord(dead)).toBeUndefined();
     const back = roundTrip(dead); // kafkajs threw "Received function Object" on a copied `constructor`
-    const headers = readHeaders(back.headers);
+    const { headers } = toInbound(back);
     expect(back.key).toEqual(b('p1'));
     expect(back.value).toEqual(b('not json'));
     expect(get(headers, 'constructor')).toEqual(b('c'));
@@ -266,7 +265,7 @@ describe('dead letters', () => {
     });
     const back = roundTrip(dead);
     expect(performance.now() - started).toBeLessThan(5_000);
-    expect(Object.keys(readHeaders(back.headers)).filter((n) => n.startsWith('h'))).toHaveLength(
+    expect(Object.keys(toInbound(back).headers).filter((n) => n.startsWith('h'))).toHaveLength(
       MAX_DEAD_LETTER_HEADER_VALUES,
     );
     const omitted = omittedOf(dead) as (OmittedHeader | { more: number })[];
