@@ -9,8 +9,9 @@ import {
 } from '../../src/client/index.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { TopicNames } from '../../src/contracts/topics.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
-import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
+import { brokers, uniquePrefix } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 90_000 });
@@ -232,7 +233,7 @@ describe('PatternClient without a worker', () => {
   let client: PatternClient;
   const prefix = uniquePrefix();
   beforeAll(async () => {
-    const admin = testKafka().admin();
+    const admin = new KafkaClient('pattern-worker-test', { brokers: brokers() }).admin();
     await admin.connect();
     await createTopics(admin, new TopicNames(prefix), {
       requestPartitions: 1,

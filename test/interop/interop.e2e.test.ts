@@ -10,6 +10,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { brokers } from '../support/kafka.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createTopicsAndWait } from '../../src/messaging/kafka/topic-admin.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
@@ -26,7 +27,7 @@ describe('NestJS ClientKafka.send()', () => {
     const insert = stack.names.request('pattern.insert');
     const search = stack.names.request('pattern.search.request');
     // NestJS replies on "<pattern>.reply"; the worker only replies to topics that exist.
-    const admin = stack.kafka.admin();
+    const admin = new KafkaClient('pattern-worker-test', { brokers: brokers() }).admin();
     await admin.connect();
     await createTopicsAndWait(
       admin,

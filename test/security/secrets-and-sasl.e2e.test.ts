@@ -9,6 +9,7 @@ import type { Producer } from 'kafkajs';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { TopicNames } from '../../src/contracts/topics.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { Collector, uniquePrefix } from '../support/kafka.ts';
@@ -41,7 +42,12 @@ beforeAll(async () => {
   ]);
   names = new TopicNames(uniquePrefix());
   const kafka = broker.kafka();
-  const admin = kafka.admin();
+  // The worker's own admin client (PLAIN, as the broker's admin) creates the topics.
+  const { username, password } = broker.admin as { username: string; password: string };
+  const admin = new KafkaClient('sasl-test', {
+    brokers: [broker.brokers],
+    sasl: { mechanism: 'plain', username, password },
+  }).admin();
   await admin.connect();
   await createTopics(admin, names, {
     requestPartitions: 1,

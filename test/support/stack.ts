@@ -2,9 +2,10 @@
 // a producer, and a collector on the result and dead-letter topics.
 import type { Kafka, Message, Producer } from 'kafkajs';
 import { TopicNames, type RequestTopic } from '../../src/contracts/topics.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createTopics, createTopicsAndWait } from '../../src/messaging/kafka/topic-admin.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
-import { Collector, connectedProducer, testKafka, uniquePrefix } from './kafka.ts';
+import { brokers, Collector, connectedProducer, testKafka, uniquePrefix } from './kafka.ts';
 import { startWorker, type WorkerProcess } from './worker-process.ts';
 
 export interface Stack {
@@ -48,7 +49,8 @@ export async function createStack(
   const names = new TopicNames(uniquePrefix());
   const extraTopics = [...(options.extraTopics ?? []), ...(options.reply ? [names.reply()] : [])];
   const kafka = testKafka();
-  const admin = kafka.admin();
+  // The worker's own admin client creates the topics, as `patterns topics create` does.
+  const admin = new KafkaClient('pattern-worker-test', { brokers: brokers() }).admin();
   await admin.connect();
   const partitions = options.partitions ?? 3;
   await createTopics(admin, names, {
