@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  murmur2,
+  murmur2 as libraryMurmur2,
   MultipleErrors,
   NetworkError,
   ProtocolError,
@@ -20,6 +20,7 @@ import {
   isRefusal,
   javaPartitioner,
   KafkaRecordSender,
+  murmur2,
 } from '../../src/messaging/kafka/record-sender.ts';
 import { SendError } from '../../src/messaging/engine/ports.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
@@ -90,11 +91,34 @@ describe('javaPartitioner', () => {
     let differs = 0;
     for (let i = 0; i < 2000; i++) {
       const key = randomBytes(i % 37);
+      expect(murmur2(key)).toBe(kafkajsMurmur2(key));
+      expect(murmur2(key)).toBe(libraryMurmur2(key));
       const ours = partition({ topic: 't', key }, key, { metadata: undefined }) % 3;
       expect(ours).toBe(javaPartition(key, 3));
-      if (ours !== (murmur2(key) >>> 0) % 3) differs++;
+      if (ours !== (libraryMurmur2(key) >>> 0) % 3) differs++;
     }
     expect(differs).toBeGreaterThan(0);
+  });
+
+  it('gives the hashes of Kafka’s own murmur2 test (UtilsTest)', () => {
+    const cases: [string, number][] = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      ['abc', 479470107],
+    ];
+    for (const [key, hash] of cases) expect(murmur2(Buffer.from(key)), key).toBe(hash);
+  });
+
+  it('hashes a large key in linear time', () => {
+    const key = randomBytes(1024 * 1024);
+    const started = performance.now();
+    murmur2(key);
+    expect(performance.now() - started).toBeLessThan(200);
+    const medium = randomBytes(4099);
+    expect(murmur2(medium)).toBe(kafkajsMurmur2(medium));
   });
 
   it('spreads records without a key round-robin', () => {

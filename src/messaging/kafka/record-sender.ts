@@ -11,7 +11,7 @@
 // - a send that does not finish is bounded by a deadline (the send then rejects, retriable, naming the
 //   topics), and the producer behind it is replaced; a producer is also replaced after three failed sends
 //   in a row.
-import { murmur2, ProduceAcks, Producer, type MessageToProduce, type Partitioner } from '@platformatic/kafka';
+import { ProduceAcks, Producer, type MessageToProduce, type Partitioner } from '@platformatic/kafka';
 import { SendError, type RecordSender } from '../engine/ports.ts';
 import type { OutboundHeaders, OutboundRecord } from '../engine/records.ts';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -93,6 +93,36 @@ export function describeSendError(err: unknown): string {
   );
   const top = `${err.name}: ${err.message}`;
   return leaf && leaf.message !== err.message ? `${top} (${leaf.name}: ${leaf.message})` : top;
+}
+
+/**
+ * Java's Utils.murmur2 over the key's bytes, in 32-bit arithmetic. The library's own (BigInt, its value
+ * growing with the key) gives the same hash but takes half a second for a 64 KiB key and longer than
+ * linearly beyond.
+ */
+export function murmur2(data: Buffer): number {
+  const m = 0x5bd1e995;
+  const length = data.length;
+  let h = (0x9747b28c ^ length) | 0;
+  const whole = length - (length % 4);
+  for (let i = 0; i < whole; i += 4) {
+    let k = data.readInt32LE(i);
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m) ^ k;
+  }
+  const tail = length % 4;
+  if (tail > 0) {
+    if (tail === 3) h ^= (data[whole + 2] as number) << 16;
+    if (tail >= 2) h ^= (data[whole + 1] as number) << 8;
+    h ^= data[whole] as number;
+    h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h | 0;
 }
 
 /**
