@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type Message, type Producer } from 'kafkajs';
 import { TopicNames } from '../../src/contracts/topics.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 
 export const BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',');
@@ -12,9 +13,10 @@ export function benchKafka(clientId = 'bench'): Kafka {
 }
 
 /** A fresh prefix with every topic the worker needs; partitions as in production by default. */
-export async function createBenchTopics(kafka: Kafka, partitions = 6): Promise<TopicNames> {
+export async function createBenchTopics(_kafka: Kafka, partitions = 6): Promise<TopicNames> {
   const names = new TopicNames(`bench${randomBytes(4).toString('hex')}.`);
-  const admin = kafka.admin();
+  // The product's own admin (topic-admin.ts takes it), from the same brokers.
+  const admin = new KafkaClient('bench', { brokers: BROKERS }).admin();
   await admin.connect();
   try {
     await createTopics(admin, names, {
