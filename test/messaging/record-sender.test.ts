@@ -315,7 +315,7 @@ describe('KafkaRecordSender against the broker', () => {
     }
   });
 
-  it('refuses a header value that is neither bytes nor text before sending', async () => {
+  it('refuses a header value that is neither bytes nor text, and a negative partition, before sending', async () => {
     const sender = new KafkaRecordSender(client, logger);
     try {
       const err = await sender
@@ -327,6 +327,11 @@ describe('KafkaRecordSender against the broker', () => {
       expect(err).toBeInstanceOf(SendError);
       expect((err as SendError).refused).toBe(true);
       expect((err as SendError).message).toContain('"bad"');
+      const negative = await sender.send([{ topic, partition: -1, key: 'k', value: 'v', headers: {} }]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((negative as SendError).refused).toBe(true);
     } finally {
       await sender.disconnect();
     }

@@ -192,7 +192,13 @@ export function producerMessage(
   const message: ProducerMessage = { topic, headers: headerMap(record.headers, skipUndefinedHeaders) };
   if (record.key !== null && record.key !== undefined) message.key = bytes(record.key);
   if (record.value !== null) message.value = bytes(record.value);
-  if (record.partition !== undefined) message.partition = record.partition;
+  if (record.partition !== undefined) {
+    // The library takes a partition modulo the topic's count (and fails on a negative one).
+    if (!Number.isInteger(record.partition) || record.partition < 0) {
+      throw new TypeError(`partition ${String(record.partition)} is not a partition number`);
+    }
+    message.partition = record.partition;
+  }
   return message;
 }
 
