@@ -15,6 +15,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../src/contracts/topics.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { gatherStatus } from '../../src/messaging/operations/status.ts';
 import { createStackRetrying } from '../support/faults.ts';
 import { Collector, type CollectedMessage } from '../support/kafka.ts';
@@ -1260,7 +1261,7 @@ it('survives every poison class: answers or dead-letters each, answers each foll
   while (Date.now() < lagDeadline) {
     try {
       const status = await gatherStatus({
-        kafka: stack.kafka,
+        kafka: new KafkaClient('poison-status', { brokers: brokers.split(',') }),
         names: stack.names,
         groupId: stack.env.KAFKA_GROUP_ID as string,
         clientId: 'poison-status',
