@@ -61,7 +61,9 @@ export class LaneConsumer<P extends Schedulable> {
     const { kafka, settings, logger, lifecycle } = options;
     const lane = settings.name;
     this.member = this.#newMember();
-    this.#sender = options.ports?.sender?.() ?? new KafkaRecordSender(kafka, logger.child({ lane }));
+    this.#sender =
+      options.ports?.sender?.() ??
+      new KafkaRecordSender(kafka, logger.child({ lane }), { clientIdSuffix: `-producer-${lane}` });
     this.#publisher = new OrderedPublisher({
       sender: this.#sender,
       check: options.checkRecord,
