@@ -2,13 +2,7 @@
 // the body and in kafka_correlationId, and name this client's partition of the shared reply topic in
 // kafka_replyTopic/kafka_replyPartition (Spring's encoding); replies are matched by that id.
 import { randomUUID } from 'node:crypto';
-import {
-  quietKafkaClient,
-  type KafkaClient,
-  type KafkaConnection,
-  type KafkaFetchedMessage,
-  type KafkaProducer,
-} from '../messaging/kafka/client.ts';
+import { quietKafkaClient, type KafkaClient, type KafkaConnection } from '../messaging/kafka/client.ts';
 import { validateRequest } from '../contracts/decode.ts';
 import { HEADERS, headerBytes } from '../contracts/headers.ts';
 import { modelResultSchema, type ModelResult } from '../contracts/results.ts';
@@ -25,7 +19,7 @@ import {
 } from '../contracts/operations.ts';
 import { context, endSpan, startProducerSpan } from '../telemetry/tracing.ts';
 import { ClientClosedError, RequestTimeoutError, RequestValidationError } from './errors.ts';
-import { ReplyConsumer } from '../messaging/kafka/reply-consumer.ts';
+import { ReplyConsumer, type ReplyMessage } from '../messaging/kafka/reply-consumer.ts';
 import { derivedPatternId } from '../nodes/ids.ts';
 import { SendQueue } from '../messaging/kafka/send-queue.ts';
 
@@ -98,7 +92,6 @@ class PatternClientBase {
   readonly #options: PatternClientOptions;
   readonly #pending = new Map<string, Pending>();
   readonly #replies: ReplyConsumer;
-  #producer: KafkaProducer | undefined;
   #queue: SendQueue | undefined;
   #state: 'new' | 'connecting' | 'open' | 'closed' = 'new';
   readonly send: FireAndForget;
@@ -112,13 +105,12 @@ class PatternClientBase {
     );
     this.names = new TopicNames(options.topicPrefix ?? '');
     this.#replies = new ReplyConsumer({
-      kafka: this.#kafka,
+      client: this.#kafka,
       topic: this.names.reply(),
-      clientId,
       ...(options.replyPartition === undefined ? {} : { partition: options.replyPartition }),
       createTopic: options.createReplyTopic ?? true,
       requireTopics: this.names.requests(),
-      joinTimeoutMs: 30_000,
+      startTimeoutMs: 30_000,
       onReply: (message) => this.#onReply(message),
     });
     this.send = fireAndForget(this);
@@ -141,10 +133,9 @@ class PatternClientBase {
     if (this.#state !== 'new') throw new Error(`PatternClient.connect() called when ${this.#state}`);
     this.#state = 'connecting';
     try {
-      const producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      await producer.connect();
-      this.#producer = producer;
-      this.#queue = new SendQueue(producer);
+      const queue = new SendQueue(this.#kafka);
+      this.#queue = queue;
+      await queue.connect();
       await this.#replies.start();
       this.#state = 'open';
       return this;
@@ -161,9 +152,9 @@ class PatternClientBase {
       pending.reject(new ClientClosedError(correlationId));
     }
     this.#pending.clear();
-    await this.#replies.stop();
-    await this.#producer?.disconnect();
-    this.#producer = undefined;
+    const queue = this.#queue;
+    this.#queue = undefined;
+    await Promise.all([this.#replies.stop(), queue?.close()]);
   }
 
   /** Sends a request and resolves with its result (success or not); rejects on timeout, abort or close. */
@@ -317,8 +308,8 @@ class PatternClientBase {
     };
   }
 
-  #onReply(message: KafkaFetchedMessage): void {
-    const id = headerBytes(message.headers?.[HEADERS.correlationId])?.toString('utf8');
+  #onReply(message: ReplyMessage): void {
+    const id = headerBytes(message.headers[HEADERS.correlationId])?.toString('utf8');
     const pending = id === undefined ? undefined : this.#pending.get(id);
     if (!pending) return; // another client's reply on a shared partition, or one that timed out
     try {

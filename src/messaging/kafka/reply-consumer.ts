@@ -1,62 +1,34 @@
-// Reads one partition of the shared reply topic. kafkajs has no manual assignment, so each client is
-// the only member of its own consumer group and a fixed assigner gives it exactly its partition. It
-// starts at the partition's end offset taken before any request is sent, so no reply can be missed,
-// and commits nothing: a reply is read once, by whoever is waiting for it.
-import { randomUUID } from 'node:crypto';
-import {
-  AssignerProtocol,
-  type Admin,
-  type Consumer,
-  type Kafka,
-  type KafkaMessage,
-  type PartitionAssigner,
-} from 'kafkajs';
+// Reads one partition of the shared reply topic, without a consumer group: a PartitionFetcher reads the
+// partition directly. It starts at the partition's end offset taken before start() resolves (so before any
+// request is sent): no reply can be missed. It commits nothing: a reply is read once, by whoever is
+// waiting for it.
+import { Consumer } from '@platformatic/kafka';
+import type { InboundMessage } from '../engine/records.ts';
+import type { KafkaAdmin } from './admin.ts';
+import type { KafkaClient } from './client.ts';
+import { PartitionFetcher } from './fetcher.ts';
+import { toInbound } from './inbound.ts';
 import { createTopicsAndWait, DEFAULT_LAYOUT, REPLY_RETENTION_MS, whenServed } from './topic-admin.ts';
 
-const { MemberAssignment, MemberMetadata } = AssignerProtocol;
-
-export function fixedPartitionAssigner(topic: string, partition: number): PartitionAssigner {
-  return () => ({
-    name: 'PatternClientFixedPartition',
-    version: 1,
-    assign({ members }) {
-      return Promise.resolve(
-        members.map((member, i) => ({
-          memberId: member.memberId,
-          // Only one member is expected; any other gets nothing rather than a duplicate stream.
-          memberAssignment: MemberAssignment.encode({
-            version: 1,
-            assignment: i === 0 ? { [topic]: [partition] } : {},
-            userData: Buffer.alloc(0),
-          }),
-        })),
-      );
-    },
-    protocol({ topics }) {
-      return {
-        name: 'PatternClientFixedPartition',
-        metadata: MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }),
-      };
-    },
-  });
-}
+/** A reply as read: coordinates, key, value, headers (bytes, in a map without a prototype). */
+export type ReplyMessage = InboundMessage;
 
 export interface ReplyConsumerOptions {
-  kafka: Kafka;
+  client: KafkaClient;
   topic: string;
-  clientId: string;
   /** A fixed partition; otherwise one is picked at random. */
   partition?: number;
   /** Create the reply topic when it is missing (needs the CreateTopics right). */
   createTopic: boolean;
   /** Topics that must exist (the request topics), checked on start for a clear error. */
   requireTopics: string[];
-  onReply(message: KafkaMessage): void;
-  joinTimeoutMs: number;
+  onReply(message: ReplyMessage): void;
+  /** How long start() may wait for the brokers to serve the reply partition's end offset. */
+  startTimeoutMs: number;
 }
 
 async function partitionCount(
-  admin: Admin,
+  admin: KafkaAdmin,
   topic: string,
   create: boolean,
   required: string[],
@@ -76,7 +48,7 @@ async function partitionCount(
     await createTopicsAndWait(admin, [
       {
         topic,
-        numPartitions: DEFAULT_LAYOUT.replyPartitions,
+        numPartitions: DEFAULT_LAYOUT.replyPartitions ?? 12,
         configEntries: [{ name: 'retention.ms', value: REPLY_RETENTION_MS }],
       },
     ]);
@@ -88,22 +60,25 @@ async function partitionCount(
   return metadata.topics[0]?.partitions.length ?? 0;
 }
 
+const describe = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
 export class ReplyConsumer {
   readonly topic: string;
   partition = -1;
-  #consumer: Consumer | undefined;
   readonly #options: ReplyConsumerOptions;
+  #consumer: Consumer | undefined;
+  #fetcher: PartitionFetcher | undefined;
 
   constructor(options: ReplyConsumerOptions) {
     this.#options = options;
     this.topic = options.topic;
   }
 
+  /** Picks the partition (creating the reply topic if allowed) and resolves once its end offset is known
+   * and fetching from there has begun. */
   async start(): Promise<void> {
-    const { kafka, topic } = this.#options;
-    const admin = kafka.admin();
-    await admin.connect();
-    let endOffset: string;
+    const { client, topic, startTimeoutMs } = this.#options;
+    const admin = client.admin();
     try {
       const partitions = await partitionCount(
         admin,
@@ -116,58 +91,63 @@ export class ReplyConsumer {
         throw new Error(`reply partition ${wanted} is out of range: "${topic}" has ${partitions} partitions`);
       }
       this.partition = wanted;
-      const offsets = await whenServed(() => admin.fetchTopicOffsets(topic), `reply topic ${topic}`);
-      endOffset = offsets.find((o) => o.partition === wanted)?.high ?? '0';
     } finally {
-      await admin.disconnect();
+      await admin.disconnect().catch(() => undefined);
     }
 
-    const consumer = kafka.consumer({
-      groupId: `${this.#options.clientId}.reply.${randomUUID()}`,
-      partitionAssigners: [fixedPartitionAssigner(topic, this.partition)],
-      maxWaitTimeInMs: 250,
-      allowAutoTopicCreation: false,
+    // Only fetch, metadata and offsets are asked of this consumer: it never joins its group.
+    const consumer = new Consumer({
+      ...client.options('-reply'),
+      groupId: `${client.clientId}.reply-reader`,
     });
-    this.#consumer = consumer;
-    // Nothing is committed, so every join (the first, and any after a broker restart or a consumer crash)
-    // seeks to the next unread reply: the end offset taken before any request was sent, then the offset
-    // after the last reply read. The seek happens in the join event, before the first fetch of that
-    // generation; seeking right after run() fails while a new broker has no group coordinator yet
-    // ("Consumer group was not initialized"), since kafkajs then restarts its consumer group.
-    let next = endOffset;
-    const joined = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`reply consumer did not join within ${this.#options.joinTimeoutMs} ms`)),
-        this.#options.joinTimeoutMs,
-      );
-      consumer.on(consumer.events.GROUP_JOIN, () => {
-        consumer.seek({ topic, partition: this.partition, offset: next });
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: false });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: ({ batch }) => {
-        for (const message of batch.messages) {
-          this.#options.onReply(message);
-          next = (BigInt(message.offset) + 1n).toString();
-        }
-        return Promise.resolve();
+    consumer.on('error', () => undefined);
+    let lastError: unknown;
+    const fetcher = new PartitionFetcher({
+      consumer,
+      clientId: `${client.clientId}-reply`,
+      startFrom: 'latest',
+      maxWaitMs: 250,
+      onRecords: (_topic, _partition, records) => {
+        for (const record of records) this.#options.onReply(toInbound(record));
+      },
+      onError: (_what, err) => {
+        lastError = err;
       },
     });
+    this.#consumer = consumer;
+    this.#fetcher = fetcher;
+    fetcher.add([{ topic, partition: this.partition }]);
+    fetcher.start();
+    // The fetcher retries its offset requests until the brokers serve the partition (a new broker, a new
+    // topic whose leader is not settled yet): wait for that, within the bound.
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const reason = lastError === undefined ? '' : ` (last error: ${describe(lastError)})`;
+        reject(
+          new Error(
+            `reply consumer could not read the end offset of ${topic}/${this.partition} within ${startTimeoutMs} ms${reason}`,
+            { cause: lastError },
+          ),
+        );
+      }, startTimeoutMs);
+    });
     try {
-      await joined;
+      await Promise.race([fetcher.positioned(), timedOut]);
     } catch (err) {
-      await consumer.disconnect();
+      await this.stop();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   async stop(): Promise<void> {
-    await this.#consumer?.disconnect();
+    const fetcher = this.#fetcher;
+    const consumer = this.#consumer;
+    this.#fetcher = undefined;
     this.#consumer = undefined;
+    await fetcher?.stop();
+    await consumer?.close().catch(() => undefined);
   }
 }
