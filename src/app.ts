@@ -113,7 +113,7 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
         groupId: baseGroupId,
         topics,
         concurrency: config.WORKER_REPLAY_CONCURRENCY,
-        maxRatePerSecond: config.WORKER_REPLAY_MAX_RATE,
+        maxRatePerSecond: config.WORKER_REPLAY_MAX_RATE ?? 0,
         startOffsets,
       },
     ];

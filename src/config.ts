@@ -88,8 +88,11 @@ export const configSchema = z
     WORKER_ANALYTICS_CONCURRENCY: intFrom(1, 256).default(1),
     /** Units in flight of a replay pass (`patterns replay --concurrency` overrides it). */
     WORKER_REPLAY_CONCURRENCY: intFrom(1, 256).default(1),
-    /** Messages a replay starts per second at most (`--max-rate`); 0: no limit. */
-    WORKER_REPLAY_MAX_RATE: intFrom(0, 10_000_000).default(0),
+    /** Messages a replay starts per second at most (`--max-rate`), whatever runs beside it; 0: no limit.
+     * Unset: WORKER_REPLAY_LIVE_MAX_RATE while the live worker's lane groups have members, else no limit. */
+    WORKER_REPLAY_MAX_RATE: intFrom(0, 10_000_000).optional(),
+    /** A replay's rate while a live worker of the same KAFKA_GROUP_ID runs (README "Replay budget"); 0: no limit. */
+    WORKER_REPLAY_LIVE_MAX_RATE: intFrom(0, 10_000_000).default(500),
     /** Tries of a message whose failure is not transient, before INTERNAL and a dead letter. */
     WORKER_MAX_ATTEMPTS: intFrom(1, 100).default(5),
     /** Unfinished messages per partition above which its fetching pauses. */

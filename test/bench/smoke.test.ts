@@ -166,6 +166,16 @@ describe('npm run bench -- --smoke', () => {
       expect(stdout).toMatch(printed(name, target));
     }
     expect(goalNames(r)).toContain('mixed: replay throughput');
+    // The replay ran beside the live worker at its default budget there, and says so; the goal compares
+    // its rate in the window with that budget.
+    expect(replay.budgetRate).toBe(500);
+    expect(replay.budget as string).toMatch(
+      /at most 500 messages\/s while live lanes run \(.*worker\.writes/,
+    );
+    expect(stdout).toMatch(printed('mixed: replay at its budget beside live lanes', '500 messages/s'));
+    // Once the worker stopped, the replay's budget followed (if it looked again before it finished): no limit.
+    for (const line of replay.budgetChanges as string[])
+      expect(line).toBe('budget now no rate limit (no live lane has members)');
   });
 
   it('deploy: three workers rolled and one killed under load; every request answered, none applied twice', async () => {

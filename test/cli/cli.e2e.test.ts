@@ -180,6 +180,11 @@ describe('patterns CLI and replay', () => {
       const before = await resultCount();
       const again = await patterns(env, 'replay', '--from', 'earliest');
       expect(again.code, again.stderr).toBe(0);
+      // The stack's worker runs with the same KAFKA_GROUP_ID: with no explicit rate, the replay takes the
+      // budget beside live lanes (WORKER_REPLAY_LIVE_MAX_RATE, 500 by default) and names the groups it saw.
+      expect(again.stdout).toMatch(
+        /budget 1 in flight, at most 500 messages\/s while live lanes run \([^)]*worker\.writes/,
+      );
       // The usage of an unknown pattern from the test above was refused live: it is not applied again.
       expect(again.stdout).toMatch(
         /applied 0, already applied \d+, dead-lettered 0, refused 1 \(INVALID_REFERENCE 1; 1 as live\)/,

@@ -15,6 +15,7 @@ import { Lifecycle } from '../../messaging/engine/lifecycle.ts';
 import { OrderedPublisher } from '../../messaging/engine/publisher.ts';
 import { readLiveOutcomes } from '../../messaging/operations/live-outcomes.ts';
 import { writeTieRank } from '../../messaging/operations/replay-merge.ts';
+import { liveGroups, ReplayBudget } from '../../messaging/operations/replay-budget.ts';
 import { describeSummary, emptySummary, runReplay } from '../../messaging/operations/replay-driver.ts';
 import { createNodes } from '../../messaging/stages/dispatch.ts';
 import { checkRecord, recordLimits } from '../../messaging/stages/record-check.ts';
@@ -79,7 +80,9 @@ export function replayCommand(): Command {
     .addOption(
       new Option(
         '--max-rate <n>',
-        'messages started per second at most, so live lanes keep their speed (default WORKER_REPLAY_MAX_RATE, 0 = no limit)',
+        'messages started per second at most, whatever runs beside the replay (0 = no limit). Default ' +
+          'WORKER_REPLAY_MAX_RATE; unset: WORKER_REPLAY_LIVE_MAX_RATE (500) while the live worker of ' +
+          'KAFKA_GROUP_ID has members in its lane groups, no limit while it has none',
       ).argParser(wholeNumber('--max-rate', 0)),
     )
     .option('--group <id>', "the replay's consumer group (default: <KAFKA_GROUP_ID>.replay.<time>)")
@@ -119,6 +122,23 @@ function replaySetup(o: ReplayOptions) {
   return { config, logger, names, groupId };
 }
 
+/** The replay's rate: the explicit one, or one that follows the live worker's groups (replay-budget.ts). */
+function replayBudget(
+  config: ReturnType<typeof replaySetup>['config'],
+  admin: Parameters<typeof liveGroups>[0],
+  logger: ReturnType<typeof replaySetup>['logger'],
+  onChange?: (line: string) => void,
+): ReplayBudget {
+  return new ReplayBudget({
+    fixedRate: config.WORKER_REPLAY_MAX_RATE,
+    liveRate: config.WORKER_REPLAY_LIVE_MAX_RATE,
+    live: () => liveGroups(admin, config.KAFKA_GROUP_ID),
+    ...(onChange ? { onChange } : {}),
+    onError: (err) =>
+      logger.warn({ err }, "replay: could not describe the live worker's groups; the budget stays as it was"),
+  });
+}
+
 async function runMergedReplay(o: ReplayOptions): Promise<number> {
   const { config, logger, names, groupId } = replaySetup(o);
   const out = process.stdout;
@@ -127,6 +147,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
   const admin = kafka.admin();
   const sender = new KafkaRecordSender(kafka, logger);
   let reader: MergedRead | undefined;
+  let budget: ReplayBudget | undefined;
   try {
     const migrations = await migrationStatus(pool);
     if (!migrations.current) {
@@ -137,11 +158,11 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
     }
     await admin.connect();
     const plans = await planReplay(admin, names, o.topics, o.from, o.to);
-    const budget =
-      `${config.WORKER_REPLAY_CONCURRENCY} in flight` +
-      (config.WORKER_REPLAY_MAX_RATE > 0 ? `, at most ${config.WORKER_REPLAY_MAX_RATE} messages/s` : '');
+    budget = replayBudget(config, admin, logger, (line) => out.write(`  ${line}\n`));
+    await budget.start();
     out.write(
-      `replay: group ${groupId}, results ${o.publishResults ? 'published' : 'not published'}, budget ${budget}\n`,
+      `replay: group ${groupId}, results ${o.publishResults ? 'published' : 'not published'}, ` +
+        `budget ${config.WORKER_REPLAY_CONCURRENCY} in flight, ${budget.describe()}\n`,
     );
     for (const plan of plans) out.write(`  ${plan.topic}: ${plan.total} messages\n`);
     const started = performance.now();
@@ -212,7 +233,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
         logger,
         refusedLive: live.refused,
         concurrency: config.WORKER_REPLAY_CONCURRENCY,
-        maxRatePerSecond: config.WORKER_REPLAY_MAX_RATE,
+        maxRatePerSecond: () => budget?.rate() ?? 0,
         maxBatch: config.WORKER_BATCH_SIZE,
         maxBatchBytes: 4 * 1024 * 1024,
         retry: {
@@ -232,6 +253,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
     );
     return 0;
   } finally {
+    budget?.stop();
     await reader?.close();
     await sender.disconnect().catch(() => undefined);
     await admin.disconnect().catch(() => undefined);
@@ -244,14 +266,21 @@ async function runPhasedReplay(o: ReplayOptions): Promise<number> {
   const { config, logger, names, groupId } = replaySetup(o);
   const admin = createKafka(config, logger, '-replay').admin();
   await admin.connect();
-  const plans = await planReplay(admin, names, o.topics, o.from, o.to).finally(() => admin.disconnect());
+  // The budget is looked at once here: each pass's lane keeps the rate it starts with.
+  const budget = replayBudget(config, admin, logger);
+  const plans = await budget
+    .start()
+    .then(() => planReplay(admin, names, o.topics, o.from, o.to))
+    .finally(() => {
+      budget.stop();
+      return admin.disconnect();
+    });
+  config.WORKER_REPLAY_MAX_RATE = budget.rate();
 
   const out = process.stdout;
-  const budget =
-    `${config.WORKER_REPLAY_CONCURRENCY} in flight` +
-    (config.WORKER_REPLAY_MAX_RATE > 0 ? `, at most ${config.WORKER_REPLAY_MAX_RATE} messages/s` : '');
   out.write(
-    `replay: group ${groupId}, results ${o.publishResults ? 'published' : 'not published'}, budget ${budget}\n`,
+    `replay: group ${groupId}, results ${o.publishResults ? 'published' : 'not published'}, ` +
+      `budget ${config.WORKER_REPLAY_CONCURRENCY} in flight, ${budget.describe()}\n`,
   );
   for (const plan of plans) out.write(`  ${plan.topic}: ${plan.total} messages\n`);
 

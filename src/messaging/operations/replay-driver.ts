@@ -50,7 +50,9 @@ export interface ReplayDriverOptions {
   /** Request records refused live: coordinates to error code. */
   refusedLive: ReadonlyMap<string, string>;
   concurrency: number;
-  maxRatePerSecond: number;
+  /** Messages started per second at most (0: no limit); a function is asked again before each unit
+   * (replay-budget.ts: the budget follows the live worker). */
+  maxRatePerSecond: number | (() => number);
   maxBatch: number;
   maxBatchBytes: number;
   retry: RetryPolicy;
@@ -104,7 +106,10 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   const refuse = (code: string) => (summary.refused[code] = (summary.refused[code] ?? 0) + 1);
   const finished = (m: InboundMessage) => (summary.done[m.topic] = (summary.done[m.topic] ?? 0) + 1);
   const scheduler = new ReplayScheduler<Item>({ maxBatch: o.maxBatch, maxBatchBytes: o.maxBatchBytes });
-  const rate = new RateLimiter(o.maxRatePerSecond);
+  const budget = o.maxRatePerSecond;
+  const rateNow = (): number => (typeof budget === 'function' ? budget() : budget);
+  let rateLimit = rateNow();
+  let rate = new RateLimiter(rateLimit);
   const maxQueued = o.maxQueued ?? 5000;
   const maxPending = o.maxPendingPublishBytes ?? 16 * 1024 * 1024;
   const publishing = new Set<Promise<void>>();
@@ -256,12 +261,19 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
     if (failure !== undefined) throw asError(failure);
     take();
     while (running < o.concurrency && o.publisher.pendingBytes <= maxPending) {
+      const limit = rateNow();
+      if (limit !== rateLimit) {
+        rateLimit = limit;
+        rate = new RateLimiter(limit);
+      }
       const wait = rate.waitMs();
       if (wait > 0) {
         setTimeout(signal, wait);
         break;
       }
-      const unit = scheduler.next();
+      // Under a rate, a unit holds a tenth of a second's budget at most (the limiter's burst), so the
+      // replay's database work comes in small transactions spread over each second, not one batch a second.
+      const unit = scheduler.next(rateLimit > 0 ? Math.ceil(rateLimit / 10) : undefined);
       if (!unit) break;
       rate.spend(unit.items.length);
       start({ id: nextId++, unit, attempt: 1, streak: 0 });

@@ -56,8 +56,8 @@ export class ReplayScheduler<P extends ReplayItem> {
     this.#busy.remove(unit.locks);
   }
 
-  /** The next unit that may start now, taken out of the queue, or undefined. */
-  next(): ReplayUnit<P> | undefined {
+  /** The next unit that may start now, taken out of the queue, or undefined; a batch of `maxItems` at most. */
+  next(maxItems = this.#maxBatch): ReplayUnit<P> | undefined {
     const blocked = new LockSet();
     const limit = Math.min(this.#queue.length, this.#maxScan);
     for (let i = 0; i < limit; i++) {
@@ -67,7 +67,7 @@ export class ReplayScheduler<P extends ReplayItem> {
         blocked.add(item.locks);
         continue;
       }
-      if (item.batchable && !entry.solo) return this.#batchFrom(i, blocked, limit);
+      if (item.batchable && !entry.solo) return this.#batchFrom(i, blocked, limit, Math.max(1, maxItems));
       this.#queue.splice(i, 1);
       this.#busy.add(item.locks);
       return { items: [item], batched: false, locks: item.locks };
@@ -76,11 +76,11 @@ export class ReplayScheduler<P extends ReplayItem> {
   }
 
   /** A usage batch from queue index `start`: later ready usage events join it in order. */
-  #batchFrom(start: number, blocked: LockSet, limit: number): ReplayUnit<P> {
+  #batchFrom(start: number, blocked: LockSet, limit: number, maxItems: number): ReplayUnit<P> {
     const items: P[] = [];
     const locks: string[] = [];
     let bytes = 0;
-    for (let i = start; i < limit && items.length < this.#maxBatch; i++) {
+    for (let i = start; i < limit && items.length < Math.min(maxItems, this.#maxBatch); i++) {
       const entry = this.#queue[i] as Entry<P>;
       const { item } = entry;
       if (this.#busy.conflicts(item.locks) || blocked.conflicts(item.locks)) {
