@@ -3,35 +3,54 @@
 // limit while none has; it looks again on its interval, so a worker joining or leaving changes it. An
 // explicit rate is kept and never looks.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Admin, Consumer } from 'kafkajs';
+import type { Admin } from 'kafkajs';
+import type { KafkaAdmin } from '../../src/messaging/kafka/admin.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
+import { createGroupMember, type GroupMember } from '../../src/messaging/kafka/group-member.ts';
 import { liveGroupIds, liveGroups, ReplayBudget } from '../../src/messaging/operations/replay-budget.ts';
-import { testKafka, uniquePrefix } from '../support/kafka.ts';
+import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
 
 const kafka = testKafka('replay-budget-test');
 const prefix = uniquePrefix();
 const base = `${prefix}worker`;
 const topic = `${prefix}pattern.search.request`;
-let admin: Admin;
+const client = new KafkaClient('replay-budget-test', { brokers: brokers() });
+let testAdmin: Admin;
+let admin: KafkaAdmin;
 
 beforeAll(async () => {
-  admin = kafka.admin();
+  testAdmin = kafka.admin();
+  await testAdmin.connect();
+  await testAdmin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+  admin = client.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
 });
 afterAll(async () => {
-  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await testAdmin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await testAdmin.disconnect();
   await admin.disconnect();
 });
 
-/** A member of the live worker's reads group, joined before it returns. */
-async function liveReadsMember(): Promise<Consumer> {
-  const consumer = kafka.consumer({ groupId: `${base}.reads`, sessionTimeout: 6000 });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic] });
-  const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
-  await consumer.run({ eachMessage: () => Promise.resolve() });
-  await joined;
-  return consumer;
+/** A member of the live worker's reads group, as the worker's lanes join (KIP-848), joined before it returns. */
+async function liveReadsMember(): Promise<GroupMember> {
+  const member = createGroupMember({
+    client,
+    groupId: `${base}.reads`,
+    topics: [topic],
+    name: 'reads',
+    reset: 'latest',
+    maxBytesPerPartition: 1_048_576,
+    stallTimeoutMs: 30_000,
+    hooks: {
+      onRecords: () => undefined,
+      onAssignment: () => undefined,
+      onMembership: () => undefined,
+      onFatal: () => undefined,
+      onError: () => undefined,
+    },
+  });
+  await member.start();
+  return member;
 }
 
 describe('the replay budget beside live lanes', () => {
@@ -58,7 +77,7 @@ describe('the replay budget beside live lanes', () => {
       await vi.waitFor(() => expect(budget.rate()).toBe(300), { timeout: 10_000 });
       expect(budget.describe()).toBe(`at most 300 messages/s while live lanes run (${base}.reads)`);
 
-      await member.disconnect();
+      await member.close();
       await vi.waitFor(() => expect(budget.rate()).toBe(0), { timeout: 10_000 });
       expect(lines).toEqual([
         `budget now at most 300 messages/s while live lanes run (${base}.reads)`,

@@ -7,9 +7,9 @@
 // long replay changes the budget within that time. An explicit rate is kept as it is (0: no limit).
 import { LANE_NAMES, laneGroupId } from '../lanes.ts';
 
-/** The one admin call the budget needs (kafkajs's Admin has it; so does any client's group describe). */
+/** The one admin call the budget needs (KafkaAdmin's, for groups of either protocol). */
 export interface GroupDescriber {
-  describeGroups(groupIds: string[]): Promise<{ groups: { groupId: string; members: unknown[] }[] }>;
+  describeGroups(groupIds: string[]): Promise<{ groupId: string; members: unknown[] }[]>;
 }
 
 /** The groups a live worker of `baseGroupId` reads in: one per lane, and the single group of earlier versions. */
@@ -19,7 +19,7 @@ export function liveGroupIds(baseGroupId: string): string[] {
 
 /** Those of the live worker's groups that have members now. */
 export async function liveGroups(admin: GroupDescriber, baseGroupId: string): Promise<string[]> {
-  const { groups } = await admin.describeGroups(liveGroupIds(baseGroupId));
+  const groups = await admin.describeGroups(liveGroupIds(baseGroupId));
   return groups.filter((g) => g.members.length > 0).map((g) => g.groupId);
 }
 
