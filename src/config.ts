@@ -177,7 +177,7 @@ export function configWarnings(c: Config): string[] {
   if (c.KAFKA_SESSION_TIMEOUT_MS !== undefined) {
     warnings.push(
       'KAFKA_SESSION_TIMEOUT_MS is no longer read: the lanes use the consumer group protocol of KIP-848, whose ' +
-        "session timeout is the broker's group.consumer.session.timeout.ms (README \"Consumer groups\").",
+        'session timeout is the broker\'s group.consumer.session.timeout.ms (README "Consumer groups").',
     );
   }
   if (c.WORKER_PARTITIONS_CONCURRENCY !== undefined) {

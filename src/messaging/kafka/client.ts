@@ -85,7 +85,12 @@ export class KafkaClient {
       retries: 8,
       retryDelay: 300,
     };
-    if (sasl) options.sasl = { mechanism: MECHANISMS[sasl.mechanism], username: sasl.username, password: sasl.password };
+    if (sasl)
+      options.sasl = {
+        mechanism: MECHANISMS[sasl.mechanism],
+        username: sasl.username,
+        password: sasl.password,
+      };
     if (tls) options.tls = tls === true ? {} : tls;
     return options;
   }
