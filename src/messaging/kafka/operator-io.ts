@@ -1,10 +1,15 @@
-// Kafka I/O of the operator tools (dead letters, status). Reads fixed offset ranges without moving any
-// consumer group: kafkajs only reads through a group, so each read has a throwaway group of its own that
-// commits nothing, seeks to the range starts and stops at the end offsets taken before it began.
+// Kafka I/O of the operator tools (dead letters, status, live outcomes). Reads fixed offset ranges without
+// a consumer group: a PartitionFetcher reads each range from its start and stops at the end offset taken
+// before the read began, committing nothing.
 import { randomUUID } from 'node:crypto';
-import type { Admin, Kafka } from 'kafkajs';
+import { Consumer } from '@platformatic/kafka';
+import { createLogger } from '../../telemetry/logger.ts';
 import type { InboundMessage, OutboundRecord } from '../engine/records.ts';
+import type { KafkaAdmin } from './admin.ts';
+import type { KafkaClient } from './client.ts';
+import { PartitionFetcher, type FetchedRecord } from './fetcher.ts';
 import { toInbound } from './inbound.ts';
+import { KafkaRecordSender } from './record-sender.ts';
 
 /** Offsets [start, end) of one partition. */
 export interface PartitionRange {
@@ -15,7 +20,7 @@ export interface PartitionRange {
 }
 
 /** The first offset at or after `time`, per partition; the end when there is none. */
-async function offsetsAt(admin: Admin, topic: string, time: Date, high: Map<number, bigint>) {
+async function offsetsAt(admin: KafkaAdmin, topic: string, time: Date, high: Map<number, bigint>) {
   const found = await admin.fetchTopicOffsetsByTimestamp(topic, time.getTime());
   return new Map(
     found.map(({ partition, offset }) => {
@@ -28,7 +33,7 @@ async function offsetsAt(admin: Admin, topic: string, time: Date, high: Map<numb
 
 /** What is in `topics` now, optionally from the first message at or after `since` (until `until`). */
 export async function planRanges(
-  admin: Admin,
+  admin: KafkaAdmin,
   topics: readonly string[],
   window: { since?: Date | undefined; until?: Date | undefined } = {},
 ): Promise<PartitionRange[]> {
@@ -50,16 +55,19 @@ export async function planRanges(
 }
 
 export interface ReadOptions {
-  /** Prefix of the throwaway group id. */
+  /** Prefix of the name of the group the reading consumer is made with (it never joins it). */
   groupPrefix: string;
-  /** Give up on a partition that has not advanced for this long (its end was a control record). */
+  /** Give up on a partition that has not advanced for this long (a read-committed fetch held at an open
+   * transaction). When fetches failed meanwhile, the read fails with the last error instead. */
   idleMs?: number;
   onProgress?: (read: number) => void;
 }
 
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
 /** Calls `onMessage` for every message of the ranges, in offset order per partition, then resolves. */
 export async function readRanges(
-  kafka: Kafka,
+  client: KafkaClient,
   ranges: readonly PartitionRange[],
   onMessage: (message: InboundMessage) => void | Promise<void>,
   options: ReadOptions,
@@ -67,90 +75,108 @@ export async function readRanges(
   const open = ranges.filter((r) => r.end > r.start);
   if (open.length === 0) return { read: 0 };
   const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-  const next = new Map(open.map((r) => [key(r.topic, r.partition), r.start]));
   const ends = new Map(open.map((r) => [key(r.topic, r.partition), r.end]));
-  const consumer = kafka.consumer({
+  // Only fetch, metadata and offsets are asked of this consumer: it never joins its group.
+  const consumer = new Consumer({
+    ...client.options('-ranges'),
     groupId: `${options.groupPrefix}-${randomUUID()}`,
-    maxWaitTimeInMs: 100,
-    allowAutoTopicCreation: false,
   });
+  consumer.on('error', () => undefined);
   let read = 0;
-  let joined = false;
+  let done = false;
   let lastProgress = Date.now();
-  let finish: (() => void) | undefined;
-  let fail: ((err: unknown) => void) | undefined;
-  const finished = new Promise<void>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
-  await consumer.connect();
-  try {
-    const topics = [...new Set(open.map((r) => r.topic))];
-    await consumer.subscribe({ topics, fromBeginning: true });
-    consumer.on(consumer.events.GROUP_JOIN, () => {
-      joined = true;
-      lastProgress = Date.now();
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => fail?.(payload.error));
-    await consumer.run({
-      autoCommit: false,
-      eachMessage: async ({ topic, partition, message }) => {
-        const id = key(topic, partition);
-        const wanted = next.get(id);
-        const end = ends.get(id);
-        const offset = BigInt(message.offset);
-        // Before the seek took effect, or past the end taken at start: not ours.
-        if (wanted === undefined || end === undefined || offset < wanted || offset >= end) return;
-        next.set(id, offset + 1n);
-        if (offset + 1n >= end) next.delete(id);
-        read += 1;
-        lastProgress = Date.now();
-        await onMessage(toInbound(topic, partition, message));
-        options.onProgress?.(read);
-        if (next.size === 0) finish?.();
-      },
-    });
-    for (const r of open)
-      consumer.seek({ topic: r.topic, partition: r.partition, offset: r.start.toString() });
-    const idleMs = options.idleMs ?? 10_000;
-    const watchdog = setInterval(() => {
-      if (joined && Date.now() - lastProgress > idleMs) finish?.();
-    }, 250);
+  let lastError: { at: number; err: unknown } | undefined;
+  const { promise: finished, resolve, reject } = Promise.withResolvers<void>();
+  const finish = (err?: unknown) => {
+    if (done) return;
+    done = true;
+    if (err === undefined) resolve();
+    else reject(asError(err));
+  };
+  // Fetched batches wait here for onMessage; their partition is paused until its batch is through.
+  const queue: { topic: string; partition: number; records: FetchedRecord[]; next: bigint }[] = [];
+  let draining = false;
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
     try {
-      await finished;
+      while (!done && queue.length > 0) {
+        const { topic, partition, records, next } = queue.shift()!;
+        const id = key(topic, partition);
+        const end = ends.get(id);
+        if (end === undefined) continue;
+        for (const record of records) {
+          if (done || record.offset >= end) break;
+          read += 1;
+          lastProgress = Date.now();
+          await onMessage(toInbound(record));
+          options.onProgress?.(read);
+        }
+        lastProgress = Date.now();
+        // `next` is past control records too: a range ending in a transaction marker ends here.
+        if (next >= end) {
+          ends.delete(id);
+          fetcher.remove([{ topic, partition }]);
+          if (ends.size === 0) finish();
+        } else fetcher.resume(topic, partition);
+      }
+    } catch (err) {
+      finish(err);
     } finally {
-      clearInterval(watchdog);
+      draining = false;
     }
+  };
+  const fetcher = new PartitionFetcher({
+    consumer,
+    clientId: `${client.clientId}-ranges`,
+    startFrom: 'earliest',
+    maxWaitMs: 100,
+    onRecords: (topic, partition, records, next) => {
+      lastProgress = Date.now();
+      fetcher.pause(topic, partition);
+      queue.push({ topic, partition, records, next });
+      void drain();
+    },
+    onError: (_what, err) => {
+      lastError = { at: Date.now(), err };
+    },
+  });
+  const idleMs = options.idleMs ?? 10_000;
+  const watchdog = setInterval(() => {
+    if (draining || Date.now() - lastProgress <= idleMs) return;
+    finish(lastError && lastError.at > lastProgress ? lastError.err : undefined);
+  }, 250);
+  try {
+    fetcher.add(open.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.start })));
+    fetcher.start();
+    await finished;
   } finally {
-    await consumer.disconnect();
+    done = true;
+    clearInterval(watchdog);
+    await fetcher.stop();
+    await consumer.close().catch(() => undefined);
   }
   return { read };
 }
 
 /** Produces in order, `chunk` at a time, each chunk acknowledged by all in-sync replicas. */
 export async function produceInOrder(
-  kafka: Kafka,
+  client: KafkaClient,
   records: readonly OutboundRecord[],
   onProgress?: (sent: number) => void,
   chunk = 100,
 ): Promise<void> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
+  const sender = new KafkaRecordSender(client, client.logger ?? createLogger('silent'), {
+    clientIdSuffix: '-redrive',
+  });
+  await sender.connect();
   try {
     for (let i = 0; i < records.length; i += chunk) {
       const part = records.slice(i, i + chunk);
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...new Set(part.map((r) => r.topic))].map((topic) => ({
-          topic,
-          messages: part
-            .filter((r) => r.topic === topic)
-            .map((r) => ({ key: r.key, value: r.value, headers: r.headers })),
-        })),
-      });
+      await sender.send(part);
       onProgress?.(i + part.length);
     }
   } finally {
-    await producer.disconnect();
+    await sender.disconnect();
   }
 }

@@ -2,9 +2,12 @@
 // end taken when the replay began, fed into one timestamp merge (operations/replay-merge.ts). Memory is
 // bounded: a partition pauses above `highWater` buffered messages and resumes once the merge has taken
 // it down to half; the merge needs every open partition's head, and an empty partition is never paused,
-// so this cannot wedge. Its consumer group commits nothing and never moves the live worker's offsets.
-import type { Consumer, Kafka } from 'kafkajs';
+// so this cannot wedge. It reads without a consumer group (a PartitionFetcher over the ranges), commits
+// nothing and never moves the live worker's offsets.
+import { Consumer } from '@platformatic/kafka';
 import type { Logger } from '../../telemetry/logger.ts';
+import type { KafkaClient } from './client.ts';
+import { PartitionFetcher, type FetchedRecord } from './fetcher.ts';
 import { partitionKey, type InboundMessage } from '../engine/records.ts';
 import { TimestampMerge } from '../operations/replay-merge.ts';
 import { toInbound } from './inbound.ts';
@@ -13,6 +16,7 @@ import type { PartitionRange } from './operator-io.ts';
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 export interface MergedReadOptions {
+  /** The name of the group the reading consumer is made with (it never joins it). */
   groupId: string;
   /** Tie-break order of topics (prefixed names). */
   topicOrder: readonly string[];
@@ -21,7 +25,8 @@ export interface MergedReadOptions {
   logger: Logger;
   /** Buffered messages per partition before it pauses (default 2,000). */
   highWater?: number;
-  /** A partition the merge waits for that delivers nothing for this long has ended (a control record). */
+  /** A partition the merge waits for that delivers nothing for this long has ended (a read-committed fetch
+   * held at an open transaction); when fetches failed meanwhile, the read fails with the last error. */
   idleMs?: number;
   maxBytesPerPartition?: number;
 }
@@ -29,6 +34,7 @@ export interface MergedReadOptions {
 export class MergedRead {
   readonly #merge: TimestampMerge;
   readonly #consumer: Consumer;
+  readonly #fetcher: PartitionFetcher;
   readonly #o: MergedReadOptions;
   readonly #next = new Map<string, bigint>();
   readonly #end = new Map<string, bigint>();
@@ -37,10 +43,11 @@ export class MergedRead {
   #waiters: (() => void)[] = [];
   #failure: unknown;
   #lastData = Date.now();
-  #joined = false;
+  #lastError: { at: number; err: unknown } | undefined;
+  #started = false;
   #watchdog: NodeJS.Timeout | undefined;
 
-  constructor(kafka: Kafka, ranges: readonly PartitionRange[], options: MergedReadOptions) {
+  constructor(client: KafkaClient, ranges: readonly PartitionRange[], options: MergedReadOptions) {
     this.#o = options;
     this.#high = options.highWater ?? 2000;
     this.#merge = new TimestampMerge(options.topicOrder, options.tieRank);
@@ -52,60 +59,48 @@ export class MergedRead {
         this.#end.set(partitionKey(r.topic, r.partition), r.end);
       }
     }
-    this.#consumer = kafka.consumer({
-      groupId: options.groupId,
-      maxWaitTimeInMs: 100,
-      maxBytesPerPartition: options.maxBytesPerPartition ?? 1024 * 1024,
-      allowAutoTopicCreation: false,
-    });
-  }
-
-  async start(ranges: readonly PartitionRange[]): Promise<void> {
-    const open = ranges.filter((r) => r.end > r.start);
-    if (open.length === 0) return;
-    const consumer = this.#consumer;
-    await consumer.connect();
-    consumer.on(consumer.events.GROUP_JOIN, () => {
-      this.#joined = true;
-      this.#lastData = Date.now();
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.#failure = payload.error;
-      this.#wake();
-    });
-    await consumer.subscribe({ topics: [...new Set(open.map((r) => r.topic))], fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatch: ({ batch }) => {
-        this.#accept(
-          batch.topic,
-          batch.partition,
-          batch.messages.map((m) => toInbound(batch.topic, batch.partition, m)),
-        );
-        return Promise.resolve();
+    // Only fetch, metadata and offsets are asked of this consumer: it never joins its group.
+    this.#consumer = new Consumer({ ...client.options('-replay'), groupId: options.groupId });
+    this.#consumer.on('error', () => undefined);
+    const maxBytes = options.maxBytesPerPartition ?? 1024 * 1024;
+    this.#fetcher = new PartitionFetcher({
+      consumer: this.#consumer,
+      clientId: `${client.clientId}-replay`,
+      startFrom: 'earliest',
+      maxWaitMs: 100,
+      partitionMaxBytes: maxBytes,
+      maxBytes: maxBytes * 4,
+      onRecords: (topic, partition, records, next) => this.#accept(topic, partition, records, next),
+      onError: (_what, err) => {
+        this.#lastError = { at: Date.now(), err };
       },
     });
-    for (const r of open)
-      consumer.seek({ topic: r.topic, partition: r.partition, offset: r.start.toString() });
-    const idleMs = this.#o.idleMs ?? 30_000;
-    this.#watchdog = setInterval(() => this.#checkIdle(idleMs), 1000);
   }
 
-  #accept(topic: string, partition: number, messages: InboundMessage[]): void {
+  start(ranges: readonly PartitionRange[]): Promise<void> {
+    const open = ranges.filter((r) => r.end > r.start);
+    if (open.length === 0) return Promise.resolve();
+    this.#fetcher.add(open.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.start })));
+    this.#fetcher.start();
+    this.#started = true;
+    this.#lastData = Date.now();
+    const idleMs = this.#o.idleMs ?? 30_000;
+    this.#watchdog = setInterval(() => this.#checkIdle(idleMs), 1000);
+    return Promise.resolve();
+  }
+
+  #accept(topic: string, partition: number, records: FetchedRecord[], next: bigint): void {
     const key = partitionKey(topic, partition);
     const wanted = this.#next.get(key);
     const end = this.#end.get(key);
     if (wanted === undefined || end === undefined) return;
-    // Before the seek took effect, or past the end taken at start: not ours.
-    const ours = messages.filter((m) => {
-      const offset = BigInt(m.offset);
-      return offset >= wanted && offset < end;
-    });
-    const last = ours.at(-1);
-    if (!last) return;
-    this.#lastData = Date.now();
-    this.#merge.push(topic, partition, ours);
-    const next = BigInt(last.offset) + 1n;
+    // Past the end taken at start: not ours.
+    const ours = records.filter((r) => r.offset >= wanted && r.offset < end).map((r) => toInbound(r));
+    if (ours.length > 0) {
+      this.#lastData = Date.now();
+      this.#merge.push(topic, partition, ours);
+    }
+    // `next` is past control records too: a range ending in a transaction marker ends here.
     if (next >= end) {
       this.#finish(topic, partition);
     } else {
@@ -126,16 +121,23 @@ export class MergedRead {
     const key = partitionKey(topic, partition);
     if (this.#paused.has(key)) return;
     this.#paused.add(key);
-    this.#consumer.pause([{ topic, partitions: [partition] }]);
+    this.#fetcher.pause(topic, partition);
   }
 
   #checkIdle(idleMs: number): void {
-    if (!this.#joined || Date.now() - this.#lastData < idleMs) return;
+    if (!this.#started || Date.now() - this.#lastData < idleMs) return;
+    const error = this.#lastError;
+    if (error && error.at > this.#lastData && this.#merge.waitingFor().length > 0) {
+      // Not an end the broker holds back: it cannot be read.
+      this.#failure = error.err;
+      this.#wake();
+      return;
+    }
     for (const { topic, partition } of this.#merge.waitingFor()) {
       const key = partitionKey(topic, partition);
       this.#o.logger.warn(
         { topic, partition, next: String(this.#next.get(key)), end: String(this.#end.get(key)) },
-        'a partition delivered nothing for a while short of its end (control records); taking it as ended',
+        'a partition delivered nothing for a while short of its end (an open transaction); taking it as ended',
       );
       this.#finish(topic, partition);
     }
@@ -159,7 +161,7 @@ export class MergedRead {
         this.#merge.buffered(m.topic, m.partition) <= this.#high / 2
       ) {
         this.#paused.delete(key);
-        this.#consumer.resume([{ topic: m.topic, partitions: [m.partition] }]);
+        this.#fetcher.resume(m.topic, m.partition);
       }
     }
     return m;
@@ -184,6 +186,7 @@ export class MergedRead {
   async close(): Promise<void> {
     if (this.#watchdog) clearInterval(this.#watchdog);
     this.#wake();
-    await this.#consumer.disconnect().catch(() => undefined);
+    await this.#fetcher.stop();
+    await this.#consumer.close().catch(() => undefined);
   }
 }
