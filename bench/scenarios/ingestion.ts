@@ -265,6 +265,28 @@ function tracingEnv(mode: 'off' | 'on', otlp: OtlpReceiver): Record<string, stri
   };
 }
 
+/** µs of worker CPU per event: steadier than throughput on a shared machine. */
+const cpuPerEvent = (v: VariantFigures) => (v.cpuCores.median / v.eventsPerSecond.median) * 1e6;
+
+/** Ours against another build measured in the same run (BENCH_COMPARE_WORKER_SCRIPT): no worse. */
+function compareGoals(ours: VariantFigures, other: VariantFigures | undefined) {
+  if (!other) return [];
+  const label = typeof other.extra?.label === 'string' ? other.extra.label : 'comparison build';
+  const throughput = ours.eventsPerSecond.median / other.eventsPerSecond.median;
+  const cpu = cpuPerEvent(ours) / cpuPerEvent(other);
+  return [
+    goal(`ingestion vs ${label} (same run)`, '>= 1x', throughput, 'x', throughput >= 1),
+    goal(
+      `worker CPU per event vs ${label}`,
+      '<= 1x',
+      cpu,
+      'x',
+      cpu <= 1,
+      `${fmt(cpuPerEvent(ours), 0)} µs vs ${fmt(cpuPerEvent(other), 0)} µs per event`,
+    ),
+  ];
+}
+
 export async function ingestion(options: ScenarioOptions): Promise<ScenarioResult> {
   const started = Date.now();
   const sizes = options.smoke
@@ -300,6 +322,24 @@ export async function ingestion(options: ScenarioOptions): Promise<ScenarioResul
       options,
       worker('worker (tracing off)', tracingEnv('off', otlp), true),
     );
+
+    // Another build of the worker (e.g. the previous Kafka client), the same load right after ours.
+    const compareScript = process.env.BENCH_COMPARE_WORKER_SCRIPT;
+    if (compareScript) {
+      const label = process.env.BENCH_COMPARE_LABEL || 'comparison build';
+      options.log(`  ${label} (${compareScript}), tracing off`);
+      const compared = await measureKafkaVariant(kafka, patterns, source, sizes.events, options, {
+        label,
+        start: (db, names) =>
+          spawnNode({
+            script: compareScript,
+            args: ['worker'],
+            env: { ...workerEnv(db, names), ...tracingEnv('off', otlp) },
+          }),
+      });
+      compared.extra = { ...compared.extra, label, script: compareScript };
+      figures.compare_worker = compared;
+    }
 
     options.log(`  our worker, capped (NODE_OPTIONS="${cappedNodeOptions}"), tracing off`);
     figures.worker_capped = await measureKafkaVariant(
@@ -431,6 +471,7 @@ export async function ingestion(options: ScenarioOptions): Promise<ScenarioResul
       tracingCost <= 0.15,
       spansArrived ? undefined : 'no spans reached the OTLP receiver: the worker does not export traces yet',
     ),
+    ...compareGoals(ours, figures.compare_worker as VariantFigures | undefined),
     goal('worker peak RSS at full ingestion (uncapped)', 'report', ours.peakRssMiB, 'MiB', null),
     goal('worker idle RSS (uncapped)', 'report', ours.idleRssMiB ?? NaN, 'MiB', null),
   ];
@@ -458,6 +499,14 @@ export async function ingestion(options: ScenarioOptions): Promise<ScenarioResul
       line('worker, capped', capped.eventsPerSecond),
       line('worker, tracing on', traced.eventsPerSecond),
       line('naive worker', naive.eventsPerSecond),
+      ...(figures.compare_worker
+        ? [
+            line(
+              process.env.BENCH_COMPARE_LABEL || 'comparison build',
+              (figures.compare_worker as VariantFigures).eventsPerSecond,
+            ),
+          ]
+        : []),
       line('database floor', floor),
       `worker CPU ${ours.cpuCores.median} cores; RSS uncapped idle ${mib(ours.idleRssMiB)}, peak ${mib(ours.peakRssMiB)}; ` +
         `capped (${cappedNodeOptions}) idle ${mib(capped.idleRssMiB)}, peak ${mib(capped.peakRssMiB)}; traced peak ${mib(traced.peakRssMiB)}`,

@@ -91,6 +91,31 @@ function overloadGoals(o: Overload | undefined) {
   ];
 }
 
+/** Ours against another build measured in the same run (BENCH_COMPARE_WORKER_SCRIPT): no worse. */
+function compareGoals(ours: Measured, other: (Measured & { label: string }) | undefined, rate: number) {
+  if (!other) return [];
+  const p50 = ours.p50.median / other.p50.median;
+  const p99 = ours.p99.median / other.p99.median;
+  return [
+    goal(
+      `search p50 at ${rate}/s vs ${other.label} (same run)`,
+      '<= 1x',
+      p50,
+      'x',
+      p50 <= 1,
+      `${fmt(ours.p50.median, 2)} ms vs ${fmt(other.p50.median, 2)} ms`,
+    ),
+    goal(
+      `search p99 at ${rate}/s vs ${other.label} (same run)`,
+      '<= 1x',
+      p99,
+      'x',
+      p99 <= 1,
+      `${fmt(ours.p99.median, 2)} ms vs ${fmt(other.p99.median, 2)} ms`,
+    ),
+  ];
+}
+
 export async function search(options: ScenarioOptions): Promise<ScenarioResult> {
   const started = Date.now();
   const s = options.smoke
@@ -247,6 +272,37 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     await child.stop();
     child = undefined;
 
+    // Another build of the worker (e.g. the previous Kafka client): same client, topics and database, a
+    // group of its own (it first works off the requests sent so far, then runs the measured load).
+    const compareScript = process.env.BENCH_COMPARE_WORKER_SCRIPT;
+    if (compareScript) {
+      const label = process.env.BENCH_COMPARE_LABEL || 'comparison build';
+      const compareGroup = `${names.prefix}compare`;
+      child = await spawnNode({
+        script: compareScript,
+        args: ['worker'],
+        env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true', KAFKA_GROUP_ID: compareGroup },
+      });
+      await child.waitReady();
+      const drainCompare = () => waitForDrain(kafka, `${compareGroup}.reads`, requestTopic, 180_000);
+      await drainCompare();
+      await openLoop(Math.min(20, s.rate), 3, viaClient);
+      await drainCompare();
+      const compared: LoadResult[] = [];
+      for (let r = 0; r < options.runs; r++) {
+        const res = await openLoop(s.rate, s.seconds, viaShort);
+        compared.push(res);
+        const m = summarize(res.latencies);
+        log(
+          `    ${label} at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${res.errors} errors`,
+        );
+        await drainCompare();
+      }
+      figures.compare_worker = { label, script: compareScript, ...measured(compared) };
+      await child.stop();
+      child = undefined;
+    }
+
     // Query floor: the same queries straight through pg, one at a time (the SQL's own service time;
     // at an offered rate above its capacity an open loop would only measure the queue).
     const sql: LoadResult[] = [];
@@ -318,6 +374,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       null,
     ),
     ...overloadGoals(figures.overload as Overload | undefined),
+    ...compareGoals(w, figures.compare_worker as (Measured & { label: string }) | undefined, s.rate),
     goal(
       'highest offered load with p99 < 50 ms',
       'report',
@@ -340,6 +397,12 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       row('worker', w),
       row('Kafka floor', k),
       row('query floor', q),
+      ...(figures.compare_worker
+        ? [
+            row('other build', figures.compare_worker as Measured) +
+              ` (${(figures.compare_worker as { label: string }).label})`,
+          ]
+        : []),
       `worker p50 at a light ${light?.rate ?? '?'}/s: ${fmt(light?.p50 ?? NaN, 2)} ms = ${lightRatio.toFixed(2)}x the floors`,
       `ratios: worker p50 = ${ratio.toFixed(2)}x (Kafka floor p50 + query floor p50), p99 = ${ratio99.toFixed(2)}x (Kafka floor p99 + query floor p99); highest load with p99 < 50 ms: ${String(figures.maxRateP99Under50)}/s`,
     ],
