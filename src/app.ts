@@ -178,6 +178,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
   const admin = kafka.admin();
   let worker: Worker<ReturnType<UnitPipeline['prepare']>> | undefined;
   let pruner: { stop(): void } | undefined;
+  let analytics: NodePatternAnalyticsEffect | undefined;
   for (const warning of configWarnings(config)) logger.warn(warning);
 
   const cleanup = async () => {
@@ -190,6 +191,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       ?.stop(Math.floor(config.WORKER_SHUTDOWN_TIMEOUT_MS * 0.6))
       .catch((err: unknown) => logger.error({ err }, 'stopping the consumer failed'));
     await admin.disconnect().catch(() => undefined);
+    analytics?.stopRefreshing();
     await pool.end().catch(() => undefined);
     await analyticsPool.end().catch(() => undefined);
     await health.close();
@@ -238,12 +240,13 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       names,
       nodes: {
         ...createNodes(pool, logger),
-        analytics: new NodePatternAnalyticsEffect(analyticsPool, {
+        analytics: (analytics = new NodePatternAnalyticsEffect(analyticsPool, {
           logger,
           statementTimeoutMs: config.DB_ANALYTICS_STATEMENT_TIMEOUT_MS,
           topPatternsMaxAgeMs: config.ANALYTICS_TOP_PATTERNS_MAX_AGE_MS,
           resultMaxAgeMs: config.ANALYTICS_RESULT_MAX_AGE_MS,
-        }),
+          refreshAheadMs: config.ANALYTICS_REFRESH_AHEAD_MS,
+        })),
       },
       directory: new TopicDirectory(admin),
       consumerGroupOf: groupOf,

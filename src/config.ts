@@ -128,6 +128,8 @@ export const configSchema = z
     ANALYTICS_TOP_PATTERNS_MAX_AGE_MS: intFrom(0, 86_400_000).default(60_000),
     /** Identical global analytics reads within this age are answered from one computation (metadata.as_of); 0: never. */
     ANALYTICS_RESULT_MAX_AGE_MS: intFrom(0, 3_600_000).default(5_000),
+    /** Cached global reads asked within this many ms are recomputed ahead of their expiry (refresh-ahead); 0: only when read past half age. */
+    ANALYTICS_REFRESH_AHEAD_MS: intFrom(0, 86_400_000).default(60_000),
   })
   .superRefine((c, ctx) => {
     const tlsFiles = (['KAFKA_SSL_CA_FILE', 'KAFKA_SSL_CERT_FILE', 'KAFKA_SSL_KEY_FILE'] as const).filter(

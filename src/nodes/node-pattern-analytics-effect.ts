@@ -7,9 +7,12 @@
 // Identical global reads (no pattern_id) within `resultMaxAgeMs` of a computation are answered from it:
 // the first computes (the others asking meanwhile wait for it), the rest get its data with
 // `metadata.as_of`, the time it was read, and `metadata.cached: true`. Once an answer is past half that
-// age, the next is computed ahead in the background (one at a time) while it keeps serving, so a read
-// polled more often than the bound never waits for a computation. Every analytics read states
-// `metadata.as_of`.
+// age, the next is computed ahead in the background (one at a time) while it keeps serving. Refresh-ahead:
+// a key read within the last `refreshAheadMs` is recomputed at half the age of each answer whether or not
+// a read comes then, so a dashboard polling at any interval (up to `refreshAheadMs`) finds a fresh answer
+// and never waits for a computation after its first read; a key not read for that long is no longer
+// refreshed (its last answer expires). A read that finds its answer expired while a computation of it
+// runs waits for that one (single flight). Every analytics read states `metadata.as_of`.
 import { performance } from 'node:perf_hooks';
 import type { QueryResultRow } from 'pg';
 import { validateRequest } from '../contracts/decode.ts';
@@ -42,6 +45,13 @@ export interface AnalyticsNodeOptions extends NodeOptions {
   resultMaxAgeMs?: number;
   /** Distinct global reads kept (the oldest computed is dropped first). */
   resultCacheEntries?: number;
+  /**
+   * Refresh-ahead (ANALYTICS_REFRESH_AHEAD_MS): a global read asked within this many ms is recomputed in
+   * the background at half `resultMaxAgeMs` after each computation, whether or not a read comes then,
+   * one background computation at a time on this node's pool; a read not asked for this long is no
+   * longer refreshed. 0 (the default here): refreshed only when a read finds its answer past half age.
+   */
+  refreshAheadMs?: number;
 }
 
 /** A handler's data whose figures were partly read before the request (reused top patterns) carry when. */
@@ -61,6 +71,14 @@ interface CacheEntry {
   answer?: Answer | undefined;
   /** A computation in flight; undefined when it failed (nothing to reuse). */
   computing?: Promise<Answer | undefined> | undefined;
+  /** The latest read of the key (a background refresh computes it again), and when it came. */
+  lastRead?: { request: AnalyticsRequest; context: ExecuteContext; at: number } | undefined;
+  /** The refresh-ahead timer, due at half the age of the latest answer. */
+  timer?: NodeJS.Timeout | undefined;
+  /** Waiting for the one background refresh at a time. */
+  queued?: boolean;
+  /** When its latest computation started (successful or not): the next background one is half the bound later. */
+  startedAt?: number;
 }
 
 /** The cache key of a global read: its operation and every field that shapes the answer. */
@@ -116,8 +134,12 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
   readonly #resultMaxAgeMs: number;
   readonly #cacheEntries: number;
   readonly #cache = new Map<string, CacheEntry>();
+  readonly #refreshAheadMs: number;
   /** The one background refresh of a cached read at a time (so at most one beside the lane's units). */
   #refreshingRead: Promise<void> | undefined;
+  /** Keys due for a background refresh, in the order they fell due. */
+  readonly #refreshQueue: string[] = [];
+  #stopped = false;
 
   constructor(pool: Pool, options: AnalyticsNodeOptions = {}) {
     super('pattern.analytics.compute', pool, options);
@@ -125,6 +147,18 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
     this.#topMaxAgeMs = options.topPatternsMaxAgeMs ?? 0;
     this.#resultMaxAgeMs = options.resultMaxAgeMs ?? 0;
     this.#cacheEntries = Math.max(1, options.resultCacheEntries ?? 32);
+    this.#refreshAheadMs = this.#resultMaxAgeMs > 0 ? Math.max(0, options.refreshAheadMs ?? 0) : 0;
+  }
+
+  /** Stops refreshing ahead (before the pool ends): no timer left, no background refresh started. */
+  stopRefreshing(): void {
+    this.#stopped = true;
+    for (const entry of this.#cache.values()) {
+      clearTimeout(entry.timer);
+      entry.timer = undefined;
+      entry.queued = false;
+    }
+    this.#refreshQueue.length = 0;
   }
 
   /** Writes as every node; reads with `metadata.as_of`, global ones from the cache when fresh enough. */
@@ -149,28 +183,21 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
     if (key === undefined) return (await this.#read(request, context)).result;
 
     const entry = this.#entry(key);
+    entry.lastRead = { request, context: { ...context, deadline: undefined }, at: Date.now() };
     const fresh = (a: Answer | undefined): a is Answer =>
       a !== undefined && Date.now() - a.computedAt.getTime() < maxAge;
     if (fresh(entry.answer)) {
-      // Past half its age, the next answer is computed ahead, in the background, while this one serves.
-      if (
-        Date.now() - entry.answer.computedAt.getTime() >= this.#resultMaxAgeMs / 2 &&
-        !entry.computing &&
-        !this.#refreshingRead
-      ) {
-        this.#refreshingRead = this.#compute(entry, request, { ...context, deadline: undefined })
-          .catch((err: unknown) => this.logger?.warn({ err }, 'refreshing a cached analytics read failed'))
-          .then(() => {
-            this.#refreshingRead = undefined;
-          });
-      }
+      // Past half its age, the next answer is computed ahead, in the background, while this one serves;
+      // before that, refresh-ahead sets the time it will be (for a key that was no longer refreshed).
+      this.#scheduleRefresh(key, entry);
       return this.#cached(request, context, entry.answer, startedAt);
     }
+    // Single flight: an answer being computed (by a reader or in the background) is waited for.
     if (entry.computing) {
       const joined = await entry.computing;
       if (fresh(joined)) return this.#cached(request, context, joined, startedAt);
     }
-    return this.#compute(entry, request, context);
+    return this.#compute(key, entry, request, context);
   }
 
   /** The cache entry of a key, the key moved to the newest place; the oldest keys beyond the bound go. */
@@ -179,18 +206,81 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
     this.#cache.delete(key);
     this.#cache.set(key, entry);
     while (this.#cache.size > this.#cacheEntries) {
-      this.#cache.delete(this.#cache.keys().next().value as string);
+      const oldest = this.#cache.keys().next().value as string;
+      clearTimeout(this.#cache.get(oldest)?.timer);
+      this.#cache.delete(oldest);
     }
     return entry;
   }
 
+  /** Whether a key was read recently enough to be refreshed ahead of its reads. */
+  #hot(entry: CacheEntry): boolean {
+    return (
+      this.#refreshAheadMs > 0 &&
+      entry.lastRead !== undefined &&
+      Date.now() - entry.lastRead.at <= this.#refreshAheadMs
+    );
+  }
+
+  /**
+   * Queues a key's background refresh once its answer is past half the bound, or (refresh-ahead, a key
+   * read within refreshAheadMs) sets a timer for then. Nothing while the key is being computed, queued or
+   * timed (its computation's end schedules the next), so there is one refresh per key at a time and the
+   * next one starts at least half the bound after the previous one started.
+   */
+  #scheduleRefresh(key: string, entry: CacheEntry): void {
+    if (this.#stopped || !entry.answer || entry.computing || entry.queued || entry.timer) return;
+    const last = Math.max(entry.answer.computedAt.getTime(), entry.startedAt ?? 0);
+    const dueIn = last + this.#resultMaxAgeMs / 2 - Date.now();
+    if (dueIn <= 0) {
+      entry.queued = true;
+      this.#refreshQueue.push(key);
+      this.#nextRefresh();
+    } else if (this.#hot(entry)) {
+      entry.timer = setTimeout(() => {
+        entry.timer = undefined;
+        // A key dropped from the cache, or not read for refreshAheadMs, is no longer refreshed.
+        if (this.#cache.get(key) === entry && this.#hot(entry)) this.#scheduleRefresh(key, entry);
+      }, dueIn);
+      entry.timer.unref();
+    }
+  }
+
+  /** Starts the next queued background refresh, when none runs (one at a time, on this node's pool). */
+  #nextRefresh(): void {
+    while (!this.#stopped && !this.#refreshingRead) {
+      const key = this.#refreshQueue.shift();
+      if (key === undefined) return;
+      const entry = this.#cache.get(key);
+      if (!entry) continue;
+      entry.queued = false;
+      if (entry.computing || !entry.lastRead) continue;
+      const { request, context, at } = entry.lastRead;
+      // A default period ends at the message time: the refresh's is the latest read's, moved on by the
+      // time since it came, so the answer is the one a read arriving now would get.
+      const eventTime = context.eventTime && new Date(context.eventTime.getTime() + Date.now() - at);
+      this.#refreshingRead = this.#compute(key, entry, request, { ...context, eventTime })
+        .then((result) => {
+          if (!result.success)
+            this.logger?.warn({ error: result.error }, 'refreshing a cached analytics read failed');
+        })
+        .catch((err: unknown) => this.logger?.warn({ err }, 'refreshing a cached analytics read failed'))
+        .then(() => {
+          this.#refreshingRead = undefined;
+          this.#nextRefresh();
+        });
+    }
+  }
+
   /** Computes a global read into its cache entry (the others asking meanwhile join it). */
   async #compute(
+    key: string,
     entry: CacheEntry,
     request: AnalyticsRequest,
     context: ExecuteContext,
   ): Promise<ModelResult> {
     const computedAt = new Date();
+    entry.startedAt = computedAt.getTime();
     const reading = this.#read(request, context);
     const computing = reading.then(
       ({ result, asOf }) => (result.success ? { data: result.data, asOf, computedAt } : undefined),
@@ -204,6 +294,8 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
       return result;
     } finally {
       if (entry.computing === computing) entry.computing = undefined;
+      // Refresh-ahead: the next computation of a key still read is due at half this answer's age.
+      if (this.#hot(entry) && this.#cache.get(key) === entry) this.#scheduleRefresh(key, entry);
     }
   }
 

@@ -166,6 +166,136 @@ describe('global reads within the freshness bound', () => {
   });
 });
 
+/** The test database's pool, counting the connections taken (one per computation), each `delayMs` late. */
+function countingPool(delayMs = 0): { pool: typeof db.pool; computations: () => number } {
+  let n = 0;
+  const pool = new Proxy(db.pool, {
+    get(target, prop) {
+      if (prop === 'connect')
+        return async () => {
+          n++;
+          if (delayMs > 0) await sleep(delayMs);
+          return target.connect();
+        };
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { pool, computations: () => n };
+}
+
+/**
+ * A read and whether it was answered without waiting for any I/O (so for no computation): resolved before
+ * a setImmediate queued when it started, which runs once the event loop has polled for I/O.
+ */
+async function timedRead(
+  analytics: NodePatternAnalyticsEffect,
+  request: unknown,
+): Promise<{ result: ModelResult; atOnce: boolean; ageMs: number }> {
+  let polled = false;
+  setImmediate(() => (polled = true));
+  const result = await analytics.executeEffect(request as never, { eventTime: T });
+  const atOnce = !polled;
+  return { result, atOnce, ageMs: Date.now() - Date.parse(result.metadata.as_of ?? '') };
+}
+
+describe('refresh-ahead (ANALYTICS_REFRESH_AHEAD_MS)', () => {
+  const MAX_AGE = 200;
+
+  it('answers a key polled less often than the max age from the cache after its first read', async () => {
+    const { pool, computations } = countingPool();
+    const analytics = new NodePatternAnalyticsEffect(pool, {
+      resultMaxAgeMs: MAX_AGE,
+      refreshAheadMs: 2_000,
+    });
+    try {
+      const request = { operation: 'get_global_stats', ...PERIOD };
+      const first = await timedRead(analytics, request);
+      expect(first.result.metadata.cached).toBeUndefined();
+      expect(first.atOnce).toBe(false);
+      const reads = [];
+      // Intervals longer than the max age (and shorter): each read finds an answer computed ahead.
+      for (const interval of [350, 450, 50, 50, 300, 500, 120, 350]) {
+        await sleep(interval);
+        await use();
+        reads.push(await timedRead(analytics, request));
+      }
+      for (const { result, atOnce, ageMs } of reads) {
+        expect(result.error).toBeNull();
+        expect(result.metadata.cached).toBe(true);
+        expect(atOnce).toBe(true);
+        expect(ageMs).toBeLessThanOrEqual(MAX_AGE);
+      }
+      // Computed ahead, so newer than the first answer: it sees usage recorded since.
+      expect(events(reads.at(-1)!.result)).toBeGreaterThan(events(first.result));
+      // Bounded: at most one computation per half the max age (plus the first).
+      const elapsed = 350 + 450 + 50 + 50 + 300 + 500 + 120 + 350;
+      expect(computations()).toBeLessThanOrEqual(Math.ceil(elapsed / (MAX_AGE / 2)) + 2);
+    } finally {
+      analytics.stopRefreshing();
+    }
+  });
+
+  it('stops refreshing a key not read for refreshAheadMs; its next read computes', async () => {
+    const { pool, computations } = countingPool();
+    const analytics = new NodePatternAnalyticsEffect(pool, { resultMaxAgeMs: MAX_AGE, refreshAheadMs: 600 });
+    try {
+      const request = { operation: 'get_usage_trends', ...PERIOD };
+      await timedRead(analytics, request);
+      await sleep(400);
+      // Refreshed while read recently, at most one computation per half the max age.
+      const whileHot = computations();
+      expect(whileHot).toBeGreaterThanOrEqual(3);
+      expect(whileHot).toBeLessThanOrEqual(Math.ceil(400 / (MAX_AGE / 2)) + 1);
+      // 600 ms after the read, plus one more refresh that may have been due then.
+      await sleep(200 + MAX_AGE);
+      const cold = computations();
+      await sleep(800);
+      expect(computations()).toBe(cold);
+      // Its answer expired: the next read computes, and the key is refreshed again after it.
+      const again = await timedRead(analytics, request);
+      expect(again.result.metadata.cached).toBeUndefined();
+      expect(again.atOnce).toBe(false);
+      await sleep(350);
+      const hit = await timedRead(analytics, request);
+      expect(hit.result.metadata.cached).toBe(true);
+      expect(hit.atOnce).toBe(true);
+      expect(hit.ageMs).toBeLessThanOrEqual(MAX_AGE);
+    } finally {
+      analytics.stopRefreshing();
+    }
+  });
+
+  it('a read that finds its answer expired while a refresh runs waits for that refresh (single flight)', async () => {
+    // Each computation takes at least 150 ms: the refresh due at half the first answer's age starts as the
+    // first ends, and the first answer expires while it runs.
+    const { pool, computations } = countingPool(150);
+    const analytics = new NodePatternAnalyticsEffect(pool, {
+      resultMaxAgeMs: MAX_AGE,
+      refreshAheadMs: 2_000,
+    });
+    try {
+      const request = { operation: 'get_effectiveness', ...PERIOD, limit: 3 };
+      const first = await timedRead(analytics, request);
+      const firstAsOf = Date.parse(first.result.metadata.as_of ?? '');
+      expect(computations()).toBe(2);
+      await sleep(firstAsOf + MAX_AGE + 10 - Date.now());
+      const joined = await Promise.all([timedRead(analytics, request), timedRead(analytics, request)]);
+      // Neither computed (a reader's own computation is not `cached`); both waited for the refresh.
+      expect(computations()).toBeLessThanOrEqual(3);
+      for (const { result, atOnce, ageMs } of joined) {
+        expect(result.metadata.cached).toBe(true);
+        expect(atOnce).toBe(false);
+        expect(ageMs).toBeLessThanOrEqual(MAX_AGE);
+        expect(Date.parse(result.metadata.as_of ?? '')).toBeGreaterThan(firstAsOf);
+      }
+      expect(joined[0].result.metadata.as_of).toBe(joined[1].result.metadata.as_of);
+    } finally {
+      analytics.stopRefreshing();
+    }
+  });
+});
+
 describe('never cached', () => {
   it('reads of one pattern: each states its own as_of and sees the latest usage', async () => {
     const analytics = node(60_000);
