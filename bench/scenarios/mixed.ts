@@ -240,6 +240,10 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
       `  mixed: replay of ${s.replayEvents} usage messages (default budget, beside the live worker) + ingestion ${options.runs} x ${s.events} + ` +
         `searches ${s.searchRate}/s + global analytics (${ANALYTICS_OPERATION}) ${s.analyticsRate}/s`,
     );
+    // The dashboard is open before the mixed load starts (polls not measured until the window opens): the
+    // window measures its polls under load, not the first read after the solo phases' idle minutes.
+    const dashboardStop = new AbortController();
+    const dashboard = openLoop(s.analyticsRate, 3600, analytics, dashboardStop.signal);
     const replayT0 = performance.now();
     replay = await spawnNode({
       script: WORKER_CLI,
@@ -254,6 +258,8 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     // The window opens once the replay is writing, so that it competes with everything measured.
     await replayWriting(replayDb, replay, 60_000);
     const rowsAtWindowStart = await countEvents(replayDb);
+    dashboardStop.abort();
+    await dashboard;
     const stop = new AbortController();
     const windowT0 = performance.now();
     const searching = openLoop(s.searchRate, 3600, search, stop.signal);
