@@ -112,8 +112,10 @@ describe('the image contents, run with production dependencies only', () => {
     }
     expect(existsSync(join(modules, 'node'))).toBe(false);
     expect(existsSync(join(modules, '.bin', 'node'))).toBe(false);
-    for (const dep of ['kafkajs', 'pg', 'pino', 'zod', 'commander'])
+    for (const dep of ['@platformatic/kafka', 'pg', 'pino', 'zod', 'commander'])
       expect(existsSync(join(modules, dep)), dep).toBe(true);
+    // The tests' independent Kafka client is not the product's.
+    expect(existsSync(join(modules, 'kafkajs')), 'kafkajs').toBe(false);
   });
 
   it('`patterns migrate` applies the migrations', async () => {

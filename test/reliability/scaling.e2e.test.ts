@@ -1,7 +1,9 @@
 // Scenario 4: scaling under load, 1 -> 3 -> 1 worker processes in one group while messages flow.
 // Partitions move between processes twice; nothing may be lost or applied twice.
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createStackRetrying, eventually } from '../support/faults.ts';
+import { brokers } from '../support/kafka.ts';
 import type { Stack } from '../support/stack.ts';
 import type { WorkerProcess } from '../support/worker-process.ts';
 import { produce, reportFigures, ResultTracker, Workload } from '../support/workload.ts';
@@ -14,17 +16,15 @@ beforeAll(async () => {
 });
 afterAll(async () => stack?.close());
 
-/** Bytes of assignment per member; every process has one member in each lane's group (writes, reads,
- * analytics). */
+/** Partitions assigned per member, as the broker describes the lanes' groups (KIP-848); every process has
+ * one member in each lane's group (writes, reads, analytics). */
 async function groupMembers(): Promise<number[]> {
-  const admin = stack.kafka.admin();
+  const admin = new KafkaClient('scaling-test', { brokers: brokers() }).admin();
   await admin.connect();
   try {
     const base = stack.env.KAFKA_GROUP_ID as string;
-    const { groups } = await admin.describeGroups(
-      ['writes', 'reads', 'analytics'].map((l) => `${base}.${l}`),
-    );
-    return groups.flatMap((g) => g.members.map((m) => m.memberAssignment.length));
+    const groups = await admin.describeGroups(['writes', 'reads', 'analytics'].map((l) => `${base}.${l}`));
+    return groups.flatMap((g) => g.members.map((m) => Object.values(m.partitions).flat().length));
   } finally {
     await admin.disconnect();
   }
@@ -48,7 +48,7 @@ it('scales from one to three processes and back while messages flow, without los
   await eventually(
     async () => {
       peak = await groupMembers();
-      return peak.length === 3 * LANES_PER_PROCESS && peak.every((bytes) => bytes > 0);
+      return peak.length === 3 * LANES_PER_PROCESS && peak.every((partitions) => partitions > 0);
     },
     30_000,
     'three members with partitions',

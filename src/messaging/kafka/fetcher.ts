@@ -8,6 +8,7 @@
 import {
   ConnectionPool,
   ListOffsetTimestamps,
+  type BaseOptions,
   type ClusterMetadata,
   type Consumer,
 } from '@platformatic/kafka';
@@ -40,8 +41,8 @@ export type StartFrom = 'committed' | 'earliest' | 'latest';
 export interface FetcherOptions {
   /** The library client that fetches (and, for 'committed', knows the group). */
   consumer: Consumer;
-  /** Used for the fetch pool's name. */
-  clientId: string;
+  /** The fetch pool's connection settings (client id, SASL, TLS): KafkaClient.options(). */
+  connection: BaseOptions;
   /** Records of one partition in offset order; `next` is its position after them (control batches and
    * compacted gaps included); `highWatermark` the partition's end. Called synchronously from the loop. */
   onRecords: (
@@ -115,7 +116,7 @@ export class PartitionFetcher {
 
   constructor(options: FetcherOptions) {
     this.#o = options;
-    this.#pool = new ConnectionPool(`${options.clientId}-fetch`);
+    this.#pool = new ConnectionPool(`${options.connection.clientId}-fetch`, options.connection);
   }
 
   get assigned(): TopicPartition[] {

@@ -90,7 +90,7 @@ class Kip848Member implements GroupMember {
     });
     this.#fetcher = new PartitionFetcher({
       consumer: this.#consumer,
-      clientId: `${client.clientId}-${options.name}`,
+      connection: client.options(`-${options.name}`),
       startFrom: 'committed',
       reset: options.reset,
       fallback: options.fallbackStart,

@@ -128,7 +128,7 @@ export async function readRanges(
   };
   const fetcher = new PartitionFetcher({
     consumer,
-    clientId: `${client.clientId}-ranges`,
+    connection: client.options('-ranges'),
     startFrom: 'earliest',
     maxWaitMs: 100,
     onRecords: (topic, partition, records, next) => {

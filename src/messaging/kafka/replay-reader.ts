@@ -65,7 +65,7 @@ export class MergedRead {
     const maxBytes = options.maxBytesPerPartition ?? 1024 * 1024;
     this.#fetcher = new PartitionFetcher({
       consumer: this.#consumer,
-      clientId: `${client.clientId}-replay`,
+      connection: client.options('-replay'),
       startFrom: 'earliest',
       maxWaitMs: 100,
       partitionMaxBytes: maxBytes,

@@ -104,7 +104,7 @@ export class ReplyConsumer {
     let lastError: unknown;
     const fetcher = new PartitionFetcher({
       consumer,
-      clientId: `${client.clientId}-reply`,
+      connection: client.options('-reply'),
       startFrom: 'latest',
       maxWaitMs: 250,
       onRecords: (_topic, _partition, records) => {
