@@ -103,10 +103,18 @@ class Kip848Member implements GroupMember {
     });
     // An EventEmitter without an 'error' listener throws: the library emits heartbeat failures it retries.
     this.#consumer.on('error', (err: unknown) => hooks.onError('group', err));
-    this.#consumer.on('consumer:heartbeat:end', () => this.#sync());
+    this.#consumer.on('consumer:heartbeat:end', () => {
+      this.#sync();
+      // An accepted heartbeat proves membership (readiness); a refused one puts it in doubt until the next.
+      if (this.#joined && !this.#closing) hooks.onMembership(true, 'heartbeat accepted');
+    });
     this.#consumer.on('consumer:heartbeat:error', (e: unknown) => {
       const error = (e as { error?: unknown } | undefined)?.error;
       hooks.onError('heartbeat', error);
+      if (this.#joined && !this.#closing) {
+        const reason = error instanceof Error ? error.message : 'unknown error';
+        hooks.onMembership(false, `heartbeat failed: ${reason}`);
+      }
     });
     this.#consumer.on('consumer:heartbeat:stalled', (e: unknown) => {
       if (this.#closing) return;
@@ -150,8 +158,6 @@ class Kip848Member implements GroupMember {
     if (!this.#joined) {
       this.#joined = true;
       this.#o.hooks.onMembership(true, `joined group ${this.#o.groupId}`);
-    } else {
-      this.#o.hooks.onMembership(true, 'heartbeat accepted');
     }
     if (current === this.#seen) return;
     this.#seen = current;
