@@ -12,6 +12,7 @@ import {
   type ClusterMetadata,
   type Consumer,
 } from '@platformatic/kafka';
+import { partitionKey as key } from '../engine/records.ts';
 
 // The fetch types are not exported from the package root.
 type FetchOptions = Parameters<Consumer['fetch']>[0];
@@ -74,8 +75,6 @@ interface PartitionState extends TopicPartition {
   backoffUntil: number;
   failures: number;
 }
-
-const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 // Kafka error codes the loop treats itself.
 const OFFSET_OUT_OF_RANGE = 1;

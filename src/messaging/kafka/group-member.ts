@@ -9,6 +9,7 @@
 // are disabled and it never fetches.
 import { Consumer, type GroupAssignment, type MessagesStream } from '@platformatic/kafka';
 import type { PartitionOffset } from '../engine/ports.ts';
+import { partitionKey } from '../engine/records.ts';
 import type { KafkaClient } from './client.ts';
 import { PartitionFetcher, type FetchedRecord, type TopicPartition } from './fetcher.ts';
 
@@ -164,9 +165,9 @@ class Kip848Member implements GroupMember {
     const wanted = new Map<string, TopicPartition>();
     for (const a of current) {
       for (const partition of a.partitions)
-        wanted.set(`${a.topic}\u0000${partition}`, { topic: a.topic, partition });
+        wanted.set(partitionKey(a.topic, partition), { topic: a.topic, partition });
     }
-    const removed = this.#fetcher.assigned.filter((p) => !wanted.has(`${p.topic}\u0000${p.partition}`));
+    const removed = this.#fetcher.assigned.filter((p) => !wanted.has(partitionKey(p.topic, p.partition)));
     const added = [...wanted.values()].filter((p) => !this.#fetcher.has(p.topic, p.partition));
     if (added.length === 0 && removed.length === 0) return;
     this.#fetcher.remove(removed);
