@@ -212,7 +212,7 @@ describe('refresh-ahead (ANALYTICS_REFRESH_AHEAD_MS)', () => {
       const request = { operation: 'get_global_stats', ...PERIOD };
       const first = await timedRead(analytics, request);
       expect(first.result.metadata.cached).toBeUndefined();
-      expect(first.atOnce).toBe(false);
+      expect(computations()).toBeGreaterThanOrEqual(1);
       const reads = [];
       // Intervals longer than the max age (and shorter): each read finds an answer computed ahead.
       for (const interval of [350, 450, 50, 50, 300, 500, 120, 350]) {
@@ -255,7 +255,8 @@ describe('refresh-ahead (ANALYTICS_REFRESH_AHEAD_MS)', () => {
       // Its answer expired: the next read computes, and the key is refreshed again after it.
       const again = await timedRead(analytics, request);
       expect(again.result.metadata.cached).toBeUndefined();
-      expect(again.atOnce).toBe(false);
+      // Counted, not timed: under load a computation can finish before the event loop's next check phase.
+      expect(computations()).toBeGreaterThan(cold);
       await sleep(350);
       const hit = await timedRead(analytics, request);
       expect(hit.result.metadata.cached).toBe(true);
