@@ -3,7 +3,7 @@ import { configWarnings, type Config } from './config.ts';
 import type { PatternRequest } from './contracts/requests.ts';
 import { TopicNames, type RequestTopic } from './contracts/topics.ts';
 import { migrationStatus } from './db/migrate.ts';
-import { createPool, type Pool } from './db/pool.ts';
+import { createPool, warmUpPool, type Pool } from './db/pool.ts';
 import { startDatabaseProbe } from './db/probe.ts';
 import { startPruner } from './nodes/identity-pruning.ts';
 import { NodePatternAnalyticsEffect } from './nodes/index.ts';
@@ -269,6 +269,15 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       logger,
       readiness,
     });
+    // Connections first, then the groups: partitions handed to this worker meet ready connections.
+    const lanesOn = (analyticsLane: boolean) =>
+      lanes.filter((l) => (l.name === 'analytics') === analyticsLane).reduce((n, l) => n + l.concurrency, 0);
+    const warmed = await Promise.all([
+      warmUpPool(pool, Math.min(lanesOn(false), config.DB_POOL_MAX)),
+      warmUpPool(analyticsPool, Math.min(lanesOn(true), config.DB_ANALYTICS_POOL_MAX)),
+    ]);
+    const warmError = warmed.find((w) => w.error)?.error;
+    if (warmError) logger.warn({ err: warmError.message }, 'warming the database connections failed');
     await worker.start();
     // The live worker keeps the identity store bounded (a replay pass leaves that to it).
     if (config.WORKER_RESULT_RETENTION > 0 && !options.topics) {

@@ -13,7 +13,7 @@
 // against another build of the worker (another Kafka client, another group layout: groups are matched by
 // the prefix KAFKA_GROUP_ID, so `<KAFKA_GROUP_ID>.<lane>` groups count too).
 import { execFile } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -365,6 +365,21 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
     const before = firstResult.get(r.id);
     if (before === undefined || r.rcv < before) firstResult.set(r.id, r.rcv);
   }
+  // Every request beside the workers' logs, for reading a stall against their assignment changes.
+  writeFileSync(
+    join(logDir, 'requests.jsonl'),
+    sent
+      .map((r) => {
+        const topic = r.op === 'u' ? 'pattern.usage' : 'pattern.search.request';
+        return JSON.stringify({
+          topic,
+          partition: r.partition,
+          due: r.due,
+          answeredAt: firstResult.get(r.id) ?? null,
+        });
+      })
+      .join('\n'),
+  );
   const failedResults = reader.results.filter((r) => !r.ok);
   const failureCodes: Record<string, number> = {};
   for (const r of failedResults) failureCodes[r.code ?? 'none'] = (failureCodes[r.code ?? 'none'] ?? 0) + 1;
