@@ -269,12 +269,12 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       logger,
       readiness,
     });
-    // Connections first, then the groups: partitions handed to this worker meet ready connections.
-    const lanesOn = (analyticsLane: boolean) =>
-      lanes.filter((l) => (l.name === 'analytics') === analyticsLane).reduce((n, l) => n + l.concurrency, 0);
+    // Connections first, then the groups: partitions handed to this worker meet ready connections (the
+    // pool keeps DB_POOL_MIN open; the analytics lane's pool, one per analytics unit in flight).
+    const analyticsUnits = lanes.find((l) => l.name === 'analytics')?.concurrency ?? 0;
     const warmed = await Promise.all([
-      warmUpPool(pool, Math.min(lanesOn(false), config.DB_POOL_MAX)),
-      warmUpPool(analyticsPool, Math.min(lanesOn(true), config.DB_ANALYTICS_POOL_MAX)),
+      warmUpPool(pool, config.DB_POOL_MIN),
+      warmUpPool(analyticsPool, Math.min(analyticsUnits, config.DB_ANALYTICS_POOL_MAX)),
     ]);
     const warmError = warmed.find((w) => w.error)?.error;
     if (warmError) logger.warn({ err: warmError.message }, 'warming the database connections failed');

@@ -245,10 +245,11 @@ export function workerEnv(db: BenchDatabase, names: TopicNames): Record<string, 
     KAFKA_GROUP_ID: `${names.prefix}worker`,
     KAFKA_CLIENT_ID: 'bench-worker',
     LOG_LEVEL: 'warn',
-    KAFKA_SESSION_TIMEOUT_MS: '10000',
     // No V8 flags inherited from the harness's environment; BENCH_WORKER_NODE_OPTIONS sets some for
     // experiments, e.g. --max-old-space-size=128.
     NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS ?? '',
+    // Settings for experiments, as a JSON object (e.g. {"WORKER_WRITES_CONCURRENCY":"2"}).
+    ...(JSON.parse(process.env.BENCH_WORKER_ENV || '{}') as Record<string, string>),
   };
 }
 

@@ -76,7 +76,7 @@ const WARM_UP_SQL = `SELECT 1 FROM ${HOT_RELATIONS.join(' CROSS JOIN ')} WHERE f
  * Opens `connections` connections at once and plans a statement over the hot relations on each, then
  * returns them to the pool. A replacement worker that does this before it joins its groups takes over
  * partitions with ready connections, instead of paying for a dozen backend starts inside the first units
- * (measured: the first unit of a new worker 400-650 ms on a busy 2-core host, against 40-100 ms after).
+ * (measured in the deploy bench: a new worker's first units took 400-650 ms on a busy 2-core host).
  * Best effort: a failure (say, migrations pending) leaves the pool as it is and is reported, not thrown.
  */
 export async function warmUpPool(
