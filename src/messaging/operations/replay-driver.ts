@@ -58,7 +58,7 @@ export interface ReplayDriverOptions {
   retry: RetryPolicy;
   /** Filled in as the replay goes (progress); a new one by default. */
   summary?: ReplaySummary;
-  /** Messages queued in the scheduler at most (default 5,000). */
+  /** Messages queued in the scheduler at most (default 5,000; under a rate, a second's budget). */
   maxQueued?: number;
   /** New units wait while more bytes than this are handed to the publisher and not acknowledged. */
   maxPendingPublishBytes?: number;
@@ -124,8 +124,11 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
     w?.();
   };
 
+  // Under a rate, a second's budget queued is look-ahead enough for batching: decoding maxQueued messages
+  // at once is a burst of CPU beside the live worker the budget is there to spare.
+  const queueLimit = () => (rateLimit > 0 ? Math.min(maxQueued, Math.max(rateLimit, 100)) : maxQueued);
   const take = () => {
-    while (scheduler.queued < maxQueued) {
+    while (scheduler.queued < queueLimit()) {
       const message = o.source.take();
       if (!message) return;
       summary.messages += 1;
