@@ -269,12 +269,14 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       logger,
       readiness,
     });
-    // Connections first, then the groups: partitions handed to this worker meet ready connections (the
-    // pool keeps DB_POOL_MIN open; the analytics lane's pool, one per analytics unit in flight).
-    const analyticsUnits = lanes.find((l) => l.name === 'analytics')?.concurrency ?? 0;
+    // Connections first, then the groups: partitions handed to this worker meet ready connections, one
+    // per unit its lanes run at once (at least DB_POOL_MIN, which the pool keeps; the others close after
+    // 30 s idle), and the analytics lane's on its own pool.
+    const unitsOn = (analyticsPool: boolean) =>
+      lanes.filter((l) => (l.name === 'analytics') === analyticsPool).reduce((n, l) => n + l.concurrency, 0);
     const warmed = await Promise.all([
-      warmUpPool(pool, config.DB_POOL_MIN),
-      warmUpPool(analyticsPool, Math.min(analyticsUnits, config.DB_ANALYTICS_POOL_MAX)),
+      warmUpPool(pool, Math.min(config.DB_POOL_MAX, Math.max(config.DB_POOL_MIN, unitsOn(false)))),
+      warmUpPool(analyticsPool, Math.min(unitsOn(true), config.DB_ANALYTICS_POOL_MAX)),
     ]);
     const warmError = warmed.find((w) => w.error)?.error;
     if (warmError) logger.warn({ err: warmError.message }, 'warming the database connections failed');
