@@ -127,6 +127,17 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
       migrateOffsetsFrom: baseGroupId,
       topics,
       concurrency: config[LANES[lane].concurrencyVariable],
+      // Searches first: on a small host, write transactions side by side take the database from them.
+      yieldTo:
+        lane === 'writes'
+          ? {
+              lane: 'reads',
+              concurrency: Math.min(
+                config.WORKER_WRITES_CONCURRENCY_WHILE_READS,
+                config.WORKER_WRITES_CONCURRENCY,
+              ),
+            }
+          : undefined,
       maxRatePerSecond: 0,
       startOffsets: startOffsets.filter((s) => topics.includes(s.topic)),
     };

@@ -84,6 +84,8 @@ export const configSchema = z
     KAFKA_SESSION_TIMEOUT_MS: z.string().optional(),
     /** Units in flight per lane; each holds one connection, so their sum should fit in DB_POOL_MAX. */
     WORKER_WRITES_CONCURRENCY: intFrom(1, 256).default(4),
+    /** Units in flight in the writes lane while the reads lane has work running or queued. */
+    WORKER_WRITES_CONCURRENCY_WHILE_READS: intFrom(1, 256).default(1),
     WORKER_READS_CONCURRENCY: intFrom(1, 256).default(8),
     WORKER_ANALYTICS_CONCURRENCY: intFrom(1, 256).default(1),
     /** Units in flight of a replay pass (`patterns replay --concurrency` overrides it). */

@@ -180,6 +180,33 @@ describe('lane start and crash', () => {
     };
   };
 
+  it('the writes lane runs WORKER_WRITES_CONCURRENCY_WHILE_READS units while the reads lane has work, and fills up when it goes idle', async () => {
+    const fake = fakeKafka();
+    const config = loadConfig({
+      ...env,
+      WORKER_WRITES_CONCURRENCY: '3',
+      WORKER_WRITES_CONCURRENCY_WHILE_READS: '1',
+    });
+    const work = new FakeWork();
+    const worker = new Worker({ ...options(fake), lanes: laneSettings(config, { config, logger }), work });
+    await worker.start();
+    const lane = (name: string) => worker.lanes.find((l) => l.lane === name)?.engine;
+    const running = () => work.runs.map((r) => r.unit.lane);
+    lane('reads')?.accept('pattern.search.request', 0, [message(0, 0, 'read', '')]);
+    lane('writes')?.accept(
+      'pattern.insert',
+      0,
+      ['a', 'b', 'c'].map((k, i) => message(0, i, 'write', k)),
+    );
+    await flush();
+    expect(running().sort()).toEqual(['reads', 'writes']);
+    // The search is done: the writes lane takes its whole budget.
+    work.succeed(running().indexOf('reads'));
+    await flush();
+    expect(running()).toEqual(['writes', 'writes', 'writes']);
+    await worker.stop(100).catch(() => undefined);
+  });
+
   it('a lane that cannot start stops the lanes that did, and the start fails naming it', async () => {
     const fake = fakeKafka((member, index) => {
       if (index === 1) member.failStart = new Error('SASL authentication failed');

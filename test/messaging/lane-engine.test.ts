@@ -21,6 +21,35 @@ describe('LaneEngine', () => {
     expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['b'], ['c']]);
   });
 
+  it('runs no more units than concurrencyNow allows (a lane yielding to another), and fills up when it rises', async () => {
+    let allowed = 1;
+    const { work, engine } = engineSetup({ concurrency: 4 }, () => allowed);
+    engine.accept(
+      't',
+      0,
+      ['a', 'b', 'c', 'd', 'e'].map((k, i) => message(0, i, 'write', k)),
+    );
+    await flush();
+    expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['a']]);
+    work.succeed(0);
+    await flush();
+    expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['b']]);
+    // Above the settings' concurrency counts as the settings' concurrency; below 1 as 1.
+    allowed = 10;
+    engine.capacityChanged();
+    await flush();
+    expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['b'], ['c'], ['d'], ['e']]);
+    allowed = 0;
+    for (let i = 0; i < 4; i++) work.succeed(0);
+    engine.accept(
+      't',
+      1,
+      ['f', 'g'].map((k, i) => message(1, i, 'write', k)),
+    );
+    await flush();
+    expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['f']]);
+  });
+
   it('starts the next transaction before the previous results are acknowledged, and commits only after the acks', async () => {
     const { work, publisher, control, engine } = engineSetup();
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'a')], 2n);

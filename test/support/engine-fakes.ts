@@ -168,7 +168,7 @@ export function testSettings(overrides: Partial<LaneSettings> = {}): LaneSetting
 }
 
 /** An engine over fresh fakes; a lifecycle listener that throws fails the test. */
-export function engineSetup(overrides: Partial<LaneSettings> = {}) {
+export function engineSetup(overrides: Partial<LaneSettings> = {}, concurrencyNow?: () => number) {
   const work = new FakeWork();
   const publisher = new FakePublisher();
   const control = new FakeControl();
@@ -182,6 +182,7 @@ export function engineSetup(overrides: Partial<LaneSettings> = {}) {
     control,
     lifecycle,
     logger: createLogger('silent'),
+    ...(concurrencyNow ? { concurrencyNow } : {}),
   });
   return { work, publisher, control, lifecycle, engine };
 }

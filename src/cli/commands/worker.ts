@@ -13,8 +13,9 @@ export function workerCommand(): Command {
       'after',
       `
 Configuration comes from the environment (see README, "Configuration"): KAFKA_BROKERS, DATABASE_URL,
-KAFKA_GROUP_ID, TOPIC_PREFIX, PORT, WORKER_WRITES_CONCURRENCY, WORKER_READS_CONCURRENCY,
-WORKER_ANALYTICS_CONCURRENCY, WORKER_MAX_ATTEMPTS, WORKER_BATCH_SIZE, ...
+KAFKA_GROUP_ID, TOPIC_PREFIX, PORT, WORKER_WRITES_CONCURRENCY (WORKER_WRITES_CONCURRENCY_WHILE_READS
+while searches run), WORKER_READS_CONCURRENCY, WORKER_ANALYTICS_CONCURRENCY, WORKER_MAX_ATTEMPTS,
+WORKER_BATCH_SIZE, ...
 OpenTelemetry: the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318;
 nothing is exported unless an exporter or endpoint is set. PORT also serves /metrics (Prometheus).
 

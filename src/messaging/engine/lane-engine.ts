@@ -24,6 +24,8 @@ export interface LaneEngineOptions<P extends Schedulable> {
   lifecycle: Lifecycle;
   logger: Logger;
   random?: () => number;
+  /** Units allowed to run now, when lower than the settings' concurrency (settings.yieldTo); at least 1. */
+  concurrencyNow?: () => number;
 }
 
 interface Unit<P extends Schedulable> {
@@ -129,6 +131,11 @@ export class LaneEngine<P extends Schedulable> {
     this.#pump();
     // Skipped messages (replay) finish at once: their offsets may commit.
     if (state.tracker.safe > state.committed && state.tracker.unfinished === 0) void this.#committer.commit();
+  }
+
+  /** concurrencyNow() may have risen: start what it now allows. */
+  capacityChanged(): void {
+    this.#pump();
   }
 
   /** The consumer is new: every partition starts again from its restart point (queued work is dropped;
@@ -238,7 +245,8 @@ export class LaneEngine<P extends Schedulable> {
   #pump(): void {
     if (this.#closing) return;
     const now = Date.now();
-    while (this.#running < this.#s.concurrency) {
+    const cap = Math.max(1, Math.min(this.#s.concurrency, this.#o.concurrencyNow?.() ?? this.#s.concurrency));
+    while (this.#running < cap) {
       // Results waiting for the broker are bounded: new units wait for acks (back-pressure).
       if (this.#o.publisher.pendingBytes > this.#s.maxPendingPublishBytes) break;
       const retry = this.#retryReady.shift();

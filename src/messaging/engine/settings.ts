@@ -13,6 +13,9 @@ export interface LaneSettings {
   topics: string[];
   /** Units running at once. */
   concurrency: number;
+  /** Units running at once while another lane of this worker has work (the writes lane while searches run
+   * or wait: on a small host, concurrent write transactions take the database from the searches). */
+  yieldTo?: { lane: string; concurrency: number } | undefined;
   /** Messages started per second at most (a replay's budget); 0: no limit. */
   maxRatePerSecond: number;
   /** Tries of a message that fails with an error that is not transient. */

@@ -33,6 +33,8 @@ export interface LaneConsumerOptions<P extends Schedulable> {
   lifecycle: Lifecycle;
   /** Membership changes, for readiness. */
   onMembership?: (joined: boolean, detail: string) => void;
+  /** Units the engine may run now (settings.yieldTo); the settings' concurrency when absent. */
+  concurrencyNow?: () => number;
   /** The Kafka side, replaced by fakes in the in-process tests. */
   ports?: { member?: GroupMemberFactory; sender?: () => LaneSender; migrate?: boolean };
 }
@@ -79,11 +81,16 @@ export class LaneConsumer<P extends Schedulable> {
       logger,
       publisher: this.#publisher,
       control: this.#control(),
+      ...(options.concurrencyNow ? { concurrencyNow: options.concurrencyNow } : {}),
     });
   }
 
   get lane(): string {
     return this.#o.settings.name;
+  }
+
+  get settings(): LaneSettings {
+    return this.#o.settings;
   }
 
   /** The engine's hold on the current member. */

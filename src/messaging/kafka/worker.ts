@@ -30,6 +30,16 @@ export class Worker<P extends Schedulable> {
 
   constructor(options: WorkerOptions<P>) {
     this.#readiness = options.readiness;
+    // A lane that yields (settings.yieldTo) runs fewer units while the other lane has work running or
+    // queued, and is woken when that lane goes idle.
+    const busy = new Map<string, boolean>();
+    options.lifecycle.on('lane.load', ({ lane, running, queued }) => {
+      const now = running + queued > 0;
+      if (busy.get(lane) === now) return;
+      busy.set(lane, now);
+      if (now) return;
+      for (const l of this.lanes) if (l.settings.yieldTo?.lane === lane) l.engine.capacityChanged();
+    });
     this.lanes = options.lanes.map(
       (settings) =>
         new LaneConsumer<P>({
@@ -40,6 +50,14 @@ export class Worker<P extends Schedulable> {
           logger: options.logger,
           lifecycle: options.lifecycle,
           onMembership: (ok, detail) => this.#membership(settings.name, ok, detail),
+          ...(settings.yieldTo
+            ? {
+                concurrencyNow: () =>
+                  busy.get(settings.yieldTo?.lane ?? '') === true
+                    ? (settings.yieldTo?.concurrency ?? settings.concurrency)
+                    : settings.concurrency,
+              }
+            : {}),
           ...(options.ports ? { ports: options.ports } : {}),
         }),
     );
