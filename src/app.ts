@@ -132,10 +132,8 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
         lane === 'writes'
           ? {
               lane: 'reads',
-              concurrency: Math.min(
-                config.WORKER_WRITES_CONCURRENCY_WHILE_READS,
-                config.WORKER_WRITES_CONCURRENCY,
-              ),
+              // The engine never runs more than the lane's own concurrency.
+              concurrency: config.WORKER_WRITES_CONCURRENCY_WHILE_READS,
             }
           : undefined,
       maxRatePerSecond: 0,

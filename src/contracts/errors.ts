@@ -62,3 +62,6 @@ export class RetryableError extends Error {
 export function notFound(patternId: string): EffectError {
   return new EffectError('NOT_FOUND', `pattern ${patternId} does not exist`, { pattern_id: patternId });
 }
+
+/** A thrown value as an Error (a library or a callback may throw anything). */
+export const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));

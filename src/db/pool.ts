@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { asError } from '../contracts/errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { redactUrl } from '../telemetry/redact.ts';
 
@@ -92,11 +93,7 @@ export async function warmUpPool(
       await client.query(WARM_UP_SQL);
     }),
   );
-  for (const s of settled) if (s.status === 'rejected') error ??= toError(s.reason);
+  for (const s of settled) if (s.status === 'rejected') error ??= asError(s.reason);
   for (const client of clients) client.release();
   return { opened: clients.length, ...(error ? { error } : {}) };
-}
-
-function toError(value: unknown): Error {
-  return value instanceof Error ? value : new Error(String(value));
 }

@@ -1,6 +1,7 @@
 // Kafka I/O of the operator tools (dead letters, status, live outcomes). Reads fixed offset ranges without
 // a consumer group: a PartitionFetcher reads each range from its start and stops at the end offset taken
 // before the read began, committing nothing.
+import { asError } from '../../contracts/errors.ts';
 import { randomUUID } from 'node:crypto';
 import { Consumer } from '@platformatic/kafka';
 import { createLogger } from '../../telemetry/logger.ts';
@@ -62,8 +63,6 @@ export interface ReadOptions {
   idleMs?: number;
   onProgress?: (read: number) => void;
 }
-
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 /** Calls `onMessage` for every message of the ranges, in offset order per partition, then resolves. */
 export async function readRanges(

@@ -4,6 +4,7 @@
 // it down to half; the merge needs every open partition's head, and an empty partition is never paused,
 // so this cannot wedge. It reads without a consumer group (a PartitionFetcher over the ranges), commits
 // nothing and never moves the live worker's offsets.
+import { asError } from '../../contracts/errors.ts';
 import { Consumer } from '@platformatic/kafka';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { KafkaClient } from './client.ts';
@@ -12,8 +13,6 @@ import { partitionKey, type InboundMessage } from '../engine/records.ts';
 import { TimestampMerge } from '../operations/replay-merge.ts';
 import { toInbound } from './inbound.ts';
 import type { PartitionRange } from './operator-io.ts';
-
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 export interface MergedReadOptions {
   /** The name of the group the reading consumer is made with (it never joins it). */

@@ -33,6 +33,8 @@ export class Worker<P extends Schedulable> {
     // A lane that yields (settings.yieldTo) runs fewer units while the other lane has work running or
     // queued, and is woken when that lane goes idle.
     const busy = new Map<string, boolean>();
+    const yielding = (to: { lane: string; concurrency: number }, concurrency: number) => (): number =>
+      busy.get(to.lane) === true ? to.concurrency : concurrency;
     options.lifecycle.on('lane.load', ({ lane, running, queued }) => {
       const now = running + queued > 0;
       if (busy.get(lane) === now) return;
@@ -50,14 +52,7 @@ export class Worker<P extends Schedulable> {
           logger: options.logger,
           lifecycle: options.lifecycle,
           onMembership: (ok, detail) => this.#membership(settings.name, ok, detail),
-          ...(settings.yieldTo
-            ? {
-                concurrencyNow: () =>
-                  busy.get(settings.yieldTo?.lane ?? '') === true
-                    ? (settings.yieldTo?.concurrency ?? settings.concurrency)
-                    : settings.concurrency,
-              }
-            : {}),
+          ...(settings.yieldTo ? { concurrencyNow: yielding(settings.yieldTo, settings.concurrency) } : {}),
           ...(options.ports ? { ports: options.ports } : {}),
         }),
     );

@@ -3,6 +3,7 @@
 // effect nodes, outcomes) under the replay scheduler's locks, so that two messages touching the same
 // pattern are applied in the merged order while the rest run at once. A message the live worker refused
 // (live-outcomes.ts) is not applied; reads are not run. Retries follow the live worker's policy.
+import { asError } from '../../contracts/errors.ts';
 import { isWriteOperation } from '../../contracts/operations.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { classifyFailure, describeFailure } from '../engine/failures.ts';
@@ -98,8 +99,6 @@ interface Running {
   attempt: number;
   streak: number;
 }
-
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> {
   const summary = o.summary ?? emptySummary();
