@@ -67,10 +67,10 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 # Consumer groups of the next-generation protocol (KIP-848), which the worker's lanes use: a member that
 # dies is noticed in 10 s rather than the default 45 s; a partition a member gives up reaches its next
-# owner within a heartbeat (250 ms, not 5 s); assignments are computed on every change, not batched into
+# owner within a heartbeat (100 ms, not 5 s); assignments are computed on every change, not batched into
 # 1 s intervals (Kafka 4.3+, KIP-1263). README "Consumer groups, deploys and failures" has the measurements.
-group.consumer.heartbeat.interval.ms=250
-group.consumer.min.heartbeat.interval.ms=100
+group.consumer.heartbeat.interval.ms=100
+group.consumer.min.heartbeat.interval.ms=50
 group.consumer.assignment.interval.ms=0
 group.consumer.session.timeout.ms=10000
 group.consumer.min.session.timeout.ms=6000

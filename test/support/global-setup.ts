@@ -34,8 +34,8 @@ async function startContainers(): Promise<() => Promise<void>> {
       .withKraft()
       // The KIP-848 group settings of scripts/kafka.sh (README "Consumer groups").
       .withEnvironment({
-        KAFKA_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS: '250',
-        KAFKA_GROUP_CONSUMER_MIN_HEARTBEAT_INTERVAL_MS: '100',
+        KAFKA_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS: '100',
+        KAFKA_GROUP_CONSUMER_MIN_HEARTBEAT_INTERVAL_MS: '50',
         KAFKA_GROUP_CONSUMER_ASSIGNMENT_INTERVAL_MS: '0',
         KAFKA_GROUP_CONSUMER_SESSION_TIMEOUT_MS: '10000',
         KAFKA_GROUP_CONSUMER_MIN_SESSION_TIMEOUT_MS: '6000',
