@@ -1,6 +1,8 @@
 // Fetching, apart from group membership: a position per partition, per-partition pause, resume and seek,
 // and one fetch per leader per round on a connection pool of its own (a long poll must not hold up
-// heartbeats and commits). The lane consumer feeds it the partitions its group assigns; the reply
+// heartbeats and commits). A partition added, resumed or sought while a round's long poll is out starts
+// at once, in a fetch of its own on a second pool (a broker answers one connection's requests in order),
+// rather than after that poll: in a deploy, a partition handed over no longer waits for it. The lane consumer feeds it the partitions its group assigns; the reply
 // consumer, the replay reader and the operator's range reads give it fixed partitions.
 //
 // The library's MessagesStream is not used for records: it has no per-partition pause, resume or seek,
@@ -104,10 +106,17 @@ function responseOf(err: unknown, depth = 0): FetchResponse | undefined {
 export class PartitionFetcher {
   readonly #o: FetcherOptions;
   readonly #pool: ConnectionPool;
+  /** For fetches started beside a round's long poll. */
+  readonly #promptPool: ConnectionPool;
   readonly #parts = new Map<string, PartitionState>();
+  /** Partitions in a fetch request now; no second request asks for them meanwhile. */
+  readonly #inFlight = new Set<string>();
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  /** The fetch started beside the round for partitions that arrived during it, and whether another is due. */
+  #prompt: Promise<void> | undefined;
+  #promptAgain = false;
   #metadata: ClusterMetadata | undefined;
   #refreshMetadata = true;
   #loopFailures = 0;
@@ -116,6 +125,7 @@ export class PartitionFetcher {
   constructor(options: FetcherOptions) {
     this.#o = options;
     this.#pool = new ConnectionPool(`${options.connection.clientId}-fetch`, options.connection);
+    this.#promptPool = new ConnectionPool(`${options.connection.clientId}-fetch-prompt`, options.connection);
   }
 
   get assigned(): TopicPartition[] {
@@ -148,7 +158,7 @@ export class PartitionFetcher {
         failures: 0,
       });
     }
-    this.#wake?.();
+    this.#startNow();
   }
 
   remove(parts: readonly TopicPartition[]): void {
@@ -164,7 +174,7 @@ export class PartitionFetcher {
     const p = this.#parts.get(key(topic, partition));
     if (p?.paused) {
       p.paused = false;
-      this.#wake?.();
+      this.#startNow();
     }
   }
 
@@ -177,7 +187,7 @@ export class PartitionFetcher {
     if (!p) return;
     p.position = offset;
     p.generation += 1;
-    this.#wake?.();
+    this.#startNow();
   }
 
   /** Resolves once every partition added so far has a position (its start is known). */
@@ -198,13 +208,43 @@ export class PartitionFetcher {
     this.#running = false;
     this.#wake?.();
     await this.#loop?.catch(() => undefined);
+    await this.#prompt;
     this.#loop = undefined;
-    await this.#pool.close().catch(() => undefined);
+    await Promise.all([this.#pool.close(), this.#promptPool.close()]).catch(() => undefined);
   }
 
   /** Wakes the loop now (an assignment changed, a heartbeat arrived). */
   wake(): void {
     this.#wake?.();
+  }
+
+  /** New work: an idle loop wakes; a loop inside a round's long poll gets a prompt fetch beside it. */
+  #startNow(): void {
+    if (!this.#running) return;
+    if (this.#wake) {
+      this.#wake();
+      return;
+    }
+    if (this.#prompt) {
+      this.#promptAgain = true;
+      return;
+    }
+    this.#prompt = this.#promptFetches().finally(() => (this.#prompt = undefined));
+  }
+
+  async #promptFetches(): Promise<void> {
+    do {
+      this.#promptAgain = false;
+      try {
+        await this.#initPositions();
+        await this.#fetchRound(this.#promptPool);
+      } catch (err) {
+        // The loop's next round asks again, with its backoff.
+        this.#refreshMetadata = true;
+        this.#o.onError?.('fetch', err);
+        return;
+      }
+    } while (this.#promptAgain && this.#running);
   }
 
   async #fetchLoop(): Promise<void> {
@@ -292,11 +332,16 @@ export class PartitionFetcher {
     }
   }
 
-  /** One fetch per leader for every fetchable partition; false when there was nothing to fetch. */
-  async #fetchRound(): Promise<boolean> {
+  /** One fetch per leader for every fetchable partition not already asked for; false when there was
+   * nothing to fetch. */
+  async #fetchRound(pool: ConnectionPool = this.#pool): Promise<boolean> {
     const now = Date.now();
     const fetchable = [...this.#parts.values()].filter(
-      (p) => !p.paused && p.position !== undefined && p.backoffUntil <= now,
+      (p) =>
+        !p.paused &&
+        p.position !== undefined &&
+        p.backoffUntil <= now &&
+        !this.#inFlight.has(key(p.topic, p.partition)),
     );
     if (fetchable.length === 0) return false;
     const topics = [...new Set(fetchable.map((p) => p.topic))];
@@ -315,11 +360,31 @@ export class PartitionFetcher {
       }
       byNode.set(leader, [...(byNode.get(leader) ?? []), p]);
     }
-    await Promise.all([...byNode].map(([node, parts]) => this.#fetchFrom(node, parts, metadata)));
+    await Promise.all([...byNode].map(([node, parts]) => this.#fetchFrom(node, parts, metadata, pool)));
     return byNode.size > 0;
   }
 
-  async #fetchFrom(node: number, parts: PartitionState[], metadata: ClusterMetadata): Promise<void> {
+  async #fetchFrom(
+    node: number,
+    parts: PartitionState[],
+    metadata: ClusterMetadata,
+    pool: ConnectionPool,
+  ): Promise<void> {
+    const keys = parts.map((p) => key(p.topic, p.partition));
+    for (const k of keys) this.#inFlight.add(k);
+    try {
+      await this.#fetchAndApply(node, parts, metadata, pool);
+    } finally {
+      for (const k of keys) this.#inFlight.delete(k);
+    }
+  }
+
+  async #fetchAndApply(
+    node: number,
+    parts: PartitionState[],
+    metadata: ClusterMetadata,
+    pool: ConnectionPool,
+  ): Promise<void> {
     // What each partition looked like when asked for: a response is applied only if it still matches.
     const asked = new Map(
       parts.map((p) => [key(p.topic, p.partition), { generation: p.generation, position: p.position }]),
@@ -349,7 +414,7 @@ export class PartitionFetcher {
         maxWaitTime: this.#o.maxWaitMs ?? 100,
         minBytes: 1,
         maxBytes: this.#o.maxBytes ?? 4 * 1_048_576,
-        connectionPool: this.#pool,
+        connectionPool: pool,
       });
     } catch (err) {
       // A partition error fails the whole request; the response inside still carries the other partitions.
