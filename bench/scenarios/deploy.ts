@@ -164,6 +164,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
         afterKillS: 13,
         drainS: 20,
         windowS: 2,
+        minReadyS: 0,
         sessionTimeoutMs: undefined as number | undefined,
       }
     : {
@@ -178,6 +179,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
         afterKillS: Number(process.env.BENCH_DEPLOY_AFTER_KILL_S ?? 45),
         drainS: 60,
         windowS: 5,
+        minReadyS: Number(process.env.BENCH_DEPLOY_MIN_READY_S ?? 0),
         sessionTimeoutMs: process.env.BENCH_DEPLOY_SESSION_TIMEOUT_MS
           ? Number(process.env.BENCH_DEPLOY_SESSION_TIMEOUT_MS)
           : undefined,
@@ -291,6 +293,8 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
       const readyMs = Date.now() - term;
       mark(`${fresh.name} ready (replaces ${old.name})`);
       const exitedMs = await exited;
+      // As a Deployment's minReadySeconds does: the new worker serves a while before the next one stops.
+      if (s.minReadyS > 0) await sleep(s.minReadyS * 1000);
       ended.push(old);
       roll.push({
         replaced: old.name,

@@ -117,6 +117,8 @@ export class PartitionFetcher {
   /** The fetch started beside the round for partitions that arrived during it, and whether another is due. */
   #prompt: Promise<void> | undefined;
   #promptAgain = false;
+  /** Leaders the prompt pool has connected to ahead of need: a handover should not wait for a connect. */
+  readonly #promptConnected = new Set<number>();
   #metadata: ClusterMetadata | undefined;
   #refreshMetadata = true;
   #loopFailures = 0;
@@ -360,8 +362,19 @@ export class PartitionFetcher {
       }
       byNode.set(leader, [...(byNode.get(leader) ?? []), p]);
     }
+    if (pool === this.#pool) this.#connectPromptPool(metadata, [...byNode.keys()]);
     await Promise.all([...byNode].map(([node, parts]) => this.#fetchFrom(node, parts, metadata, pool)));
     return byNode.size > 0;
+  }
+
+  #connectPromptPool(metadata: ClusterMetadata, nodes: number[]): void {
+    for (const node of nodes) {
+      const broker = metadata.brokers.get(node);
+      if (!broker || this.#promptConnected.has(node)) continue;
+      this.#promptConnected.add(node);
+      // Best effort: a prompt fetch connects itself if this did not.
+      this.#promptPool.get(broker).catch(() => this.#promptConnected.delete(node));
+    }
   }
 
   async #fetchFrom(
