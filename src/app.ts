@@ -8,6 +8,7 @@ import { startDatabaseProbe } from './db/probe.ts';
 import { startPruner } from './nodes/identity-pruning.ts';
 import { NodePatternAnalyticsEffect } from './nodes/index.ts';
 import { createNodes } from './messaging/stages/dispatch.ts';
+import { asError } from './contracts/errors.ts';
 import { createKafka } from './messaging/kafka/client.ts';
 import { LANE_NAMES, LANES, laneGroupId } from './messaging/lanes.ts';
 import { Lifecycle } from './messaging/engine/lifecycle.ts';
@@ -245,10 +246,11 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       if (failure.kind === 'transient' && failure.source === 'database')
         probe.reportFailure(`operation failed: ${failure.reason}`);
     });
+    const nodes = createNodes(pool, logger);
     const work = new UnitPipeline({
       names,
       nodes: {
-        ...createNodes(pool, logger),
+        ...nodes,
         analytics: (analytics = new NodePatternAnalyticsEffect(analyticsPool, {
           logger,
           statementTimeoutMs: config.DB_ANALYTICS_STATEMENT_TIMEOUT_MS,
@@ -287,7 +289,19 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       warmUpPool(pool, Math.min(config.DB_POOL_MAX, Math.max(config.DB_POOL_MIN, unitsOn(false)))),
       warmUpPool(analyticsPool, Math.min(unitsOn(true), config.DB_ANALYTICS_POOL_MAX)),
     ]);
-    const warmError = warmed.find((w) => w.error)?.error;
+    // Then the busiest operations once per connection, rolled back: a backend's first usage batch plans
+    // its statements and compiles the statistics triggers, which a handed-over partition would otherwise
+    // wait for (README, "Consumer groups, deploys and failures").
+    const units = (lane: string) => lanes.find((l) => l.name === lane)?.concurrency ?? 0;
+    const rehearsals = migrations.current
+      ? await Promise.allSettled([
+          ...Array.from({ length: units('writes') }, () => nodes.update.rehearse()),
+          ...Array.from({ length: units('reads') }, () => nodes.query.rehearse()),
+        ])
+      : [];
+    const warmError =
+      warmed.find((w) => w.error)?.error ??
+      rehearsals.flatMap((r) => (r.status === 'rejected' ? [asError(r.reason)] : []))[0];
     if (warmError) logger.warn({ err: warmError.message }, 'warming the database connections failed');
     await worker.start();
     // The live worker keeps the identity store bounded (a replay pass leaves that to it).

@@ -26,6 +26,18 @@ export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'>
     return result;
   }
 
+  /** Plans the search statement on one connection (read only) before the worker takes partitions, so a
+   * new backend's first search is not also its first plan of it. */
+  async rehearse(): Promise<void> {
+    const { text, values } = searchStatement({
+      search_query: 'rehearsal',
+      filters: null,
+      limit: 10,
+      offset: 0,
+    });
+    await this.pool.query(text, values);
+  }
+
   protected readonly handlers: Handlers<'pattern.search.request'> = {
     search: (request, { client }) => search(client, request),
     get_by_id: (request, { client }) => getById(client, request.pattern_id),

@@ -2,6 +2,9 @@
 // that many open connections afterwards, and a database it cannot warm must not stop the worker.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { warmUpPool } from '../../src/db/pool.ts';
+import { NodePatternQueryEffect } from '../../src/nodes/node-pattern-query-effect.ts';
+import { NodePatternStorageEffect } from '../../src/nodes/node-pattern-storage-effect.ts';
+import { NodePatternUpdateEffect } from '../../src/nodes/node-pattern-update-effect.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let migrated: TestDatabase;
@@ -38,4 +41,51 @@ it('reports, without throwing, a database it cannot warm (migrations pending), a
 
 it('does nothing for a lane set without connections (a worker whose lanes use another pool)', async () => {
   expect(await warmUpPool(empty.pool, 0)).toEqual({ opened: 0 });
+});
+
+// The rehearsal of the busiest operations (src/app.ts, after the warm-up): a usage batch for a throwaway
+// pattern, rolled back, and a search. Concurrent rehearsals, beside real data, must leave every table as it was.
+it('rehearses a usage batch and a search on each connection and leaves every table exactly as it was', async () => {
+  const update = new NodePatternUpdateEffect(migrated.pool);
+  const query = new NodePatternQueryEffect(migrated.pool);
+  const inserted = await new NodePatternStorageEffect(migrated.pool).executeEffect(
+    { operation: 'insert', data: { pattern_name: 'KeptAsItWas', pattern_type: 'code', language: 'go' } },
+    { identity: 'warm-up/insert', eventTime: new Date('2026-12-01T10:00:00Z') },
+  );
+  const patternId = (inserted.data as { pattern_id: string }).pattern_id;
+  await update.executeEffect(
+    { operation: 'record_usage', pattern_id: patternId, usage_data: { success: true, execution_time_ms: 5 } },
+    { identity: 'warm-up/usage', eventTime: new Date('2026-12-01T10:05:00Z') },
+  );
+  const tables = async () => {
+    const { rows } = await migrated.pool.query<{ table_name: string }>(
+      `SELECT table_name FROM information_schema.tables
+        WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name`,
+    );
+    const out: Record<string, string> = {};
+    for (const { table_name: t } of rows) {
+      // Names from the catalog, not from input.
+      const { rows: h } = await migrated.pool.query<{ h: string | null }>(
+        `SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) AS h FROM "${t}" t`,
+      );
+      out[t] = h[0]?.h ?? 'empty';
+    }
+    return out;
+  };
+  const before = await tables();
+  expect(Object.keys(before)).toEqual(
+    expect.arrayContaining(['pattern_templates', 'pattern_usage_events', 'processed_messages']),
+  );
+  await Promise.all([
+    ...Array.from({ length: 4 }, () => update.rehearse()),
+    ...Array.from({ length: 2 }, () => query.rehearse()),
+  ]);
+  expect(await tables()).toEqual(before);
+});
+
+it('rejects a rehearsal the database cannot run (migrations pending), so the worker can report it', async () => {
+  await expect(new NodePatternUpdateEffect(empty.pool).rehearse()).rejects.toThrow(
+    /relation "pattern_templates" does not exist/,
+  );
+  expect(empty.pool.idleCount).toBe(empty.pool.totalCount);
 });
