@@ -211,6 +211,12 @@ describe('the worker Deployment', () => {
     // The only writable path is an emptyDir at /tmp.
     expect(worker!.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
     expect(deployment.spec?.replicas).toBe(2);
+    // A rolling update: one new replica at a time, serving for minReadySeconds before the next old one stops.
+    expect(deployment.spec?.strategy).toEqual({
+      type: 'RollingUpdate',
+      rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+    });
+    expect(deployment.spec?.minReadySeconds).toBe(5);
   });
 
   it('terminationGracePeriodSeconds is above the worker shutdown bound in every rendering', () => {
