@@ -8,6 +8,10 @@
 // (bench/lib/deploy.ts, stallIntervals), rebalances as the broker logged them; over the run: lost, doubled,
 // duplicate results, consumer crashes in the workers' logs.
 //
+// BENCH_DEPLOY_MIN_READY_S waits that long after each replacement is ready (a Deployment's minReadySeconds);
+// BENCH_DEPLOY_ORDER=surge starts each replacement before its old worker stops, as the Helm chart's rolling
+// update does, instead of after.
+//
 // The worker is started by one function (startWorker, below); BENCH_DEPLOY_WORKER_SCRIPT,
 // BENCH_DEPLOY_WORKER_ENV (a JSON object of extra variables) and BENCH_DEPLOY_LABEL run the same scenario
 // against another build of the worker (another Kafka client, another group layout: groups are matched by
@@ -165,6 +169,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
         drainS: 20,
         windowS: 2,
         minReadyS: 0,
+        surge: false,
         sessionTimeoutMs: undefined as number | undefined,
       }
     : {
@@ -180,6 +185,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
         drainS: 60,
         windowS: 5,
         minReadyS: Number(process.env.BENCH_DEPLOY_MIN_READY_S ?? 0),
+        surge: process.env.BENCH_DEPLOY_ORDER === 'surge',
         sessionTimeoutMs: process.env.BENCH_DEPLOY_SESSION_TIMEOUT_MS
           ? Number(process.env.BENCH_DEPLOY_SESSION_TIMEOUT_MS)
           : undefined,
@@ -284,17 +290,28 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
     mark('phase: roll');
     for (let i = 0; i < 3; i++) {
       const old = workers.shift() as Running;
-      const term = Date.now();
-      mark(`SIGTERM ${old.name}`);
-      const exited = old.child.stop().then(() => Date.now() - term);
+      let term = Date.now();
+      let exited: Promise<number> | undefined;
+      const stopOld = () => {
+        term = Date.now();
+        mark(`SIGTERM ${old.name}`);
+        exited = old.child.stop().then(() => Date.now() - term);
+      };
+      // Stop first, then start the replacement (the issue's roll); or, as the Helm chart's rolling update
+      // does (maxSurge 1, maxUnavailable 0), start the replacement first and stop the old one once it is ready.
+      if (!s.surge) stopOld();
       const fresh = await spawnWorker();
       workers.push(fresh);
       await fresh.child.waitReady(120_000);
       const readyMs = Date.now() - term;
       mark(`${fresh.name} ready (replaces ${old.name})`);
-      const exitedMs = await exited;
-      // As a Deployment's minReadySeconds does: the new worker serves a while before the next one stops.
-      if (s.minReadyS > 0) await sleep(s.minReadyS * 1000);
+      // As a Deployment's minReadySeconds does: the new worker serves a while before an old one stops.
+      if (s.surge) {
+        if (s.minReadyS > 0) await sleep(s.minReadyS * 1000);
+        stopOld();
+      }
+      const exitedMs = await (exited as Promise<number>);
+      if (!s.surge && s.minReadyS > 0) await sleep(s.minReadyS * 1000);
       ended.push(old);
       roll.push({
         replaced: old.name,
