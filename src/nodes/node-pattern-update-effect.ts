@@ -141,15 +141,14 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
    */
   async rehearse(): Promise<void> {
     const marker = randomUUID();
-    const patternId = deriveId(`rehearsal/${marker}`, 'pattern');
     await withTransaction(this.pool, async (client) => {
       await client.query(
         `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language) VALUES ($1, $2, 'rehearsal', 'none')`,
-        [patternId, `rehearsal-${marker}`],
+        [marker, `rehearsal-${marker}`],
       );
       const request: RecordUsageRequest = {
         operation: 'record_usage',
-        pattern_id: patternId,
+        pattern_id: marker,
         usage_data: { success: true, execution_time_ms: 1, quality_before: 0.5, quality_after: 0.6 },
       };
       await this.#applyBatch(client, [

@@ -362,7 +362,7 @@ export class PartitionFetcher {
       }
       byNode.set(leader, [...(byNode.get(leader) ?? []), p]);
     }
-    if (pool === this.#pool) this.#connectPromptPool(metadata, [...byNode.keys()]);
+    this.#connectPromptPool(metadata, [...byNode.keys()]);
     await Promise.all([...byNode].map(([node, parts]) => this.#fetchFrom(node, parts, metadata, pool)));
     return byNode.size > 0;
   }
