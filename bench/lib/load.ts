@@ -5,6 +5,8 @@ export interface LoadResult {
   offeredRate: number;
   sent: number;
   latencies: number[];
+  /** The worker's own time for each answer (its metadata.duration_ms), in the order of `latencies`. */
+  effectMs?: number[];
   errors: number;
   firstError?: string;
   /** How late the generator itself fired, at worst (ms): a sign the load machine was saturated. */
@@ -17,12 +19,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function openLoop(
   rate: number,
   seconds: number,
-  send: (i: number) => Promise<{ success: boolean; error?: unknown }>,
+  send: (i: number) => Promise<{ success: boolean; error?: unknown; metadata?: { duration_ms?: number } }>,
   stop?: AbortSignal,
 ): Promise<LoadResult> {
   const n = Math.max(1, Math.round(rate * seconds));
   const interval = 1000 / rate;
   const latencies: number[] = [];
+  const effectMs: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
   let maxLagMs = 0;
@@ -43,8 +46,10 @@ export async function openLoop(
     pending.push(
       send(i).then(
         (r) => {
-          if (r.success) latencies.push(performance.now() - from);
-          else {
+          if (r.success) {
+            latencies.push(performance.now() - from);
+            effectMs.push(r.metadata?.duration_ms ?? NaN);
+          } else {
             errors++;
             firstError ??= JSON.stringify(r.error);
           }
@@ -61,6 +66,7 @@ export async function openLoop(
     offeredRate: rate,
     sent,
     latencies,
+    ...(effectMs.some((ms) => !Number.isNaN(ms)) ? { effectMs } : {}),
     errors,
     ...(firstError ? { firstError } : {}),
     maxLagMs: Math.round(maxLagMs * 10) / 10,

@@ -44,6 +44,12 @@ export function killAll(): void {
   running.clear();
 }
 
+/** Counts a child started elsewhere (with fork) among those killAll kills. */
+export function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
 export interface Child {
   child: ChildProcess;
   pid: number;

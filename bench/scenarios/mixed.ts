@@ -6,7 +6,6 @@
 // deployment would be, so its default budget is the one beside live lanes (WORKER_REPLAY_LIVE_MAX_RATE);
 // the goal "replay at its budget" compares its rate in the window with that budget. After the window the
 // worker stops, and the replay finishes unlimited (its budget follows the live groups).
-import { PatternClient } from '../../src/client/index.ts';
 import type { TopicNames } from '../../src/contracts/topics.ts';
 import { generatePatterns, searchQueries, take, usageEvents } from '../lib/dataset.ts';
 import { analyze, createBenchDatabase, loadPatterns, type BenchDatabase } from '../lib/db.ts';
@@ -20,8 +19,9 @@ import {
   TopicCounter,
   waitForDrain,
 } from '../lib/kafka.ts';
-import { openLoop, type LoadResult } from '../lib/load.ts';
+import type { LoadResult } from '../lib/load.ts';
 import { spawnNode, type Child } from '../lib/proc.ts';
+import { Requester } from '../lib/requester.ts';
 import { goal, progress, type ScenarioOptions, type ScenarioResult } from '../lib/scenario.ts';
 import { fmt, percentile, spread, summarize } from '../lib/stats.ts';
 import {
@@ -60,6 +60,8 @@ function latencyFigures(results: LoadResult[]) {
     maxLagMs: Math.max(...results.map((r) => r.maxLagMs)),
     runs: results.map((r) => ({ ...summarize(r.latencies), errors: r.errors })),
     pooled: summarize(results.flatMap((r) => r.latencies)),
+    // The worker's own part (node run, database included), beside the round trip.
+    effect: summarize(results.flatMap((r) => r.effectMs ?? [])),
     p99CountingFailures: p99CountingFailures(results),
   };
 }
@@ -166,7 +168,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
   let counter: TopicCounter | undefined;
   let worker: Child | undefined;
   let replay: Child | undefined;
-  let client: PatternClient | undefined;
+  let requester: Requester | undefined;
   const figures: Record<string, unknown> = {};
   try {
     db = await createBenchDatabase('mixed', 4);
@@ -194,19 +196,15 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
       env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true' },
     });
     await worker.waitReady();
-    client = await new PatternClient({
-      brokers: BROKERS,
-      topicPrefix: names.prefix,
-      clientId: 'bench-mixed',
-      timeoutMs: 10_000,
-    }).connect();
-    const c = client;
-    const search = (i: number) => c.search(query(i), { timeoutMs: 10_000 });
-    // Global: no pattern_id, the default period (the last 30 days, where every event falls).
-    const analytics = () =>
-      ANALYTICS_OPERATION === 'compute_analytics'
-        ? c.computeAnalytics({}, { timeoutMs: 10_000 })
-        : c.getGlobalStats({}, { timeoutMs: 10_000 });
+    // Searches and analytics come from a process of their own, as from a client service: this process
+    // produces and counts the ingestion, and its backlog would otherwise be timed as the worker's latency.
+    requester = await Requester.start(
+      { brokers: BROKERS, topicPrefix: names.prefix, clientId: 'bench-mixed' },
+      Array.from({ length: queries.length }, (_, i) => query(i)),
+    );
+    const r = requester;
+    const search = (rate: number, seconds: number) => r.loop('search', rate, seconds);
+    const analytics = (rate: number, seconds: number) => r.loop(ANALYTICS_OPERATION, rate, seconds);
     const target = { producer, topic: names.request('pattern.usage'), counter, child: worker };
     // The reads lane's consumer group (each lane has its own: <KAFKA_GROUP_ID>.<lane>).
     const group = `${names.prefix}worker.reads`;
@@ -215,8 +213,8 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
 
     // Warm-up of every path measured below (JIT, pools, plans); not measured.
     await ingestRuns(target, source, s.warmupEvents, 1, 'warm-up', () => undefined);
-    await openLoop(20, 2, search);
-    await openLoop(s.analyticsRate, 1, analytics);
+    await search(20, 2).done;
+    await analytics(s.analyticsRate, 1).done;
     await drain();
 
     log(`  solo ingestion: ${options.runs} x ${s.events} events over ${s.usagePatterns} patterns`);
@@ -227,7 +225,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     );
     const soloSearch: LoadResult[] = [];
     for (let r = 0; r < options.runs; r++) {
-      const res = await openLoop(s.searchRate, s.searchSeconds, search);
+      const res = await search(s.searchRate, s.searchSeconds).done;
       soloSearch.push(res);
       const m = summarize(res.latencies);
       log(
@@ -242,8 +240,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     );
     // The dashboard is open before the mixed load starts (polls not measured until the window opens): the
     // window measures its polls under load, not the first read after the solo phases' idle minutes.
-    const dashboardStop = new AbortController();
-    const dashboard = openLoop(s.analyticsRate, 3600, analytics, dashboardStop.signal);
+    const dashboard = analytics(s.analyticsRate, 3600);
     const replayT0 = performance.now();
     replay = await spawnNode({
       script: WORKER_CLI,
@@ -258,23 +255,22 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     // The window opens once the replay is writing, so that it competes with everything measured.
     await replayWriting(replayDb, replay, 60_000);
     const rowsAtWindowStart = await countEvents(replayDb);
-    dashboardStop.abort();
-    await dashboard;
-    const stop = new AbortController();
+    await dashboard.stop();
+    await dashboard.done;
     const windowT0 = performance.now();
-    const searching = openLoop(s.searchRate, 3600, search, stop.signal);
-    const computing = openLoop(s.analyticsRate, 3600, analytics, stop.signal);
+    const searching = search(s.searchRate, 3600);
+    const computing = analytics(s.analyticsRate, 3600);
     let mixedIngest: RunFigures[];
     try {
       mixedIngest = await ingestRuns(target, source, s.events, options.runs, 'mixed ingestion', log);
       const pad = s.minWindowSeconds * 1000 - (performance.now() - windowT0);
       if (pad > 0) await sleep(pad);
     } finally {
-      stop.abort();
+      await Promise.all([searching.stop(), computing.stop()]);
     }
     const rowsAtWindowEnd = await countEvents(replayDb);
     const windowSeconds = (performance.now() - windowT0) / 1000;
-    const [mixedSearch, mixedAnalytics] = await Promise.all([searching, computing]);
+    const [mixedSearch, mixedAnalytics] = await Promise.all([searching.done, computing.done]);
     log(
       `    mixed window ${windowSeconds.toFixed(1)} s: ${mixedSearch.sent} searches, ${mixedAnalytics.sent} analytics; ` +
         `replay had ${rowsAtWindowStart} of ${s.replayEvents} rows at its start, ${rowsAtWindowEnd} at its end`,
@@ -374,7 +370,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     const quietly = (p: Promise<unknown> | undefined) => p?.catch(() => undefined);
     await quietly(replay?.stop());
     await quietly(worker?.stop());
-    await quietly(client?.close());
+    await quietly(requester?.close());
     await quietly(counter?.stop());
     await quietly(producer?.disconnect());
     await quietly(db?.drop());
@@ -477,7 +473,8 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     ),
   ];
   const lat = (l: Latency) =>
-    `p50 ${fmt(l.pooled.p50, 2)} p99 ${fmt(l.p99CountingFailures, 2)} ms (${l.sent} sent, ${l.errors} failed)`;
+    `p50 ${fmt(l.pooled.p50, 2)} p99 ${fmt(l.p99CountingFailures, 2)} ms (${l.sent} sent, ${l.errors} failed; ` +
+    `the worker's own part p50 ${fmt(l.effect.p50, 2)} p99 ${fmt(l.effect.p99, 2)} ms)`;
   const eps = (i: Ingest) =>
     `${fmt(i.eventsPerSecond.median, 0)} events/s (runs ${i.eventsPerSecond.runs.map((x) => fmt(x, 0)).join(', ')})`;
   return {

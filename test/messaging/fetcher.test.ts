@@ -13,6 +13,9 @@ vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const client = new KafkaClient('fetcher-test', { brokers: brokers() });
 const topic = `${uniquePrefix()}fetch`;
+// One partition of 1,000 records, for a fetch handed over in slices.
+const bulkTopic = `${topic}-bulk`;
+const BULK = 1_000;
 const LONG_POLL_MS = 8_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -23,7 +26,10 @@ const fetchers: PartitionFetcher[] = [];
 beforeAll(async () => {
   const admin = client.admin();
   try {
-    await createTopicsAndWait(admin, [{ topic, numPartitions: 3 }]);
+    await createTopicsAndWait(admin, [
+      { topic, numPartitions: 3 },
+      { topic: bulkTopic, numPartitions: 1 },
+    ]);
   } finally {
     await admin.disconnect();
   }
@@ -35,6 +41,10 @@ beforeAll(async () => {
       messages: Array.from({ length: 10 }, (_, i) => ({ partition, value: `p${partition}-${i}` })),
     });
   }
+  await producer.send({
+    topic: bulkTopic,
+    messages: Array.from({ length: BULK }, (_, i) => ({ partition: 0, value: `b-${i}` })),
+  });
 });
 
 afterAll(async () => {
@@ -43,7 +53,7 @@ afterAll(async () => {
   await producer?.disconnect();
   const admin = testKafka().admin();
   await admin.connect();
-  await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+  await admin.deleteTopics({ topics: [topic, bulkTopic] }).catch(() => undefined);
   await admin.disconnect();
 });
 
@@ -110,5 +120,79 @@ describe('PartitionFetcher beside a long poll', () => {
     expect(delivered.flatMap((d) => d.records.map((r) => r.value?.toString()))).toEqual(
       Array.from({ length: 6 }, (_, i) => `p2-${i + 4}`),
     );
+  });
+});
+
+describe('PartitionFetcher handing a big fetch over in slices', () => {
+  /** A fetcher of the bulk partition from offset 0; `onRecords` may pause it (as a lane's flow control does). */
+  function bulkFetcher(onSlice: (fetcher: PartitionFetcher, records: FetchedRecord[]) => void) {
+    const consumer = new Consumer({ ...client.options('-fetcher-test'), groupId: `${bulkTopic}-g` });
+    consumer.on('error', () => undefined);
+    consumers.push(consumer);
+    const slices: { records: FetchedRecord[]; next: bigint; turn: number }[] = [];
+    // Counts turns of the event loop (an immediate that queues the next): it moves only while the loop is free.
+    let turn = 0;
+    let ticking: NodeJS.Immediate;
+    const tick = () => {
+      turn += 1;
+      ticking = setImmediate(tick);
+    };
+    tick();
+    const fetcher: PartitionFetcher = new PartitionFetcher({
+      consumer,
+      connection: client.options('-fetcher-test'),
+      startFrom: 'earliest',
+      maxWaitMs: 100,
+      sliceRecords: 100,
+      onRecords: (_topic, _partition, records, next) => {
+        slices.push({ records, next, turn });
+        onSlice(fetcher, records);
+      },
+    });
+    fetchers.push(fetcher);
+    fetcher.add([{ topic: bulkTopic, partition: 0, offset: 0n }]);
+    fetcher.start();
+    return { fetcher, slices, stopTicking: () => clearImmediate(ticking) };
+  }
+
+  const offsets = (slices: { records: FetchedRecord[] }[]) =>
+    slices.flatMap((s) => s.records.map((r) => r.offset));
+  const all = (from: number) => Array.from({ length: BULK - from }, (_, i) => BigInt(from + i));
+  const until = async (done: () => boolean, ms = 20_000) => {
+    const deadline = Date.now() + ms;
+    while (!done() && Date.now() < deadline) await sleep(20);
+  };
+
+  it('hands at most a slice at once, every offset once and in order, with the event loop free between', async () => {
+    const { slices, stopTicking } = bulkFetcher(() => undefined);
+    await until(() => offsets(slices).length >= BULK);
+    stopTicking();
+    expect(offsets(slices)).toEqual(all(0));
+    expect(Math.max(...slices.map((s) => s.records.length))).toBeLessThanOrEqual(100);
+    // Each slice says where the partition stands after it.
+    for (const s of slices) expect(s.next).toBe(s.records[s.records.length - 1]!.offset + 1n);
+    // The event loop turned between slices: a fetch was not handed over in one go.
+    const fetched = slices.length;
+    expect(fetched).toBeGreaterThanOrEqual(BULK / 100);
+    expect(new Set(slices.map((s) => s.turn)).size).toBe(fetched);
+  });
+
+  it('stops handing over a fetch when the partition is paused, and fetches the rest again on resume', async () => {
+    let paused = false;
+    const { fetcher, slices, stopTicking } = bulkFetcher((f) => {
+      if (!paused) {
+        paused = true;
+        f.pause(bulkTopic, 0);
+      }
+    });
+    await until(() => slices.length > 0);
+    await sleep(500);
+    // The fetch brought far more than a slice; only the slice handed over before the pause arrived.
+    expect(offsets(slices)).toEqual(all(0).slice(0, 100));
+    fetcher.resume(bulkTopic, 0);
+    await until(() => offsets(slices).length >= BULK);
+    await sleep(300);
+    stopTicking();
+    expect(offsets(slices)).toEqual(all(0));
   });
 });

@@ -47,7 +47,9 @@ export interface FetcherOptions {
   /** The fetch pool's connection settings (client id, SASL, TLS): KafkaClient.options(). */
   connection: BaseOptions;
   /** Records of one partition in offset order; `next` is its position after them (control batches and
-   * compacted gaps included); `highWatermark` the partition's end. Called synchronously from the loop. */
+   * compacted gaps included); `highWatermark` the partition's end. A fetched partition may come in several
+   * calls (see sliceRecords), in order; a partition paused, sought or removed in between gets no more of
+   * that fetch, and fetches the rest again from its position. */
   onRecords: (
     topic: string,
     partition: number,
@@ -66,6 +68,10 @@ export interface FetcherOptions {
   maxWaitMs?: number;
   partitionMaxBytes?: number;
   maxBytes?: number;
+  /** Records handed to onRecords at once at most (default 250), with the event loop free between
+   * slices: a fetch of megabytes is decoded and validated in slices, so that what other lanes of the
+   * process have to do (a search's reply) does not wait behind thousands of records. */
+  sliceRecords?: number;
 }
 
 interface PartitionState extends TopicPartition {
@@ -435,6 +441,7 @@ export class PartitionFetcher {
       if (!inner) throw err;
       response = inner;
     }
+    const handedOver = { sinceYield: 0 };
     for (const t of response.responses) {
       const topic = names.get(t.topicId) ?? t.topicId;
       for (const r of t.partitions) {
@@ -448,12 +455,16 @@ export class PartitionFetcher {
           continue;
         }
         p.failures = 0;
-        this.#deliver(p, r);
+        await this.#deliver(p, r, handedOver);
       }
     }
   }
 
-  #deliver(p: PartitionState, r: FetchResponsePartition): void {
+  async #deliver(
+    p: PartitionState,
+    r: FetchResponsePartition,
+    handedOver: { sinceYield: number },
+  ): Promise<void> {
     const from = p.position;
     if (from === undefined || !r.records || r.records.length === 0) return;
     const out: FetchedRecord[] = [];
@@ -479,8 +490,22 @@ export class PartitionFetcher {
       }
     }
     if (next === from) return;
-    p.position = next;
-    this.#o.onRecords(p.topic, p.partition, out, next, r.highWatermark);
+    const slice = Math.max(1, this.#o.sliceRecords ?? 250);
+    for (let i = 0; i === 0 || i < out.length; i += slice) {
+      if (handedOver.sinceYield >= slice) {
+        handedOver.sinceYield = 0;
+        const at = { generation: p.generation, position: p.position };
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const still = this.#parts.get(key(p.topic, p.partition)) === p;
+        if (!still || p.generation !== at.generation || p.position !== at.position || p.paused) return;
+      }
+      const records = out.length <= slice ? out : out.slice(i, i + slice);
+      const last = records[records.length - 1];
+      const to = i + slice >= out.length || !last ? next : last.offset + 1n;
+      handedOver.sinceYield += records.length;
+      p.position = to;
+      this.#o.onRecords(p.topic, p.partition, records, to, r.highWatermark);
+    }
   }
 
   async #partitionError(p: PartitionState, r: FetchResponsePartition): Promise<void> {
