@@ -5,7 +5,7 @@
 // production dependencies alone are enough. Warm: about 10 s. Cold: the npm download adds about 15 s.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,6 +144,15 @@ describe('the image contents, run with production dependencies only', () => {
   it('runs the bundle, not the modules it is made of', () => {
     expect(existsSync(join(IMAGE, 'src'))).toBe(false);
     expect(existsSync(join(IMAGE, 'dist', 'bundle', 'patterns.js'))).toBe(true);
+  });
+
+  it("compiles the Kafka client's option schemas on first use, not at start (rolldown.config.js)", () => {
+    const bundle = readdirSync(join(IMAGE, 'dist', 'bundle'))
+      .filter((f) => f.endsWith('.js'))
+      .map((f) => readFileSync(join(IMAGE, 'dist', 'bundle', f), 'utf8'))
+      .join('\n');
+    expect(bundle).not.toMatch(/[^?]=\s*ajv\.compile\(/);
+    expect(bundle.match(/= lazyCompile\$?\d*\(/g)?.length ?? 0).toBeGreaterThanOrEqual(38);
   });
 
   it('`patterns worker` becomes ready, answers a request, serves /healthz, and stops cleanly on SIGTERM', async () => {
