@@ -205,6 +205,8 @@ function mixedSection(r: StoredResult): string[] {
     errors: number;
     pooled: LatencyJson;
     p99CountingFailures: number;
+    /** The worker's own part of each answer (metadata.duration_ms); absent in results before 4 December. */
+    effect?: LatencyJson;
   }
   const f = r.figures as {
     solo: { ingestion: Ingest; search: Latency };
@@ -241,13 +243,17 @@ function mixedSection(r: StoredResult): string[] {
   const ingestRow = (label: string, i: Ingest) =>
     `| ${label} | ${fmt(i.eventsPerSecond.median, 0)} events/s | ${range(i.eventsPerSecond)} | worker ${i.cpuCores.median.toFixed(2)} cores |`;
   const latencyRow = (label: string, l: Latency) =>
-    `| ${label} | p50 ${fmt(l.pooled.p50, 2)} ms, p99 ${fmt(l.p99CountingFailures, 2)} ms | ${l.sent} sent | ${l.errors} failed |`;
+    `| ${label} | p50 ${fmt(l.pooled.p50, 2)} ms, p99 ${fmt(l.p99CountingFailures, 2)} ms` +
+    (l.effect?.count
+      ? ` (the worker's own part: p50 ${fmt(l.effect.p50, 2)} ms, p99 ${fmt(l.effect.p99, 2)} ms)`
+      : '') +
+    ` | ${l.sent} sent | ${l.errors} failed |`;
   return [
     '## Mixed load (`npm run bench -- mixed`)',
     '',
     `${machineLine(r.machine)}. One worker (default lanes) on ${p.patterns.toLocaleString('en-US')} patterns: usage ingestion at full speed ` +
       `(${p.runs} x ${p.events.toLocaleString('en-US')} record_usage events over ${p.usagePatterns.toLocaleString('en-US')} patterns), ` +
-      `searches at ${p.searchRate}/s and global \`compute_analytics\` at ${p.analyticsRate}/s through \`PatternClient\` (open loop), ` +
+      `searches at ${p.searchRate}/s and global analytics at ${p.analyticsRate}/s (\`get_global_stats\`, a dashboard's poll) through \`PatternClient\` from a process of its own (open loop), ` +
       `while \`patterns replay\` re-applies ${p.replayEvents.toLocaleString('en-US')} usage messages of another topic prefix into another database on the same PostgreSQL server. ` +
       `Solo: the same ingestion and searches by the same worker, alone, earlier in the run. Percentiles pooled over the window; a failed request counts as slower than every answer.`,
     '',

@@ -1,5 +1,6 @@
 // Scenario "mixed": the lanes under a mixed load. Usage ingestion at full speed, searches at 50/s and
-// global analytics at 2/s (a dashboard's get_global_stats, see ANALYTICS_OPERATION) through PatternClient,
+// global analytics at 2/s (a dashboard's get_global_stats, see ANALYTICS_OPERATION) through PatternClient in a
+// process of its own (bench/lib/requester.ts),
 // while a replay of 100,000 usage messages (its own topic prefix, its own database on the same PostgreSQL
 // server, a child process with its default budget) runs at the same time. Compared with the same ingestion and the same searches done alone by the same
 // worker earlier in the run. The replay is told the live worker's KAFKA_GROUP_ID, as a replay of the same
