@@ -53,6 +53,8 @@ export default {
   ],
   output: {
     dir: 'dist/bundle',
+    // Chunks of an earlier build would stay beside the new ones, unused.
+    cleanDir: true,
     format: 'esm',
     entryFileNames: '[name].js',
     chunkFileNames: '[name]-[hash].js',
