@@ -195,4 +195,16 @@ describe('PartitionFetcher handing a big fetch over in slices', () => {
     stopTicking();
     expect(offsets(slices)).toEqual(all(0));
   });
+
+  it('hands nothing more over once stopped, though the fetch brought more', async () => {
+    let stopping: Promise<void> | undefined;
+    const { slices, stopTicking } = bulkFetcher((f) => {
+      stopping ??= f.stop();
+    });
+    await until(() => slices.length > 0);
+    await stopping;
+    await sleep(300);
+    stopTicking();
+    expect(offsets(slices)).toEqual(all(0).slice(0, 100));
+  });
 });

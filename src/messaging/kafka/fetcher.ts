@@ -49,7 +49,7 @@ export interface FetcherOptions {
   /** Records of one partition in offset order; `next` is its position after them (control batches and
    * compacted gaps included); `highWatermark` the partition's end. A fetched partition may come in several
    * calls (see sliceRecords), in order; a partition paused, sought or removed in between gets no more of
-   * that fetch, and fetches the rest again from its position. */
+   * that fetch, and fetches the rest again from its position; after stop() nothing more is handed over. */
   onRecords: (
     topic: string,
     partition: number,
@@ -497,7 +497,9 @@ export class PartitionFetcher {
         const at = { generation: p.generation, position: p.position };
         await new Promise<void>((resolve) => setImmediate(resolve));
         const still = this.#parts.get(key(p.topic, p.partition)) === p;
-        if (!still || p.generation !== at.generation || p.position !== at.position || p.paused) return;
+        // Stopping: what was not handed over is left to whoever fetches the partition next.
+        if (!this.#running || !still) return;
+        if (p.generation !== at.generation || p.position !== at.position || p.paused) return;
       }
       const records = out.length <= slice ? out : out.slice(i, i + slice);
       const last = records[records.length - 1];
