@@ -88,13 +88,8 @@ export async function spawnNode(options: SpawnOptions): Promise<Child> {
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  running.add(child);
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      running.delete(child);
-      resolve();
-    }),
-  );
+  track(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const pid = child.pid as number;
   return {
     child,

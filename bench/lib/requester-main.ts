@@ -4,10 +4,10 @@
 // Driven over the IPC channel by Requester (requester.ts).
 import { PatternClient } from '../../src/client/index.ts';
 import { openLoop } from './load.ts';
-import type { RequesterCommand, RequesterReply, RequestKind } from './requester.ts';
+import type { RequesterCommand, RequesterReply, RequestKind, SearchQuery } from './requester.ts';
 
 let client: PatternClient | undefined;
-let queries: { search_query: string; limit: number; filters?: { language: string } }[] = [];
+let queries: SearchQuery[] = [];
 const loops = new Map<number, AbortController>();
 
 const send = (reply: RequesterReply) => process.send?.(reply);
@@ -18,7 +18,7 @@ function request(
 ): (i: number) => ReturnType<Parameters<typeof openLoop>[2]> {
   switch (kind) {
     case 'search':
-      return (i) => c.search(queries[i % queries.length] as (typeof queries)[number], { timeoutMs: 10_000 });
+      return (i) => c.search(queries[i % queries.length] as SearchQuery, { timeoutMs: 10_000 });
     case 'get_global_stats':
       return () => c.getGlobalStats({}, { timeoutMs: 10_000 });
     case 'compute_analytics':

@@ -6,13 +6,15 @@ import type { LoadResult } from './load.ts';
 import { track } from './proc.ts';
 
 export type RequestKind = 'search' | 'get_global_stats' | 'compute_analytics';
+/** A search the requester sends, as the dataset makes them. */
+export type SearchQuery = { search_query: string; limit: number; filters?: { language: string } };
 
 export type RequesterCommand =
   | {
       id: number;
       cmd: 'connect';
       client: { brokers: string[]; topicPrefix: string; clientId: string };
-      queries: { search_query: string; limit: number; filters?: { language: string } }[];
+      queries: SearchQuery[];
     }
   | { id: number; cmd: 'loop'; kind: RequestKind; rate: number; seconds: number }
   | { id: number; cmd: 'stop'; loop: number }
@@ -53,7 +55,7 @@ export class Requester {
 
   static async start(
     client: { brokers: string[]; topicPrefix: string; clientId: string },
-    queries: { search_query: string; limit: number; filters?: { language: string } }[],
+    queries: SearchQuery[],
   ): Promise<Requester> {
     const child = fork(MAIN, [], {
       env: { ...process.env, LOG_LEVEL: 'warn' },
@@ -65,12 +67,7 @@ export class Requester {
     return r;
   }
 
-  get pid(): number {
-    return this.#child.pid as number;
-  }
-
-  async #call(cmd: Command): Promise<LoadResult | undefined> {
-    const id = this.#next++;
+  async #call(cmd: Command, id = this.#next++): Promise<LoadResult | undefined> {
     const reply = await new Promise<RequesterReply>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
       this.#child.send({ ...cmd, id });
@@ -82,24 +79,13 @@ export class Requester {
   /** Offers `rate` requests/s of `kind` for `seconds` or until stopped. */
   loop(kind: RequestKind, rate: number, seconds: number): RemoteLoop {
     const id = this.#next++;
-    const done = new Promise<RequesterReply>((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject });
-      this.#child.send({ cmd: 'loop', kind, rate, seconds, id });
-    }).then((reply) => {
-      if (!reply.ok) throw new Error(`requester: ${reply.error}`);
-      return reply.result as LoadResult;
-    });
+    const done = this.#call({ cmd: 'loop', kind, rate, seconds }, id).then((result) => result as LoadResult);
     return {
       done,
       stop: async () => {
         await this.#call({ cmd: 'stop', loop: id });
       },
     };
-  }
-
-  /** One loop, run to its end. */
-  async run(kind: RequestKind, rate: number, seconds: number): Promise<LoadResult> {
-    return this.loop(kind, rate, seconds).done;
   }
 
   async close(): Promise<void> {

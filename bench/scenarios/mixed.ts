@@ -156,9 +156,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
   const usagePatterns = patterns.slice(0, s.usagePatterns);
   const source = usageEvents({ seed: SEED, patterns: usagePatterns, skew: 1, days: 30 });
   const replaySource = usageEvents({ seed: SEED + 1, patterns: usagePatterns, skew: 1, days: 30 });
-  const queries = searchQueries(SEED, 2000);
-  const query = (i: number) =>
-    ({ ...queries[i % queries.length], limit: 10 }) as { search_query: string; limit: number };
+  const queries = searchQueries(SEED, 2000).map((q) => ({ ...q, limit: 10 }));
   const kafka = benchKafka('bench-mixed');
 
   let db: BenchDatabase | undefined;
@@ -201,7 +199,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     // produces and counts the ingestion, and its backlog would otherwise be timed as the worker's latency.
     requester = await Requester.start(
       { brokers: BROKERS, topicPrefix: names.prefix, clientId: 'bench-mixed' },
-      Array.from({ length: queries.length }, (_, i) => query(i)),
+      queries,
     );
     const r = requester;
     const search = (rate: number, seconds: number) => r.loop('search', rate, seconds);
