@@ -128,6 +128,8 @@ interface PhaseFigures {
   rebalances: { completed: number; started: number; epochBumps: number };
   /** Share of all CPUs busy during the phase (whole machine), per cent. */
   machineBusyPercent: number;
+  /** Results received in the phase that the worker flagged `duplicate` (answered from an identity record). */
+  flaggedDuplicates: number;
 }
 
 async function createTopics(prefix: string): Promise<void> {
@@ -522,6 +524,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
       longestStallPartition: stall.partition,
       rebalances: rebalancesIn(from, to),
       machineBusyPercent: busyBetween(from, to),
+      flaggedDuplicates: reader.results.filter((r) => r.dup && r.rcv >= from && r.rcv < to).length,
     };
   }
 
@@ -640,7 +643,7 @@ export async function runDeploy(options: ScenarioOptions, flavor: WorkerFlavor):
   const line = (p: PhaseName) => {
     const f = phases[p];
     const r = f.rebalances;
-    return `${p.padEnd(14)} ${String(f.requests).padStart(5)} req  p50 ${fmt(f.latencyMs.p50, 0).padStart(6)}  p99 ${fmt(f.latencyMs.p99, 0).padStart(6)}  max ${fmt(f.latencyMs.max, 0).padStart(6)} ms  >1s ${f.over1sPercent.toFixed(1).padStart(5)}%  longest stall ${fmt(f.longestStallMs, 0).padStart(6)} ms (${f.longestStallPartition ?? '-'})  rebalances ${r.completed + r.epochBumps} (${r.started} started)  CPUs ${fmt(f.machineBusyPercent, 0)}% busy`;
+    return `${p.padEnd(14)} ${String(f.requests).padStart(5)} req  p50 ${fmt(f.latencyMs.p50, 0).padStart(6)}  p99 ${fmt(f.latencyMs.p99, 0).padStart(6)}  max ${fmt(f.latencyMs.max, 0).padStart(6)} ms  >1s ${f.over1sPercent.toFixed(1).padStart(5)}%  longest stall ${fmt(f.longestStallMs, 0).padStart(6)} ms (${f.longestStallPartition ?? '-'})  rebalances ${r.completed + r.epochBumps} (${r.started} started)  CPUs ${fmt(f.machineBusyPercent, 0)}% busy  duplicates ${f.flaggedDuplicates}`;
   };
   const summary = [
     `worker: ${flavor.label}; 3 workers, group ${groupId}; ${s.usageRate} usage/s + ${s.searchRate} searches/s open loop (librdkafka), generator late by at most ${fmt(produced.maxLagMs, 0)} ms`,
