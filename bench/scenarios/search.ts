@@ -46,6 +46,20 @@ function measured(results: LoadResult[]): Measured {
   };
 }
 
+/** One measured run at `rate`, then the drain of its backlog: the worker's CPU over both, per search sent
+ * (µs; steadier than latency on a shared machine, where an overloaded run's latency is mostly queue). */
+async function measuredRun(
+  child: Child,
+  run: () => Promise<LoadResult>,
+  drain: () => Promise<unknown>,
+): Promise<LoadResult & { cpuUsPerSearch: number }> {
+  const cpu0 = child.sample().cpuSeconds;
+  const res = await run();
+  await drain();
+  const cpuUsPerSearch = Math.round(((child.sample().cpuSeconds - cpu0) * 1e6) / Math.max(1, res.sent));
+  return { ...res, cpuUsPerSearch };
+}
+
 /** The worker's pattern_worker_deadline_exceeded_total, summed, from its /metrics. */
 async function deadlineCount(worker: Child): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
@@ -92,11 +106,27 @@ function overloadGoals(o: Overload | undefined) {
 }
 
 /** Ours against another build measured in the same run (BENCH_COMPARE_WORKER_SCRIPT): no worse. */
-function compareGoals(ours: Measured, other: (Measured & { label: string }) | undefined, rate: number) {
+type WithCpu = Measured & { cpuUsPerSearch?: Spread };
+
+function compareGoals(ours: WithCpu, other: (WithCpu & { label: string }) | undefined, rate: number) {
   if (!other) return [];
   const p50 = ours.p50.median / other.p50.median;
   const p99 = ours.p99.median / other.p99.median;
+  const cpuOurs = ours.cpuUsPerSearch?.median;
+  const cpuOther = other.cpuUsPerSearch?.median;
   return [
+    ...(cpuOurs !== undefined && cpuOther !== undefined
+      ? [
+          goal(
+            `worker CPU per search at ${rate}/s vs ${other.label} (same run)`,
+            '<= 1x',
+            cpuOurs / cpuOther,
+            'x',
+            cpuOurs <= cpuOther,
+            `${fmt(cpuOurs, 0)} µs vs ${fmt(cpuOther, 0)} µs per search`,
+          ),
+        ]
+      : []),
     goal(
       `search p50 at ${rate}/s vs ${other.label} (same run)`,
       '<= 1x',
@@ -188,17 +218,16 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     figures.maxRateP99Under50 = ok.length > 0 ? Math.max(...ok.map((r) => r.rate)) : 0;
     figures.workerLightLoad = ramp[0];
 
-    const worker: LoadResult[] = [];
+    const worker: (LoadResult & { cpuUsPerSearch: number })[] = [];
     for (let r = 0; r < options.runs; r++) {
-      const res = await openLoop(s.rate, s.seconds, viaShort);
+      const res = await measuredRun(child, () => openLoop(s.rate, s.seconds, viaShort), drain);
       worker.push(res);
       const m = summarize(res.latencies);
       log(
-        `    worker at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p90 ${fmt(m.p90, 2)} p99 ${fmt(m.p99, 2)} p99.9 ${fmt(m.p999, 2)} ms, ${res.errors} errors${res.firstError ? ` (${res.firstError.slice(0, 80)})` : ''}`,
+        `    worker at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p90 ${fmt(m.p90, 2)} p99 ${fmt(m.p99, 2)} p99.9 ${fmt(m.p999, 2)} ms, ${res.errors} errors${res.firstError ? ` (${res.firstError.slice(0, 80)})` : ''}; worker CPU ${res.cpuUsPerSearch} µs per search`,
       );
-      await drain();
     }
-    figures.worker = measured(worker);
+    figures.worker = { ...measured(worker), cpuUsPerSearch: spread(worker.map((r) => r.cpuUsPerSearch)) };
 
     // Overload: twice the measured rate (the highest one this machine sustains without a backlog; the
     // ramp shows 1.5x already queues), once with deadlines (the client's default: pattern-deadline-ms =
@@ -288,17 +317,21 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       await drainCompare();
       await openLoop(Math.min(20, s.rate), 3, viaClient);
       await drainCompare();
-      const compared: LoadResult[] = [];
+      const compared: (LoadResult & { cpuUsPerSearch: number })[] = [];
       for (let r = 0; r < options.runs; r++) {
-        const res = await openLoop(s.rate, s.seconds, viaShort);
+        const res = await measuredRun(child, () => openLoop(s.rate, s.seconds, viaShort), drainCompare);
         compared.push(res);
         const m = summarize(res.latencies);
         log(
-          `    ${label} at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${res.errors} errors`,
+          `    ${label} at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${res.errors} errors; worker CPU ${res.cpuUsPerSearch} µs per search`,
         );
-        await drainCompare();
       }
-      figures.compare_worker = { label, script: compareScript, ...measured(compared) };
+      figures.compare_worker = {
+        label,
+        script: compareScript,
+        ...measured(compared),
+        cpuUsPerSearch: spread(compared.map((r) => r.cpuUsPerSearch)),
+      };
       await child.stop();
       child = undefined;
     }
@@ -332,7 +365,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     await deleteBenchTopics(kafka, names);
   }
 
-  const w = figures.worker as Measured;
+  const w = figures.worker as WithCpu;
   const k = figures.kafka_floor as Measured;
   const q = figures.query_floor as Measured;
   // What the round trip cannot beat: the broker's path plus the query's own time, at the same percentile.
@@ -374,7 +407,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       null,
     ),
     ...overloadGoals(figures.overload as Overload | undefined),
-    ...compareGoals(w, figures.compare_worker as (Measured & { label: string }) | undefined, s.rate),
+    ...compareGoals(w, figures.compare_worker as (WithCpu & { label: string }) | undefined, s.rate),
     goal(
       'highest offered load with p99 < 50 ms',
       'report',
