@@ -1,7 +1,7 @@
 // Child processes under measurement (the worker, the naive worker, the echo service, a replay): spawn,
 // wait for readiness or exit, read CPU time and peak RSS from /proc, stop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
@@ -34,6 +34,31 @@ export function sampleProc(pid: number): ProcSample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { cpuSeconds, rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 };
+}
+
+/** CPU seconds so far of the database's and the broker's processes on this machine (Linux /proc): where a
+ * request's CPU goes besides the worker. A process that exits between two samples drops out of the sum. */
+export function serviceCpuSeconds(): { database: number; broker: number } {
+  const sums = { database: 0, broker: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const kind =
+        name === 'postgres'
+          ? 'database'
+          : name === 'java' && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('kafka.Kafka')
+            ? 'broker'
+            : undefined;
+      if (!kind) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      sums[kind] += (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sums;
 }
 
 const running = new Set<ChildProcess>();

@@ -8,7 +8,7 @@ import { generatePatterns, searchQueries } from '../lib/dataset.ts';
 import { analyze, createBenchDatabase, loadPatterns } from '../lib/db.ts';
 import { benchKafka, BROKERS, createBenchTopics, deleteBenchTopics, waitForDrain } from '../lib/kafka.ts';
 import { openLoop, type LoadResult } from '../lib/load.ts';
-import { spawnNode, type Child } from '../lib/proc.ts';
+import { serviceCpuSeconds, spawnNode, type Child } from '../lib/proc.ts';
 import { goal, progress, type ScenarioOptions, type ScenarioResult } from '../lib/scenario.ts';
 import { fmt, spread, summarize, type LatencySummary, type Spread } from '../lib/stats.ts';
 import { WORKER_CLI, workerEnv } from './ingestion.ts';
@@ -27,6 +27,17 @@ interface Measured {
   /** Latency at these percentiles, pooled, for the distribution chart. */
   curve: { p: number; ms: number }[];
 }
+
+/** CPU per search sent (µs), over a run and the drain of its backlog: the worker's, the database's and the
+ * broker's (every process of each on this machine). */
+interface CpuPerSearch {
+  cpuUsPerSearch: number;
+  databaseCpuUsPerSearch: number;
+  brokerCpuUsPerSearch: number;
+}
+
+/** With the CPU per search, where it was measured. */
+type WithCpu = Measured & { [K in keyof CpuPerSearch]?: Spread };
 
 const CURVE = [10, 25, 50, 75, 90, 95, 99, 99.9];
 
@@ -52,12 +63,57 @@ async function measuredRun(
   child: Child,
   run: () => Promise<LoadResult>,
   drain: () => Promise<unknown>,
-): Promise<LoadResult & { cpuUsPerSearch: number }> {
+): Promise<LoadResult & CpuPerSearch> {
   const cpu0 = child.sample().cpuSeconds;
+  const services0 = serviceCpuSeconds();
   const res = await run();
   await drain();
-  const cpuUsPerSearch = Math.round(((child.sample().cpuSeconds - cpu0) * 1e6) / Math.max(1, res.sent));
-  return { ...res, cpuUsPerSearch };
+  const services1 = serviceCpuSeconds();
+  const perSearch = (seconds: number) => Math.round((seconds * 1e6) / Math.max(1, res.sent));
+  return {
+    ...res,
+    cpuUsPerSearch: perSearch(child.sample().cpuSeconds - cpu0),
+    databaseCpuUsPerSearch: perSearch(services1.database - services0.database),
+    brokerCpuUsPerSearch: perSearch(services1.broker - services0.broker),
+  };
+}
+
+/** A build under measurement: its worker, how a search reaches it, and how to wait out its backlog. */
+interface Contender {
+  label: string;
+  child: Child;
+  send: Parameters<typeof openLoop>[2];
+  drain: () => Promise<unknown>;
+}
+
+/**
+ * `runs` measured runs of each build at `rate`, interleaved (run r of every build, the first one rotating),
+ * so that a slow minute of a shared machine falls on all of them alike; each run logged with its CPU.
+ */
+async function interleavedRuns(
+  contenders: readonly Contender[],
+  rate: number,
+  o: { runs: number; seconds: number; log: (line: string) => void },
+): Promise<WithCpu[]> {
+  const results = contenders.map(() => [] as (LoadResult & CpuPerSearch)[]);
+  for (let r = 0; r < o.runs; r++) {
+    for (let j = 0; j < contenders.length; j++) {
+      const at = (r + j) % contenders.length;
+      const c = contenders[at] as Contender;
+      const res = await measuredRun(c.child, () => openLoop(rate, o.seconds, c.send), c.drain);
+      results[at]?.push(res);
+      const m = summarize(res.latencies);
+      o.log(
+        `    ${c.label} at ${rate}/s run ${r + 1}/${o.runs}: p50 ${fmt(m.p50, 2)} p90 ${fmt(m.p90, 2)} p99 ${fmt(m.p99, 2)} p99.9 ${fmt(m.p999, 2)} ms, ${res.errors} errors${res.firstError ? ` (${res.firstError.slice(0, 80)})` : ''}; CPU per search: worker ${res.cpuUsPerSearch}, database ${res.databaseCpuUsPerSearch}, broker ${res.brokerCpuUsPerSearch} µs`,
+      );
+    }
+  }
+  return results.map((rs) => ({
+    ...measured(rs),
+    cpuUsPerSearch: spread(rs.map((r) => r.cpuUsPerSearch)),
+    databaseCpuUsPerSearch: spread(rs.map((r) => r.databaseCpuUsPerSearch)),
+    brokerCpuUsPerSearch: spread(rs.map((r) => r.brokerCpuUsPerSearch)),
+  }));
 }
 
 /** The worker's pattern_worker_deadline_exceeded_total, summed, from its /metrics. */
@@ -106,8 +162,6 @@ function overloadGoals(o: Overload | undefined) {
 }
 
 /** Ours against another build measured in the same run (BENCH_COMPARE_WORKER_SCRIPT): no worse. */
-type WithCpu = Measured & { cpuUsPerSearch?: Spread };
-
 function compareGoals(ours: WithCpu, other: (WithCpu & { label: string }) | undefined, rate: number) {
   if (!other) return [];
   const p50 = ours.p50.median / other.p50.median;
@@ -167,6 +221,9 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
   const names = await createBenchTopics(kafka);
   let child: Child | undefined;
   let client: PatternClient | undefined;
+  let other: Child | undefined;
+  let otherClient: PatternClient | undefined;
+  let otherNames: Awaited<ReturnType<typeof createBenchTopics>> | undefined;
   const figures: Record<string, unknown> = {};
   try {
     const bar = progress('patterns', s.patterns);
@@ -218,16 +275,57 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     figures.maxRateP99Under50 = ok.length > 0 ? Math.max(...ok.map((r) => r.rate)) : 0;
     figures.workerLightLoad = ramp[0];
 
-    const worker: (LoadResult & { cpuUsPerSearch: number })[] = [];
-    for (let r = 0; r < options.runs; r++) {
-      const res = await measuredRun(child, () => openLoop(s.rate, s.seconds, viaShort), drain);
-      worker.push(res);
-      const m = summarize(res.latencies);
-      log(
-        `    worker at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p90 ${fmt(m.p90, 2)} p99 ${fmt(m.p99, 2)} p99.9 ${fmt(m.p999, 2)} ms, ${res.errors} errors${res.firstError ? ` (${res.firstError.slice(0, 80)})` : ''}; worker CPU ${res.cpuUsPerSearch} µs per search`,
-      );
+    // Another build of the worker (e.g. the previous Kafka client), when asked for: the same client code,
+    // database and queries, on topics and a group of its own, running beside ours and idle between its
+    // runs, which alternate with ours: on a shared machine a minute can be twice as slow as the next.
+    // Also at half the rate: at the edge of this host's capacity latency is mostly queue (bench/ANALYSIS.md,
+    // 4 December, runs of one build against itself).
+    const contenders: Contender[] = [{ label: 'worker', child, send: viaShort, drain }];
+    const compareScript = process.env.BENCH_COMPARE_WORKER_SCRIPT;
+    const compareLabel = process.env.BENCH_COMPARE_LABEL || 'comparison build';
+    if (compareScript) {
+      otherNames = await createBenchTopics(kafka);
+      const theirNames = otherNames;
+      other = await spawnNode({
+        script: compareScript,
+        args: ['worker'],
+        env: { ...workerEnv(db, theirNames), OTEL_SDK_DISABLED: 'true' },
+      });
+      await other.waitReady();
+      otherClient = await new PatternClient({
+        brokers: BROKERS,
+        topicPrefix: theirNames.prefix,
+        clientId: 'bench-compare',
+        timeoutMs: 10_000,
+      }).connect();
+      const theirClient = otherClient;
+      const theirDrain = () =>
+        waitForDrain(
+          kafka,
+          `${theirNames.prefix}worker.reads`,
+          theirNames.request('pattern.search.request'),
+          180_000,
+        );
+      await openLoop(Math.min(20, s.rate), 3, (i) => theirClient.search(query(i), { timeoutMs: 10_000 }));
+      await theirDrain();
+      contenders.push({
+        label: compareLabel,
+        child: other,
+        send: (i) => theirClient.search(query(i), { timeoutMs: 5_000 }),
+        drain: theirDrain,
+      });
     }
-    figures.worker = { ...measured(worker), cpuUsPerSearch: spread(worker.map((r) => r.cpuUsPerSearch)) };
+    const runsAt = { runs: options.runs, seconds: s.seconds, log };
+    const [ours, theirs] = await interleavedRuns(contenders, s.rate, runsAt);
+    figures.worker = ours;
+    if (theirs) {
+      figures.compare_worker = { label: compareLabel, script: compareScript, ...theirs };
+      const [oursHalf, theirsHalf] = await interleavedRuns(contenders, s.rate / 2, runsAt);
+      figures.worker_half_rate = oursHalf;
+      figures.compare_worker_half_rate = { label: compareLabel, script: compareScript, ...theirsHalf };
+      await other?.stop();
+      other = undefined;
+    }
 
     // Overload: twice the measured rate (the highest one this machine sustains without a backlog; the
     // ramp shows 1.5x already queues), once with deadlines (the client's default: pattern-deadline-ms =
@@ -301,41 +399,6 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     await child.stop();
     child = undefined;
 
-    // Another build of the worker (e.g. the previous Kafka client): same client, topics and database, a
-    // group of its own (it first works off the requests sent so far, then runs the measured load).
-    const compareScript = process.env.BENCH_COMPARE_WORKER_SCRIPT;
-    if (compareScript) {
-      const label = process.env.BENCH_COMPARE_LABEL || 'comparison build';
-      const compareGroup = `${names.prefix}compare`;
-      child = await spawnNode({
-        script: compareScript,
-        args: ['worker'],
-        env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true', KAFKA_GROUP_ID: compareGroup },
-      });
-      await child.waitReady();
-      const drainCompare = () => waitForDrain(kafka, `${compareGroup}.reads`, requestTopic, 180_000);
-      await drainCompare();
-      await openLoop(Math.min(20, s.rate), 3, viaClient);
-      await drainCompare();
-      const compared: (LoadResult & { cpuUsPerSearch: number })[] = [];
-      for (let r = 0; r < options.runs; r++) {
-        const res = await measuredRun(child, () => openLoop(s.rate, s.seconds, viaShort), drainCompare);
-        compared.push(res);
-        const m = summarize(res.latencies);
-        log(
-          `    ${label} at ${s.rate}/s run ${r + 1}/${options.runs}: p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} ms, ${res.errors} errors; worker CPU ${res.cpuUsPerSearch} µs per search`,
-        );
-      }
-      figures.compare_worker = {
-        label,
-        script: compareScript,
-        ...measured(compared),
-        cpuUsPerSearch: spread(compared.map((r) => r.cpuUsPerSearch)),
-      };
-      await child.stop();
-      child = undefined;
-    }
-
     // Query floor: the same queries straight through pg, one at a time (the SQL's own service time;
     // at an offered rate above its capacity an open loop would only measure the queue).
     const sql: LoadResult[] = [];
@@ -360,9 +423,12 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     figures.query_floor = measured(sql);
   } finally {
     await child?.stop();
+    await other?.stop();
     await client?.close().catch(() => undefined);
+    await otherClient?.close().catch(() => undefined);
     await db.drop();
     await deleteBenchTopics(kafka, names);
+    if (otherNames) await deleteBenchTopics(kafka, otherNames);
   }
 
   const w = figures.worker as WithCpu;
@@ -408,6 +474,13 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
     ),
     ...overloadGoals(figures.overload as Overload | undefined),
     ...compareGoals(w, figures.compare_worker as (WithCpu & { label: string }) | undefined, s.rate),
+    ...(figures.worker_half_rate
+      ? compareGoals(
+          figures.worker_half_rate as WithCpu,
+          figures.compare_worker_half_rate as (WithCpu & { label: string }) | undefined,
+          s.rate / 2,
+        )
+      : []),
     goal(
       'highest offered load with p99 < 50 ms',
       'report',
