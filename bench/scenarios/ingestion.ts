@@ -88,6 +88,39 @@ export interface IngestTarget {
   child: Child;
 }
 
+/** One batch of `n` events, timed from its first send to its last result (run `index` of `count`). */
+async function ingestRun(
+  target: IngestTarget,
+  source: Iterator<UsageEvent>,
+  n: number,
+  at: { index: number; count: number; label: string; log: (line: string) => void },
+): Promise<RunFigures> {
+  const { producer, topic, counter, child } = target;
+  const target0 = counter.count;
+  const batch = usageMessages(take(source, n));
+  const before = child.sample();
+  const t0 = performance.now();
+  await produceAll(producer, topic, batch);
+  const produced = performance.now();
+  await waitForResults(counter, target0 + n, child);
+  const t1 = performance.now();
+  const after = child.sample();
+  const seconds = (t1 - t0) / 1000;
+  const cpu = after.cpuSeconds - before.cpuSeconds;
+  at.log(
+    `    ${at.label} run ${at.index + 1}/${at.count}: ${fmt(n / seconds, 0)} events/s ` +
+      `(${n} in ${seconds.toFixed(2)} s, produced in ${((produced - t0) / 1000).toFixed(2)} s, worker ${(cpu / seconds).toFixed(2)} cores)`,
+  );
+  return {
+    events: n,
+    seconds: Math.round(seconds * 1000) / 1000,
+    eventsPerSecond: Math.round(n / seconds),
+    produceSeconds: Math.round(produced - t0) / 1000,
+    cpuCores: Math.round((cpu / seconds) * 100) / 100,
+    cpuMsPerThousandEvents: Math.round((cpu * 1e7) / n) / 10,
+  };
+}
+
 /** `runs` batches of `n` events one after another, each timed from its first send to its last result. */
 export async function ingestRuns(
   target: IngestTarget,
@@ -97,32 +130,9 @@ export async function ingestRuns(
   label: string,
   log: (line: string) => void,
 ): Promise<RunFigures[]> {
-  const { producer, topic, counter, child } = target;
-  const base = counter.count;
   const runs: RunFigures[] = [];
   for (let r = 0; r < runCount; r++) {
-    const batch = usageMessages(take(source, n));
-    const before = child.sample();
-    const t0 = performance.now();
-    await produceAll(producer, topic, batch);
-    const produced = performance.now();
-    await waitForResults(counter, base + (r + 1) * n, child);
-    const t1 = performance.now();
-    const after = child.sample();
-    const seconds = (t1 - t0) / 1000;
-    const cpu = after.cpuSeconds - before.cpuSeconds;
-    runs.push({
-      events: n,
-      seconds: Math.round(seconds * 1000) / 1000,
-      eventsPerSecond: Math.round(n / seconds),
-      produceSeconds: Math.round(produced - t0) / 1000,
-      cpuCores: Math.round((cpu / seconds) * 100) / 100,
-      cpuMsPerThousandEvents: Math.round((cpu * 1e7) / n) / 10,
-    });
-    log(
-      `    ${label} run ${r + 1}/${runCount}: ${fmt(n / seconds, 0)} events/s ` +
-        `(${n} in ${seconds.toFixed(2)} s, produced in ${((produced - t0) / 1000).toFixed(2)} s, worker ${(cpu / seconds).toFixed(2)} cores)`,
-    );
+    runs.push(await ingestRun(target, source, n, { index: r, count: runCount, label, log }));
   }
   return runs;
 }
@@ -152,59 +162,110 @@ export async function measureKafkaVariant(
   options: ScenarioOptions,
   variant: KafkaVariant,
 ): Promise<VariantFigures> {
-  const db = await createBenchDatabase('ingest');
-  const names = await createBenchTopics(kafka);
-  let child: Child | undefined;
-  let counter: TopicCounter | undefined;
-  const producer = await bulkProducer(kafka);
+  const [figures] = await measureKafkaVariants(kafka, patterns, source, n, options, [variant]);
+  return figures as VariantFigures;
+}
+
+/**
+ * Several variants, each with its own database, topics and worker, all up together; their runs alternate
+ * (run r of each, the first one rotating), so that a slow minute of a shared machine falls on all alike.
+ */
+export async function measureKafkaVariants(
+  kafka: Kafka,
+  patterns: PatternRow[],
+  source: Iterator<UsageEvent>,
+  n: number,
+  options: ScenarioOptions,
+  variants: readonly KafkaVariant[],
+): Promise<VariantFigures[]> {
+  interface Setup {
+    variant: KafkaVariant;
+    db: BenchDatabase;
+    names: TopicNames;
+    producer: Producer;
+    counter?: TopicCounter;
+    child?: Child;
+    monitor?: ProcMonitor;
+    idleRssMiB?: number;
+    runs: RunFigures[];
+  }
+  const setups: Setup[] = [];
   try {
-    await loadPatterns(db.pool, patterns);
-    await variant.prepare?.(db);
-    counter = await new TopicCounter(kafka, [names.result('pattern.usage')]).start();
-    child = await variant.start(db, names);
-    await child.waitReady();
-    let idleRssMiB: number | undefined;
-    if (variant.idleMs) {
-      await sleep(variant.idleMs);
-      idleRssMiB = Math.round(child.sample().rssMiB * 10) / 10;
-      options.log(
-        `    ${variant.label}: idle RSS ${fmt(idleRssMiB, 0)} MiB after ${variant.idleMs / 1000} s`,
-      );
+    for (const variant of variants) {
+      const setup: Setup = {
+        variant,
+        db: await createBenchDatabase('ingest'),
+        names: await createBenchTopics(kafka),
+        producer: await bulkProducer(kafka),
+        runs: [],
+      };
+      setups.push(setup);
+      await loadPatterns(setup.db.pool, patterns);
+      await variant.prepare?.(setup.db);
+      setup.counter = await new TopicCounter(kafka, [setup.names.result('pattern.usage')]).start();
+      setup.child = await variant.start(setup.db, setup.names);
+      await setup.child.waitReady();
+      if (variant.idleMs) {
+        await sleep(variant.idleMs);
+        setup.idleRssMiB = Math.round(setup.child.sample().rssMiB * 10) / 10;
+        options.log(
+          `    ${variant.label}: idle RSS ${fmt(setup.idleRssMiB, 0)} MiB after ${variant.idleMs / 1000} s`,
+        );
+      }
     }
-    const monitor = new ProcMonitor(child.pid).start(250);
-    const runs = await ingestRuns(
-      { producer, topic: names.request('pattern.usage'), counter, child },
-      source,
-      n,
-      options.runs,
-      variant.label,
-      (line) => options.log(line),
-    );
-    monitor.stop();
-    const peakRssMiB = Math.round(child.sample().peakRssMiB * 10) / 10;
-    const stored = await countEvents(db);
-    return {
-      runs,
-      eventsPerSecond: spread(runs.map((r) => r.eventsPerSecond)),
-      cpuCores: spread(runs.map((r) => r.cpuCores)),
-      peakRssMiB,
-      ...(idleRssMiB === undefined ? {} : { idleRssMiB }),
-      failures: counter.failures,
-      rowsChecked: stored === n * options.runs,
-      extra: {
-        storedEvents: stored,
-        // The highest 250 ms sample during the runs; VmHWM above also covers moments between samples.
-        loadPeakSampledMiB: Math.round(Math.max(...monitor.series.map((p) => p.rssMiB)) * 10) / 10,
-        warnings: warningCounts(child),
-        rssSeriesMiB: monitor.series.filter((_, i) => i % 4 === 0).map((s) => Math.round(s.rssMiB)),
-      },
-    };
+    for (const setup of setups) setup.monitor = new ProcMonitor((setup.child as Child).pid).start(250);
+    for (let r = 0; r < options.runs; r++) {
+      for (let j = 0; j < setups.length; j++) {
+        const setup = setups[(r + j) % setups.length] as Setup;
+        const target = {
+          producer: setup.producer,
+          topic: setup.names.request('pattern.usage'),
+          counter: setup.counter as TopicCounter,
+          child: setup.child as Child,
+        };
+        setup.runs.push(
+          await ingestRun(target, source, n, {
+            index: r,
+            count: options.runs,
+            label: setup.variant.label,
+            log: (line) => options.log(line),
+          }),
+        );
+      }
+    }
+    const out: VariantFigures[] = [];
+    for (const setup of setups) {
+      const child = setup.child as Child;
+      const monitor = setup.monitor as ProcMonitor;
+      monitor.stop();
+      const stored = await countEvents(setup.db);
+      out.push({
+        runs: setup.runs,
+        eventsPerSecond: spread(setup.runs.map((r) => r.eventsPerSecond)),
+        cpuCores: spread(setup.runs.map((r) => r.cpuCores)),
+        peakRssMiB: Math.round(child.sample().peakRssMiB * 10) / 10,
+        ...(setup.idleRssMiB === undefined ? {} : { idleRssMiB: setup.idleRssMiB }),
+        failures: (setup.counter as TopicCounter).failures,
+        rowsChecked: stored === n * options.runs,
+        extra: {
+          storedEvents: stored,
+          // The highest 250 ms sample during the runs; VmHWM above also covers moments between samples.
+          loadPeakSampledMiB: Math.round(Math.max(...monitor.series.map((p) => p.rssMiB)) * 10) / 10,
+          warnings: warningCounts(child),
+          rssSeriesMiB: monitor.series.filter((_, i) => i % 4 === 0).map((p) => Math.round(p.rssMiB)),
+        },
+      });
+    }
+    return out;
   } finally {
-    await child?.stop();
-    await counter?.stop().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
-    await db.drop();
-    await deleteBenchTopics(kafka, names);
+    for (const setup of setups) {
+      setup.monitor?.stop();
+      await setup.child?.stop();
+      await setup.counter?.stop().catch(() => undefined);
+      await setup.producer.disconnect().catch(() => undefined);
+      await setup.db.drop();
+      await deleteBenchTopics(kafka, setup.names);
+    }
   }
 }
 
@@ -315,30 +376,30 @@ export async function ingestion(options: ScenarioOptions): Promise<ScenarioResul
     options.log(
       `  our worker, tracing off: ${options.runs} x ${sizes.events} events over ${sizes.patterns} patterns`,
     );
-    figures.worker_tracing_off = await measureKafkaVariant(
-      kafka,
-      patterns,
-      source,
-      sizes.events,
-      options,
-      worker('worker (tracing off)', tracingEnv('off', otlp), true),
-    );
-
-    // Another build of the worker (e.g. the previous Kafka client), the same load right after ours.
+    // Another build of the worker (e.g. the previous Kafka client), when asked for: up beside ours, on a
+    // database and topics of its own, its runs alternating with ours.
     const compareScript = process.env.BENCH_COMPARE_WORKER_SCRIPT;
-    if (compareScript) {
-      const label = process.env.BENCH_COMPARE_LABEL || 'comparison build';
-      options.log(`  ${label} (${compareScript}), tracing off`);
-      const compared = await measureKafkaVariant(kafka, patterns, source, sizes.events, options, {
-        label,
-        start: (db, names) =>
-          spawnNode({
-            script: compareScript,
-            args: ['worker'],
-            env: { ...workerEnv(db, names), ...tracingEnv('off', otlp) },
-          }),
-      });
-      compared.extra = { ...compared.extra, label, script: compareScript };
+    const compareLabel = process.env.BENCH_COMPARE_LABEL || 'comparison build';
+    if (compareScript) options.log(`  interleaved with ${compareLabel} (${compareScript}), tracing off`);
+    const [ours, compared] = await measureKafkaVariants(kafka, patterns, source, sizes.events, options, [
+      worker('worker (tracing off)', tracingEnv('off', otlp), true),
+      ...(compareScript
+        ? [
+            {
+              label: compareLabel,
+              start: (db: BenchDatabase, names: TopicNames) =>
+                spawnNode({
+                  script: compareScript,
+                  args: ['worker'],
+                  env: { ...workerEnv(db, names), ...tracingEnv('off', otlp) },
+                }),
+            },
+          ]
+        : []),
+    ]);
+    figures.worker_tracing_off = ours as VariantFigures;
+    if (compared) {
+      compared.extra = { ...compared.extra, label: compareLabel, script: compareScript };
       figures.compare_worker = compared;
     }
 
