@@ -42,7 +42,20 @@ const { values, positionals } = parseArgs({
 
 if (values.help) {
   console.log(`usage: npm run bench -- [${Object.keys(SCENARIOS).join('|')} ...] [--smoke] [--runs N] [--out DIR] [--report]
-  no scenario: ${DEFAULT.join(', ')} (soak and deploy only when named); --report only regenerates README.md and charts`);
+  no scenario: ${DEFAULT.join(', ')} (soak and deploy only when named); --report only regenerates README.md and charts
+
+environment (all optional):
+  BENCH_COMPARE_WORKER_SCRIPT=PATH  ingestion and search also measure this build of the worker (its CLI
+                                    script), up beside ours, runs alternating; BENCH_COMPARE_LABEL names it
+  BENCH_WORKER_ENV='{"K":"V"}'      extra worker settings (not deploy); BENCH_WORKER_NODE_OPTIONS: V8 flags
+  BENCH_INGEST_EVENTS, BENCH_MIXED_EVENTS   events per ingestion run (default 40000)
+  BENCH_MIXED_ANALYTICS=compute_analytics   mixed sends the stored computation instead of get_global_stats
+  BENCH_DEPLOY_AFTER_KILL_S=S       deploy: seconds measured after the SIGKILL (default 45)
+  BENCH_DEPLOY_ORDER=surge          deploy: each replacement starts before its old worker stops
+  BENCH_DEPLOY_MIN_READY_S=S        deploy: wait after each replacement is ready (minReadySeconds)
+  BENCH_DEPLOY_WORKER_SCRIPT, BENCH_DEPLOY_WORKER_ENV, BENCH_DEPLOY_LABEL   deploy: another build
+  BENCH_SOAK_MINUTES, BENCH_SOAK_RATE, BENCH_SOAK_SEARCH_RATE               soak: length and load
+  BENCH_DATABASE_URL                the PostgreSQL server for throwaway databases (default 127.0.0.1:5432)`);
   process.exit(0);
 }
 if (values.report) {
