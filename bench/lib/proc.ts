@@ -26,11 +26,15 @@ export interface ProcSample {
   peakRssMiB: number;
 }
 
-export function sampleProc(pid: number): ProcSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** user + system CPU seconds from the text of a /proc/<pid>/stat. */
+function cpuSecondsOfStat(stat: string): number {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+export function sampleProc(pid: number): ProcSample {
+  const cpuSeconds = cpuSecondsOfStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { cpuSeconds, rssMiB: kib('VmRSS') / 1024, peakRssMiB: kib('VmHWM') / 1024 };
@@ -51,9 +55,7 @@ export function serviceCpuSeconds(): { database: number; broker: number } {
           : name === 'java' && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('kafka.Kafka')
             ? 'broker'
             : undefined;
-      if (!kind) continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      sums[kind] += (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+      if (kind) sums[kind] += cpuSecondsOfStat(stat);
     } catch {
       // gone meanwhile
     }

@@ -2,7 +2,9 @@
 // (open loop), then a ramp to the highest load that keeps p99 under 50 ms. Baselines on the same data
 // and queries: the Kafka floor (echo service, no database) and the query floor (the SQL through pg).
 import { fileURLToPath } from 'node:url';
+import type { Kafka } from 'kafkajs';
 import { PatternClient } from '../../src/client/index.ts';
+import type { TopicNames } from '../../src/contracts/topics.ts';
 import { searchDirect, searchPlan } from '../baselines/query-floor.ts';
 import { generatePatterns, searchQueries } from '../lib/dataset.ts';
 import { analyze, createBenchDatabase, loadPatterns } from '../lib/db.ts';
@@ -116,6 +118,13 @@ async function interleavedRuns(
   }));
 }
 
+/** Waits until a worker's reads lane (its own consumer group, <KAFKA_GROUP_ID>.reads, as workerEnv names
+ * it) has committed every search request sent to `names`. */
+function searchBacklogDrain(kafka: Kafka, names: TopicNames, timeoutMs: number): () => Promise<boolean> {
+  return () =>
+    waitForDrain(kafka, `${names.prefix}worker.reads`, names.request('pattern.search.request'), timeoutMs);
+}
+
 /** The worker's pattern_worker_deadline_exceeded_total, summed, from its /metrics. */
 async function deadlineCount(worker: Child): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
@@ -223,7 +232,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
   let client: PatternClient | undefined;
   let other: Child | undefined;
   let otherClient: PatternClient | undefined;
-  let otherNames: Awaited<ReturnType<typeof createBenchTopics>> | undefined;
+  let otherNames: TopicNames | undefined;
   const figures: Record<string, unknown> = {};
   try {
     const bar = progress('patterns', s.patterns);
@@ -249,11 +258,8 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
       env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true' },
     });
     await child.waitReady();
-    // The reads lane's consumer group (each lane has its own: <KAFKA_GROUP_ID>.<lane>).
-    const group = `${names.prefix}worker.reads`;
-    const requestTopic = names.request('pattern.search.request');
     // A run that overloads the worker leaves a backlog; the next run starts only once it is worked off.
-    const drain = () => waitForDrain(kafka, group, requestTopic, 90_000);
+    const drain = searchBacklogDrain(kafka, names, 90_000);
     await openLoop(Math.min(20, s.rate), 3, viaClient); // warm-up: JIT, pools, plans
     await drain();
 
@@ -299,13 +305,7 @@ export async function search(options: ScenarioOptions): Promise<ScenarioResult> 
         timeoutMs: 10_000,
       }).connect();
       const theirClient = otherClient;
-      const theirDrain = () =>
-        waitForDrain(
-          kafka,
-          `${theirNames.prefix}worker.reads`,
-          theirNames.request('pattern.search.request'),
-          180_000,
-        );
+      const theirDrain = searchBacklogDrain(kafka, theirNames, 180_000);
       await openLoop(Math.min(20, s.rate), 3, (i) => theirClient.search(query(i), { timeoutMs: 10_000 }));
       await theirDrain();
       contenders.push({
