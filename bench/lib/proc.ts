@@ -26,11 +26,16 @@ export interface ProcSample {
   peakRssMiB: number;
 }
 
-/** user + system CPU seconds from the text of a /proc/<pid>/stat. */
-function cpuSecondsOfStat(stat: string): number {
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+/** user + system CPU seconds from the text of a /proc/<pid>/stat; with `reapedChildren`, also those of its
+ * children that have exited (cutime and cstime). */
+function cpuSecondsOfStat(stat: string, reapedChildren = false): number {
+  // Fields after the parenthesised command name; utime, stime, cutime and cstime are fields 14 to 17.
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  const own = (f[11] ?? 0) + (f[12] ?? 0);
+  return (own + (reapedChildren ? (f[13] ?? 0) + (f[14] ?? 0) : 0)) / TICKS_PER_SECOND;
 }
 
 export function sampleProc(pid: number): ProcSample {
@@ -41,7 +46,8 @@ export function sampleProc(pid: number): ProcSample {
 }
 
 /** CPU seconds so far of the database's and the broker's processes on this machine (Linux /proc): where a
- * request's CPU goes besides the worker. A process that exits between two samples drops out of the sum. */
+ * request's CPU goes besides the worker. A database backend that exits (a pool closing an idle connection)
+ * stays counted: its time moves to the postmaster's reaped-children time. */
 export function serviceCpuSeconds(): { database: number; broker: number } {
   const sums = { database: 0, broker: 0 };
   for (const entry of readdirSync('/proc')) {
@@ -55,7 +61,7 @@ export function serviceCpuSeconds(): { database: number; broker: number } {
           : name === 'java' && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('kafka.Kafka')
             ? 'broker'
             : undefined;
-      if (kind) sums[kind] += cpuSecondsOfStat(stat);
+      if (kind) sums[kind] += cpuSecondsOfStat(stat, kind === 'database');
     } catch {
       // gone meanwhile
     }
