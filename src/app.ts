@@ -279,6 +279,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       lifecycle,
       logger,
       readiness,
+      settle: { timeoutMs: config.WORKER_READY_SETTLE_MS },
     });
     // Connections first, then the groups: partitions handed to this worker meet ready connections, one
     // per unit its lanes run at once (at least DB_POOL_MIN, which the pool keeps; the others close after

@@ -115,6 +115,9 @@ export const configSchema = z
     WORKER_RETRY_INITIAL_MS: intFrom(1, 60_000).default(200),
     WORKER_RETRY_MAX_MS: intFrom(1, 600_000).default(30_000),
     WORKER_SHUTDOWN_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),
+    /** At start, /readyz waits up to this long for every lane to hold the partitions the broker means it
+     * to have (those other members are still giving up); 0: ready once the lanes have joined. */
+    WORKER_READY_SETTLE_MS: intFrom(0, 600_000).default(10_000),
     WORKER_CREATE_TOPICS: boolean.default(false),
     /** Result bodies in the identity store older than this are pruned to their ids; 0 keeps them all. */
     WORKER_RESULT_RETENTION: duration.default(7 * 86_400_000),

@@ -15,8 +15,10 @@ export class FakeMember implements GroupMember {
     this.options = options;
   }
 
+  memberId: string | undefined;
   start() {
     this.calls.push('start');
+    this.memberId = `fake-${this.options.name}`;
     return this.failStart ? Promise.reject(this.failStart) : Promise.resolve();
   }
   pause() {

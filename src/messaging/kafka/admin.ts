@@ -61,6 +61,9 @@ export interface DescribedMember {
   host: string;
   /** Assigned partitions per topic. */
   partitions: Record<string, number[]>;
+  /** The partitions the broker means this member to have (KIP-848 groups only): those of `partitions`
+   * plus those still being given up by other members, minus those it is giving up. */
+  targetPartitions?: Record<string, number[]>;
 }
 
 export interface DescribedGroup {
@@ -70,6 +73,12 @@ export interface DescribedGroup {
   /** The group protocol: 'consumer' (KIP-848) or 'classic'. */
   protocol: 'consumer' | 'classic';
   members: DescribedMember[];
+}
+
+function byTopic(assigned: { topicName: string; partitions: number[] }[]): Record<string, number[]> {
+  const partitions: Record<string, number[]> = {};
+  for (const t of assigned) partitions[t.topicName] = [...t.partitions];
+  return partitions;
 }
 
 /** A refusal by the broker, or a failure to reach it. */
@@ -383,11 +392,13 @@ export class KafkaAdmin {
           groupId,
           state: group.groupState,
           protocol: 'consumer',
-          members: group.members.map((m) => {
-            const partitions: Record<string, number[]> = {};
-            for (const t of m.assignment.topicPartitions) partitions[t.topicName] = [...t.partitions];
-            return { memberId: m.memberId, clientId: m.clientId, host: m.clientHost, partitions };
-          }),
+          members: group.members.map((m) => ({
+            memberId: m.memberId,
+            clientId: m.clientId,
+            host: m.clientHost,
+            partitions: byTopic(m.assignment.topicPartitions),
+            targetPartitions: byTopic(m.targetAssignment.topicPartitions),
+          })),
         };
       } catch (err) {
         const type = kafkaErrorType(err);

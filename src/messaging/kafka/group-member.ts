@@ -55,6 +55,8 @@ export interface GroupMember {
   resume(topic: string, partition: number): void;
   seek(topic: string, partition: number, offset: bigint): void;
   isAssigned(topic: string, partition: number): boolean;
+  /** The id the broker knows this member by; undefined until it has joined. */
+  readonly memberId: string | undefined;
   commit(offsets: PartitionOffset[]): Promise<void>;
   /** Stops fetching; the member stays in the group, so what was handed over can still commit. */
   stopFetching(): Promise<void>;
@@ -189,6 +191,10 @@ class Kip848Member implements GroupMember {
 
   isAssigned(topic: string, partition: number): boolean {
     return this.#fetcher.has(topic, partition);
+  }
+
+  get memberId(): string | undefined {
+    return this.#joined ? (this.#consumer.memberId ?? undefined) : undefined;
   }
 
   /** Commits offsets of partitions assigned now and drops the rest: the broker checks only the member
