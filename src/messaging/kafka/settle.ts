@@ -1,7 +1,7 @@
 // Readiness waits until each lane holds the partitions the broker means it to have. A member that joins a
 // KIP-848 group is given at once only the partitions nobody holds; those that other members still hold
 // reach it after they give them up. Reporting ready only then keeps a rolling update from stopping the
-// next worker while this one's handover is still under way, so two handovers never overlap
+// next worker while this one's handover is still under way: the two handovers do not overlap
 // (README, "Consumer groups, deploys and failures").
 import type { DescribedGroup } from './admin.ts';
 
