@@ -31,14 +31,12 @@ export interface WorkerOptions<P extends Schedulable> {
 export class Worker<P extends Schedulable> {
   readonly lanes: LaneConsumer<P>[];
   readonly #joined = new Map<string, { ok: boolean; detail: string }>();
-  readonly #readiness: Readiness;
   readonly #o: WorkerOptions<P>;
   #settled = { ok: false, detail: 'assignment: not joined yet' };
   #running = false;
 
   constructor(options: WorkerOptions<P>) {
     this.#o = options;
-    this.#readiness = options.readiness;
     // A lane that yields (settings.yieldTo) runs fewer units while the other lane has work running or
     // queued, and is woken when that lane goes idle.
     const busy = new Map<string, boolean>();
@@ -80,7 +78,7 @@ export class Worker<P extends Schedulable> {
     const all = [...this.#joined.values()].every((j) => j.ok) && this.#settled.ok;
     const summary = [...this.#joined].map(([name, j]) => `${name}: ${j.detail}`);
     if (!this.#settled.ok) summary.push(this.#settled.detail);
-    this.#readiness.set('consumer', all, summary.join('; '));
+    this.#o.readiness.set('consumer', all, summary.join('; '));
   }
 
   /** Waits (in the background) for every lane to hold its target assignment, then counts as settled for
