@@ -119,7 +119,8 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
       },
     ];
   }
-  return LANE_NAMES.map((lane) => {
+  const here = new Set(config.WORKER_LANES);
+  return LANE_NAMES.filter((lane) => here.has(lane)).map((lane) => {
     const topics = LANES[lane].topics.map((t) => names.request(t));
     return {
       ...common,
@@ -129,8 +130,9 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
       topics,
       concurrency: config[LANES[lane].concurrencyVariable],
       // Searches first: on a small host, write transactions side by side take the database from them.
+      // Only searches this process runs can be seen; a reads lane elsewhere has its own event loop.
       yieldTo:
-        lane === 'writes'
+        lane === 'writes' && here.has('reads')
           ? {
               lane: 'reads',
               // The engine never runs more than the lane's own concurrency.

@@ -1,6 +1,7 @@
 // One place reads the environment. Every variable is validated here, so a bad value stops the
 // process at start with a message that names the variable.
 import { z } from 'zod';
+import { LANE_NAMES, type LaneName } from './messaging/lanes.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -53,6 +54,26 @@ const replyTopics = z
       .min(1, 'expected at least one topic name or pattern'),
   );
 
+/** "writes,reads": some of the lanes, each once, in any order. */
+const laneList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(
+        z.string().refine((l): l is LaneName => (LANE_NAMES as string[]).includes(l), {
+          error: (i) => `unknown lane "${String(i.input)}": expected some of ${LANE_NAMES.join(', ')}`,
+        }),
+      )
+      .min(1, `expected one or more of ${LANE_NAMES.join(', ')}, separated by commas`)
+      .refine((l) => new Set(l).size === l.length, 'names a lane twice'),
+  );
+
 export const configSchema = z
   .object({
     KAFKA_BROKERS: brokers.default(['127.0.0.1:9092']),
@@ -82,6 +103,8 @@ export const configSchema = z
     DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
     /** No longer read (KIP-848: the broker's group.consumer.session.timeout.ms); warned about when set. */
     KAFKA_SESSION_TIMEOUT_MS: z.string().optional(),
+    /** The lanes this process runs; the others are left to processes started with the rest. */
+    WORKER_LANES: laneList.default([...LANE_NAMES]),
     /** Units in flight per lane; each holds one connection, so their sum should fit in DB_POOL_MAX. */
     WORKER_WRITES_CONCURRENCY: intFrom(1, 256).default(4),
     /** Units in flight in the writes lane while the reads lane has work running or queued. */
@@ -168,14 +191,16 @@ export type Config = z.infer<typeof configSchema>;
 export function configWarnings(c: Config): string[] {
   const warnings: string[] = [];
   // The writes and reads lanes share the main pool; the analytics lane has a pool of its own.
-  const lanes = c.WORKER_WRITES_CONCURRENCY + c.WORKER_READS_CONCURRENCY;
+  const runs = (lane: LaneName) => c.WORKER_LANES.includes(lane);
+  const lanes =
+    (runs('writes') ? c.WORKER_WRITES_CONCURRENCY : 0) + (runs('reads') ? c.WORKER_READS_CONCURRENCY : 0);
   if (lanes > c.DB_POOL_MAX) {
     warnings.push(
       `WORKER_WRITES_CONCURRENCY + WORKER_READS_CONCURRENCY is ${lanes}, more than DB_POOL_MAX ` +
         `(${c.DB_POOL_MAX}): lanes will wait for each other's connections. Raise DB_POOL_MAX or lower a lane's concurrency.`,
     );
   }
-  if (c.WORKER_ANALYTICS_CONCURRENCY > c.DB_ANALYTICS_POOL_MAX) {
+  if (runs('analytics') && c.WORKER_ANALYTICS_CONCURRENCY > c.DB_ANALYTICS_POOL_MAX) {
     warnings.push(
       `WORKER_ANALYTICS_CONCURRENCY is ${c.WORKER_ANALYTICS_CONCURRENCY}, more than DB_ANALYTICS_POOL_MAX ` +
         `(${c.DB_ANALYTICS_POOL_MAX}): analytics units will wait for connections. Raise DB_ANALYTICS_POOL_MAX or lower WORKER_ANALYTICS_CONCURRENCY.`,

@@ -207,6 +207,33 @@ describe('lane start and crash', () => {
     await worker.stop(100).catch(() => undefined);
   });
 
+  it('WORKER_LANES runs only the lanes it names; writes without a reads lane here take their whole budget', async () => {
+    const config = loadConfig({ ...env, WORKER_LANES: 'writes,analytics', WORKER_WRITES_CONCURRENCY: '3' });
+    const lanes = laneSettings(config, { config, logger });
+    expect(lanes.map((l) => [l.name, l.groupId])).toEqual([
+      ['writes', 'pattern-worker.writes'],
+      ['analytics', 'pattern-worker.analytics'],
+    ]);
+    expect(lanes[0]?.yieldTo).toBeUndefined();
+    const fake = fakeKafka();
+    const work = new FakeWork();
+    const worker = new Worker({ ...options(fake), lanes, work });
+    await worker.start();
+    // Only the two lanes' groups were joined.
+    expect(fake.members.map((m) => m.options.groupId)).toEqual([
+      'pattern-worker.writes',
+      'pattern-worker.analytics',
+    ]);
+    worker.lanes[0]?.engine.accept(
+      'pattern.insert',
+      0,
+      ['a', 'b', 'c'].map((k, i) => message(0, i, 'write', k)),
+    );
+    await flush();
+    expect(work.runs.map((r) => r.unit.lane)).toEqual(['writes', 'writes', 'writes']);
+    await worker.stop(100).catch(() => undefined);
+  });
+
   it('a lane that cannot start stops the lanes that did, and the start fails naming it', async () => {
     const fake = fakeKafka((member, index) => {
       if (index === 1) member.failStart = new Error('SASL authentication failed');

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, configWarnings, loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { redactUrl } from '../../src/telemetry/redact.ts';
 
@@ -35,6 +35,25 @@ describe('configuration', () => {
     expect(() => loadConfig({ DB_POOL_MIN: '30', DB_POOL_MAX: '10' })).toThrow(
       'DB_POOL_MIN: must not exceed DB_POOL_MAX',
     );
+  });
+
+  it('runs every lane unless WORKER_LANES names some, and names what is wrong with a bad list', () => {
+    expect(loadConfig({}).WORKER_LANES).toEqual(['writes', 'reads', 'analytics']);
+    expect(loadConfig({ WORKER_LANES: ' reads , analytics' }).WORKER_LANES).toEqual(['reads', 'analytics']);
+    expect(() => loadConfig({ WORKER_LANES: 'reads,search' })).toThrow(
+      'WORKER_LANES.1: unknown lane "search": expected some of writes, reads, analytics',
+    );
+    expect(() => loadConfig({ WORKER_LANES: 'reads,reads' })).toThrow('WORKER_LANES: names a lane twice');
+    expect(() => loadConfig({ WORKER_LANES: ',' })).toThrow('WORKER_LANES: expected one or more of');
+  });
+
+  it('counts only the lanes this process runs against the pools', () => {
+    const pool = { DB_POOL_MAX: '8', WORKER_WRITES_CONCURRENCY: '4', WORKER_READS_CONCURRENCY: '8' };
+    expect(configWarnings(loadConfig(pool)).join('\n')).toContain('is 12, more than DB_POOL_MAX (8)');
+    expect(configWarnings(loadConfig({ ...pool, WORKER_LANES: 'reads' }))).toEqual([]);
+    const analytics = { WORKER_ANALYTICS_CONCURRENCY: '4', DB_ANALYTICS_POOL_MAX: '2' };
+    expect(configWarnings(loadConfig(analytics)).join('\n')).toContain('WORKER_ANALYTICS_CONCURRENCY is 4');
+    expect(configWarnings(loadConfig({ ...analytics, WORKER_LANES: 'writes,reads' }))).toEqual([]);
   });
 
   it('requires SASL credentials with a mechanism', () => {

@@ -13,7 +13,8 @@ export function workerCommand(): Command {
       'after',
       `
 Configuration comes from the environment (see README, "Configuration"): KAFKA_BROKERS, DATABASE_URL,
-KAFKA_GROUP_ID, TOPIC_PREFIX, PORT, WORKER_WRITES_CONCURRENCY (WORKER_WRITES_CONCURRENCY_WHILE_READS
+KAFKA_GROUP_ID, TOPIC_PREFIX, PORT, WORKER_LANES (some of writes,reads,analytics; default all, so that
+searches can run in processes of their own), WORKER_WRITES_CONCURRENCY (WORKER_WRITES_CONCURRENCY_WHILE_READS
 while searches run), WORKER_READS_CONCURRENCY, WORKER_ANALYTICS_CONCURRENCY, WORKER_MAX_ATTEMPTS,
 WORKER_BATCH_SIZE, ...
 OpenTelemetry: the standard OTEL_* variables, e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318;
