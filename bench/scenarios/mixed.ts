@@ -45,6 +45,16 @@ const ANALYTICS_OPERATION =
   process.env.BENCH_MIXED_ANALYTICS === 'compute_analytics' ? 'compute_analytics' : 'get_global_stats';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * How the live worker is deployed: one process with every lane (as a new user starts it), or, with
+ * BENCH_MIXED_LANES=split, searches in a process of their own beside one for the writes and analytics
+ * (WORKER_LANES), on the same host.
+ */
+const SPLIT = process.env.BENCH_MIXED_LANES === 'split';
+const DEPLOYMENT = SPLIT
+  ? 'two processes: WORKER_LANES=writes,analytics and WORKER_LANES=reads'
+  : 'one process, every lane';
+
 /** p99 with every failed or unanswered request counted as slower than every answer. */
 function p99CountingFailures(results: LoadResult[]): number {
   const answered = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
@@ -166,6 +176,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
   let producer: Awaited<ReturnType<typeof bulkProducer>> | undefined;
   let counter: TopicCounter | undefined;
   let worker: Child | undefined;
+  let readsWorker: Child | undefined;
   let replay: Child | undefined;
   let requester: Requester | undefined;
   const figures: Record<string, unknown> = {};
@@ -189,12 +200,22 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     }
 
     counter = await new TopicCounter(kafka, [names.result('pattern.usage')]).start();
+    const liveEnv = { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true' };
     worker = await spawnNode({
       script: WORKER_CLI,
       args: ['worker'],
-      env: { ...workerEnv(db, names), OTEL_SDK_DISABLED: 'true' },
+      env: SPLIT ? { ...liveEnv, WORKER_LANES: 'writes,analytics' } : liveEnv,
     });
     await worker.waitReady();
+    if (SPLIT) {
+      readsWorker = await spawnNode({
+        script: WORKER_CLI,
+        args: ['worker'],
+        env: { ...liveEnv, WORKER_LANES: 'reads' },
+      });
+      await readsWorker.waitReady();
+    }
+    log(`  the live worker: ${DEPLOYMENT}`);
     // Searches and analytics come from a process of their own, as from a client service: this process
     // produces and counts the ingestion, and its backlog would otherwise be timed as the worker's latency.
     requester = await Requester.start(
@@ -278,10 +299,13 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     // The worker's figures, then the worker stops: the replay's budget follows the live groups, so it
     // finishes unlimited (within its 5 s look) instead of at its live budget beside an idle worker.
     const workerPeakRssMiB = Math.round(worker.sample().peakRssMiB * 10) / 10;
+    const readsWorkerPeakRssMiB = readsWorker && Math.round(readsWorker.sample().peakRssMiB * 10) / 10;
     const stored = await countEvents(db);
     const liveWorker = worker;
     worker = undefined;
     await liveWorker.stop();
+    await readsWorker?.stop();
+    readsWorker = undefined;
 
     // The replay runs to its end wherever the window closed: its duration is a figure too.
     const code = await replay.waitExit(s.replayTimeoutS * 1000);
@@ -327,6 +351,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     };
     figures.worker = {
       peakRssMiB: workerPeakRssMiB,
+      ...(readsWorkerPeakRssMiB !== undefined ? { readsProcessPeakRssMiB: readsWorkerPeakRssMiB } : {}),
       failures: counter.failures,
       rowsChecked: stored === s.warmupEvents + 2 * options.runs * s.events,
       warnings: warningCounts(liveWorker),
@@ -369,6 +394,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     const quietly = (p: Promise<unknown> | undefined) => p?.catch(() => undefined);
     await quietly(replay?.stop());
     await quietly(worker?.stop());
+    await quietly(readsWorker?.stop());
     await quietly(requester?.close());
     await quietly(counter?.stop());
     await quietly(producer?.disconnect());
@@ -484,6 +510,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     params: {
       ...s,
       analyticsOperation: ANALYTICS_OPERATION,
+      deployment: DEPLOYMENT,
       runs: options.runs,
       seed: SEED,
       zipfExponent: 1,
