@@ -47,12 +47,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * How the live worker is deployed: one process with every lane (as a new user starts it), or, with
- * BENCH_MIXED_LANES=split, searches in a process of their own beside one for the writes and analytics
- * (WORKER_LANES), on the same host.
+ * BENCH_MIXED_LANES=split, ingestion in one process (WORKER_LANES=writes) and the queries, searches and
+ * analytics, in another (WORKER_LANES=reads,analytics), on the same host.
  */
 const SPLIT = process.env.BENCH_MIXED_LANES === 'split';
 const DEPLOYMENT = SPLIT
-  ? 'two processes: WORKER_LANES=writes,analytics and WORKER_LANES=reads'
+  ? 'two processes: WORKER_LANES=writes and WORKER_LANES=reads,analytics'
   : 'one process, every lane';
 
 /** p99 with every failed or unanswered request counted as slower than every answer. */
@@ -176,7 +176,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
   let producer: Awaited<ReturnType<typeof bulkProducer>> | undefined;
   let counter: TopicCounter | undefined;
   let worker: Child | undefined;
-  let readsWorker: Child | undefined;
+  let queriesWorker: Child | undefined;
   let replay: Child | undefined;
   let requester: Requester | undefined;
   const figures: Record<string, unknown> = {};
@@ -204,16 +204,16 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     worker = await spawnNode({
       script: WORKER_CLI,
       args: ['worker'],
-      env: SPLIT ? { ...liveEnv, WORKER_LANES: 'writes,analytics' } : liveEnv,
+      env: SPLIT ? { ...liveEnv, WORKER_LANES: 'writes' } : liveEnv,
     });
     await worker.waitReady();
     if (SPLIT) {
-      readsWorker = await spawnNode({
+      queriesWorker = await spawnNode({
         script: WORKER_CLI,
         args: ['worker'],
-        env: { ...liveEnv, WORKER_LANES: 'reads' },
+        env: { ...liveEnv, WORKER_LANES: 'reads,analytics' },
       });
-      await readsWorker.waitReady();
+      await queriesWorker.waitReady();
     }
     log(`  the live worker: ${DEPLOYMENT}`);
     // Searches and analytics come from a process of their own, as from a client service: this process
@@ -299,13 +299,13 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     // The worker's figures, then the worker stops: the replay's budget follows the live groups, so it
     // finishes unlimited (within its 5 s look) instead of at its live budget beside an idle worker.
     const workerPeakRssMiB = Math.round(worker.sample().peakRssMiB * 10) / 10;
-    const readsWorkerPeakRssMiB = readsWorker && Math.round(readsWorker.sample().peakRssMiB * 10) / 10;
+    const queriesWorkerPeakRssMiB = queriesWorker && Math.round(queriesWorker.sample().peakRssMiB * 10) / 10;
     const stored = await countEvents(db);
     const liveWorker = worker;
     worker = undefined;
     await liveWorker.stop();
-    await readsWorker?.stop();
-    readsWorker = undefined;
+    await queriesWorker?.stop();
+    queriesWorker = undefined;
 
     // The replay runs to its end wherever the window closed: its duration is a figure too.
     const code = await replay.waitExit(s.replayTimeoutS * 1000);
@@ -351,7 +351,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     };
     figures.worker = {
       peakRssMiB: workerPeakRssMiB,
-      ...(readsWorkerPeakRssMiB !== undefined ? { readsProcessPeakRssMiB: readsWorkerPeakRssMiB } : {}),
+      ...(queriesWorkerPeakRssMiB !== undefined ? { queriesProcessPeakRssMiB: queriesWorkerPeakRssMiB } : {}),
       failures: counter.failures,
       rowsChecked: stored === s.warmupEvents + 2 * options.runs * s.events,
       warnings: warningCounts(liveWorker),
@@ -394,7 +394,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     const quietly = (p: Promise<unknown> | undefined) => p?.catch(() => undefined);
     await quietly(replay?.stop());
     await quietly(worker?.stop());
-    await quietly(readsWorker?.stop());
+    await quietly(queriesWorker?.stop());
     await quietly(requester?.close());
     await quietly(counter?.stop());
     await quietly(producer?.disconnect());
