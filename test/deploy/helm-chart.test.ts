@@ -54,6 +54,7 @@ const VALID = {
   production: join(CHART, 'ci', 'production-values.yaml'),
   saslPlain: fixture('sasl-plain-values.yaml'),
   monitoring: fixture('monitoring-values.yaml'),
+  queries: fixture('queries-values.yaml'),
 };
 // Each invalid case changes one thing on top of the chart's defaults; the expected words of Helm's refusal.
 const INVALID: Record<string, { file: string; message: RegExp }> = {
@@ -71,12 +72,21 @@ const INVALID: Record<string, { file: string; message: RegExp }> = {
     message: /migration\.existingSecret is required/,
   },
   tlsPair: { file: 'invalid-tls-pair.yaml', message: /certKey and kafka\.tls\.keyKey go together/ },
+  unknownLane: { file: 'invalid-lanes.yaml', message: /at '\/worker\/lanes\/1'/ },
   alertDuration: {
     file: 'invalid-alert-duration.yaml',
     message: /at '\/metrics\/prometheusRule\/notReady\/for'/,
   },
 };
-const SCHEMA_CASES = ['badMechanism', 'unknownKey', 'badBrokers', 'runsAsRoot', 'badMemory', 'alertDuration'];
+const SCHEMA_CASES = [
+  'badMechanism',
+  'unknownKey',
+  'badBrokers',
+  'runsAsRoot',
+  'badMemory',
+  'alertDuration',
+  'unknownLane',
+];
 
 // The variables the worker reads (src/config.ts), the Kafka TLS file settings being added beside them, and
 // the standard OpenTelemetry ones.
@@ -174,7 +184,7 @@ describe('helm lint and rendering', () => {
         validated++;
       }
     }
-    expect(validated).toBe(28);
+    expect(validated).toBe(33);
     expect(k8s.known.has('monitoring.coreos.com/v1/PrometheusRule')).toBe(true);
   });
 
@@ -227,6 +237,15 @@ describe('the worker Deployment', () => {
       expect(podSpec(deployment).terminationGracePeriodSeconds, name).toBeGreaterThan(boundSeconds);
     }
     expect(podSpec(find('production', 'Deployment')).terminationGracePeriodSeconds).toBe(45);
+  });
+
+  it('runs every lane by default, and the lanes worker.lanes names', () => {
+    expect(settings('defaults').data?.WORKER_LANES).toBe('writes,reads,analytics');
+    expect(settings('queries').data?.WORKER_LANES).toBe('reads,analytics');
+    expect(configSchema.shape.WORKER_LANES.parse(settings('queries').data?.WORKER_LANES)).toEqual([
+      'reads',
+      'analytics',
+    ]);
   });
 
   it('settings come from the ConfigMap under the worker variable names; secrets only by reference', () => {
@@ -466,6 +485,12 @@ describe('KEDA autoscaling on consumer lag', () => {
       'ca=pattern-worker-kafka-tls/ca.crt',
       'cert=pattern-worker-kafka-tls/tls.crt',
       'key=pattern-worker-kafka-tls/tls.key',
+    ]);
+    // A release that runs only the reads and analytics lanes scales on the lag of their topics alone.
+    const queries = find('queries', 'ScaledObject').spec as typeof spec;
+    expect(queries.triggers.map((t) => [t.metadata.topic, t.metadata.consumerGroup])).toEqual([
+      ['pattern.search.request', 'pattern-worker.reads'],
+      ['pattern.analytics.compute', 'pattern-worker.analytics'],
     ]);
     const plain = find('saslPlain', 'ScaledObject').spec as typeof spec;
     expect(plain.triggers[0]!.metadata).toMatchObject({

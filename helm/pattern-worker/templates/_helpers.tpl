@@ -102,6 +102,7 @@ DB_ANALYTICS_PARALLEL_WORKERS: {{ .Values.database.analyticsParallelWorkers | in
 ANALYTICS_TOP_PATTERNS_MAX_AGE_MS: {{ .Values.database.topPatternsMaxAgeMs | int64 | quote }}
 ANALYTICS_RESULT_MAX_AGE_MS: {{ .Values.database.analyticsResultMaxAgeMs | int64 | quote }}
 ANALYTICS_REFRESH_AHEAD_MS: {{ .Values.database.analyticsRefreshAheadMs | int64 | quote }}
+WORKER_LANES: {{ join "," .Values.worker.lanes | quote }}
 WORKER_WRITES_CONCURRENCY: {{ .Values.worker.writesConcurrency | int64 | quote }}
 WORKER_READS_CONCURRENCY: {{ .Values.worker.readsConcurrency | int64 | quote }}
 WORKER_ANALYTICS_CONCURRENCY: {{ .Values.worker.analyticsConcurrency | int64 | quote }}
