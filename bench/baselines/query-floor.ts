@@ -1,8 +1,8 @@
-// Baseline "query floor": the search node's own statement (searchStatement) run directly through pg: no
-// validation, no transaction, no Kafka.
+// Baseline "query floor": the search node's own statements (searchPatterns: full text, then typos when
+// full text finds nothing) run directly through pg: no validation, no transaction, no Kafka.
 import type { Filters } from '../../src/contracts/fields.ts';
 import type { Pool } from '../../src/db/pool.ts';
-import { searchStatement } from '../../src/nodes/node-pattern-query-effect.ts';
+import { searchPatterns, searchStatement } from '../../src/nodes/node-pattern-query-effect.ts';
 
 type SearchInput = { search_query: string; filters?: Filters | null; limit?: number };
 
@@ -11,12 +11,11 @@ function searchSql(request: SearchInput): { text: string; values: unknown[] } {
 }
 
 export async function searchDirect(pool: Pool, request: SearchInput): Promise<number> {
-  const { text, values } = searchSql(request);
-  const { rowCount } = await pool.query(text, values);
-  return rowCount ?? 0;
+  return (await searchPatterns(pool, { ...request, limit: request.limit ?? 10, offset: 0 })).length;
 }
 
-/** The plan PostgreSQL picks for a search, one line per plan node (the choice varies with statistics). */
+/** The plan PostgreSQL picks for a search's full-text statement, one line per plan node (the choice varies
+ * with statistics). */
 export async function searchPlan(pool: Pool, request: SearchInput): Promise<string[]> {
   const { text, values } = searchSql(request);
   const { rows } = await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values);

@@ -3,13 +3,14 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { NodePatternQueryEffect, NodePatternStorageEffect } from '../../src/nodes/index.ts';
+import { typoSearchStatement } from '../../src/nodes/node-pattern-query-effect.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
 let query: NodePatternQueryEffect;
 const names = (r: ModelResult) => (r.data as { pattern_name: string }[]).map((p) => p.pattern_name);
-const search = async (search_query: string, limit = 10) =>
-  names(await query.executeEffect({ operation: 'search', search_query, limit } as never));
+const search = async (search_query: string, limit = 10, offset = 0) =>
+  names(await query.executeEffect({ operation: 'search', search_query, limit, offset } as never));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -43,4 +44,19 @@ it('takes name and tag matches first and reaches description and template matche
 it('finds names despite a typo, and only when full text finds nothing', async () => {
   expect(await search('zebar stripe renderer')).toContain('ZebraStripeRenderer');
   expect(await search('renderer')).toEqual(expect.arrayContaining(['ZebraStripeRenderer', 'PlainRenderer']));
+});
+
+it('answers a page past the full-text matches with nothing, not with typo matches', async () => {
+  expect(await search('zebra', 10, 10)).toEqual([]);
+  expect((await search('renderer -crossing')).sort()).toEqual(['PlainRenderer', 'ZebraStripeRenderer']);
+  // The typo statement, run after a full-text page came back empty, answers only when nothing matches in
+  // full text: not for a word that does, nor for a name match whose description holds an excluded word.
+  const typos = async (search_query: string) => {
+    const { text, values } = typoSearchStatement({ search_query, filters: null, limit: 10, offset: 0 });
+    return (await db.pool.query<{ pattern_name: string }>(text, values)).rows.map((r) => r.pattern_name);
+  };
+  expect(await typos('zebar stripe renderer')).toContain('ZebraStripeRenderer');
+  expect(await typos('zebra stripe renderer')).toEqual([]);
+  expect(await typos('plian renderer')).toContain('PlainRenderer');
+  expect(await typos('plain renderer -crossing')).toEqual([]);
 });
