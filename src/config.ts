@@ -22,25 +22,22 @@ const boolean = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** "a, b,,c" as ["a", "b", "c"]: the items of a comma-separated variable, trimmed, empty ones dropped. */
+const commaSeparated = (s: string) =>
+  s
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
 const brokers = z
   .string()
   .min(1)
-  .transform((s) =>
-    s
-      .split(',')
-      .map((b) => b.trim())
-      .filter(Boolean),
-  )
+  .transform(commaSeparated)
   .pipe(z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected host:port')).min(1));
 
 const replyTopics = z
   .string()
-  .transform((s) =>
-    s
-      .split(',')
-      .map((t) => t.trim())
-      .filter(Boolean),
-  )
+  .transform(commaSeparated)
   .pipe(
     z
       .array(
@@ -57,12 +54,7 @@ const replyTopics = z
 /** "writes,reads": some of the lanes, each once, in any order. */
 const laneList = z
   .string()
-  .transform((s) =>
-    s
-      .split(',')
-      .map((l) => l.trim())
-      .filter(Boolean),
-  )
+  .transform(commaSeparated)
   .pipe(
     z
       .array(
