@@ -94,6 +94,7 @@ function commonSettings(config: Config, options: WorkerAppOptions) {
     maxPendingPublishBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_RESULT_BYTES * 4),
     // One record batch over this is still fetched whole (KIP-74), so a large request never wedges.
     maxBytesPerPartition: 1024 * 1024,
+    maxDecompressedBatchBytes: config.WORKER_MAX_DECOMPRESSED_BATCH_BYTES,
     fromBeginning: true,
     endOffset: options.endOffset,
   };

@@ -125,6 +125,9 @@ export const configSchema = z
      * whatever this says. */
     WORKER_REPLY_TOPICS: replyTopics.optional(),
     WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),
+    /** The most bytes one fetched record batch may decompress to; a larger one is refused unread, by its
+     * offsets (a few KB of zstd can decompress to gigabytes). At least WORKER_MAX_MESSAGE_BYTES. */
+    WORKER_MAX_DECOMPRESSED_BATCH_BYTES: intFrom(1024 * 1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
     // Below Kafka's default message.max.bytes (1 MiB) with room for headers; raise both together.
     WORKER_MAX_RESULT_BYTES: intFrom(1024, 100 * 1024 * 1024).default(900_000),
     WORKER_RETRY_INITIAL_MS: intFrom(1, 60_000).default(200),
@@ -163,6 +166,13 @@ export const configSchema = z
         code: 'custom',
         path: [c.KAFKA_SSL_CERT_FILE === undefined ? 'KAFKA_SSL_CERT_FILE' : 'KAFKA_SSL_KEY_FILE'],
         message: 'KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (a client certificate and its key)',
+      });
+    }
+    if (c.WORKER_MAX_DECOMPRESSED_BATCH_BYTES < c.WORKER_MAX_MESSAGE_BYTES) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['WORKER_MAX_DECOMPRESSED_BATCH_BYTES'],
+        message: `must be at least WORKER_MAX_MESSAGE_BYTES (${c.WORKER_MAX_MESSAGE_BYTES}): a batch holds whole messages`,
       });
     }
     if (c.DB_POOL_MIN > c.DB_POOL_MAX) {

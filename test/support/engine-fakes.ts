@@ -161,6 +161,7 @@ export function testSettings(overrides: Partial<LaneSettings> = {}): LaneSetting
     maxBufferedBytes: 64 * 1024 * 1024,
     maxPendingPublishBytes: 16 * 1024 * 1024,
     maxBytesPerPartition: 1024 * 1024,
+    maxDecompressedBatchBytes: 16 * 1024 * 1024,
     fromBeginning: true,
     startOffsets: [],
     ...overrides,

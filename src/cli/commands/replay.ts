@@ -215,6 +215,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
       topicOrder: plans.map((p) => p.topic),
       tieRank: writeTieRank,
       logger,
+      maxDecompressedBatchBytes: config.WORKER_MAX_DECOMPRESSED_BATCH_BYTES,
     });
     await reader.start(ranges);
 

@@ -10,6 +10,9 @@ export interface InboundMessage {
   value: Buffer | null;
   headers: MessageHeaders;
   timestamp: string;
+  /** The record batch this stands for could not be read (too large decompressed, or malformed): the
+   * message is its last offset, without key, value or headers, and is refused with this. */
+  unreadable?: { tooLarge: boolean; message: string; details: Record<string, unknown> } | undefined;
 }
 
 export type OutboundHeaders = Record<string, Buffer | string | (Buffer | string)[]>;

@@ -35,6 +35,8 @@ export interface LaneSettings {
   maxPendingPublishBytes: number;
   /** Kafka consumer settings. */
   maxBytesPerPartition: number;
+  /** The most bytes a fetched record batch may decompress to; a larger one is refused unread. */
+  maxDecompressedBatchBytes: number;
   fromBeginning: boolean;
   /** Replay: where each partition starts (applied on the first fetch; the group must be new). */
   startOffsets: PartitionOffset[];

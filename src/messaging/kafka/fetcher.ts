@@ -15,6 +15,7 @@ import {
   type Consumer,
 } from '@platformatic/kafka';
 import { partitionKey as key } from '../engine/records.ts';
+import { boundFetches, DEFAULT_MAX_BATCH_BYTES, type ReadBatch, type Unreadable } from './bounded-fetch.ts';
 
 // The fetch types are not exported from the package root.
 type FetchOptions = Parameters<Consumer['fetch']>[0];
@@ -31,6 +32,9 @@ export interface FetchedRecord {
   key: Buffer | null;
   value: Buffer | null;
   headers: [Buffer | null, Buffer | null][];
+  /** A batch whose records were not read (bounded-fetch.ts) stands as one record at its last offset,
+   * without key, value or headers. */
+  unreadable?: (Unreadable & { firstOffset: bigint }) | undefined;
 }
 
 export interface TopicPartition {
@@ -72,6 +76,9 @@ export interface FetcherOptions {
    * slices: a fetch of megabytes is decoded and validated in slices, so that what other lanes of the
    * process have to do (a search's reply) does not wait behind thousands of records. */
   sliceRecords?: number;
+  /** The most bytes a record batch may decompress to (default DEFAULT_MAX_BATCH_BYTES); a larger one is
+   * handed over unread, as one `unreadable` record. */
+  maxBatchBytes?: number | undefined;
 }
 
 interface PartitionState extends TopicPartition {
@@ -132,6 +139,7 @@ export class PartitionFetcher {
 
   constructor(options: FetcherOptions) {
     this.#o = options;
+    boundFetches(options.consumer, options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
     this.#pool = new ConnectionPool(`${options.connection.clientId}-fetch`, options.connection);
     this.#promptPool = new ConnectionPool(`${options.connection.clientId}-fetch-prompt`, options.connection);
   }
@@ -469,12 +477,25 @@ export class PartitionFetcher {
     if (from === undefined || !r.records || r.records.length === 0) return;
     const out: FetchedRecord[] = [];
     let next = from;
-    for (const batch of r.records) {
+    for (const batch of r.records as ReadBatch[]) {
       const end = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
       if (end <= from) continue;
       if (end > next) next = end;
       // Control batches (transaction markers) are skipped; the position still moves past them.
       if ((batch.attributes & CONTROL_BATCH) !== 0) continue;
+      if (batch.unreadable) {
+        out.push({
+          topic: p.topic,
+          partition: p.partition,
+          offset: end - 1n,
+          timestamp: batch.maxTimestamp,
+          key: null,
+          value: null,
+          headers: [],
+          unreadable: { ...batch.unreadable, firstOffset: batch.firstOffset },
+        });
+        continue;
+      }
       for (const rec of batch.records) {
         const offset = batch.firstOffset + BigInt(rec.offsetDelta);
         if (offset < from) continue;

@@ -42,6 +42,7 @@ export interface GroupMemberOptions {
   fallbackStart?: ((topic: string, partition: number) => bigint | undefined) | undefined;
   reset: 'earliest' | 'latest';
   maxBytesPerPartition: number;
+  maxDecompressedBatchBytes?: number | undefined;
   /** How long without an accepted heartbeat before the member is given up on (ms). */
   stallTimeoutMs: number;
   hooks: GroupMemberHooks;
@@ -99,6 +100,7 @@ class Kip848Member implements GroupMember {
       fallback: options.fallbackStart,
       partitionMaxBytes: options.maxBytesPerPartition,
       maxBytes: options.maxBytesPerPartition * 4,
+      maxBatchBytes: options.maxDecompressedBatchBytes,
       maxWaitMs: 100,
       onRecords: (topic, partition, records, next, highWatermark) =>
         hooks.onRecords(topic, partition, records, next, highWatermark),

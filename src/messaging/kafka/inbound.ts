@@ -23,7 +23,7 @@ export function headerMap(wire: readonly (readonly [Buffer | null, Buffer | null
 }
 
 export function toInbound(record: FetchedRecord): InboundMessage {
-  return {
+  const message: InboundMessage = {
     topic: record.topic,
     partition: record.partition,
     offset: record.offset.toString(),
@@ -32,4 +32,22 @@ export function toInbound(record: FetchedRecord): InboundMessage {
     headers: headerMap(record.headers),
     timestamp: record.timestamp.toString(),
   };
+  const batch = record.unreadable;
+  if (batch) {
+    const where = `${record.topic}/${record.partition}`;
+    const offsets = `${batch.firstOffset}-${record.offset}`;
+    message.unreadable = {
+      tooLarge: batch.tooLarge,
+      message:
+        `the record batch at offsets ${offsets} of ${where} (${batch.records} records) ${batch.message}` +
+        (batch.tooLarge ? ' (WORKER_MAX_DECOMPRESSED_BATCH_BYTES)' : '') +
+        '; none of its records was read, and they stay in the topic at those offsets',
+      details: {
+        first_offset: batch.firstOffset.toString(),
+        last_offset: record.offset.toString(),
+        records: batch.records,
+      },
+    };
+  }
+  return message;
 }

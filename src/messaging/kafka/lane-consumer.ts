@@ -123,6 +123,7 @@ export class LaneConsumer<P extends Schedulable> {
         starts.size > 0 ? (topic, partition) => starts.get(partitionKey(topic, partition)) : undefined,
       reset: settings.fromBeginning ? 'earliest' : 'latest',
       maxBytesPerPartition: settings.maxBytesPerPartition,
+      maxDecompressedBatchBytes: settings.maxDecompressedBatchBytes,
       stallTimeoutMs: STALL_TIMEOUT_MS,
       hooks: {
         onRecords: (topic, partition, records, next, highWatermark) => {

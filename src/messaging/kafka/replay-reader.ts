@@ -28,6 +28,8 @@ export interface MergedReadOptions {
    * held at an open transaction); when fetches failed meanwhile, the read fails with the last error. */
   idleMs?: number;
   maxBytesPerPartition?: number;
+  /** The most bytes a fetched record batch may decompress to (the fetcher's default when absent). */
+  maxDecompressedBatchBytes?: number;
 }
 
 export class MergedRead {
@@ -69,6 +71,7 @@ export class MergedRead {
       maxWaitMs: 100,
       partitionMaxBytes: maxBytes,
       maxBytes: maxBytes * 4,
+      maxBatchBytes: options.maxDecompressedBatchBytes,
       onRecords: (topic, partition, records, next) => this.#accept(topic, partition, records, next),
       onError: (_what, err) => {
         this.#lastError = { at: Date.now(), err };

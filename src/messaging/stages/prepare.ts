@@ -91,7 +91,13 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
   const maxKeyBytes = options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
   const headers = message.headers;
   // Refused before anything else: its records are published without it (outcomes.publishedKey).
-  let error = keyError(message.key, maxKeyBytes);
+  let error: ModelError | undefined = message.unreadable
+    ? {
+        code: message.unreadable.tooLarge ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_ERROR',
+        message: message.unreadable.message,
+        details: message.unreadable.details,
+      }
+    : keyError(message.key, maxKeyBytes);
   const replyTopic = readReplyTopic(headers[HEADERS.replyTopic]);
   const replyPartition = readReplyPartition(headers[HEADERS.replyPartition]);
   const correlation = readCorrelationHeader(headers[HEADERS.correlationId]);

@@ -1,0 +1,316 @@
+// Fetch responses read with bounded decompression, one batch at a time. A compressed record batch is
+// bytes anyone who can write to a topic chooses: 9.6 KB of zstd on the wire decompress to 300 MiB, which
+// the client library inflates whole (no output limit), so one such batch takes a 512 MiB pod down, and
+// it again after every restart. Here a batch that would decompress to more than the limit, or whose
+// records cannot be read, is not decompressed: it comes back as an *unreadable* batch (its offsets, no
+// records) that the worker answers and dead-letters like any refused message, and the rest of the
+// response (other batches, other partitions) is read as usual. A response decompresses at most about
+// twice the limit in all: past the limit, its remaining compressed batches are left for the next fetch.
+//
+// The library negotiates the Fetch version per broker; versions 13-17 (Kafka 3.1 and later, every 4.x)
+// share one response layout, parsed here; an older broker keeps the library's own reader.
+import zlib from 'node:zlib';
+import {
+  compressionsAlgorithms,
+  fetchV13,
+  fetchV14,
+  fetchV15,
+  fetchV16,
+  fetchV17,
+  createAPI,
+  kGetApi,
+  readRecord,
+  Reader,
+  ResponseError,
+  type Consumer,
+  type KafkaRecord,
+  type RecordsBatch,
+} from '@platformatic/kafka';
+
+/** A batch whose records were not read: why, and enough to answer for its offsets. */
+export interface Unreadable {
+  tooLarge: boolean;
+  message: string;
+  /** The records the batch says it holds. */
+  records: number;
+}
+
+export type ReadBatch = RecordsBatch & { unreadable?: Unreadable };
+
+export const DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024;
+
+const IS_COMPRESSED = 0x07;
+const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+// firstOffset, length: what precedes the part of the header `length` counts.
+const LENGTH_PREFIX = 12;
+// From partitionLeaderEpoch to the records count, inclusive: 4+1+4+2+4+8+8+8+2+4+4.
+const HEADER_AFTER_LENGTH = 49;
+
+export class BatchTooLargeError extends Error {
+  override name = 'BatchTooLargeError';
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`it decompresses to more than ${limit} bytes`);
+    this.limit = limit;
+  }
+}
+
+/** The most bytes an LZ4 frame (Kafka's lz4) can decompress to, from its block sizes alone. */
+export function lz4Bound(data: Buffer): number {
+  let at = 0;
+  let bound = 0;
+  const need = (n: number) => {
+    if (at + n > data.length) throw new Error('its lz4 frame is truncated');
+  };
+  while (at < data.length) {
+    need(7);
+    if (data.readUInt32LE(at) !== 0x184d2204) throw new Error('its lz4 frame has no LZ4 magic number');
+    const flags = data[at + 4] as number;
+    const blockMax = [0, 0, 0, 0, 64, 256, 1024, 4096][((data[at + 5] as number) >> 4) & 7]! * 1024;
+    if (blockMax === 0) throw new Error('its lz4 frame names no block size');
+    const blockChecksum = (flags & 0x10) !== 0;
+    at += 6 + ((flags & 0x08) !== 0 ? 8 : 0) + ((flags & 0x01) !== 0 ? 4 : 0) + 1;
+    for (;;) {
+      need(4);
+      const word = data.readUInt32LE(at);
+      at += 4;
+      if (word === 0) break;
+      const stored = (word & 0x80000000) !== 0;
+      const size = word & 0x7fffffff;
+      need(size);
+      bound += stored ? size : blockMax;
+      at += size + (blockChecksum ? 4 : 0);
+    }
+    if ((flags & 0x04) !== 0) at += 4;
+  }
+  return bound;
+}
+
+function varintAt(data: Buffer, at: number): number {
+  let value = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
+    const byte = data[at++];
+    if (byte === undefined) throw new Error('its snappy length is truncated');
+    value += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return value;
+  }
+  throw new Error('its snappy length is not a varint');
+}
+
+const XERIAL = Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00]);
+
+/** What snappy data decompresses to, from its length preambles (raw, or Xerial's chunks). */
+export function snappyBound(data: Buffer): number {
+  if (!data.subarray(0, XERIAL.length).equals(XERIAL)) return varintAt(data, 0);
+  let bound = 0;
+  for (let at = 16; at < data.length; ) {
+    if (at + 4 > data.length) throw new Error('its snappy chunk is truncated');
+    const size = data.readUInt32BE(at);
+    bound += varintAt(data, at + 4);
+    at += 4 + size;
+  }
+  return bound;
+}
+
+/** `data` decompressed, or BatchTooLargeError before more than `limit` bytes are made. */
+export function decompressBounded(codec: number, data: Buffer, limit: number): Buffer {
+  const checked = (bound: number) => {
+    if (bound > limit) throw new BatchTooLargeError(limit);
+  };
+  try {
+    switch (CODECS[codec]) {
+      case 'gzip':
+        return zlib.gunzipSync(data, { maxOutputLength: limit });
+      case 'zstd':
+        return zlib.zstdDecompressSync(data, { maxOutputLength: limit });
+      case 'snappy':
+        checked(snappyBound(data));
+        return compressionsAlgorithms.snappy.decompressSync(data);
+      case 'lz4':
+        checked(lz4Bound(data));
+        return compressionsAlgorithms.lz4.decompressSync(data);
+      default:
+        throw new Error(`its compression (attribute bits ${codec}) is not one Kafka defines`);
+    }
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') throw new BatchTooLargeError(limit);
+    throw err;
+  }
+}
+
+/** What a response may still decompress: a batch starts only while less than the limit is used. */
+interface Budget {
+  limit: number;
+  used: number;
+}
+
+/**
+ * The batches of one partition's records. Reading stops before a compressed batch once the response
+ * has decompressed `limit` bytes: the rest is fetched again.
+ */
+export function readBatches(reader: Reader, budget: Budget): ReadBatch[] {
+  const batches: ReadBatch[] = [];
+  while (reader.remaining >= LENGTH_PREFIX + HEADER_AFTER_LENGTH) {
+    const length = reader.peekInt32(reader.position + 8);
+    if (length < HEADER_AFTER_LENGTH || reader.remaining - LENGTH_PREFIX < length) break;
+    const start = reader.position;
+    const batch: ReadBatch = {
+      firstOffset: reader.readInt64(),
+      length: reader.readInt32(),
+      partitionLeaderEpoch: reader.readInt32(),
+      magic: reader.readInt8(),
+      crc: reader.readUnsignedInt32(),
+      attributes: reader.readInt16(),
+      lastOffsetDelta: reader.readInt32(),
+      firstTimestamp: reader.readInt64(),
+      maxTimestamp: reader.readInt64(),
+      producerId: reader.readInt64(),
+      producerEpoch: reader.readInt16(),
+      firstSequence: reader.readInt32(),
+      records: [],
+    };
+    const count = reader.readInt32();
+    const end = start + LENGTH_PREFIX + length;
+    const codec = batch.attributes & IS_COMPRESSED;
+    if (codec !== 0 && budget.used >= budget.limit) {
+      reader.position = start;
+      break;
+    }
+    try {
+      let records = reader;
+      if (codec !== 0) {
+        const out = decompressBounded(codec, reader.buffer.slice(reader.position, end), budget.limit);
+        budget.used += out.length;
+        records = Reader.from(out);
+      }
+      const read: KafkaRecord[] = [];
+      for (let i = 0; i < count; i++) read.push(readRecord(records));
+      batch.records = read;
+    } catch (err) {
+      const tooLarge = err instanceof BatchTooLargeError;
+      const why = err instanceof Error ? err.message : String(err);
+      batch.unreadable = {
+        tooLarge,
+        records: count,
+        message: tooLarge ? why : `its records cannot be read (${why})`,
+      };
+    }
+    reader.position = end;
+    batches.push(batch);
+  }
+  return batches;
+}
+
+function readTagged(reader: Reader, handlers: Record<number, (r: Reader) => void>): void {
+  const count = reader.readUnsignedVarInt();
+  for (let i = 0; i < count; i++) {
+    const tag = reader.readUnsignedVarInt();
+    const size = reader.readUnsignedVarInt();
+    const at = reader.position;
+    handlers[tag]?.(Reader.from(reader.buffer.slice(at, at + size)));
+    reader.position = at + size;
+  }
+}
+
+type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+
+/** Fetch v13-v17's response (the library's layout and shape), records read by readBatches. */
+function parseFetchResponse(limit: number) {
+  return (_correlationId: number, apiKey: number, apiVersion: number, reader: Reader): FetchResponse => {
+    const budget: Budget = { limit, used: 0 };
+    const errors: [string, [number, null]][] = [];
+    const throttleTimeMs = reader.readInt32();
+    const errorCode = reader.readInt16();
+    if (errorCode !== 0) errors.push(['', [errorCode, null]]);
+    const response = {
+      throttleTimeMs,
+      errorCode,
+      sessionId: reader.readInt32(),
+      nodeEndpoints: [] as FetchResponse['nodeEndpoints'],
+      responses: reader.readArray((r, i) => ({
+        topicId: r.readUUID(),
+        partitions: r.readArray((r, j) => {
+          const partition = {
+            partitionIndex: r.readInt32(),
+            errorCode: r.readInt16(),
+            highWatermark: r.readInt64(),
+            lastStableOffset: r.readInt64(),
+            logStartOffset: r.readInt64(),
+            divergingEpoch: { epoch: -1, endOffset: -1n },
+            currentLeader: { leaderId: -1, leaderEpoch: -1 },
+            snapshotId: { endOffset: -1n, epoch: -1 },
+            abortedTransactions: r.readNullableArray((r) => ({
+              producerId: r.readInt64(),
+              firstOffset: r.readInt64(),
+            })),
+            preferredReadReplica: r.readInt32(),
+            records: [] as ReadBatch[] | null,
+          };
+          if (partition.errorCode !== 0)
+            errors.push([`/responses/${i}/partitions/${j}`, [partition.errorCode, null]]);
+          // COMPACT_RECORDS: the length plus one, 0 for null.
+          let size = r.readUnsignedVarInt();
+          if (size === 0) partition.records = null;
+          if (size > 1) {
+            size--;
+            partition.records = readBatches(
+              Reader.from(r.buffer.subarray(r.position, r.position + size)),
+              budget,
+            );
+            r.skip(size);
+          }
+          readTagged(r, {
+            0: (t) => (partition.divergingEpoch = { epoch: t.readInt32(), endOffset: t.readInt64() }),
+            1: (t) => (partition.currentLeader = { leaderId: t.readInt32(), leaderEpoch: t.readInt32() }),
+            2: (t) => (partition.snapshotId = { endOffset: t.readInt64(), epoch: t.readInt32() }),
+          });
+          return partition;
+        }, true, false),
+      })),
+    };
+    readTagged(reader, {
+      0: (t) =>
+        (response.nodeEndpoints = t.readArray((e) => ({
+          nodeId: e.readInt32(),
+          host: e.readString(),
+          port: e.readInt32(),
+          rack: e.readNullableString(),
+        }))),
+    });
+    const typed = response as unknown as FetchResponse;
+    if (errors.length > 0) throw new ResponseError(apiKey, apiVersion, Object.fromEntries(errors), typed);
+    return typed;
+  };
+}
+
+const REQUESTS: Record<number, { createRequest: unknown }> = {
+  13: fetchV13,
+  14: fetchV14,
+  15: fetchV15,
+  16: fetchV16,
+  17: fetchV17,
+};
+
+type GetApi = (name: string, callback: (error: Error | null, api?: { version: number }) => void) => void;
+const guarded = new WeakSet<object>();
+
+/** Makes `consumer`'s fetches read records through readBatches (once per consumer). */
+export function boundFetches(consumer: Consumer, limit: number): void {
+  if (guarded.has(consumer)) return;
+  guarded.add(consumer);
+  const target = consumer as unknown as Record<typeof kGetApi, GetApi>;
+  const original = target[kGetApi].bind(consumer);
+  const apis = new Map<number, unknown>();
+  target[kGetApi] = (name, callback) =>
+    original(name, (error, api) => {
+      const request = api && name === 'Fetch' ? REQUESTS[api.version] : undefined;
+      if (error || !api || !request) return callback(error, api);
+      let bounded = apis.get(api.version);
+      if (!bounded) {
+        const create = request.createRequest as (...args: unknown[]) => never;
+        bounded = createAPI(1, api.version, create, parseFetchResponse(limit));
+        apis.set(api.version, bounded);
+      }
+      callback(null, bounded as { version: number });
+    });
+}
