@@ -1,5 +1,5 @@
 // Composition root: wires configuration, database, Kafka, effect nodes and the worker together.
-import { configWarnings, type Config } from './config.ts';
+import { configWarnings, decompressedBatchBytes, type Config } from './config.ts';
 import type { PatternRequest } from './contracts/requests.ts';
 import { TopicNames, type RequestTopic } from './contracts/topics.ts';
 import { migrationStatus } from './db/migrate.ts';
@@ -94,7 +94,7 @@ function commonSettings(config: Config, options: WorkerAppOptions) {
     maxPendingPublishBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_RESULT_BYTES * 4),
     // One record batch over this is still fetched whole (KIP-74), so a large request never wedges.
     maxBytesPerPartition: 1024 * 1024,
-    maxDecompressedBatchBytes: config.WORKER_MAX_DECOMPRESSED_BATCH_BYTES,
+    maxDecompressedBatchBytes: decompressedBatchBytes(config),
     fromBeginning: true,
     endOffset: options.endOffset,
   };

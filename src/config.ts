@@ -126,8 +126,9 @@ export const configSchema = z
     WORKER_REPLY_TOPICS: replyTopics.optional(),
     WORKER_MAX_MESSAGE_BYTES: intFrom(1024, 100 * 1024 * 1024).default(1024 * 1024),
     /** The most bytes one fetched record batch may decompress to; a larger one is refused unread, by its
-     * offsets (a few KB of zstd can decompress to gigabytes). At least WORKER_MAX_MESSAGE_BYTES. */
-    WORKER_MAX_DECOMPRESSED_BATCH_BYTES: intFrom(1024 * 1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+     * offsets (a few KB of zstd can decompress to gigabytes). At least WORKER_MAX_MESSAGE_BYTES; unset:
+     * decompressedBatchBytes(). */
+    WORKER_MAX_DECOMPRESSED_BATCH_BYTES: intFrom(1024 * 1024, 1024 * 1024 * 1024).optional(),
     // Below Kafka's default message.max.bytes (1 MiB) with room for headers; raise both together.
     WORKER_MAX_RESULT_BYTES: intFrom(1024, 100 * 1024 * 1024).default(900_000),
     WORKER_RETRY_INITIAL_MS: intFrom(1, 60_000).default(200),
@@ -168,7 +169,10 @@ export const configSchema = z
         message: 'KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together (a client certificate and its key)',
       });
     }
-    if (c.WORKER_MAX_DECOMPRESSED_BATCH_BYTES < c.WORKER_MAX_MESSAGE_BYTES) {
+    if (
+      c.WORKER_MAX_DECOMPRESSED_BATCH_BYTES !== undefined &&
+      c.WORKER_MAX_DECOMPRESSED_BATCH_BYTES < c.WORKER_MAX_MESSAGE_BYTES
+    ) {
       ctx.addIssue({
         code: 'custom',
         path: ['WORKER_MAX_DECOMPRESSED_BATCH_BYTES'],
@@ -188,6 +192,11 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** WORKER_MAX_DECOMPRESSED_BATCH_BYTES, else 16 MiB, or WORKER_MAX_MESSAGE_BYTES where that is larger. */
+export function decompressedBatchBytes(c: Config): number {
+  return c.WORKER_MAX_DECOMPRESSED_BATCH_BYTES ?? Math.max(16 * 1024 * 1024, c.WORKER_MAX_MESSAGE_BYTES);
+}
 
 /** Settings that work but defeat a purpose; the worker logs each at start. */
 export function configWarnings(c: Config): string[] {

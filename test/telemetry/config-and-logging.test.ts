@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, configWarnings, loadConfig } from '../../src/config.ts';
+import { ConfigError, configWarnings, decompressedBatchBytes, loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { redactUrl } from '../../src/telemetry/redact.ts';
 
@@ -45,6 +45,21 @@ describe('configuration', () => {
     );
     expect(() => loadConfig({ WORKER_LANES: 'reads,reads' })).toThrow('WORKER_LANES: names a lane twice');
     expect(() => loadConfig({ WORKER_LANES: ',' })).toThrow('WORKER_LANES: expected one or more of');
+  });
+
+  it('bounds a fetched batch decompressed at 16 MiB, or the message bound where that is larger', () => {
+    const MiB = 1024 * 1024;
+    expect(decompressedBatchBytes(loadConfig({}))).toBe(16 * MiB);
+    expect(decompressedBatchBytes(loadConfig({ WORKER_MAX_MESSAGE_BYTES: String(32 * MiB) }))).toBe(32 * MiB);
+    expect(decompressedBatchBytes(loadConfig({ WORKER_MAX_DECOMPRESSED_BATCH_BYTES: String(4 * MiB) }))).toBe(
+      4 * MiB,
+    );
+    expect(() =>
+      loadConfig({
+        WORKER_MAX_DECOMPRESSED_BATCH_BYTES: String(2 * MiB),
+        WORKER_MAX_MESSAGE_BYTES: String(3 * MiB),
+      }),
+    ).toThrow('WORKER_MAX_DECOMPRESSED_BATCH_BYTES: must be at least WORKER_MAX_MESSAGE_BYTES (3145728)');
   });
 
   it('counts only the lanes this process runs against the pools', () => {

@@ -112,6 +112,9 @@ NODE_OPTIONS: {{ . | quote }}
 {{- end }}
 WORKER_BATCH_SIZE: {{ .Values.worker.batchSize | int64 | quote }}
 WORKER_MAX_MESSAGE_BYTES: {{ .Values.worker.maxMessageBytes | int64 | quote }}
+{{- with .Values.worker.maxDecompressedBatchBytes }}
+WORKER_MAX_DECOMPRESSED_BATCH_BYTES: {{ . | int64 | quote }}
+{{- end }}
 WORKER_RETRY_INITIAL_MS: {{ .Values.worker.retryInitialMs | int64 | quote }}
 WORKER_RETRY_MAX_MS: {{ .Values.worker.retryMaxMs | int64 | quote }}
 WORKER_SHUTDOWN_TIMEOUT_MS: {{ .Values.worker.shutdownTimeoutMs | int64 | quote }}

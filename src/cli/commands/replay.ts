@@ -3,7 +3,7 @@
 // populated database changes nothing and replaying into an empty one rebuilds it.
 import { Command, Option } from 'commander';
 import { startWorkerApp } from '../../app.ts';
-import { loadConfig } from '../../config.ts';
+import { decompressedBatchBytes, loadConfig } from '../../config.ts';
 import { TopicNames, type RequestTopic } from '../../contracts/topics.ts';
 import { createDatabasePool } from '../../app.ts';
 import { migrationStatus } from '../../db/migrate.ts';
@@ -215,7 +215,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
       topicOrder: plans.map((p) => p.topic),
       tieRank: writeTieRank,
       logger,
-      maxDecompressedBatchBytes: config.WORKER_MAX_DECOMPRESSED_BATCH_BYTES,
+      maxDecompressedBatchBytes: decompressedBatchBytes(config),
     });
     await reader.start(ranges);
 

@@ -103,7 +103,7 @@ const XERIAL = Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00]);
 export function snappyBound(data: Buffer): number {
   if (!data.subarray(0, XERIAL.length).equals(XERIAL)) return varintAt(data, 0);
   let bound = 0;
-  for (let at = 16; at < data.length; ) {
+  for (let at = 16; at < data.length;) {
     if (at + 4 > data.length) throw new Error('its snappy chunk is truncated');
     const size = data.readUInt32BE(at);
     bound += varintAt(data, at + 4);
@@ -229,43 +229,47 @@ function parseFetchResponse(limit: number) {
       nodeEndpoints: [] as FetchResponse['nodeEndpoints'],
       responses: reader.readArray((r, i) => ({
         topicId: r.readUUID(),
-        partitions: r.readArray((r, j) => {
-          const partition = {
-            partitionIndex: r.readInt32(),
-            errorCode: r.readInt16(),
-            highWatermark: r.readInt64(),
-            lastStableOffset: r.readInt64(),
-            logStartOffset: r.readInt64(),
-            divergingEpoch: { epoch: -1, endOffset: -1n },
-            currentLeader: { leaderId: -1, leaderEpoch: -1 },
-            snapshotId: { endOffset: -1n, epoch: -1 },
-            abortedTransactions: r.readNullableArray((r) => ({
-              producerId: r.readInt64(),
-              firstOffset: r.readInt64(),
-            })),
-            preferredReadReplica: r.readInt32(),
-            records: [] as ReadBatch[] | null,
-          };
-          if (partition.errorCode !== 0)
-            errors.push([`/responses/${i}/partitions/${j}`, [partition.errorCode, null]]);
-          // COMPACT_RECORDS: the length plus one, 0 for null.
-          let size = r.readUnsignedVarInt();
-          if (size === 0) partition.records = null;
-          if (size > 1) {
-            size--;
-            partition.records = readBatches(
-              Reader.from(r.buffer.subarray(r.position, r.position + size)),
-              budget,
-            );
-            r.skip(size);
-          }
-          readTagged(r, {
-            0: (t) => (partition.divergingEpoch = { epoch: t.readInt32(), endOffset: t.readInt64() }),
-            1: (t) => (partition.currentLeader = { leaderId: t.readInt32(), leaderEpoch: t.readInt32() }),
-            2: (t) => (partition.snapshotId = { endOffset: t.readInt64(), epoch: t.readInt32() }),
-          });
-          return partition;
-        }, true, false),
+        partitions: r.readArray(
+          (r, j) => {
+            const partition = {
+              partitionIndex: r.readInt32(),
+              errorCode: r.readInt16(),
+              highWatermark: r.readInt64(),
+              lastStableOffset: r.readInt64(),
+              logStartOffset: r.readInt64(),
+              divergingEpoch: { epoch: -1, endOffset: -1n },
+              currentLeader: { leaderId: -1, leaderEpoch: -1 },
+              snapshotId: { endOffset: -1n, epoch: -1 },
+              abortedTransactions: r.readNullableArray((r) => ({
+                producerId: r.readInt64(),
+                firstOffset: r.readInt64(),
+              })),
+              preferredReadReplica: r.readInt32(),
+              records: [] as ReadBatch[] | null,
+            };
+            if (partition.errorCode !== 0)
+              errors.push([`/responses/${i}/partitions/${j}`, [partition.errorCode, null]]);
+            // COMPACT_RECORDS: the length plus one, 0 for null.
+            let size = r.readUnsignedVarInt();
+            if (size === 0) partition.records = null;
+            if (size > 1) {
+              size--;
+              partition.records = readBatches(
+                Reader.from(r.buffer.subarray(r.position, r.position + size)),
+                budget,
+              );
+              r.skip(size);
+            }
+            readTagged(r, {
+              0: (t) => (partition.divergingEpoch = { epoch: t.readInt32(), endOffset: t.readInt64() }),
+              1: (t) => (partition.currentLeader = { leaderId: t.readInt32(), leaderEpoch: t.readInt32() }),
+              2: (t) => (partition.snapshotId = { endOffset: t.readInt64(), epoch: t.readInt32() }),
+            });
+            return partition;
+          },
+          true,
+          false,
+        ),
       })),
     };
     readTagged(reader, {
