@@ -1,0 +1,175 @@
+// Bounded decompression of fetched record batches (src/messaging/kafka/bounded-fetch.ts), in-process on
+// batches built by the client library's own encoder: what is read equals what the library reads, a batch
+// over the bound or unreadable is handed back unread with its record count instead of failing the
+// response, and a response never decompresses more than about twice the bound.
+import fc from 'fast-check';
+import {
+  createRecordsBatch,
+  readRecordsBatches,
+  Reader,
+  type CompressionAlgorithmValue,
+} from '@platformatic/kafka';
+import { describe, expect, it } from 'vitest';
+import {
+  BatchTooLargeError,
+  decompressBounded,
+  lz4Bound,
+  readBatches,
+  snappyBound,
+} from '../../src/messaging/kafka/bounded-fetch.ts';
+
+const CODECS = [
+  'none',
+  'gzip',
+  'snappy',
+  'lz4',
+  'zstd',
+] as const satisfies readonly CompressionAlgorithmValue[];
+const BITS = { none: 0, gzip: 1, snappy: 2, lz4: 3, zstd: 4 } as const;
+const KiB = 1024;
+
+/** One record batch as the wire has it, at `firstOffset`, of values made of `fill` (zeros compress best). */
+function batch(codec: (typeof CODECS)[number], values: Buffer[], firstOffset = 0n): Buffer {
+  const bytes = Buffer.from(
+    createRecordsBatch(
+      values.map((value, i) => ({ topic: 't', key: Buffer.from(`k${i}`), value })),
+      { compression: codec },
+    ).buffer,
+  );
+  bytes.writeBigInt64BE(firstOffset, 0);
+  return bytes;
+}
+
+const zeros = (n: number) => Buffer.alloc(n);
+const budget = (limit: number) => ({ limit, used: 0 });
+
+describe('bounded decompression', () => {
+  it('reads batches of every codec exactly as the library does', () => {
+    for (const codec of CODECS) {
+      const values = [Buffer.from('{"operation":"search"}'), zeros(5000), Buffer.from('x'.repeat(300))];
+      const wire = Buffer.concat([batch(codec, values, 7n), batch(codec, values.slice(1), 10n)]);
+      const ours = readBatches(Reader.from(wire), budget(1024 * KiB));
+      const theirs = readRecordsBatches(Reader.from(wire));
+      expect(ours, codec).toEqual(theirs);
+    }
+  });
+
+  it('hands a batch over the bound back unread, with its offsets and record count, and reads the next', () => {
+    for (const codec of CODECS.filter((c) => c !== 'none')) {
+      const bomb = batch(codec, [zeros(600 * KiB), zeros(600 * KiB)], 0n);
+      const next = batch(codec, [Buffer.from('after')], 2n);
+      const [refused, after, ...rest] = readBatches(
+        Reader.from(Buffer.concat([bomb, next])),
+        budget(512 * KiB),
+      );
+      expect(rest).toEqual([]);
+      expect(refused?.firstOffset).toBe(0n);
+      expect(refused?.lastOffsetDelta).toBe(1);
+      expect(refused?.records).toEqual([]);
+      expect(refused?.unreadable, codec).toEqual({
+        tooLarge: true,
+        records: 2,
+        message: `it decompresses to more than ${512 * KiB} bytes`,
+      });
+      expect(
+        after?.records.map((r) => r.value?.toString()),
+        codec,
+      ).toEqual(['after']);
+    }
+  });
+
+  it('hands a batch whose records cannot be read back unread instead of failing the response', () => {
+    const corrupt = batch('gzip', [Buffer.from('x'.repeat(2000))], 0n);
+    corrupt.fill(0xff, 75, 100); // inside the gzip stream (its header ends at 71)
+    const short = batch('none', [Buffer.from('one')], 1n);
+    short.writeInt32BE(5, 57); // says five records, holds one
+    const fine = batch('zstd', [Buffer.from('fine')], 2n);
+    const read = readBatches(Reader.from(Buffer.concat([corrupt, short, fine])), budget(1024 * KiB));
+    expect(read.map((b) => b.unreadable?.tooLarge)).toEqual([false, false, undefined]);
+    expect(read[0]?.unreadable?.message).toMatch(/^its records cannot be read \(/);
+    expect(read[1]?.unreadable?.records).toBe(5);
+    expect(read[2]?.records.map((r) => r.value?.toString())).toEqual(['fine']);
+  });
+
+  it('stops decompressing once a response has used its bound, leaving the rest for the next fetch', () => {
+    const batches = [0, 1, 2, 3, 4].map((i) => batch('zstd', [zeros(400 * KiB)], BigInt(i)));
+    const plain = batch('none', [Buffer.from('plain')], 5n);
+    const wire = Buffer.concat([...batches, plain]);
+    const reader = Reader.from(wire);
+    const spent = budget(1024 * KiB);
+    const read = readBatches(reader, spent);
+    // 400 + 400 + 400 KiB: the third starts below the bound; the fourth would start above it.
+    expect(read.map((b) => b.firstOffset)).toEqual([0n, 1n, 2n]);
+    expect(spent.used - 3 * 400 * KiB).toBeGreaterThanOrEqual(0); // the values, and their records' framing
+    expect(spent.used - 3 * 400 * KiB).toBeLessThan(100);
+    expect(reader.position).toBe(batches.slice(0, 3).reduce((n, b) => n + b.length, 0));
+  });
+
+  it('sizes lz4 and snappy from their headers, never below what they decompress to', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('lz4', 'snappy'),
+        fc.array(fc.oneof(fc.uint8Array({ maxLength: 3000 }), fc.nat(200_000)), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        (codec, parts) => {
+          const value = Buffer.concat(parts.map((p) => (typeof p === 'number' ? zeros(p) : Buffer.from(p))));
+          const wire = batch(codec, [value]);
+          const data = wire.subarray(61);
+          const bound = codec === 'lz4' ? lz4Bound(data) : snappyBound(data);
+          const out = decompressBounded(BITS[codec], data, 1 << 30);
+          expect(bound).toBeGreaterThanOrEqual(out.length);
+          if (out.length > 0)
+            expect(() => decompressBounded(BITS[codec], data, out.length - 1)).toThrow(BatchTooLargeError);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('never throws, reads a prefix in order, and decompresses less than twice the bound (property)', () => {
+    const limit = 256 * KiB;
+    const spec = fc.record({
+      codec: fc.constantFrom(...CODECS),
+      sizes: fc.array(fc.nat(2 * limit), { minLength: 1, maxLength: 3 }),
+      corrupt: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(spec, { minLength: 1, maxLength: 8 }), (specs) => {
+        const wires = specs.map((s, i) => {
+          const values = s.sizes.map((n, j) => (j === 0 ? zeros(n) : Buffer.from(`v${i}.${j}`)));
+          const wire = batch(s.codec, values, BigInt(i * 10));
+          if (s.corrupt && s.codec !== 'none') wire.fill(0x5a, 61, Math.min(wire.length, 75));
+          return wire;
+        });
+        const spent = budget(limit);
+        const read = readBatches(Reader.from(Buffer.concat(wires)), spent);
+        expect(spent.used).toBeLessThan(2 * limit);
+        expect(read.map((b) => b.firstOffset)).toEqual(
+          specs.slice(0, read.length).map((_, i) => BigInt(i * 10)),
+        );
+        for (const [i, b] of read.entries()) {
+          const s = specs[i]!;
+          const raw = s.sizes.reduce((n, size) => n + size, 0);
+          if (b.unreadable) {
+            expect(b.records).toEqual([]);
+            expect(b.unreadable.records).toBe(s.sizes.length);
+            // Over the bound (decompressed, with framing), or corrupted on purpose.
+            expect(s.corrupt || raw > limit - 200 * s.sizes.length).toBe(true);
+          } else {
+            expect(b.records.map((r) => r.value?.length)).toEqual(
+              s.sizes.map((n, j) => (j === 0 ? n : Buffer.byteLength(`v${i}.${j}`))),
+            );
+          }
+        }
+        // Stopped early only before a compressed batch, once the bound was used.
+        if (read.length < specs.length) {
+          expect(specs[read.length]?.codec).not.toBe('none');
+          expect(spent.used).toBeGreaterThanOrEqual(limit);
+        }
+      }),
+      { numRuns: 80 },
+    );
+  });
+});
