@@ -78,7 +78,12 @@ it('refuses each bomb unread by its offsets, applies what follows it, and stays 
     const body = {
       operation: 'insert',
       correlation_id: insert.cid,
-      data: { pattern_id: insert.id, pattern_name: `AfterThe${bomb.codec}Bomb`, pattern_type: 'code', language: 'go' },
+      data: {
+        pattern_id: insert.id,
+        pattern_name: `AfterThe${bomb.codec}Bomb`,
+        pattern_type: 'code',
+        language: 'go',
+      },
     };
     // The valid insert goes compressed with the same codec, in a batch of its own.
     return [
@@ -112,14 +117,20 @@ it('refuses each bomb unread by its offsets, applies what follows it, and stays 
     const error = refused.find((r) => r.error?.message.includes(at))?.error;
     expect(error?.code, `${BOMBS[i]?.codec}: ${JSON.stringify(refused)}`).toBe('PAYLOAD_TOO_LARGE');
     expect(error?.message).toContain('WORKER_MAX_DECOMPRESSED_BATCH_BYTES');
-    const letter = dead.find((m) => m.headers['kafka_dlt-original-offset']?.toString('hex') === bomb.offset.toString(16).padStart(16, '0'));
-    expect(letter?.headers['kafka_dlt-exception-fqcn']?.toString(), BOMBS[i]?.codec).toBe('PAYLOAD_TOO_LARGE');
+    const letter = dead.find(
+      (m) =>
+        m.headers['kafka_dlt-original-offset']?.toString('hex') ===
+        bomb.offset.toString(16).padStart(16, '0'),
+    );
+    expect(letter?.headers['kafka_dlt-exception-fqcn']?.toString(), BOMBS[i]?.codec).toBe(
+      'PAYLOAD_TOO_LARGE',
+    );
     expect(letter?.value).toBeNull();
   }
 
   // Committed past everything.
   let lag: number | string = 'unknown';
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
     const status = await gatherStatus({
       kafka: new KafkaClient('bomb-status', { brokers: stack.env.KAFKA_BROKERS!.split(',') }),
       names: stack.names,
