@@ -172,4 +172,56 @@ describe('bounded decompression', () => {
       { numRuns: 80 },
     );
   });
+
+  it('reads a batch of more records than a fetch holds in parts, each from where the last stopped', () => {
+    const values = Array.from({ length: 120 }, (_, i) => Buffer.from(`r${i}`));
+    const wire = Buffer.concat([batch('zstd', values, 0n), batch('none', [Buffer.from('next')], 120n)]);
+    const parts: string[][] = [];
+    for (let from = 0n; from < 121n;) {
+      const read = readBatches(Reader.from(wire), { limit: 1024 * KiB, used: 0, maxEntries: 50 }, from);
+      const last = read.at(-1)!;
+      const got = read.flatMap((b) => b.records.filter((r) => b.firstOffset + BigInt(r.offsetDelta) >= from));
+      parts.push(got.map((r) => r.value!.toString()));
+      from = last.truncated
+        ? last.firstOffset + BigInt(last.records.at(-1)!.offsetDelta) + 1n
+        : last.firstOffset + BigInt(last.lastOffsetDelta) + 1n;
+    }
+    expect(parts.map((p) => p.length)).toEqual([50, 50, 21]);
+    expect(parts.flat()).toEqual([...values.map(String), 'next']);
+  });
+
+  it('reads nothing of a batch wholly below the position, and not even a bomb there', () => {
+    const bomb = batch('zstd', [zeros(600 * KiB)], 0n);
+    const next = batch('none', [Buffer.from('x'), Buffer.from('y')], 1n);
+    const read = readBatches(Reader.from(Buffer.concat([bomb, next])), budget(512 * KiB), 2n);
+    expect(read[0]?.unreadable).toBeUndefined();
+    expect(read[0]?.records).toEqual([]);
+    expect(read[1]?.records.map((r) => r.value?.toString())).toEqual(['y']);
+  });
+
+  it('refuses a batch with a record of more headers than a fetch reads, before reading them', () => {
+    const next = batch('none', [Buffer.from('v')], 1n);
+    // One record of 11 empty headers.
+    const many = Buffer.from(
+      createRecordsBatch(
+        [
+          {
+            topic: 't',
+            value: Buffer.from('v'),
+            headers: new Map(Array.from({ length: 11 }, (_, i) => [Buffer.from(`h${i}`), Buffer.alloc(0)])),
+          },
+        ],
+        { compression: 'gzip' },
+      ).buffer,
+    );
+    const read = readBatches(Reader.from(Buffer.concat([many, next])), {
+      limit: 1024 * KiB,
+      used: 0,
+      maxEntries: 10,
+    });
+    expect(read[0]?.unreadable?.message).toBe(
+      'its records cannot be read (a record holds 11 headers, more than the 10 a fetch reads)',
+    );
+    expect(read[1]?.records).toHaveLength(1);
+  });
 });

@@ -1,9 +1,10 @@
 // Decompression bombs: record batches of a few KB that decompress to hundreds of MB, produced by an
-// independent client (librdkafka, test/support/poison/bomb.py) with each codec Kafka has. The client
-// library inflates a batch whole, so one of them used to take the worker's memory past its pod's
-// limit (512 MiB in the Helm chart), and again after each restart. The worker must refuse each bomb
-// unread, by its offsets (an error result and a dead letter), apply the valid insert behind it, keep
-// its memory bounded, and commit past everything.
+// independent client (librdkafka, test/support/poison/bomb.py) with each codec Kafka has, and a record
+// of a million empty headers (360 bytes on disk). The client library inflates a batch whole, so one of
+// them used to take the worker's memory past its pod's limit (512 MiB in the Helm chart), and the
+// headers its heap past the shipped 128 MB (a crash), again after each restart. The worker, run with
+// the shipped heap settings, must refuse each bomb unread, by its offsets (an error result and a dead
+// letter), apply the valid insert behind it, keep its memory bounded, and commit past everything.
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -20,11 +21,14 @@ vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
 const MiB = 1024 * 1024;
 /** Each bomb decompresses to more than the default WORKER_MAX_DECOMPRESSED_BATCH_BYTES (16 MiB) and
  * stays under the broker's default max.message.bytes (1 MiB) compressed. */
+/** Empty headers in one record: the library made 208 MB of heap of them. */
+const HEADERS = 1_000_000;
 const BOMBS = [
   { codec: 'zstd', zeros: 600 * MiB },
   { codec: 'gzip', zeros: 300 * MiB },
   { codec: 'lz4', zeros: 200 * MiB },
   { codec: 'snappy', zeros: 20 * MiB },
+  { codec: 'zstd', headers: HEADERS },
 ] as const;
 /** Peak resident memory allowed: the worker with every bomb inflated peaked far above it. */
 const MAX_PEAK_RSS = 400 * MiB;
@@ -62,69 +66,70 @@ let worker: WorkerProcess;
 
 beforeAll(async () => {
   stack = await createStack({ partitions: 1 });
-  worker = await stack.worker();
+  const pkg = JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as {
+    config: { nodeOptions: string };
+  };
+  // The heap settings the image and `npm start` use.
+  worker = await stack.worker({ NODE_OPTIONS: pkg.config.nodeOptions });
 });
 afterAll(async () => stack?.close());
 
 it('refuses each bomb unread by its offsets, applies what follows it, and stays within its memory', async () => {
   const topic = stack.names.request('pattern.insert');
-  const inserts = BOMBS.map(({ codec }) => ({
-    codec,
+  const cases = BOMBS.map((bomb, i) => ({
+    name: 'headers' in bomb ? `${bomb.headers} headers` : bomb.codec,
+    code: 'headers' in bomb ? 'VALIDATION_ERROR' : 'PAYLOAD_TOO_LARGE',
+    says:
+      'headers' in bomb
+        ? `a record holds ${bomb.headers} headers, more than the 50000 a fetch reads`
+        : 'WORKER_MAX_DECOMPRESSED_BATCH_BYTES',
     id: randomUUID(),
     cid: randomUUID(),
+    bomb: 'headers' in bomb ? { value: 'x', headers: bomb.headers } : { zeros: bomb.zeros },
+    codec: bomb.codec,
+    i,
   }));
-  const records = BOMBS.flatMap((bomb, i) => {
-    const insert = inserts[i]!;
+  const records = cases.flatMap((c) => {
     const body = {
       operation: 'insert',
-      correlation_id: insert.cid,
-      data: {
-        pattern_id: insert.id,
-        pattern_name: `AfterThe${bomb.codec}Bomb`,
-        pattern_type: 'code',
-        language: 'go',
-      },
+      correlation_id: c.cid,
+      data: { pattern_id: c.id, pattern_name: `AfterBomb${c.i}`, pattern_type: 'code', language: 'go' },
     };
     // The valid insert goes compressed with the same codec, in a batch of its own.
     return [
-      { topic, codec: bomb.codec, key: 'k', zeros: bomb.zeros },
-      { topic, codec: bomb.codec, key: 'k', value: JSON.stringify(body) },
+      { topic, codec: c.codec, key: 'k', ...c.bomb },
+      { topic, codec: c.codec, key: 'k', value: JSON.stringify(body) },
     ];
   });
   const sent = await produce(records);
-  const bombs = sent.filter((_, i) => i % 2 === 0);
 
   const resultTopic = stack.names.result('pattern.insert');
   const dlqTopic = stack.names.dlq('pattern.insert');
-  const results = await stack.results.waitForCount(resultTopic, 2 * BOMBS.length, 90_000);
-  const dead = await stack.results.waitForCount(dlqTopic, BOMBS.length, 30_000);
+  const results = await stack.results.waitForCount(resultTopic, 2 * cases.length, 90_000);
+  const dead = await stack.results.waitForCount(dlqTopic, cases.length, 30_000);
   expect(worker.child.exitCode).toBeNull();
   // Never inflated: the worker's peak resident memory stayed far below the bombs' size.
   expect(await peakRss(worker.child.pid as number)).toBeLessThan(MAX_PEAK_RSS);
 
-  // Every valid insert behind a bomb was applied and answered.
-  for (const insert of inserts) {
-    const answer = results.find((m) => m.json<ModelResult>().metadata?.correlation_id === insert.cid);
-    expect(answer?.json<ModelResult>().success, insert.codec).toBe(true);
-    const row = await stack.db.pool.query('SELECT 1 FROM pattern_templates WHERE id = $1', [insert.id]);
-    expect(row.rowCount, insert.codec).toBe(1);
-  }
-  // Every bomb: an error result naming its offsets and the setting, and a dead letter at its offset.
   const refused = results.map((m) => m.json<ModelResult>()).filter((r) => !r.success);
-  expect(refused).toHaveLength(BOMBS.length);
-  for (const [i, bomb] of bombs.entries()) {
-    const at = `offsets ${bomb.offset}-${bomb.offset} of ${topic}/0 (1 records)`;
+  expect(refused).toHaveLength(cases.length);
+  for (const c of cases) {
+    // The valid insert behind the bomb was applied and answered.
+    const answer = results.find((m) => m.json<ModelResult>().metadata?.correlation_id === c.cid);
+    expect(answer?.json<ModelResult>().success, c.name).toBe(true);
+    const row = await stack.db.pool.query('SELECT 1 FROM pattern_templates WHERE id = $1', [c.id]);
+    expect(row.rowCount, c.name).toBe(1);
+    // The bomb: an error result naming its offsets and why, and a dead letter at its offset.
+    const offset = sent[2 * c.i]?.offset as number;
+    const at = `offsets ${offset}-${offset} of ${topic}/0 (1 records)`;
     const error = refused.find((r) => r.error?.message.includes(at))?.error;
-    expect(error?.code, `${BOMBS[i]?.codec}: ${JSON.stringify(refused)}`).toBe('PAYLOAD_TOO_LARGE');
-    expect(error?.message).toContain('WORKER_MAX_DECOMPRESSED_BATCH_BYTES');
+    expect(error?.code, `${c.name}: ${JSON.stringify(refused)}`).toBe(c.code);
+    expect(error?.message).toContain(c.says);
     const letter = dead.find(
       (m) =>
-        m.headers['kafka_dlt-original-offset']?.toString('hex') ===
-        bomb.offset.toString(16).padStart(16, '0'),
+        m.headers['kafka_dlt-original-offset']?.toString('hex') === offset.toString(16).padStart(16, '0'),
     );
-    expect(letter?.headers['kafka_dlt-exception-fqcn']?.toString(), BOMBS[i]?.codec).toBe(
-      'PAYLOAD_TOO_LARGE',
-    );
+    expect(letter?.headers['kafka_dlt-exception-fqcn']?.toString(), c.name).toBe(c.code);
     expect(letter?.value).toBeNull();
   }
 

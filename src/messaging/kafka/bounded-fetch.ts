@@ -19,7 +19,6 @@ import {
   fetchV17,
   createAPI,
   kGetApi,
-  readRecord,
   Reader,
   ResponseError,
   type Consumer,
@@ -35,7 +34,8 @@ export interface Unreadable {
   records: number;
 }
 
-export type ReadBatch = RecordsBatch & { unreadable?: Unreadable };
+/** `truncated`: only the records up to the last one given were read; the rest is fetched again. */
+export type ReadBatch = RecordsBatch & { unreadable?: Unreadable; truncated?: boolean };
 
 export const DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
@@ -138,17 +138,73 @@ export function decompressBounded(codec: number, data: Buffer, limit: number): B
   }
 }
 
-/** What a response may still decompress: a batch starts only while less than the limit is used. */
-interface Budget {
+/** The most records and headers a fetch response materialises, about: a batch or record starts only
+ * below it. 1 KB of zstd can hold a record of 4 million headers, or 745 KB a million empty records; read
+ * whole, either exhausts the worker's heap (128 MB as shipped). */
+export const MAX_ENTRIES = 50_000;
+
+/** What a response may still read: a batch starts only while less than `limit` bytes were decompressed
+ * and fewer than `maxEntries` records and headers read; a batch is cut short at `maxEntries`. */
+export interface Budget {
   limit: number;
   used: number;
+  maxEntries?: number;
+  entries?: number;
+}
+
+function bytesOf(reader: Reader, end: number): Buffer | null {
+  const length = reader.readVarInt();
+  if (length === -1) return null;
+  if (length < 0 || reader.position + length > end) throw new Error(`a field says it is ${length} bytes`);
+  const value = reader.buffer.slice(reader.position, reader.position + length);
+  reader.position += length;
+  return value;
+}
+
+/** One record, its fields checked against its own length before anything is allocated. */
+function readRecordChecked(reader: Reader, maxHeaders: number): KafkaRecord {
+  const length = reader.readVarInt();
+  const end = reader.position + length;
+  if (length < 0 || end > reader.length) throw new Error(`a record says it is ${length} bytes`);
+  const record: KafkaRecord = {
+    length,
+    attributes: reader.readInt8(),
+    timestampDelta: reader.readVarInt64(),
+    offsetDelta: reader.readVarInt(),
+    key: bytesOf(reader, end),
+    value: bytesOf(reader, end),
+    headers: [],
+  };
+  const count = reader.readVarInt();
+  // A header takes two bytes at least.
+  if (count < 0 || count * 2 > end - reader.position)
+    throw new Error(`a record says it holds ${count} headers in ${end - reader.position} bytes`);
+  if (count > maxHeaders)
+    throw new Error(`a record holds ${count} headers, more than the ${maxHeaders} a fetch reads`);
+  for (let i = 0; i < count; i++) record.headers.push([bytesOf(reader, end), bytesOf(reader, end)]);
+  reader.position = end;
+  return record;
+}
+
+/** The offset delta of the record at the reader, which is moved past the record. */
+function skipRecord(reader: Reader): number {
+  const length = reader.readVarInt();
+  const end = reader.position + length;
+  if (length < 0 || end > reader.length) throw new Error(`a record says it is ${length} bytes`);
+  reader.readInt8();
+  reader.readVarInt64();
+  const offsetDelta = reader.readVarInt();
+  reader.position = end;
+  return offsetDelta;
 }
 
 /**
- * The batches of one partition's records. Reading stops before a compressed batch once the response
- * has decompressed `limit` bytes: the rest is fetched again.
+ * The batches of one partition's records, from offset `from` (records below it are skipped unread).
+ * Reading stops before a batch once the response has used its budget, and a batch is cut short
+ * (`truncated`) when its records reach the budget's entries: the rest is fetched again.
  */
-export function readBatches(reader: Reader, budget: Budget): ReadBatch[] {
+export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBatch[] {
+  const maxEntries = budget.maxEntries ?? MAX_ENTRIES;
   const batches: ReadBatch[] = [];
   while (reader.remaining >= LENGTH_PREFIX + HEADER_AFTER_LENGTH) {
     const length = reader.peekInt32(reader.position + 8);
@@ -172,10 +228,17 @@ export function readBatches(reader: Reader, budget: Budget): ReadBatch[] {
     const count = reader.readInt32();
     const end = start + LENGTH_PREFIX + length;
     const codec = batch.attributes & IS_COMPRESSED;
-    if (codec !== 0 && budget.used >= budget.limit) {
+    // Wholly below the position (the fetch starts at the batch holding it): its header is enough.
+    if (batch.firstOffset + BigInt(batch.lastOffsetDelta) < from) {
+      reader.position = end;
+      batches.push(batch);
+      continue;
+    }
+    if ((codec !== 0 && budget.used >= budget.limit) || (budget.entries ?? 0) >= maxEntries) {
       reader.position = start;
       break;
     }
+    let cut = false;
     try {
       let records = reader;
       if (codec !== 0) {
@@ -184,8 +247,20 @@ export function readBatches(reader: Reader, budget: Budget): ReadBatch[] {
         records = Reader.from(out);
       }
       const read: KafkaRecord[] = [];
-      for (let i = 0; i < count; i++) read.push(readRecord(records));
+      for (let i = 0; i < count; i++) {
+        const at = records.position;
+        if (batch.firstOffset + BigInt(skipRecord(records)) < from) continue;
+        if (read.length > 0 && (budget.entries ?? 0) >= maxEntries) {
+          cut = true;
+          break;
+        }
+        records.position = at;
+        const record = readRecordChecked(records, maxEntries);
+        budget.entries = (budget.entries ?? 0) + 1 + record.headers.length;
+        read.push(record);
+      }
       batch.records = read;
+      if (cut) batch.truncated = true;
     } catch (err) {
       const tooLarge = err instanceof BatchTooLargeError;
       const why = err instanceof Error ? err.message : String(err);
@@ -197,6 +272,7 @@ export function readBatches(reader: Reader, budget: Budget): ReadBatch[] {
     }
     reader.position = end;
     batches.push(batch);
+    if (cut) break;
   }
   return batches;
 }
@@ -214,8 +290,15 @@ function readTagged(reader: Reader, handlers: Record<number, (r: Reader) => void
 
 type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
 
+export interface FetchBounds {
+  /** The most bytes a batch may decompress to. */
+  limit: number;
+  /** Where the fetch of a partition starts (records below it are not read); undefined: anywhere. */
+  positionOf?: ((topicId: string, partition: number) => bigint | undefined) | undefined;
+}
+
 /** Fetch v13-v17's response (the library's layout and shape), records read by readBatches. */
-function parseFetchResponse(limit: number) {
+function parseFetchResponse({ limit, positionOf }: FetchBounds) {
   return (_correlationId: number, apiKey: number, apiVersion: number, reader: Reader): FetchResponse => {
     const budget: Budget = { limit, used: 0 };
     const errors: [string, [number, null]][] = [];
@@ -227,50 +310,54 @@ function parseFetchResponse(limit: number) {
       errorCode,
       sessionId: reader.readInt32(),
       nodeEndpoints: [] as FetchResponse['nodeEndpoints'],
-      responses: reader.readArray((r, i) => ({
-        topicId: r.readUUID(),
-        partitions: r.readArray(
-          (r, j) => {
-            const partition = {
-              partitionIndex: r.readInt32(),
-              errorCode: r.readInt16(),
-              highWatermark: r.readInt64(),
-              lastStableOffset: r.readInt64(),
-              logStartOffset: r.readInt64(),
-              divergingEpoch: { epoch: -1, endOffset: -1n },
-              currentLeader: { leaderId: -1, leaderEpoch: -1 },
-              snapshotId: { endOffset: -1n, epoch: -1 },
-              abortedTransactions: r.readNullableArray((r) => ({
-                producerId: r.readInt64(),
-                firstOffset: r.readInt64(),
-              })),
-              preferredReadReplica: r.readInt32(),
-              records: [] as ReadBatch[] | null,
-            };
-            if (partition.errorCode !== 0)
-              errors.push([`/responses/${i}/partitions/${j}`, [partition.errorCode, null]]);
-            // COMPACT_RECORDS: the length plus one, 0 for null.
-            let size = r.readUnsignedVarInt();
-            if (size === 0) partition.records = null;
-            if (size > 1) {
-              size--;
-              partition.records = readBatches(
-                Reader.from(r.buffer.subarray(r.position, r.position + size)),
-                budget,
-              );
-              r.skip(size);
-            }
-            readTagged(r, {
-              0: (t) => (partition.divergingEpoch = { epoch: t.readInt32(), endOffset: t.readInt64() }),
-              1: (t) => (partition.currentLeader = { leaderId: t.readInt32(), leaderEpoch: t.readInt32() }),
-              2: (t) => (partition.snapshotId = { endOffset: t.readInt64(), epoch: t.readInt32() }),
-            });
-            return partition;
-          },
-          true,
-          false,
-        ),
-      })),
+      responses: reader.readArray((r, i) => {
+        const topicId = r.readUUID();
+        return {
+          topicId,
+          partitions: r.readArray(
+            (r, j) => {
+              const partition = {
+                partitionIndex: r.readInt32(),
+                errorCode: r.readInt16(),
+                highWatermark: r.readInt64(),
+                lastStableOffset: r.readInt64(),
+                logStartOffset: r.readInt64(),
+                divergingEpoch: { epoch: -1, endOffset: -1n },
+                currentLeader: { leaderId: -1, leaderEpoch: -1 },
+                snapshotId: { endOffset: -1n, epoch: -1 },
+                abortedTransactions: r.readNullableArray((r) => ({
+                  producerId: r.readInt64(),
+                  firstOffset: r.readInt64(),
+                })),
+                preferredReadReplica: r.readInt32(),
+                records: [] as ReadBatch[] | null,
+              };
+              if (partition.errorCode !== 0)
+                errors.push([`/responses/${i}/partitions/${j}`, [partition.errorCode, null]]);
+              // COMPACT_RECORDS: the length plus one, 0 for null.
+              let size = r.readUnsignedVarInt();
+              if (size === 0) partition.records = null;
+              if (size > 1) {
+                size--;
+                partition.records = readBatches(
+                  Reader.from(r.buffer.subarray(r.position, r.position + size)),
+                  budget,
+                  positionOf?.(topicId, partition.partitionIndex),
+                );
+                r.skip(size);
+              }
+              readTagged(r, {
+                0: (t) => (partition.divergingEpoch = { epoch: t.readInt32(), endOffset: t.readInt64() }),
+                1: (t) => (partition.currentLeader = { leaderId: t.readInt32(), leaderEpoch: t.readInt32() }),
+                2: (t) => (partition.snapshotId = { endOffset: t.readInt64(), epoch: t.readInt32() }),
+              });
+              return partition;
+            },
+            true,
+            false,
+          ),
+        };
+      }),
     };
     readTagged(reader, {
       0: (t) =>
@@ -299,7 +386,7 @@ type GetApi = (name: string, callback: (error: Error | null, api?: { version: nu
 const guarded = new WeakSet<object>();
 
 /** Makes `consumer`'s fetches read records through readBatches (once per consumer). */
-export function boundFetches(consumer: Consumer, limit: number): void {
+export function boundFetches(consumer: Consumer, bounds: FetchBounds): void {
   if (guarded.has(consumer)) return;
   guarded.add(consumer);
   const target = consumer as unknown as Record<typeof kGetApi, GetApi>;
@@ -312,7 +399,7 @@ export function boundFetches(consumer: Consumer, limit: number): void {
       let bounded = apis.get(api.version);
       if (!bounded) {
         const create = request.createRequest as (...args: unknown[]) => never;
-        bounded = createAPI(1, api.version, create, parseFetchResponse(limit));
+        bounded = createAPI(1, api.version, create, parseFetchResponse(bounds));
         apis.set(api.version, bounded);
       }
       callback(null, bounded as { version: number });

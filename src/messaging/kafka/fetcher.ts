@@ -124,6 +124,9 @@ export class PartitionFetcher {
   readonly #parts = new Map<string, PartitionState>();
   /** Partitions in a fetch request now; no second request asks for them meanwhile. */
   readonly #inFlight = new Set<string>();
+  /** The position each partition in a fetch request now was asked at, by topic id: its response is read
+   * from there (bounded-fetch.ts). */
+  readonly #asking = new Map<string, bigint>();
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
@@ -139,7 +142,10 @@ export class PartitionFetcher {
 
   constructor(options: FetcherOptions) {
     this.#o = options;
-    boundFetches(options.consumer, options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES);
+    boundFetches(options.consumer, {
+      limit: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
+      positionOf: (topicId, partition) => this.#asking.get(`${topicId}:${partition}`),
+    });
     this.#pool = new ConnectionPool(`${options.connection.clientId}-fetch`, options.connection);
     this.#promptPool = new ConnectionPool(`${options.connection.clientId}-fetch-prompt`, options.connection);
   }
@@ -422,6 +428,7 @@ export class PartitionFetcher {
       const id = metadata.topics.get(p.topic)?.id;
       if (!id || p.position === undefined) continue;
       names.set(id, p.topic);
+      this.#asking.set(`${id}:${p.partition}`, p.position);
       let t = topics.get(id);
       if (!t) topics.set(id, (t = { topicId: id, partitions: [] }));
       t.partitions.push({
@@ -435,19 +442,10 @@ export class PartitionFetcher {
     if (topics.size === 0) return;
     let response: FetchResponse;
     try {
-      response = await this.#o.consumer.fetch({
-        node,
-        topics: [...topics.values()],
-        maxWaitTime: this.#o.maxWaitMs ?? 100,
-        minBytes: 1,
-        maxBytes: this.#o.maxBytes ?? 4 * 1_048_576,
-        connectionPool: pool,
-      });
-    } catch (err) {
-      // A partition error fails the whole request; the response inside still carries the other partitions.
-      const inner = responseOf(err);
-      if (!inner) throw err;
-      response = inner;
+      response = await this.#fetch(node, topics, pool);
+    } finally {
+      for (const [id, t] of topics)
+        for (const { partition } of t.partitions) this.#asking.delete(`${id}:${partition}`);
     }
     const handedOver = { sinceYield: 0 };
     for (const t of response.responses) {
@@ -465,6 +463,28 @@ export class PartitionFetcher {
         p.failures = 0;
         await this.#deliver(p, r, handedOver);
       }
+    }
+  }
+
+  async #fetch(
+    node: number,
+    topics: Map<string, FetchRequestTopic>,
+    pool: ConnectionPool,
+  ): Promise<FetchResponse> {
+    try {
+      return await this.#o.consumer.fetch({
+        node,
+        topics: [...topics.values()],
+        maxWaitTime: this.#o.maxWaitMs ?? 100,
+        minBytes: 1,
+        maxBytes: this.#o.maxBytes ?? 4 * 1_048_576,
+        connectionPool: pool,
+      });
+    } catch (err) {
+      // A partition error fails the whole request; the response inside still carries the other partitions.
+      const inner = responseOf(err);
+      if (!inner) throw err;
+      return inner;
     }
   }
 
@@ -499,6 +519,8 @@ export class PartitionFetcher {
       for (const rec of batch.records) {
         const offset = batch.firstOffset + BigInt(rec.offsetDelta);
         if (offset < from) continue;
+        // Cut short (bounded-fetch.ts): the rest of the batch is fetched again from past this record.
+        if (batch.truncated) next = offset + 1n;
         out.push({
           topic: p.topic,
           partition: p.partition,

@@ -1,6 +1,7 @@
 """Produces record batches that decompress to far more than they weigh (decompression bombs), each in a
-batch of its own, with librdkafka: stdin {brokers, records: [{topic, codec, key, zeros | value}]}, stdout
-[{topic, partition, offset}] in order. A record of `zeros` bytes of 0x00 compresses ~1,000 to 30,000 times."""
+batch of its own, with librdkafka: stdin {brokers, records: [{topic, codec, key, zeros | value, headers?}]},
+stdout [{topic, partition, offset}] in order. A record of `zeros` bytes of 0x00 compresses ~1,000 to 30,000
+times; one of `headers` empty headers takes about two bytes each before compression, a few after."""
 import json
 import sys
 
@@ -29,7 +30,8 @@ def main():
             else:
                 sent.update(topic=msg.topic(), partition=msg.partition(), offset=msg.offset())
 
-        producer.produce(r["topic"], value=value, key=r["key"].encode(), on_delivery=report)
+        headers = [("h", b"")] * r.get("headers", 0)
+        producer.produce(r["topic"], value=value, key=r["key"].encode(), headers=headers or None, on_delivery=report)
         left = producer.flush(120)
         if left or "error" in sent:
             sys.exit(f"not delivered: {sent.get('error', 'timeout')}")
