@@ -247,14 +247,18 @@ export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBat
         records = Reader.from(out);
       }
       const read: KafkaRecord[] = [];
+      // Only the batch holding the position has records below it.
+      const skipping = batch.firstOffset < from;
       for (let i = 0; i < count; i++) {
-        const at = records.position;
-        if (batch.firstOffset + BigInt(skipRecord(records)) < from) continue;
+        if (skipping) {
+          const at = records.position;
+          if (batch.firstOffset + BigInt(skipRecord(records)) < from) continue;
+          records.position = at;
+        }
         if (read.length > 0 && (budget.entries ?? 0) >= maxEntries) {
           cut = true;
           break;
         }
-        records.position = at;
         const record = readRecordChecked(records, maxEntries);
         budget.entries = (budget.entries ?? 0) + 1 + record.headers.length;
         read.push(record);
