@@ -224,4 +224,21 @@ describe('bounded decompression', () => {
     );
     expect(read[1]?.records).toHaveLength(1);
   });
+
+  it('hands a message of format 0 or 1 back unread at its offset, and reads the batch after it', () => {
+    // Format 1: offset, size, crc, magic 1, attributes, timestamp, key -1, value "old".
+    const message = Buffer.alloc(12 + 4 + 1 + 1 + 8 + 4 + 4 + 3);
+    message.writeBigInt64BE(41n, 0);
+    message.writeInt32BE(message.length - 12, 8);
+    message.writeInt8(1, 16);
+    message.writeInt32BE(-1, 26);
+    message.writeInt32BE(3, 30);
+    message.write('old', 34);
+    const next = batch('none', [Buffer.from('new')], 42n);
+    const [old, after] = readBatches(Reader.from(Buffer.concat([message, next])), budget(1024 * KiB));
+    expect(old?.firstOffset).toBe(41n);
+    expect(old?.lastOffsetDelta).toBe(0);
+    expect(old?.unreadable?.message).toBe('is of message format 1; only record batches of format 2 are read');
+    expect(after?.records.map((r) => r.value?.toString())).toEqual(['new']);
+  });
 });

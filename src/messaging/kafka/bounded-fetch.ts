@@ -45,6 +45,35 @@ const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
 const LENGTH_PREFIX = 12;
 // From partitionLeaderEpoch to the records count, inclusive: 4+1+4+2+4+8+8+8+2+4+4.
 const HEADER_AFTER_LENGTH = 49;
+const MAGIC_AT = 16;
+
+/** What a message of format 0 or 1 (or a batch too short to be one) is handed back as: one unreadable
+ * record at its offset. */
+function legacy(offset: bigint, length: number, magic: number): ReadBatch {
+  return {
+    firstOffset: offset,
+    length,
+    partitionLeaderEpoch: -1,
+    magic,
+    crc: 0,
+    attributes: 0,
+    lastOffsetDelta: 0,
+    firstTimestamp: -1n,
+    maxTimestamp: -1n,
+    producerId: -1n,
+    producerEpoch: -1,
+    firstSequence: -1,
+    records: [],
+    unreadable: {
+      tooLarge: false,
+      records: 1,
+      message:
+        magic === 2
+          ? `is ${length} bytes, too short for a record batch`
+          : `is of message format ${magic}; only record batches of format 2 are read`,
+    },
+  };
+}
 
 export class BatchTooLargeError extends Error {
   override name = 'BatchTooLargeError';
@@ -206,10 +235,20 @@ function skipRecord(reader: Reader): number {
 export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBatch[] {
   const maxEntries = budget.maxEntries ?? MAX_ENTRIES;
   const batches: ReadBatch[] = [];
-  while (reader.remaining >= LENGTH_PREFIX + HEADER_AFTER_LENGTH) {
-    const length = reader.peekInt32(reader.position + 8);
-    if (length < HEADER_AFTER_LENGTH || reader.remaining - LENGTH_PREFIX < length) break;
+  while (reader.remaining > MAGIC_AT) {
     const start = reader.position;
+    const length = reader.peekInt32(start + 8);
+    // Cut off at the end of the response (the broker sends partial batches): fetched again from here.
+    if (length < 0 || reader.remaining - LENGTH_PREFIX < length) break;
+    const end = start + LENGTH_PREFIX + length;
+    const magic = reader.peekInt8(start + MAGIC_AT);
+    // A message set of format 0 or 1 (written before Kafka 4) is framed alike: one message, or a
+    // compressed wrapper at the offset of its last; kept whole as unreadable.
+    if (magic !== 2 || length < HEADER_AFTER_LENGTH) {
+      batches.push(legacy(reader.readInt64(), length, magic));
+      reader.position = end;
+      continue;
+    }
     const batch: ReadBatch = {
       firstOffset: reader.readInt64(),
       length: reader.readInt32(),
@@ -226,7 +265,6 @@ export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBat
       records: [],
     };
     const count = reader.readInt32();
-    const end = start + LENGTH_PREFIX + length;
     const codec = batch.attributes & IS_COMPRESSED;
     // Wholly below the position (the fetch starts at the batch holding it): its header is enough.
     if (batch.firstOffset + BigInt(batch.lastOffsetDelta) < from) {
