@@ -2,7 +2,7 @@
 // MergedRead (replay). Ranges end exactly at the planned end offsets, whatever is appended meanwhile; a
 // range ending in a transaction marker ends at once; replay's read is in merged time order, with bounded
 // buffering. kafkajs is the independent client that writes the records.
-import type { Producer } from 'kafkajs';
+import { CompressionTypes, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
 import { KafkaClient } from '../../src/messaging/kafka/client.ts';
@@ -223,5 +223,47 @@ describe('range readers', () => {
         .map((m) => BigInt(m.offset));
       expect(offsets).toEqual([...offsets].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
     }
+  });
+
+  it('MergedRead gives an unreadable batch that starts before a range end inside it', async () => {
+    const gz = `${prefix}gz`;
+    const admin = client.admin();
+    try {
+      await createTopicsAndWait(admin, [{ topic: gz, numPartitions: 1 }]);
+    } finally {
+      await admin.disconnect();
+    }
+    // One gzip batch of three records, over the 1 KiB this reader decompresses.
+    const value = 'z'.repeat(2048);
+    await producer.send({
+      topic: gz,
+      compression: CompressionTypes.GZIP,
+      messages: [{ value }, { value }, { value }],
+    });
+    // A range that ends inside the batch, as one planned by time can.
+    const ranges = [{ topic: gz, partition: 0, start: 0n, end: 1n }];
+    const reader = new MergedRead(client, ranges, {
+      groupId: 'operator-io-test-unreadable',
+      topicOrder: [gz],
+      logger: createLogger('silent'),
+      maxDecompressedBatchBytes: 1024,
+    });
+    const taken: InboundMessage[] = [];
+    try {
+      await reader.start(ranges);
+      const deadline = Date.now() + 30_000;
+      while (!reader.done) {
+        if (Date.now() > deadline) throw new Error(`merge stuck after ${taken.length}`);
+        const m = reader.take();
+        if (m) taken.push(m);
+        else await reader.wait(200);
+      }
+    } finally {
+      await reader.close();
+    }
+    expect(taken.map((m) => [m.offset, m.unreadable?.details])).toEqual([
+      ['2', { first_offset: '0', last_offset: '2', records: 3 }],
+    ]);
+    expect(taken[0]?.unreadable?.message).toContain('decompresses to more than 1024 bytes');
   });
 });

@@ -37,6 +37,12 @@ export interface FetchedRecord {
   unreadable?: (Unreadable & { firstOffset: bigint }) | undefined;
 }
 
+/** Whether `record` holds an offset below `end`: an unreadable batch stands at its last offset, which
+ * may lie past an end inside it (a range planned by time). */
+export function startsBefore(record: FetchedRecord, end: bigint): boolean {
+  return record.offset < end || (record.unreadable !== undefined && record.unreadable.firstOffset < end);
+}
+
 export interface TopicPartition {
   topic: string;
   partition: number;

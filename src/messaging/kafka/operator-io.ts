@@ -8,7 +8,7 @@ import { createLogger } from '../../telemetry/logger.ts';
 import type { InboundMessage, OutboundRecord } from '../engine/records.ts';
 import type { KafkaAdmin } from './admin.ts';
 import type { KafkaClient } from './client.ts';
-import { PartitionFetcher, type FetchedRecord } from './fetcher.ts';
+import { PartitionFetcher, startsBefore, type FetchedRecord } from './fetcher.ts';
 import { toInbound } from './inbound.ts';
 import { KafkaRecordSender } from './record-sender.ts';
 
@@ -105,7 +105,7 @@ export async function readRanges(
         const end = ends.get(id);
         if (end === undefined) continue;
         for (const record of records) {
-          if (done || record.offset >= end) break;
+          if (done || !startsBefore(record, end)) break;
           read += 1;
           lastProgress = Date.now();
           await onMessage(toInbound(record));

@@ -8,7 +8,7 @@ import { asError } from '../../contracts/errors.ts';
 import { Consumer } from '@platformatic/kafka';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { KafkaClient } from './client.ts';
-import { PartitionFetcher, type FetchedRecord } from './fetcher.ts';
+import { PartitionFetcher, startsBefore, type FetchedRecord } from './fetcher.ts';
 import { partitionKey, type InboundMessage } from '../engine/records.ts';
 import { TimestampMerge } from '../operations/replay-merge.ts';
 import { toInbound } from './inbound.ts';
@@ -97,7 +97,7 @@ export class MergedRead {
     const end = this.#end.get(key);
     if (wanted === undefined || end === undefined) return;
     // Past the end taken at start: not ours.
-    const ours = records.filter((r) => r.offset >= wanted && r.offset < end).map((r) => toInbound(r));
+    const ours = records.filter((r) => r.offset >= wanted && startsBefore(r, end)).map((r) => toInbound(r));
     if (ours.length > 0) {
       this.#lastData = Date.now();
       this.#merge.push(topic, partition, ours);
