@@ -5,7 +5,8 @@
 // records cannot be read, is not decompressed: it comes back as an *unreadable* batch (its offsets, no
 // records) that the worker answers and dead-letters like any refused message, and the rest of the
 // response (other batches, other partitions) is read as usual. A response decompresses at most about
-// twice the limit in all: past the limit, its remaining compressed batches are left for the next fetch.
+// twice the limit, and materialises about 2 x MAX_ENTRIES records and headers at most: past either, the
+// rest is left for the next fetch (a batch of more records is read in parts, from the fetch position).
 //
 // The library negotiates the Fetch version per broker; versions 13-17 (Kafka 3.1 and later, every 4.x)
 // share one response layout, parsed here; an older broker keeps the library's own reader.
