@@ -60,3 +60,39 @@ it('answers a page past the full-text matches with nothing, not with typo matche
   expect(await typos('plian renderer')).toContain('PlainRenderer');
   expect(await typos('plain renderer -crossing')).toEqual([]);
 });
+
+it('refuses a query too broad to rank at a bounded cost, and names the field and the bound', async () => {
+  const words = ['zebra', 'stripe', 'renderer', 'crossing', 'plain', 'tagged', 'template', 'only'];
+  const ored = Array.from({ length: 20 }, (_, i) => `${words[i % 8]}${i}`).join(' or ');
+  const refused = await query.executeEffect({
+    operation: 'search',
+    search_query: ored,
+    limit: 10,
+    offset: 0,
+  } as never);
+  expect(refused.success).toBe(false);
+  expect(refused.error).toMatchObject({
+    code: 'VALIDATION_ERROR',
+    details: { field: 'search_query', query_nodes: 39, max_query_nodes: 31 },
+  });
+  expect(refused.error?.message).toContain('at most 31 are searched');
+  const excluded = Array.from({ length: 16 }, (_, i) => `-${words[i % 8]}${i}`).join(' ');
+  expect(
+    (
+      await query.executeEffect({
+        operation: 'search',
+        search_query: excluded,
+        limit: 10,
+        offset: 0,
+      } as never)
+    ).error?.code,
+  ).toBe('VALIDATION_ERROR');
+  // Sixteen words, and a long query of few words, are searched.
+  const sixteen = Array.from({ length: 16 }, (_, i) => (i === 0 ? 'zebra' : `${words[i % 8]}`)).join(' or ');
+  expect(await search(sixteen)).toContain('ZebraStripeRenderer');
+  const long = 'zebra stripe renderer, the one that draws stripes';
+  expect(
+    (await query.executeEffect({ operation: 'search', search_query: long, limit: 10, offset: 0 } as never))
+      .success,
+  ).toBe(true);
+});
