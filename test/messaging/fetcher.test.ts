@@ -196,6 +196,30 @@ describe('PartitionFetcher handing a big fetch over in slices', () => {
     expect(offsets(slices)).toEqual(all(0));
   });
 
+  it('reads a batch of more records than a fetch reads in parts, every offset once and in order', async () => {
+    const consumer = new Consumer({ ...client.options('-fetcher-test'), groupId: `${topic}-parts` });
+    consumer.on('error', () => undefined);
+    consumers.push(consumer);
+    const handed: FetchedRecord[][] = [];
+    // The 1,000 records went in one send: one batch. A fetch reads 300 of them, handed over whole.
+    const fetcher = new PartitionFetcher({
+      consumer,
+      connection: client.options('-fetcher-test'),
+      startFrom: 'earliest',
+      maxWaitMs: 100,
+      sliceRecords: BULK,
+      maxRecords: 300,
+      onRecords: (_topic, _partition, records) => handed.push(records),
+    });
+    fetchers.push(fetcher);
+    fetcher.add([{ topic: bulkTopic, partition: 0, offset: 0n }]);
+    fetcher.start();
+    await until(() => offsets(handed.map((records) => ({ records }))).length >= BULK);
+    await sleep(300);
+    expect(offsets(handed.map((records) => ({ records })))).toEqual(all(0));
+    expect(handed.map((records) => records.length)).toEqual([300, 300, 300, 100]);
+  });
+
   it('hands nothing more over once stopped, though the fetch brought more', async () => {
     let stopping: Promise<void> | undefined;
     const { slices, stopTicking } = bulkFetcher((f) => {

@@ -336,14 +336,16 @@ type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
 export interface FetchBounds {
   /** The most bytes a batch may decompress to. */
   limit: number;
+  /** Records and headers a response reads, about (default MAX_ENTRIES). */
+  maxEntries?: number | undefined;
   /** Where the fetch of a partition starts (records below it are not read); undefined: anywhere. */
   positionOf?: ((topicId: string, partition: number) => bigint | undefined) | undefined;
 }
 
 /** Fetch v13-v17's response (the library's layout and shape), records read by readBatches. */
-function parseFetchResponse({ limit, positionOf }: FetchBounds) {
+function parseFetchResponse(bounds: FetchBounds) {
   return (_correlationId: number, apiKey: number, apiVersion: number, reader: Reader): FetchResponse => {
-    const budget: Budget = { limit, used: 0 };
+    const budget: Budget = { limit: bounds.limit, used: 0, maxEntries: bounds.maxEntries };
     const errors: [string, [number, null]][] = [];
     const throttleTimeMs = reader.readInt32();
     const errorCode = reader.readInt16();
@@ -385,7 +387,7 @@ function parseFetchResponse({ limit, positionOf }: FetchBounds) {
                 partition.records = readBatches(
                   Reader.from(r.buffer.subarray(r.position, r.position + size)),
                   budget,
-                  positionOf?.(topicId, partition.partitionIndex),
+                  bounds.positionOf?.(topicId, partition.partitionIndex),
                 );
                 r.skip(size);
               }
@@ -426,12 +428,34 @@ const REQUESTS: Record<number, { createRequest: unknown }> = {
 };
 
 type GetApi = (name: string, callback: (error: Error | null, api?: { version: number }) => void) => void;
-const guarded = new WeakSet<object>();
+/** Per consumer: the bounds of every fetcher that uses it (the lowest limit holds; a position is asked
+ * of each in turn). */
+const installed = new WeakMap<object, FetchBounds[]>();
 
-/** Makes `consumer`'s fetches read records through readBatches (once per consumer). */
+/** Makes `consumer`'s fetches read records through readBatches, within `bounds`. */
 export function boundFetches(consumer: Consumer, bounds: FetchBounds): void {
-  if (guarded.has(consumer)) return;
-  guarded.add(consumer);
+  const known = installed.get(consumer);
+  if (known) {
+    known.push(bounds);
+    return;
+  }
+  const all = [bounds];
+  installed.set(consumer, all);
+  const combined: FetchBounds = {
+    get limit() {
+      return Math.min(...all.map((b) => b.limit));
+    },
+    get maxEntries() {
+      return Math.min(...all.map((b) => b.maxEntries ?? MAX_ENTRIES));
+    },
+    positionOf: (topicId, partition) => {
+      for (const b of all) {
+        const at = b.positionOf?.(topicId, partition);
+        if (at !== undefined) return at;
+      }
+      return undefined;
+    },
+  };
   const target = consumer as unknown as Record<typeof kGetApi, GetApi>;
   const original = target[kGetApi].bind(consumer);
   const apis = new Map<number, unknown>();
@@ -442,7 +466,7 @@ export function boundFetches(consumer: Consumer, bounds: FetchBounds): void {
       let bounded = apis.get(api.version);
       if (!bounded) {
         const create = request.createRequest as (...args: unknown[]) => never;
-        bounded = createAPI(1, api.version, create, parseFetchResponse(bounds));
+        bounded = createAPI(1, api.version, create, parseFetchResponse(combined));
         apis.set(api.version, bounded);
       }
       callback(null, bounded as { version: number });

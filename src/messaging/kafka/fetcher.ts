@@ -85,6 +85,9 @@ export interface FetcherOptions {
   /** The most bytes a record batch may decompress to (default DEFAULT_MAX_BATCH_BYTES); a larger one is
    * handed over unread, as one `unreadable` record. */
   maxBatchBytes?: number | undefined;
+  /** Records and headers read of one fetch response, about (default MAX_ENTRIES); a batch of more is
+   * read in parts. */
+  maxRecords?: number | undefined;
 }
 
 interface PartitionState extends TopicPartition {
@@ -150,6 +153,7 @@ export class PartitionFetcher {
     this.#o = options;
     boundFetches(options.consumer, {
       limit: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
+      maxEntries: options.maxRecords,
       positionOf: (topicId, partition) => this.#asking.get(`${topicId}:${partition}`),
     });
     this.#pool = new ConnectionPool(`${options.connection.clientId}-fetch`, options.connection);
@@ -522,11 +526,16 @@ export class PartitionFetcher {
         });
         continue;
       }
+      // Cut short (bounded-fetch.ts): the rest of the batch is fetched again from past its last record
+      // read, never from past the batch.
+      if (batch.truncated) {
+        const last = batch.records.at(-1);
+        const after = last ? batch.firstOffset + BigInt(last.offsetDelta) + 1n : from;
+        next = after > from ? after : from;
+      }
       for (const rec of batch.records) {
         const offset = batch.firstOffset + BigInt(rec.offsetDelta);
         if (offset < from) continue;
-        // Cut short (bounded-fetch.ts): the rest of the batch is fetched again from past this record.
-        if (batch.truncated) next = offset + 1n;
         out.push({
           topic: p.topic,
           partition: p.partition,
