@@ -241,4 +241,14 @@ describe('bounded decompression', () => {
     expect(old?.unreadable?.message).toBe('is of message format 1; only record batches of format 2 are read');
     expect(after?.records.map((r) => r.value?.toString())).toEqual(['new']);
   });
+
+  it('gives an unreadable transaction marker a record that marks nothing, as the library reads its first', () => {
+    const marker = batch('none', [Buffer.from('m')], 5n);
+    marker.writeInt16BE(0x20, 21); // the control bit
+    marker.writeInt32BE(3, 57); // says three records, holds one
+    const [read] = readBatches(Reader.from(marker), budget(1024 * KiB), 9n);
+    expect(read?.unreadable?.tooLarge).toBe(false);
+    expect(read?.records).toHaveLength(1);
+    expect(read?.records[0]?.key).toBeNull();
+  });
 });

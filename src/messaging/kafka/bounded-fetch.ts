@@ -41,6 +41,17 @@ export type ReadBatch = RecordsBatch & { unreadable?: Unreadable; truncated?: bo
 export const DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 const IS_COMPRESSED = 0x07;
+const CONTROL = 0x20;
+/** A control record that marks nothing (no key): what an unreadable control batch holds. */
+const NO_MARKER: KafkaRecord = {
+  length: 0,
+  attributes: 0,
+  timestampDelta: 0n,
+  offsetDelta: 0,
+  key: null,
+  value: null,
+  headers: [],
+};
 const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
 // firstOffset, length: what precedes the part of the header `length` counts.
 const LENGTH_PREFIX = 12;
@@ -267,8 +278,9 @@ export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBat
     };
     const count = reader.readInt32();
     const codec = batch.attributes & IS_COMPRESSED;
+    const control = (batch.attributes & CONTROL) !== 0;
     // Wholly below the position (the fetch starts at the batch holding it): its header is enough.
-    if (batch.firstOffset + BigInt(batch.lastOffsetDelta) < from) {
+    if (!control && batch.firstOffset + BigInt(batch.lastOffsetDelta) < from) {
       reader.position = end;
       batches.push(batch);
       continue;
@@ -313,6 +325,8 @@ export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBat
         message: tooLarge ? why : `its records cannot be read (${why})`,
       };
     }
+    // The library reads a transaction marker's first record to filter aborted transactions.
+    if (control && batch.records.length === 0) batch.records = [NO_MARKER];
     reader.position = end;
     batches.push(batch);
     if (cut) break;
