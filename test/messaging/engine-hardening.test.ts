@@ -311,4 +311,58 @@ describe('lane start and crash', () => {
     expect(work.effectOrder).not.toContain('1/b/1');
     await lane.stop(100);
   });
+
+  it('a replay pass ends at its end offset, but takes an unreadable batch that starts below it', async () => {
+    const { kafka, ports, members } = fakeKafka();
+    const config = loadConfig(env);
+    const [settings] = laneSettings(config, {
+      config,
+      logger,
+      topics: ['pattern.usage'],
+      endOffset: () => 3n,
+    });
+    const work = new FakeWork();
+    const lane = new LaneConsumer({
+      kafka,
+      ports,
+      settings: settings as NonNullable<typeof settings>,
+      work,
+      checkRecord: () => undefined,
+      logger,
+      lifecycle: new Lifecycle(),
+    });
+    await lane.start();
+    const hooks = members[0]?.options.hooks;
+    hooks?.onAssignment([{ topic: 'pattern.usage', partition: 0 }], []);
+    const record = (offset: bigint, value: string | null) => ({
+      topic: 'pattern.usage',
+      partition: 0,
+      offset,
+      timestamp: 1_780_000_000_000n,
+      key: null,
+      value: value === null ? null : Buffer.from(value),
+      headers: [],
+    });
+    // Offsets 0-1 readable; 2-4 one batch too large to read, standing at 4; then 5, past the end.
+    hooks?.onRecords(
+      'pattern.usage',
+      0,
+      [
+        record(0n, '{}'),
+        record(1n, '{}'),
+        { ...record(4n, null), unreadable: { tooLarge: true, message: 'm', records: 3, firstOffset: 2n } },
+        record(5n, '{}'),
+      ],
+      6n,
+      6n,
+    );
+    await flush();
+    for (let i = 0; i < 10 && work.runs.length > 0; i++) {
+      work.succeed(0);
+      await flush();
+    }
+    const offsets = work.effectOrder.map((e) => e.split('/').at(-1));
+    expect(offsets).toEqual(['0', '1', '4']);
+    await lane.stop(100);
+  });
 });

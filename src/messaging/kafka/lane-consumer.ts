@@ -12,7 +12,7 @@ import { OrderedPublisher } from '../engine/publisher.ts';
 import { partitionKey } from '../engine/records.ts';
 import type { LaneSettings } from '../engine/settings.ts';
 import type { KafkaClient } from './client.ts';
-import type { FetchedRecord } from './fetcher.ts';
+import { startsBefore, type FetchedRecord } from './fetcher.ts';
 import { createGroupMember, type GroupMember, type GroupMemberFactory } from './group-member.ts';
 import { migrateGroupOffsets } from './groups.ts';
 import { toInbound } from './inbound.ts';
@@ -215,7 +215,7 @@ export class LaneConsumer<P extends Schedulable> {
     highWatermark: bigint,
   ): void {
     const end = this.#o.settings.endOffset?.(topic, partition);
-    const taken = end === undefined ? records : records.filter((r) => r.offset < end);
+    const taken = end === undefined ? records : records.filter((r) => startsBefore(r, end));
     const last = taken[taken.length - 1];
     const cut = taken.length < records.length;
     const fetchedTo = cut && last ? last.offset + 1n : next;
