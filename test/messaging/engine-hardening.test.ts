@@ -15,10 +15,40 @@ import { createLogger } from '../../src/telemetry/logger.ts';
 import { Readiness } from '../../src/telemetry/readiness.ts';
 import { engineSetup, FakeWork, flush, message } from '../support/engine-fakes.ts';
 import { fakeKafka } from '../support/fake-kafka.ts';
+import type { LaneSettings } from '../../src/messaging/engine/settings.ts';
 
 const logger = createLogger('silent');
 
 const env = { KAFKA_BROKERS: '127.0.0.1:9092', DATABASE_URL: 'postgres://localhost/x' };
+
+/** A replay pass's lane over fake Kafka: its settings from `env` and `setup`, a fake unit of work. */
+function fakeLane(
+  setup: {
+    env?: Record<string, string>;
+    settings?: Partial<LaneSettings>;
+    endOffset?: (topic: string, partition: number) => bigint | undefined;
+  } = {},
+) {
+  const { kafka, ports, members } = fakeKafka();
+  const config = loadConfig({ ...env, ...setup.env });
+  const [settings] = laneSettings(config, {
+    config,
+    logger,
+    topics: ['pattern.usage'],
+    ...(setup.endOffset ? { endOffset: setup.endOffset } : {}),
+  });
+  const work = new FakeWork();
+  const lane = new LaneConsumer({
+    kafka,
+    ports,
+    settings: { ...(settings as LaneSettings), ...setup.settings },
+    work,
+    checkRecord: () => undefined,
+    logger,
+    lifecycle: new Lifecycle(),
+  });
+  return { lane, members, work };
+}
 
 describe('the replay rate budget', () => {
   it('reaches the replay lane from WORKER_REPLAY_MAX_RATE', () => {
@@ -245,17 +275,9 @@ describe('lane start and crash', () => {
   });
 
   it('a member that loses its group for good while a partition is paused is replaced, the paused partition starting again', async () => {
-    const { kafka, ports, members } = fakeKafka();
-    const config = loadConfig({ ...env, WORKER_RETRY_INITIAL_MS: '1', WORKER_RETRY_MAX_MS: '2' });
-    const [settings] = laneSettings(config, { config, logger, topics: ['pattern.usage'] });
-    const lane = new LaneConsumer({
-      kafka,
-      ports,
-      settings: { ...(settings as NonNullable<typeof settings>), maxBufferedMessages: 1 },
-      work: new FakeWork(),
-      checkRecord: () => undefined,
-      logger,
-      lifecycle: new Lifecycle(),
+    const { lane, members } = fakeLane({
+      env: { WORKER_RETRY_INITIAL_MS: '1', WORKER_RETRY_MAX_MS: '2' },
+      settings: { maxBufferedMessages: 1 },
     });
     await lane.start();
     const first = members[0];
@@ -274,19 +296,7 @@ describe('lane start and crash', () => {
   });
 
   it('a revocation drops only the revoked partition: the kept one goes on with its queued work', async () => {
-    const { kafka, ports, members } = fakeKafka();
-    const config = loadConfig(env);
-    const [settings] = laneSettings(config, { config, logger, topics: ['pattern.usage'] });
-    const work = new FakeWork();
-    const lane = new LaneConsumer({
-      kafka,
-      ports,
-      settings: { ...(settings as NonNullable<typeof settings>), concurrency: 2 },
-      work,
-      checkRecord: () => undefined,
-      logger,
-      lifecycle: new Lifecycle(),
-    });
+    const { lane, members, work } = fakeLane({ settings: { concurrency: 2 } });
     await lane.start();
     const hooks = members[0]?.options.hooks;
     const both = [
@@ -313,24 +323,7 @@ describe('lane start and crash', () => {
   });
 
   it('a replay pass ends at its end offset, but takes an unreadable batch that starts below it', async () => {
-    const { kafka, ports, members } = fakeKafka();
-    const config = loadConfig(env);
-    const [settings] = laneSettings(config, {
-      config,
-      logger,
-      topics: ['pattern.usage'],
-      endOffset: () => 3n,
-    });
-    const work = new FakeWork();
-    const lane = new LaneConsumer({
-      kafka,
-      ports,
-      settings: settings as NonNullable<typeof settings>,
-      work,
-      checkRecord: () => undefined,
-      logger,
-      lifecycle: new Lifecycle(),
-    });
+    const { lane, members, work } = fakeLane({ endOffset: () => 3n });
     await lane.start();
     const hooks = members[0]?.options.hooks;
     hooks?.onAssignment([{ topic: 'pattern.usage', partition: 0 }], []);

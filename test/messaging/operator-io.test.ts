@@ -31,6 +31,24 @@ async function plan(topics: string[], window: { since?: Date; until?: Date } = {
   }
 }
 
+/** Everything a merged read gives, in the order it gives it; the reader is closed after. */
+async function takeAll(reader: MergedRead, ranges: PartitionRange[]): Promise<InboundMessage[]> {
+  const taken: InboundMessage[] = [];
+  try {
+    await reader.start(ranges);
+    const deadline = Date.now() + 30_000;
+    while (!reader.done) {
+      if (Date.now() > deadline) throw new Error(`merge stuck after ${taken.length}`);
+      const m = reader.take();
+      if (m) taken.push(m);
+      else await reader.wait(200);
+    }
+  } finally {
+    await reader.close();
+  }
+  return taken;
+}
+
 describe('range readers', () => {
   let producer: Producer;
   beforeAll(async () => {
@@ -185,19 +203,7 @@ describe('range readers', () => {
       highWater: 20,
       idleMs: 30_000,
     });
-    const taken: InboundMessage[] = [];
-    try {
-      await reader.start(ranges);
-      const deadline = Date.now() + 30_000;
-      while (!reader.done) {
-        if (Date.now() > deadline) throw new Error(`merge stuck after ${taken.length}`);
-        const m = reader.take();
-        if (m) taken.push(m);
-        else await reader.wait(200);
-      }
-    } finally {
-      await reader.close();
-    }
+    const taken = await takeAll(reader, ranges);
     const count = (topic: string, partition: number) =>
       taken.filter((m) => m.topic === topic && m.partition === partition).length;
     // a/0 whole (301 with the late record of the readRanges test: planned now), a/1 from 100, b to 40, tx.
@@ -248,19 +254,7 @@ describe('range readers', () => {
       logger: createLogger('silent'),
       maxDecompressedBatchBytes: 1024,
     });
-    const taken: InboundMessage[] = [];
-    try {
-      await reader.start(ranges);
-      const deadline = Date.now() + 30_000;
-      while (!reader.done) {
-        if (Date.now() > deadline) throw new Error(`merge stuck after ${taken.length}`);
-        const m = reader.take();
-        if (m) taken.push(m);
-        else await reader.wait(200);
-      }
-    } finally {
-      await reader.close();
-    }
+    const taken = await takeAll(reader, ranges);
     expect(taken.map((m) => [m.offset, m.unreadable?.details])).toEqual([
       ['2', { first_offset: '0', last_offset: '2', records: 3 }],
     ]);

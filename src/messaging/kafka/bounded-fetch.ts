@@ -20,6 +20,7 @@ import {
   fetchV17,
   createAPI,
   kGetApi,
+  readKnownTaggedFields,
   Reader,
   ResponseError,
   type Consumer,
@@ -334,17 +335,6 @@ export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBat
   return batches;
 }
 
-function readTagged(reader: Reader, handlers: Record<number, (r: Reader) => void>): void {
-  const count = reader.readUnsignedVarInt();
-  for (let i = 0; i < count; i++) {
-    const tag = reader.readUnsignedVarInt();
-    const size = reader.readUnsignedVarInt();
-    const at = reader.position;
-    handlers[tag]?.(Reader.from(reader.buffer.slice(at, at + size)));
-    reader.position = at + size;
-  }
-}
-
 type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
 
 export interface FetchBounds {
@@ -405,7 +395,7 @@ function parseFetchResponse(bounds: FetchBounds) {
                 );
                 r.skip(size);
               }
-              readTagged(r, {
+              readKnownTaggedFields(r, {
                 0: (t) => (partition.divergingEpoch = { epoch: t.readInt32(), endOffset: t.readInt64() }),
                 1: (t) => (partition.currentLeader = { leaderId: t.readInt32(), leaderEpoch: t.readInt32() }),
                 2: (t) => (partition.snapshotId = { endOffset: t.readInt64(), epoch: t.readInt32() }),
@@ -418,7 +408,7 @@ function parseFetchResponse(bounds: FetchBounds) {
         };
       }),
     };
-    readTagged(reader, {
+    readKnownTaggedFields(reader, {
       0: (t) =>
         (response.nodeEndpoints = t.readArray((e) => ({
           nodeId: e.readInt32(),
