@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import {
   createRecordsBatch,
+  kGetApi,
   readRecordsBatches,
   Reader,
   type CompressionAlgorithmValue,
@@ -12,10 +13,12 @@ import {
 import { describe, expect, it } from 'vitest';
 import {
   BatchTooLargeError,
+  boundFetches,
   decompressBounded,
   lz4Bound,
   readBatches,
   snappyBound,
+  UnsupportedBrokerError,
 } from '../../src/messaging/kafka/bounded-fetch.ts';
 
 const CODECS = [
@@ -250,5 +253,37 @@ describe('bounded decompression', () => {
     expect(read?.unreadable?.tooLarge).toBe(false);
     expect(read?.records).toHaveLength(1);
     expect(read?.records[0]?.key).toBeNull();
+  });
+});
+
+describe('the Fetch version a broker speaks', () => {
+  /** A consumer whose brokers negotiate `version` for every API. */
+  function consumerSpeaking(version: number) {
+    type Callback = (error: Error | null, api?: { version: number }) => void;
+    const answer = { version };
+    const consumer = {
+      [kGetApi]: (_name: string, callback: Callback) => callback(null, answer),
+    };
+    boundFetches(consumer as never, { limit: 1024 * KiB });
+    const getApi = (name: string) =>
+      new Promise<{ version: number }>((resolve, reject) =>
+        consumer[kGetApi](name, (error, api) => (error ? reject(error) : resolve(api!))),
+      );
+    return { getApi, answer };
+  }
+
+  it('refuses a broker older than Kafka 3.1 by name, instead of reading its fetches without bounds', async () => {
+    const { getApi, answer } = consumerSpeaking(12);
+    const refused = await getApi('Fetch').catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(UnsupportedBrokerError);
+    expect((refused as Error).message).toMatch(/Fetch only up to version 12.*Kafka 3\.1.*upgrade the broker/);
+    expect(await getApi('Metadata')).toBe(answer); // only the Fetch is refused
+  });
+
+  it('reads a Kafka 3.1+ broker through the bounded reader', async () => {
+    const { getApi, answer } = consumerSpeaking(17);
+    const fetch = await getApi('Fetch');
+    expect(fetch.version).toBe(17);
+    expect(fetch).not.toBe(answer); // the bounded API in place of the library's
   });
 });

@@ -9,7 +9,8 @@
 // rest is left for the next fetch (a batch of more records is read in parts, from the fetch position).
 //
 // The library negotiates the Fetch version per broker; versions 13-17 (Kafka 3.1 and later, every 4.x)
-// share one response layout, parsed here; an older broker keeps the library's own reader.
+// share one response layout, parsed here. An older broker is refused, by name: its Fetch speaks topic
+// names, which the fetcher does not ask in, and the library's reader for it has no bounds.
 import zlib from 'node:zlib';
 import {
   compressionsAlgorithms,
@@ -432,6 +433,22 @@ const REQUESTS: Record<number, { createRequest: unknown }> = {
 };
 
 type GetApi = (name: string, callback: (error: Error | null, api?: { version: number }) => void) => void;
+
+/** The lowest Fetch version read here (Kafka 3.1). */
+export const MIN_FETCH_VERSION = 13;
+
+/** A broker older than Kafka 3.1. Not retriable: the same broker answers the same way. */
+export class UnsupportedBrokerError extends Error {
+  override readonly name = 'UnsupportedBrokerError';
+  readonly fetchVersion: number;
+  constructor(fetchVersion: number) {
+    super(
+      `the broker speaks Fetch only up to version ${fetchVersion}, so it is older than Kafka 3.1; ` +
+        `pattern-worker reads from Kafka 3.1 or later (its lanes need 4.0, for KIP-848): upgrade the broker`,
+    );
+    this.fetchVersion = fetchVersion;
+  }
+}
 /** Per consumer: the bounds of every fetcher that uses it (the lowest limit holds; a position is asked
  * of each in turn). */
 const installed = new WeakMap<object, FetchBounds[]>();
@@ -465,6 +482,8 @@ export function boundFetches(consumer: Consumer, bounds: FetchBounds): void {
   const apis = new Map<number, unknown>();
   target[kGetApi] = (name, callback) =>
     original(name, (error, api) => {
+      if (!error && api && name === 'Fetch' && api.version < MIN_FETCH_VERSION)
+        return callback(new UnsupportedBrokerError(api.version));
       const request = api && name === 'Fetch' ? REQUESTS[api.version] : undefined;
       if (error || !api || !request) return callback(error, api);
       let bounded = apis.get(api.version);
