@@ -193,9 +193,15 @@ export const configSchema = z
 
 export type Config = z.infer<typeof configSchema>;
 
-/** WORKER_MAX_DECOMPRESSED_BATCH_BYTES, else 16 MiB, or WORKER_MAX_MESSAGE_BYTES where that is larger. */
+/** What a record batch may decompress to when nothing says otherwise (the operator tools, the client). */
+export const DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES = 16 * 1024 * 1024;
+
+/** WORKER_MAX_DECOMPRESSED_BATCH_BYTES, else the default, or WORKER_MAX_MESSAGE_BYTES where that is larger. */
 export function decompressedBatchBytes(c: Config): number {
-  return c.WORKER_MAX_DECOMPRESSED_BATCH_BYTES ?? Math.max(16 * 1024 * 1024, c.WORKER_MAX_MESSAGE_BYTES);
+  return (
+    c.WORKER_MAX_DECOMPRESSED_BATCH_BYTES ??
+    Math.max(DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, c.WORKER_MAX_MESSAGE_BYTES)
+  );
 }
 
 /** Settings that work but defeat a purpose; the worker logs each at start. */

@@ -40,8 +40,6 @@ export interface Unreadable {
 /** `truncated`: only the records up to the last one given were read; the rest is fetched again. */
 export type ReadBatch = RecordsBatch & { unreadable?: Unreadable; truncated?: boolean };
 
-export const DEFAULT_MAX_BATCH_BYTES = 16 * 1024 * 1024;
-
 const IS_COMPRESSED = 0x07;
 const CONTROL = 0x20;
 /** A control record that marks nothing (no key): what an unreadable control batch holds. */

@@ -15,7 +15,8 @@ import {
   type Consumer,
 } from '@platformatic/kafka';
 import { partitionKey as key } from '../engine/records.ts';
-import { boundFetches, DEFAULT_MAX_BATCH_BYTES, type ReadBatch, type Unreadable } from './bounded-fetch.ts';
+import { DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES } from '../../config.ts';
+import { boundFetches, type ReadBatch, type Unreadable } from './bounded-fetch.ts';
 
 // The fetch types are not exported from the package root.
 type FetchOptions = Parameters<Consumer['fetch']>[0];
@@ -82,8 +83,8 @@ export interface FetcherOptions {
    * slices: a fetch of megabytes is decoded and validated in slices, so that what other lanes of the
    * process have to do (a search's reply) does not wait behind thousands of records. */
   sliceRecords?: number;
-  /** The most bytes a record batch may decompress to (default DEFAULT_MAX_BATCH_BYTES); a larger one is
-   * handed over unread, as one `unreadable` record. */
+  /** The most bytes a record batch may decompress to (default 16 MiB); a larger one is handed over
+   * unread, as one `unreadable` record. */
   maxBatchBytes?: number | undefined;
   /** Records and headers read of one fetch response, about (default MAX_ENTRIES); a batch of more is
    * read in parts. */
@@ -152,7 +153,7 @@ export class PartitionFetcher {
   constructor(options: FetcherOptions) {
     this.#o = options;
     boundFetches(options.consumer, {
-      limit: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES,
+      limit: options.maxBatchBytes ?? DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
       maxEntries: options.maxRecords,
       positionOf: (topicId, partition) => this.#asking.get(`${topicId}:${partition}`),
     });
