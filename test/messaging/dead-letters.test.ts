@@ -72,6 +72,14 @@ describe('dead letters', () => {
     expect(whole.headers['kafka_dlt-original-offset']).toBe(41);
   });
 
+  it('lists a dead letter stamped with no time, or naming none, without a time instead of failing', () => {
+    const letter = dead(original({ timestamp: '-9000000000000000000' }));
+    const listed = decodeDeadLetter({ ...letter, timestamp: '9000000000000000' });
+    expect(listed.time).toBe('');
+    expect(listed.original.time).toBeNull();
+    expect(describeDeadLetter(letter).offset).toBe('7');
+  });
+
   it('filters by code, time and correlation id, and counts per code', () => {
     const letter = decodeDeadLetter(dead(original()));
     expect(matchesFilter(letter, { codes: ['INVALID_REFERENCE'] })).toBe(true);

@@ -176,6 +176,30 @@ describe('a key above WORKER_MAX_KEY_BYTES', () => {
   });
 });
 
+describe('a record timestamp that is not a time', () => {
+  // A CreateTime topic keeps what the producer sent; Kafka 4.4 stores -9e18 as it came.
+  it('is refused by name before anything is applied, and dead-lettered with its own timestamp', () => {
+    for (const timestamp of ['-9000000000000000000', '-1', '253402300800000', '9000000000000000']) {
+      const p = prepare(message({ timestamp }));
+      expect(p.request).toBeUndefined();
+      expect(p.error).toMatchObject({
+        code: 'VALIDATION_ERROR',
+        message: expect.stringMatching(
+          new RegExp(`timestamp is ${timestamp}, not a time from 1970 to 9999.*LogAppendTime`),
+        ) as unknown,
+        details: { field: 'timestamp', timestamp },
+      });
+      const [result, dead] = output(p).records;
+      expect(result?.topic).toBe('t.pattern.insert.result');
+      expect(dead?.topic).toBe('t.pattern.insert.dlq');
+      expect(dead?.value).toEqual(insertBody);
+    }
+    // The first and last milliseconds are times.
+    for (const timestamp of ['0', '253402300799999'])
+      expect(prepare(message({ timestamp })).error).toBeUndefined();
+  });
+});
+
 describe('dead letters', () => {
   const raw: [string, Buffer | null][] = [
     ['constructor', b('c')],

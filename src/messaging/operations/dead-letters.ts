@@ -13,6 +13,7 @@ import { readCoordinates } from '../../contracts/identity.ts';
 import type { TopicNames } from '../../contracts/topics.ts';
 import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
 import { readBigEndian } from '../stages/encode.ts';
+import { isoTimeOrNull } from '../../contracts/time.ts';
 
 export interface DeadLetter {
   /** `<dlq-topic>:<partition>:<offset>`, what `patterns dlq show` takes. */
@@ -35,8 +36,6 @@ export interface DeadLetter {
 }
 
 const text = (value: HeaderValue): string | null => headerBytes(value)?.toString('utf8') ?? null;
-const isoTime = (ms: number | undefined | null) =>
-  ms === undefined || ms === null || !Number.isFinite(ms) ? null : new Date(ms).toISOString();
 
 function printable(bytes: Buffer): boolean {
   const s = bytes.toString('utf8');
@@ -74,12 +73,12 @@ export function decodeDeadLetter(m: InboundMessage): DeadLetter {
     topic: m.topic,
     partition: m.partition,
     offset: m.offset,
-    time: isoTime(Number(m.timestamp)) ?? '',
+    time: isoTimeOrNull(Number(m.timestamp)) ?? '',
     original: {
       topic: text(h[HEADERS.dltOriginalTopic]),
       partition: number(HEADERS.dltOriginalPartition) ?? null,
       offset: originalOffset === undefined ? null : String(originalOffset),
-      time: isoTime(number(HEADERS.dltOriginalTimestamp)),
+      time: isoTimeOrNull(number(HEADERS.dltOriginalTimestamp)),
     },
     code: text(h[HEADERS.dltExceptionFqcn]),
     message: text(h[HEADERS.dltExceptionMessage]),

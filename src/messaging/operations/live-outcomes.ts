@@ -10,6 +10,7 @@ import type { KafkaClient } from '../kafka/client.ts';
 import { planRanges, readRanges } from '../kafka/operator-io.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import { decodeDeadLetter } from './dead-letters.ts';
+import { isoTimeOrNull } from '../../contracts/time.ts';
 
 /** `topic/partition/offset` of a request record. */
 export const coordinates = (topic: string, partition: number, offset: string): string =>
@@ -85,7 +86,8 @@ export async function readLiveOutcomes(
   const truncated: LiveOutcomes['truncated'] = [];
   const track = (topic: string, m: InboundMessage) => {
     const seen = truncated.find((e) => e.topic === topic);
-    const time = new Date(Number(m.timestamp)).toISOString();
+    const time = isoTimeOrNull(Number(m.timestamp));
+    if (time === null) return; // a record stamped with no time (anyone can write one) dates nothing
     if (seen && (seen.since === null || time < seen.since)) seen.since = time;
   };
   const readAll = async (

@@ -17,6 +17,7 @@ import { isWriteOperation } from '../../contracts/operations.ts';
 import type { ExecuteContext } from '../../nodes/effect-node.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { messageIdentity } from '../../contracts/identity.ts';
+import { isTimeMs } from '../../contracts/time.ts';
 import { patternLocks, touchedBy } from '../operations/replay-order.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import type { ReplyTarget } from './encode.ts';
@@ -82,7 +83,20 @@ function keyError(key: Buffer | null, max: number): ModelError | undefined {
   };
 }
 
-/** Never throws, whatever the key, value and headers (every header reader takes any shape). */
+/** Event times come from the record's timestamp, which a producer chooses on a CreateTime topic. */
+function timestampError(timestamp: string): ModelError | undefined {
+  if (isTimeMs(Number(timestamp))) return undefined;
+  return {
+    code: 'VALIDATION_ERROR',
+    message:
+      `the record's timestamp is ${timestamp}, not a time from 1970 to 9999 (milliseconds since ` +
+      '1970-01-01T00:00:00Z); produce it with the current time, or set the topic to ' +
+      'message.timestamp.type=LogAppendTime so that the broker stamps it',
+    details: { field: 'timestamp', timestamp },
+  };
+}
+
+/** Never throws, whatever the key, value, headers and timestamp (every header reader takes any shape). */
 export function prepareMessage(message: InboundMessage, options: PrepareOptions): Prepared {
   const { names } = options;
   const known = names.lookup(message.topic);
@@ -97,7 +111,7 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
         message: message.unreadable.message,
         details: message.unreadable.details,
       }
-    : keyError(message.key, maxKeyBytes);
+    : (keyError(message.key, maxKeyBytes) ?? timestampError(message.timestamp));
   const replyTopic = readReplyTopic(headers[HEADERS.replyTopic]);
   const replyPartition = readReplyPartition(headers[HEADERS.replyPartition]);
   const correlation = readCorrelationHeader(headers[HEADERS.correlationId]);
