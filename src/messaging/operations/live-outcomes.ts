@@ -47,12 +47,14 @@ interface ResultBody {
 /** A result's verdict on its request: refused with a code, applied, or nothing to say. */
 export function resultVerdict(m: InboundMessage): { at: string; code: string | null } | undefined {
   if (!m.value) return undefined;
-  let body: ResultBody;
+  let body: ResultBody | null;
   try {
-    body = JSON.parse(m.value.toString('utf8')) as ResultBody;
+    body = JSON.parse(m.value.toString('utf8')) as ResultBody | null;
   } catch {
     return undefined;
   }
+  // Anyone who can write to a result topic can write `null` there, or any other JSON.
+  if (typeof body !== 'object' || body === null) return undefined;
   const source = body.metadata?.source;
   if (
     typeof source?.topic !== 'string' ||
