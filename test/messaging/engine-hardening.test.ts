@@ -1,7 +1,8 @@
 // Engine defects of issue 24, in-process, each with the behaviour that used to go wrong: the replay's rate
 // budget that never reached the engine, statement timeouts retried for ever, finished messages piling up
 // behind a stuck commit point, results waiting for the broker without bound, a lane that failed to start
-// while the others ran on, and a consumer that crashed while a partition was paused.
+// while the others ran on, and a consumer that crashed while a partition was paused. Also: a partition
+// held by a transaction left open is named, and keeps its lag current.
 import { describe, expect, it } from 'vitest';
 import { laneSettings } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -11,7 +12,7 @@ import { classifyFailure } from '../../src/messaging/engine/failures.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import { LaneConsumer } from '../../src/messaging/kafka/lane-consumer.ts';
 import { Worker } from '../../src/messaging/kafka/worker.ts';
-import { createLogger } from '../../src/telemetry/logger.ts';
+import { createLogger, type Logger } from '../../src/telemetry/logger.ts';
 import { Readiness } from '../../src/telemetry/readiness.ts';
 import { engineSetup, FakeWork, flush, message } from '../support/engine-fakes.ts';
 import { fakeKafka } from '../support/fake-kafka.ts';
@@ -27,6 +28,8 @@ function fakeLane(
     env?: Record<string, string>;
     settings?: Partial<LaneSettings>;
     endOffset?: (topic: string, partition: number) => bigint | undefined;
+    logger?: Logger;
+    lifecycle?: Lifecycle;
   } = {},
 ) {
   const { kafka, ports, members } = fakeKafka();
@@ -44,8 +47,8 @@ function fakeLane(
     settings: { ...(settings as LaneSettings), ...setup.settings },
     work,
     checkRecord: () => undefined,
-    logger,
-    lifecycle: new Lifecycle(),
+    logger: setup.logger ?? logger,
+    lifecycle: setup.lifecycle ?? new Lifecycle(),
   });
   return { lane, members, work };
 }
@@ -357,5 +360,45 @@ describe('lane start and crash', () => {
     const offsets = work.effectOrder.map((e) => e.split('/').at(-1));
     expect(offsets).toEqual(['0', '1', '4']);
     await lane.stop(100);
+  });
+});
+
+describe('a partition held by an open transaction', () => {
+  it('keeps its lag current without records, and is named once held for 30 s, then its release', async () => {
+    const lines: { level: number; msg: string; records_behind?: string }[] = [];
+    const sink = { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) };
+    const lifecycle = new Lifecycle();
+    const lags: number[] = [];
+    lifecycle.on('partition.fetched', ({ lag }) => lags.push(lag));
+    const { lane, members } = fakeLane({ logger: createLogger('info', {}, sink), lifecycle });
+    await lane.start();
+    const hooks = members[0]?.options.hooks;
+    hooks?.onAssignment([{ topic: 'pattern.usage', partition: 0 }], []);
+    const realNow = Date.now;
+    let now = realNow();
+    Date.now = () => now;
+    try {
+      // A producer's transaction opened at offset 4; records up to 10 wait behind it.
+      hooks?.onEnds?.('pattern.usage', 0, { position: 4n, stableOffset: 4n, highWatermark: 10n });
+      now += 29_000;
+      hooks?.onEnds?.('pattern.usage', 0, { position: 4n, stableOffset: 4n, highWatermark: 11n });
+      expect(lines.filter((l) => l.level === 40)).toEqual([]);
+      now += 1_000;
+      hooks?.onEnds?.('pattern.usage', 0, { position: 4n, stableOffset: 4n, highWatermark: 11n });
+      hooks?.onEnds?.('pattern.usage', 0, { position: 4n, stableOffset: 4n, highWatermark: 11n });
+      const warned = lines.filter((l) => l.level === 40);
+      expect(warned).toHaveLength(1);
+      expect(warned[0]?.msg).toMatch(
+        /pattern.usage\/0 is held at offset 4 by a transaction .* 7 records wait .*transaction.max.timeout.ms/,
+      );
+      expect(warned[0]?.records_behind).toBe('7');
+      // The broker aborts it.
+      hooks?.onEnds?.('pattern.usage', 0, { position: 4n, stableOffset: 12n, highWatermark: 12n });
+      expect(lines.at(-1)?.msg).toBe('pattern.usage/0 is no longer held');
+      expect(lags).toEqual([6, 7, 7, 7, 8]);
+    } finally {
+      Date.now = realNow;
+      await lane.stop(100);
+    }
   });
 });

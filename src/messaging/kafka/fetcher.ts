@@ -17,6 +17,7 @@ import {
 import { partitionKey as key } from '../engine/records.ts';
 import { DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES } from '../../config.ts';
 import { boundFetches, type ReadBatch, type Unreadable } from './bounded-fetch.ts';
+import type { PartitionEnds } from './transaction-holds.ts';
 
 // The fetch types are not exported from the package root.
 type FetchOptions = Parameters<Consumer['fetch']>[0];
@@ -69,6 +70,9 @@ export interface FetcherOptions {
     highWatermark: bigint,
   ) => void;
   onError?: ((what: string, err: unknown) => void) | undefined;
+  /** After each answer for a partition, with records or without: where this consumer stands in it, and
+   * its ends (the lag, and whether an open transaction holds it: transaction-holds.ts). */
+  onEnds?: ((topic: string, partition: number, ends: PartitionEnds) => void) | undefined;
   /** For partitions added without an offset: the group's committed offset (falling back to `reset`), or
    * straight from `reset`. */
   startFrom: StartFrom;
@@ -473,6 +477,12 @@ export class PartitionFetcher {
         }
         p.failures = 0;
         await this.#deliver(p, r, handedOver);
+        if (p.position !== undefined && this.#parts.get(key(topic, r.partitionIndex)) === p)
+          this.#o.onEnds?.(topic, r.partitionIndex, {
+            position: p.position,
+            highWatermark: r.highWatermark,
+            stableOffset: r.lastStableOffset,
+          });
       }
     }
   }

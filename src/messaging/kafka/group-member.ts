@@ -12,6 +12,7 @@ import type { PartitionOffset } from '../engine/ports.ts';
 import { partitionKey } from '../engine/records.ts';
 import type { KafkaClient } from './client.ts';
 import { PartitionFetcher, type FetchedRecord, type TopicPartition } from './fetcher.ts';
+import type { PartitionEnds } from './transaction-holds.ts';
 
 export interface GroupMemberHooks {
   /** Records of one partition in offset order, `next` its position after them, `highWatermark` its end. */
@@ -22,6 +23,8 @@ export interface GroupMemberHooks {
     next: bigint,
     highWatermark: bigint,
   ): void;
+  /** After each fetch answer for a partition: where this member stands in it, and its ends. */
+  onEnds?(topic: string, partition: number, ends: PartitionEnds): void;
   /** Partitions this member gained and lost. */
   onAssignment(added: TopicPartition[], removed: TopicPartition[]): void;
   onMembership(joined: boolean, detail: string): void;
@@ -105,6 +108,7 @@ class Kip848Member implements GroupMember {
       onRecords: (topic, partition, records, next, highWatermark) =>
         hooks.onRecords(topic, partition, records, next, highWatermark),
       onError: (what, err) => hooks.onError(what, err),
+      onEnds: (topic, partition, ends) => hooks.onEnds?.(topic, partition, ends),
     });
     // An EventEmitter without an 'error' listener throws: the library emits heartbeat failures it retries.
     this.#consumer.on('error', (err: unknown) => hooks.onError('group', err));

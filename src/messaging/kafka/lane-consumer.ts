@@ -17,6 +17,7 @@ import { createGroupMember, type GroupMember, type GroupMemberFactory } from './
 import { migrateGroupOffsets } from './groups.ts';
 import { toInbound } from './inbound.ts';
 import { KafkaRecordSender } from './record-sender.ts';
+import { TransactionHolds, type PartitionEnds } from './transaction-holds.ts';
 
 /** The lane's producer as the lane drives it. */
 export interface LaneSender extends RecordSender {
@@ -45,6 +46,8 @@ export class LaneStartError extends Error {
 
 /** How long a member may go without an accepted heartbeat before the lane replaces it. */
 const STALL_TIMEOUT_MS = 30_000;
+/** How long an open transaction may hold a partition before the lane says so. */
+const HOLD_WARN_MS = 30_000;
 
 export class LaneConsumer<P extends Schedulable> {
   member: GroupMember;
@@ -57,6 +60,7 @@ export class LaneConsumer<P extends Schedulable> {
   #running = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #restarts = 0;
+  readonly #holds = new TransactionHolds(HOLD_WARN_MS);
 
   constructor(options: LaneConsumerOptions<P>) {
     this.#o = options;
@@ -126,12 +130,16 @@ export class LaneConsumer<P extends Schedulable> {
       maxDecompressedBatchBytes: settings.maxDecompressedBatchBytes,
       stallTimeoutMs: STALL_TIMEOUT_MS,
       hooks: {
-        onRecords: (topic, partition, records, next, highWatermark) => {
-          if (current()) this.#onRecords(topic, partition, records, next, highWatermark);
+        onRecords: (topic, partition, records, next) => {
+          if (current()) this.#onRecords(topic, partition, records, next);
+        },
+        onEnds: (topic, partition, ends) => {
+          if (current()) this.#onEnds(topic, partition, ends);
         },
         onAssignment: (added, removed) => {
           if (!current()) return;
           if (removed.length > 0) this.engine.revoked(removed);
+          for (const p of removed) this.#holds.forget(partitionKey(p.topic, p.partition));
           for (const p of added) this.#ended.delete(partitionKey(p.topic, p.partition));
           this.#restarts = 0;
           logger.info({ lane, added, removed }, 'assignment changed');
@@ -207,29 +215,46 @@ export class LaneConsumer<P extends Schedulable> {
     }, delay);
   }
 
-  #onRecords(
-    topic: string,
-    partition: number,
-    records: FetchedRecord[],
-    next: bigint,
-    highWatermark: bigint,
-  ): void {
+  #onRecords(topic: string, partition: number, records: FetchedRecord[], next: bigint): void {
     const end = this.#o.settings.endOffset?.(topic, partition);
     const taken = end === undefined ? records : records.filter((r) => startsBefore(r, end));
     const last = taken[taken.length - 1];
     const cut = taken.length < records.length;
     const fetchedTo = cut && last ? last.offset + 1n : next;
     if (last) this.engine.accept(topic, partition, taken.map(toInbound), fetchedTo);
-    this.#o.lifecycle.emit('partition.fetched', {
-      lane: this.lane,
-      topic,
-      partition,
-      lag: Math.max(0, Number(highWatermark - next)),
-    });
     if (end !== undefined && (cut || next >= end)) {
       this.#ended.add(partitionKey(topic, partition));
       this.member.pause(topic, partition);
       this.#o.lifecycle.emit('partition.paused', { lane: this.lane, topic, partition, reason: 'end' });
+    }
+  }
+
+  /** The lag after every fetch answer, records or not (a partition held still has one), and holds. */
+  #onEnds(topic: string, partition: number, ends: PartitionEnds): void {
+    const { lifecycle, logger } = this.#o;
+    const lag = Math.max(0, Number(ends.highWatermark - ends.position));
+    lifecycle.emit('partition.fetched', { lane: this.lane, topic, partition, lag });
+    const hold = this.#holds.observe(partitionKey(topic, partition), ends, Date.now());
+    if (hold?.kind === 'held') {
+      logger.warn(
+        {
+          lane: this.lane,
+          topic,
+          partition,
+          stable_offset: String(hold.stableOffset),
+          records_behind: String(hold.behind),
+          held_ms: hold.heldMs,
+        },
+        `${topic}/${partition} is held at offset ${hold.stableOffset} by a transaction a producer opened and ` +
+          `has not ended; ${hold.behind} records wait behind it. The broker aborts it after the producer's ` +
+          'transaction.timeout.ms, at most transaction.max.timeout.ms (15 min by default): lower that on the ' +
+          'broker, or grant TransactionalId Write only to producers you trust',
+      );
+    } else if (hold?.kind === 'released') {
+      logger.info(
+        { lane: this.lane, topic, partition, held_ms: hold.heldMs },
+        `${topic}/${partition} is no longer held`,
+      );
     }
   }
 
