@@ -5,6 +5,8 @@ import type { QueryResult, QueryResultRow } from 'pg';
 import { EffectError } from '../contracts/errors.ts';
 import type { PoolClient } from '../db/pool.ts';
 
+const MAX_STATEMENT_TIMEOUT_MS = 2_147_483_647;
+
 const QUERY_CANCELED = '57014';
 
 export function deadlineExceeded(deadline: number, now: number, running: boolean): EffectError {
@@ -33,6 +35,9 @@ export async function queryBefore<R extends QueryResultRow>(
   const left = deadline - now;
   if (left <= 0) throw deadlineExceeded(deadline, now, false);
   if (laneTimeoutMs > 0 && left >= laneTimeoutMs) return client.query<R>(text, values);
+  // PostgreSQL takes a statement_timeout up to INT_MAX ms (24.8 days): a deadline further off, which any
+  // producer can write, bounds nothing.
+  if (left >= MAX_STATEMENT_TIMEOUT_MS) return client.query<R>(text, values);
   // An integer from code, not input: SET takes no parameters.
   await client.query(`SET statement_timeout = ${Math.max(1, Math.floor(left))}`);
   try {

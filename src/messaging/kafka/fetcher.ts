@@ -551,7 +551,8 @@ export class PartitionFetcher {
           topic: p.topic,
           partition: p.partition,
           offset,
-          timestamp: batch.firstTimestamp + rec.timestampDelta,
+          // As the broker computes it (a Java long): a forged delta wraps, never leaves int64.
+          timestamp: BigInt.asIntN(64, batch.firstTimestamp + rec.timestampDelta),
           key: rec.key,
           value: rec.value,
           headers: rec.headers,

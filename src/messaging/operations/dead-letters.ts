@@ -14,6 +14,7 @@ import type { TopicNames } from '../../contracts/topics.ts';
 import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
 import { readBigEndian } from '../stages/encode.ts';
 import { isoTimeOrNull } from '../../contracts/time.ts';
+import { jsonDepth, MAX_JSON_DEPTH } from '../../contracts/decode.ts';
 
 export interface DeadLetter {
   /** `<dlq-topic>:<partition>:<offset>`, what `patterns dlq show` takes. */
@@ -63,10 +64,28 @@ function bodyCorrelationId(value: Buffer | null): string | null {
   }
 }
 
+/** A Spring big-endian integer header (4 or 8 bytes) that is a partition or an offset: at least 0. */
+function coordinate(bytes: Buffer | undefined, max: bigint): bigint | undefined {
+  const n =
+    bytes?.length === 4
+      ? BigInt(bytes.readInt32BE())
+      : bytes?.length === 8
+        ? bytes.readBigInt64BE()
+        : undefined;
+  return n !== undefined && n >= 0n && n <= max ? n : undefined;
+}
+
+/** How many times a letter was redriven: a decimal count, or 0 for anything else anyone wrote there. */
+function redriveCountOf(text: string | null): number {
+  return text !== null && /^\d{1,9}$/.test(text) ? Number(text) : 0;
+}
+
 export function decodeDeadLetter(m: InboundMessage): DeadLetter {
   const h = m.headers;
   const number = (name: string) => readBigEndian(headerBytes(h[name]));
-  const originalOffset = number(HEADERS.dltOriginalOffset);
+  // Forged coordinates read as absent, so a redrive never writes a pattern-redrive-of it cannot read.
+  const originalPartition = coordinate(headerBytes(h[HEADERS.dltOriginalPartition]), 2n ** 31n - 1n);
+  const originalOffset = coordinate(headerBytes(h[HEADERS.dltOriginalOffset]), 2n ** 63n - 1n);
   const header = headerBytes(h[HEADERS.correlationId]);
   return {
     ref: `${m.topic}:${m.partition}:${m.offset}`,
@@ -76,7 +95,7 @@ export function decodeDeadLetter(m: InboundMessage): DeadLetter {
     time: isoTimeOrNull(Number(m.timestamp)) ?? '',
     original: {
       topic: text(h[HEADERS.dltOriginalTopic]),
-      partition: number(HEADERS.dltOriginalPartition) ?? null,
+      partition: originalPartition === undefined ? null : Number(originalPartition),
       offset: originalOffset === undefined ? null : String(originalOffset),
       time: isoTimeOrNull(number(HEADERS.dltOriginalTimestamp)),
     },
@@ -86,7 +105,7 @@ export function decodeDeadLetter(m: InboundMessage): DeadLetter {
     errorClass: text(h[HEADERS.dltExceptionCauseFqcn]),
     attempts: number(HEADERS.deliveryAttempt) ?? null,
     correlationId: bodyCorrelationId(m.value) ?? (header ? correlationText(header) : null),
-    redriveCount: Number(text(h[HEADERS.redriveCount]) ?? 0) || 0,
+    redriveCount: redriveCountOf(text(h[HEADERS.redriveCount])),
     key: m.key ? correlationText(m.key) : null,
   };
 }
@@ -101,7 +120,8 @@ const INTEGER_HEADERS = new Set<string>([
 
 /** The whole dead letter: every header decoded, the value as JSON when it is JSON. */
 export function describeDeadLetter(m: InboundMessage) {
-  const headers: Record<string, string | number | null> = {};
+  // No prototype: a header named __proto__ is shown like any other.
+  const headers = emptyHeaders<string | number | null>();
   for (const [name, raw] of Object.entries(m.headers)) {
     const bytes = headerBytes(raw);
     if (!bytes) continue;
@@ -113,6 +133,8 @@ export function describeDeadLetter(m: InboundMessage) {
   if (m.value) {
     const raw = m.value.toString('utf8');
     try {
+      // Deeper JSON is shown as text: printing it back as JSON would exhaust the stack.
+      if (jsonDepth(raw) > MAX_JSON_DEPTH) throw new Error('too deep');
       value = JSON.parse(raw);
     } catch {
       value = printable(m.value) ? raw : `base64:${m.value.toString('base64')}`;
@@ -131,6 +153,8 @@ export interface DeadLetterFilter {
 export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boolean {
   if (filter.codes?.length && !filter.codes.includes(letter.code ?? '')) return false;
   const time = Date.parse(letter.time);
+  // A letter stamped with no time is in no time window.
+  if ((filter.since || filter.until) && Number.isNaN(time)) return false;
   if (filter.since && time < filter.since.getTime()) return false;
   if (filter.until && time >= filter.until.getTime()) return false;
   if (filter.correlationId && letter.correlationId?.toLowerCase() !== filter.correlationId.toLowerCase()) {
@@ -161,8 +185,8 @@ export type Redrive = { record: OutboundRecord } | { skip: string };
 
 /**
  * A dead letter that left out the original key or a header for its size cannot be redriven as the
- * original (its identity and outcome could change). Headers left out for a null value read as absent
- * anyway, so those do not stop a redrive.
+ * original (its identity and outcome could change). Headers left out for a null value or an empty name
+ * are never read, so those do not stop a redrive.
  */
 function keptFromOriginal(m: InboundMessage): string | undefined {
   const keyBytes = text(m.headers[HEADERS.dltKeyOmittedBytes]);
@@ -174,10 +198,16 @@ function keptFromOriginal(m: InboundMessage): string | undefined {
     return `its ${HEADERS.dltHeadersOmitted} header is not JSON`;
   }
   const large = Array.isArray(omitted)
-    ? omitted.filter((o: { reason?: unknown } | null) => o?.reason !== 'null value')
+    ? omitted.filter(
+        (o: { reason?: unknown } | null) => o?.reason !== 'null value' && o?.reason !== 'empty name',
+      )
     : [];
   if (large.length === 0) return undefined;
-  const shown = large.map((o: { name?: unknown }) => JSON.stringify(o?.name ?? '…')).join(', ');
+  const shown = large
+    .map((o: { name?: unknown } | null) =>
+      typeof o?.name === 'string' ? JSON.stringify(o.name.slice(0, 128)) : '…',
+    )
+    .join(', ');
   return `its headers ${shown.slice(0, 300)} were not kept`;
 }
 

@@ -69,7 +69,7 @@ export interface OmittedHeader {
   /** The name, cut to 128 characters (name_bytes then says how long it was). */
   name: string;
   name_bytes?: number;
-  reason: 'too large' | 'null value' | 'too many headers' | 'dead letter refused';
+  reason: 'too large' | 'null value' | 'empty name' | 'too many headers' | 'dead letter refused';
   /** Its size (name and values) for a header left out for size; how many values were null. */
   bytes?: number;
   values?: number;
@@ -162,6 +162,11 @@ export function deadLetterRecord(options: {
     const carried = values.filter((v): v is Carried => v !== null);
     if (nulls > 0) omitted.push({ ...named(name), reason: 'null value', values: nulls });
     if (carried.length === 0) continue;
+    // Kafka's format allows an empty name, but no record this worker sends may carry one (record-check).
+    if (name === '') {
+      omitted.push({ name, reason: 'empty name', values: carried.length });
+      continue;
+    }
     const size = headerSize(name, carried);
     const reason = options.bare
       ? 'dead letter refused'
