@@ -1,6 +1,7 @@
 // Field schemas shared by the request schemas (CONTRACT "Request"). Every object is strict: an unknown
 // key is a validation error that names it.
 import { z } from 'zod';
+import { MAX_HEADER_ID_BYTES } from './headers.ts';
 
 // UUIDs compare case-insensitively; every id that enters is lower-cased so that SQL, identities and
 // results agree. The body correlation_id is echoed as sent, so it is only checked.
@@ -164,10 +165,13 @@ export const relationshipUpdateData = z
     error: 'must set at least one of strength, description, context',
   });
 
+/** The longest identity: hdr: and the base64 of the longest kafka_correlationId accepted (1,372). */
+const MAX_IDENTITY_CHARS = 4 + 4 * Math.ceil(MAX_HEADER_ID_BYTES / 3);
+
 /** The identity a message was recorded under (contracts/identity.ts): cid:, hdr: or off:. */
 export const messageIdentity = z
   .string()
-  .max(1_000, 'must be at most 1000 characters')
+  .max(MAX_IDENTITY_CHARS, `must be at most ${MAX_IDENTITY_CHARS} characters`)
   .regex(
     /^(cid|hdr|off):./,
     'must be a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<partition>/<offset>',

@@ -77,6 +77,14 @@ describe('get_result', () => {
       status: 'applied',
       identity: offsets,
     });
+    // The longest kafka_correlationId accepted (1,024 bytes) makes the longest identity: still looked up.
+    const longest = `hdr:${Buffer.alloc(1024, 0xa5).toString('base64')}`;
+    await insertWithIdentity(longest, 'LateLongest');
+    expect(longest).toHaveLength(1372);
+    expect(await lookup({ request_identity: longest })).toMatchObject({
+      status: 'applied',
+      identity: longest,
+    });
   });
 
   it('says "unknown" for what is not recorded (never sent, or failed), "not_stored" for a read', async () => {
