@@ -70,8 +70,8 @@ describe('KafkaAdmin', () => {
 
   it('reads watermarks and the first offset at or after a time', async () => {
     expect(await admin.fetchTopicOffsets(topic)).toEqual([
-      { partition: 0, low: '0', high: '3' },
-      { partition: 1, low: '0', high: '0' },
+      { partition: 0, low: '0', high: '3', stable: '3' },
+      { partition: 1, low: '0', high: '0', stable: '0' },
     ]);
     expect(await admin.fetchTopicOffsetsByTimestamp(topic, 1_000_500)).toEqual([
       { partition: 0, offset: '1' },

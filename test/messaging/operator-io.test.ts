@@ -1,7 +1,8 @@
 // The group-less range readers on the real broker: readRanges (patterns status, dlq, live outcomes) and
 // MergedRead (replay). Ranges end exactly at the planned end offsets, whatever is appended meanwhile; a
-// range ending in a transaction marker ends at once; replay's read is in merged time order, with bounded
-// buffering. kafkajs is the independent client that writes the records.
+// range ending in a transaction marker ends at once; a range ends at the last stable offset, so no read
+// waits for a transaction left open; replay's read is in merged time order, with bounded buffering. kafkajs is the independent client that writes the records.
+import { spawn } from 'node:child_process';
 import { CompressionTypes, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
@@ -20,6 +21,7 @@ const prefix = uniquePrefix();
 const a = `${prefix}a`;
 const b = `${prefix}b`;
 const tx = `${prefix}tx`;
+const held = `${prefix}held`;
 const T0 = 1_780_000_000_000;
 
 async function plan(topics: string[], window: { since?: Date; until?: Date } = {}) {
@@ -58,6 +60,7 @@ describe('range readers', () => {
         { topic: a, numPartitions: 2 },
         { topic: b, numPartitions: 1 },
         { topic: tx, numPartitions: 1 },
+        { topic: held, numPartitions: 1 },
       ]);
     } finally {
       await admin.disconnect();
@@ -170,6 +173,46 @@ describe('range readers', () => {
     });
     expect(seen).toEqual(['t0.0', 't0.1', 't1.0', 't1.1']);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('plans to the last stable offset, so no read waits for a transaction left open, and names what it holds back', async () => {
+    await producer.send({ topic: held, messages: ['h0', 'h1', 'h2'].map((value) => ({ value })) });
+    // librdkafka opens a transaction at offset 3 and never ends it (for a minute, as far as the broker knows).
+    const script = new URL('../support/poison/open-transaction.py', import.meta.url).pathname;
+    const hostile = spawn('/usr/bin/python3', [script, brokers().join(','), held, '0', 'open', '60000'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise((resolve, reject) => {
+        hostile.stdout.once('data', resolve);
+        hostile.once('exit', (code) => reject(new Error(`open-transaction.py exited with ${code}`)));
+      });
+      await producer.send({ topic: held, messages: ['h4', 'h5'].map((value) => ({ value })) });
+      const ranges = await plan([held]);
+      expect(ranges).toEqual([
+        { topic: held, partition: 0, start: 0n, end: 3n, heldBack: { from: 3n, records: 3n } },
+      ]);
+      const started = Date.now();
+      const seen: string[] = [];
+      await readRanges(client, ranges, (m) => void seen.push(m.value?.toString() ?? ''), {
+        groupPrefix: 'operator-io-test',
+        idleMs: 30_000,
+      });
+      const reader = new MergedRead(client, ranges, {
+        groupId: 'operator-io-test-held',
+        topicOrder: [held],
+        logger: createLogger('silent'),
+        idleMs: 30_000,
+      });
+      const merged = (await takeAll(reader, ranges)).map((m) => m.value?.toString());
+      expect(seen).toEqual(['h0', 'h1', 'h2']);
+      expect(merged).toEqual(['h0', 'h1', 'h2']);
+      // Neither waited for the transaction (before, each waited out its idle time, then took the partition
+      // as ended without a word, whatever was behind the transaction).
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      hostile.kill('SIGKILL');
+    }
   });
 
   it('readRanges fails with the error of onMessage, and reads nothing for empty ranges', async () => {

@@ -22,6 +22,7 @@ import { checkRecord, recordLimits } from '../../messaging/stages/record-check.t
 import { UnitPipeline } from '../../messaging/stages/unit-pipeline.ts';
 import {
   DEFAULT_REPLAY_TOPICS,
+  heldBackNotes,
   planReplay,
   replayPhases,
   startPositions,
@@ -165,6 +166,8 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
         `budget ${config.WORKER_REPLAY_CONCURRENCY} in flight, ${budget.describe()}\n`,
     );
     for (const plan of plans) out.write(`  ${plan.topic}: ${plan.total} messages\n`);
+    const heldBack = heldBackNotes(plans);
+    for (const note of heldBack) out.write(`  note: ${note}\n`);
     const started = performance.now();
 
     // What the live worker answered: its refusals are not applied again.
@@ -252,6 +255,11 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
     out.write(
       `replay done in ${seconds.toFixed(1)} s: ${summary.messages} messages, ${describeSummary(summary)}\n`,
     );
+    if (heldBack.length > 0) {
+      out.write(
+        `  not replayed: ${heldBack.length} partition(s) stopped at a transaction still open (notes above)\n`,
+      );
+    }
     return 0;
   } finally {
     budget?.stop();

@@ -6,6 +6,7 @@ import {
   Admin,
   consumerGroupDescribeV0,
   FindCoordinatorKeyTypes,
+  FetchIsolationLevels,
   ListOffsetTimestamps,
   UserError,
   type BaseOptions,
@@ -42,6 +43,9 @@ export interface PartitionWatermarks {
   low: string;
   /** The offset the next record will get. */
   high: string;
+  /** The last stable offset: what a read_committed reader can read up to now (below `high` while a
+   * transaction there is open). */
+  stable: string;
 }
 
 export interface PartitionOffset {
@@ -241,12 +245,20 @@ export class KafkaAdmin {
     return partitions.map((p) => p.partitionId);
   }
 
-  async #listOffsets(topic: string, partitions: number[], timestamp: bigint): Promise<Map<number, bigint>> {
+  async #listOffsets(
+    topic: string,
+    partitions: number[],
+    timestamp: bigint,
+    committedOnly = false,
+  ): Promise<Map<number, bigint>> {
     const listed = await this.#call(`listing the offsets of ${topic}`, (a) =>
       a.listOffsets({
         topics: [
           { name: topic, partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })) },
         ],
+        isolationLevel: committedOnly
+          ? FetchIsolationLevels.READ_COMMITTED
+          : FetchIsolationLevels.READ_UNCOMMITTED,
       }),
     );
     return new Map(
@@ -258,14 +270,16 @@ export class KafkaAdmin {
   async fetchTopicOffsets(topic: string): Promise<PartitionWatermarks[]> {
     const partitions = await this.#partitions(topic);
     if (partitions.length === 0) return [];
-    const [low, high] = await Promise.all([
+    const [low, high, stable] = await Promise.all([
       this.#listOffsets(topic, partitions, ListOffsetTimestamps.EARLIEST),
       this.#listOffsets(topic, partitions, ListOffsetTimestamps.LATEST),
+      this.#listOffsets(topic, partitions, ListOffsetTimestamps.LATEST, true),
     ]);
     return partitions.map((partition) => ({
       partition,
       low: str(low.get(partition) ?? 0n),
       high: str(high.get(partition) ?? 0n),
+      stable: str(stable.get(partition) ?? high.get(partition) ?? 0n),
     }));
   }
 

@@ -18,6 +18,9 @@ export interface PartitionRange {
   partition: number;
   start: bigint;
   end: bigint;
+  /** Records past `end` that a transaction still open when the range was planned held back: from its
+   * first offset (the last stable offset), to the end the range would have had. */
+  heldBack?: { from: bigint; records: bigint };
 }
 
 /** The first offset at or after `time`, per partition; the end when there is none. */
@@ -32,7 +35,10 @@ async function offsetsAt(admin: KafkaAdmin, topic: string, time: Date, high: Map
   );
 }
 
-/** What is in `topics` now, optionally from the first message at or after `since` (until `until`). */
+/** What is in `topics` now, optionally from the first message at or after `since` (until `until`).
+ * "Now" is what a read_committed reader can read: a range ends at the last stable offset, so that no
+ * read waits for a transaction a producer opened and has not ended (anyone allowed a transactional id
+ * can hold one open for up to the broker's transaction.max.timeout.ms); what it holds back is named. */
 export async function planRanges(
   admin: KafkaAdmin,
   topics: readonly string[],
@@ -42,14 +48,22 @@ export async function planRanges(
   for (const topic of topics) {
     const offsets = await admin.fetchTopicOffsets(topic);
     const high = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+    const stable = new Map(offsets.map((o) => [o.partition, BigInt(o.stable)]));
     const starts = window.since ? await offsetsAt(admin, topic, window.since, high) : undefined;
     const ends = window.until ? await offsetsAt(admin, topic, window.until, high) : high;
     for (const o of offsets) {
       const low = BigInt(o.low);
       const from = starts?.get(o.partition) ?? low;
       const start = from > low ? from : low;
-      const end = ends.get(o.partition) ?? start;
-      ranges.push({ topic, partition: o.partition, start, end: end > start ? end : start });
+      const wanted = ends.get(o.partition) ?? start;
+      const readable = stable.get(o.partition) ?? wanted;
+      const end = wanted > readable ? readable : wanted;
+      const range: PartitionRange = { topic, partition: o.partition, start, end: end > start ? end : start };
+      if (wanted > readable && wanted > start) {
+        const from = readable > start ? readable : start;
+        range.heldBack = { from, records: wanted - from };
+      }
+      ranges.push(range);
     }
   }
   return ranges.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
@@ -58,8 +72,9 @@ export async function planRanges(
 export interface ReadOptions {
   /** Prefix of the name of the group the reading consumer is made with (it never joins it). */
   groupPrefix: string;
-  /** Give up on a partition that has not advanced for this long (a read-committed fetch held at an open
-   * transaction). When fetches failed meanwhile, the read fails with the last error instead. */
+  /** Give up on a partition that has not advanced for this long (its records deleted meanwhile; planned
+   * ranges end before any open transaction). When fetches failed meanwhile, the read fails with the last
+   * error instead. */
   idleMs?: number;
   onProgress?: (read: number) => void;
 }

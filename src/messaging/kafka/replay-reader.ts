@@ -24,8 +24,9 @@ export interface MergedReadOptions {
   logger: Logger;
   /** Buffered messages per partition before it pauses (default 2,000). */
   highWater?: number;
-  /** A partition the merge waits for that delivers nothing for this long has ended (a read-committed fetch
-   * held at an open transaction); when fetches failed meanwhile, the read fails with the last error. */
+  /** A partition the merge waits for that delivers nothing for this long has ended (its records deleted
+   * meanwhile; ranges end at the last stable offset, so an open transaction never holds one: planRanges);
+   * when fetches failed meanwhile, the read fails with the last error. */
   idleMs?: number;
   maxBytesPerPartition?: number;
   /** The most bytes a fetched record batch may decompress to (the fetcher's default when absent). */
@@ -139,7 +140,7 @@ export class MergedRead {
       const key = partitionKey(topic, partition);
       this.#o.logger.warn(
         { topic, partition, next: String(this.#next.get(key)), end: String(this.#end.get(key)) },
-        'a partition delivered nothing for a while short of its end (an open transaction); taking it as ended',
+        'a partition delivered nothing for a while short of its end (its records deleted meanwhile?); taking it as ended',
       );
       this.#finish(topic, partition);
     }

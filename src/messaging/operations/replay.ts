@@ -85,11 +85,33 @@ export async function planReplay(
       since: from === 'earliest' ? undefined : from,
       until: to,
     });
-    const partitions = ranges.map(({ partition, start, end }) => ({ partition, start, end }));
+    const partitions = ranges.map(({ partition, start, end, heldBack }) => ({
+      partition,
+      start,
+      end,
+      ...(heldBack ? { heldBack } : {}),
+    }));
     const total = partitions.reduce((sum, p) => sum + Number(p.end - p.start), 0);
     plans.push({ logical, topic, partitions, total });
   }
   return plans;
+}
+
+/** A line per partition whose plan stops short of its end at a transaction still open: what is left out
+ * and what to do. */
+export function heldBackNotes(plans: readonly TopicPlan[]): string[] {
+  return plans.flatMap((plan) =>
+    plan.partitions.flatMap(({ partition, heldBack }) =>
+      heldBack
+        ? [
+            `${plan.topic}/${partition}: ${heldBack.records} records from offset ${heldBack.from} are ` +
+              'behind a transaction a producer opened and has not ended, so not readable yet; they are not ' +
+              'in this replay. Replay again once the transaction ends (the broker aborts it after at most ' +
+              'transaction.max.timeout.ms): what this replay applied is skipped then',
+          ]
+        : [],
+    ),
+  );
 }
 
 /** Where a new consumer group starts on each partition (the reader seeks there; nothing is committed for the group). */
