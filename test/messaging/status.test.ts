@@ -1,6 +1,7 @@
 // `patterns status` gathered from a real broker (operations/status.ts through KafkaAdmin): lane groups whose
 // members use the KIP-848 protocol with their client id, host and partitions, committed offsets and lag,
 // missing topics, a member still in the group of earlier versions, and the rendered tables.
+import { spawn } from 'node:child_process';
 import { Consumer } from '@platformatic/kafka';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { renderStatus } from '../../src/cli/commands/status.ts';
@@ -134,6 +135,32 @@ it('shows the members of KIP-848 lane groups with client id, host and partitions
     expect(line).toContain(`${insert}[0,1]`);
   } finally {
     await earlier.disconnect();
+  }
+});
+
+it('notes a partition held by a transaction left open, with its offset and the records behind it', async () => {
+  const usage = names.request('pattern.usage');
+  const script = new URL('../support/poison/open-transaction.py', import.meta.url).pathname;
+  const hostile = spawn('/usr/bin/python3', [script, brokers().join(','), usage, '0', 'open', '60000'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise((resolve, reject) => {
+      hostile.stdout.once('data', resolve);
+      hostile.once('exit', (code) => reject(new Error(`open-transaction.py exited with ${code}`)));
+    });
+    const producer = kafkajs.producer();
+    await producer.connect();
+    await producer.send({ topic: usage, messages: [{ partition: 0, value: 'behind' }] });
+    await producer.disconnect();
+    const s = await status();
+    expect(s.lag.find((l) => l.topic === usage && l.partition === 0)?.held).toEqual({ at: '0', records: 2 });
+    expect(s.lag.find((l) => l.topic === usage && l.partition === 1)?.held).toBeUndefined();
+    expect(renderStatus(s)).toContain(
+      `note: ${usage}/0: 2 records are behind a transaction a producer opened at offset 0 and has not ended`,
+    );
+  } finally {
+    hostile.kill('SIGKILL');
   }
 });
 

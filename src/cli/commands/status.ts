@@ -37,6 +37,15 @@ export function renderStatus(s: WorkerStatus): string {
             .join(', ')})`
         : ''),
   );
+  for (const l of s.lag) {
+    if (!l.held) continue;
+    // A transactional producer holds one for milliseconds; one that stays is worth a look.
+    out.push(
+      `note: ${l.topic}/${l.partition}: ${l.held.records} records are behind a transaction a producer ` +
+        `opened at offset ${l.held.at} and has not ended; no reader gets past it until it ends (the broker ` +
+        'aborts it after at most transaction.max.timeout.ms)',
+    );
+  }
   const codes = Object.entries(s.deadLettersLastHour.byCode)
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');

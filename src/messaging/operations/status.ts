@@ -32,6 +32,8 @@ export interface PartitionLag {
   committed: string | null;
   end: string;
   lag: number;
+  /** A transaction a producer opened at `at` and has not ended holds `records` back from every reader. */
+  held?: { at: string; records: number };
 }
 
 export interface LaneGroup {
@@ -130,12 +132,14 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
         const has = at !== undefined && Number(at) >= 0;
         const from = has ? BigInt(at) : BigInt(p.low);
         const behind = BigInt(p.high) - from;
+        const heldBack = BigInt(p.high) - BigInt(p.stable);
         lag.push({
           topic,
           partition: p.partition,
           committed: has ? at : null,
           end: p.high,
           lag: Number(behind > 0n ? behind : 0n),
+          ...(heldBack > 0n ? { held: { at: p.stable, records: Number(heldBack) } } : {}),
         });
       }
     }
