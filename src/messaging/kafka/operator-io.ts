@@ -72,9 +72,10 @@ export async function planRanges(
 export interface ReadOptions {
   /** Prefix of the name of the group the reading consumer is made with (it never joins it). */
   groupPrefix: string;
-  /** Give up on a partition that has not advanced for this long (its records deleted meanwhile; planned
-   * ranges end before any open transaction). When fetches failed meanwhile, the read fails with the last
-   * error instead. */
+  /** A partition that has not advanced for this long, while the broker says nothing past its position
+   * is readable, has ended (its records deleted meanwhile; planned ranges end before any open
+   * transaction). One merely slow (a busy broker) is waited for up to ten times this, then the read fails
+   * naming it; when fetches failed meanwhile, it fails with the last error. */
   idleMs?: number;
   onProgress?: (read: number) => void;
 }
@@ -140,11 +141,16 @@ export async function readRanges(
       draining = false;
     }
   };
+  // Per partition, from the last fetch answer: whether anything past its position is readable at all.
+  const exhausted = new Map<string, boolean>();
   const fetcher = new PartitionFetcher({
     consumer,
     connection: client.options('-ranges'),
     startFrom: 'earliest',
     maxWaitMs: 100,
+    onEnds: (topic, partition, e) => {
+      exhausted.set(key(topic, partition), e.stableOffset <= e.position);
+    },
     onRecords: (topic, partition, records, next) => {
       lastProgress = Date.now();
       fetcher.pause(topic, partition);
@@ -157,8 +163,18 @@ export async function readRanges(
   });
   const idleMs = options.idleMs ?? 10_000;
   const watchdog = setInterval(() => {
-    if (draining || Date.now() - lastProgress <= idleMs) return;
-    finish(lastError && lastError.at > lastProgress ? lastError.err : undefined);
+    const idle = Date.now() - lastProgress;
+    if (draining || idle <= idleMs) return;
+    if (lastError && lastError.at > lastProgress) return finish(lastError.err);
+    // Only a partition the broker says has nothing more to read (its records deleted meanwhile) ends
+    // short of its end; one that is merely slow (a busy broker) is waited for, within a bound.
+    const waiting = [...ends.keys()].filter((id) => exhausted.get(id) !== true);
+    if (waiting.length === 0) return finish();
+    if (idle > idleMs * 10) {
+      finish(
+        new Error(`reading ${waiting.join(', ').replaceAll('\u0000', '/')} made no progress for ${idle} ms`),
+      );
+    }
   }, 250);
   try {
     fetcher.add(open.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.start })));

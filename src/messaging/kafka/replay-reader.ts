@@ -24,9 +24,10 @@ export interface MergedReadOptions {
   logger: Logger;
   /** Buffered messages per partition before it pauses (default 2,000). */
   highWater?: number;
-  /** A partition the merge waits for that delivers nothing for this long has ended (its records deleted
-   * meanwhile; ranges end at the last stable offset, so an open transaction never holds one: planRanges);
-   * when fetches failed meanwhile, the read fails with the last error. */
+  /** A partition the merge waits for that delivers nothing for this long, while the broker says nothing
+   * past its position is readable, has ended (its records deleted meanwhile; ranges end at the last stable
+   * offset, so an open transaction never holds one: planRanges). One merely slow is waited for up to ten
+   * times this, then the read fails naming it; when fetches failed meanwhile, it fails with the error. */
   idleMs?: number;
   maxBytesPerPartition?: number;
   /** The most bytes a fetched record batch may decompress to (the fetcher's default when absent). */
@@ -48,6 +49,8 @@ export class MergedRead {
   #lastError: { at: number; err: unknown } | undefined;
   #started = false;
   #watchdog: NodeJS.Timeout | undefined;
+  /** Per partition, from the last fetch answer: whether anything past its position is readable at all. */
+  readonly #exhausted = new Map<string, boolean>();
 
   constructor(client: KafkaClient, ranges: readonly PartitionRange[], options: MergedReadOptions) {
     this.#o = options;
@@ -76,6 +79,9 @@ export class MergedRead {
       onRecords: (topic, partition, records, next) => this.#accept(topic, partition, records, next),
       onError: (_what, err) => {
         this.#lastError = { at: Date.now(), err };
+      },
+      onEnds: (topic, partition, e) => {
+        this.#exhausted.set(partitionKey(topic, partition), e.stableOffset <= e.position);
       },
     });
   }
@@ -136,15 +142,27 @@ export class MergedRead {
       this.#wake();
       return;
     }
+    // Only a partition the broker says has nothing more to read (its records deleted meanwhile) ends
+    // short of its end; one that is merely slow (a busy broker) is waited for, within a bound.
+    const slow: string[] = [];
     for (const { topic, partition } of this.#merge.waitingFor()) {
       const key = partitionKey(topic, partition);
+      if (this.#exhausted.get(key) !== true) {
+        slow.push(`${topic}/${partition}`);
+        continue;
+      }
       this.#o.logger.warn(
         { topic, partition, next: String(this.#next.get(key)), end: String(this.#end.get(key)) },
-        'a partition delivered nothing for a while short of its end (its records deleted meanwhile?); taking it as ended',
+        'a partition has nothing more to read short of its end (its records deleted meanwhile); taking it as ended',
       );
       this.#finish(topic, partition);
     }
-    this.#lastData = Date.now();
+    if (slow.length > 0 && Date.now() - this.#lastData > idleMs * 10) {
+      this.#failure = new Error(
+        `reading ${slow.join(', ')} made no progress for ${Date.now() - this.#lastData} ms`,
+      );
+    }
+    if (slow.length === 0) this.#lastData = Date.now();
     this.#wake();
   }
 
