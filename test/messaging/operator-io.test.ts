@@ -2,7 +2,6 @@
 // MergedRead (replay). Ranges end exactly at the planned end offsets, whatever is appended meanwhile; a
 // range ending in a transaction marker ends at once; a range ends at the last stable offset, so no read
 // waits for a transaction left open; replay's read is in merged time order, with bounded buffering. kafkajs is the independent client that writes the records.
-import { spawn } from 'node:child_process';
 import { CompressionTypes, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
@@ -12,6 +11,7 @@ import { MergedRead } from '../../src/messaging/kafka/replay-reader.ts';
 import { createTopicsAndWait } from '../../src/messaging/kafka/topic-admin.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
 import { brokers, connectedProducer, testKafka, uniquePrefix } from '../support/kafka.ts';
+import { openTransaction } from '../support/poison/client.ts';
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
@@ -178,15 +178,8 @@ describe('range readers', () => {
   it('plans to the last stable offset, so no read waits for a transaction left open, and names what it holds back', async () => {
     await producer.send({ topic: held, messages: ['h0', 'h1', 'h2'].map((value) => ({ value })) });
     // librdkafka opens a transaction at offset 3 and never ends it (for a minute, as far as the broker knows).
-    const script = new URL('../support/poison/open-transaction.py', import.meta.url).pathname;
-    const hostile = spawn('/usr/bin/python3', [script, brokers().join(','), held, '0', 'open', '60000'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const hostile = await openTransaction(brokers().join(','), held, 'open', 60_000);
     try {
-      await new Promise((resolve, reject) => {
-        hostile.stdout.once('data', resolve);
-        hostile.once('exit', (code) => reject(new Error(`open-transaction.py exited with ${code}`)));
-      });
       await producer.send({ topic: held, messages: ['h4', 'h5'].map((value) => ({ value })) });
       const ranges = await plan([held]);
       expect(ranges).toEqual([

@@ -1,7 +1,6 @@
 // `patterns status` gathered from a real broker (operations/status.ts through KafkaAdmin): lane groups whose
 // members use the KIP-848 protocol with their client id, host and partitions, committed offsets and lag,
 // missing topics, a member still in the group of earlier versions, and the rendered tables.
-import { spawn } from 'node:child_process';
 import { Consumer } from '@platformatic/kafka';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { renderStatus } from '../../src/cli/commands/status.ts';
@@ -10,6 +9,7 @@ import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 import { gatherStatus, type WorkerStatus } from '../../src/messaging/operations/status.ts';
 import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
+import { openTransaction } from '../support/poison/client.ts';
 
 const prefix = uniquePrefix();
 const names = new TopicNames(prefix);
@@ -140,15 +140,8 @@ it('shows the members of KIP-848 lane groups with client id, host and partitions
 
 it('notes a partition held by a transaction left open, with its offset and the records behind it', async () => {
   const usage = names.request('pattern.usage');
-  const script = new URL('../support/poison/open-transaction.py', import.meta.url).pathname;
-  const hostile = spawn('/usr/bin/python3', [script, brokers().join(','), usage, '0', 'open', '60000'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const hostile = await openTransaction(brokers().join(','), usage, 'open', 60_000);
   try {
-    await new Promise((resolve, reject) => {
-      hostile.stdout.once('data', resolve);
-      hostile.once('exit', (code) => reject(new Error(`open-transaction.py exited with ${code}`)));
-    });
     const producer = kafkajs.producer();
     await producer.connect();
     await producer.send({ topic: usage, messages: [{ partition: 0, value: 'behind' }] });

@@ -4,32 +4,16 @@
 // the broker aborts it, and the aborted record itself never is. A replay does not wait for one: it ends
 // that partition at the transaction, and says so. Naming a hold of 30 s is tested in-process
 // (test/messaging/engine-hardening.test.ts).
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { patterns } from '../support/cli.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { brokers } from '../support/kafka.ts';
+import { openTransaction } from '../support/poison/client.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 120_000 });
-
-const OPEN_TRANSACTION = new URL('../support/poison/open-transaction.py', import.meta.url).pathname;
-
-/** librdkafka writes `value` to partition 0 of `topic` in a transaction it never ends; kill it after. */
-async function openTransaction(topic: string, value: string, timeoutMs: number) {
-  const hostile = spawn(
-    '/usr/bin/python3',
-    [OPEN_TRANSACTION, brokers().join(','), topic, '0', value, String(timeoutMs)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise((resolve, reject) => {
-    hostile.stdout.once('data', resolve);
-    hostile.once('exit', (code) => reject(new Error(`open-transaction.py exited with ${code}`)));
-  });
-  return hostile;
-}
 
 describe('a transaction left open on a request partition', () => {
   let stack: Stack;
@@ -54,7 +38,12 @@ describe('a transaction left open on a request partition', () => {
     ]);
     await stack.results.waitForCount(stack.names.result('pattern.insert'), 1);
 
-    const hostile = await openTransaction(stack.names.request('pattern.usage'), usage(999), 5000);
+    const hostile = await openTransaction(
+      brokers().join(','),
+      stack.names.request('pattern.usage'),
+      usage(999),
+      5000,
+    );
     try {
       const sent = Date.now();
       await stack.producer.send({
@@ -95,7 +84,12 @@ describe('a transaction left open on a request partition', () => {
   });
 
   it('is not waited for by a replay: the partition ends at the transaction, and the replay names what it left out', async () => {
-    const hostile = await openTransaction(stack.names.request('pattern.usage'), usage(998), 60_000);
+    const hostile = await openTransaction(
+      brokers().join(','),
+      stack.names.request('pattern.usage'),
+      usage(998),
+      60_000,
+    );
     try {
       await stack.producer.send({
         topic: stack.names.request('pattern.usage'),

@@ -10,6 +10,7 @@ import type { KafkaAdmin } from './admin.ts';
 import type { KafkaClient } from './client.ts';
 import { PartitionFetcher, startsBefore, type FetchedRecord } from './fetcher.ts';
 import { toInbound } from './inbound.ts';
+import { atStableEnd } from './transaction-holds.ts';
 import { KafkaRecordSender } from './record-sender.ts';
 
 /** Offsets [start, end) of one partition. */
@@ -148,9 +149,7 @@ export async function readRanges(
     connection: client.options('-ranges'),
     startFrom: 'earliest',
     maxWaitMs: 100,
-    onEnds: (topic, partition, e) => {
-      exhausted.set(key(topic, partition), e.stableOffset <= e.position);
-    },
+    onEnds: (topic, partition, ends) => exhausted.set(key(topic, partition), atStableEnd(ends)),
     onRecords: (topic, partition, records, next) => {
       lastProgress = Date.now();
       fetcher.pause(topic, partition);

@@ -12,6 +12,7 @@ import { PartitionFetcher, startsBefore, type FetchedRecord } from './fetcher.ts
 import { partitionKey, type InboundMessage } from '../engine/records.ts';
 import { TimestampMerge } from '../operations/replay-merge.ts';
 import { toInbound } from './inbound.ts';
+import { atStableEnd } from './transaction-holds.ts';
 import type { PartitionRange } from './operator-io.ts';
 
 export interface MergedReadOptions {
@@ -80,9 +81,8 @@ export class MergedRead {
       onError: (_what, err) => {
         this.#lastError = { at: Date.now(), err };
       },
-      onEnds: (topic, partition, e) => {
-        this.#exhausted.set(partitionKey(topic, partition), e.stableOffset <= e.position);
-      },
+      onEnds: (topic, partition, ends) =>
+        this.#exhausted.set(partitionKey(topic, partition), atStableEnd(ends)),
     });
   }
 

@@ -12,6 +12,12 @@ export interface PartitionEnds {
   stableOffset: bigint;
 }
 
+/** Nothing past the position is readable now: the partition is read to its end, or an open transaction
+ * holds it there. */
+export function atStableEnd(ends: PartitionEnds): boolean {
+  return ends.position >= ends.stableOffset;
+}
+
 export type HoldEvent =
   | { kind: 'held'; stableOffset: bigint; behind: bigint; heldMs: number }
   | { kind: 'released'; heldMs: number };
@@ -27,7 +33,7 @@ export class TransactionHolds {
 
   /** What to say about `partition` after a fetch answered with `ends` at `now` (ms), if anything. */
   observe(partition: string, ends: PartitionEnds, now: number): HoldEvent | undefined {
-    const held = ends.position >= ends.stableOffset && ends.stableOffset < ends.highWatermark;
+    const held = atStableEnd(ends) && ends.stableOffset < ends.highWatermark;
     const hold = this.#holds.get(partition);
     // The same hold while the consumer waits at the same stable offset; a later one is a new hold.
     if (hold && held && hold.stableOffset === ends.stableOffset) {

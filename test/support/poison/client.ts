@@ -1,6 +1,6 @@
 // Runs the librdkafka scripts beside this file with Debian's python3 (python3-confluent-kafka): hostile
 // records are produced, and topics read back, by a client independent of the worker's kafkajs.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
 const PYTHON = '/usr/bin/python3';
@@ -84,3 +84,23 @@ export const text = (t: string): ByteSpec => ({ text: t });
 export const hex = (b: Buffer | number[]): ByteSpec => ({ hex: Buffer.from(b).toString('hex') });
 export const repeat = (unit: string, bytes: number): ByteSpec => ({ repeat: unit, bytes });
 export const json = (v: unknown): ByteSpec => ({ text: JSON.stringify(v) });
+
+/** librdkafka writes `value` to partition 0 of `topic` in a transaction it never ends
+ * (open-transaction.py); kill the process it returns when done. */
+export async function openTransaction(
+  brokers: string,
+  topic: string,
+  value: string,
+  timeoutMs: number,
+): Promise<ChildProcess> {
+  const hostile = spawn(
+    PYTHON,
+    [join(import.meta.dirname, 'open-transaction.py'), brokers, topic, '0', value, String(timeoutMs)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise((resolve, reject) => {
+    hostile.stdout.once('data', resolve);
+    hostile.once('exit', (code) => reject(new Error(`open-transaction.py exited with ${code}`)));
+  });
+  return hostile;
+}
