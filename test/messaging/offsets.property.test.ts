@@ -113,11 +113,15 @@ async function run(messages: { kind: Kind; key: string }[][], steps: Step[]): Pr
   lifecycle.on('unit.done', ({ unit, skipped }) => {
     if (!skipped) for (const m of unit.messages) done[m.partition]?.add(Number(m.offset));
   });
+  let generation = 0;
   const newEngine = () => {
+    const mine = ++generation;
     const work = new FakeWork();
     const run = work.run.bind(work);
-    // No unit of a partition starts while another member owns it.
     work.run = (unit, items) => {
+      // A process that died runs nothing more: its engine's retry timers died with it.
+      if (mine !== generation) return new Promise<never>(() => undefined);
+      // No unit of a partition starts while another member owns it.
       if (!consumer.assigned[unit.partition])
         violations.push(`partition ${unit.partition}: a unit started after the partition moved away`);
       return run(unit, items);
