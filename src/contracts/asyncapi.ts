@@ -102,11 +102,11 @@ const deadLetterHeaders: Json = {
         'bytes (decimal). The dead letter has no value then; the original stays in the request topic.',
     ),
     [HEADERS.dltHeadersOmitted]: bytes(
-      'Only when original headers were left out: a JSON array of {name, reason, bytes?, values?, name_bytes?}, ' +
-        'reason "too large" (it did not fit beside the value), "null value" (sent without a value, which the ' +
-        'producer cannot send; values: how many), "too many headers" (beyond the first 4,096 values) or ' +
-        '"dead letter refused" (the full dead letter was refused and ' +
-        'this is the bare one). At most 8 KiB; a last {more: n} counts the rest.',
+      'Only when original headers were left out: a JSON array of {name, reason, bytes, values?, name_bytes?} ' +
+        '(values: how many of that name, when more than one), reason "too large" (it did not fit beside the ' +
+        'value), "too many headers" (beyond the first 4,096) or "dead letter refused" (the full dead letter ' +
+        'was refused and this is the bare one). At most 8 KiB; a last {more: n} counts the rest. Every other ' +
+        'original header is carried in its order, headers without a value included.',
     ),
   },
 };

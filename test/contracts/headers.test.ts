@@ -68,6 +68,7 @@ describe('headers of fetched records', () => {
       key: null,
       value: b('v'),
       headers: expect.anything() as unknown,
+      wireHeaders: [],
       timestamp: '1780000000123',
     });
     expect(Object.keys(m.headers)).toEqual([]);

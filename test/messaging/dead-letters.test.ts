@@ -11,8 +11,11 @@ import {
   matchesFilter,
   redriveRecord,
 } from '../../src/messaging/operations/dead-letters.ts';
-import type { InboundMessage } from '../../src/messaging/engine/records.ts';
+import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
+import { toInbound } from '../../src/messaging/kafka/inbound.ts';
 import { deadLetterRecord } from '../../src/messaging/stages/encode.ts';
+import { headersOf } from '../support/outbound-headers.ts';
+import { fetchedRecord, roundTrip } from './kafka-wire.ts';
 
 const names = new TopicNames('t.');
 
@@ -37,19 +40,18 @@ function dead(request: InboundMessage, code = 'INVALID_REFERENCE', offset = '7')
     error: { code: code as 'INVALID_REFERENCE', message: 'a referenced pattern does not exist' },
     consumerGroup: 'g',
   });
-  const headers = Object.fromEntries(
-    Object.entries(record.headers).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(String(v))]),
-  );
-  return {
+  return toInbound({
+    ...roundTrip(record),
     topic: record.topic,
     partition: 0,
-    offset,
-    key: record.key === null ? null : Buffer.from(record.key),
-    value: record.value === null ? null : Buffer.from(record.value),
-    headers,
-    timestamp: String(Date.parse('2026-12-01T10:00:01Z')),
-  };
+    offset: BigInt(offset),
+    timestamp: BigInt(Date.parse('2026-12-01T10:00:01Z')),
+  });
 }
+
+/** A redriven record as it comes back from its request topic at `offset`. */
+const landed = (record: OutboundRecord, offset: string): InboundMessage =>
+  original({ offset, headers: toInbound(roundTrip(record)).headers });
 
 describe('dead letters', () => {
   it("decodes Spring's headers, and a correlation id sent as Spring's 16 raw bytes as its UUID", () => {
@@ -107,12 +109,41 @@ describe('dead letters', () => {
     expect(redrive.record.topic).toBe('t.pattern.usage');
     expect(redrive.record.key?.toString()).toBe('p1');
     expect(redrive.record.value?.toString()).toBe(request.value?.toString());
-    expect(Object.keys(redrive.record.headers).sort()).toEqual([
+    expect(Object.keys(headersOf(redrive.record)).sort()).toEqual([
       'pattern-redrive-count',
       'pattern-redrive-of',
       'traceparent',
     ]);
-    expect(String(redrive.record.headers['pattern-redrive-of'])).toBe('t.pattern.usage/2/41');
+    expect(String(headersOf(redrive.record)['pattern-redrive-of'])).toBe('t.pattern.usage/2/41');
+  });
+
+  it('redrives the original headers exactly: order, repeats, headers without a value', () => {
+    const raw: [string | Buffer, Buffer | null][] = [
+      ['x-late', Buffer.from('first')],
+      ['0', Buffer.from('a name JavaScript orders first')],
+      [Buffer.from([0xc3, 0x28]), Buffer.from('a name that is not UTF-8')],
+      ['x-flag', null],
+      ['', Buffer.from('no name')],
+      ['kafka_replyTopic', Buffer.from('gone')],
+      ['x-late', Buffer.from('again')],
+    ];
+    const request = toInbound(
+      fetchedRecord(Buffer.from('p1'), Buffer.from('{}'), raw, {
+        topic: 't.pattern.usage',
+        partition: 2,
+        offset: 41n,
+        timestamp: BigInt(Date.parse('2026-12-01T10:00:00Z')),
+      }),
+    );
+    const redrive = redriveRecord(dead(request), names);
+    if (!('record' in redrive)) throw new Error(redrive.skip);
+    // A name that is not UTF-8 comes back as Java reads it (U+FFFD for the bad byte).
+    const bytes = (v: string | Buffer) => Buffer.from(String(v));
+    expect(roundTrip(redrive.record).headers).toEqual([
+      ...raw.filter(([name]) => name !== 'kafka_replyTopic').map(([n, v]) => [bytes(n), v]),
+      [bytes('pattern-redrive-of'), bytes('t.pattern.usage/2/41')],
+      [bytes('pattern-redrive-count'), bytes('1')],
+    ]);
   });
 
   it('keeps the identity of a message without correlation id across two redrives', () => {
@@ -129,23 +160,13 @@ describe('dead letters', () => {
     const once = redriveRecord(dead(first), names);
     if (!('record' in once)) throw new Error(once.skip);
     // It lands at a new offset, fails again, and is redriven again.
-    const landed = original({
-      offset: '90',
-      headers: Object.fromEntries(
-        Object.entries(once.record.headers).map(([k, v]) => [k, Buffer.from(String(v))]),
-      ),
-    });
-    const twice = redriveRecord(dead(landed, 'INVALID_REFERENCE', '8'), names);
+    const atNinety = landed(once.record, '90');
+    const twice = redriveRecord(dead(atNinety, 'INVALID_REFERENCE', '8'), names);
     if (!('record' in twice)) throw new Error(twice.skip);
-    const again = original({
-      offset: '120',
-      headers: Object.fromEntries(
-        Object.entries(twice.record.headers).map(([k, v]) => [k, Buffer.from(String(v))]),
-      ),
-    });
-    expect(identityOf(landed)).toBe(identityOf(first));
+    const again = landed(twice.record, '120');
+    expect(identityOf(atNinety)).toBe(identityOf(first));
     expect(identityOf(again)).toBe(identityOf(first));
-    expect(String(twice.record.headers['pattern-redrive-count'])).toBe('2');
+    expect(String(headersOf(twice.record)['pattern-redrive-count'])).toBe('2');
     // A malformed pattern-redrive-of is not an identity: the message's own coordinates are.
     expect(identityOf(original({ headers: { 'pattern-redrive-of': Buffer.from('x y') } }))).toBe(
       'off:t.pattern.usage/2/41',

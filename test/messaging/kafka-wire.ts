@@ -4,6 +4,7 @@
 import { createRecord, readRecord, Reader } from '@platformatic/kafka';
 import type { OutboundRecord } from '../../src/messaging/engine/records.ts';
 import type { FetchedRecord } from '../../src/messaging/kafka/fetcher.ts';
+import { producerMessage } from '../../src/messaging/kafka/record-sender.ts';
 
 type WireHeader = [Buffer | string | null, Buffer | null];
 
@@ -40,14 +41,10 @@ export function fetchedRecord(
   };
 }
 
-/** An outbound record's headers as wire entries: a name per value, repeated values in order. */
-export function wireHeaders(headers: OutboundRecord['headers']): WireHeader[] {
-  return Object.entries(headers).flatMap(([name, v]) =>
-    (Array.isArray(v) ? v : [v]).map((one): WireHeader => [name, bytes(one)]),
-  );
-}
-
-/** The record through the library's encoder and back through its decoder. */
+/** The record through the worker's own conversion (producerMessage: names, repeats, headers without a
+ * value), the library's encoder, and back through its decoder. */
 export function roundTrip(record: OutboundRecord): FetchedRecord {
-  return fetchedRecord(bytes(record.key ?? null), bytes(record.value), wireHeaders(record.headers));
+  const message = producerMessage(record.topic, record);
+  const headers = [...(message.headers as Map<Buffer, Buffer | null>)];
+  return fetchedRecord(message.key ?? null, message.value ?? null, headers);
 }

@@ -315,11 +315,11 @@ describe('KafkaRecordSender against the broker', () => {
     }
   });
 
-  it('refuses a header value that is neither bytes nor text, and a negative partition, before sending', async () => {
+  it('refuses a header value that is neither bytes, text nor null, and a negative partition, before sending', async () => {
     const sender = new KafkaRecordSender(client, logger);
     try {
       const err = await sender
-        .send([{ topic, key: 'k', value: 'v', headers: { bad: null as unknown as string } }])
+        .send([{ topic, key: 'k', value: 'v', headers: { bad: 42 as unknown as string } }])
         .then(
           () => undefined,
           (e: unknown) => e,

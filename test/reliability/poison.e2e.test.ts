@@ -1091,6 +1091,16 @@ function deadLetterFidelity(d: ReadRecord, p: Produced, keyRefused: boolean): st
       problems.push(`dead letter header ${name}: [${show(got)}], sent [${show(sent)}]`);
     }
   }
+  // With nothing left out, the original headers come first, in the order they were sent.
+  if (!d.headers.some(([n]) => n === 'kafka_dlt-original-headers-omitted')) {
+    const order = (hs: [string, Digest | null][]) =>
+      hs.map(([n, v]) => `${n}=${v ? v.sha.slice(0, 8) : 'null'}`);
+    const sent = order(p.headers);
+    const got = order(d.headers.slice(0, p.headers.length));
+    if (got.join('\n') !== sent.join('\n')) {
+      problems.push(`dead letter headers [${got.join(', ')}], sent in the order [${sent.join(', ')}]`);
+    }
+  }
   return problems;
 }
 

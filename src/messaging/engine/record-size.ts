@@ -32,7 +32,13 @@ export function headerSize(name: string, values: readonly unknown[]): number {
 export function recordSize(record: CheckedRecord): number {
   let size = RECORD_OVERHEAD + bytesOf(record.key) + bytesOf(record.value);
   const headers = record.headers;
-  if (typeof headers === 'object' && headers !== null) {
+  if (Array.isArray(headers)) {
+    // Entries in wire order: a malformed one counts what it has (the check before queueing refuses it).
+    for (const entry of headers as unknown[]) {
+      const [name, value] = Array.isArray(entry) ? (entry as unknown[]) : [undefined, entry];
+      size += bytesOf(name) + bytesOf(value) + HEADER_OVERHEAD;
+    }
+  } else if (typeof headers === 'object' && headers !== null) {
     for (const name of Object.keys(headers)) {
       const value: unknown = (headers as Record<string, unknown>)[name];
       size += headerSize(name, Array.isArray(value) ? value : [value]);

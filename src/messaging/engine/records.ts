@@ -9,13 +9,42 @@ export interface InboundMessage {
   key: Buffer | null;
   value: Buffer | null;
   headers: MessageHeaders;
+  /** The headers as the record had them, in order (names as bytes; a value may be null): what a dead
+   * letter and a redrive carry, so that the order and headers without a value survive. Absent: `headers`. */
+  wireHeaders?: readonly WireHeader[] | undefined;
   timestamp: string;
   /** The record batch this stands for could not be read (too large decompressed, or malformed): the
    * message is its last offset, without key, value or headers, and is refused with this. */
   unreadable?: { tooLarge: boolean; message: string; details: Record<string, unknown> } | undefined;
 }
 
-export type OutboundHeaders = Record<string, Buffer | string | (Buffer | string)[]>;
+/** One header as a fetched record holds it. */
+export type WireHeader = readonly [name: Buffer | null, value: Buffer | null];
+
+/** One header to publish: a name and a value; null is a header without a value. */
+export type HeaderEntry = readonly [name: string, value: Buffer | string | null];
+
+/** A map (a repeated header holds its values in order), or the headers in the order they go on the wire
+ * (dead letters and redrives, which carry another record's headers exactly). */
+export type OutboundHeaders = Record<string, Buffer | string | (Buffer | string)[]> | readonly HeaderEntry[];
+
+/** A record's headers as [name, value] pairs in wire order, whichever form they take; values as they are,
+ * for the checks to judge (a map's array value is one pair per element). */
+export function headerEntries(headers: unknown): [name: unknown, value: unknown][] {
+  if (Array.isArray(headers)) {
+    return headers.map((e: unknown): [unknown, unknown] =>
+      Array.isArray(e) && e.length === 2 ? [e[0], e[1]] : [undefined, e],
+    );
+  }
+  if (typeof headers !== 'object' || headers === null) return [];
+  const entries: [unknown, unknown][] = [];
+  for (const name of Object.keys(headers)) {
+    const value: unknown = (headers as Record<string, unknown>)[name];
+    if (Array.isArray(value)) for (const v of value as unknown[]) entries.push([name, v]);
+    else entries.push([name, value]);
+  }
+  return entries;
+}
 
 /** A record to publish: a result, a reply or a dead letter. */
 export interface OutboundRecord {

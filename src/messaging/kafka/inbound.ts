@@ -30,6 +30,7 @@ export function toInbound(record: FetchedRecord): InboundMessage {
     key: record.key,
     value: record.value,
     headers: headerMap(record.headers),
+    wireHeaders: record.headers,
     timestamp: record.timestamp.toString(),
   };
   const batch = record.unreadable;

@@ -5,7 +5,8 @@
 // - bytes: without serializers the library writes keys, values and headers as given, and a string would be
 //   written with its length in characters, so every string is encoded to UTF-8 bytes here;
 // - repeated headers: the library writes every entry of a Map, so a header that repeats gets one Buffer key
-//   per value (distinct Buffer objects are distinct keys), in order;
+//   per value (distinct Buffer objects are distinct keys), in order; a null value goes out as a header
+//   without a value;
 // - partitions: its default partitioner takes murmur2 >>> 0, Java's producer murmur2 & 0x7fffffff, which
 //   differ for half of all keys (unless the partition count is a power of two); javaPartitioner is Java's;
 // - a send that does not finish is bounded by a deadline (the send then rejects, retriable, naming the
@@ -13,7 +14,7 @@
 //   in a row.
 import { ProduceAcks, Producer, type MessageToProduce, type Partitioner } from '@platformatic/kafka';
 import { SendError, type RecordSender } from '../engine/ports.ts';
-import type { OutboundHeaders, OutboundRecord } from '../engine/records.ts';
+import { headerEntries, type OutboundHeaders, type OutboundRecord } from '../engine/records.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { KafkaClient } from './client.ts';
 
@@ -154,28 +155,31 @@ export function newProducer(client: KafkaClient, clientIdSuffix: string): Produc
 
 const bytes = (v: Buffer | string): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8'));
 
-function headerBytes(name: string, value: unknown): Buffer {
+function headerBytes(name: string, value: unknown): Buffer | null {
   if (Buffer.isBuffer(value) || typeof value === 'string') return bytes(value);
-  throw new TypeError(`header "${name}" has a value that is neither bytes nor text (${typeof value})`);
+  if (value === null) return null;
+  throw new TypeError(`header "${name}" has a value that is neither bytes, text nor null (${typeof value})`);
 }
 
 /**
  * Headers as the library writes them: one entry per value, in order, a repeated header under distinct
- * Buffer keys. `undefined`: a header that is not there when `skipUndefined`, else (like null or any other
- * value that is neither bytes nor text) a TypeError.
+ * Buffer keys; a null value is a header without one (the library writes it as such). `undefined`: a
+ * header that is not there when `skipUndefined`, else (like any other value that is neither bytes, text
+ * nor null) a TypeError.
  */
 export function headerMap(
-  headers: Readonly<Record<string, unknown>> | undefined,
+  headers: Readonly<Record<string, unknown>> | OutboundHeaders | undefined,
   skipUndefined = false,
 ): Map<Buffer, Buffer> {
-  const map = new Map<Buffer, Buffer>();
-  if (!headers) return map;
-  for (const [name, value] of Object.entries(headers)) {
+  const map = new Map<Buffer, Buffer | null>();
+  if (!headers) return map as Map<Buffer, Buffer>;
+  for (const [name, value] of headerEntries(headers)) {
     if (value === undefined && skipUndefined) continue;
-    const values: unknown[] = Array.isArray(value) ? value : [value];
-    for (const v of values) map.set(Buffer.from(name, 'utf8'), headerBytes(name, v));
+    if (typeof name !== 'string') throw new TypeError('a header entry is not a [name, value] pair');
+    map.set(Buffer.from(name, 'utf8'), headerBytes(name, value));
   }
-  return map;
+  // The library's types say Buffer; its record writer takes null as a header without a value.
+  return map as Map<Buffer, Buffer>;
 }
 
 /** A message the library takes as it is: key and value as bytes (null: none), headers as headerMap's. */

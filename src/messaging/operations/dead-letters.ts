@@ -2,17 +2,11 @@
 // filtered, and turned back into the original request for a redrive. A redriven message keeps its
 // identity: the same body and kafka_correlationId, or, with neither, pattern-redrive-of naming the first
 // original's coordinates (contracts/identity.ts), so redriving twice still applies it once.
-import {
-  HEADERS,
-  emptyHeaders,
-  headerBytes,
-  headerValues,
-  type HeaderValue,
-} from '../../contracts/headers.ts';
+import { HEADERS, emptyHeaders, headerBytes, type HeaderValue } from '../../contracts/headers.ts';
 import { readCoordinates } from '../../contracts/identity.ts';
 import type { TopicNames } from '../../contracts/topics.ts';
-import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
-import { readBigEndian } from '../stages/encode.ts';
+import type { HeaderEntry, InboundMessage, OutboundRecord } from '../engine/records.ts';
+import { originalHeaders, readBigEndian } from '../stages/encode.ts';
 import { isoTimeOrNull } from '../../contracts/time.ts';
 import { jsonDepth, MAX_JSON_DEPTH } from '../../contracts/decode.ts';
 
@@ -186,7 +180,7 @@ export type Redrive = { record: OutboundRecord } | { skip: string };
 /**
  * A dead letter that left out the original key or a header for its size cannot be redriven as the
  * original (its identity and outcome could change). Headers left out for a null value or an empty name
- * are never read, so those do not stop a redrive.
+ * (by workers before these were carried) are never read, so those do not stop a redrive.
  */
 function keptFromOriginal(m: InboundMessage): string | undefined {
   const keyBytes = text(m.headers[HEADERS.dltKeyOmittedBytes]);
@@ -228,17 +222,14 @@ export function redriveRecord(m: InboundMessage, names: TopicNames): Redrive {
   }
   const leftOut = keptFromOriginal(m);
   if (leftOut) return { skip: leftOut };
-  // No prototype: a header named __proto__ is carried like any other.
-  const headers: OutboundHeaders = emptyHeaders();
-  for (const name of Object.keys(m.headers)) {
-    if (DROPPED.has(name) || name.startsWith('kafka_dlt-')) continue;
-    const values = headerValues(m.headers[name]).filter((v) => v !== null);
-    if (values.length > 0) headers[name] = values.length === 1 ? (values[0] as Buffer | string) : values;
-  }
+  // The original's headers as the dead letter carries them: in order, headers without a value included.
+  const headers: HeaderEntry[] = originalHeaders(m).filter(
+    ([name]) => !DROPPED.has(name) && !name.startsWith('kafka_dlt-'),
+  );
   const first =
     readCoordinates(headerBytes(m.headers[HEADERS.redriveOf])) ??
     (partition !== null && offset !== null ? `${topic}/${partition}/${offset}` : undefined);
-  if (first) headers[HEADERS.redriveOf] = first;
-  headers[HEADERS.redriveCount] = String(letter.redriveCount + 1);
+  if (first) headers.push([HEADERS.redriveOf, first]);
+  headers.push([HEADERS.redriveCount, String(letter.redriveCount + 1)]);
   return { record: { topic, key: m.key, value: m.value, headers } };
 }

@@ -1,9 +1,9 @@
 // Encodes what the worker publishes: result records (CONTRACT "Result") and dead letters
 // (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
 import type { ModelError } from '../../contracts/errors.ts';
-import { HEADERS, emptyHeaders, headerValues } from '../../contracts/headers.ts';
+import { HEADERS, headerValues } from '../../contracts/headers.ts';
 import type { ModelResult } from '../../contracts/results.ts';
-import type { InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
+import type { HeaderEntry, InboundMessage, OutboundHeaders, OutboundRecord } from '../engine/records.ts';
 import { DEFAULT_RECORD_LIMITS, recordLimitFor, type RecordLimits } from './record-check.ts';
 import { headerSize, recordSize } from '../engine/record-size.ts';
 
@@ -69,14 +69,15 @@ export interface OmittedHeader {
   /** The name, cut to 128 characters (name_bytes then says how long it was). */
   name: string;
   name_bytes?: number;
+  /** 'null value' and 'empty name': written by workers before these were carried (still read). */
   reason: 'too large' | 'null value' | 'empty name' | 'too many headers' | 'dead letter refused';
-  /** Its size (name and values) for a header left out for size; how many values were null. */
+  /** Its size (name and values); how many values of the name were left out, when more than one. */
   bytes?: number;
   values?: number;
 }
 
 const MAX_NOTE_BYTES = 8 * 1024;
-/** kafkajs's encoder allocates 512 bytes per header: 100,000 headers take it 2 s on the main thread. */
+/** A record may hold 100,000 headers; a dead letter carries this many at most, so that encoding one stays short. */
 export const MAX_DEAD_LETTER_HEADER_VALUES = 4096;
 const NOTE_RESERVE = MAX_NOTE_BYTES + 1024;
 
@@ -99,13 +100,26 @@ function named(name: string): Pick<OmittedHeader, 'name' | 'name_bytes'> {
   return name.length > 128 ? { name: name.slice(0, 128), name_bytes: Buffer.byteLength(name) } : { name };
 }
 
+/** A message's headers in the order it had them: from the wire when it came from one, else from its
+ * header map. Names are UTF-8 text, read as Java reads them (a byte that is not UTF-8 becomes U+FFFD):
+ * carried as bytes, a name that is not text makes the record unreadable to some clients
+ * (confluent-kafka-python raises on it). */
+export function originalHeaders(m: InboundMessage): HeaderEntry[] {
+  if (m.wireHeaders) return m.wireHeaders.map(([name, value]) => [name?.toString('utf8') ?? '', value]);
+  const entries: HeaderEntry[] = [];
+  for (const name of Object.keys(m.headers)) {
+    for (const value of headerValues(m.headers[name])) entries.push([name, value]);
+  }
+  return entries;
+}
+
 /**
- * The dead letter of a message: its original key, value and headers exactly, plus Spring Kafka's
- * dead-letter headers. A header of the original with the same name as one of those keeps its values;
- * the dead letter's own value is appended last (Spring reads the last one). What cannot be carried is
- * left out and named: a key above the key bound, a value or headers that would make the dead letter
- * larger than a record may be (the value is kept before the headers), header values beyond the
- * first MAX_DEAD_LETTER_HEADER_VALUES, and null header values (kafkajs cannot send them). The original stays in the request topic at the offset the headers name.
+ * The dead letter of a message: its original key, value and headers exactly (in their order, repeated
+ * ones repeated, headers without a value without one; names as originalHeaders reads them), then Spring Kafka's dead-letter headers, appended
+ * last (Spring reads the last of a name). What cannot be carried is left out and named: a key above the
+ * key bound, a value or headers that would make the dead letter larger than a record may be (the value
+ * is kept before the headers), and headers beyond the first MAX_DEAD_LETTER_HEADER_VALUES. The original
+ * stays in the request topic at the offset the headers name.
  * `bare`: the fallback when the full one is refused, without the value and the original headers.
  */
 export function deadLetterRecord(options: {
@@ -153,41 +167,34 @@ export function deadLetterRecord(options: {
   }
   budget -= value?.length ?? 0;
 
-  const headers = emptyHeaders<Carried | Carried[]>();
-  const omitted: OmittedHeader[] = [];
+  const headers: HeaderEntry[] = [];
+  // What was left out, one note per name and reason, in the order first met.
+  const omitted = new Map<string, OmittedHeader>();
   let room = MAX_DEAD_LETTER_HEADER_VALUES;
-  for (const name of Object.keys(request.headers)) {
-    const values = headerValues(request.headers[name]);
-    const nulls = values.filter((v) => v === null).length;
-    const carried = values.filter((v): v is Carried => v !== null);
-    if (nulls > 0) omitted.push({ ...named(name), reason: 'null value', values: nulls });
-    if (carried.length === 0) continue;
-    // Kafka's format allows an empty name, but no record this worker sends may carry one (record-check).
-    if (name === '') {
-      omitted.push({ name, reason: 'empty name', values: carried.length });
-      continue;
-    }
-    const size = headerSize(name, carried);
+  for (const entry of originalHeaders(request)) {
+    const [name, v] = entry;
+    const size = headerSize(name, [v]);
     const reason = options.bare
       ? 'dead letter refused'
       : size > budget
         ? 'too large'
-        : carried.length > room
+        : room === 0
           ? 'too many headers'
           : undefined;
-    if (reason) {
-      omitted.push({ ...named(name), reason, bytes: size });
+    if (!reason) {
+      budget -= size;
+      room -= 1;
+      headers.push(entry);
       continue;
     }
-    budget -= size;
-    room -= carried.length;
-    headers[name] = carried.length === 1 ? (carried[0] as Carried) : carried;
+    const seen = omitted.get(`${reason}\u0000${name}`);
+    if (seen) {
+      seen.bytes = (seen.bytes ?? 0) + size;
+      seen.values = (seen.values ?? 1) + 1;
+    } else omitted.set(`${reason}\u0000${name}`, { ...named(name), reason, bytes: size });
   }
-  if (omitted.length > 0) notes.push([HEADERS.dltHeadersOmitted, omissionNote(omitted)]);
-  for (const [name, v] of [...own, ...notes]) {
-    const prev = headers[name];
-    headers[name] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
-  }
+  if (omitted.size > 0) notes.push([HEADERS.dltHeadersOmitted, omissionNote([...omitted.values()])]);
+  headers.push(...own, ...notes);
   return {
     topic,
     key,

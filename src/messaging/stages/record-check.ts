@@ -1,12 +1,13 @@
-// What an outbound record must be for kafkajs to encode it and the broker to take it. kafkajs throws
-// while encoding a header that is null, undefined, a function or an object, and the broker refuses a
-// record above message.max.bytes for good: either, retried, would stop a lane. The publisher checks
-// every record with checkRecord before queueing it and publishes its ifRefused() instead.
+// What an outbound record must be for the client to encode it and the broker to take it. Encoding throws
+// on a header value that is undefined, a number or an object, and the broker refuses a record above
+// message.max.bytes for good: either, retried, would stop a lane. The publisher checks every record with
+// checkRecord before queueing it and publishes its ifRefused() instead.
 import { MAX_TOPIC_NAME } from '../../contracts/headers.ts';
 import { bytesOf, RECORD_OVERHEAD, recordSize, type CheckedRecord } from '../engine/record-size.ts';
+import { headerEntries } from '../engine/records.ts';
 import { DLQ_MAX_MESSAGE_BYTES } from '../kafka/topic-admin.ts';
 
-/** Pattern ids are 36 bytes; kafkajs's murmur2 partitioner is superlinear in the key (64 KiB: 0.2 s). */
+/** Pattern ids are 36 bytes; a key is copied into every result and hashed by the partitioner. */
 export const DEFAULT_MAX_KEY_BYTES = 256;
 /** Kafka's default message.max.bytes is 1 MiB (plus 12 bytes); the margin covers the batch framing. */
 export const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024 - 16 * 1024;
@@ -66,17 +67,13 @@ function topicProblem(topic: unknown): string | undefined {
 
 function headersProblem(headers: unknown): string | undefined {
   if (headers === undefined) return undefined;
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
-    return `its headers are ${kind(headers)}, not a map of names to values`;
+  if (typeof headers !== 'object' || headers === null) {
+    return `its headers are ${kind(headers)}, not a map of names to values or a list of entries`;
   }
-  for (const name of Object.keys(headers)) {
-    if (name.length === 0) return 'it has a header with an empty name';
-    const value: unknown = (headers as Record<string, unknown>)[name];
-    const values: unknown[] = Array.isArray(value) ? value : [value];
-    const bad = values.find((v) => !isBytes(v));
-    if (bad !== undefined || values.some((v) => v === undefined)) {
-      const what = values.includes(undefined) ? 'undefined' : kind(bad);
-      return `its header ${shown(name)} has a value that is ${what}; header values are bytes or text`;
+  for (const [name, value] of headerEntries(headers)) {
+    if (typeof name !== 'string') return `it has a header entry that is not a [name, value] pair`;
+    if (!isBytes(value) && value !== null) {
+      return `its header ${shown(name)} has a value that is ${value === undefined ? 'undefined' : kind(value)}; header values are bytes, text or null`;
     }
   }
   return undefined;
@@ -84,8 +81,8 @@ function headersProblem(headers: unknown): string | undefined {
 
 /**
  * Why a record cannot be sent, or undefined when it can: a legal topic, a partition that is a
- * non-negative integer, a key within the key bound, bytes or text for key, value and every header value,
- * non-empty header names, and the whole record within maxRecordBytes.
+ * non-negative integer, a key within the key bound, bytes or text for key and value, bytes, text or null
+ * for every header value under a name, and the whole record within maxRecordBytes.
  */
 export function checkRecord(
   record: CheckedRecord,

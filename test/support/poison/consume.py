@@ -3,14 +3,29 @@
 # librdkafka (no consumer group is joined or committed). Input (stdin, JSON): {"brokers", "topics"}.
 # Output (stdout, JSON): {"records": [...], "missing": [topics that do not exist]}; each record has its
 # coordinates, timestamp, and key, value and header values as {len, sha, hex} (hex only up to 2 KB).
+import ctypes
 import hashlib
 import json
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition, version
 
 HEX_LIMIT = 2048
+
+# Before 1.8.2, Message.headers() hands out None for a header without a value without taking a reference
+# to it (confluentinc/confluent-kafka-python#1191); Debian 12 ships 1.7.0. Enough such headers abort the
+# interpreter ("deallocating None"), so each one gets its reference back here.
+NONE_UNREFERENCED = tuple(int(n) for n in version()[0].split(".")[:3]) < (1, 8, 2)
+
+
+def headers_of(msg):
+    headers = msg.headers() or []
+    if NONE_UNREFERENCED:
+        for _, value in headers:
+            if value is None:
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
+    return headers
 
 
 def describe(b):
@@ -69,7 +84,7 @@ def main():
                     "timestamp": msg.timestamp()[1],
                     "key": describe(msg.key()),
                     "value": describe(msg.value()),
-                    "headers": [[k, describe(v)] for k, v in (msg.headers() or [])],
+                    "headers": [[k, describe(v)] for k, v in headers_of(msg)],
                 }
             )
             if msg.offset() + 1 >= ends.get((msg.topic(), msg.partition()), 0):
