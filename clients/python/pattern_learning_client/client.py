@@ -4,7 +4,8 @@ Each request carries a fresh correlation id in its body and in ``kafka_correlati
 client's partition of the shared reply topic (``<prefix>pattern.reply``, as the TypeScript PatternClient)
 in ``kafka_replyTopic`` / ``kafka_replyPartition`` (4 bytes big-endian, Spring's encoding). A background
 thread reads that one partition from its end, taken before anything is sent, so no reply is missed, and
-hands each reply to the coroutine waiting for its correlation id. A call that gets no reply in time
+hands each reply to the coroutine waiting for its correlation id (the result's ``metadata.correlation_id``);
+a record there that is not a reply is passed over, whatever its bytes. A call that gets no reply in time
 returns a failed ModelResult (error_code ``TIMEOUT``); a write may still be applied, and
 ``get_result(correlation_id)`` asks the worker what became of it (late-reply pickup).
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import struct
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any, Dict, Optional, Tuple
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -27,6 +30,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from .models import ModelResult, to_json
 
 REPLY_TOPIC = "pattern.reply"
+
+_log = logging.getLogger("pattern_learning_client")
+
+# A request's coordinates (topic, partition, offset), as results name them in metadata.source.
+Source = Tuple[str, int, int]
+_MAX_UNCLAIMED = 1024
 
 # Where each operation goes (the worker's operation registry, src/contracts/operations.ts).
 TOPIC_OF_OPERATION = {
@@ -116,6 +125,10 @@ class PatternWorkerClient:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: Dict[str, Tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
+        # A refused request's result may have no correlation id (its body did not decode); it names the
+        # request's coordinates, known once the broker acknowledged the request.
+        self._by_source: Dict[Source, str] = {}
+        self._unclaimed: "OrderedDict[Source, Dict[str, Any]]" = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class PatternWorkerClient:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         with self._lock:
-            self._pending[correlation_id] = (loop, future)
+            self._pending[correlation_id.lower()] = (loop, future)
         headers = [
             ("kafka_correlationId", correlation_id.encode("utf-8")),
             ("kafka_replyTopic", self.reply_topic.encode("utf-8")),
@@ -212,8 +225,9 @@ class PatternWorkerClient:
         key = key_of(operation, body)
         delivered: asyncio.Future = loop.create_future()
 
-        def on_delivery(err: Any, _msg: Any) -> None:
-            loop.call_soon_threadsafe(_settle, delivered, err)
+        def on_delivery(err: Any, msg: Any) -> None:
+            where = None if err is not None else (msg.topic(), msg.partition(), msg.offset())
+            loop.call_soon_threadsafe(_settle, delivered, (err, where))
 
         self._producer.produce(
             f"{self.topic_prefix}{topic}",
@@ -223,9 +237,10 @@ class PatternWorkerClient:
             on_delivery=on_delivery,
         )
         wait = self.timeout if timeout is None else timeout
+        source: Optional[Source] = None
         try:
             await loop.run_in_executor(None, self._producer.flush, wait)
-            err = await asyncio.wait_for(delivered, wait)
+            err, source = await asyncio.wait_for(delivered, wait)
             if err is not None:
                 return ModelResult(
                     success=False,
@@ -233,6 +248,12 @@ class PatternWorkerClient:
                     error_code="SEND_FAILED",
                     metadata={"correlation_id": correlation_id, "operation": operation},
                 )
+            with self._lock:
+                early = self._unclaimed.pop(source, None)
+                if early is None:
+                    self._by_source[source] = correlation_id.lower()
+            if early is not None:
+                _settle(future, early)
             reply = await asyncio.wait_for(future, wait)
         except asyncio.TimeoutError:
             later = (
@@ -248,7 +269,9 @@ class PatternWorkerClient:
             )
         finally:
             with self._lock:
-                self._pending.pop(correlation_id, None)
+                self._pending.pop(correlation_id.lower(), None)
+                if source is not None:
+                    self._by_source.pop(source, None)
         if reply is None:
             return ModelResult(success=False, error="the client was closed", error_code="CLOSED")
         return ModelResult.from_wire(reply)
@@ -276,21 +299,58 @@ class PatternWorkerClient:
             message = self._consumer.poll(0.2)
             if message is None or message.error():
                 continue
+            # Anyone who may write to the reply topic can put any bytes there: a record that is not a
+            # reply is passed over, and nothing in one can stop this thread (every request would then
+            # time out).
             try:
-                value = json.loads(message.value())
-            except (TypeError, ValueError):
+                reply = _reply_of(message)
+            except Exception:  # noqa: BLE001 - a bad record must not end the thread
+                _log.debug("passing over an unreadable record on the reply topic", exc_info=True)
                 continue
-            correlation_id = None
-            for name, raw in message.headers() or []:
-                if name == "kafka_correlationId" and raw is not None:
-                    correlation_id = raw.decode("utf-8", "replace")
-            if correlation_id is None and isinstance(value, dict):
-                correlation_id = (value.get("metadata") or {}).get("correlation_id")
+            if reply is None:
+                continue
+            correlation_id, source, value = reply
             with self._lock:
-                waiting = self._pending.get(correlation_id or "")
+                if correlation_id is None and source is not None:
+                    correlation_id = self._by_source.get(source)
+                    if correlation_id is None:
+                        # Its request's acknowledgement may not have been handled yet.
+                        self._unclaimed[source] = value
+                        while len(self._unclaimed) > _MAX_UNCLAIMED:
+                            self._unclaimed.popitem(last=False)
+                waiting = self._pending.get(correlation_id) if correlation_id else None
             if waiting is not None:
                 loop, future = waiting
                 loop.call_soon_threadsafe(_settle, future, value)
+
+
+def _reply_of(message: Any) -> Optional[Tuple[Optional[str], Optional[Source], Dict[str, Any]]]:
+    """(correlation id, request coordinates, result) of a reply record, or None for anything else. Both are
+    read from the result's metadata, which the worker fills from the request (its body's correlation_id,
+    and metadata.source), never from the record's headers: confluent-kafka before 1.8.2 loses a reference
+    to None for each header without a value (confluentinc/confluent-kafka-python#1191; Debian 12 ships
+    1.7.0) and may crash on a header name that is not UTF-8, so reading the headers of whatever is on the
+    reply topic could abort this process."""
+    try:
+        value = json.loads(message.value())
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    correlation_id = metadata.get("correlation_id")
+    correlation_id = correlation_id.lower() if isinstance(correlation_id, str) and correlation_id else None
+    source = metadata.get("source")
+    where: Optional[Source] = None
+    if isinstance(source, dict):
+        topic, partition, offset = source.get("topic"), source.get("partition"), source.get("offset")
+        if isinstance(topic, str) and isinstance(partition, int) and isinstance(offset, str) and offset.isdigit():
+            where = (topic, partition, int(offset))
+    if correlation_id is None and where is None:
+        return None
+    return correlation_id, where, value
 
 
 def _settle(future: asyncio.Future, value: Any) -> None:
