@@ -59,7 +59,7 @@ function asPgError(err: unknown): PgLikeError {
   if (typeof err !== 'object' || err === null) return {};
   const e = err as Record<string, unknown>;
   const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  // KafkaJS errors (publishing inside a unit) carry a numeric code: only string codes are SQLSTATEs.
+  // Errors of other libraries may carry a numeric code: only string codes are SQLSTATEs.
   const pick = {
     code: text(e.code),
     constraint: text(e.constraint),
