@@ -15,6 +15,8 @@ const client = new KafkaClient('fetcher-test', { brokers: brokers() });
 const topic = `${uniquePrefix()}fetch`;
 // One partition of 1,000 records, for a fetch handed over in slices.
 const bulkTopic = `${topic}-bulk`;
+// Stamped by the broker, as the worker's request topics are.
+const appendTimeTopic = `${topic}-append`;
 const BULK = 1_000;
 const LONG_POLL_MS = 8_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -29,6 +31,11 @@ beforeAll(async () => {
     await createTopicsAndWait(admin, [
       { topic, numPartitions: 3 },
       { topic: bulkTopic, numPartitions: 1 },
+      {
+        topic: appendTimeTopic,
+        numPartitions: 1,
+        configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+      },
     ]);
   } finally {
     await admin.disconnect();
@@ -53,7 +60,7 @@ afterAll(async () => {
   await producer?.disconnect();
   const admin = testKafka().admin();
   await admin.connect();
-  await admin.deleteTopics({ topics: [topic, bulkTopic] }).catch(() => undefined);
+  await admin.deleteTopics({ topics: [topic, bulkTopic, appendTimeTopic] }).catch(() => undefined);
   await admin.disconnect();
 });
 
@@ -84,6 +91,43 @@ async function deliveredWithin(delivered: { at: number; records: FetchedRecord[]
   while (Date.now() < deadline && delivered.length === 0) await sleep(20);
   return delivered;
 }
+
+describe('PartitionFetcher on a LogAppendTime topic', () => {
+  it("gives every record the broker's append time, not the time its producer wrote", async () => {
+    // Two records of one batch, stamped by their producer an hour apart and a day ago.
+    const dayAgo = Date.now() - 86_400_000;
+    const before = Date.now();
+    await producer.send({
+      topic: appendTimeTopic,
+      messages: [
+        { partition: 0, value: 'a', timestamp: String(dayAgo) },
+        { partition: 0, value: 'b', timestamp: String(dayAgo + 3_600_000) },
+      ],
+    });
+    const after = Date.now();
+    const consumer = new Consumer({ ...client.options('-fetcher-test'), groupId: `${topic}-append-g` });
+    consumer.on('error', () => undefined);
+    consumers.push(consumer);
+    const got: FetchedRecord[] = [];
+    const fetcher = new PartitionFetcher({
+      consumer,
+      connection: client.options('-fetcher-test'),
+      startFrom: 'earliest',
+      maxWaitMs: 100,
+      onRecords: (_topic, _partition, records) => got.push(...records),
+    });
+    fetchers.push(fetcher);
+    fetcher.add([{ topic: appendTimeTopic, partition: 0 }]);
+    fetcher.start();
+    for (let i = 0; i < 250 && got.length < 2; i++) await sleep(20);
+    expect(got.map((r) => r.value?.toString())).toEqual(['a', 'b']);
+    const [first, second] = got.map((r) => Number(r.timestamp));
+    expect(first).toBe(second);
+    // The broker's clock is this host's.
+    expect(first).toBeGreaterThanOrEqual(before - 1_000);
+    expect(first).toBeLessThanOrEqual(after + 1_000);
+  });
+});
 
 describe('PartitionFetcher beside a long poll', () => {
   it('fetches a partition added during the poll at once, from where it starts, in order', async () => {

@@ -116,6 +116,9 @@ const METADATA_ERRORS = new Set([
   100, // UNKNOWN_TOPIC_ID
 ]);
 const CONTROL_BATCH = 0x20;
+/** The batch's timestamps are the broker's (message.timestamp.type=LogAppendTime): every record has the
+ * batch's maxTimestamp, whatever the producer wrote in its deltas. */
+const LOG_APPEND_TIME = 0x08;
 
 /** The response inside a library error (a ResponseError, possibly wrapped in MultipleErrors). */
 function responseOf(err: unknown, depth = 0): FetchResponse | undefined {
@@ -544,6 +547,7 @@ export class PartitionFetcher {
         const after = last ? batch.firstOffset + BigInt(last.offsetDelta) + 1n : from;
         next = after > from ? after : from;
       }
+      const appendTime = (batch.attributes & LOG_APPEND_TIME) !== 0 ? batch.maxTimestamp : undefined;
       for (const rec of batch.records) {
         const offset = batch.firstOffset + BigInt(rec.offsetDelta);
         if (offset < from) continue;
@@ -552,7 +556,7 @@ export class PartitionFetcher {
           partition: p.partition,
           offset,
           // As the broker computes it (a Java long): a forged delta wraps, never leaves int64.
-          timestamp: BigInt.asIntN(64, batch.firstTimestamp + rec.timestampDelta),
+          timestamp: appendTime ?? BigInt.asIntN(64, batch.firstTimestamp + rec.timestampDelta),
           key: rec.key,
           value: rec.value,
           headers: rec.headers,
