@@ -3,31 +3,19 @@
 // over the bound or unreadable is handed back unread with its record count instead of failing the
 // response, and a response never decompresses more than about twice the bound.
 import fc from 'fast-check';
-import {
-  createRecordsBatch,
-  kGetApi,
-  readRecordsBatches,
-  Reader,
-  type CompressionAlgorithmValue,
-} from '@platformatic/kafka';
+import { createRecordsBatch, kGetApi, readRecordsBatches, Reader } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
 import {
   BatchTooLargeError,
   boundFetches,
   decompressBounded,
+  CODECS,
   lz4Bound,
   readBatches,
   snappyBound,
   UnsupportedBrokerError,
 } from '../../src/messaging/kafka/bounded-fetch.ts';
 
-const CODECS = [
-  'none',
-  'gzip',
-  'snappy',
-  'lz4',
-  'zstd',
-] as const satisfies readonly CompressionAlgorithmValue[];
 const BITS = { none: 0, gzip: 1, snappy: 2, lz4: 3, zstd: 4 } as const;
 const KiB = 1024;
 

@@ -45,6 +45,7 @@ import {
 } from '../../src/messaging/engine/records.ts';
 import {
   BatchTooLargeError,
+  CODECS,
   decompressBounded,
   lz4Bound,
   readBatches,
@@ -1181,13 +1182,6 @@ interface BatchSpec {
 }
 
 describe('bounded batch reading (kafka/bounded-fetch.ts)', () => {
-  const CODECS = [
-    'none',
-    'gzip',
-    'snappy',
-    'lz4',
-    'zstd',
-  ] as const satisfies readonly CompressionAlgorithmValue[];
   const batchSpec = fc.record({
     codec: fc.constantFrom(...CODECS),
     records: fc.array(

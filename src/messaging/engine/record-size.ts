@@ -2,6 +2,7 @@
 // publisher splits its sends and bounds what waits for acks by it, and the stages keep records within the
 // limit with it. Fields are `unknown`: the check before queueing (stages/record-check.ts) measures records
 // as they may arrive at run time.
+import { headerEntries } from './records.ts';
 
 /** The fields of a record that are checked, as they may arrive at run time (OutboundRecord fits). */
 export interface CheckedRecord {
@@ -34,10 +35,8 @@ export function recordSize(record: CheckedRecord): number {
   const headers = record.headers;
   if (Array.isArray(headers)) {
     // Entries in wire order: a malformed one counts what it has (the check before queueing refuses it).
-    for (const entry of headers as unknown[]) {
-      const [name, value] = Array.isArray(entry) ? (entry as unknown[]) : [undefined, entry];
+    for (const [name, value] of headerEntries(headers))
       size += bytesOf(name) + bytesOf(value) + HEADER_OVERHEAD;
-    }
   } else if (typeof headers === 'object' && headers !== null) {
     for (const name of Object.keys(headers)) {
       const value: unknown = (headers as Record<string, unknown>)[name];

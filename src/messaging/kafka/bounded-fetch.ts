@@ -52,7 +52,8 @@ const NO_MARKER: KafkaRecord = {
   value: null,
   headers: [],
 };
-const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
+/** Compression codecs by the value of a batch's codec bits. */
+export const CODECS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
 // firstOffset, length: what precedes the part of the header `length` counts.
 const LENGTH_PREFIX = 12;
 // From partitionLeaderEpoch to the records count, inclusive: 4+1+4+2+4+8+8+8+2+4+4.

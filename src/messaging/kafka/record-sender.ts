@@ -172,7 +172,6 @@ export function headerMap(
   skipUndefined = false,
 ): Map<Buffer, Buffer> {
   const map = new Map<Buffer, Buffer | null>();
-  if (!headers) return map as Map<Buffer, Buffer>;
   for (const [name, value] of headerEntries(headers)) {
     if (value === undefined && skipUndefined) continue;
     if (typeof name !== 'string') throw new TypeError('a header entry is not a [name, value] pair');

@@ -69,8 +69,7 @@ export interface OmittedHeader {
   /** The name, cut to 128 characters (name_bytes then says how long it was). */
   name: string;
   name_bytes?: number;
-  /** 'null value' and 'empty name': written by workers before these were carried (still read). */
-  reason: 'too large' | 'null value' | 'empty name' | 'too many headers' | 'dead letter refused';
+  reason: 'too large' | 'too many headers' | 'dead letter refused';
   /** Its size (name and values); how many values of the name were left out, when more than one. */
   bytes?: number;
   values?: number;
@@ -115,8 +114,8 @@ export function originalHeaders(m: InboundMessage): HeaderEntry[] {
 
 /**
  * The dead letter of a message: its original key, value and headers exactly (in their order, repeated
- * ones repeated, headers without a value without one; names as originalHeaders reads them), then Spring Kafka's dead-letter headers, appended
- * last (Spring reads the last of a name). What cannot be carried is left out and named: a key above the
+ * ones repeated, headers without a value without one; names as originalHeaders reads them), then
+ * Spring Kafka's dead-letter headers, appended last (Spring reads the last of a name). What cannot be carried is left out and named: a key above the
  * key bound, a value or headers that would make the dead letter larger than a record may be (the value
  * is kept before the headers), and headers beyond the first MAX_DEAD_LETTER_HEADER_VALUES. The original
  * stays in the request topic at the offset the headers name.
