@@ -356,7 +356,24 @@ async function sendOne(topic: RequestTopic, value: Buffer | string | null, heade
 
 it('answers every bad message with an error and a dead letter, applies every valid one, and gains nothing', async () => {
   const started = Date.now();
-  await sendOne('pattern.insert', json({ data: pattern({ pattern_id: known }) }), undefined, known);
+  const knownSent = await sendOne(
+    'pattern.insert',
+    json({ data: pattern({ pattern_id: known }) }),
+    undefined,
+    known,
+  );
+  // Usage events of it come on another topic, which Kafka does not order against this one: it must be
+  // applied before the first is sent, or the worker rightly refuses that one (INVALID_REFERENCE).
+  await stack.results.waitFor(
+    (all) =>
+      all.some((m) => {
+        if (m.topic !== stack.names.result('pattern.insert')) return false;
+        const source = m.json<ModelResult>().metadata.source;
+        return source?.topic === knownSent.physical && source.offset === knownSent.offset;
+      }),
+    30_000,
+    'the result of the pattern the usage events refer to',
+  );
   const bad: (Case & Sent)[] = [];
   const good: (Sent & { id?: string })[] = [];
   const injected = { name: `${INJECTION}${randomBytes(2).toString('hex')}` };
