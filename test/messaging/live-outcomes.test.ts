@@ -28,6 +28,7 @@ describe('live outcomes', () => {
     const source = { topic: 't.pattern.insert', partition: 1, offset: '9' };
     expect(resultVerdict(message(json({ success: true, metadata: { source } })))).toEqual({
       at: 't.pattern.insert/1/9',
+      ...source,
       code: null,
     });
     const refused = { success: false, error: { code: 'VALIDATION_ERROR' }, metadata: { source } };

@@ -171,9 +171,13 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
     const started = performance.now();
 
     // What the live worker answered: its refusals are not applied again.
-    const live = await readLiveOutcomes(kafka, admin, names, o.topics, `${groupId}.outcomes`);
+    const ranges = plans.flatMap((p) =>
+      p.partitions.map((r) => ({ topic: p.topic, partition: r.partition, start: r.start, end: r.end })),
+    );
+    const live = await readLiveOutcomes(kafka, admin, names, o.topics, ranges, `${groupId}.outcomes`);
     out.write(
-      `  live outcomes: ${live.read} dead letters and results read, ${live.refused.size} requests refused live\n`,
+      `  live outcomes: ${live.read} dead letters and results read, ${live.refused.size} requests refused ` +
+        `live, ${live.applied.size} applied\n`,
     );
     for (const t of live.truncated) {
       out.write(
@@ -210,9 +214,6 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
       backoff: { initialMs: config.WORKER_RETRY_INITIAL_MS, maxMs: config.WORKER_RETRY_MAX_MS },
       logger,
     });
-    const ranges = plans.flatMap((p) =>
-      p.partitions.map((r) => ({ topic: p.topic, partition: r.partition, start: r.start, end: r.end })),
-    );
     reader = new MergedRead(kafka, ranges, {
       groupId,
       topicOrder: plans.map((p) => p.topic),
@@ -236,6 +237,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
         lifecycle,
         logger,
         refusedLive: live.refused,
+        appliedLive: live.applied,
         concurrency: config.WORKER_REPLAY_CONCURRENCY,
         maxRatePerSecond: () => budget?.rate() ?? 0,
         maxBatch: config.WORKER_BATCH_SIZE,

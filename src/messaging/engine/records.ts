@@ -59,6 +59,8 @@ export interface OutboundRecord {
    * error on the default result topic and a dead letter; a record without it is logged and dropped.
    */
   ifRefused?: ((reason: string) => OutboundRecord[]) | undefined;
+  /** The request this record answers or dead-letters (a replay holds back those of a message it defers). */
+  answers?: InboundMessage | undefined;
 }
 
 /** The key of one partition of one topic in maps and sets. */

@@ -3,12 +3,13 @@
 // dead-letter topics (kafka_dlt-original-topic/partition/offset, kafka_dlt-exception-fqcn) and the result
 // topics (metadata.source, error.code). Dead letters written by replays (their consumer group has
 // ".replay.") are not live outcomes and are left out; a success result for the same message wins (a
-// result the broker refused is replaced by an error that says the request itself succeeded).
+// result the broker refused is replaced by an error that says the request itself succeeded). What it
+// applied is kept too (AppliedLive), so that a replay can defer such a message where its order refuses it.
 import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
 import type { KafkaAdmin } from '../kafka/admin.ts';
 import type { KafkaClient } from '../kafka/client.ts';
 import { planRanges, readRanges } from '../kafka/operator-io.ts';
-import type { InboundMessage } from '../engine/records.ts';
+import { partitionKey, type InboundMessage } from '../engine/records.ts';
 import { decodeDeadLetter } from './dead-letters.ts';
 import { isoTimeOrNull } from '../../contracts/time.ts';
 
@@ -16,9 +17,65 @@ import { isoTimeOrNull } from '../../contracts/time.ts';
 export const coordinates = (topic: string, partition: number, offset: string): string =>
   `${topic}/${partition}/${offset}`;
 
+/**
+ * Request records the live worker applied: a bit per offset of the ranges a replay reads, so that what
+ * anyone writes to a result topic cannot make it outgrow the replay (other offsets are not kept).
+ */
+export class AppliedLive {
+  readonly #ranges = new Map<string, { start: bigint; end: bigint; bits: Uint8Array }>();
+  #size = 0;
+
+  constructor(ranges: readonly { topic: string; partition: number; start: bigint; end: bigint }[]) {
+    for (const r of ranges)
+      if (r.end > r.start)
+        this.#ranges.set(partitionKey(r.topic, r.partition), {
+          start: r.start,
+          end: r.end,
+          bits: new Uint8Array(Number((r.end - r.start + 7n) / 8n)),
+        });
+  }
+
+  /** Requests recorded as applied. */
+  get size(): number {
+    return this.#size;
+  }
+
+  add(topic: string, partition: number, offset: string): void {
+    const at = this.#bit(topic, partition, offset);
+    if (!at || (at.bits[at.byte] as number) & at.mask) return;
+    at.bits[at.byte] = (at.bits[at.byte] as number) | at.mask;
+    this.#size += 1;
+  }
+
+  has(topic: string, partition: number, offset: string): boolean {
+    const at = this.#bit(topic, partition, offset);
+    return at !== undefined && ((at.bits[at.byte] as number) & at.mask) !== 0;
+  }
+
+  #bit(topic: string, partition: number, offset: string) {
+    const range = this.#ranges.get(partitionKey(topic, partition));
+    if (!range || !/^\d{1,19}$/.test(offset)) return undefined;
+    const n = BigInt(offset);
+    if (n < range.start || n >= range.end) return undefined;
+    const i = Number(n - range.start);
+    return { bits: range.bits, byte: i >> 3, mask: 1 << (i & 7) };
+  }
+}
+
+/** A verdict on one request record: refused with a code, or applied (null). */
+export interface Verdict {
+  at: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  code: string | null;
+}
+
 export interface LiveOutcomes {
   /** Request records refused live, by coordinates: the error code. */
   refused: Map<string, string>;
+  /** Request records applied live, within the replayed ranges. */
+  applied: AppliedLive;
   /** Records read from the dead-letter and result topics. */
   read: number;
   /** Sources that lost records to retention, with the earliest time they still hold (null: none left). */
@@ -28,14 +85,15 @@ export interface LiveOutcomes {
 const isReplayGroup = (group: string | null) => group !== null && group.includes('.replay.');
 
 /** A dead letter's verdict on its original: refused with a code, applied, or nothing to say. */
-export function deadLetterVerdict(m: InboundMessage): { at: string; code: string | null } | undefined {
+export function deadLetterVerdict(m: InboundMessage): Verdict | undefined {
   const dl = decodeDeadLetter(m);
   const { topic, partition, offset } = dl.original;
   if (topic === null || partition === null || offset === null || isReplayGroup(dl.consumerGroup))
     return undefined;
   // Its result could not be published, but the request itself was applied.
   const applied = dl.message?.includes('the request itself succeeded') === true;
-  return { at: coordinates(topic, partition, offset), code: applied ? null : (dl.code ?? 'INTERNAL') };
+  const code = applied ? null : (dl.code ?? 'INTERNAL');
+  return { at: coordinates(topic, partition, offset), topic, partition, offset, code };
 }
 
 interface ResultBody {
@@ -45,7 +103,7 @@ interface ResultBody {
 }
 
 /** A result's verdict on its request: refused with a code, applied, or nothing to say. */
-export function resultVerdict(m: InboundMessage): { at: string; code: string | null } | undefined {
+export function resultVerdict(m: InboundMessage): Verdict | undefined {
   if (!m.value) return undefined;
   let body: ResultBody | null;
   try {
@@ -62,25 +120,30 @@ export function resultVerdict(m: InboundMessage): { at: string; code: string | n
     typeof source.offset !== 'string'
   )
     return undefined;
-  const at = coordinates(source.topic, source.partition, source.offset);
-  if (body.success === true || body.error?.details?.request_succeeded === true) return { at, code: null };
+  const { topic, partition, offset } = source;
+  const at = coordinates(topic, partition, offset);
+  if (body.success === true || body.error?.details?.request_succeeded === true)
+    return { at, topic, partition, offset, code: null };
   const code = body.error?.code;
   // A read whose caller gave up was never run: not a refusal of a write.
   if (typeof code !== 'string' || code === 'DEADLINE_EXCEEDED') return undefined;
-  return { at, code };
+  return { at, topic, partition, offset, code };
 }
 
-/** Reads what the live worker answered for the request topics `topics`. */
+/** Reads what the live worker answered for the request topics `topics`; what it applied is kept for the
+ * offsets in `replayed`. */
 export async function readLiveOutcomes(
   kafka: KafkaClient,
   admin: KafkaAdmin,
   names: TopicNames,
   topics: readonly RequestTopic[],
+  replayed: readonly { topic: string; partition: number; start: bigint; end: bigint }[],
   groupPrefix: string,
   onProgress?: (read: number) => void,
 ): Promise<LiveOutcomes> {
   const refused = new Map<string, string>();
   const applied = new Set<string>();
+  const appliedLive = new AppliedLive(replayed);
   const existing = new Set(await admin.listTopics());
   const dlqs = topics.map((t) => names.dlq(t)).filter((t) => existing.has(t));
   const results = topics.map((t) => names.result(t)).filter((t) => existing.has(t));
@@ -94,7 +157,7 @@ export async function readLiveOutcomes(
   };
   const readAll = async (
     sources: string[],
-    onVerdict: (v: { at: string; code: string | null }) => void,
+    onVerdict: (v: Verdict) => void,
     verdict: typeof resultVerdict,
   ) => {
     if (sources.length === 0) return;
@@ -109,6 +172,7 @@ export async function readLiveOutcomes(
         onProgress?.(read);
         track(m.topic, m);
         const v = verdict(m);
+        if (v?.code === null) appliedLive.add(v.topic, v.partition, v.offset);
         if (v) onVerdict(v);
       },
       { groupPrefix, idleMs: 5_000 },
@@ -133,5 +197,5 @@ export async function readLiveOutcomes(
     },
     resultVerdict,
   );
-  return { refused, read, truncated };
+  return { refused, applied: appliedLive, read, truncated };
 }

@@ -2,7 +2,8 @@
 // every selected request topic, and run through the same stages as live (prepare, dispatch to the
 // effect nodes, outcomes) under the replay scheduler's locks, so that two messages touching the same
 // pattern are applied in the merged order while the rest run at once. A message the live worker refused
-// (live-outcomes.ts) is not applied; reads are not run. Retries follow the live worker's policy.
+// (live-outcomes.ts) is not applied; one it applied and this order refuses is deferred until something
+// touching the same things is applied. Reads are not run. Retries follow the live worker's policy.
 import { asError } from '../../contracts/errors.ts';
 import { isWriteOperation } from '../../contracts/operations.ts';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -13,7 +14,7 @@ import type { RecordSink, UnitOutput, UnitWork } from '../engine/ports.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import { decideRetry, type RetryPolicy } from '../engine/retry-policy.ts';
 import type { Prepared } from '../stages/prepare.ts';
-import { coordinates } from './live-outcomes.ts';
+import { coordinates, type AppliedLive } from './live-outcomes.ts';
 import { touchedBy } from './replay-order.ts';
 import { ReplayScheduler, type ReplayItem, type ReplayUnit } from './replay-scheduler.ts';
 
@@ -37,6 +38,8 @@ export interface ReplaySummary {
   refusedAsLive: number;
   /** Refused by this replay and dead-lettered again (the live outcome was unknown). */
   deadLettered: number;
+  /** Times a message the live worker applied was refused here and deferred (deferrals, not messages). */
+  deferred: number;
   readsSkipped: number;
   /** Per topic, messages done. */
   done: Record<string, number>;
@@ -50,6 +53,8 @@ export interface ReplayDriverOptions {
   logger: Logger;
   /** Request records refused live: coordinates to error code. */
   refusedLive: ReadonlyMap<string, string>;
+  /** Request records the live worker applied (none known by default). */
+  appliedLive?: AppliedLive;
   concurrency: number;
   /** Messages started per second at most (0: no limit); a function is asked again before each unit
    * (replay-budget.ts: the budget follows the live worker). */
@@ -73,25 +78,36 @@ export function emptySummary(): ReplaySummary {
     refused: {},
     refusedAsLive: 0,
     deadLettered: 0,
+    deferred: 0,
     readsSkipped: 0,
     done: {},
   };
 }
 
-/** `applied 5, already applied 0, dead-lettered 1, refused 3 (NOT_FOUND 2, VALIDATION_ERROR 1; 2 as live), reads skipped 4` */
+/** `applied 5, already applied 0, dead-lettered 1, refused 3 (NOT_FOUND 2, VALIDATION_ERROR 1; 2 as live),
+ * reads skipped 4`, and `, deferred 1 (…)` when there were deferrals. */
 export function describeSummary(s: ReplaySummary): string {
   const codes = Object.entries(s.refused).sort(([a], [b]) => a.localeCompare(b));
   const refused = codes.reduce((n, [, c]) => n + c, 0);
   const detail = codes.map(([code, n]) => `${code} ${n}`).join(', ');
   return (
     `applied ${s.applied}, already applied ${s.alreadyApplied}, dead-lettered ${s.deadLettered}, ` +
-    `refused ${refused}${refused > 0 ? ` (${detail}; ${s.refusedAsLive} as live)` : ''}, reads skipped ${s.readsSkipped}`
+    `refused ${refused}${refused > 0 ? ` (${detail}; ${s.refusedAsLive} as live)` : ''}, reads skipped ${s.readsSkipped}` +
+    (s.deferred > 0
+      ? `, deferred ${s.deferred} (applied live, refused in the merged order: retried after a later message about the same patterns)`
+      : '')
   );
 }
 
 interface Item extends ReplayItem {
   prepared: Prepared;
+  /** Times it was refused here though applied live, and deferred. */
+  deferrals: number;
 }
+
+/** A message applied live but refused here is deferred this many times at most, then refused as any other:
+ * the live worker saw it at most a few messages about the same patterns away from the merged order. */
+export const MAX_DEFERRALS = 8;
 
 interface Running {
   id: number;
@@ -151,6 +167,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         locks: p.request && !p.error ? touchedBy(p.request, p.context.identity as string) : [],
         batchable: p.batchable,
         size: message.value?.length ?? 0,
+        deferrals: 0,
       });
     }
   };
@@ -184,7 +201,43 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
     }
   };
 
-  const publish = (r: Running, output: UnitOutput) => {
+  /** The unit's items applied here, and those refused here that the live worker applied. */
+  const sortOut = (r: Running, output: UnitOutput) => {
+    const applied: string[] = [];
+    const deferred: Item[] = [];
+    for (const outcome of output.outcomes) {
+      const item = r.unit.items.find((i) => i.prepared.message === outcome.message);
+      if (!item) continue;
+      const label = outcomeLabel(outcome.result, outcome.deadLettered);
+      if (label === 'success') applied.push(...item.locks);
+      else if (
+        label !== 'duplicate' &&
+        item.deferrals < MAX_DEFERRALS &&
+        o.appliedLive?.has(outcome.message.topic, outcome.message.partition, outcome.message.offset)
+      )
+        deferred.push(item);
+    }
+    return { applied, deferred };
+  };
+
+  const publish = (r: Running, ran: UnitOutput, mayDefer: boolean) => {
+    const { applied, deferred } = mayDefer ? sortOut(r, ran) : { applied: [], deferred: [] };
+    let output = ran;
+    if (deferred.length > 0) {
+      // Its result and dead letter are not published: it is not done.
+      const held = new Set(deferred.map((i) => i.prepared.message));
+      output = {
+        records: ran.records.filter((rec) => !rec.answers || !held.has(rec.answers)),
+        outcomes: ran.outcomes.filter((oc) => !held.has(oc.message)),
+      };
+      for (const item of deferred) {
+        const m = item.prepared.message;
+        o.logger.info(
+          { topic: m.topic, partition: m.partition, offset: m.offset, deferrals: item.deferrals + 1 },
+          'replay: refused a message the live worker applied; deferred until something about the same patterns is applied',
+        );
+      }
+    }
     count(output);
     if (output.records.length > 0) {
       const sent: Promise<void> = o.publisher
@@ -200,6 +253,12 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
     }
     // The publisher keeps the order records are handed over in: the next unit may start now.
     scheduler.release(r.unit);
+    scheduler.applied(applied);
+    for (const item of deferred) {
+      item.deferrals += 1;
+      summary.deferred += 1;
+      scheduler.defer(item);
+    }
     running -= 1;
     signal();
   };
@@ -215,7 +274,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         ),
       )
       .then(
-        (output) => publish(r, output),
+        (output) => publish(r, output, true),
         (err: unknown) => failed(r, v, err),
       )
       .catch((err: unknown) => {
@@ -256,6 +315,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         r.unit.items.map((i) => i.prepared),
         decision.failure,
       ),
+      false,
     );
   };
 
@@ -280,7 +340,13 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
       rate.spend(unit.items.length);
       start({ id: nextId++, unit, attempt: 1, streak: 0 });
     }
-    if (o.source.done && scheduler.queued === 0 && running === 0) break;
+    if (o.source.done && scheduler.queued === 0 && running === 0) {
+      if (scheduler.waiting === 0) break;
+      // Nothing left to apply could change their verdict: one last run each, in their order, refuses them
+      // and publishes what was held back.
+      for (const item of scheduler.releaseWaiting()) item.deferrals = MAX_DEFERRALS;
+      continue;
+    }
     await new Promise<void>((resolve) => {
       wake = resolve;
       // New messages from the source wake the loop too (one wait on it at a time).

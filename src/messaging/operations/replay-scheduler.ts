@@ -2,7 +2,8 @@
 // message that touches any of the same things (replay-order.ts) is queued or running, so two messages
 // touching one pattern are applied in the merged order, and everything else runs at once. Consecutive
 // ready usage events form one batch (one transaction), several of one pattern included, in order.
-// Pure: no I/O.
+// A message refused here though the live worker applied it waits until a message touching the same
+// things is applied (`defer`). Pure: no I/O.
 import { LockSet, type Locks } from './replay-order.ts';
 
 export interface ReplayItem {
@@ -26,6 +27,8 @@ interface Entry<P> {
 
 export class ReplayScheduler<P extends ReplayItem> {
   readonly #queue: Entry<P>[] = [];
+  /** Deferred messages, in the order they were deferred. */
+  #waiting: P[] = [];
   readonly #busy = new LockSet();
   readonly #maxBatch: number;
   readonly #maxBatchBytes: number;
@@ -41,8 +44,54 @@ export class ReplayScheduler<P extends ReplayItem> {
     return this.#queue.length;
   }
 
+  /** Deferred messages waiting for a message touching the same things to be applied. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
   push(item: P): void {
     this.#queue.push({ item, solo: false });
+  }
+
+  /**
+   * A message refused here that the live worker applied: live, it ran after something the merged order
+   * puts later (an insert appended to another partition just after it, and applied first). It waits,
+   * out of the queue, until `applied` is told of a message touching any of the same things. Whatever
+   * queued touches the same things came after it in the merged order, and still does once it is back.
+   */
+  defer(item: P): void {
+    this.#waiting.push(item);
+  }
+
+  /**
+   * A unit touching `locks` was applied: the deferred messages touching any of them (and the deferred
+   * messages touching those) go back to the front of the queue, in their order.
+   */
+  applied(locks: Locks): void {
+    if (this.#waiting.length === 0 || locks.length === 0) return;
+    const touched = new LockSet();
+    touched.add(locks);
+    const woken = new Set<P>();
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const w of this.#waiting) {
+        if (woken.has(w) || !touched.conflicts(w.locks)) continue;
+        woken.add(w);
+        touched.add(w.locks);
+        grew = true;
+      }
+    }
+    if (woken.size === 0) return;
+    this.#queue.unshift(...this.#waiting.filter((w) => woken.has(w)).map((item) => ({ item, solo: false })));
+    this.#waiting = this.#waiting.filter((w) => !woken.has(w));
+  }
+
+  /** At the end of the replay: every deferred message goes back into the queue, in its order. */
+  releaseWaiting(): P[] {
+    const items = this.#waiting;
+    this.#waiting = [];
+    this.#queue.unshift(...items.map((item) => ({ item, solo: false })));
+    return items;
   }
 
   /** A failed batch's items go back to the front, in their order, to be tried one at a time. */

@@ -146,6 +146,7 @@ export function unitOutput(
         result = tooLarge(result, size, options.maxResultBytes);
         record = build();
       }
+      record.answers = p.message;
       records.push(record);
     }
     // A read its caller gave up on is not a bad message: answered, not dead-lettered.
@@ -153,16 +154,16 @@ export function unitOutput(
       !result.success && result.metadata.duplicate !== true && result.error?.code !== 'DEADLINE_EXCEEDED';
     if (record) record.ifRefused = refusedResult(p, result, record.topic, deadLettered, options, gaveUp);
     if (deadLettered && result.error) {
-      deadLetters.push(
-        deadLetterRecord({
-          topic: options.names.dlq(p.logical),
-          request: p.message,
-          error: result.error,
-          consumerGroup: options.consumerGroupOf(p.message.topic),
-          gaveUp,
-          limits,
-        }),
-      );
+      const deadLetter = deadLetterRecord({
+        topic: options.names.dlq(p.logical),
+        request: p.message,
+        error: result.error,
+        consumerGroup: options.consumerGroupOf(p.message.topic),
+        gaveUp,
+        limits,
+      });
+      deadLetter.answers = p.message;
+      deadLetters.push(deadLetter);
     }
     outcomes.push({
       message: p.message,
