@@ -2,6 +2,7 @@
 // appended to another partition just after it, though the live worker applied the insert first) is
 // deferred until something touching the same patterns is applied, not dead-lettered: the replay then
 // rebuilds what the live worker built. In-process, with a fake database of pattern ids.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PatternRequest } from '../../src/contracts/requests.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
@@ -9,6 +10,7 @@ import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import type { UnitOutput, UnitWork } from '../../src/messaging/engine/ports.ts';
 import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
 import { AppliedLive } from '../../src/messaging/operations/live-outcomes.ts';
+import { mergeByTimestamp, writeTieRank } from '../../src/messaging/operations/replay-merge.ts';
 import {
   describeSummary,
   MAX_DEFERRALS,
@@ -83,6 +85,8 @@ interface FakeRequest {
   operation: 'insert' | 'update' | 'record_usage';
   id: string;
   parent?: string;
+  /** An update's new description. */
+  v?: string;
 }
 
 function message(partition: number, offset: number, timestamp: number, r: FakeRequest): InboundMessage {
@@ -273,5 +277,135 @@ describe('applied live', () => {
       false,
     ]);
     expect(live.has('u', 0, '10')).toBe(false);
+  });
+});
+
+describe('replay driver: deferral reproduces any live order (property)', () => {
+  // Histories of inserts (unkeyed: any partition), updates and usage events (keyed by pattern: one
+  // partition per pattern). The live worker takes the partitions in any interleaving, the broker stamps
+  // them in another; the replay, given only the live verdicts, must rebuild the live state exactly.
+  const P = 3;
+  const IDS = [X, Y, '00000000-0000-4000-8000-00000000000c', '00000000-0000-4000-8000-00000000000d'];
+  type Op = { op: 'insert'; id: number; partition: number } | { op: 'update' | 'record_usage'; id: number };
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ op: fc.constant('insert' as const), id: fc.nat(3), partition: fc.nat(P - 1) }),
+    fc.record({ op: fc.constantFrom('update' as const, 'record_usage' as const), id: fc.nat(3) }),
+  );
+  interface State {
+    description: string | null;
+    uses: number;
+  }
+  /** Applies one request to a state; false: refused (a second insert, or a write of a missing pattern). */
+  const apply = (state: Map<string, State>, r: FakeRequest & { v?: string }): boolean => {
+    const row = state.get(r.id);
+    if (r.operation === 'insert') {
+      if (row) return false;
+      state.set(r.id, { description: null, uses: 0 });
+      return true;
+    }
+    if (!row) return false;
+    if (r.operation === 'update') row.description = r.v ?? null;
+    else row.uses += 1;
+    return true;
+  };
+
+  it('applies what the live worker applied, refuses nothing else, and ends in the live state', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ op: opArb, gap: fc.nat(1) }), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.nat(P - 1), { minLength: 60, maxLength: 60 }),
+        fc.array(fc.nat(3), { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (ops, liveTurns, delays, concurrency) => {
+          // Appended in generation order, stamped by the broker (gaps of 0 ms give ties).
+          const partitions = Array.from({ length: P }, () => [] as InboundMessage[]);
+          let time = 1000;
+          ops.forEach(({ op, gap }, seq) => {
+            time += gap;
+            const partition = op.op === 'insert' ? op.partition : op.id % P;
+            const request = { operation: op.op, id: IDS[op.id] as string, v: `v${seq}` };
+            const m = message(partition, partitions[partition]!.length, time, request);
+            partitions[partition]!.push({ ...m, topic: 'pattern.insert' });
+          });
+          // The live worker: partitions in an interleaving of its own, each in offset order.
+          const liveState = new Map<string, State>();
+          const applied = new AppliedLive(
+            partitions.map((_, p) => ({ topic: 'pattern.insert', partition: p, start: 0n, end: 1000n })),
+          );
+          const refusedLive = new Map<string, string>();
+          const heads = partitions.map(() => 0);
+          for (let turn = 0; heads.some((h, p) => h < partitions[p]!.length); turn++) {
+            let p = liveTurns[turn % liveTurns.length] as number;
+            while ((heads[p] as number) >= partitions[p]!.length) p = (p + 1) % P;
+            const m = partitions[p]![heads[p]!++] as InboundMessage;
+            if (apply(liveState, JSON.parse(String(m.value)) as FakeRequest))
+              applied.add(m.topic, p, m.offset);
+            else refusedLive.set(`${m.topic}/${p}/${m.offset}`, 'NOT_FOUND');
+          }
+
+          // The replay: merged by timestamp, run by the driver against a fake database.
+          const merged = mergeByTimestamp(
+            ['pattern.insert'],
+            writeTieRank,
+            partitions.map((messages, partition) => ({ topic: 'pattern.insert', partition, messages })),
+          );
+          const replayState = new Map<string, State>();
+          let call = 0;
+          const work: UnitWork<Prepared> = {
+            prepare: (m) =>
+              ({
+                message: m,
+                logical: 'pattern.insert',
+                request: requestOf(JSON.parse(String(m.value)) as FakeRequest),
+                error: undefined,
+                context: { identity: `${m.partition}/${m.offset}` },
+                batchable: false,
+                correlationId: null,
+                key: null,
+              }) as unknown as Prepared,
+            run: async (_unit, items) => {
+              // Units finish in an order of the property's choosing.
+              for (let d = delays[call++ % delays.length] as number; d > 0; d--)
+                await new Promise((r) => setImmediate(r));
+              return {
+                records: [],
+                outcomes: items.map((p) => {
+                  const r = JSON.parse(String(p.message.value)) as FakeRequest;
+                  const ok = apply(replayState, r);
+                  return {
+                    message: p.message,
+                    logical: p.logical,
+                    operation: r.operation,
+                    result: (ok
+                      ? { success: true, metadata: {} }
+                      : { success: false, error: { code: 'NOT_FOUND' }, metadata: {} }) as ModelResult,
+                    deadLettered: !ok,
+                  };
+                }),
+              };
+            },
+            giveUp: () => ({ records: [], outcomes: [] }),
+          };
+          const summary = await runReplay({
+            source: sourceOf(merged),
+            work,
+            publisher: { publish: () => Promise.resolve(), pendingBytes: 0 },
+            lifecycle: new Lifecycle(() => undefined),
+            logger: createLogger('silent'),
+            refusedLive,
+            appliedLive: applied,
+            concurrency,
+            maxRatePerSecond: 0,
+            maxBatch: 10,
+            maxBatchBytes: 1_000_000,
+            retry: { maxAttempts: 3, backoff: { initialMs: 1, maxMs: 2 } },
+          });
+          expect(summary.deadLettered).toBe(0);
+          expect(summary.applied).toBe(applied.size);
+          expect(Object.fromEntries(replayState)).toEqual(Object.fromEntries(liveState));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

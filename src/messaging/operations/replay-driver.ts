@@ -201,21 +201,23 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
     }
   };
 
-  /** The unit's items applied here, and those refused here that the live worker applied. */
+  /** The locks of the unit's items applied here (while something is deferred), and the items refused
+   * here that the live worker applied. */
   const sortOut = (r: Running, output: UnitOutput) => {
     const applied: string[] = [];
     const deferred: Item[] = [];
-    for (const outcome of output.outcomes) {
-      const item = r.unit.items.find((i) => i.prepared.message === outcome.message);
-      if (!item) continue;
-      const label = outcomeLabel(outcome.result, outcome.deadLettered);
-      if (label === 'success') applied.push(...item.locks);
-      else if (
-        label !== 'duplicate' &&
-        item.deferrals < MAX_DEFERRALS &&
-        o.appliedLive?.has(outcome.message.topic, outcome.message.partition, outcome.message.offset)
-      )
-        deferred.push(item);
+    const waking = scheduler.waiting > 0;
+    let items: Map<InboundMessage, Item> | undefined;
+    const itemOf = (m: InboundMessage) =>
+      (items ??= new Map(r.unit.items.map((i) => [i.prepared.message, i]))).get(m);
+    for (const { message: m, result, deadLettered } of output.outcomes) {
+      const label = outcomeLabel(result, deadLettered);
+      if (label === 'success') {
+        if (waking) applied.push(...(itemOf(m)?.locks ?? []));
+      } else if (label !== 'duplicate' && o.appliedLive?.has(m.topic, m.partition, m.offset)) {
+        const item = itemOf(m);
+        if (item && item.deferrals < MAX_DEFERRALS) deferred.push(item);
+      }
     }
     return { applied, deferred };
   };
