@@ -3,13 +3,6 @@ import { CommanderError } from 'commander';
 import { ConfigError } from '../config.ts';
 import { buildProgram } from './program.ts';
 
-// kafkajs' request queue computes a negative delay on Node 24 and Node warns; the delay is clamped and harmless.
-process.removeAllListeners('warning');
-process.on('warning', (warning) => {
-  if (warning.name !== 'TimeoutNegativeWarning')
-    process.stderr.write(`${warning.name}: ${warning.message}\n`);
-});
-
 export async function main(argv: string[] = process.argv): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);

@@ -528,6 +528,8 @@ it('answers every bad message with an error and a dead letter, applies every val
 
   expect(worker.child.exitCode).toBeNull();
   expect((await worker.readyz()).status).toBe(200);
+  // Nothing made Node warn (the worker used to hide every TimeoutNegativeWarning, then kafkajs's).
+  expect(worker.output()).not.toMatch(/\(node:\d+\) \w*Warning/);
   console.log(
     `[reliability] hostile-input: ${bad.length} bad, ${good.length + 1} valid, ${deadLetters.length} dead letters, ` +
       `${Math.round((Date.now() - started) / 1000)} s`,
