@@ -103,4 +103,20 @@ it('applies an update the live worker applied after an insert appended later to 
       .then((r) => r.rows);
   expect(await row(fresh.pool)).toEqual(await row(stack.db.pool));
   expect((await row(fresh.pool))[0]?.description).toBe('applied live after its insert');
+
+  // Again, for a script: one JSON document on stdout, the human lines on stderr. Everything is there now.
+  const again = await patterns(env, 'replay', '--from', 'earliest', '--json');
+  expect(again.code, again.stderr).toBe(0);
+  expect(again.stderr).toMatch(/^replay done in .*already applied 4/m);
+  expect(JSON.parse(again.stdout)).toMatchObject({
+    messages: 4,
+    applied: 0,
+    alreadyApplied: 4,
+    deadLettered: 0,
+    deferred: 0,
+    refused: {},
+    done: { [topic]: 4 },
+    liveOutcomes: { refused: 0, applied: 4, truncated: [] },
+    notReplayed: [],
+  });
 });

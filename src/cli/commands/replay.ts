@@ -42,6 +42,7 @@ interface ReplayOptions {
   group?: string;
   concurrency?: number;
   maxRate?: number;
+  json?: boolean;
   /** The replay before issue 22 (phases, one topic at a time): kept for the benchmark's comparison only. */
   legacyPhases?: boolean;
 }
@@ -87,6 +88,10 @@ export function replayCommand(): Command {
       ).argParser(wholeNumber('--max-rate', 0)),
     )
     .option('--group <id>', "the replay's consumer group (default: <KAFKA_GROUP_ID>.replay.<time>)")
+    .option(
+      '--json',
+      'print one JSON summary on stdout when done (the lines printed otherwise go to stderr with the progress)',
+    )
     .addOption(new Option('--legacy-phases', 'the replay before issue 22, for benchmarks only').hideHelp())
     .addHelpText(
       'after',
@@ -94,8 +99,10 @@ export function replayCommand(): Command {
 Every partition of every selected topic is merged into one order by record timestamp (ties: pattern
 writes, then usage, then analytics, then partition number), so the live order is reproduced; messages
 that touch different patterns run at once, never those that touch the same one. A message the live
-worker refused (its dead letter or error result says so) is not applied. Reads are never run. A message
-refused again goes to the dead-letter topic again, marked with the replay's consumer group.
+worker refused (its dead letter or error result says so) is not applied; one it applied (its result
+says so) that this order refuses waits until a message touching the same patterns is applied, then runs
+(the live worker saw it after a message appended just after it to another partition). Reads are never
+run. A message refused again goes to the dead-letter topic again, marked with the replay's consumer group.
 
 Examples:
   patterns replay --from earliest                  # rebuild a fresh database from every request
@@ -142,7 +149,7 @@ function replayBudget(
 
 async function runMergedReplay(o: ReplayOptions): Promise<number> {
   const { config, logger, names, groupId } = replaySetup(o);
-  const out = process.stdout;
+  const out = o.json ? process.stderr : process.stdout;
   const pool = createDatabasePool(config, logger);
   const kafka = createKafka(config, logger, '-replay');
   const admin = kafka.admin();
@@ -261,6 +268,28 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
       out.write(
         `  not replayed: ${heldBack.length} partition(s) stopped at a transaction still open (notes above)\n`,
       );
+    }
+    if (o.json) {
+      const notReplayed = plans.flatMap((plan) =>
+        plan.partitions.flatMap(({ partition, heldBack: held }) =>
+          held
+            ? [{ topic: plan.topic, partition, from: String(held.from), records: Number(held.records) }]
+            : [],
+        ),
+      );
+      const report = {
+        group: groupId,
+        seconds: Number(seconds.toFixed(3)),
+        ...summary,
+        liveOutcomes: {
+          read: live.read,
+          refused: live.refused.size,
+          applied: live.applied.size,
+          truncated: live.truncated,
+        },
+        notReplayed,
+      };
+      process.stdout.write(`${JSON.stringify(report)}\n`);
     }
     return 0;
   } finally {
