@@ -167,7 +167,7 @@ function sourceOf(messages: InboundMessage[]): ReplaySource {
   };
 }
 
-async function replay(messages: InboundMessage[], appliedLive: AppliedLive) {
+async function replay(messages: InboundMessage[], appliedLive: AppliedLive, maxWaiting?: number) {
   const { work, applied } = fakeWork(new Set());
   const published: OutboundRecord[] = [];
   const summary = await runReplay({
@@ -189,6 +189,7 @@ async function replay(messages: InboundMessage[], appliedLive: AppliedLive) {
     maxBatch: 10,
     maxBatchBytes: 1_000_000,
     retry: { maxAttempts: 3, backoff: { initialMs: 1, maxMs: 2 } },
+    ...(maxWaiting === undefined ? {} : { maxWaiting }),
   });
   return { summary, applied, published };
 }
@@ -250,6 +251,25 @@ describe('replay driver: messages applied live that the merged order refuses', (
     const alone = await replay([message(0, 0, 100, { operation: 'update', id: Z })], live);
     expect(alone.summary).toMatchObject({ applied: 0, deadLettered: 1, deferred: 1 });
     expect(alone.published).toHaveLength(1);
+  });
+});
+
+describe('replay driver: a bounded number of deferred messages', () => {
+  it('refuses the oldest once more are held back than the bound (a replay into a database without their patterns)', async () => {
+    const Z = '00000000-0000-4000-8000-00000000000c';
+    const updates = Array.from({ length: 6 }, (_, i) =>
+      message(0, i, 100 + i, { operation: 'update', id: Z }),
+    );
+    const live = new AppliedLive(everyOffset);
+    for (const m of updates) live.add(m.topic, m.partition, m.offset);
+    const { summary, published } = await replay(
+      [...updates, message(1, 0, 200, { operation: 'insert', id: Z })],
+      live,
+      2,
+    );
+    // Four were refused to keep two held; the two held back are applied after the insert.
+    expect(summary).toMatchObject({ applied: 3, deadLettered: 4, deferred: 6 });
+    expect(published.map((r) => r.answers?.offset)).toEqual(['0', '1', '2', '3']);
   });
 });
 

@@ -68,6 +68,8 @@ export interface ReplayDriverOptions {
   maxQueued?: number;
   /** New units wait while more bytes than this are handed to the publisher and not acknowledged. */
   maxPendingPublishBytes?: number;
+  /** Deferred messages held at most (default MAX_WAITING). */
+  maxWaiting?: number;
 }
 
 export function emptySummary(): ReplaySummary {
@@ -109,6 +111,9 @@ interface Item extends ReplayItem {
  * the live worker saw it at most a few messages about the same patterns away from the merged order. */
 export const MAX_DEFERRALS = 8;
 
+/** Deferred messages held at most (each keeps its request in memory); past it, the oldest are refused. */
+export const MAX_WAITING = 10_000;
+
 interface Running {
   id: number;
   unit: ReplayUnit<Item>;
@@ -132,6 +137,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   let nextId = 1;
   let failure: unknown;
   let sourceWaiting = false;
+  let overflowed = false;
   let wake: (() => void) | undefined;
   const signal = () => {
     const w = wake;
@@ -260,6 +266,18 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
       item.deferrals += 1;
       summary.deferred += 1;
       scheduler.defer(item);
+    }
+    if (scheduler.waiting > (o.maxWaiting ?? MAX_WAITING)) {
+      if (!overflowed)
+        o.logger.warn(
+          { held: scheduler.waiting },
+          'replay: more messages the live worker applied are refused in the merged order than it holds back; ' +
+            'the oldest are refused now. The database lacks what they refer to: a replay --from a time needs ' +
+            'the database as it was then (a restored backup), not an empty one',
+        );
+      overflowed = true;
+      const excess = scheduler.waiting - (o.maxWaiting ?? MAX_WAITING);
+      for (const item of scheduler.releaseWaiting(excess)) item.deferrals = MAX_DEFERRALS;
     }
     running -= 1;
     signal();

@@ -86,10 +86,11 @@ export class ReplayScheduler<P extends ReplayItem> {
     this.#waiting = this.#waiting.filter((w) => !woken.has(w));
   }
 
-  /** At the end of the replay: every deferred message goes back into the queue, in its order. */
-  releaseWaiting(): P[] {
-    const items = this.#waiting;
-    this.#waiting = [];
+  /** The oldest `count` deferred messages (all by default: the end of the replay) go back to the front of
+   * the queue, in their order. */
+  releaseWaiting(count = this.#waiting.length): P[] {
+    const items = this.#waiting.slice(0, count);
+    this.#waiting = this.#waiting.slice(items.length);
     this.#queue.unshift(...items.map((item) => ({ item, solo: false })));
     return items;
   }
