@@ -17,7 +17,7 @@ import {
   runReplay,
   type ReplaySource,
 } from '../../src/messaging/operations/replay-driver.ts';
-import { touchedBy } from '../../src/messaging/operations/replay-order.ts';
+import { LockSet, touchedBy } from '../../src/messaging/operations/replay-order.ts';
 import { ReplayScheduler, type ReplayItem } from '../../src/messaging/operations/replay-scheduler.ts';
 import type { Prepared } from '../../src/messaging/stages/prepare.ts';
 import { createLogger } from '../../src/telemetry/logger.ts';
@@ -77,6 +77,43 @@ describe('replay scheduler: deferred messages', () => {
     expect(drain(s)).toEqual(['relationship X-Y', 'usage Y', 'update X']);
     expect(s.releaseWaiting()).toEqual([c]);
     expect(drain(s)).toEqual(['usage Z']);
+  });
+
+  it('wakes exactly what a scan of every deferred message would, class locks and `*` included (property)', () => {
+    const lock = fc.constantFrom('p:a', 'p:b', 'p:c', 'n:go\u0000x', 'n:go\u0000y', 'n:*', '*', 'i:1');
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(lock, { maxLength: 3 }), { maxLength: 12 }),
+        fc.array(lock, { maxLength: 3 }),
+        (deferredLocks, appliedLocks) => {
+          const s = new ReplayScheduler<ReplayItem & { name: string }>({ maxBatch: 10 });
+          const items = deferredLocks.map((locks, i) => item(String(i), ...locks));
+          for (const i of items) s.defer(i);
+          s.applied(appliedLocks);
+          // The definition: what conflicts with the applied locks or with what was woken, to a fixpoint.
+          const touched = new LockSet();
+          touched.add(appliedLocks);
+          const woken = new Set<string>();
+          for (let grew = appliedLocks.length > 0; grew;) {
+            grew = false;
+            for (const i of items)
+              if (!woken.has(i.name) && touched.conflicts(i.locks)) {
+                woken.add(i.name);
+                touched.add(i.locks);
+                grew = true;
+              }
+          }
+          expect(s.waiting).toBe(items.length - woken.size);
+          expect(drain(s)).toEqual(items.filter((i) => woken.has(i.name)).map((i) => i.name));
+          // The rest are still held, and still come back at the end, in order.
+          expect(s.releaseWaiting().map((i) => i.name)).toEqual(
+            items.filter((i) => !woken.has(i.name)).map((i) => i.name),
+          );
+          expect(s.waiting).toBe(0);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -4,7 +4,7 @@
 // ready usage events form one batch (one transaction), several of one pattern included, in order.
 // A message refused here though the live worker applied it waits until a message touching the same
 // things is applied (`defer`). Pure: no I/O.
-import { LockSet, type Locks } from './replay-order.ts';
+import { ALL, LockSet, type Locks } from './replay-order.ts';
 
 export interface ReplayItem {
   locks: Locks;
@@ -25,10 +25,18 @@ interface Entry<P> {
   taken?: boolean;
 }
 
+/** A class lock (`n:*`) or `*`: it conflicts with locks it does not name. */
+const isBroad = (lock: string): boolean => lock === ALL || lock.endsWith(':*');
+
 export class ReplayScheduler<P extends ReplayItem> {
   readonly #queue: Entry<P>[] = [];
   /** Deferred messages, in the order they were deferred. */
   #waiting: P[] = [];
+  /** The deferred messages by each lock they hold; those holding a class lock or `*` are in `#broad` too
+   * (they conflict with locks they do not name). An applied unit looks up its own locks, not every
+   * deferred message. */
+  readonly #byLock = new Map<string, Set<P>>();
+  readonly #broad = new Set<P>();
   readonly #busy = new LockSet();
   readonly #maxBatch: number;
   readonly #maxBatchBytes: number;
@@ -61,6 +69,12 @@ export class ReplayScheduler<P extends ReplayItem> {
    */
   defer(item: P): void {
     this.#waiting.push(item);
+    for (const lock of item.locks) {
+      if (isBroad(lock)) this.#broad.add(item);
+      let holders = this.#byLock.get(lock);
+      if (!holders) this.#byLock.set(lock, (holders = new Set()));
+      holders.add(item);
+    }
   }
 
   /**
@@ -72,26 +86,47 @@ export class ReplayScheduler<P extends ReplayItem> {
     const touched = new LockSet();
     touched.add(locks);
     const woken = new Set<P>();
-    for (let grew = true; grew;) {
+    const wake = (w: P): boolean => {
+      if (woken.has(w) || !touched.conflicts(w.locks)) return false;
+      woken.add(w);
+      touched.add(w.locks);
+      return true;
+    };
+    // Through the index from the applied locks, then from the locks of what they wake; a class lock or
+    // `*` among them conflicts with locks it does not name: then every deferred message is looked at.
+    const frontier = [...locks];
+    let scanAll = false;
+    while (frontier.length > 0 && !scanAll) {
+      const lock = frontier.pop() as string;
+      if (isBroad(lock)) scanAll = true;
+      for (const w of [...(this.#byLock.get(lock) ?? []), ...this.#broad])
+        if (wake(w)) frontier.push(...w.locks);
+    }
+    for (let grew = scanAll; grew;) {
       grew = false;
-      for (const w of this.#waiting) {
-        if (woken.has(w) || !touched.conflicts(w.locks)) continue;
-        woken.add(w);
-        touched.add(w.locks);
-        grew = true;
+      for (const w of this.#waiting) grew = wake(w) || grew;
+    }
+    if (woken.size > 0) this.#release(woken);
+  }
+
+  #release(items: ReadonlySet<P>): void {
+    this.#queue.unshift(...this.#waiting.filter((w) => items.has(w)).map((item) => ({ item, solo: false })));
+    this.#waiting = this.#waiting.filter((w) => !items.has(w));
+    for (const item of items) {
+      this.#broad.delete(item);
+      for (const lock of item.locks) {
+        const holders = this.#byLock.get(lock);
+        holders?.delete(item);
+        if (holders?.size === 0) this.#byLock.delete(lock);
       }
     }
-    if (woken.size === 0) return;
-    this.#queue.unshift(...this.#waiting.filter((w) => woken.has(w)).map((item) => ({ item, solo: false })));
-    this.#waiting = this.#waiting.filter((w) => !woken.has(w));
   }
 
   /** The oldest `count` deferred messages (all by default: the end of the replay) go back to the front of
    * the queue, in their order. */
   releaseWaiting(count = this.#waiting.length): P[] {
     const items = this.#waiting.slice(0, count);
-    this.#waiting = this.#waiting.slice(items.length);
-    this.#queue.unshift(...items.map((item) => ({ item, solo: false })));
+    this.#release(new Set(items));
     return items;
   }
 
