@@ -23,6 +23,7 @@ import { UnitPipeline } from '../../messaging/stages/unit-pipeline.ts';
 import {
   DEFAULT_REPLAY_TOPICS,
   heldBackNotes,
+  heldBackRanges,
   planReplay,
   replayPhases,
   startPositions,
@@ -270,13 +271,11 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
       );
     }
     if (o.json) {
-      const notReplayed = plans.flatMap((plan) =>
-        plan.partitions.flatMap(({ partition, heldBack: held }) =>
-          held
-            ? [{ topic: plan.topic, partition, from: String(held.from), records: Number(held.records) }]
-            : [],
-        ),
-      );
+      const notReplayed = heldBackRanges(plans).map((r) => ({
+        ...r,
+        from: String(r.from),
+        records: Number(r.records),
+      }));
       const report = {
         group: groupId,
         seconds: Number(seconds.toFixed(3)),

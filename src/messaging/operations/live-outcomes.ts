@@ -8,7 +8,7 @@
 import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
 import type { KafkaAdmin } from '../kafka/admin.ts';
 import type { KafkaClient } from '../kafka/client.ts';
-import { planRanges, readRanges } from '../kafka/operator-io.ts';
+import { planRanges, readRanges, type PartitionRange } from '../kafka/operator-io.ts';
 import { partitionKey, type InboundMessage } from '../engine/records.ts';
 import { decodeDeadLetter } from './dead-letters.ts';
 import { isoTimeOrNull } from '../../contracts/time.ts';
@@ -25,7 +25,7 @@ export class AppliedLive {
   readonly #ranges = new Map<string, { start: bigint; end: bigint; bits: Uint8Array }>();
   #size = 0;
 
-  constructor(ranges: readonly { topic: string; partition: number; start: bigint; end: bigint }[]) {
+  constructor(ranges: readonly PartitionRange[]) {
     for (const r of ranges)
       if (r.end > r.start)
         this.#ranges.set(partitionKey(r.topic, r.partition), {
@@ -137,7 +137,7 @@ export async function readLiveOutcomes(
   admin: KafkaAdmin,
   names: TopicNames,
   topics: readonly RequestTopic[],
-  replayed: readonly { topic: string; partition: number; start: bigint; end: bigint }[],
+  replayed: readonly PartitionRange[],
   groupPrefix: string,
   onProgress?: (read: number) => void,
 ): Promise<LiveOutcomes> {

@@ -132,6 +132,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   let rate = new RateLimiter(rateLimit);
   const maxQueued = o.maxQueued ?? 5000;
   const maxPending = o.maxPendingPublishBytes ?? 16 * 1024 * 1024;
+  const maxWaiting = o.maxWaiting ?? MAX_WAITING;
   const publishing = new Set<Promise<void>>();
   let running = 0;
   let nextId = 1;
@@ -267,7 +268,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
       summary.deferred += 1;
       scheduler.defer(item);
     }
-    if (scheduler.waiting > (o.maxWaiting ?? MAX_WAITING)) {
+    if (scheduler.waiting > maxWaiting) {
       if (!overflowed)
         o.logger.warn(
           { held: scheduler.waiting },
@@ -276,7 +277,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
             'the database as it was then (a restored backup), not an empty one',
         );
       overflowed = true;
-      const excess = scheduler.waiting - (o.maxWaiting ?? MAX_WAITING);
+      const excess = scheduler.waiting - maxWaiting;
       for (const item of scheduler.releaseWaiting(excess)) item.deferrals = MAX_DEFERRALS;
     }
     running -= 1;

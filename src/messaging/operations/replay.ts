@@ -97,20 +97,26 @@ export async function planReplay(
   return plans;
 }
 
+/** The partitions whose plan stops short of their end at a transaction still open, and what it holds back. */
+export function heldBackRanges(
+  plans: readonly TopicPlan[],
+): { topic: string; partition: number; from: bigint; records: bigint }[] {
+  return plans.flatMap((plan) =>
+    plan.partitions.flatMap(({ partition, heldBack }) =>
+      heldBack ? [{ topic: plan.topic, partition, ...heldBack }] : [],
+    ),
+  );
+}
+
 /** A line per partition whose plan stops short of its end at a transaction still open: what is left out
  * and what to do. */
 export function heldBackNotes(plans: readonly TopicPlan[]): string[] {
-  return plans.flatMap((plan) =>
-    plan.partitions.flatMap(({ partition, heldBack }) =>
-      heldBack
-        ? [
-            `${plan.topic}/${partition}: ${heldBack.records} records from offset ${heldBack.from} are ` +
-              'behind a transaction a producer opened and has not ended, so not readable yet; they are not ' +
-              'in this replay. Replay again once the transaction ends (the broker aborts it after at most ' +
-              'transaction.max.timeout.ms): what this replay applied is skipped then',
-          ]
-        : [],
-    ),
+  return heldBackRanges(plans).map(
+    ({ topic, partition, from, records }) =>
+      `${topic}/${partition}: ${records} records from offset ${from} are ` +
+      'behind a transaction a producer opened and has not ended, so not readable yet; they are not ' +
+      'in this replay. Replay again once the transaction ends (the broker aborts it after at most ' +
+      'transaction.max.timeout.ms): what this replay applied is skipped then',
   );
 }
 

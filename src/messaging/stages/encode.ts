@@ -41,6 +41,7 @@ export function resultRecord(options: {
     key: options.key === undefined ? request.key : options.key,
     value: JSON.stringify(result),
     headers,
+    answers: request,
   };
 }
 
@@ -115,10 +116,11 @@ export function originalHeaders(m: InboundMessage): HeaderEntry[] {
 /**
  * The dead letter of a message: its original key, value and headers exactly (in their order, repeated
  * ones repeated, headers without a value without one; names as originalHeaders reads them), then
- * Spring Kafka's dead-letter headers, appended last (Spring reads the last of a name). What cannot be carried is left out and named: a key above the
- * key bound, a value or headers that would make the dead letter larger than a record may be (the value
- * is kept before the headers), and headers beyond the first MAX_DEAD_LETTER_HEADER_VALUES. The original
- * stays in the request topic at the offset the headers name.
+ * Spring Kafka's dead-letter headers, appended last (Spring reads the last of a name). What cannot be
+ * carried is left out and named: a key above the key bound, a value or headers that would make the dead
+ * letter larger than a record may be (the value is kept before the headers), and headers beyond the
+ * first MAX_DEAD_LETTER_HEADER_VALUES. The original stays in the request topic at the offset the headers
+ * name.
  * `bare`: the fallback when the full one is refused, without the value and the original headers.
  */
 export function deadLetterRecord(options: {
@@ -200,6 +202,7 @@ export function deadLetterRecord(options: {
     value,
     headers,
     ifRefused: options.bare ? () => [] : () => [deadLetterRecord({ ...options, bare: true })],
+    answers: options.request,
   };
 }
 

@@ -146,7 +146,6 @@ export function unitOutput(
         result = tooLarge(result, size, options.maxResultBytes);
         record = build();
       }
-      record.answers = p.message;
       records.push(record);
     }
     // A read its caller gave up on is not a bad message: answered, not dead-lettered.
@@ -154,16 +153,16 @@ export function unitOutput(
       !result.success && result.metadata.duplicate !== true && result.error?.code !== 'DEADLINE_EXCEEDED';
     if (record) record.ifRefused = refusedResult(p, result, record.topic, deadLettered, options, gaveUp);
     if (deadLettered && result.error) {
-      const deadLetter = deadLetterRecord({
-        topic: options.names.dlq(p.logical),
-        request: p.message,
-        error: result.error,
-        consumerGroup: options.consumerGroupOf(p.message.topic),
-        gaveUp,
-        limits,
-      });
-      deadLetter.answers = p.message;
-      deadLetters.push(deadLetter);
+      deadLetters.push(
+        deadLetterRecord({
+          topic: options.names.dlq(p.logical),
+          request: p.message,
+          error: result.error,
+          consumerGroup: options.consumerGroupOf(p.message.topic),
+          gaveUp,
+          limits,
+        }),
+      );
     }
     outcomes.push({
       message: p.message,
