@@ -20,7 +20,7 @@ import { buildResult } from '../contracts/results.ts';
 import { failureOutcome, type EffectScope } from './effect-runner.ts';
 import { duplicateMetadata, IdentityBatch, type BatchAnswer, type StoredOutcome } from './identity-store.ts';
 import { requestFingerprint } from '../contracts/fingerprint.ts';
-import { deriveId } from './ids.ts';
+import { usageEventId } from './ids.ts';
 import { notFound } from '../contracts/errors.ts';
 
 const TOPIC = 'pattern.usage';
@@ -198,9 +198,10 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
         });
         continue;
       }
-      const id = deriveId(item.context.identity, 'usage_event');
+      const eventTime = item.context.eventTime ?? new Date();
+      const id = usageEventId(item.context.identity, eventTime);
       toInsert.push({ index, id });
-      records.push(eventRecord(id, item.request, item.context.eventTime ?? new Date()));
+      records.push(eventRecord(id, item.request, eventTime));
     }
     if (records.length > 0) {
       const { rows } = await client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify(records)]);
@@ -218,7 +219,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
 }
 
 async function recordUsage(scope: EffectScope, request: RecordUsageRequest) {
-  const record = eventRecord(scope.newId('usage_event'), request, scope.eventTime);
+  const record = eventRecord(usageEventId(scope.identity, scope.eventTime), request, scope.eventTime);
   const { rows } = await scope.client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify([record])]);
   return usageData(rows[0] as EventRow);
 }

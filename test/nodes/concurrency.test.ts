@@ -54,13 +54,15 @@ it('applies a batch delivered twice at once (a rebalance handing a partition ove
       language: 'go',
     })),
   } as never);
+  // Both deliveries carry the same Kafka timestamp, as two deliveries of one record do.
+  const eventTime = new Date();
   const items = ids.map((patternId, i) => ({
     request: {
       operation: 'record_usage' as const,
       pattern_id: patternId,
       usage_data: { success: i % 2 === 0 },
     },
-    context: { identity: `twice-${patternId}`, validated: true },
+    context: { identity: `twice-${patternId}`, eventTime, validated: true },
   }));
   const [first, second] = await Promise.all([update.recordUsageBatch(items), update.recordUsageBatch(items)]);
   const all = [...(first ?? []), ...(second ?? [])];
