@@ -90,6 +90,7 @@ function commonSettings(config: Config, options: WorkerAppOptions) {
     maxBatchBytes: 4 * 1024 * 1024,
     maxBufferedMessages: config.WORKER_PARTITION_BUFFER,
     maxUncommittedMessages: config.WORKER_PARTITION_BUFFER * 4,
+    commitIntervalMs: config.WORKER_COMMIT_INTERVAL_MS,
     maxBufferedBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_MESSAGE_BYTES * 4),
     maxPendingPublishBytes: Math.max(16 * 1024 * 1024, config.WORKER_MAX_RESULT_BYTES * 4),
     // One record batch over this is still fetched whole (KIP-74), so a large request never wedges.

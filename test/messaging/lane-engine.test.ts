@@ -250,6 +250,32 @@ describe('LaneEngine', () => {
     expect(control.committed(0)).toBe(1n);
   });
 
+  it('with a commit interval, commits the first finished unit at once and the next ones together, and a drain does not wait for the interval', async () => {
+    const { work, publisher, control, engine } = engineSetup({ commitIntervalMs: 60_000, concurrency: 8 });
+    engine.accept(
+      't',
+      0,
+      ['a', 'b', 'c', 'd'].map((k, i) => message(0, i, 'write', k)),
+      4n,
+    );
+    await flush();
+    work.succeed(0);
+    await flush();
+    publisher.ack();
+    await flush();
+    expect(control.commits.map((c) => c.map((o) => o.offset))).toEqual([['1']]);
+    for (let i = 0; i < 3; i++) {
+      work.succeed(0);
+      await flush();
+      publisher.ack();
+      await flush();
+    }
+    // Within the interval: nothing more yet.
+    expect(control.commits).toHaveLength(1);
+    await engine.drain(5_000);
+    expect(control.commits.map((c) => c.map((o) => o.offset))).toEqual([['1'], ['4']]);
+  });
+
   it('over random completion orders: order per key, one effect per message, commits never past unfinished work', async () => {
     const kinds = fc.constantFrom<Kind>('read', 'write', 'usage');
     const traffic = fc.array(

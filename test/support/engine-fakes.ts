@@ -158,6 +158,7 @@ export function testSettings(overrides: Partial<LaneSettings> = {}): LaneSetting
     maxBatchBytes: 4 * 1024 * 1024,
     maxBufferedMessages: 1000,
     maxUncommittedMessages: 4000,
+    commitIntervalMs: 0,
     maxBufferedBytes: 64 * 1024 * 1024,
     maxPendingPublishBytes: 16 * 1024 * 1024,
     maxBytesPerPartition: 1024 * 1024,

@@ -1,5 +1,8 @@
 // Commits each partition's safe offset: one commit request at a time, later requests coalesced into the
-// next one. A failed commit is logged and left for the next finished unit (offsets only grow).
+// next one, and at most one commit started per interval. A finished unit after a quiet spell commits at
+// once; under load the commits coalesce. Each commit costs the broker about 1 ms of CPU (a search at
+// 200/s: 2.5-2.9 ms of broker CPU with a commit per unit, 1.5-1.6 ms with one per 200 ms). A failed
+// commit is logged and left for the next finished unit (offsets only grow).
 import type { PartitionState } from './partition-registry.ts';
 import type { PartitionOffset, Schedulable } from './ports.ts';
 
@@ -7,6 +10,10 @@ export interface CommitterOptions {
   commit(offsets: PartitionOffset[]): Promise<void>;
   committed(offsets: PartitionOffset[]): void;
   failed(err: unknown): void;
+  /** Least time between the starts of two commits (ms); 0: each as soon as the last one is done. */
+  intervalMs?: number;
+  /** Milliseconds on a monotonic clock (tests pass a fake). */
+  now?: () => number;
 }
 
 export class Committer<P extends Schedulable> {
@@ -14,10 +21,14 @@ export class Committer<P extends Schedulable> {
   readonly #states: () => Iterable<PartitionState<P>>;
   #inFlight: Promise<void> | undefined;
   #again = false;
+  #lastStart = Number.NEGATIVE_INFINITY;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #now: () => number;
 
   constructor(states: () => Iterable<PartitionState<P>>, options: CommitterOptions) {
     this.#states = states;
     this.#o = options;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Whether some live partition has a safe offset above its last commit. */
@@ -26,17 +37,34 @@ export class Committer<P extends Schedulable> {
     return false;
   }
 
+  /** Commits what moved, now or (within the interval of the last commit) when the interval is over. */
   commit(): Promise<void> {
     if (this.#inFlight) {
       this.#again = true;
       return this.#inFlight;
     }
+    const now = this.#now();
+    const wait = this.#lastStart + (this.#o.intervalMs ?? 0) - now;
+    if (wait > 0) {
+      this.#timer ??= setTimeout(() => {
+        this.#timer = undefined;
+        void this.commit();
+      }, wait).unref();
+      return Promise.resolve();
+    }
+    return this.#start(now);
+  }
+
+  #start(at: number): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
     const moved: { state: PartitionState<P>; safe: bigint }[] = [];
     for (const state of this.#states()) {
       const safe = state.tracker.safe;
       if (safe > state.committed) moved.push({ state, safe });
     }
     if (moved.length === 0) return Promise.resolve();
+    this.#lastStart = at;
     const offsets = moved.map(({ state, safe }) => ({
       topic: state.topic,
       partition: state.partition,
@@ -61,11 +89,14 @@ export class Committer<P extends Schedulable> {
     return this.#inFlight;
   }
 
-  /** Commits until nothing is behind or in flight (the last commit of a drain). */
+  /** Commits until nothing is behind or in flight, without waiting for the interval (the last commit of
+   * a drain). */
   async flush(): Promise<void> {
     for (let i = 0; i < 3 && (this.#inFlight || this.#again || this.behind); i++) {
-      await this.commit();
       if (this.#inFlight) await this.#inFlight;
+      else await this.#start(this.#now());
     }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }

@@ -66,6 +66,7 @@ export class LaneEngine<P extends Schedulable> {
     );
     this.#committer = new Committer<P>(() => this.#partitions.live(), {
       commit: (offsets) => options.control.commit(offsets),
+      intervalMs: s.commitIntervalMs,
       committed: (offsets) => options.lifecycle.emit('offsets.committed', { lane: s.name, offsets }),
       // A rebalance or a broker outage; the next finished unit commits again (the offsets only grow).
       failed: (err) =>

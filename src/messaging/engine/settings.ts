@@ -29,6 +29,8 @@ export interface LaneSettings {
   /** ... or above this many messages taken in above its commit point (finished or not): a message that
    * keeps failing holds the commit point, and what finishes behind it must not pile up without bound. */
   maxUncommittedMessages: number;
+  /** Least time between two offset commits of the lane (ms); 0: a commit as each unit finishes. */
+  commitIntervalMs: number;
   /** The lane's fetching pauses above this many buffered request bytes. */
   maxBufferedBytes: number;
   /** New units wait while this many bytes of records are handed to the broker and not acknowledged. */
