@@ -113,8 +113,9 @@ export const configSchema = z
     /** Tries of a message whose failure is not transient, before INTERNAL and a dead letter. */
     WORKER_MAX_ATTEMPTS: intFrom(1, 100).default(5),
     /** Least time between two offset commits of a lane: a unit finished after a quiet spell commits at
-     * once, later ones within this interval together at its end (each commit costs the broker about 1 ms
-     * of CPU); 0: a commit as each unit finishes. A crash redelivers at most this much more. */
+     * once, later ones within this interval together at its end (a commit costs about 0.6 ms of CPU,
+     * the worker's and the broker's); 0: a commit as each unit finishes. A crash redelivers at most
+     * this much more. */
     WORKER_COMMIT_INTERVAL_MS: intFrom(0, 60_000).default(100),
     /** Unfinished messages per partition above which its fetching pauses. */
     WORKER_PARTITION_BUFFER: intFrom(1, 1_000_000).default(2_000),
