@@ -55,9 +55,13 @@ export class Committer<P extends Schedulable> {
     return this.#start(now);
   }
 
-  #start(at: number): Promise<void> {
+  #cancelTimer(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  #start(at: number): Promise<void> {
+    this.#cancelTimer();
     const moved: { state: PartitionState<P>; safe: bigint }[] = [];
     for (const state of this.#states()) {
       const safe = state.tracker.safe;
@@ -96,7 +100,7 @@ export class Committer<P extends Schedulable> {
       if (this.#inFlight) await this.#inFlight;
       else await this.#start(this.#now());
     }
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    // A commit that ended during the flush may have set one.
+    this.#cancelTimer();
   }
 }
