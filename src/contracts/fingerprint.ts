@@ -6,16 +6,32 @@ import { hash } from 'node:crypto';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+// Built by appending, not with entries, filter, map and join: one message's fingerprint allocated
+// about 4.7 KB that way, the largest share of the worker's garbage per usage event. The output is the
+// same byte for byte (fingerprints are stored: test/contracts/fingerprint.test.ts keeps it so).
 function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  if (typeof value === 'string') return JSON.stringify(UUID.test(value) ? value.toLowerCase() : value);
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  let out: string;
+  if (Array.isArray(value)) {
+    out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      // A hole stays empty, as map and join left it (JSON.parse makes none).
+      if (i in value) out += canonical(value[i]);
+    }
+    return out + ']';
   }
-  if (typeof value === 'string' && UUID.test(value)) return JSON.stringify(value.toLowerCase());
-  return JSON.stringify(value) ?? 'null';
+  const record = value as Record<string, unknown>;
+  out = '{';
+  // The default sort compares UTF-16 code units, as the comparison of two keys with < does.
+  for (const key of Object.keys(record).sort()) {
+    const field = record[key];
+    if (field === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += JSON.stringify(key) + ':' + canonical(field);
+  }
+  return out + '}';
 }
 
 /** 128 bits of SHA-256, base64url (22 characters): kept beside every identity, so it is kept short. */

@@ -46,10 +46,20 @@ export interface WorkerMetrics {
 /** `groupOf`: the consumer group that reads a topic (each lane has its own). */
 export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerMetrics {
   const meter = metrics.getMeter('pattern-worker');
-  const consumed = meter.createCounter('messaging.client.consumed.messages', {
-    description: 'Messages processed, by topic, operation and outcome',
-    unit: '{message}',
-  });
+  // Counted here and observed when scraped: a Counter's add hashed its eight attributes for every
+  // message (1.2 µs and about 3 KB of garbage each, a tenth of a usage event's). Still a counter.
+  const consumed = new Map<
+    string,
+    { attributes: Attributes; durationAttributes: Attributes; count: number }
+  >();
+  meter
+    .createObservableCounter('messaging.client.consumed.messages', {
+      description: 'Messages processed, by topic, operation and outcome',
+      unit: '{message}',
+    })
+    .addCallback((result) => {
+      for (const series of consumed.values()) result.observe(series.count, series.attributes);
+    });
   const duration = meter.createHistogram('messaging.process.duration', {
     description: 'Time from taking a message to having its result ready, per message',
     unit: 's',
@@ -176,18 +186,25 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
 
   return {
     processed({ lane, topic, partition, operation, outcome, errorType, durationMs }) {
-      const attributes: Attributes = {
-        'messaging.system': 'kafka',
-        'pattern.lane': lane,
-        'messaging.destination.name': topic,
-        'messaging.consumer.group.name': groupOf(topic),
-        'pattern.operation': operation,
-        'pattern.outcome': outcome,
-        ...(errorType ? { 'error.type': errorType } : {}),
-      };
-      startTopic(lane, topic, partition);
-      consumed.add(1, { ...attributes, 'messaging.destination.partition.id': String(partition) });
-      duration.record(durationMs / 1000, attributes);
+      // Bounded: the lanes' topics and partitions, the operations and error codes of the contract.
+      const key = `${lane}\n${topic}\n${partition}\n${operation}\n${outcome}\n${errorType ?? ''}`;
+      let series = consumed.get(key);
+      if (!series) {
+        const durationAttributes: Attributes = {
+          'messaging.system': 'kafka',
+          'pattern.lane': lane,
+          'messaging.destination.name': topic,
+          'messaging.consumer.group.name': groupOf(topic),
+          'pattern.operation': operation,
+          'pattern.outcome': outcome,
+          ...(errorType ? { 'error.type': errorType } : {}),
+        };
+        const attributes = { ...durationAttributes, 'messaging.destination.partition.id': String(partition) };
+        consumed.set(key, (series = { attributes, durationAttributes, count: 0 }));
+        startTopic(lane, topic, partition);
+      }
+      series.count++;
+      duration.record(durationMs / 1000, series.durationAttributes);
       if (outcome === 'dead_letter') deadLetters.add(1, { 'messaging.destination.name': topic });
       if (outcome === 'duplicate') duplicates.add(1, { 'messaging.destination.name': topic });
     },
