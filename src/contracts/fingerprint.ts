@@ -6,6 +6,20 @@ import { hash } from 'node:crypto';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Own keys in UTF-16 code unit order (as the default sort and `<` compare). Small objects, every
+ * object of a request, are sorted in place: the built-in sort allocated about 500 bytes per call. */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record);
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i] as string;
+    let j = i - 1;
+    for (; j >= 0 && (keys[j] as string) > key; j--) keys[j + 1] = keys[j] as string;
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
 // Built by appending, not with entries, filter, map and join: one message's fingerprint allocated
 // about 4.7 KB that way, the largest share of the worker's garbage per usage event. The output is the
 // same byte for byte (fingerprints are stored: test/contracts/fingerprint.test.ts keeps it so).
@@ -24,8 +38,7 @@ function canonical(value: unknown): string {
   }
   const record = value as Record<string, unknown>;
   out = '{';
-  // The default sort compares UTF-16 code units, as the comparison of two keys with < does.
-  for (const key of Object.keys(record).sort()) {
+  for (const key of sortedKeys(record)) {
     const field = record[key];
     if (field === undefined) continue;
     if (out.length > 1) out += ',';

@@ -83,6 +83,19 @@ describe('requestFingerprint', () => {
     );
   });
 
+  it('sorts objects of many keys as the first version did', () => {
+    const wide = fc.dictionary(fc.string({ unit: 'binary', maxLength: 4 }), fc.jsonValue({ maxDepth: 1 }), {
+      minKeys: 10,
+      maxKeys: 40,
+    });
+    fc.assert(
+      fc.property(wide, (value) => {
+        expect(requestFingerprint(value)).toBe(firstFingerprint(value));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('does not depend on key order or on the case of UUIDs', () => {
     const a = { data: { pattern_id: '6F9619FF-8B86-D011-B42D-00C04FC964FF', x: 1 }, operation: 'update' };
     const b = { operation: 'update', data: { x: 1, pattern_id: '6f9619ff-8b86-d011-b42d-00c04fc964ff' } };
