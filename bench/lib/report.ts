@@ -228,6 +228,8 @@ function mixedSection(r: StoredResult): string[] {
     };
     worker: { peakRssMiB: number };
     ratios: { ingestionMixedOverSolo: number; searchP99MixedOverSolo: number };
+    /** Absent in results before 5 December. */
+    cpuCores?: Record<'soloIngestion' | 'mixedWindow', Record<CpuRole | 'all', number>>;
   };
   const p = r.params as {
     patterns: number;
@@ -269,7 +271,29 @@ function mixedSection(r: StoredResult): string[] {
     `Ratios: mixed ingestion = **${fmt(f.ratios.ingestionMixedOverSolo, 2)}×** its solo rate, mixed search p99 = **${fmt(f.ratios.searchP99MixedOverSolo, 2)}×** its solo p99. ` +
       `Mixed window ${fmt(mix.windowSeconds, 1)} s; worker peak RSS ${fmt(f.worker.peakRssMiB, 0)} MiB.`,
     '',
+    ...(f.cpuCores ? cpuTable(f.cpuCores, r.machine.cpus) : []),
     ...goalsTable(r.goals),
+    '',
+  ];
+}
+
+type CpuRole = 'worker' | 'database' | 'broker' | 'load' | 'replay';
+
+/** Cores used per role in the mixed scenario's two phases: what the window's loads share. */
+function cpuTable(
+  cpu: Record<'soloIngestion' | 'mixedWindow', Record<CpuRole | 'all', number>>,
+  cpus: number,
+) {
+  const row = (label: string, c: Record<CpuRole | 'all', number>) =>
+    `| ${label} | ${[c.worker, c.database, c.broker, c.load, c.replay, c.all].map((x) => fmt(x, 2)).join(' | ')} |`;
+  return [
+    `CPU cores per role (of ${cpus}), from /proc: the live worker's processes, PostgreSQL, the broker, the load generator (the harness and the requester) and the replay. ` +
+      'Ingestion in the mixed window gets what the searches, the analytics and the replay leave it (bench/ANALYSIS.md).',
+    '',
+    '| phase | worker | database | broker | load generator | replay | all |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    row('solo ingestion', cpu.soloIngestion),
+    row('mixed window', cpu.mixedWindow),
     '',
   ];
 }

@@ -76,6 +76,11 @@ export class Requester {
     return reply.result;
   }
 
+  /** The requester process (its CPU is part of the load generator's). */
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
   /** Offers `rate` requests/s of `kind` for `seconds` or until stopped. */
   loop(kind: RequestKind, rate: number, seconds: number): RemoteLoop {
     const id = this.#next++;

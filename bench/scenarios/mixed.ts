@@ -7,6 +7,7 @@
 // deployment would be, so its default budget is the one beside live lanes (WORKER_REPLAY_LIVE_MAX_RATE);
 // the goal "replay at its budget" compares its rate in the window with that budget. After the window the
 // worker stops, and the replay finishes unlimited (its budget follows the live groups).
+import { availableParallelism } from 'node:os';
 import type { TopicNames } from '../../src/contracts/topics.ts';
 import { generatePatterns, searchQueries, take, usageEvents } from '../lib/dataset.ts';
 import { analyze, createBenchDatabase, loadPatterns, type BenchDatabase } from '../lib/db.ts';
@@ -21,7 +22,7 @@ import {
   waitForDrain,
 } from '../lib/kafka.ts';
 import type { LoadResult } from '../lib/load.ts';
-import { spawnNode, type Child } from '../lib/proc.ts';
+import { sampleProc, serviceCpuSeconds, spawnNode, type Child } from '../lib/proc.ts';
 import { Requester } from '../lib/requester.ts';
 import { goal, progress, type ScenarioOptions, type ScenarioResult } from '../lib/scenario.ts';
 import { fmt, percentile, spread, summarize } from '../lib/stats.ts';
@@ -82,6 +83,59 @@ function ingestFigures(runs: RunFigures[]) {
     runs,
     eventsPerSecond: spread(runs.map((r) => r.eventsPerSecond)),
     cpuCores: spread(runs.map((r) => r.cpuCores)),
+  };
+}
+
+interface CpuProcesses {
+  workers: (Child | undefined)[];
+  replay: Child | undefined;
+  requester: Requester | undefined;
+}
+type CpuCores = Record<'worker' | 'replay' | 'database' | 'broker' | 'load' | 'all', number>;
+
+/** CPU seconds so far per role (Linux /proc): the live worker's processes, the replay, PostgreSQL, the
+ * broker, and the load generator (this process and the requester). A process gone keeps its last figure. */
+const lastCpu = new Map<number, number>();
+function cpuSeconds(p: CpuProcesses): Omit<CpuCores, 'all'> {
+  const of = (pid: number | undefined) => {
+    if (pid === undefined) return 0;
+    try {
+      lastCpu.set(pid, sampleProc(pid).cpuSeconds);
+    } catch {
+      // exited: its last sample
+    }
+    return lastCpu.get(pid) ?? 0;
+  };
+  const services = serviceCpuSeconds();
+  const self = process.cpuUsage();
+  return {
+    worker: p.workers.reduce((sum, w) => sum + of(w?.pid), 0),
+    replay: of(p.replay?.pid),
+    database: services.database,
+    broker: services.broker,
+    load: (self.user + self.system) / 1e6 + of(p.requester?.pid),
+  };
+}
+
+/** Cores used per role between now and `cores()`. */
+function cpuWindow(start: CpuProcesses) {
+  const t0 = performance.now();
+  const c0 = cpuSeconds(start);
+  return {
+    cores(end: CpuProcesses): CpuCores {
+      const c1 = cpuSeconds(end);
+      const seconds = (performance.now() - t0) / 1000;
+      const per = (k: keyof typeof c0) => Math.round((Math.max(0, c1[k] - c0[k]) / seconds) * 100) / 100;
+      const cores = {
+        worker: per('worker'),
+        replay: per('replay'),
+        database: per('database'),
+        broker: per('broker'),
+        load: per('load'),
+      };
+      const all = cores.worker + cores.replay + cores.database + cores.broker + cores.load;
+      return { ...cores, all: Math.round(all * 100) / 100 };
+    },
   };
 }
 
@@ -237,8 +291,11 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     await analytics(s.analyticsRate, 1).done;
     await drain();
 
+    const processes = () => ({ workers: [worker, queriesWorker], replay, requester });
     log(`  solo ingestion: ${options.runs} x ${s.events} events over ${s.usagePatterns} patterns`);
+    const soloCpu = cpuWindow(processes());
     const soloIngest = await ingestRuns(target, source, s.events, options.runs, 'solo ingestion', log);
+    const soloCores = soloCpu.cores(processes());
 
     log(
       `  solo searches at ${s.searchRate}/s over ${s.patterns} patterns: ${options.runs} x ${s.searchSeconds} s`,
@@ -278,6 +335,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     await dashboard.stop();
     await dashboard.done;
     const windowT0 = performance.now();
+    const mixedCpu = cpuWindow(processes());
     const searching = search(s.searchRate, 3600);
     const computing = analytics(s.analyticsRate, 3600);
     let mixedIngest: RunFigures[];
@@ -288,6 +346,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     } finally {
       await Promise.all([searching.stop(), computing.stop()]);
     }
+    const mixedCores = mixedCpu.cores(processes());
     const rowsAtWindowEnd = await countEvents(replayDb);
     const windowSeconds = (performance.now() - windowT0) / 1000;
     const [mixedSearch, mixedAnalytics] = await Promise.all([searching.done, computing.done]);
@@ -324,6 +383,8 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     const budgetRate = parseBudgetRate(replayOutput);
     const windowRate = (rowsAtWindowEnd - rowsAtWindowStart) / windowSeconds;
     figures.solo = { ingestion: ingestFigures(soloIngest), search: latencyFigures(soloSearch) };
+    // Where the two phases' CPU went: ingestion in the window gets what the other loads leave it.
+    figures.cpuCores = { soloIngestion: soloCores, mixedWindow: mixedCores };
     figures.mixed = {
       windowSeconds: Math.round(windowSeconds * 10) / 10,
       ingestion: ingestFigures(mixedIngest),
@@ -424,6 +485,10 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
       runningThroughout: boolean;
     };
   };
+  const cpu = figures.cpuCores as { soloIngestion: CpuCores; mixedWindow: CpuCores };
+  const cores = (c: CpuCores) =>
+    `worker ${fmt(c.worker, 2)}, database ${fmt(c.database, 2)}, broker ${fmt(c.broker, 2)}, ` +
+    `load generator ${fmt(c.load, 2)}${c.replay > 0 ? `, replay ${fmt(c.replay, 2)}` : ''}: ${fmt(c.all, 2)} of ${availableParallelism()}`;
   const ingestRatio = mix.ingestion.eventsPerSecond.median / solo.ingestion.eventsPerSecond.median;
   const searchRatio = mix.search.p99CountingFailures / solo.search.p99CountingFailures;
   figures.ratios = { ingestionMixedOverSolo: ingestRatio, searchP99MixedOverSolo: searchRatio };
@@ -528,6 +593,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
         `${r.wallSeconds} s from spawn to exit${afterStop}), ${overlap}; mixed window ${mix.windowSeconds} s`,
       `replay alone  into an empty database: ${empty.after?.messagesPerSecond ?? '?'} messages/s after issue 22, ${empty.before?.messagesPerSecond ?? '?'} before (same run)`,
       `ratios: mixed ingestion = ${ingestRatio.toFixed(2)}x solo, mixed search p99 = ${searchRatio.toFixed(2)}x solo`,
+      `CPU cores     solo ingestion: ${cores(cpu.soloIngestion)}; mixed window: ${cores(cpu.mixedWindow)}`,
     ],
   };
 }

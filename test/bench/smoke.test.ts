@@ -166,6 +166,18 @@ describe('npm run bench -- --smoke', () => {
       expect(stdout).toMatch(printed(name, target));
     }
     expect(goalNames(r)).toContain('mixed: replay throughput');
+    // The CPU each role used in both phases, the budget the window's loads share.
+    const cpu = f.cpuCores as Record<string, Record<string, number>>;
+    for (const phase of ['soloIngestion', 'mixedWindow']) {
+      expect(cpu[phase]?.worker, phase).toBeGreaterThan(0);
+      expect(cpu[phase]?.database, phase).toBeGreaterThan(0);
+      expect(cpu[phase]?.all, phase).toBeGreaterThanOrEqual(cpu[phase]?.worker ?? Infinity);
+    }
+    expect(cpu.soloIngestion?.replay).toBe(0);
+    expect(cpu.mixedWindow?.replay).toBeGreaterThan(0);
+    expect(stdout).toMatch(
+      /CPU cores +solo ingestion: worker [\d.]+, database [\d.]+.*mixed window: .*replay [\d.]+/,
+    );
     // The replay ran beside the live worker at its default budget there, and says so; the goal compares
     // its rate in the window with that budget.
     expect(replay.budgetRate).toBe(500);
