@@ -69,6 +69,49 @@ export function serviceCpuSeconds(): { database: number; broker: number } {
   return sums;
 }
 
+/** Cores used per role over a window: the processes of `worker`, `replay` and `load` (pids), PostgreSQL and
+ * the broker, and their sum. */
+export type CpuCores = Record<'worker' | 'replay' | 'load' | 'database' | 'broker' | 'all', number>;
+type ProcessRoles = Record<'worker' | 'replay' | 'load', (number | undefined)[]>;
+
+/** Starts a window over the CPU of each role; `roles` is read at both ends, so a process started in
+ * between counts from its start, and one gone keeps its last sample. */
+export function cpuWindow(roles: () => ProcessRoles): { cores(): CpuCores } {
+  const last = new Map<number, number>();
+  const seconds = (pid: number | undefined) => {
+    if (pid === undefined) return 0;
+    try {
+      last.set(pid, sampleProc(pid).cpuSeconds);
+    } catch {
+      // exited: its last sample
+    }
+    return last.get(pid) ?? 0;
+  };
+  const sample = () => {
+    const r = roles();
+    const sum = (pids: (number | undefined)[]) => pids.reduce<number>((n, pid) => n + seconds(pid), 0);
+    return { worker: sum(r.worker), replay: sum(r.replay), load: sum(r.load), ...serviceCpuSeconds() };
+  };
+  const t0 = performance.now();
+  const c0 = sample();
+  return {
+    cores() {
+      const c1 = sample();
+      const elapsed = (performance.now() - t0) / 1000;
+      const round = (x: number) => Math.round(x * 100) / 100;
+      const per = (k: keyof typeof c0) => round(Math.max(0, c1[k] - c0[k]) / elapsed);
+      const cores = {
+        worker: per('worker'),
+        replay: per('replay'),
+        load: per('load'),
+        database: per('database'),
+        broker: per('broker'),
+      };
+      return { ...cores, all: round(Object.values(cores).reduce((a, b) => a + b, 0)) };
+    },
+  };
+}
+
 const running = new Set<ChildProcess>();
 
 /** Kills every child this process started and has not stopped (on Ctrl-C or a fatal error). */

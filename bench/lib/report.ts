@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Machine } from './machine.ts';
 import type { Goal, ScenarioResult } from './scenario.ts';
 import { machineLine, machineShort } from './machine.ts';
+import type { CpuCores } from './proc.ts';
 import { barChart, logLineChart } from './svg.ts';
 import { fmt } from './stats.ts';
 
@@ -229,7 +230,7 @@ function mixedSection(r: StoredResult): string[] {
     worker: { peakRssMiB: number };
     ratios: { ingestionMixedOverSolo: number; searchP99MixedOverSolo: number };
     /** Absent in results before 5 December. */
-    cpuCores?: Record<'soloIngestion' | 'mixedWindow', Record<CpuRole | 'all', number>>;
+    cpuCores?: Record<'soloIngestion' | 'mixedWindow', CpuCores>;
   };
   const p = r.params as {
     patterns: number;
@@ -277,14 +278,9 @@ function mixedSection(r: StoredResult): string[] {
   ];
 }
 
-type CpuRole = 'worker' | 'database' | 'broker' | 'load' | 'replay';
-
 /** Cores used per role in the mixed scenario's two phases: what the window's loads share. */
-function cpuTable(
-  cpu: Record<'soloIngestion' | 'mixedWindow', Record<CpuRole | 'all', number>>,
-  cpus: number,
-) {
-  const row = (label: string, c: Record<CpuRole | 'all', number>) =>
+function cpuTable(cpu: Record<'soloIngestion' | 'mixedWindow', CpuCores>, cpus: number) {
+  const row = (label: string, c: CpuCores) =>
     `| ${label} | ${[c.worker, c.database, c.broker, c.load, c.replay, c.all].map((x) => fmt(x, 2)).join(' | ')} |`;
   return [
     `CPU cores per role (of ${cpus}), from /proc: the live worker's processes, PostgreSQL, the broker, the load generator (the harness and the requester) and the replay. ` +

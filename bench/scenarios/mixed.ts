@@ -22,7 +22,7 @@ import {
   waitForDrain,
 } from '../lib/kafka.ts';
 import type { LoadResult } from '../lib/load.ts';
-import { sampleProc, serviceCpuSeconds, spawnNode, type Child } from '../lib/proc.ts';
+import { cpuWindow, spawnNode, type Child, type CpuCores } from '../lib/proc.ts';
 import { Requester } from '../lib/requester.ts';
 import { goal, progress, type ScenarioOptions, type ScenarioResult } from '../lib/scenario.ts';
 import { fmt, percentile, spread, summarize } from '../lib/stats.ts';
@@ -83,59 +83,6 @@ function ingestFigures(runs: RunFigures[]) {
     runs,
     eventsPerSecond: spread(runs.map((r) => r.eventsPerSecond)),
     cpuCores: spread(runs.map((r) => r.cpuCores)),
-  };
-}
-
-interface CpuProcesses {
-  workers: (Child | undefined)[];
-  replay: Child | undefined;
-  requester: Requester | undefined;
-}
-type CpuCores = Record<'worker' | 'replay' | 'database' | 'broker' | 'load' | 'all', number>;
-
-/** CPU seconds so far per role (Linux /proc): the live worker's processes, the replay, PostgreSQL, the
- * broker, and the load generator (this process and the requester). A process gone keeps its last figure. */
-const lastCpu = new Map<number, number>();
-function cpuSeconds(p: CpuProcesses): Omit<CpuCores, 'all'> {
-  const of = (pid: number | undefined) => {
-    if (pid === undefined) return 0;
-    try {
-      lastCpu.set(pid, sampleProc(pid).cpuSeconds);
-    } catch {
-      // exited: its last sample
-    }
-    return lastCpu.get(pid) ?? 0;
-  };
-  const services = serviceCpuSeconds();
-  const self = process.cpuUsage();
-  return {
-    worker: p.workers.reduce((sum, w) => sum + of(w?.pid), 0),
-    replay: of(p.replay?.pid),
-    database: services.database,
-    broker: services.broker,
-    load: (self.user + self.system) / 1e6 + of(p.requester?.pid),
-  };
-}
-
-/** Cores used per role between now and `cores()`. */
-function cpuWindow(start: CpuProcesses) {
-  const t0 = performance.now();
-  const c0 = cpuSeconds(start);
-  return {
-    cores(end: CpuProcesses): CpuCores {
-      const c1 = cpuSeconds(end);
-      const seconds = (performance.now() - t0) / 1000;
-      const per = (k: keyof typeof c0) => Math.round((Math.max(0, c1[k] - c0[k]) / seconds) * 100) / 100;
-      const cores = {
-        worker: per('worker'),
-        replay: per('replay'),
-        database: per('database'),
-        broker: per('broker'),
-        load: per('load'),
-      };
-      const all = cores.worker + cores.replay + cores.database + cores.broker + cores.load;
-      return { ...cores, all: Math.round(all * 100) / 100 };
-    },
   };
 }
 
@@ -291,11 +238,16 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     await analytics(s.analyticsRate, 1).done;
     await drain();
 
-    const processes = () => ({ workers: [worker, queriesWorker], replay, requester });
+    // Each role's processes as they are when sampled (the replay starts later).
+    const roles = () => ({
+      worker: [worker?.pid, queriesWorker?.pid],
+      replay: [replay?.pid],
+      load: [process.pid, requester?.pid],
+    });
     log(`  solo ingestion: ${options.runs} x ${s.events} events over ${s.usagePatterns} patterns`);
-    const soloCpu = cpuWindow(processes());
+    const soloCpu = cpuWindow(roles);
     const soloIngest = await ingestRuns(target, source, s.events, options.runs, 'solo ingestion', log);
-    const soloCores = soloCpu.cores(processes());
+    const soloCores = soloCpu.cores();
 
     log(
       `  solo searches at ${s.searchRate}/s over ${s.patterns} patterns: ${options.runs} x ${s.searchSeconds} s`,
@@ -335,7 +287,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     await dashboard.stop();
     await dashboard.done;
     const windowT0 = performance.now();
-    const mixedCpu = cpuWindow(processes());
+    const mixedCpu = cpuWindow(roles);
     const searching = search(s.searchRate, 3600);
     const computing = analytics(s.analyticsRate, 3600);
     let mixedIngest: RunFigures[];
@@ -346,7 +298,7 @@ export async function mixed(options: ScenarioOptions): Promise<ScenarioResult> {
     } finally {
       await Promise.all([searching.stop(), computing.stop()]);
     }
-    const mixedCores = mixedCpu.cores(processes());
+    const mixedCores = mixedCpu.cores();
     const rowsAtWindowEnd = await countEvents(replayDb);
     const windowSeconds = (performance.now() - windowT0) / 1000;
     const [mixedSearch, mixedAnalytics] = await Promise.all([searching.done, computing.done]);

