@@ -17,7 +17,7 @@ BEGIN
   -- Connecting, and temporary tables (compute_pattern_analytics stages days in one): not schema DDL.
   EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
   EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO pattern_worker', current_database());
-  -- The migrator creates the extension (pg_trgm is a trusted extension) and every object.
+  -- The migrator creates the extensions (pg_trgm and btree_gin are trusted extensions) and every object.
   EXECUTE format('GRANT CONNECT, TEMPORARY, CREATE ON DATABASE %I TO pattern_migrator', current_database());
 END
 $$;

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { NodePatternQueryEffect, NodePatternStorageEffect } from '../../src/nodes/index.ts';
-import { typoSearchStatement } from '../../src/nodes/node-pattern-query-effect.ts';
+import { searchStatement, typoSearchStatement } from '../../src/nodes/node-pattern-query-effect.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
@@ -95,4 +95,53 @@ it('refuses a query too broad to rank at a bounded cost, and names the field and
     (await query.executeEffect({ operation: 'search', search_query: long, limit: 10, offset: 0 } as never))
       .success,
   ).toBe(true);
+});
+
+it('narrows a search filtered by language inside the text indexes (migration 019), not with a bitmap of the language', async () => {
+  // Enough rows, in ten languages, for the planner to choose between indexes as it would on a real table.
+  const languages = [
+    'python',
+    'typescript',
+    'java',
+    'go',
+    'javascript',
+    'rust',
+    'csharp',
+    'kotlin',
+    'ruby',
+    'cpp',
+  ];
+  await db.pool.query(
+    `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language, description)
+     SELECT gen_random_uuid(), 'Bulk' || i || CASE WHEN i % 7 = 0 THEN 'ZebraRenderer' ELSE 'Writer' END, 'code',
+            ($1::text[])[1 + i % 10], 'a zebra of ' || i
+       FROM generate_series(1, 6000) AS i`,
+    [languages],
+  );
+  await db.pool.query('ANALYZE pattern_templates');
+  const request = { search_query: 'zebra renderer', filters: { language: 'rust' }, limit: 10, offset: 0 };
+  const found = names(await query.executeEffect({ operation: 'search', ...request } as never));
+  expect(found).toHaveLength(10);
+  expect(found.every((n) => /^Bulk\d*5ZebraRenderer$/.test(n))).toBe(true);
+
+  const plan = async ({ text, values }: { text: string; values: unknown[] }) =>
+    (await db.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text}`, values)).rows
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
+  const fullText = await plan(searchStatement(request));
+  const typos = await plan(typoSearchStatement({ ...request, search_query: 'zebar renderer' }));
+  // No bitmap of every pattern in the language ANDed with the text matches: the language is in the index.
+  for (const p of [fullText, typos]) expect(p).not.toContain('BitmapAnd');
+  expect(fullText).toMatch(
+    /idx_pattern_templates_name_vector_language[^\n]*\n\s+Index Cond: \(\(name_vector @@ .*\) AND \(language = 'rust'::text\)\)/,
+  );
+  // The typo statement's checks that nothing matches in full text use them too.
+  expect(typos).toMatch(
+    /idx_pattern_templates_search_vector_language[^\n]*\n\s+Index Cond: \(\(search_vector @@ .*\) AND \(language = 'rust'::text\)\)/,
+  );
+  // Its trigram scan has the language beside the names (chosen on a table of 100,000, not of 6,000).
+  const { rows } = await db.pool.query<{ indexdef: string }>(
+    `SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_pattern_templates_name_text_trgm_language'`,
+  );
+  expect(rows[0]?.indexdef).toContain('USING gin (name_text gin_trgm_ops, language)');
 });
