@@ -77,9 +77,13 @@ async function getByName(client: PoolClient, patternName: string, language: stri
 // 1. patterns whose name or tags match (name_vector, indexed) are ranked first; when they fill the page,
 //    description- and template-only matches are not ranked at all (a common word is in most templates);
 // 2. otherwise the other full-text matches are ranked too;
-// 3. the trigram scan for typos (over names, indexed) runs only when full text finds nothing, as a
-//    statement of its own: planning its `<%` estimates similarity over the column's statistics, which
-//    cost every search about 0.6 ms when the stage was part of the one statement;
+// 3. when full text finds nothing, the query again with each word no name holds replaced by itself or
+//    the name words most like it (pattern_typo_tsquery, migration 021): "poled config" finds the
+//    PooledConfig names, ranked as full text ranks;
+// 4. then, when that finds nothing either (no word to correct, or words that no one name holds
+//    together), the trigram scan over names. Both are statements of their own, sent only then: planning
+//    the trigram scan's `<%` estimates similarity over the column's statistics, which cost every search
+//    about 0.6 ms when the stage was part of the one statement;
 // and word similarity is computed only for the few best candidates.
 const RANK_CANDIDATES = 50;
 const FUZZY_CANDIDATES = 20;
@@ -87,12 +91,13 @@ const FUZZY_CANDIDATES = 20;
 type SearchInput = Pick<SearchRequest, 'search_query' | 'filters' | 'limit' | 'offset'>;
 type Statement = { text: string; values: unknown[] };
 
-/** What both statements share: the folded query, its parameters, and the page over candidates `c`. */
+/** What the statements share: the folded query, its parameters, and the page over candidates `c`. */
 function searchParts(request: SearchInput) {
   const params = new Params();
   // The indexed text is NFKC-folded (migration 013); the query is folded the same way here.
   const query = request.search_query.normalize('NFKC');
-  const tsquery = `websearch_to_tsquery('english', ${params.add(query)})`;
+  const queryParam = params.add(query);
+  const tsquery = `websearch_to_tsquery('english', ${queryParam})`;
   const raw = `lower(${params.add(query)})`;
   const filters = filterConditions(request.filters, params);
   const wanted = request.limit + request.offset;
@@ -103,19 +108,48 @@ function searchParts(request: SearchInput) {
        FROM c JOIN pattern_templates p ON p.id = c.id
       ORDER BY relevance DESC, p.id
       LIMIT ${params.add(request.limit)} OFFSET ${params.add(request.offset)}`;
-  return { params, tsquery, raw, filters, wanted, page };
+  return { params, queryParam, tsquery, raw, filters, wanted, page };
+}
+
+// Both vectors: a name can match a query that excludes a word ("-word") its description holds.
+function noMatchIn(vector: string, tsquery: string, filters: string[]): string {
+  return `NOT EXISTS (SELECT 1 FROM pattern_templates p ${whereClause([`p.${vector} @@ ${tsquery}`, ...filters])})`;
 }
 
 /** The full-text statement (stages 1 and 2), also run bare by the benchmark's query floor. */
 export function searchStatement(request: SearchInput): Statement {
-  const { params, tsquery, filters, wanted, page } = searchParts(request);
+  const parts = searchParts(request);
+  return fullTextStatement(parts, parts.tsquery, [], '');
+}
+
+/** Stage 3: the full-text statement over the corrected query, when the query itself matches nothing. */
+export function correctedSearchStatement(request: SearchInput): Statement {
+  const parts = searchParts(request);
+  const matchesNothing = [
+    noMatchIn('name_vector', parts.tsquery, parts.filters),
+    noMatchIn('search_vector', parts.tsquery, parts.filters),
+  ];
+  return fullTextStatement(
+    parts,
+    '(SELECT q FROM corrected)',
+    matchesNothing,
+    `corrected AS MATERIALIZED (SELECT pattern_typo_tsquery(${parts.queryParam}) AS q),`,
+  );
+}
+
+function fullTextStatement(
+  { params, filters, wanted, page }: ReturnType<typeof searchParts>,
+  tsquery: string,
+  guards: string[],
+  before: string,
+): Statement {
   const enough = params.add(wanted);
   const candidates = params.add(Math.max(RANK_CANDIDATES, wanted * 2));
   return {
-    text: `WITH named AS MATERIALIZED (
+    text: `WITH ${before} named AS MATERIALIZED (
        SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
          FROM pattern_templates p
-         ${whereClause([`p.name_vector @@ ${tsquery}`, ...filters])}
+         ${whereClause([...guards, `p.name_vector @@ ${tsquery}`, ...filters])}
         ORDER BY r DESC, p.id
         LIMIT ${candidates}
      ),
@@ -125,6 +159,7 @@ export function searchStatement(request: SearchInput): Statement {
        (SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
           FROM pattern_templates p
           ${whereClause([
+            ...guards,
             `(SELECT count(*) FROM named) < ${enough}`,
             `p.search_vector @@ ${tsquery}`,
             `NOT p.name_vector @@ ${tsquery}`,
@@ -138,12 +173,10 @@ export function searchStatement(request: SearchInput): Statement {
   };
 }
 
-/** The typo statement (stage 3): names by trigram word similarity, when no pattern matches in full text. */
+/** The typo statement (stage 4): names by trigram word similarity, when no pattern matches in full text. */
 export function typoSearchStatement(request: SearchInput): Statement {
   const { params, tsquery, raw, filters, wanted, page } = searchParts(request);
-  // Both vectors: a name can match a query that excludes a word ("-word") its description holds.
-  const noneMatch = (vector: string) =>
-    `NOT EXISTS (SELECT 1 FROM pattern_templates p ${whereClause([`p.${vector} @@ ${tsquery}`, ...filters])})`;
+  const noneMatch = (vector: string) => noMatchIn(vector, tsquery, filters);
   return {
     text: `WITH c AS (
        SELECT p.id, 0::real AS r
@@ -185,15 +218,18 @@ async function refuseBroadQuery(db: Pick<PoolClient, 'query'>, searchQuery: stri
   );
 }
 
-/** A search: the full-text statement, then the typo statement when that found nothing. A query too
- * broad to rank at a bounded cost is refused first. */
+/** A search: the full-text statement, then the corrected query, then the trigram statement, each only
+ * when the one before found nothing. A query too broad to rank at a bounded cost is refused first. */
 export async function searchPatterns(db: Pick<PoolClient, 'query'>, request: SearchInput): Promise<Row[]> {
   await refuseBroadQuery(db, request.search_query);
   const fullText = searchStatement(request);
   const { rows } = await db.query<Row>(fullText.text, fullText.values);
-  // No rows: nothing matched in full text, or the page lies past the matches (the typo statement's own
-  // check then finds them and answers nothing).
+  // No rows: nothing matched in full text, or the page lies past the matches (the typo statements' own
+  // checks then find them and answer nothing).
   if (rows.length > 0) return rows;
+  const corrected = correctedSearchStatement(request);
+  const fixed = await db.query<Row>(corrected.text, corrected.values);
+  if (fixed.rows.length > 0) return fixed.rows;
   const typo = typoSearchStatement(request);
   return (await db.query<Row>(typo.text, typo.values)).rows;
 }

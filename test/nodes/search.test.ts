@@ -3,7 +3,11 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { NodePatternQueryEffect, NodePatternStorageEffect } from '../../src/nodes/index.ts';
-import { searchStatement, typoSearchStatement } from '../../src/nodes/node-pattern-query-effect.ts';
+import {
+  correctedSearchStatement,
+  searchStatement,
+  typoSearchStatement,
+} from '../../src/nodes/node-pattern-query-effect.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
@@ -59,6 +63,65 @@ it('answers a page past the full-text matches with nothing, not with typo matche
   expect(await typos('zebra stripe renderer')).toEqual([]);
   expect(await typos('plian renderer')).toContain('PlainRenderer');
   expect(await typos('plain renderer -crossing')).toEqual([]);
+  // The corrected query, likewise.
+  const corrected = async (search_query: string, offset = 0) => {
+    const { text, values } = correctedSearchStatement({ search_query, filters: null, limit: 10, offset });
+    return (await db.pool.query<{ pattern_name: string }>(text, values)).rows.map((r) => r.pattern_name);
+  };
+  expect(await corrected('zebar stripe renderer')).toEqual(['ZebraStripeRenderer']);
+  expect(await corrected('zebra')).toEqual([]);
+  expect(await corrected('zebra', 10)).toEqual([]);
+  expect(await corrected('plian renderer -crossing')).toEqual([]);
+  expect(await corrected('plain renderer -crossing')).toEqual([]);
+});
+
+it('falls back to names like the query when every word is known but no pattern holds them together', async () => {
+  const { text, values } = correctedSearchStatement({
+    search_query: 'plain stripe renderer',
+    filters: null,
+    limit: 10,
+    offset: 0,
+  });
+  expect((await db.pool.query(text, values)).rows).toEqual([]);
+  expect(await search('plain stripe renderer')).toContain('ZebraStripeRenderer');
+});
+
+it('answers a typo with the names it meant, not with the first similar names a trigram scan meets', async () => {
+  // Forty names share the query's second word and pass the trigram threshold; the three written last are
+  // the ones meant. The trigram scan alone took the first 20 candidates it met and left all three out.
+  const storage = new NodePatternStorageEffect(db.pool);
+  const qualifiers = [
+    'Debounced',
+    'Versioned',
+    'Guarded',
+    'Layered',
+    'Batched',
+    'Reactive',
+    'Throttled',
+    'Cached',
+  ];
+  const roles = ['Reader', 'Loader', 'Producer', 'Consumer', 'Adapter'];
+  const weak = qualifiers.flatMap((q) => roles.map((r) => `${q}Config${r}`));
+  const meant = ['PooledConfigReader', 'PooledConfigLoader', 'PooledConfigWriter'];
+  const stored = await storage.executeEffect({
+    operation: 'batch_insert',
+    patterns: [...weak, ...meant].map((pattern_name) => ({
+      pattern_name,
+      pattern_type: 'code',
+      language: 'elixir',
+    })),
+  } as never);
+  expect(stored.success).toBe(true);
+  const found = names(
+    await query.executeEffect({
+      operation: 'search',
+      search_query: 'poled config',
+      filters: { language: 'elixir' },
+      limit: 5,
+      offset: 0,
+    } as never),
+  );
+  expect(found.slice(0, 3).sort()).toEqual([...meant].sort());
 });
 
 it('refuses a query too broad to rank at a bounded cost, and names the field and the bound', async () => {

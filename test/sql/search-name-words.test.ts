@@ -1,0 +1,97 @@
+// Migration 021: the vocabulary of name words that the search's typo stage corrects against. Back-filled
+// on a database written before it, kept on every insert and rename, equal to a recomputation from the
+// names; and the corrected query it gives.
+import { cp, mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { migrate } from '../../src/db/migrate.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+
+const SQL_DIR = join(import.meta.dirname, '../../sql');
+let db: TestDatabase;
+
+const words = async () =>
+  (await db.pool.query<{ word: string }>('SELECT word FROM pattern_name_words ORDER BY word')).rows.map(
+    (r) => r.word,
+  );
+const recomputed = async () =>
+  (
+    await db.pool.query<{ word: string }>(
+      `SELECT DISTINCT w AS word FROM pattern_templates, unnest(string_to_array(name_text, ' ')) AS w
+        WHERE w <> '' ORDER BY w`,
+    )
+  ).rows.map((r) => r.word);
+const corrected = async (query: string) =>
+  (await db.pool.query<{ q: string | null }>('SELECT pattern_typo_tsquery($1)::text AS q', [query])).rows[0]
+    ?.q;
+
+beforeAll(async () => {
+  db = await createTestDatabase({ migrated: false });
+  const before = await mkdtemp(join(tmpdir(), 'pw-before-021-'));
+  for (const file of await readdir(SQL_DIR)) {
+    if (/^0(0\d|1\d|20)_.*\.sql$/.test(file)) await cp(join(SQL_DIR, file), join(before, file));
+  }
+  const first = await migrate(db.pool, before);
+  expect(first.applied.at(-1)).toMatch(/^020_/);
+  await db.pool.query(
+    `INSERT INTO pattern_templates (pattern_name, pattern_type, language) VALUES
+       ('PooledConfigReader', 'code', 'go'), ('circuit_breaker', 'code', 'python'), ('HTTPRetry', 'code', 'go')`,
+  );
+  const second = await migrate(db.pool);
+  expect(second.applied).toEqual([expect.stringMatching(/^021_/)]);
+});
+afterAll(async () => db.drop());
+
+it('back-fills the words of the names already written', async () => {
+  expect(await words()).toEqual(['breaker', 'circuit', 'config', 'httpretry', 'pooled', 'reader']);
+});
+
+it('keeps the words of every insert and rename, as a recomputation from the names would give', async () => {
+  await db.pool.query(
+    `INSERT INTO pattern_templates (pattern_name, pattern_type, language)
+     SELECT 'Batch' || i || 'Loader', 'code', 'rust' FROM generate_series(1, 3) AS i`,
+  );
+  await db.pool.query(
+    `UPDATE pattern_templates SET pattern_name = 'DebouncedWebhookReader' WHERE pattern_name = 'HTTPRetry'`,
+  );
+  // A statistics update that does not touch names changes nothing.
+  await db.pool.query(`UPDATE pattern_templates SET usage_count = usage_count + 1`);
+  const kept = await words();
+  // The renamed pattern's old word stays: it can only add an alternative that full text then fails on.
+  expect(kept).toEqual([...new Set([...(await recomputed()), 'httpretry'])].sort());
+  expect(kept).toEqual(expect.arrayContaining(['batch1', 'debounced', 'webhook', 'loader']));
+});
+
+it('adds nothing when the insert is rolled back', async () => {
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO pattern_templates (pattern_name, pattern_type, language) VALUES ('ZanzibarThing', 'code', 'go')`,
+    );
+    await client.query('ROLLBACK');
+  } finally {
+    client.release();
+  }
+  expect(await words()).not.toContain('zanzibar');
+});
+
+it('corrects only the words no name holds, and keeps exclusions, phrases and the words themselves', async () => {
+  expect(await corrected('poled config')).toBe("( 'pole' | 'pool' ) & 'config'");
+  expect(await corrected('pooled config')).toBeNull();
+  // What the corrected exclusion matches: a circuit, but not one that is pooled.
+  const matches = async (query: string, text: string) =>
+    (
+      await db.pool.query<{ m: boolean }>(
+        `SELECT to_tsvector('english', $2) @@ pattern_typo_tsquery($1) AS m`,
+        [query, text],
+      )
+    ).rows[0]?.m;
+  expect(await matches('curcuit -poled', 'circuit breaker')).toBe(true);
+  expect(await matches('curcuit -poled', 'pooled circuit')).toBe(false);
+  expect(await corrected('"circut breaker"')).toBe("( 'circut' | 'circuit' ) <-> 'breaker'");
+  // Nothing like it, stopwords and punctuation: nothing to correct.
+  expect(await corrected('qqqqqq')).toBeNull();
+  expect(await corrected('the ... of')).toBeNull();
+});
