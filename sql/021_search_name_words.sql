@@ -57,11 +57,14 @@ ON CONFLICT (word) DO NOTHING;
 -- The query with each word that no name holds replaced by itself or the (at most three) name words most
 -- like it; words kept where they are (exclusions, phrases, ORs), the query's own words included, so a
 -- word found only in descriptions still matches there. NULL when no word needed or found a correction.
--- Stopwords and words without letters or digits are skipped before the vocabulary is searched.
-CREATE FUNCTION pattern_typo_tsquery(query text) RETURNS tsquery
+-- Stopwords and words without letters or digits are skipped before the vocabulary is searched. A
+-- correction that would take the query past max_nodes parts is not made: ranking costs each part a pass
+-- over every match (the search refuses queries past that bound for the same reason).
+CREATE FUNCTION pattern_typo_tsquery(query text, max_nodes integer) RETURNS tsquery
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
   corrected tsquery := websearch_to_tsquery('english', query);
+  candidate tsquery;
   changed boolean := false;
   fix record;
 BEGIN
@@ -79,7 +82,9 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pattern_name_words n WHERE n.word = words.w)
   LOOP
     CONTINUE WHEN fix.alternatives IS NULL;
-    corrected := ts_rewrite(corrected, fix.target, fix.target || fix.alternatives);
+    candidate := ts_rewrite(corrected, fix.target, fix.target || fix.alternatives);
+    CONTINUE WHEN numnode(candidate) > max_nodes;
+    corrected := candidate;
     changed := true;
   END LOOP;
   RETURN CASE WHEN changed THEN corrected END;

@@ -133,7 +133,7 @@ export function correctedSearchStatement(request: SearchInput): Statement {
     parts,
     '(SELECT q FROM corrected)',
     matchesNothing,
-    `corrected AS MATERIALIZED (SELECT pattern_typo_tsquery(${parts.queryParam}) AS q),`,
+    `corrected AS MATERIALIZED (SELECT pattern_typo_tsquery(${parts.queryParam}, ${parts.params.add(MAX_QUERY_NODES)}) AS q),`,
   );
 }
 

@@ -23,8 +23,8 @@ const recomputed = async () =>
     )
   ).rows.map((r) => r.word);
 const corrected = async (query: string) =>
-  (await db.pool.query<{ q: string | null }>('SELECT pattern_typo_tsquery($1)::text AS q', [query])).rows[0]
-    ?.q;
+  (await db.pool.query<{ q: string | null }>('SELECT pattern_typo_tsquery($1, 31)::text AS q', [query]))
+    .rows[0]?.q;
 
 beforeAll(async () => {
   db = await createTestDatabase({ migrated: false });
@@ -84,13 +84,19 @@ it('corrects only the words no name holds, and keeps exclusions, phrases and the
   const matches = async (query: string, text: string) =>
     (
       await db.pool.query<{ m: boolean }>(
-        `SELECT to_tsvector('english', $2) @@ pattern_typo_tsquery($1) AS m`,
+        `SELECT to_tsvector('english', $2) @@ pattern_typo_tsquery($1, 31) AS m`,
         [query, text],
       )
     ).rows[0]?.m;
   expect(await matches('curcuit -poled', 'circuit breaker')).toBe(true);
   expect(await matches('curcuit -poled', 'pooled circuit')).toBe(false);
   expect(await corrected('"circut breaker"')).toBe("( 'circut' | 'circuit' ) <-> 'breaker'");
+  // No correction past the bound on the query's parts: each would add three.
+  expect(await corrected('poled')).toBe("'pole' | 'pool'");
+  expect(
+    (await db.pool.query<{ q: string | null }>(`SELECT pattern_typo_tsquery('poled', 2)::text AS q`)).rows[0]
+      ?.q,
+  ).toBeNull();
   // Nothing like it, stopwords and punctuation: nothing to correct.
   expect(await corrected('qqqqqq')).toBeNull();
   expect(await corrected('the ... of')).toBeNull();
