@@ -119,28 +119,30 @@ function noMatchIn(vector: string, tsquery: string, filters: string[]): string {
 /** The full-text statement (stages 1 and 2), also run bare by the benchmark's query floor. */
 export function searchStatement(request: SearchInput): Statement {
   const parts = searchParts(request);
-  return fullTextStatement(parts, parts.tsquery, [], '');
+  return fullTextStatement(parts, parts.tsquery, '');
 }
 
 /** Stage 3: the full-text statement over the corrected query, when the query itself matches nothing. */
 export function correctedSearchStatement(request: SearchInput): Statement {
   const parts = searchParts(request);
-  const matchesNothing = [
-    noMatchIn('name_vector', parts.tsquery, parts.filters),
-    noMatchIn('search_vector', parts.tsquery, parts.filters),
-  ];
-  return fullTextStatement(
-    parts,
-    '(SELECT q FROM corrected)',
-    matchesNothing,
-    `corrected AS MATERIALIZED (SELECT pattern_typo_tsquery(${parts.queryParam}, ${parts.params.add(MAX_QUERY_NODES)}) AS q),`,
-  );
+  const { params, queryParam, tsquery, filters } = parts;
+  const matches = (vector: string) =>
+    `EXISTS (SELECT 1 FROM pattern_templates p ${whereClause([`p.${vector} @@ ${tsquery}`, ...filters])})`;
+  // CASE keeps the order: the checks that the query itself matches nothing (a page past its matches gets
+  // nothing) run only when there is a correction; without one the statement reads no pattern.
+  const corrected = `corrected AS MATERIALIZED (
+       SELECT CASE WHEN t.q IS NULL THEN NULL
+                   WHEN ${matches('name_vector')} THEN NULL
+                   WHEN ${matches('search_vector')} THEN NULL
+                   ELSE t.q END AS q
+         FROM (SELECT pattern_typo_tsquery(${queryParam}, ${params.add(MAX_QUERY_NODES)}) AS q) AS t
+     ),`;
+  return fullTextStatement(parts, '(SELECT q FROM corrected)', corrected);
 }
 
 function fullTextStatement(
   { params, filters, wanted, page }: ReturnType<typeof searchParts>,
   tsquery: string,
-  guards: string[],
   before: string,
 ): Statement {
   const enough = params.add(wanted);
@@ -149,7 +151,7 @@ function fullTextStatement(
     text: `WITH ${before} named AS MATERIALIZED (
        SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
          FROM pattern_templates p
-         ${whereClause([...guards, `p.name_vector @@ ${tsquery}`, ...filters])}
+         ${whereClause([`p.name_vector @@ ${tsquery}`, ...filters])}
         ORDER BY r DESC, p.id
         LIMIT ${candidates}
      ),
@@ -159,7 +161,6 @@ function fullTextStatement(
        (SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
           FROM pattern_templates p
           ${whereClause([
-            ...guards,
             `(SELECT count(*) FROM named) < ${enough}`,
             `p.search_vector @@ ${tsquery}`,
             `NOT p.name_vector @@ ${tsquery}`,
