@@ -29,7 +29,7 @@ export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'>
   /** Plans the search statement on one connection (read only) before the worker takes partitions, so a
    * new backend's first search is not also its first plan of it. */
   async rehearse(): Promise<void> {
-    // Nothing matches it in full text, so both statements are planned.
+    // Nothing matches it in full text, so the typo stages are planned too.
     await searchPatterns(this.pool, { search_query: 'rehearsal', filters: null, limit: 10, offset: 0 });
   }
 
