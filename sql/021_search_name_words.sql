@@ -4,12 +4,14 @@
 -- names, and 254 of the benchmark's 416 misspelt queries had better names left out. Ranking every such
 -- name instead is unbounded ("poled template": 18,865 names, 0.96 s).
 --
--- The vocabulary is every word of every pattern name (as name_text splits it), kept as patterns are
--- written: a handful of words per insert, never updated, so no row is hot. A word whose pattern is
--- deleted or renamed stays; it can only add an alternative that full text then fails to match. It is a
--- function of the names written, so a replay rebuilds it.
+-- The vocabulary is every word of every pattern name, kept as patterns are written: a handful of words
+-- per insert, never updated, so no row is hot. A word whose pattern is deleted or renamed stays; it can
+-- only add an alternative that full text then fails to match. It is a function of the names written, so a
+-- replay rebuilds it. Words are letters and digits only (name_text split at anything else, as the query's
+-- words are): an alternative goes into to_tsquery, where a name's punctuation ("it's", "a|b", "f(x)")
+-- would be syntax.
 CREATE TABLE pattern_name_words (
-  word text PRIMARY KEY
+  word text PRIMARY KEY CHECK (word ~ '^[[:alnum:]]+$')
 );
 CREATE INDEX idx_pattern_name_words_trgm ON pattern_name_words USING gin (word gin_trgm_ops);
 
@@ -19,7 +21,7 @@ CREATE FUNCTION pattern_name_words_add() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO pattern_name_words (word)
-  SELECT DISTINCT w FROM written, LATERAL unnest(string_to_array(written.name_text, ' ')) AS w
+  SELECT DISTINCT w FROM written, LATERAL regexp_split_to_table(written.name_text, '[^[:alnum:]]+') AS w
    WHERE w <> ''
    ORDER BY w
   ON CONFLICT (word) DO NOTHING;
@@ -37,7 +39,7 @@ CREATE FUNCTION pattern_name_words_add_row() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO pattern_name_words (word)
-  SELECT DISTINCT w FROM unnest(string_to_array(NEW.name_text, ' ')) AS w
+  SELECT DISTINCT w FROM regexp_split_to_table(NEW.name_text, '[^[:alnum:]]+') AS w
    WHERE w <> ''
    ORDER BY w
   ON CONFLICT (word) DO NOTHING;
@@ -50,7 +52,7 @@ CREATE TRIGGER pattern_name_words_on_rename
   EXECUTE FUNCTION pattern_name_words_add_row();
 
 INSERT INTO pattern_name_words (word)
-SELECT DISTINCT w FROM pattern_templates, LATERAL unnest(string_to_array(name_text, ' ')) AS w
+SELECT DISTINCT w FROM pattern_templates, LATERAL regexp_split_to_table(name_text, '[^[:alnum:]]+') AS w
  WHERE w <> ''
 ON CONFLICT (word) DO NOTHING;
 

@@ -1,5 +1,6 @@
 // Search stages: name and tag matches first, other full-text matches when those do not fill the page,
 // typos only when full text finds nothing.
+import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { NodePatternQueryEffect, NodePatternStorageEffect } from '../../src/nodes/index.ts';
@@ -12,6 +13,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
 let query: NodePatternQueryEffect;
+const query_ = (search_query: string) =>
+  query.executeEffect({ operation: 'search', search_query, limit: 10, offset: 0 } as never);
 const names = (r: ModelResult) => (r.data as { pattern_name: string }[]).map((p) => p.pattern_name);
 const search = async (search_query: string, limit = 10, offset = 0) =>
   names(await query.executeEffect({ operation: 'search', search_query, limit, offset } as never));
@@ -122,6 +125,38 @@ it('answers a typo with the names it meant, not with the first similar names a t
     } as never),
   );
   expect(found.slice(0, 3).sort()).toEqual([...meant].sort());
+});
+
+it("answers any query, however hostile its bytes or the names' punctuation, with a result or a refusal naming it", async () => {
+  await new NodePatternStorageEffect(db.pool).executeEffect({
+    operation: 'batch_insert',
+    patterns: ["Poled(Confgi)|it's&!x:*", 'Zebar<->Stripe', '"Quoted" -Renderer', 'ÄrgerlicheZebraÜbung'].map(
+      (pattern_name) => ({ pattern_name, pattern_type: 'code', language: 'go' }),
+    ),
+  } as never);
+  const syntax = fc.constantFrom(
+    ...'&|!()<>:*\'" -_.,;/\\'.split(''),
+    ' or ',
+    ' and ',
+    ' not ',
+    '<->',
+    'zebar',
+    'poled',
+  );
+  const queries = fc
+    .array(fc.oneof(syntax, fc.string({ unit: 'grapheme', maxLength: 6 }), fc.string({ maxLength: 8 })), {
+      minLength: 1,
+      maxLength: 12,
+    })
+    .map((parts) => parts.join(''))
+    .filter((q) => q.trim().length > 0 && q.length <= 500);
+  await fc.assert(
+    fc.asyncProperty(queries, async (search_query) => {
+      const result = await query_(search_query);
+      if (!result.success) expect(result.error?.code).toBe('VALIDATION_ERROR');
+    }),
+    { numRuns: 150 },
+  );
 });
 
 it('refuses a query too broad to rank at a bounded cost, and names the field and the bound', async () => {

@@ -18,7 +18,7 @@ const words = async () =>
 const recomputed = async () =>
   (
     await db.pool.query<{ word: string }>(
-      `SELECT DISTINCT w AS word FROM pattern_templates, unnest(string_to_array(name_text, ' ')) AS w
+      `SELECT DISTINCT w AS word FROM pattern_templates, regexp_split_to_table(name_text, '[^[:alnum:]]+') AS w
         WHERE w <> '' ORDER BY w`,
     )
   ).rows.map((r) => r.word);
@@ -97,6 +97,13 @@ it('corrects only the words no name holds, and keeps exclusions, phrases and the
     (await db.pool.query<{ q: string | null }>(`SELECT pattern_typo_tsquery('poled', 2)::text AS q`)).rows[0]
       ?.q,
   ).toBeNull();
+  // A name's punctuation is not a word's: it splits words, so no alternative is syntax to to_tsquery.
+  await db.pool.query(
+    `INSERT INTO pattern_templates (pattern_name, pattern_type, language) VALUES ($1, 'code', 'go')`,
+    ["Poled(Confgi)|it's&!x:*"],
+  );
+  expect(await words()).toEqual(expect.arrayContaining(['confgi', 'it', 'poled', 's', 'x']));
+  expect(await corrected('pooled confgx')).toBe("( 'confgx' | 'confgi' | 'config' ) & 'pool'");
   // Nothing like it, stopwords and punctuation: nothing to correct.
   expect(await corrected('qqqqqq')).toBeNull();
   expect(await corrected('the ... of')).toBeNull();
