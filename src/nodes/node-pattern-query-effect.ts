@@ -174,10 +174,15 @@ function fullTextStatement(
   };
 }
 
-/** The typo statement (stage 4): names by trigram word similarity, when no pattern matches in full text. */
+/** The typo statement (stage 4): names by trigram word similarity, when no pattern matches in full text,
+ * corrected or not. */
 export function typoSearchStatement(request: SearchInput): Statement {
-  const { params, tsquery, raw, filters, wanted, page } = searchParts(request);
+  const { params, queryParam, tsquery, raw, filters, wanted, page } = searchParts(request);
   const noneMatch = (vector: string) => noMatchIn(vector, tsquery, filters);
+  // An empty first page of the corrected query means it matches nothing; a later page may lie past its
+  // matches, and must not go on with trigram matches.
+  const corrected =
+    request.offset > 0 ? `pattern_typo_tsquery(${queryParam}, ${params.add(MAX_QUERY_NODES)})` : null;
   return {
     text: `WITH c AS (
        SELECT p.id, 0::real AS r
@@ -185,6 +190,9 @@ export function typoSearchStatement(request: SearchInput): Statement {
          ${whereClause([
            noneMatch('name_vector'),
            noneMatch('search_vector'),
+           ...(corrected
+             ? [noMatchIn('name_vector', corrected, filters), noMatchIn('search_vector', corrected, filters)]
+             : []),
            `${raw} <% p.name_text`,
            ...filters,
          ])}

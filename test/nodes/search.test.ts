@@ -125,6 +125,17 @@ it('answers a typo with the names it meant, not with the first similar names a t
     } as never),
   );
   expect(found.slice(0, 3).sort()).toEqual([...meant].sort());
+  // A page past the corrected matches is empty; it does not go on with names like the query.
+  const later = names(
+    await query.executeEffect({
+      operation: 'search',
+      search_query: 'poled config',
+      filters: { language: 'elixir' },
+      limit: 5,
+      offset: 5,
+    } as never),
+  );
+  expect(later).toEqual([]);
 });
 
 it("answers any query, however hostile its bytes or the names' punctuation, with a result or a refusal naming it", async () => {
