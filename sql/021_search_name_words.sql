@@ -15,46 +15,45 @@ CREATE TABLE pattern_name_words (
 );
 CREATE INDEX idx_pattern_name_words_trgm ON pattern_name_words USING gin (word gin_trgm_ops);
 
--- Words in one order in every transaction: two batches that both bring new words wait for each other at
--- most, never in a cycle.
-CREATE FUNCTION pattern_name_words_add() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
+-- The one place names become words: the triggers and the back-fill below all add through it. Words in
+-- one order in every transaction: two batches that both bring new words wait for each other at most,
+-- never in a cycle.
+CREATE FUNCTION pattern_name_words_add(name_texts text[]) RETURNS void
+LANGUAGE sql AS $$
   INSERT INTO pattern_name_words (word)
-  SELECT DISTINCT w FROM written, LATERAL regexp_split_to_table(written.name_text, '[^[:alnum:]]+') AS w
+  SELECT DISTINCT w FROM unnest(name_texts) AS n, LATERAL regexp_split_to_table(n, '[^[:alnum:]]+') AS w
    WHERE w <> ''
    ORDER BY w
-  ON CONFLICT (word) DO NOTHING;
+  ON CONFLICT (word) DO NOTHING
+$$;
+
+CREATE FUNCTION pattern_name_words_on_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pattern_name_words_add(ARRAY(SELECT name_text FROM written));
   RETURN NULL;
 END $$;
 
 CREATE TRIGGER pattern_name_words_on_insert
   AFTER INSERT ON pattern_templates
   REFERENCING NEW TABLE AS written
-  FOR EACH STATEMENT EXECUTE FUNCTION pattern_name_words_add();
+  FOR EACH STATEMENT EXECUTE FUNCTION pattern_name_words_on_insert();
 
 -- A rename, one row at a time (a column list cannot take a transition table; usage statistics updates,
 -- which never set pattern_name, do not fire it).
-CREATE FUNCTION pattern_name_words_add_row() RETURNS trigger
+CREATE FUNCTION pattern_name_words_on_rename() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO pattern_name_words (word)
-  SELECT DISTINCT w FROM regexp_split_to_table(NEW.name_text, '[^[:alnum:]]+') AS w
-   WHERE w <> ''
-   ORDER BY w
-  ON CONFLICT (word) DO NOTHING;
+  PERFORM pattern_name_words_add(ARRAY[NEW.name_text]);
   RETURN NULL;
 END $$;
 
 CREATE TRIGGER pattern_name_words_on_rename
   AFTER UPDATE OF pattern_name ON pattern_templates
   FOR EACH ROW WHEN (OLD.pattern_name IS DISTINCT FROM NEW.pattern_name)
-  EXECUTE FUNCTION pattern_name_words_add_row();
+  EXECUTE FUNCTION pattern_name_words_on_rename();
 
-INSERT INTO pattern_name_words (word)
-SELECT DISTINCT w FROM pattern_templates, LATERAL regexp_split_to_table(name_text, '[^[:alnum:]]+') AS w
- WHERE w <> ''
-ON CONFLICT (word) DO NOTHING;
+SELECT pattern_name_words_add(ARRAY(SELECT name_text FROM pattern_templates));
 
 -- The query with each word that no name holds replaced by itself or the (at most three) name words most
 -- like it; words kept where they are (exclusions, phrases, ORs), the query's own words included, so a

@@ -111,9 +111,14 @@ function searchParts(request: SearchInput) {
   return { params, queryParam, tsquery, raw, filters, wanted, page };
 }
 
-// Both vectors: a name can match a query that excludes a word ("-word") its description holds.
-function noMatchIn(vector: string, tsquery: string, filters: string[]): string {
-  return `NOT EXISTS (SELECT 1 FROM pattern_templates p ${whereClause([`p.${vector} @@ ${tsquery}`, ...filters])})`;
+// Checked on both vectors: a name can match a query that excludes a word ("-word") its description holds.
+function anyMatchIn(vector: string, tsquery: string, filters: string[]): string {
+  return `EXISTS (SELECT 1 FROM pattern_templates p ${whereClause([`p.${vector} @@ ${tsquery}`, ...filters])})`;
+}
+
+/** The query with its misspelt words corrected (migration 021), or NULL when none was. */
+function correctedTsquery({ params, queryParam }: ReturnType<typeof searchParts>): string {
+  return `pattern_typo_tsquery(${queryParam}, ${params.add(MAX_QUERY_NODES)})`;
 }
 
 /** The full-text statement (stages 1 and 2), also run bare by the benchmark's query floor. */
@@ -125,17 +130,15 @@ export function searchStatement(request: SearchInput): Statement {
 /** Stage 3: the full-text statement over the corrected query, when the query itself matches nothing. */
 export function correctedSearchStatement(request: SearchInput): Statement {
   const parts = searchParts(request);
-  const { params, queryParam, tsquery, filters } = parts;
-  const matches = (vector: string) =>
-    `EXISTS (SELECT 1 FROM pattern_templates p ${whereClause([`p.${vector} @@ ${tsquery}`, ...filters])})`;
+  const { tsquery, filters } = parts;
   // CASE keeps the order: the checks that the query itself matches nothing (a page past its matches gets
   // nothing) run only when there is a correction; without one the statement reads no pattern.
   const corrected = `corrected AS MATERIALIZED (
        SELECT CASE WHEN t.q IS NULL THEN NULL
-                   WHEN ${matches('name_vector')} THEN NULL
-                   WHEN ${matches('search_vector')} THEN NULL
+                   WHEN ${anyMatchIn('name_vector', tsquery, filters)} THEN NULL
+                   WHEN ${anyMatchIn('search_vector', tsquery, filters)} THEN NULL
                    ELSE t.q END AS q
-         FROM (SELECT pattern_typo_tsquery(${queryParam}, ${params.add(MAX_QUERY_NODES)}) AS q) AS t
+         FROM (SELECT ${correctedTsquery(parts)} AS q) AS t
      ),`;
   return fullTextStatement(parts, '(SELECT q FROM corrected)', corrected);
 }
@@ -177,22 +180,20 @@ function fullTextStatement(
 /** The typo statement (stage 4): names by trigram word similarity, when no pattern matches in full text,
  * corrected or not. */
 export function typoSearchStatement(request: SearchInput): Statement {
-  const { params, queryParam, tsquery, raw, filters, wanted, page } = searchParts(request);
-  const noneMatch = (vector: string) => noMatchIn(vector, tsquery, filters);
+  const parts = searchParts(request);
+  const { params, tsquery, raw, filters, wanted, page } = parts;
   // An empty first page of the corrected query means it matches nothing; a later page may lie past its
   // matches, and must not go on with trigram matches.
-  const corrected =
-    request.offset > 0 ? `pattern_typo_tsquery(${queryParam}, ${params.add(MAX_QUERY_NODES)})` : null;
+  const checked = request.offset > 0 ? [tsquery, correctedTsquery(parts)] : [tsquery];
   return {
     text: `WITH c AS (
        SELECT p.id, 0::real AS r
          FROM pattern_templates p
          ${whereClause([
-           noneMatch('name_vector'),
-           noneMatch('search_vector'),
-           ...(corrected
-             ? [noMatchIn('name_vector', corrected, filters), noMatchIn('search_vector', corrected, filters)]
-             : []),
+           ...checked.flatMap((q) => [
+             `NOT ${anyMatchIn('name_vector', q, filters)}`,
+             `NOT ${anyMatchIn('search_vector', q, filters)}`,
+           ]),
            `${raw} <% p.name_text`,
            ...filters,
          ])}

@@ -13,11 +13,11 @@ import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
 let query: NodePatternQueryEffect;
-const query_ = (search_query: string) =>
-  query.executeEffect({ operation: 'search', search_query, limit: 10, offset: 0 } as never);
+const searchResult = (search_query: string, limit = 10, offset = 0, filters?: Record<string, string>) =>
+  query.executeEffect({ operation: 'search', search_query, limit, offset, filters } as never);
 const names = (r: ModelResult) => (r.data as { pattern_name: string }[]).map((p) => p.pattern_name);
-const search = async (search_query: string, limit = 10, offset = 0) =>
-  names(await query.executeEffect({ operation: 'search', search_query, limit, offset } as never));
+const search = async (search_query: string, limit = 10, offset = 0, filters?: Record<string, string>) =>
+  names(await searchResult(search_query, limit, offset, filters));
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -115,26 +115,10 @@ it('answers a typo with the names it meant, not with the first similar names a t
     })),
   } as never);
   expect(stored.success).toBe(true);
-  const found = names(
-    await query.executeEffect({
-      operation: 'search',
-      search_query: 'poled config',
-      filters: { language: 'elixir' },
-      limit: 5,
-      offset: 0,
-    } as never),
-  );
+  const found = await search('poled config', 5, 0, { language: 'elixir' });
   expect(found.slice(0, 3).sort()).toEqual([...meant].sort());
   // A page past the corrected matches is empty; it does not go on with names like the query.
-  const later = names(
-    await query.executeEffect({
-      operation: 'search',
-      search_query: 'poled config',
-      filters: { language: 'elixir' },
-      limit: 5,
-      offset: 5,
-    } as never),
-  );
+  const later = await search('poled config', 5, 5, { language: 'elixir' });
   expect(later).toEqual([]);
 });
 
@@ -163,7 +147,7 @@ it("answers any query, however hostile its bytes or the names' punctuation, with
     .filter((q) => q.trim().length > 0 && q.length <= 500);
   await fc.assert(
     fc.asyncProperty(queries, async (search_query) => {
-      const result = await query_(search_query);
+      const result = await searchResult(search_query);
       if (!result.success) expect(result.error?.code).toBe('VALIDATION_ERROR');
     }),
     { numRuns: 150 },
