@@ -31,6 +31,41 @@ function batch(codec: (typeof CODECS)[number], values: Buffer[], firstOffset = 0
   return bytes;
 }
 
+/** An uncompressed batch whose records (values r0, r1, ...) carry the offset deltas given, as a producer
+ * can write them: the broker checks the record count against the last delta, not the deltas. */
+function forgedBatch(deltas: number[], firstOffset: bigint, lastDelta = deltas.length - 1): Buffer {
+  const varint = (n: number): Buffer => {
+    const out: number[] = [];
+    for (let z = (n << 1) ^ (n >> 31); ; z >>>= 7) {
+      if (z >>> 7 === 0) return Buffer.from([...out, z]);
+      out.push((z & 0x7f) | 0x80);
+    }
+  };
+  const records = deltas.map((delta, i) => {
+    const value = Buffer.from(`r${i}`);
+    const body = Buffer.concat([
+      Buffer.from([0]),
+      varint(0),
+      varint(delta),
+      varint(-1),
+      varint(value.length),
+      value,
+      varint(0),
+    ]);
+    return Buffer.concat([varint(body.length), body]);
+  });
+  const header = Buffer.alloc(61);
+  header.writeBigInt64BE(firstOffset, 0);
+  header.writeInt32BE(61 - 12 + records.reduce((n, r) => n + r.length, 0), 8);
+  header.writeInt8(2, 16); // magic; the CRC (17) is not read
+  header.writeInt32BE(lastDelta, 23);
+  header.writeBigInt64BE(-1n, 43); // producer id
+  header.writeInt16BE(-1, 51);
+  header.writeInt32BE(-1, 53);
+  header.writeInt32BE(deltas.length, 57);
+  return Buffer.concat([header, ...records]);
+}
+
 const zeros = (n: number) => Buffer.alloc(n);
 const budget = (limit: number) => ({ limit, used: 0 });
 
@@ -179,6 +214,65 @@ describe('bounded decompression', () => {
     }
     expect(parts.map((p) => p.length)).toEqual([50, 50, 21]);
     expect(parts.flat()).toEqual([...values.map(String), 'next']);
+  });
+
+  it('gives every record an offset its batch holds, in order, whatever deltas its producer wrote (property)', () => {
+    // Deltas as a hostile producer may write them (the broker keeps them), and the gaps compaction leaves.
+    const written = fc.oneof(
+      fc.array(fc.integer({ min: -3, max: 40 }), { minLength: 1, maxLength: 12 }),
+      fc
+        .uniqueArray(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 12 })
+        .map((d) => d.sort((a, b) => a - b)),
+    );
+    fc.assert(
+      fc.property(written, fc.nat(30), fc.integer({ min: 1, max: 6 }), (deltas, extra, maxEntries) => {
+        const honest = deltas.every((d, i) => d > (deltas[i - 1] ?? -1));
+        const lastDelta =
+          Math.max(deltas.length - 1, honest ? (deltas.at(-1) ?? 0) : 0) + (honest ? 0 : extra % 2);
+        const wire = Buffer.concat([
+          forgedBatch(deltas, 100n, lastDelta),
+          batch('none', [Buffer.from('next')], 101n + BigInt(lastDelta)),
+        ]);
+        const [whole] = readBatches(Reader.from(wire), budget(1024 * KiB));
+        const offsets = whole!.records.map((r) => r.offsetDelta);
+        expect(offsets).toHaveLength(deltas.length);
+        offsets.forEach((d, i) => {
+          expect(d).toBeGreaterThan(offsets[i - 1] ?? -1);
+          expect(d).toBeLessThanOrEqual(lastDelta);
+          // Kept as written where it can be, and the written one named where it was not.
+          expect(whole!.records[i]!.forgedOffsetDelta).toBe(d === deltas[i] ? undefined : deltas[i]);
+        });
+        if (honest && (deltas.at(-1) ?? 0) <= lastDelta) expect(offsets).toEqual(deltas);
+        // Read again from any offset of the batch: the same records at the same offsets.
+        for (let from = 100n; from <= 100n + BigInt(lastDelta); from++) {
+          const [again] = readBatches(Reader.from(wire), budget(1024 * KiB), from);
+          const expected = whole!.records.filter((r) => 100n + BigInt(r.offsetDelta) >= from);
+          expect(again!.records.map((r) => [r.offsetDelta, r.value?.toString()])).toEqual(
+            expected.map((r) => [r.offsetDelta, r.value?.toString()]),
+          );
+        }
+        // Cut short by the fetch's bound, each read moves past its last record: every record once, in order.
+        const parts: string[] = [];
+        for (let from = 100n, reads = 0; from < 101n + BigInt(lastDelta); reads++) {
+          expect(reads).toBeLessThan(50);
+          const [part] = readBatches(Reader.from(wire), { limit: 1024 * KiB, used: 0, maxEntries }, from);
+          parts.push(...part!.records.map((r) => r.value!.toString()));
+          from = part!.truncated
+            ? 100n + BigInt(part!.records.at(-1)!.offsetDelta) + 1n
+            : 101n + BigInt(part!.lastOffsetDelta);
+        }
+        expect(parts).toEqual(deltas.map((_, i) => `r${i}`));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a batch that says it holds more records than its offsets', () => {
+    const [read] = readBatches(Reader.from(forgedBatch([0, 1, 2], 0n, 1)), budget(1024 * KiB));
+    expect(read?.records).toEqual([]);
+    expect(read?.unreadable?.message).toBe(
+      'its records cannot be read (it says it holds 3 records in 2 offsets)',
+    );
   });
 
   it('reads nothing of a batch wholly below the position, and not even a bomb there', () => {

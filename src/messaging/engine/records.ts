@@ -13,8 +13,9 @@ export interface InboundMessage {
    * letter and a redrive carry, so that the order and headers without a value survive. Absent: `headers`. */
   wireHeaders?: readonly WireHeader[] | undefined;
   timestamp: string;
-  /** The record batch this stands for could not be read (too large decompressed, or malformed): the
-   * message is its last offset, without key, value or headers, and is refused with this. */
+  /** Refused as it came off the wire, with this: its record batch could not be read (too large
+   * decompressed, or malformed; the message is then the batch's last offset, without key, value or
+   * headers), or the batch gave it an offset it cannot hold. */
   unreadable?: { tooLarge: boolean; message: string; details: Record<string, unknown> } | undefined;
 }
 

@@ -37,8 +37,35 @@ export interface Unreadable {
   records: number;
 }
 
+/** A record as read: `offsetDelta` is one the batch can hold; `forgedOffsetDelta`, the one its producer
+ * wrote, when that one could not be (see trustedDelta). */
+export type ReadRecord = KafkaRecord & { forgedOffsetDelta?: number };
+
 /** `truncated`: only the records up to the last one given were read; the rest is fetched again. */
-export type ReadBatch = RecordsBatch & { unreadable?: Unreadable; truncated?: boolean };
+export type ReadBatch = Omit<RecordsBatch, 'records'> & {
+  records: ReadRecord[];
+  unreadable?: Unreadable;
+  truncated?: boolean;
+};
+
+/**
+ * The offset delta of a batch's record, given the one before it (-1 for the first), the batch's last
+ * delta and how many records follow it. The broker keeps the deltas a producer writes: a record can say
+ * it lies before the record ahead of it, or past its batch, where an honest message will be. Taken as
+ * written, such a delta skips the honest messages (the consumer moves past them) or holds the fetch
+ * position still (a partition stuck). Deltas increase within the batch and leave room for the records
+ * after it; compaction leaves gaps, never reorders. One that does not is read as the next free offset.
+ * Decided from the records before it alone, so a batch read again from its middle gives the same
+ * offsets.
+ */
+export function trustedDelta(
+  written: number,
+  previous: number,
+  lastDelta: number,
+  following: number,
+): number {
+  return written > previous && written <= lastDelta - following ? written : previous + 1;
+}
 
 const IS_COMPRESSED = 0x07;
 const CONTROL = 0x20;
@@ -298,20 +325,35 @@ export function readBatches(reader: Reader, budget: Budget, from = -1n): ReadBat
         budget.used += out.length;
         records = Reader.from(out);
       }
-      const read: KafkaRecord[] = [];
+      // A batch takes the offsets up to its last delta (the broker checks that at append, not in a log
+      // written before it): more records than those cannot be told apart.
+      if (count < 0 || count > batch.lastOffsetDelta + 1)
+        throw new Error(`it says it holds ${count} records in ${batch.lastOffsetDelta + 1} offsets`);
+      const read: ReadRecord[] = [];
       // Only the batch holding the position has records below it.
       const skipping = batch.firstOffset < from;
+      let previous = -1;
       for (let i = 0; i < count; i++) {
         if (skipping) {
           const at = records.position;
-          if (batch.firstOffset + BigInt(skipRecord(records)) < from) continue;
+          const delta = trustedDelta(skipRecord(records), previous, batch.lastOffsetDelta, count - 1 - i);
+          if (batch.firstOffset + BigInt(delta) < from) {
+            previous = delta;
+            continue;
+          }
           records.position = at;
         }
         if (read.length > 0 && (budget.entries ?? 0) >= maxEntries) {
           cut = true;
           break;
         }
-        const record = readRecordChecked(records, maxEntries);
+        const record: ReadRecord = readRecordChecked(records, maxEntries);
+        const delta = trustedDelta(record.offsetDelta, previous, batch.lastOffsetDelta, count - 1 - i);
+        if (delta !== record.offsetDelta) {
+          record.forgedOffsetDelta = record.offsetDelta;
+          record.offsetDelta = delta;
+        }
+        previous = delta;
         budget.entries = (budget.entries ?? 0) + 1 + record.headers.length;
         read.push(record);
       }

@@ -37,6 +37,9 @@ export interface FetchedRecord {
   /** A batch whose records were not read (bounded-fetch.ts) stands as one record at its last offset,
    * without key, value or headers. */
   unreadable?: (Unreadable & { firstOffset: bigint }) | undefined;
+  /** The record's batch gave it an offset it cannot hold (bounded-fetch.ts, trustedDelta): the delta its
+   * producer wrote, and the batch's offsets. The record stands at the next free offset. */
+  forged?: { offsetDelta: number; firstOffset: bigint; lastOffset: bigint } | undefined;
 }
 
 /** Whether `record` holds an offset below `end`: an unreadable batch stands at its last offset, which
@@ -560,6 +563,15 @@ export class PartitionFetcher {
           key: rec.key,
           value: rec.value,
           headers: rec.headers,
+          ...(rec.forgedOffsetDelta === undefined
+            ? {}
+            : {
+                forged: {
+                  offsetDelta: rec.forgedOffsetDelta,
+                  firstOffset: batch.firstOffset,
+                  lastOffset: end - 1n,
+                },
+              }),
         });
       }
     }

@@ -33,6 +33,22 @@ export function toInbound(record: FetchedRecord): InboundMessage {
     wireHeaders: record.headers,
     timestamp: record.timestamp.toString(),
   };
+  const forged = record.forged;
+  if (forged) {
+    message.unreadable = {
+      tooLarge: false,
+      message:
+        `the record at offset ${record.offset} of ${record.topic}/${record.partition} came in a record batch ` +
+        `(offsets ${forged.firstOffset}-${forged.lastOffset}) that gives it offset delta ${forged.offsetDelta}, ` +
+        'before the record ahead of it or past its batch: its producer wrote a malformed batch, so it was ' +
+        'not applied; it is read at the next free offset of its batch',
+      details: {
+        offset_delta: forged.offsetDelta,
+        batch_first_offset: forged.firstOffset.toString(),
+        batch_last_offset: forged.lastOffset.toString(),
+      },
+    };
+  }
   const batch = record.unreadable;
   if (batch) {
     const where = `${record.topic}/${record.partition}`;
