@@ -40,7 +40,7 @@ export function toInbound(record: FetchedRecord): InboundMessage {
       message:
         `the record at offset ${record.offset} of ${record.topic}/${record.partition} came in a record batch ` +
         `(offsets ${forged.firstOffset}-${forged.lastOffset}) that gives it offset delta ${forged.offsetDelta}, ` +
-        'before the record ahead of it or past its batch: its producer wrote a malformed batch, so it was ' +
+        'out of order in its batch or past its end: its producer wrote a malformed batch, so it was ' +
         'not applied; it is read at the next free offset of its batch',
       details: {
         offset_delta: forged.offsetDelta,
