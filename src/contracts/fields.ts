@@ -21,12 +21,23 @@ export const isoDateTime = z.iso
     local: true,
     error: 'must be an ISO-8601 date-time (naive ones are read as UTC)',
   })
-  .overwrite((v) => (/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(v) ? v : `${v}Z`));
+  .overwrite((v) => (/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(v) ? v : `${v}Z`))
+  // What PostgreSQL's timestamptz reads: no year 0, UTC offsets up to 15:59 (every real zone is within 14:00).
+  .refine((v) => !v.startsWith('0000'), 'must not be in year 0000 (the earliest is 0001-01-01)')
+  .refine((v) => {
+    const offset = /([+-])(\d{2}):(\d{2})$/.exec(v);
+    return !offset || Number(offset[2]) * 60 + Number(offset[3]) <= 15 * 60 + 59;
+  }, 'must have a UTC offset between -15:59 and +15:59');
 export const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
+// A lone UTF-16 surrogate is text JSON can carry and PostgreSQL cannot store (a text column would keep
+// U+FFFD instead, jsonb refuses it).
+const WELL_FORMED = 'must be valid Unicode (it holds a lone surrogate, \\ud800-\\udfff without its pair)';
+
 export const text = (max: number) =>
   z
     .string()
     .max(max, `must be at most ${max} characters`)
+    .refine((v) => v.isWellFormed(), WELL_FORMED)
     .refine(
       (v) => !CONTROL_IN_TEXT.test(v),
       'must not contain control characters (tab and line breaks are fine)',
@@ -37,12 +48,51 @@ export const name = (max: number) =>
     .min(1, 'must not be empty')
     .max(max, `must be at most ${max} characters`)
     .refine((v) => v.trim().length > 0, 'must not be blank')
-    .refine((v) => !CONTROL.test(v), 'must not contain control characters');
+    .refine((v) => !CONTROL.test(v), 'must not contain control characters')
+    .refine((v) => v.isWellFormed(), WELL_FORMED);
 const tags = z.array(name(100)).max(50, 'at most 50 tags');
+
+/** The first string (a key or a value) of a JSON value that jsonb cannot store, where it is and why. */
+function unstorableString(
+  value: unknown,
+  path: PropertyKey[] = [],
+): { path: PropertyKey[]; why: string } | undefined {
+  const judge = (v: string, at: PropertyKey[]) =>
+    v.includes('\0')
+      ? { path: at, why: 'must not contain NUL characters (\\u0000)' }
+      : v.isWellFormed()
+        ? undefined
+        : { path: at, why: WELL_FORMED };
+  if (typeof value === 'string') return judge(value, path);
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, v] of Object.entries(value)) {
+    const at = Array.isArray(value) ? [...path, Number(key)] : [...path, key];
+    const found = (Array.isArray(value) ? undefined : judge(key, at)) ?? unstorableString(v, at);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 const jsonObject = z
-  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
-  // jsonb refuses \u0000 in any string (SQLSTATE 22P05): say so here, naming the field.
-  .refine((v) => !JSON.stringify(v).includes('\\u0000'), 'must not contain NUL characters (\\u0000)');
+  .preprocess(
+    (v, ctx) => {
+      // The record below would drop it without a word (it sets the prototype instead).
+      if (typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__'))
+        ctx.issues.push({
+          code: 'custom',
+          input: v,
+          path: ['__proto__'],
+          message: 'is a key that cannot be kept',
+        });
+      return v;
+    },
+    z.record(z.string(), z.unknown(), { error: 'must be a JSON object' }),
+  )
+  // jsonb refuses NUL and lone surrogates in any string (SQLSTATE 22P05): say so here, naming the field.
+  .superRefine((v, ctx) => {
+    const found = unstorableString(v);
+    if (found) ctx.addIssue({ code: 'custom', path: found.path, message: found.why });
+  });
 
 export const limit = z
   .int('must be an integer')

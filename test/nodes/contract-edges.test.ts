@@ -107,7 +107,105 @@ describe('text', () => {
       operation: 'insert',
       data: { ...base('NulContext'), context: { note: 'x\u0000y' } },
     } as never);
-    expect(issues(ctx)[0]?.path).toBe('data.context');
+    expect(issues(ctx)[0]).toEqual({
+      path: 'data.context.note',
+      message: 'data.context.note: must not contain NUL characters (\\u0000)',
+    });
+  });
+
+  // Each of these reached the database and came back as "a value has the wrong format or is out of
+  // range", naming no field; an update and a relationship stored a lone surrogate as U+FFFD instead.
+  it.each([
+    ['a lone surrogate in a name', 'insert', { data: { ...base('\ud800x') } }, 'data.pattern_name'],
+    [
+      'a lone surrogate in a tag',
+      'insert',
+      { data: { ...base('LoneTag'), tags: ['\udc00'] } },
+      'data.tags[0]',
+    ],
+    ['a lone surrogate in an update', 'update', { data: { description: 'x\ud800' } }, 'data.description'],
+    [
+      'year 0000',
+      'insert',
+      { data: { ...base('Year0'), discovered_at: '0000-01-01T00:00:00Z' } },
+      'data.discovered_at',
+    ],
+    [
+      'an offset of 23:59',
+      'insert',
+      { data: { ...base('Far'), discovered_at: '2026-01-01T00:00:00+23:59' } },
+      'data.discovered_at',
+    ],
+    [
+      'a lone surrogate in a context key',
+      'insert',
+      { data: { ...base('LoneKey'), context: { a: [{ ['\udfff']: 1 }] } } },
+      'data.context.a[0].\udfff',
+    ],
+    [
+      'a __proto__ key in context',
+      'insert',
+      { data: { ...base('Proto'), context: JSON.parse('{"__proto__":{"x":1},"a":2}') as unknown } },
+      'data.context.__proto__',
+    ],
+  ])('refuses %s before the database, naming the field', async (_what, operation, body, path) => {
+    const id = randomUUID();
+    await storage.executeEffect({
+      operation: 'insert',
+      data: { ...base(`Target-${id}`), pattern_id: id },
+    } as never);
+    const count = async () =>
+      (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pattern_templates')).rows[0]?.n;
+    const before = await count();
+    const target = operation === 'update' ? { pattern_id: id } : {};
+    const r = await storage.executeEffect({ operation, ...target, ...body } as never);
+    expect(r.error?.code).toBe('VALIDATION_ERROR');
+    expect(issues(r)[0]?.path).toBe(path);
+    expect(await count()).toBe(before);
+    const { rows } = await db.pool.query<{ description: string | null }>(
+      'SELECT description FROM pattern_templates WHERE id = $1',
+      [id],
+    );
+    expect(rows[0]?.description).toBeNull();
+  });
+
+  it('refuses lone surrogates and unstorable times in usage and relationships too, and keeps text that only looks like NUL', async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    for (const id of [a, b])
+      await storage.executeEffect({
+        operation: 'insert',
+        data: { ...base(`Edge${id}`), pattern_id: id },
+      } as never);
+    const usage = await update.executeEffect({
+      operation: 'record_usage',
+      pattern_id: a,
+      usage_data: { file_path: 'a\ud800b', used_at: '2026-01-01T00:00:00-16:00' },
+    } as never);
+    expect(issues(usage).map((i) => i.path)).toEqual(['usage_data.file_path', 'usage_data.used_at']);
+    const related = await update.executeEffect({
+      operation: 'create_relationship',
+      relationship_data: {
+        source_pattern_id: a,
+        target_pattern_id: b,
+        relationship_type: 'similar',
+        description: '\ud800',
+      },
+    } as never);
+    expect(issues(related)[0]?.path).toBe('relationship_data.description');
+    // A backslash before u0000 is text, not NUL; a real zone's offset is a time.
+    const kept = await storage.executeEffect({
+      operation: 'insert',
+      data: {
+        ...base('LooksLikeNul'),
+        context: { path: 'C:\\u0000dir' },
+        discovered_at: '2026-01-01T00:00:00+14:00',
+      },
+    } as never);
+    expect(kept.success).toBe(true);
+    const { rows } = await db.pool.query<{ path: string; at: Date }>(
+      "SELECT context->>'path' AS path, discovered_at AS at FROM pattern_templates WHERE pattern_name = 'LooksLikeNul'",
+    );
+    expect(rows[0]).toEqual({ path: 'C:\\u0000dir', at: new Date('2025-12-31T10:00:00Z') });
   });
 });
 
