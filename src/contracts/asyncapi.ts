@@ -102,11 +102,13 @@ const deadLetterHeaders: Json = {
         'bytes (decimal). The dead letter has no value then; the original stays in the request topic.',
     ),
     [HEADERS.dltHeadersOmitted]: bytes(
-      'Only when original headers were left out: a JSON array of {name, reason, bytes, values?, name_bytes?} ' +
+      'Only when original headers were left out: a JSON array of {name, reason, bytes, values?, name_bytes?, name_hex?} ' +
         '(values: how many of that name, when more than one), reason "too large" (it did not fit beside the ' +
         'value), "too many headers" (beyond the first 4,096) or "dead letter refused" (the full dead letter ' +
         'was refused and this is the bare one). At most 8 KiB; a last {more: n} counts the rest. Every other ' +
-        'original header is carried in its order, headers without a value included.',
+        'original header is carried in its order, headers without a value included; one whose name is not UTF-8 ' +
+        'is carried under the name Java reads (U+FFFD for each bad byte) and listed here too, reason "name not ' +
+        'UTF-8", with name_hex, the name as it was.',
     ),
   },
 };

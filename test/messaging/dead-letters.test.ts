@@ -135,7 +135,12 @@ describe('dead letters', () => {
         timestamp: BigInt(Date.parse('2026-12-01T10:00:00Z')),
       }),
     );
-    const redrive = redriveRecord(dead(request), names);
+    const letter = dead(request);
+    // A name that is not UTF-8 is carried as Java reads it, and named with its bytes.
+    expect(JSON.parse(String(letter.headers['kafka_dlt-original-headers-omitted']))).toEqual([
+      expect.objectContaining({ name: '\ufffd(', reason: 'name not UTF-8', name_hex: 'c328' }),
+    ]);
+    const redrive = redriveRecord(letter, names);
     if (!('record' in redrive)) throw new Error(redrive.skip);
     // A name that is not UTF-8 comes back as Java reads it (U+FFFD for the bad byte).
     const bytes = (v: string | Buffer) => Buffer.from(String(v));

@@ -248,12 +248,16 @@ describe('dead letters', () => {
       'kafka_dlt-original-consumer-group',
       'kafka_dlt-exception-fqcn',
       'kafka_dlt-exception-message',
+      'kafka_dlt-original-headers-omitted',
     ]);
     expect(get(headers, 'constructor')).toEqual(b('c'));
     expect(headers['x-null']).toBeNull();
     // The original's own value for a dead-letter header stays, first; the dead letter's comes last.
     expect(headers[HEADERS.dltExceptionFqcn]).toEqual([b('forged'), b('VALIDATION_ERROR')]);
-    expect(omittedOf(dead)).toEqual([]);
+    // Carried, and named with the bytes it had: nothing else was changed or left out.
+    expect(omittedOf(dead)).toEqual([
+      { name: '\ufffd(', reason: 'name not UTF-8', bytes: 38, name_hex: 'c328' },
+    ]);
   });
 
   it('fit a record: the value is kept before large headers, and whatever is left out is named with its size', () => {

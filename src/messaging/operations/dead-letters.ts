@@ -180,7 +180,8 @@ export type Redrive = { record: OutboundRecord } | { skip: string };
 /**
  * A dead letter that left out the original key or a header for its size cannot be redriven as the
  * original (its identity and outcome could change). Headers left out for a null value or an empty name
- * (by workers before these were carried) are never read, so those do not stop a redrive.
+ * (by workers before these were carried) are never read, and a name that is not UTF-8 is carried as
+ * Java reads it and is no header the worker reads: those do not stop a redrive.
  */
 function keptFromOriginal(m: InboundMessage): string | undefined {
   const keyBytes = text(m.headers[HEADERS.dltKeyOmittedBytes]);
@@ -193,7 +194,8 @@ function keptFromOriginal(m: InboundMessage): string | undefined {
   }
   const large = Array.isArray(omitted)
     ? omitted.filter(
-        (o: { reason?: unknown } | null) => o?.reason !== 'null value' && o?.reason !== 'empty name',
+        (o: { reason?: unknown } | null) =>
+          o?.reason !== 'null value' && o?.reason !== 'empty name' && o?.reason !== 'name not UTF-8',
       )
     : [];
   if (large.length === 0) return undefined;

@@ -1,5 +1,6 @@
 // Encodes what the worker publishes: result records (CONTRACT "Result") and dead letters
 // (CONTRACT "Dead letters", with Spring Kafka's header names and binary encodings).
+import { isUtf8 } from 'node:buffer';
 import type { ModelError } from '../../contracts/errors.ts';
 import { HEADERS, headerValues } from '../../contracts/headers.ts';
 import type { ModelResult } from '../../contracts/results.ts';
@@ -65,12 +66,16 @@ export interface GaveUp {
 
 type Carried = Buffer | string;
 
-/** A header the dead letter left out, listed in kafka_dlt-original-headers-omitted. */
+/** A header the dead letter left out, or carried under another name, listed in
+ * kafka_dlt-original-headers-omitted. */
 export interface OmittedHeader {
   /** The name, cut to 128 characters (name_bytes then says how long it was). */
   name: string;
   name_bytes?: number;
-  reason: 'too large' | 'too many headers' | 'dead letter refused';
+  /** 'name not UTF-8': carried, under its name as Java reads it (U+FFFD for each bad byte); name_hex is
+   * the name as it was, cut to 128 bytes. */
+  reason: 'too large' | 'too many headers' | 'dead letter refused' | 'name not UTF-8';
+  name_hex?: string;
   /** Its size (name and values); how many values of the name were left out, when more than one. */
   bytes?: number;
   values?: number;
@@ -115,7 +120,8 @@ export function originalHeaders(m: InboundMessage): HeaderEntry[] {
 
 /**
  * The dead letter of a message: its original key, value and headers exactly (in their order, repeated
- * ones repeated, headers without a value without one; names as originalHeaders reads them), then
+ * ones repeated, headers without a value without one; names as originalHeaders reads them, and a name
+ * that is not UTF-8 listed with its bytes), then
  * Spring Kafka's dead-letter headers, appended last (Spring reads the last of a name). What cannot be
  * carried is left out and named: a key above the key bound, a value or headers that would make the dead
  * letter larger than a record may be (the value is kept before the headers), and headers beyond the
@@ -172,9 +178,24 @@ export function deadLetterRecord(options: {
   // What was left out, one note per name and reason, in the order first met.
   const omitted = new Map<string, OmittedHeader>();
   let room = MAX_DEAD_LETTER_HEADER_VALUES;
-  for (const entry of originalHeaders(request)) {
+  const note = (reason: OmittedHeader['reason'], name: string, size: number, nameHex?: string) => {
+    const seen = omitted.get(`${reason}\u0000${nameHex ?? name}`);
+    if (seen) {
+      seen.bytes = (seen.bytes ?? 0) + size;
+      seen.values = (seen.values ?? 1) + 1;
+    } else
+      omitted.set(`${reason}\u0000${nameHex ?? name}`, {
+        ...named(name),
+        reason,
+        bytes: size,
+        ...(nameHex === undefined ? {} : { name_hex: nameHex }),
+      });
+  };
+  for (const [i, entry] of originalHeaders(request).entries()) {
     const [name, v] = entry;
     const size = headerSize(name, [v]);
+    const raw = request.wireHeaders?.[i]?.[0];
+    if (raw && !isUtf8(raw)) note('name not UTF-8', name, size, raw.subarray(0, 128).toString('hex'));
     const reason = options.bare
       ? 'dead letter refused'
       : size > budget
@@ -188,11 +209,7 @@ export function deadLetterRecord(options: {
       headers.push(entry);
       continue;
     }
-    const seen = omitted.get(`${reason}\u0000${name}`);
-    if (seen) {
-      seen.bytes = (seen.bytes ?? 0) + size;
-      seen.values = (seen.values ?? 1) + 1;
-    } else omitted.set(`${reason}\u0000${name}`, { ...named(name), reason, bytes: size });
+    note(reason, name, size);
   }
   if (omitted.size > 0) notes.push([HEADERS.dltHeadersOmitted, omissionNote([...omitted.values()])]);
   headers.push(...own, ...notes);
