@@ -250,7 +250,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       if (failure.kind === 'transient' && failure.source === 'database')
         probe.reportFailure(`operation failed: ${failure.reason}`);
     });
-    const nodes = createNodes(pool, logger);
+    const nodes = createNodes(pool, logger, config.WORKER_MAX_RESULT_BYTES);
     const work = new UnitPipeline({
       names,
       nodes: {

@@ -1,6 +1,7 @@
 // One place reads the environment. Every variable is validated here, so a bad value stops the
 // process at start with a message that names the variable.
 import { z } from 'zod';
+import { DEFAULT_MAX_RESULT_BYTES } from './contracts/results.ts';
 import { LANE_NAMES, type LaneName } from './messaging/lanes.ts';
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -135,7 +136,7 @@ export const configSchema = z
      * decompressedBatchBytes(). */
     WORKER_MAX_DECOMPRESSED_BATCH_BYTES: intFrom(1024 * 1024, 1024 * 1024 * 1024).optional(),
     // Below Kafka's default message.max.bytes (1 MiB) with room for headers; raise both together.
-    WORKER_MAX_RESULT_BYTES: intFrom(1024, 100 * 1024 * 1024).default(900_000),
+    WORKER_MAX_RESULT_BYTES: intFrom(1024, 100 * 1024 * 1024).default(DEFAULT_MAX_RESULT_BYTES),
     WORKER_RETRY_INITIAL_MS: intFrom(1, 60_000).default(200),
     WORKER_RETRY_MAX_MS: intFrom(1, 600_000).default(30_000),
     WORKER_SHUTDOWN_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),

@@ -3,6 +3,10 @@ import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
 import { ERROR_CODES, type ModelError } from './errors.ts';
 
+/** The most bytes a result may have by default (WORKER_MAX_RESULT_BYTES): under the broker's default
+ * record limit of 1 MiB, with room for the record's headers. */
+export const DEFAULT_MAX_RESULT_BYTES = 900_000;
+
 export const modelErrorSchema = z.object({
   code: z.enum(ERROR_CODES),
   message: z.string(),

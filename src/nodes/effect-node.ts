@@ -13,6 +13,8 @@ import { traceOperation } from './node-span.ts';
 
 export interface NodeOptions {
   logger?: Logger;
+  /** The most bytes a result may carry (WORKER_MAX_RESULT_BYTES): reads gather no more rows than that. */
+  maxResultBytes?: number;
 }
 
 export interface ExecuteContext extends EffectContext {

@@ -12,11 +12,23 @@ type Row = Record<string, unknown>;
 import { EffectNode, type ExecuteContext, type Handlers, type NodeOptions } from './effect-node.ts';
 import { lookupIdentity } from './identity-store.ts';
 import { EffectError, notFound } from '../contracts/errors.ts';
-import { filterConditions, Params, patternColumns, whereClause } from './pattern-sql.ts';
+import {
+  filterConditions,
+  PAGE_BYTES_COLUMNS,
+  Params,
+  patternColumns,
+  whereClause,
+  withinBytes,
+} from './pattern-sql.ts';
+import { DEFAULT_MAX_RESULT_BYTES } from '../contracts/results.ts';
 
 export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'> {
+  /** The bytes of patterns a read gathers at most (WORKER_MAX_RESULT_BYTES). */
+  readonly maxResultBytes: number;
+
   constructor(pool: Pool, options: NodeOptions = {}) {
     super('pattern.search.request', pool, options);
+    this.maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
   }
 
   /** The seed's query results said how many rows they hold (1 for a single pattern): metadata.result_count. */
@@ -34,34 +46,74 @@ export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'>
   }
 
   protected readonly handlers: Handlers<'pattern.search.request'> = {
-    search: (request, { client }) => searchPatterns(client, request),
-    get_by_id: (request, { client }) => getById(client, request.pattern_id),
-    filter: (request, { client }) =>
-      listPatterns(client, 'filter', request.filters, request.limit, request.offset),
-    get_related: (request, { client }) => getRelated(client, request),
-    get_top: (request, { client }) =>
-      listPatterns(client, 'top', request.filters, request.limit, request.offset),
-    get_by_type: (request, { client }) =>
-      listPatterns(client, 'filter', request.filters, request.limit, request.offset),
-    get_by_name: (request, { client }) => getByName(client, request.pattern_name, request.language),
+    search: (request, { client }) => searchPatterns(client, request, this.maxResultBytes),
+    get_by_id: (request, { client }) => getById(client, request.pattern_id, this.maxResultBytes),
+    filter: (request, { client }) => listPatterns(client, 'filter', request, this.maxResultBytes),
+    get_related: (request, { client }) => getRelated(client, request, this.maxResultBytes),
+    get_top: (request, { client }) => listPatterns(client, 'top', request, this.maxResultBytes),
+    get_by_type: (request, { client }) => listPatterns(client, 'filter', request, this.maxResultBytes),
+    get_by_name: (request, { client }) =>
+      getByName(client, request.pattern_name, request.language, this.maxResultBytes),
     get_result: (request, { client }) => getResult(client, request),
   };
 }
 
-async function getById(client: PoolClient, patternId: string) {
-  const { rows } = await client.query<Row>(
-    `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.id = $1`,
-    [patternId],
+type Statement = { text: string; values: unknown[] };
+type Db = Pick<PoolClient, 'query'>;
+
+/** `statement`'s rows (pattern rows, ordered by `orderBy`), or PAYLOAD_TOO_LARGE, before they are read,
+ * when they would pass `budget` bytes, saying how many would fit. */
+async function pageWithin(
+  db: Db,
+  statement: Statement,
+  orderBy: (alias: string) => string,
+  budget: number,
+): Promise<Row[]> {
+  const values = [...statement.values, budget];
+  const { rows } = await db.query<Row>(withinBytes(statement.text, orderBy, `$${values.length}`), values);
+  const last = rows.at(-1);
+  if (last && Number(last._bytes_upto) > budget) {
+    const fit = rows.length - 1;
+    const pageRows = Number(last._page_rows);
+    throw new EffectError(
+      'PAYLOAD_TOO_LARGE',
+      fit === 0
+        ? `pattern ${String(last.id)} takes about ${Number(last._row_bytes)} bytes, more than the ${budget} ` +
+            'bytes a result may carry (WORKER_MAX_RESULT_BYTES): it cannot be returned'
+        : `the first ${fit} of the ${pageRows} patterns of this page fit in a result; with the next one it ` +
+            `would pass the ${budget} bytes a result may carry (WORKER_MAX_RESULT_BYTES): ask for at most ` +
+            `${fit} (limit)`,
+      { max_result_bytes: budget, page_rows: pageRows, rows_that_fit: fit },
+    );
+  }
+  for (const row of rows) for (const column of PAGE_BYTES_COLUMNS) delete row[column];
+  return rows;
+}
+
+const byId = (a: string) => `${a}.id`;
+const byRelevance = (a: string) => `${a}.relevance DESC, ${a}.id`;
+
+async function getById(client: PoolClient, patternId: string, budget: number) {
+  const rows = await pageWithin(
+    client,
+    { text: `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.id = $1`, values: [patternId] },
+    byId,
+    budget,
   );
   if (rows.length === 0) throw notFound(patternId);
   return rows[0];
 }
 
 // The name and language are unique together (pattern_templates_name_language_key): one index lookup.
-async function getByName(client: PoolClient, patternName: string, language: string) {
-  const { rows } = await client.query<Row>(
-    `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.pattern_name = $1 AND p.language = $2`,
-    [patternName, language],
+async function getByName(client: PoolClient, patternName: string, language: string, budget: number) {
+  const rows = await pageWithin(
+    client,
+    {
+      text: `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.pattern_name = $1 AND p.language = $2`,
+      values: [patternName, language],
+    },
+    byId,
+    budget,
   );
   if (rows.length === 0) {
     throw new EffectError('NOT_FOUND', `no pattern named ${JSON.stringify(patternName)} in ${language}`, {
@@ -89,8 +141,6 @@ const RANK_CANDIDATES = 50;
 const FUZZY_CANDIDATES = 20;
 
 type SearchInput = Pick<SearchRequest, 'search_query' | 'filters' | 'limit' | 'offset'>;
-type Statement = { text: string; values: unknown[] };
-
 /** What the statements share: the folded query, its parameters, and the page over candidates `c`. */
 function searchParts(request: SearchInput) {
   const params = new Params();
@@ -230,18 +280,19 @@ async function refuseBroadQuery(db: Pick<PoolClient, 'query'>, searchQuery: stri
 
 /** A search: the full-text statement, then the corrected query, then the trigram statement, each only
  * when the one before found nothing. A query too broad to rank at a bounded cost is refused first. */
-export async function searchPatterns(db: Pick<PoolClient, 'query'>, request: SearchInput): Promise<Row[]> {
+export async function searchPatterns(
+  db: Db,
+  request: SearchInput,
+  budget = DEFAULT_MAX_RESULT_BYTES,
+): Promise<Row[]> {
   await refuseBroadQuery(db, request.search_query);
-  const fullText = searchStatement(request);
-  const { rows } = await db.query<Row>(fullText.text, fullText.values);
+  const rows = await pageWithin(db, searchStatement(request), byRelevance, budget);
   // No rows: nothing matched in full text, or the page lies past the matches (the typo statements' own
   // checks then find them and answer nothing).
   if (rows.length > 0) return rows;
-  const corrected = correctedSearchStatement(request);
-  const fixed = await db.query<Row>(corrected.text, corrected.values);
-  if (fixed.rows.length > 0) return fixed.rows;
-  const typo = typoSearchStatement(request);
-  return (await db.query<Row>(typo.text, typo.values)).rows;
+  const fixed = await pageWithin(db, correctedSearchStatement(request), byRelevance, budget);
+  if (fixed.length > 0) return fixed;
+  return pageWithin(db, typoSearchStatement(request), byRelevance, budget);
 }
 
 // The list operations differ only in where patterns come from and how they are ordered (both constants).
@@ -250,23 +301,24 @@ const LISTS = {
     from: 'pattern_templates p',
     columns: patternColumns('p'),
     orderBy: 'p.confidence_score DESC NULLS LAST, p.id',
+    pageOrder: (a: string) => `${a}.confidence_score DESC NULLS LAST, ${a}.id`,
   },
   top: {
     // v_pattern_ranking ranks every pattern; v_top_patterns (the seed's view) is its non-deprecated part.
     from: 'v_pattern_ranking t JOIN pattern_templates p ON p.id = t.id',
     columns: `${patternColumns('p')}, t.rank, t.wilson_score`,
     orderBy: 't.rank',
+    pageOrder: (a: string) => `${a}.rank, ${a}.id`,
   },
 } as const;
 
 async function listPatterns(
   client: PoolClient,
   list: keyof typeof LISTS,
-  filters: Filters | null | undefined,
-  limit: number,
-  offset: number,
+  { filters, limit, offset }: { filters?: Filters | null | undefined; limit: number; offset: number },
+  budget: number,
 ) {
-  const { from, columns, orderBy } = LISTS[list];
+  const { from, columns, orderBy, pageOrder } = LISTS[list];
   const params = new Params();
   const page = `SELECT ${columns} FROM ${from}
        ${whereClause(filterConditions(filters, params))}
@@ -278,8 +330,7 @@ async function listPatterns(
       ? `SELECT page.*, pattern_recent_usage_count(page.id) AS recent_usage_count FROM (${page}) page
           ORDER BY page.rank`
       : page;
-  const { rows } = await client.query<Row>(text, params.values);
-  return rows;
+  return pageWithin(client, { text, values: params.values }, pageOrder, budget);
 }
 
 // The seed returned outgoing relationships only; `direction` asks for incoming ones, or both.
@@ -290,24 +341,29 @@ const RELATED_SOURCES = {
                FROM pattern_relationships WHERE target_pattern_id = $1`,
 } as const;
 
-async function getRelated(client: PoolClient, request: GetRelatedRequest) {
+async function getRelated(client: PoolClient, request: GetRelatedRequest, budget: number) {
   const exists = await client.query('SELECT 1 FROM pattern_templates WHERE id = $1', [request.pattern_id]);
   if (exists.rowCount === 0) throw notFound(request.pattern_id);
   const source =
     request.direction === 'both'
       ? `${RELATED_SOURCES.outgoing} UNION ALL ${RELATED_SOURCES.incoming}`
       : RELATED_SOURCES[request.direction];
-  const { rows } = await client.query<Row>(
-    `SELECT ${patternColumns('p')}, r.relationship_type, r.strength, r.description AS relationship_description,
-            r.direction
-       FROM (${source}) r
-       JOIN pattern_templates p ON p.id = r.other
-      WHERE NOT p.is_deprecated
-      ORDER BY r.strength DESC, p.confidence_score DESC NULLS LAST, p.id, r.relationship_type
-      LIMIT $2 OFFSET $3`,
-    [request.pattern_id, request.limit, request.offset],
+  return pageWithin(
+    client,
+    {
+      text: `SELECT ${patternColumns('p')}, r.relationship_type, r.strength,
+                    r.description AS relationship_description, r.direction
+               FROM (${source}) r
+               JOIN pattern_templates p ON p.id = r.other
+              WHERE NOT p.is_deprecated
+              ORDER BY r.strength DESC, p.confidence_score DESC NULLS LAST, p.id, r.relationship_type
+              LIMIT $2 OFFSET $3`,
+      values: [request.pattern_id, request.limit, request.offset],
+    },
+    (a) =>
+      `${a}.strength DESC, ${a}.confidence_score DESC NULLS LAST, ${a}.id, ${a}.relationship_type, ${a}.direction`,
+    budget,
   );
-  return rows;
 }
 
 // Late-reply pickup: a caller that timed out asks what became of its request. Writes are recorded with

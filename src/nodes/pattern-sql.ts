@@ -38,6 +38,34 @@ export function patternColumns(alias: string): string {
   return PATTERN_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
 }
 
+/** About the bytes a returned pattern row takes in a result: its text, tags and context as stored (JSON
+ * escaping can add to that) and a fixed part for the other columns. Lengths of stored text are read
+ * without decompressing it. */
+function rowBytes(a: string): string {
+  const sized = ['template_code', 'description', 'example_usage', 'source', 'tags::text', 'context::text'];
+  return `(1024 + ${sized.map((c) => `coalesce(octet_length(${a}.${c}), 0)`).join(' + ')})`;
+}
+
+/** The row columns pageWithin adds and takes off again. */
+export const PAGE_BYTES_COLUMNS = ['_row_bytes', '_bytes_upto', '_page_rows'] as const;
+
+/**
+ * `statement`'s rows, ordered by `orderBy` (over its output columns, qualified by the alias given), only
+ * those that start within `budget` bytes: a page of large patterns never reaches the worker whole (a
+ * thousand rows of 130 KB each took its 128 MB heap down). Each row says the bytes of the page up to it
+ * and how many rows the page had.
+ */
+export function withinBytes(statement: string, orderBy: (alias: string) => string, budget: string): string {
+  return `SELECT * FROM (
+      SELECT b.*, ${rowBytes('b')} AS _row_bytes,
+             sum(${rowBytes('b')}) OVER (ORDER BY ${orderBy('b')} ROWS UNBOUNDED PRECEDING) AS _bytes_upto,
+             count(*) OVER () AS _page_rows
+        FROM (${statement}) b
+     ) s
+   WHERE s._bytes_upto - s._row_bytes < ${budget}
+   ORDER BY ${orderBy('s')}`;
+}
+
 /** Collects positional parameters while a statement is assembled from fixed fragments. */
 export class Params {
   readonly values: unknown[] = [];

@@ -24,8 +24,8 @@ export interface Nodes {
 }
 
 /** The effect node of each request topic (dispatchOne routes by topic). */
-export function createNodes(pool: Pool, logger?: Logger): Nodes {
-  const options = logger ? { logger } : {};
+export function createNodes(pool: Pool, logger?: Logger, maxResultBytes?: number): Nodes {
+  const options = { ...(logger ? { logger } : {}), ...(maxResultBytes ? { maxResultBytes } : {}) };
   return {
     storage: new NodePatternStorageEffect(pool, options),
     query: new NodePatternQueryEffect(pool, options),
