@@ -218,6 +218,15 @@ describe("the seed's serialised contract", () => {
     ).toBe('unknown field "foo"');
   });
 
+  it('refuses a period longer than 100 years, naming period_end', () => {
+    const period = (period_start: string, period_end: string) =>
+      decode('pattern.analytics.compute', { operation: 'compute_analytics', period_start, period_end });
+    expect(errorOf(period('0001-01-01T00:00:00Z', '9999-12-31T23:59:59Z'))?.message).toBe(
+      'period_end: must be at most 36525 days (100 years) after period_start',
+    );
+    expect(period('1950-01-01T00:00:00Z', '2050-01-01T00:00:00Z').ok).toBe(true);
+  });
+
   it('reads a naive date-time as UTC', () => {
     const r = decode('pattern.analytics.compute', {
       operation: 'compute_analytics',

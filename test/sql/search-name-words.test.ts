@@ -39,7 +39,7 @@ beforeAll(async () => {
        ('PooledConfigReader', 'code', 'go'), ('circuit_breaker', 'code', 'python'), ('HTTPRetry', 'code', 'go')`,
   );
   const second = await migrate(db.pool);
-  expect(second.applied).toEqual([expect.stringMatching(/^021_/)]);
+  expect(second.applied[0]).toMatch(/^021_/);
 });
 afterAll(async () => db.drop());
 
