@@ -1,11 +1,13 @@
 // NodePatternStorageEffect: insert, update, delete, batch_insert of pattern templates.
-import { notFound } from '../contracts/errors.ts';
+import { EffectError, notFound } from '../contracts/errors.ts';
+import { DEFAULT_MAX_RESULT_BYTES } from '../contracts/results.ts';
 import { EDITABLE_COLUMNS, type InsertData } from '../contracts/fields.ts';
 import type { BatchInsertRequest, UpdateRequest } from '../contracts/requests.ts';
 import type { PoolClient } from '../db/pool.ts';
 import { EffectNode, type Handlers, type NodeOptions } from './effect-node.ts';
 import type { EffectScope } from './effect-runner.ts';
 import type { Pool } from '../db/pool.ts';
+import { rowBytes } from './pattern-sql.ts';
 
 // Column types for jsonb_to_recordset; every insertable column is listed, none comes from input.
 const COLUMN_TYPES: Record<string, string> = {
@@ -52,17 +54,38 @@ const INSERT_SQL = `
   INSERT INTO pattern_templates (${RECORD_COLUMNS.join(', ')}, updated_at)
   SELECT ${SELECTED.join(', ')}, x.discovered_at
     FROM jsonb_to_recordset($1::jsonb) AS x(${RECORD_TYPES.join(', ')})
-  RETURNING id, pattern_name, discovered_at`;
+  RETURNING id, pattern_name, discovered_at, ${rowBytes('pattern_templates')} AS row_bytes`;
 
 interface InsertedRow {
   id: string;
   pattern_name: string;
   discovered_at: Date;
+  row_bytes: number;
+}
+
+/** A pattern that no read could return whole is refused when it is written, not on every read after. */
+function refuseUnreadable(
+  row: { row_bytes: number | string; id?: string },
+  max: number,
+  field: string,
+): void {
+  const bytes = Number(row.row_bytes);
+  if (bytes <= max) return;
+  throw new EffectError(
+    'PAYLOAD_TOO_LARGE',
+    `${field}: the pattern would take about ${bytes} bytes, more than the ${max} bytes a result may carry ` +
+      '(WORKER_MAX_RESULT_BYTES), so no read could return it: make its text or context smaller',
+    { field, pattern_bytes: bytes, max_result_bytes: max },
+  );
 }
 
 export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
+  /** The largest pattern a read can return (WORKER_MAX_RESULT_BYTES); a larger one is not written. */
+  readonly maxResultBytes: number;
+
   constructor(pool: Pool, options: NodeOptions = {}) {
     super('pattern.insert', pool, options);
+    this.maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
   }
 
   protected readonly handlers: Handlers<'pattern.insert'> = {
@@ -89,7 +112,11 @@ export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
     });
     const { rows } = await scope.client.query<InsertedRow>(INSERT_SQL, [JSON.stringify(records)]);
     const byId = new Map(rows.map((r) => [r.id, r]));
-    return records.map((r) => byId.get(r.id as string) as InsertedRow);
+    const inserted = records.map((r) => byId.get(r.id as string) as InsertedRow);
+    inserted.forEach((row, i) =>
+      refuseUnreadable(row, this.maxResultBytes, patterns.length === 1 ? 'data' : `patterns[${i}]`),
+    );
+    return inserted;
   }
 
   async #batchInsert(request: BatchInsertRequest, scope: EffectScope) {
@@ -109,13 +136,14 @@ export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
       fields.push(column);
     }
     values.push(scope.eventTime);
-    const { rows } = await scope.client.query<{ pattern_name: string; updated_at: Date }>(
+    const { rows } = await scope.client.query<{ pattern_name: string; updated_at: Date; row_bytes: number }>(
       `UPDATE pattern_templates SET ${sets.join(', ')}, updated_at = $${values.length} WHERE id = $1
-       RETURNING pattern_name, updated_at`,
+       RETURNING pattern_name, updated_at, ${rowBytes('pattern_templates')} AS row_bytes`,
       values,
     );
     const row = rows[0];
     if (!row) throw notFound(request.pattern_id);
+    refuseUnreadable(row, this.maxResultBytes, 'data');
     return {
       pattern_id: request.pattern_id,
       pattern_name: row.pattern_name,

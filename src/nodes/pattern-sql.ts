@@ -41,7 +41,7 @@ export function patternColumns(alias: string): string {
 /** About the bytes a returned pattern row takes in a result: its text, tags and context as stored (JSON
  * escaping can add to that) and a fixed part for the other columns. Lengths of stored text are read
  * without decompressing it. */
-function rowBytes(a: string): string {
+export function rowBytes(a: string): string {
   const sized = ['template_code', 'description', 'example_usage', 'source', 'tags::text', 'context::text'];
   return `(1024 + ${sized.map((c) => `coalesce(octet_length(${a}.${c}), 0)`).join(' + ')})`;
 }

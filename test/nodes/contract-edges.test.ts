@@ -370,3 +370,104 @@ describe('a pattern as its own parent or successor', () => {
     });
   });
 });
+
+describe('patterns larger than a result may carry', () => {
+  const max = 60_000;
+  const big = (name: string, id = randomUUID()) => ({
+    ...base(name),
+    pattern_id: id,
+    template_code: 'x'.repeat(20_000),
+    tags: ['large'],
+  });
+
+  it('are refused when written, by insert, batch_insert and update, and nothing is stored', async () => {
+    const small = new NodePatternStorageEffect(db.pool, { maxResultBytes: max });
+    const count = async () =>
+      (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pattern_templates')).rows[0]?.n;
+    const before = await count();
+    const huge = await small.executeEffect({
+      operation: 'insert',
+      data: { ...big('TooLarge'), context: { blob: 'y'.repeat(50_000) } },
+    } as never);
+    expect(huge.error, JSON.stringify(huge.error)).toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+      details: { field: 'data', max_result_bytes: max },
+    });
+    expect(huge.error?.message).toMatch(
+      /^data: the pattern would take about \d+ bytes, more than the 60000 bytes/,
+    );
+    const batch = await small.executeEffect({
+      operation: 'batch_insert',
+      patterns: [big('FitsInBatch'), { ...big('TooLargeInBatch'), context: { blob: 'z'.repeat(45_000) } }],
+    } as never);
+    expect(batch.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { field: 'patterns[1]' } });
+    expect(await count()).toBe(before);
+    const id = randomUUID();
+    expect(
+      (await small.executeEffect({ operation: 'insert', data: big('Grows', id) } as never)).success,
+    ).toBe(true);
+    const grown = await small.executeEffect({
+      operation: 'update',
+      pattern_id: id,
+      data: { context: { grown: 'e'.repeat(45_000) } },
+    } as never);
+    expect(grown.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { field: 'data' } });
+    const { rows } = await db.pool.query('SELECT context FROM pattern_templates WHERE id = $1', [id]);
+    expect(rows[0]).toEqual({ context: {} });
+  });
+
+  it('are read a page at a time only as far as a result holds, in every list, saying how many fit', async () => {
+    const reads = new NodePatternQueryEffect(db.pool, { maxResultBytes: max });
+    const ids = Array.from({ length: 6 }, () => randomUUID());
+    const writer = new NodePatternStorageEffect(db.pool);
+    for (const [i, id] of ids.entries()) {
+      await writer.executeEffect({ operation: 'insert', data: big(`LargePage${i}`, id) } as never);
+      // get_top ranks patterns with usage.
+      await update.executeEffect({ operation: 'record_usage', pattern_id: id, usage_data: {} } as never);
+    }
+    await update.executeEffect({
+      operation: 'create_relationship',
+      relationship_data: {
+        source_pattern_id: ids[0],
+        target_pattern_id: ids[1],
+        relationship_type: 'similar',
+      },
+    } as never);
+    const pages = [
+      { operation: 'filter', filters: { tags: ['large'] }, limit: 6 },
+      { operation: 'get_by_type', filters: { pattern_type: 'code', tags: ['large'] }, limit: 6 },
+      { operation: 'get_top', filters: { tags: ['large'] }, limit: 6 },
+      { operation: 'search', search_query: 'LargePage', filters: { tags: ['large'] }, limit: 6 },
+    ];
+    for (const page of pages) {
+      const r = await reads.executeEffect(page as never);
+      expect(r.error?.code, `${page.operation}: ${JSON.stringify(r).slice(0, 300)}`).toBe(
+        'PAYLOAD_TOO_LARGE',
+      );
+      expect(r.error?.message, page.operation).toBe(
+        'the first 2 of the 6 patterns of this page fit in a result; with the next one it would pass the ' +
+          '60000 bytes a result may carry (WORKER_MAX_RESULT_BYTES): ask for at most 2 (limit)',
+      );
+      const fits = await reads.executeEffect({ ...page, limit: 2 } as never);
+      expect(fits.success, page.operation).toBe(true);
+      expect(
+        (fits.data as Record<string, unknown>[]).map((p) => Object.keys(p).filter((k) => k.startsWith('_'))),
+      ).toEqual([[], []]);
+    }
+    const related = await reads.executeEffect({ operation: 'get_related', pattern_id: ids[0] } as never);
+    expect((related.data as { pattern_id: string }[]).map((p) => p.pattern_id)).toEqual([ids[1]]);
+    const one = await reads.executeEffect({ operation: 'get_by_id', pattern_id: ids[0] } as never);
+    expect(one.success).toBe(true);
+    const tiny = new NodePatternQueryEffect(db.pool, { maxResultBytes: 10_000 });
+    const whole = await tiny.executeEffect({
+      operation: 'get_by_name',
+      pattern_name: 'LargePage0',
+      language: 'go',
+    } as never);
+    expect(whole.error?.message).toMatch(
+      new RegExp(
+        `^pattern ${ids[0]} takes about \\d+ bytes, more than the 10000 bytes a result may carry .*: it cannot be returned$`,
+      ),
+    );
+  });
+});
