@@ -18,6 +18,7 @@ import {
   Params,
   patternColumns,
   whereClause,
+  rowBytes,
   withinBytes,
 } from './pattern-sql.ts';
 import { DEFAULT_MAX_RESULT_BYTES } from '../contracts/results.ts';
@@ -90,38 +91,57 @@ async function pageWithin(
   return rows;
 }
 
-const byId = (a: string) => `${a}.id`;
+/** One pattern row, or PAYLOAD_TOO_LARGE when it is larger than a result may carry (one row: read whole,
+ * without the page's window). */
+async function oneWithin(db: Db, statement: Statement, budget: number): Promise<Row | undefined> {
+  const { rows } = await db.query<Row>(
+    `SELECT s.*, ${rowBytes('s')} AS _row_bytes FROM (${statement.text}) s`,
+    statement.values,
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const bytes = Number(row._row_bytes);
+  if (bytes > budget) {
+    throw new EffectError(
+      'PAYLOAD_TOO_LARGE',
+      `pattern ${String(row.id)} takes about ${bytes} bytes, more than the ${budget} bytes a result may ` +
+        'carry (WORKER_MAX_RESULT_BYTES): it cannot be returned',
+      { max_result_bytes: budget, page_rows: 1, rows_that_fit: 0 },
+    );
+  }
+  delete row._row_bytes;
+  return row;
+}
+
 const byRelevance = (a: string) => `${a}.relevance DESC, ${a}.id`;
 
 async function getById(client: PoolClient, patternId: string, budget: number) {
-  const rows = await pageWithin(
+  const row = await oneWithin(
     client,
     { text: `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.id = $1`, values: [patternId] },
-    byId,
     budget,
   );
-  if (rows.length === 0) throw notFound(patternId);
-  return rows[0];
+  if (!row) throw notFound(patternId);
+  return row;
 }
 
 // The name and language are unique together (pattern_templates_name_language_key): one index lookup.
 async function getByName(client: PoolClient, patternName: string, language: string, budget: number) {
-  const rows = await pageWithin(
+  const row = await oneWithin(
     client,
     {
       text: `SELECT ${patternColumns('p')} FROM pattern_templates p WHERE p.pattern_name = $1 AND p.language = $2`,
       values: [patternName, language],
     },
-    byId,
     budget,
   );
-  if (rows.length === 0) {
+  if (!row) {
     throw new EffectError('NOT_FOUND', `no pattern named ${JSON.stringify(patternName)} in ${language}`, {
       pattern_name: patternName,
       language,
     });
   }
-  return rows[0];
+  return row;
 }
 
 // Full-text over name words, tags, description and template, ranked by ts_rank_cd plus trigram word
