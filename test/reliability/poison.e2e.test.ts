@@ -432,12 +432,13 @@ function cases(): Case[] {
       repeat('[', 3 * LIMIT),
       refuse('PAYLOAD_TOO_LARGE'),
     ),
-    // A valid insert near the limit, then (phase 2) a read whose result would exceed WORKER_MAX_RESULT_BYTES.
+    // A valid insert near the limit makes a pattern no result could carry: refused, so that (phase 2) a
+    // read of it finds nothing (large-pages.e2e reads patterns written past the bound).
     {
       ...valid(
         'valid insert of about 1,040,000 bytes',
         'pattern.insert',
-        { either: 'context' },
+        refuse('PAYLOAD_TOO_LARGE', 'WORKER_MAX_RESULT_BYTES'),
         {
           body: insertBody('', bigId, { context: { blob: 'b'.repeat(1_040_000) } }),
         },
@@ -445,9 +446,9 @@ function cases(): Case[] {
       patternId: bigId,
     },
     valid(
-      'get_by_id whose result exceeds WORKER_MAX_RESULT_BYTES',
+      'get_by_id of the pattern refused as larger than WORKER_MAX_RESULT_BYTES',
       'pattern.search.request',
-      refuse('PAYLOAD_TOO_LARGE'),
+      refuse('NOT_FOUND'),
       {
         body: { operation: 'get_by_id', pattern_id: bigId },
         phase: 2,
