@@ -65,9 +65,10 @@ function unstorableString(
         : { path: at, why: WELL_FORMED };
   if (typeof value === 'string') return judge(value, path);
   if (typeof value !== 'object' || value === null) return undefined;
+  const isArray = Array.isArray(value);
   for (const [key, v] of Object.entries(value)) {
-    const at = Array.isArray(value) ? [...path, Number(key)] : [...path, key];
-    const found = (Array.isArray(value) ? undefined : judge(key, at)) ?? unstorableString(v, at);
+    const at = [...path, isArray ? Number(key) : key];
+    const found = (isArray ? undefined : judge(key, at)) ?? unstorableString(v, at);
     if (found) return found;
   }
   return undefined;

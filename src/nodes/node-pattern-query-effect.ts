@@ -62,6 +62,16 @@ export class NodePatternQueryEffect extends EffectNode<'pattern.search.request'>
 type Statement = { text: string; values: unknown[] };
 type Db = Pick<PoolClient, 'query'>;
 
+/** One pattern larger than a result may carry: refused by name, wherever it is read. */
+function cannotBeReturned(row: Row, bytes: number, budget: number, pageRows: number): EffectError {
+  return new EffectError(
+    'PAYLOAD_TOO_LARGE',
+    `pattern ${String(row.id)} takes about ${bytes} bytes, more than the ${budget} bytes a result may ` +
+      'carry (WORKER_MAX_RESULT_BYTES): it cannot be returned',
+    { max_result_bytes: budget, page_rows: pageRows, rows_that_fit: 0 },
+  );
+}
+
 /** `statement`'s rows (pattern rows, ordered by `orderBy`), or PAYLOAD_TOO_LARGE, before they are read,
  * when they would pass `budget` bytes, saying how many would fit. */
 async function pageWithin(
@@ -76,14 +86,12 @@ async function pageWithin(
   if (last && Number(last._bytes_upto) > budget) {
     const fit = rows.length - 1;
     const pageRows = Number(last._page_rows);
+    if (fit === 0) throw cannotBeReturned(last, Number(last._row_bytes), budget, pageRows);
     throw new EffectError(
       'PAYLOAD_TOO_LARGE',
-      fit === 0
-        ? `pattern ${String(last.id)} takes about ${Number(last._row_bytes)} bytes, more than the ${budget} ` +
-            'bytes a result may carry (WORKER_MAX_RESULT_BYTES): it cannot be returned'
-        : `the first ${fit} of the ${pageRows} patterns of this page fit in a result; with the next one it ` +
-            `would pass the ${budget} bytes a result may carry (WORKER_MAX_RESULT_BYTES): ask for at most ` +
-            `${fit} (limit)`,
+      `the first ${fit} of the ${pageRows} patterns of this page fit in a result; with the next one it ` +
+        `would pass the ${budget} bytes a result may carry (WORKER_MAX_RESULT_BYTES): ask for at most ` +
+        `${fit} (limit)`,
       { max_result_bytes: budget, page_rows: pageRows, rows_that_fit: fit },
     );
   }
@@ -101,14 +109,7 @@ async function oneWithin(db: Db, statement: Statement, budget: number): Promise<
   const row = rows[0];
   if (!row) return undefined;
   const bytes = Number(row._row_bytes);
-  if (bytes > budget) {
-    throw new EffectError(
-      'PAYLOAD_TOO_LARGE',
-      `pattern ${String(row.id)} takes about ${bytes} bytes, more than the ${budget} bytes a result may ` +
-        'carry (WORKER_MAX_RESULT_BYTES): it cannot be returned',
-      { max_result_bytes: budget, page_rows: 1, rows_that_fit: 0 },
-    );
-  }
+  if (bytes > budget) throw cannotBeReturned(row, bytes, budget, 1);
   delete row._row_bytes;
   return row;
 }
@@ -320,15 +321,17 @@ const LISTS = {
   filter: {
     from: 'pattern_templates p',
     columns: patternColumns('p'),
-    orderBy: 'p.confidence_score DESC NULLS LAST, p.id',
-    pageOrder: (a: string) => `${a}.confidence_score DESC NULLS LAST, ${a}.id`,
+    /** The order, over the columns of the alias given: the source's (`sortedBy`) and the page's. */
+    order: (a: string) => `${a}.confidence_score DESC NULLS LAST, ${a}.id`,
+    sortedBy: 'p',
   },
   top: {
     // v_pattern_ranking ranks every pattern; v_top_patterns (the seed's view) is its non-deprecated part.
     from: 'v_pattern_ranking t JOIN pattern_templates p ON p.id = t.id',
     columns: `${patternColumns('p')}, t.rank, t.wilson_score`,
-    orderBy: 't.rank',
-    pageOrder: (a: string) => `${a}.rank, ${a}.id`,
+    // rank is a row_number: unique.
+    order: (a: string) => `${a}.rank`,
+    sortedBy: 't',
   },
 } as const;
 
@@ -338,19 +341,19 @@ async function listPatterns(
   { filters, limit, offset }: { filters?: Filters | null | undefined; limit: number; offset: number },
   budget: number,
 ) {
-  const { from, columns, orderBy, pageOrder } = LISTS[list];
+  const { from, columns, order, sortedBy } = LISTS[list];
   const params = new Params();
   const page = `SELECT ${columns} FROM ${from}
        ${whereClause(filterConditions(filters, params))}
-      ORDER BY ${orderBy}
+      ORDER BY ${order(sortedBy)}
       LIMIT ${params.add(limit)} OFFSET ${params.add(offset)}`;
   // The seed's get_top rows carried recent_usage_count (migration 015): counted for the page only.
   const text =
     list === 'top'
       ? `SELECT page.*, pattern_recent_usage_count(page.id) AS recent_usage_count FROM (${page}) page
-          ORDER BY page.rank`
+          ORDER BY ${order('page')}`
       : page;
-  return pageWithin(client, { text, values: params.values }, pageOrder, budget);
+  return pageWithin(client, { text, values: params.values }, order, budget);
 }
 
 // The seed returned outgoing relationships only; `direction` asks for incoming ones, or both.

@@ -57,10 +57,9 @@ export const PAGE_BYTES_COLUMNS = ['_row_bytes', '_bytes_upto', '_page_rows'] as
  */
 export function withinBytes(statement: string, orderBy: (alias: string) => string, budget: string): string {
   return `SELECT * FROM (
-      SELECT b.*, ${rowBytes('b')} AS _row_bytes,
-             sum(${rowBytes('b')}) OVER (ORDER BY ${orderBy('b')} ROWS UNBOUNDED PRECEDING) AS _bytes_upto,
+      SELECT b.*, sum(b._row_bytes) OVER (ORDER BY ${orderBy('b')} ROWS UNBOUNDED PRECEDING) AS _bytes_upto,
              count(*) OVER () AS _page_rows
-        FROM (${statement}) b
+        FROM (SELECT r.*, ${rowBytes('r')} AS _row_bytes FROM (${statement}) r) b
      ) s
    WHERE s._bytes_upto - s._row_bytes < ${budget}
    ORDER BY ${orderBy('s')}`;
