@@ -100,10 +100,18 @@ export const limit = z
   .min(1, 'must be at least 1')
   .max(1000, 'must be at most 1000')
   .default(10);
+/** The deepest page a list reads: every result before it is ranked or sorted first. On 100,000 patterns a
+ * search of one common word took 0.4 s at offset 0, 1.5 s at 10,000 and 4.3 s at 1,000,000 (the bound
+ * before). 10,000 is the window Elasticsearch allows too. */
+export const MAX_OFFSET = 10_000;
 export const offset = z
   .int('must be an integer')
   .min(0, 'must not be negative')
-  .max(1_000_000, 'must be at most 1000000')
+  .max(
+    MAX_OFFSET,
+    `must be at most ${MAX_OFFSET}: a deeper page ranks or sorts every result before it; narrow the ` +
+      'query or the filters instead',
+  )
   .default(0);
 
 export const filters = z.strictObject({

@@ -227,6 +227,25 @@ describe("the seed's serialised contract", () => {
     expect(period('1950-01-01T00:00:00Z', '2050-01-01T00:00:00Z').ok).toBe(true);
   });
 
+  it.each(['search', 'filter', 'get_top', 'get_by_type', 'get_related'])(
+    'refuses a page deeper than 10000 results (%s), naming offset',
+    (operation) => {
+      const page = (offset: number) =>
+        decode('pattern.search.request', {
+          operation,
+          search_query: operation === 'search' ? 'pooled config' : null,
+          pattern_id: operation === 'get_related' ? ID : null,
+          filters: operation === 'get_by_type' ? { pattern_type: 'singleton' } : null,
+          offset,
+        });
+      expect(errorOf(page(10_001))?.message).toBe(
+        'offset: must be at most 10000: a deeper page ranks or sorts every result before it; narrow the ' +
+          'query or the filters instead',
+      );
+      expect(page(10_000).ok).toBe(true);
+    },
+  );
+
   it('reads a naive date-time as UTC', () => {
     const r = decode('pattern.analytics.compute', {
       operation: 'compute_analytics',

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RELATIONSHIP_TYPES } from '../../src/contracts/fields.ts';
+import { MAX_OFFSET, RELATIONSHIP_TYPES } from '../../src/contracts/fields.ts';
 import { validateRequest } from '../../src/contracts/decode.ts';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { OPERATIONS, topicOfOperation, type Operation } from '../../src/contracts/operations.ts';
@@ -54,7 +54,7 @@ const nullish = <T>(arb: fc.Arbitrary<T>) => fc.oneof(fc.constant(undefined), fc
 const tags = fc.array(nameText(100), { maxLength: 5 });
 const context = fc.dictionary(unicode(10), fc.oneof(unicode(20), fc.integer(), fc.boolean()), { maxKeys: 3 });
 const limit = fc.option(fc.constantFrom(1, 10, 1000), { nil: undefined });
-const offset = fc.option(fc.constantFrom(0, 5, 1_000_000), { nil: undefined });
+const offset = fc.option(fc.constantFrom(0, 5, MAX_OFFSET), { nil: undefined });
 
 const patternData = fc.record(
   {
