@@ -364,6 +364,12 @@ const RELATED_SOURCES = {
                FROM pattern_relationships WHERE target_pattern_id = $1`,
 } as const;
 
+/** Related rows' order, over the relationship's alias and the pattern's (one alias for the page's rows).
+ * `direction` is part of it: with `both`, a pattern can be related each way by the same type. */
+const relatedOrder = (rel: string, pattern = rel) =>
+  `${rel}.strength DESC, ${pattern}.confidence_score DESC NULLS LAST, ${pattern}.id, ` +
+  `${rel}.relationship_type, ${rel}.direction`;
+
 async function getRelated(client: PoolClient, request: GetRelatedRequest, budget: number) {
   const exists = await client.query('SELECT 1 FROM pattern_templates WHERE id = $1', [request.pattern_id]);
   if (exists.rowCount === 0) throw notFound(request.pattern_id);
@@ -379,12 +385,11 @@ async function getRelated(client: PoolClient, request: GetRelatedRequest, budget
                FROM (${source}) r
                JOIN pattern_templates p ON p.id = r.other
               WHERE NOT p.is_deprecated
-              ORDER BY r.strength DESC, p.confidence_score DESC NULLS LAST, p.id, r.relationship_type
+              ORDER BY ${relatedOrder('r', 'p')}
               LIMIT $2 OFFSET $3`,
       values: [request.pattern_id, request.limit, request.offset],
     },
-    (a) =>
-      `${a}.strength DESC, ${a}.confidence_score DESC NULLS LAST, ${a}.id, ${a}.relationship_type, ${a}.direction`,
+    (a) => relatedOrder(a),
     budget,
   );
 }

@@ -349,6 +349,28 @@ describe('NodePatternQueryEffect', () => {
       ['RetryPolicy', 'complements', 0.8, 'outgoing'],
       ['RetryPolicy', 'uses', 0.3, 'incoming'],
     ]);
+    // Related each way by the same type and strength: pages of one row still give each once.
+    await update.executeEffect({
+      operation: 'create_relationship',
+      relationship_data: {
+        source_pattern_id: ids[1],
+        target_pattern_id: ids[0],
+        relationship_type: 'complements',
+        strength: 0.8,
+      },
+    } as never);
+    const pageOfOne = async (offset: number) =>
+      list(
+        await query.executeEffect({
+          operation: 'get_related',
+          pattern_id: ids[0],
+          direction: 'both',
+          limit: 1,
+          offset,
+        } as never),
+      ).map((r) => `${String(r.relationship_type)} ${String(r.direction)}`);
+    const pages = [...(await pageOfOne(0)), ...(await pageOfOne(1)), ...(await pageOfOne(2))];
+    expect(pages).toEqual(['complements incoming', 'complements outgoing', 'uses incoming']);
   });
 
   it('get_top ranks used patterns and honours filters', async () => {
