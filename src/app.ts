@@ -141,6 +141,9 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
               concurrency: config.WORKER_WRITES_CONCURRENCY_WHILE_READS,
             }
           : undefined,
+      // A write may have timed out waiting for a lock another transaction held; a read over the same data
+      // takes as long again: one more try, as the wire contract asks, then INTERNAL and a dead letter.
+      maxTimeoutAttempts: lane === 'writes' ? undefined : Math.min(2, config.WORKER_MAX_ATTEMPTS),
       maxRatePerSecond: 0,
       startOffsets: startOffsets.filter((s) => topics.includes(s.topic)),
     };

@@ -198,6 +198,54 @@ describe('LaneEngine', () => {
     expect(control.committed(0)).toBe(2n);
   });
 
+  it('runs other keys in the slot a failed message leaves free until its next try (a lane of one slot)', async () => {
+    // A backoff long enough that the retry cannot be what starts the reads below.
+    const { work, engine } = engineSetup({
+      concurrency: 1,
+      maxAttempts: 3,
+      backoff: { initialMs: 5_000, maxMs: 5_000 },
+    });
+    engine.accept('t', 0, [message(0, 0, 'read', 'slow'), message(0, 1, 'read', 'cheap')]);
+    engine.accept('t', 1, [message(1, 0, 'read', 'other')]);
+    await flush();
+    expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['slow']]);
+    work.fail(0, new TypeError('statement ran too long'));
+    const started: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      await flush();
+      expect(work.runs).toHaveLength(1);
+      started.push(...(work.runs[0]?.items.map((item) => item.key) ?? []));
+      work.succeed(0);
+    }
+    expect(started.sort()).toEqual(['cheap', 'other']);
+    await engine.drain(0);
+  });
+
+  it('gives a statement timeout the lane maxTimeoutAttempts tries, if fewer than maxAttempts', async () => {
+    const { RetryableError } = await import('../../src/contracts/errors.ts');
+    const timeout = () =>
+      new RetryableError('statement timeout or cancel', { bounded: true, errorClass: 'StatementTimeout' });
+    const { work, engine } = engineSetup({ maxAttempts: 5, maxTimeoutAttempts: 2 });
+    engine.accept('t', 0, [message(0, 0, 'read', 'a'), message(0, 1, 'read', 'b')]);
+    await flush();
+    for (let i = 0; i < 2; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      work.fail(
+        work.runs.findIndex((r) => r.items[0]?.key === 'a'),
+        timeout(),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 10));
+    expect(work.gaveUp.map((u) => u.attempt)).toEqual([2]);
+    // Other failures keep maxAttempts.
+    work.fail(
+      work.runs.findIndex((r) => r.items[0]?.key === 'b'),
+      new TypeError('boom'),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    expect(work.gaveUp).toHaveLength(1);
+  });
+
   it('splits a usage batch that failed into single events, each with its own tries', async () => {
     const { work, engine } = engineSetup({ maxAttempts: 2 });
     engine.accept('t', 0, [message(0, 0, 'usage', 'a'), message(0, 1, 'usage', 'b')]);

@@ -93,12 +93,12 @@ it('gives up on a statement that always times out after its tries, dead-letters 
   await lock.connect();
   await lock.query('BEGIN');
   await lock.query('SELECT id FROM pattern_templates WHERE id = $1 FOR UPDATE', [stuck]);
+  const worker = await stack.worker({
+    DB_STATEMENT_TIMEOUT_MS: '300',
+    WORKER_RETRY_MAX_MS: '400',
+    WORKER_MAX_ATTEMPTS: '3',
+  });
   try {
-    await stack.worker({
-      DB_STATEMENT_TIMEOUT_MS: '300',
-      WORKER_RETRY_MAX_MS: '400',
-      WORKER_MAX_ATTEMPTS: '3',
-    });
     const [stuckEvent, freeEvent] = [randomUUID(), randomUUID()];
     await stack.send('pattern.usage', [
       {
@@ -151,4 +151,73 @@ it('gives up on a statement that always times out after its tries, dead-letters 
     [stuck]: 0,
     [free]: 1,
   });
+  expect(await worker.stop('SIGTERM')).toBe(0);
+});
+
+it('gives a read that times out two tries, and runs the reads behind it in the gap between them', async () => {
+  const worker = await stack.worker({
+    DB_ANALYTICS_STATEMENT_TIMEOUT_MS: '300',
+    WORKER_ANALYTICS_CONCURRENCY: '1',
+    WORKER_MAX_ATTEMPTS: '5',
+    WORKER_RETRY_INITIAL_MS: '3000',
+    WORKER_RETRY_MAX_MS: '3000',
+  });
+  const pattern = randomUUID();
+  await stack.db.pool.query(
+    `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language) VALUES ($1, 'Cheap', 'code', 'go')`,
+    [pattern],
+  );
+  // Global usage trends read the hourly rollup, which this lock keeps from every reader until the end.
+  const lock = new pg.Client({ connectionString: stack.db.url });
+  await lock.connect();
+  await lock.query('BEGIN');
+  await lock.query('LOCK TABLE usage_global_hourly IN ACCESS EXCLUSIVE MODE');
+  const slow = randomUUID();
+  const cheap = [randomUUID(), randomUUID(), randomUUID()];
+  const topic = stack.names.result('pattern.analytics.compute');
+  const answers = new Map<string, { at: number; result: ModelResult }>();
+  const sentAt = Date.now();
+  try {
+    await stack.send('pattern.analytics.compute', [
+      {
+        key: 'slow',
+        partition: 0,
+        value: JSON.stringify({ correlation_id: slow, operation: 'get_usage_trends' }),
+      },
+      // Behind it in its own partition, and in the others.
+      ...cheap.map((correlation_id, i) => ({
+        key: `cheap-${i}`,
+        partition: i,
+        value: JSON.stringify({ correlation_id, operation: 'get_effectiveness', pattern_id: pattern }),
+      })),
+    ]);
+    await stack.results.waitFor(
+      (all) => {
+        for (const m of all) {
+          if (m.topic !== topic) continue;
+          const result = m.json<ModelResult>();
+          const cid = String(result.metadata.correlation_id);
+          if (!answers.has(cid)) answers.set(cid, { at: Date.now(), result });
+        }
+        return answers.has(slow) && cheap.every((c) => answers.has(c));
+      },
+      60_000,
+      'every answer',
+    );
+  } finally {
+    await lock.query('ROLLBACK');
+    await lock.end();
+  }
+  // The cheap reads ran in the 3 s gap after the first try, not after the last.
+  for (const c of cheap) {
+    expect(answers.get(c)?.result.success).toBe(true);
+    expect((answers.get(c)?.at ?? Infinity) - sentAt).toBeLessThan(2_500);
+  }
+  expect(answers.get(slow)?.result.error).toMatchObject({
+    code: 'INTERNAL',
+    message: expect.stringContaining('ran past the database') as unknown,
+    details: { attempts: 2, error_class: 'StatementTimeout' },
+  });
+  expect((answers.get(slow)?.at ?? 0) - sentAt).toBeLessThan(5_000);
+  expect(await worker.stop('SIGTERM')).toBe(0);
 });

@@ -5,11 +5,11 @@
 // unit's work is its database transaction; the broker's failures are the publisher's and the consumer's,
 // which retry them on their own (engine/publisher.ts, kafka/lane-consumer.ts).
 import { RetryableError } from '../../contracts/errors.ts';
-import { isTransientDbError } from '../../db/errors.ts';
+import { isTransientDbError, STATEMENT_TIMEOUT } from '../../db/errors.ts';
 
 export type Failure =
   | { kind: 'transient'; source: 'database'; reason: string }
-  | { kind: 'permanent'; errorClass: string; reason: string };
+  | { kind: 'permanent'; errorClass: string; reason: string; timedOut?: true };
 
 function errorName(err: unknown): string {
   if (err instanceof Error) return err.name || err.constructor.name || 'Error';
@@ -22,9 +22,10 @@ function message(err: unknown): string {
 
 export function classifyFailure(err: unknown): Failure {
   if (err instanceof RetryableError) {
-    return err.bounded
-      ? { kind: 'permanent', errorClass: err.errorClass, reason: err.reason }
-      : { kind: 'transient', source: 'database', reason: err.reason };
+    if (!err.bounded) return { kind: 'transient', source: 'database', reason: err.reason };
+    return err.errorClass === STATEMENT_TIMEOUT
+      ? { kind: 'permanent', errorClass: err.errorClass, reason: err.reason, timedOut: true }
+      : { kind: 'permanent', errorClass: err.errorClass, reason: err.reason };
   }
   if (isTransientDbError(err)) return { kind: 'transient', source: 'database', reason: message(err) };
   return { kind: 'permanent', errorClass: errorName(err), reason: message(err) };

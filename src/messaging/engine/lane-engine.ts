@@ -507,7 +507,10 @@ export class LaneEngine<P extends Schedulable> {
       this.#pump();
     }, delay);
     this.#timers.add(timer);
-    // The units queued behind it start when the partition's backoff ends: the pump wakes itself for that.
+    // Its slot is free until then: other keys' units start now (a partition backing off waits for its
+    // backoff's end, which the pump wakes itself for). Without this a lane of one slot sat idle through
+    // every retry gap of a failing message, and the cheap reads queued behind it waited for all its tries.
+    this.#pump();
   }
 
   // ---- offsets and flow control

@@ -12,6 +12,9 @@ export type RetryDecision =
 
 export interface RetryPolicy {
   maxAttempts: number;
+  /** Tries of a message whose statement ran past the statement timeout, if fewer (a read lane's: the same
+   * statement over the same data takes as long again, and holds a slot each time). */
+  maxTimeoutAttempts?: number | undefined;
   backoff: BackoffPolicy;
 }
 
@@ -34,7 +37,10 @@ export function decideRetry(
       backOffPartition: true,
     };
   }
-  if (attempt >= policy.maxAttempts) return { action: 'give-up', failure };
+  const tries = failure.timedOut
+    ? Math.min(policy.maxAttempts, policy.maxTimeoutAttempts ?? policy.maxAttempts)
+    : policy.maxAttempts;
+  if (attempt >= tries) return { action: 'give-up', failure };
   if (batched) return { action: 'split' };
   return {
     action: 'retry',

@@ -20,6 +20,8 @@ export interface LaneSettings {
   maxRatePerSecond: number;
   /** Tries of a message that fails with an error that is not transient. */
   maxAttempts: number;
+  /** ... of one whose statement ran past the statement timeout, if fewer (read lanes). */
+  maxTimeoutAttempts?: number | undefined;
   backoff: BackoffPolicy;
   /** Most usage events in one transaction, and most bytes of their request values. */
   maxBatch: number;

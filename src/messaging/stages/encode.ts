@@ -62,6 +62,8 @@ function int64(n: string | number): Buffer {
 export interface GaveUp {
   attempts: number;
   errorClass: string;
+  /** Every try ran past the statement timeout. */
+  timedOut?: boolean;
 }
 
 type Carried = Buffer | string;
