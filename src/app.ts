@@ -278,6 +278,11 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       select: options.select,
     });
     for (const lane of lanes) metrics.laneBudget(lane.name, lane.concurrency);
+    metrics.watchPartitions(() =>
+      (worker?.lanes ?? []).flatMap((l) =>
+        l.engine.partitionWaits().map((w) => ({ ...w, lane: l.settings.name })),
+      ),
+    );
     worker = new Worker({
       kafka,
       lanes,

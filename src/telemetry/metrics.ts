@@ -11,6 +11,13 @@ export interface PoolStats {
   waitingCount: number;
 }
 
+export interface PartitionWaiting {
+  lane: string;
+  topic: string;
+  partition: number;
+  waitingMs: number;
+}
+
 export interface WorkerMetrics {
   /** One processed message: its lane, topic, operation and outcome (success, error, duplicate, dead_letter). */
   processed(attributes: {
@@ -36,8 +43,10 @@ export interface WorkerMetrics {
   /** Units running and messages queued in a lane, and the lane's concurrency budget. */
   laneLoad(lane: string, running: number, queued: number): void;
   laneBudget(lane: string, concurrency: number): void;
-  /** High watermark minus next offset, per partition, as seen on the latest fetch. */
+  /** High watermark minus the first offset not done, per partition, as seen on the latest fetch. */
   lag(topic: string, partition: number, lag: number): void;
+  /** Read when scraped: how long each partition's oldest unfinished message has held its commit point. */
+  watchPartitions(source: () => readonly PartitionWaiting[]): void;
   watchPool(pool: PoolStats): void;
   /** Identity records whose result body was pruned, and the bytes of JSON that freed. */
   pruned(rows: number, bytes: number): void;
@@ -151,7 +160,8 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
   const lags = new Map<string, { topic: string; partition: number; lag: number }>();
   meter
     .createObservableGauge('messaging.kafka.consumer.lag', {
-      description: 'Messages behind the end of the partition at the latest fetch',
+      description:
+        'Messages between the first one not done (effect and result) and the end of the partition, at the latest fetch',
       unit: '{message}',
     })
     .addCallback((result) => {
@@ -161,6 +171,25 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
           'messaging.destination.partition.id': String(partition),
           'messaging.consumer.group.name': groupOf(topic),
         });
+      }
+    });
+  let partitionSources: (() => readonly PartitionWaiting[])[] = [];
+  meter
+    .createObservableGauge('pattern_worker.partition.waiting', {
+      description:
+        "How long the partition's oldest unfinished message has held its commit point (0: nothing unfinished)",
+      unit: 's',
+    })
+    .addCallback((result) => {
+      for (const source of partitionSources) {
+        for (const w of source()) {
+          result.observe(w.waitingMs / 1000, {
+            'pattern.lane': w.lane,
+            'messaging.destination.name': w.topic,
+            'messaging.destination.partition.id': String(w.partition),
+            'messaging.consumer.group.name': groupOf(w.topic),
+          });
+        }
       }
     });
   let pools: PoolStats[] = [];
@@ -244,6 +273,9 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
     },
     watchPool(pool) {
       pools = [...pools, pool];
+    },
+    watchPartitions(source) {
+      partitionSources = [...partitionSources, source];
     },
   };
 }

@@ -354,6 +354,7 @@ describe('alerts and the Grafana dashboard', () => {
       'PatternWorkerRetries',
       'PatternWorkerNotReady',
       'PatternWorkerNotConsuming',
+      'PatternWorkerPartitionHeld',
     ]);
   });
 

@@ -246,6 +246,37 @@ describe('LaneEngine', () => {
     expect(work.gaveUp).toHaveLength(1);
   });
 
+  it('says how long each partition has waited at its done position, and resets when it moves', async () => {
+    const { work, publisher, engine } = engineSetup({ concurrency: 2 });
+    const later = (ms: number) => Date.now() + ms;
+    expect(engine.partitionWaits()).toEqual([]);
+    engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
+    engine.accept('t', 1, [message(1, 0, 'write', 'c')], 1n);
+    await flush();
+    const byPartition = (now: number) =>
+      Object.fromEntries(engine.partitionWaits(now).map((w) => [w.partition, w]));
+    expect(byPartition(later(5_000))[0]).toMatchObject({ done: 0n, unfinished: 2 });
+    expect(byPartition(later(5_000))[0]?.waitingMs).toBeGreaterThanOrEqual(5_000);
+    expect(engine.donePosition('t', 0)).toBe(0n);
+    // Offset 1 done first: the done position stays, so does the wait.
+    work.succeed(work.runs.findIndex((r) => r.items[0]?.key === 'b'));
+    await flush();
+    publisher.ack();
+    await flush();
+    expect(byPartition(later(5_000))[0]?.waitingMs).toBeGreaterThanOrEqual(5_000);
+    work.succeed(work.runs.findIndex((r) => r.items[0]?.key === 'a'));
+    await flush();
+    publisher.ack();
+    await flush();
+    expect(byPartition(later(5_000))[0]).toMatchObject({ done: 2n, unfinished: 0, waitingMs: 0 });
+    expect(engine.donePosition('t', 0)).toBe(2n);
+    expect(byPartition(later(5_000))[1]?.unfinished).toBe(1);
+    // Work arriving at an idle partition waits from its arrival, not from the last move.
+    engine.accept('t', 0, [message(0, 2, 'write', 'd')], 3n);
+    expect(byPartition(Date.now())[0]?.waitingMs).toBeLessThan(1_000);
+    expect(engine.donePosition('t', 9)).toBeUndefined();
+  });
+
   it('splits a usage batch that failed into single events, each with its own tries', async () => {
     const { work, engine } = engineSetup({ maxAttempts: 2 });
     engine.accept('t', 0, [message(0, 0, 'usage', 'a'), message(0, 1, 'usage', 'b')]);

@@ -191,19 +191,43 @@ it('gives a read that times out two tries, and runs the reads behind it in the g
         value: JSON.stringify({ correlation_id, operation: 'get_effectiveness', pattern_id: pattern }),
       })),
     ]);
-    await stack.results.waitFor(
-      (all) => {
-        for (const m of all) {
-          if (m.topic !== topic) continue;
-          const result = m.json<ModelResult>();
-          const cid = String(result.metadata.correlation_id);
-          if (!answers.has(cid)) answers.set(cid, { at: Date.now(), result });
-        }
-        return answers.has(slow) && cheap.every((c) => answers.has(c));
+    const answered = (cids: string[], what: string) =>
+      stack.results.waitFor(
+        (all) => {
+          for (const m of all) {
+            if (m.topic !== topic) continue;
+            const result = m.json<ModelResult>();
+            const cid = String(result.metadata.correlation_id);
+            if (!answers.has(cid)) answers.set(cid, { at: Date.now(), result });
+          }
+          return cids.every((c) => answers.has(c));
+        },
+        60_000,
+        what,
+      );
+    await answered(cheap, 'the cheap reads');
+    // While the slow read waits for its second try, the operator sees its partition held: the lag counts
+    // it, and how long it has held the commit point.
+    expect(answers.has(slow)).toBe(false);
+    const partition0 = [
+      `messaging_destination_name="${stack.names.request('pattern.analytics.compute')}"`,
+      'messaging_destination_partition_id="0"',
+    ];
+    const gauge = (text: string, name: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`${name}{`) && partition0.every((x) => l.includes(x)))
+        .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+    await vi.waitFor(
+      async () => {
+        const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
+        expect(gauge(text, 'pattern_worker_partition_waiting')[0]).toBeGreaterThan(0.5);
+        // The slow read and the cheap one done behind it, in partition 0.
+        expect(gauge(text, 'messaging_kafka_consumer_lag')[0]).toBe(2);
       },
-      60_000,
-      'every answer',
+      { timeout: 2_000, interval: 100 },
     );
+    await answered([slow], 'the slow read');
   } finally {
     await lock.query('ROLLBACK');
     await lock.end();

@@ -83,4 +83,16 @@ groups:
           summary: "{{`Nothing consumed from {{ $labels.messaging_destination_name }} while it is {{ $value | humanize }} behind`}}"
           description: >-
             {{`Group {{ $labels.messaging_consumer_group_name }} has lag on {{ $labels.messaging_destination_name }}`}} and has processed nothing from it for 5m plus {{ $r.notConsuming.for }}: its consumers are stuck, paused or gone. Check the workers' readiness and logs.
+      - alert: PatternWorkerPartitionHeld
+        expr: |
+          max without (instance, pod) (pattern_worker_partition_waiting)
+            > {{ $r.partitionHeld.seconds | int64 }}
+        for: {{ $r.partitionHeld.for }}
+        labels:
+          severity: warning
+          {{- with $r.alertLabels }}{{ toYaml . | nindent 10 }}{{ end }}
+        annotations:
+          summary: "{{`Partition {{ $labels.messaging_destination_partition_id }} of {{ $labels.messaging_destination_name }} has not moved for {{ $value | humanizeDuration }}`}}"
+          description: >-
+            {{`Its oldest unfinished message has held the commit point of {{ $labels.messaging_destination_name }}/{{ $labels.messaging_destination_partition_id }} (lane {{ $labels.pattern_lane }})`}} for more than {{ $r.partitionHeld.seconds }} s, for {{ $r.partitionHeld.for }}: a message failing and being retried (the log names its offset), or a database that does not answer. Messages behind it on other keys go on, but nothing of the partition commits past it.
 {{- end }}

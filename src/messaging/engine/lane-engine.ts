@@ -11,7 +11,14 @@ import { mayResume, pauseReason, RateLimiter } from './flow-control.ts';
 import type { Lifecycle, UnitView } from './lifecycle.ts';
 import { PartitionRegistry, type PartitionState } from './partition-registry.ts';
 import { PartitionScheduler } from './partition-scheduler.ts';
-import type { ConsumerControl, RecordSink, Schedulable, UnitOutput, UnitWork } from './ports.ts';
+import type {
+  ConsumerControl,
+  PartitionWait,
+  RecordSink,
+  Schedulable,
+  UnitOutput,
+  UnitWork,
+} from './ports.ts';
 import { partitionKey, type InboundMessage } from './records.ts';
 import { decideRetry } from './retry-policy.ts';
 import type { LaneSettings } from './settings.ts';
@@ -101,6 +108,7 @@ export class LaneEngine<P extends Schedulable> {
       return;
     }
     const { state } = opening;
+    const wasIdle = state.tracker.unfinished === 0;
     if (opening.gap) {
       this.#o.logger.error(
         { lane: this.lane, topic, partition, from: String(opening.gap.from), to: String(opening.gap.to) },
@@ -127,11 +135,36 @@ export class LaneEngine<P extends Schedulable> {
       state.scheduler.push(item);
     }
     if (fetchedTo !== undefined) state.tracker.fetchedTo(fetchedTo);
+    if (wasIdle) state.waitingSince = Date.now();
     this.#progress(state);
     this.#pauseIfFull(state);
     this.#pump();
     // Skipped messages (replay) finish at once: their offsets may commit.
     if (state.tracker.safe > state.committed && state.tracker.unfinished === 0) void this.#committer.commit();
+  }
+
+  /** Where each partition of this lane stands: every message below `done` has its effect and result
+   * done; `waitingMs`: how long the oldest unfinished message has held that point (0: none unfinished). */
+  partitionWaits(now = Date.now()): PartitionWait[] {
+    const waits: PartitionWait[] = [];
+    for (const s of this.#partitions.live()) {
+      if (s.retired) continue;
+      const unfinished = s.tracker.unfinished;
+      waits.push({
+        topic: s.topic,
+        partition: s.partition,
+        done: s.tracker.safe,
+        unfinished,
+        waitingMs: unfinished > 0 ? Math.max(0, now - s.waitingSince) : 0,
+      });
+    }
+    return waits;
+  }
+
+  /** The partition's done position (see partitionWaits), if this lane has taken in any of it. */
+  donePosition(topic: string, partition: number): bigint | undefined {
+    const state = this.#partitions.get(topic, partition);
+    return state && !state.retired ? state.tracker.safe : undefined;
   }
 
   /** concurrencyNow() may have risen: start what it now allows. */
@@ -516,6 +549,10 @@ export class LaneEngine<P extends Schedulable> {
   // ---- offsets and flow control
 
   #progress(state: PartitionState<P>): void {
+    if (state.tracker.safe !== state.lastSafe) {
+      state.lastSafe = state.tracker.safe;
+      state.waitingSince = Date.now();
+    }
     this.#o.lifecycle.emit('partition.progress', {
       lane: this.lane,
       topic: state.topic,

@@ -66,8 +66,9 @@ export interface EngineEvents {
   'partition.progress': { lane: string; topic: string; partition: number; position: bigint };
   /** Offsets committed for the worker's consumer group. */
   'offsets.committed': { lane: string; offsets: { topic: string; partition: number; offset: string }[] };
-  /** A fetched batch: how far behind the partition's end the consumer is. */
-  'partition.fetched': { lane: string; topic: string; partition: number; lag: number };
+  /** A fetch answer: the partition's end (`highWatermark`), and the messages between the first one not
+   * done and that end (`lag`). */
+  'partition.fetched': { lane: string; topic: string; partition: number; lag: number; highWatermark: bigint };
   /** Fetching a partition stopped (buffer full, too much finished above a stuck commit point, the end of
    * a replay's range) or started again. */
   'partition.paused': {

@@ -29,6 +29,10 @@ export interface PartitionState<P extends Schedulable> {
   bytes: number;
   /** The last offset committed (or the start). */
   committed: bigint;
+  /** The safe position (tracker.safe) last seen, and since when (epoch ms) it has been there with
+   * messages unfinished above it: how long the partition's oldest unfinished message has held it. */
+  lastSafe: bigint;
+  waitingSince: number;
 }
 
 /** Seeks for one restart point before a gap is accepted (the log no longer holds those offsets). */
@@ -92,6 +96,8 @@ export class PartitionRegistry<P extends Schedulable> {
       paused: false,
       bytes: 0,
       committed: first,
+      lastSafe: first,
+      waitingSince: Date.now(),
     };
     this.#live.set(key, state);
     this.#order.push(state);

@@ -12,6 +12,17 @@ export interface PartitionOffset {
   offset: string;
 }
 
+/** Where one partition of a lane stands (LaneEngine.partitionWaits). */
+export interface PartitionWait {
+  topic: string;
+  partition: number;
+  /** Every message below it has its effect and its result done. */
+  done: bigint;
+  unfinished: number;
+  /** How long the oldest unfinished message has held `done` (ms; 0: none unfinished). */
+  waitingMs: number;
+}
+
 /** The engine's hold on its consumer. */
 export interface ConsumerControl {
   pause(topic: string, partition: number): void;

@@ -232,8 +232,18 @@ export class LaneConsumer<P extends Schedulable> {
   /** The lag after every fetch answer, records or not (a partition held still has one), and holds. */
   #onEnds(topic: string, partition: number, ends: PartitionEnds): void {
     const { lifecycle, logger } = this.#o;
-    const lag = Math.max(0, Number(ends.highWatermark - ends.position));
-    lifecycle.emit('partition.fetched', { lane: this.lane, topic, partition, lag });
+    // Counted from the first message not done, as the broker's committed lag is (a message that keeps
+    // failing holds it), not from the fetch position, which runs ahead of unfinished work.
+    const done = this.engine.donePosition(topic, partition);
+    const from = done !== undefined && done < ends.position ? done : ends.position;
+    const lag = Math.max(0, Number(ends.highWatermark - from));
+    lifecycle.emit('partition.fetched', {
+      lane: this.lane,
+      topic,
+      partition,
+      lag,
+      highWatermark: ends.highWatermark,
+    });
     const hold = this.#holds.observe(partitionKey(topic, partition), ends, Date.now());
     if (hold?.kind === 'held') {
       logger.warn(

@@ -2,6 +2,7 @@
 // progress (replay.ts) and the crash hook (app.ts) subscribe the same way.
 import type { WorkerMetrics } from '../../telemetry/metrics.ts';
 import { outcomeLabel, type Lifecycle, type UnitView } from '../engine/lifecycle.ts';
+import { partitionKey } from '../engine/records.ts';
 import { UnitTrace } from './unit-trace.ts';
 
 export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): void {
@@ -31,7 +32,17 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
       durationMs: performance.now() - unit.startedAt,
     });
   });
-  lifecycle.on('partition.fetched', ({ topic, partition, lag }) => metrics.lag(topic, partition, lag));
+  // The lag moves with the partition's done position too: a quiet partition gets no fetch answer (fetch
+  // sessions leave it out) after its last messages are done.
+  const ends = new Map<string, bigint>();
+  lifecycle.on('partition.fetched', ({ topic, partition, lag, highWatermark }) => {
+    ends.set(partitionKey(topic, partition), highWatermark);
+    metrics.lag(topic, partition, lag);
+  });
+  lifecycle.on('partition.progress', ({ topic, partition, position }) => {
+    const end = ends.get(partitionKey(topic, partition));
+    if (end !== undefined) metrics.lag(topic, partition, Number(end - position));
+  });
   lifecycle.on('lane.load', ({ lane, running, queued }) => metrics.laneLoad(lane, running, queued));
 }
 
