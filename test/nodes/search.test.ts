@@ -238,3 +238,34 @@ it('narrows a search filtered by language inside the text indexes (migration 019
   );
   expect(rows[0]?.indexdef).toContain('USING gin (name_text gin_trgm_ops, language)');
 });
+
+it('corrects a query once per statement, not once per pattern its checks scan', async () => {
+  // "asynk -async" on page 2 reaches the typo statement, whose checks that the corrected query matches
+  // nothing ran the correction for every pattern of a sequential scan: minutes on 100,000 patterns.
+  const calls = async (statement: { text: string; values: unknown[] }) => {
+    const client = await db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query("SET LOCAL track_functions = 'pl'");
+      await client.query(statement.text, statement.values);
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT pg_stat_get_xact_function_calls('pattern_typo_tsquery'::regproc) AS n`,
+      );
+      return Number(rows[0]?.n ?? 0);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  };
+  await db.pool.query(
+    `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language)
+     SELECT gen_random_uuid(), 'Async' || i || 'Worker', 'code', 'go' FROM generate_series(1, 300) AS i`,
+  );
+  for (const search_query of ['asynk -async', 'zebar -renderer']) {
+    const request = { search_query, filters: null, limit: 10, offset: 1 };
+    // Once per check that uses it, and by the planner for its estimates: a handful, whatever the number
+    // of patterns (614 for these 307 before).
+    expect(await calls(typoSearchStatement(request))).toBeLessThanOrEqual(8);
+    expect(await calls(correctedSearchStatement(request))).toBeLessThanOrEqual(8);
+  }
+});
