@@ -108,3 +108,14 @@ it('corrects only the words no name holds, and keeps exclusions, phrases and the
   expect(await corrected('qqqqqq')).toBeNull();
   expect(await corrected('the ... of')).toBeNull();
 });
+
+it('looks up no more words than corrections could fit, the first in the query (migration 023)', async () => {
+  // A file path is one part of many words. With a word beside it, the query has three parts, so at most
+  // (31 - 3) / 2 = 14 corrections fit: only the first 14 words no name holds are looked up (a path of a
+  // hundred words took up to 0.6 s on 100,000 patterns).
+  const path = (n: number) =>
+    '/' + Array.from({ length: n }, (_, i) => `zqx${String.fromCharCode(97 + i)}`).join('/');
+  expect(await corrected(`circut ${path(20)}`)).toContain("'circuit'");
+  expect(await corrected(`${path(20)} circut`)).toBeNull();
+  expect(await corrected(`${path(13)} circut`)).toContain("'circuit'");
+});
