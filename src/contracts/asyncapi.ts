@@ -88,7 +88,8 @@ const deadLetterHeaders: Json = {
     [HEADERS.dltExceptionFqcn]: { type: 'string', enum: [...ERROR_CODES], description: 'The error code.' },
     [HEADERS.dltExceptionMessage]: bytes('What was wrong, naming the field.'),
     [HEADERS.dltExceptionCauseFqcn]: bytes(
-      'Only on a message given up on after WORKER_MAX_ATTEMPTS tries (code INTERNAL): the class of the error.',
+      'Only on a message given up on after its tries (code INTERNAL; WORKER_MAX_ATTEMPTS, two for a search ' +
+        'or analytics request that timed out): the class of the error (StatementTimeout for a timeout).',
     ),
     [HEADERS.deliveryAttempt]: bytes(
       'Only with the header above: the tries made, 4-byte big-endian integer.',

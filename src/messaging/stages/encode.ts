@@ -62,7 +62,7 @@ function int64(n: string | number): Buffer {
 export interface GaveUp {
   attempts: number;
   errorClass: string;
-  /** Every try ran past the statement timeout. */
+  /** The last try ran past the statement timeout. */
   timedOut?: boolean;
 }
 

@@ -41,7 +41,8 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
   });
   lifecycle.on('partition.progress', ({ topic, partition, position }) => {
     const end = ends.get(partitionKey(topic, partition));
-    if (end !== undefined) metrics.lag(topic, partition, Number(end - position));
+    // A batch done before its fetch answer's end arrives is measured against the previous end: 0, not less.
+    if (end !== undefined) metrics.lag(topic, partition, Math.max(0, Number(end - position)));
   });
   lifecycle.on('lane.load', ({ lane, running, queued }) => metrics.laneLoad(lane, running, queued));
 }
