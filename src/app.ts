@@ -143,7 +143,7 @@ export function laneSettings(config: Config, options: WorkerAppOptions): LaneSet
           : undefined,
       // A write may have timed out waiting for a lock another transaction held; a read over the same data
       // takes as long again: one more try, as the wire contract asks, then INTERNAL and a dead letter.
-      maxTimeoutAttempts: lane === 'writes' ? undefined : Math.min(2, config.WORKER_MAX_ATTEMPTS),
+      maxTimeoutAttempts: lane === 'writes' ? undefined : 2,
       maxRatePerSecond: 0,
       startOffsets: startOffsets.filter((s) => topics.includes(s.topic)),
     };

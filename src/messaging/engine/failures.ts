@@ -9,7 +9,7 @@ import { isTransientDbError, STATEMENT_TIMEOUT } from '../../db/errors.ts';
 
 export type Failure =
   | { kind: 'transient'; source: 'database'; reason: string }
-  | { kind: 'permanent'; errorClass: string; reason: string; timedOut?: true };
+  | { kind: 'permanent'; errorClass: string; reason: string };
 
 function errorName(err: unknown): string {
   if (err instanceof Error) return err.name || err.constructor.name || 'Error';
@@ -22,13 +22,17 @@ function message(err: unknown): string {
 
 export function classifyFailure(err: unknown): Failure {
   if (err instanceof RetryableError) {
-    if (!err.bounded) return { kind: 'transient', source: 'database', reason: err.reason };
-    return err.errorClass === STATEMENT_TIMEOUT
-      ? { kind: 'permanent', errorClass: err.errorClass, reason: err.reason, timedOut: true }
-      : { kind: 'permanent', errorClass: err.errorClass, reason: err.reason };
+    return err.bounded
+      ? { kind: 'permanent', errorClass: err.errorClass, reason: err.reason }
+      : { kind: 'transient', source: 'database', reason: err.reason };
   }
   if (isTransientDbError(err)) return { kind: 'transient', source: 'database', reason: message(err) };
   return { kind: 'permanent', errorClass: errorName(err), reason: message(err) };
+}
+
+/** A statement cancelled by its statement timeout (a read lane gives it fewer tries). */
+export function ranPastTimeout(errorClass: string): boolean {
+  return errorClass === STATEMENT_TIMEOUT;
 }
 
 export function describeFailure(failure: Failure): string {

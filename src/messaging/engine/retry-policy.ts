@@ -3,7 +3,7 @@
 // retry for as long as they last; any other failure gets `maxAttempts` tries, a failed usage batch is
 // first split into single events, and then the message is given up on (answered INTERNAL, dead-lettered).
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
-import type { Failure } from './failures.ts';
+import { ranPastTimeout, type Failure } from './failures.ts';
 
 export type RetryDecision =
   | { action: 'retry'; delayMs: number; backOffPartition: boolean }
@@ -37,7 +37,7 @@ export function decideRetry(
       backOffPartition: true,
     };
   }
-  const tries = failure.timedOut
+  const tries = ranPastTimeout(failure.errorClass)
     ? Math.min(policy.maxAttempts, policy.maxTimeoutAttempts ?? policy.maxAttempts)
     : policy.maxAttempts;
   if (attempt >= tries) return { action: 'give-up', failure };

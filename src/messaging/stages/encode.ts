@@ -62,8 +62,6 @@ function int64(n: string | number): Buffer {
 export interface GaveUp {
   attempts: number;
   errorClass: string;
-  /** The last try ran past the statement timeout. */
-  timedOut?: boolean;
 }
 
 type Carried = Buffer | string;

@@ -13,6 +13,7 @@ import type { Prepared } from './prepare.ts';
 import { deadLetterRecord, resultRecord, type GaveUp } from './encode.ts';
 import { DEFAULT_RECORD_LIMITS, type RecordLimits } from './record-check.ts';
 import { recordSize } from '../engine/record-size.ts';
+import { ranPastTimeout } from '../engine/failures.ts';
 
 export interface OutcomeOptions {
   names: TopicNames;
@@ -179,12 +180,11 @@ export function unitOutput(
 export function gaveUpResults(prepared: readonly Prepared[], gaveUp: GaveUp): ModelResult[] {
   const error: ModelError = {
     code: 'INTERNAL',
-    message:
-      gaveUp.timedOut === true
-        ? `gave up after ${gaveUp.attempts} attempts; the last ran past the database's statement timeout ` +
-          'and was cancelled: ask for less (a shorter period, a narrower query or filters), or raise ' +
-          'DB_STATEMENT_TIMEOUT_MS (DB_ANALYTICS_STATEMENT_TIMEOUT_MS for analytics)'
-        : `internal error while processing the message; gave up after ${gaveUp.attempts} attempts`,
+    message: ranPastTimeout(gaveUp.errorClass)
+      ? `gave up after ${gaveUp.attempts} attempts; the last ran past the database's statement timeout ` +
+        'and was cancelled: ask for less (a shorter period, a narrower query or filters), or raise ' +
+        'DB_STATEMENT_TIMEOUT_MS (DB_ANALYTICS_STATEMENT_TIMEOUT_MS for analytics)'
+      : `internal error while processing the message; gave up after ${gaveUp.attempts} attempts`,
     details: { attempts: gaveUp.attempts, error_class: gaveUp.errorClass },
   };
   return prepared.map((p) => errorResult(p, error));

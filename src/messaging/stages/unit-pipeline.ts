@@ -112,7 +112,7 @@ export class UnitPipeline implements UnitWork<Prepared> {
   }
 
   giveUp(unit: UnitView, items: readonly Prepared[], failure: Failure & { kind: 'permanent' }): UnitOutput {
-    const gaveUp = { attempts: unit.attempt, errorClass: failure.errorClass, timedOut: failure.timedOut };
+    const gaveUp = { attempts: unit.attempt, errorClass: failure.errorClass };
     return this.#output(unit, items, gaveUpResults(items, gaveUp), gaveUp);
   }
 
