@@ -260,7 +260,6 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
         ...nodes,
         analytics: (analytics = new NodePatternAnalyticsEffect(analyticsPool, {
           logger,
-          statementTimeoutMs: config.DB_ANALYTICS_STATEMENT_TIMEOUT_MS,
           topPatternsMaxAgeMs: config.ANALYTICS_TOP_PATTERNS_MAX_AGE_MS,
           resultMaxAgeMs: config.ANALYTICS_RESULT_MAX_AGE_MS,
           refreshAheadMs: config.ANALYTICS_REFRESH_AHEAD_MS,

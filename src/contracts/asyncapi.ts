@@ -49,7 +49,8 @@ const requestHeaders: Json = {
     [HEADERS.deadline]: bytes(
       "The caller's deadline, absolute epoch milliseconds (a decimal string or an 8-byte big-endian integer). " +
         'A read (search, get_*, analytics reads) whose deadline has passed when its turn comes is not run and ' +
-        'is answered DEADLINE_EXCEEDED; writes always run (the header is ignored for them). PatternClient sets ' +
+        'is answered DEADLINE_EXCEEDED, and one still running then is cancelled in the database and answered ' +
+        'DEADLINE_EXCEEDED; writes always run (the header is ignored for them). PatternClient sets ' +
         'it to 80% of its timeout. A malformed value refuses a read by name and is ignored on a write.',
     ),
     [HEADERS.redriveOf]: bytes(

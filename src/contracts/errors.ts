@@ -5,7 +5,8 @@ export const ERROR_CODES = [
   'CONFLICT',
   'INVALID_REFERENCE',
   'PAYLOAD_TOO_LARGE',
-  /** A read whose caller's deadline (the pattern-deadline-ms header) passed before its turn: not run. */
+  /** A read whose caller's deadline (the pattern-deadline-ms header) passed before its turn (not run) or
+   * while it ran (cancelled in the database). */
   'DEADLINE_EXCEEDED',
   'INTERNAL',
 ] as const;

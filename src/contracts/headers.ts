@@ -22,7 +22,7 @@ export const HEADERS = {
   /** Set when a message was given up on after bounded retries: the error's class, and the tries. */
   dltExceptionCauseFqcn: 'kafka_dlt-exception-cause-fqcn',
   deliveryAttempt: 'kafka_deliveryAttempt',
-  /** The caller's deadline, epoch milliseconds: a read whose deadline has passed is not run. */
+  /** The caller's deadline, epoch milliseconds: a read whose deadline has passed is not run, or is cancelled. */
   deadline: 'pattern-deadline-ms',
   /** Set by `patterns dlq redrive`: the first original message's topic/partition/offset (its identity when
    * it has no correlation id), and how many times it was redriven. */

@@ -13,6 +13,7 @@ import {
 } from '../contracts/results.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { deriveId } from './ids.ts';
+import { cancelAtDeadline } from './read-deadline.ts';
 import { claimIdentity, duplicateMetadata, storeOutcome, type StoredOutcome } from './identity-store.ts';
 
 export type { MessageSource, ModelResult, ResultMetadata };
@@ -121,7 +122,10 @@ export async function runEffect<T>(
         newId: (kind, index) => deriveId(identity, kind, index),
         deadline: context?.deadline,
       };
-      const data = await operation(scope);
+      // A read still running at its caller's deadline is cancelled in the database; writes always finish.
+      const data = options.write
+        ? await operation(scope)
+        : await cancelAtDeadline(client, scope.deadline, () => operation(scope));
       const done: StoredOutcome = { success: true, data, error: null };
       if (identity !== undefined) await storeOutcome(client, identity, done);
       return done;

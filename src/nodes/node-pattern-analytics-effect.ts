@@ -21,7 +21,7 @@ import type { AnalyticsRequest } from '../contracts/requests.ts';
 import { buildResult, type ModelResult } from '../contracts/results.ts';
 import type { Pool } from '../db/pool.ts';
 import { notFound } from '../contracts/errors.ts';
-import { queryBefore } from './analytics-deadline.ts';
+import { checkDeadline } from './read-deadline.ts';
 import { EffectNode, type ExecuteContext, type Handlers, type NodeOptions } from './effect-node.ts';
 import type { EffectScope } from './effect-runner.ts';
 
@@ -29,8 +29,6 @@ type Row = Record<string, unknown>;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 export interface AnalyticsNodeOptions extends NodeOptions {
-  /** The statement_timeout of the pool's connections (0: none): a caller's deadline only shortens it. */
-  statementTimeoutMs?: number;
   /**
    * get_global_stats' top_patterns (the seed's v_top_patterns, ranked over every pattern: about 0.7 s on
    * 100,000 patterns) are reused for this long, and refreshed in the background after; the result's
@@ -127,7 +125,6 @@ const ratio = (sum: unknown, count: unknown): number | null =>
   Number(count) > 0 ? Number(sum) / Number(count) : null;
 
 export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.compute'> {
-  readonly #statementTimeoutMs: number;
   readonly #topMaxAgeMs: number;
   #top: TopPatterns | undefined;
   #refreshing: Promise<void> | undefined;
@@ -143,7 +140,6 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
 
   constructor(pool: Pool, options: AnalyticsNodeOptions = {}) {
     super('pattern.analytics.compute', pool, options);
-    this.#statementTimeoutMs = options.statementTimeoutMs ?? 0;
     this.#topMaxAgeMs = options.topPatternsMaxAgeMs ?? 0;
     this.#resultMaxAgeMs = options.resultMaxAgeMs ?? 0;
     this.#cacheEntries = Math.max(1, options.resultCacheEntries ?? 32);
@@ -355,9 +351,11 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
     return fresh;
   }
 
-  /** One statement of a read, cancelled in the database when the caller's deadline passes. */
+  /** One statement of a read, not started once the caller's deadline has passed (the effect runner cancels
+   * one still running then). */
   #query<R extends QueryResultRow = Row>(scope: EffectScope, text: string, values: unknown[]) {
-    return queryBefore<R>(scope.client, scope.deadline, this.#statementTimeoutMs, text, values);
+    checkDeadline(scope.deadline);
+    return scope.client.query<R>(text, values);
   }
 
   protected readonly handlers: Handlers<'pattern.analytics.compute'> = {

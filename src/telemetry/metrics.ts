@@ -30,7 +30,7 @@ export interface WorkerMetrics {
     durationMs: number;
   }): void;
   batch(topic: string, size: number): void;
-  /** A read answered DEADLINE_EXCEEDED without being run. */
+  /** A read answered DEADLINE_EXCEEDED: not run, or cancelled while it ran. */
   deadlineExceeded(lane: string, topic: string, operation: string): void;
   /** A failed try that will run again (`transient`, `permanent`) or a publish sent again (`publish`). */
   retry(
@@ -94,7 +94,8 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
     advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] },
   });
   const deadlines = meter.createCounter('pattern_worker.deadline_exceeded', {
-    description: "Reads not run because their caller's deadline (pattern-deadline-ms) had passed",
+    description:
+      "Reads not run, or cancelled while running, because their caller's deadline (pattern-deadline-ms) passed",
     unit: '{message}',
   });
   const inFlight = meter.createUpDownCounter('pattern_worker.in_flight', {

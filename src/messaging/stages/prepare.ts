@@ -51,7 +51,8 @@ export interface Prepared {
   skip: boolean;
   /** Preparing it threw (a bug): each try fails with this, until the message is given up on. */
   prepareFailure?: unknown;
-  /** The caller's deadline (epoch ms): a read not started by then is answered DEADLINE_EXCEEDED. */
+  /** The caller's deadline (epoch ms): a read not started by then, or still running then, is answered
+   * DEADLINE_EXCEEDED. */
   deadline?: number | undefined;
 }
 
