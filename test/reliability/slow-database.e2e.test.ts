@@ -245,3 +245,54 @@ it('gives a read that times out two tries, and runs the reads behind it in the g
   expect((answers.get(slow)?.at ?? 0) - sentAt).toBeLessThan(5_000);
   expect(await worker.stop('SIGTERM')).toBe(0);
 });
+
+it('cancels a search in the database when its caller deadline passes while it waits', async () => {
+  const worker = await stack.worker({});
+  const lock = new pg.Client({ connectionString: stack.db.url });
+  await lock.connect();
+  await lock.query('BEGIN');
+  await lock.query('LOCK TABLE pattern_templates IN ACCESS EXCLUSIVE MODE');
+  const topic = stack.names.result('pattern.search.request');
+  const held = randomUUID();
+  const sentAt = Date.now();
+  let answeredAt = 0;
+  let result: ModelResult | undefined;
+  try {
+    await stack.send('pattern.search.request', [
+      {
+        key: held,
+        value: JSON.stringify({ correlation_id: held, operation: 'search', search_query: 'retry backoff' }),
+        headers: { 'pattern-deadline-ms': String(Date.now() + 1_500) },
+      },
+    ]);
+    const all = await stack.results.waitFor(
+      (msgs) => msgs.some((m) => m.topic === topic && m.json<ModelResult>().metadata.correlation_id === held),
+      20_000,
+      'the held search',
+    );
+    answeredAt = Date.now();
+    result = all
+      .filter((m) => m.topic === topic)
+      .map((m) => m.json<ModelResult>())
+      .find((r) => r.metadata.correlation_id === held);
+    // Nothing of the worker's still waits on the lock: the statement was cancelled, not abandoned.
+    const { rows } = await stack.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%pattern_templates%'`,
+    );
+    expect(rows[0]?.n).toBe(0);
+  } finally {
+    await lock.query('ROLLBACK');
+    await lock.end();
+  }
+  // Answered at its deadline, not at the 30 s statement timeout, and neither retried nor dead-lettered.
+  expect(result?.error).toMatchObject({
+    code: 'DEADLINE_EXCEEDED',
+    message: expect.stringContaining('cancelled in the database') as unknown,
+  });
+  expect(answeredAt - sentAt).toBeLessThan(6_000);
+  expect(stack.results.on(stack.names.dlq('pattern.search.request'))).toEqual([]);
+  const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
+  expect(text).toMatch(/pattern_worker_deadline_exceeded_total\{[^}]*pattern_operation="search"[^}]*\} 1/);
+  expect(await worker.stop('SIGTERM')).toBe(0);
+});
