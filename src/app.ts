@@ -253,7 +253,11 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
       if (failure.kind === 'transient' && failure.source === 'database')
         probe.reportFailure(`operation failed: ${failure.reason}`);
     });
-    const nodes = createNodes(pool, logger, config.WORKER_MAX_RESULT_BYTES);
+    const nodes = createNodes(pool, {
+      logger,
+      maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
+      readTimeoutMs: config.DB_READS_STATEMENT_TIMEOUT_MS,
+    });
     const work = new UnitPipeline({
       names,
       nodes: {

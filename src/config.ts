@@ -94,6 +94,9 @@ export const configSchema = z
     DB_POOL_MIN: intFrom(0, 100).default(5),
     DB_POOL_MAX: intFrom(1, 100).default(20),
     DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
+    /** How long a read of the reads lane (search, get_*) may run before it is cancelled in the database and
+     * fails as a statement timeout (0: only DB_STATEMENT_TIMEOUT_MS). Its connections are the writes'. */
+    DB_READS_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(10_000),
     /** No longer read (KIP-848: the broker's group.consumer.session.timeout.ms); warned about when set. */
     KAFKA_SESSION_TIMEOUT_MS: z.string().optional(),
     /** The lanes this process runs; the others are left to processes started with the rest. */

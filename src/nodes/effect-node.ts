@@ -15,6 +15,9 @@ export interface NodeOptions {
   logger?: Logger;
   /** The most bytes a result may carry (WORKER_MAX_RESULT_BYTES): reads gather no more rows than that. */
   maxResultBytes?: number;
+  /** A read running longer is cancelled in the database and fails as a statement timeout (0: none but the
+   * connection's statement_timeout). DB_READS_STATEMENT_TIMEOUT_MS for the query node. */
+  readTimeoutMs?: number;
 }
 
 export interface ExecuteContext extends EffectContext {
@@ -27,11 +30,13 @@ export abstract class EffectNode<T extends RequestTopic> {
   readonly logger: Logger | undefined;
   readonly topic: T;
   readonly nodeName: string;
+  readonly #readTimeoutMs: number | undefined;
 
   constructor(topic: T, pool: Pool, options: NodeOptions = {}) {
     this.topic = topic;
     this.pool = pool;
     this.logger = options.logger;
+    this.#readTimeoutMs = options.readTimeoutMs;
     this.nodeName = TOPIC_SPECS[topic].node;
   }
 
@@ -70,6 +75,7 @@ export abstract class EffectNode<T extends RequestTopic> {
               : undefined,
           context,
           logger: this.logger,
+          readTimeoutMs: this.#readTimeoutMs,
         },
         (scope) => this.apply(validRequest, scope),
       ),

@@ -13,7 +13,7 @@ import {
 } from '../contracts/results.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { deriveId } from './ids.ts';
-import { cancelAtDeadline } from './read-deadline.ts';
+import { cancelWhenLate } from './read-deadline.ts';
 import { claimIdentity, duplicateMetadata, storeOutcome, type StoredOutcome } from './identity-store.ts';
 
 export type { MessageSource, ModelResult, ResultMetadata };
@@ -56,6 +56,8 @@ export interface RunOptions {
   fingerprint?: string | undefined;
   context?: EffectContext | undefined;
   logger?: Logger | undefined;
+  /** Reads only: cancelled in the database after this long, as by a statement timeout (0 or unset: none). */
+  readTimeoutMs?: number | undefined;
 }
 
 /** Logs a failure and turns it into an error outcome, or rethrows it as retryable. */
@@ -122,10 +124,13 @@ export async function runEffect<T>(
         newId: (kind, index) => deriveId(identity, kind, index),
         deadline: context?.deadline,
       };
-      // A read still running at its caller's deadline is cancelled in the database; writes always finish.
+      // A read still running at its caller's deadline or past its timeout is cancelled in the database;
+      // writes always finish (within the connection's statement_timeout).
       const data = options.write
         ? await operation(scope)
-        : await cancelAtDeadline(client, scope.deadline, () => operation(scope));
+        : await cancelWhenLate(client, { deadline: scope.deadline, timeoutMs: options.readTimeoutMs }, () =>
+            operation(scope),
+          );
       const done: StoredOutcome = { success: true, data, error: null };
       if (identity !== undefined) await storeOutcome(client, identity, done);
       return done;

@@ -1,6 +1,7 @@
 // A read whose caller's deadline passes while a statement of it runs is cancelled in the database and
-// answered DEADLINE_EXCEEDED, not retried. A timer sends the cancel only when the deadline passes, so a read
-// that finishes in time pays nothing for it (no statement_timeout set and reset around each statement).
+// answered DEADLINE_EXCEEDED, not retried; one that runs past its lane's read timeout is cancelled and
+// fails as a statement timeout. A timer sends the cancel only then, so a read that finishes in time pays
+// nothing for it (no statement_timeout set and reset around each statement, no pool of its own).
 import { EffectError } from '../contracts/errors.ts';
 import { cancelStatement } from '../db/cancel.ts';
 import type { PoolClient } from '../db/pool.ts';
@@ -24,28 +25,40 @@ export function checkDeadline(deadline: number | undefined, now = Date.now()): v
   if (deadline !== undefined && now >= deadline) throw deadlineExceeded(deadline, now, false);
 }
 
+export interface ReadLimits {
+  /** The caller's deadline (epoch ms): a statement still running then is answered DEADLINE_EXCEEDED. */
+  deadline?: number | undefined;
+  /** The lane's own bound on a read (0 or unset: none but the connection's statement_timeout): a statement
+   * still running then fails as a statement timeout does (57014), and is retried as one. */
+  timeoutMs?: number | undefined;
+}
+
 /**
- * Runs `read` on `client`; if `deadline` (epoch ms) passes first, the statement running then is cancelled
- * in the database and the read rejects with DEADLINE_EXCEEDED. Resolves only after a cancel sent has
- * reached the server, so the connection goes back to the pool with nothing pending against it.
+ * Runs `read` on `client`; when the caller's deadline or the read's timeout passes first, the statement
+ * running then is cancelled in the database. Resolves only after a cancel sent has reached the server, so
+ * the connection goes back to the pool with nothing pending against it.
  */
-export async function cancelAtDeadline<T>(
+export async function cancelWhenLate<T>(
   client: PoolClient,
-  deadline: number | undefined,
+  limits: ReadLimits,
   read: () => Promise<T>,
 ): Promise<T> {
-  if (deadline === undefined) return read();
+  const { deadline } = limits;
+  const timeoutMs = limits.timeoutMs !== undefined && limits.timeoutMs > 0 ? limits.timeoutMs : Infinity;
+  if (deadline === undefined && timeoutMs === Infinity) return read();
   checkDeadline(deadline);
-  const left = deadline - Date.now();
-  if (left > MAX_TIMER_MS) return read();
+  const untilDeadline = deadline === undefined ? Infinity : deadline - Date.now();
+  const delay = Math.min(untilDeadline, timeoutMs);
+  if (delay > MAX_TIMER_MS) return read();
   let cancelling: Promise<boolean> | undefined;
   const timer = setTimeout(() => {
     cancelling = cancelStatement(client);
-  }, left);
+  }, delay);
   try {
     return await read();
   } catch (err) {
-    if (cancelling !== undefined && (err as { code?: unknown }).code === QUERY_CANCELED) {
+    const cancelled = cancelling !== undefined && (err as { code?: unknown }).code === QUERY_CANCELED;
+    if (cancelled && deadline !== undefined && untilDeadline <= timeoutMs) {
       throw deadlineExceeded(deadline, Date.now(), true);
     }
     throw err;

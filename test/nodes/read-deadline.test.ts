@@ -1,8 +1,9 @@
-// A read still running at its caller's deadline is cancelled in the database (src/nodes/read-deadline.ts),
-// for searches as for analytics; a cancel sent never reaches a later statement on the same connection.
+// A read still running at its caller's deadline, or past its lane's read timeout, is cancelled in the
+// database (src/nodes/read-deadline.ts), for searches as for analytics; a cancel sent never reaches a later
+// statement on the same connection.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cancelAtDeadline } from '../../src/nodes/read-deadline.ts';
+import { cancelWhenLate } from '../../src/nodes/read-deadline.ts';
 import { NodePatternQueryEffect } from '../../src/nodes/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -31,13 +32,13 @@ async function running(pattern: string): Promise<number> {
   }
 }
 
-describe('cancelAtDeadline', () => {
+describe('cancelWhenLate', () => {
   it('cancels the running statement in the database when the deadline passes', async () => {
     const client = await db.pool.connect();
     try {
       const started = Date.now();
       await expect(
-        cancelAtDeadline(client, Date.now() + 200, () => client.query('SELECT pg_sleep(5)')),
+        cancelWhenLate(client, { deadline: Date.now() + 200 }, () => client.query('SELECT pg_sleep(5)')),
       ).rejects.toMatchObject({
         code: 'DEADLINE_EXCEEDED',
         message: expect.stringContaining('cancelled in the database') as string,
@@ -55,15 +56,38 @@ describe('cancelAtDeadline', () => {
     const client = await db.pool.connect();
     try {
       await expect(
-        cancelAtDeadline(client, Date.now() - 1, () => client.query('SELECT 1')),
+        cancelWhenLate(client, { deadline: Date.now() - 1 }, () => client.query('SELECT 1')),
       ).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
       // Any producer can write a deadline; one past setTimeout's range bounds nothing.
       for (const deadline of [Date.now() + 2 ** 31, 9.2e18]) {
-        const far = await cancelAtDeadline(client, deadline, () =>
+        const far = await cancelWhenLate(client, { deadline: deadline }, () =>
           client.query<{ n: number }>('SELECT 1 AS n'),
         );
         expect(far.rows).toEqual([{ n: 1 }]);
       }
+    } finally {
+      client.release();
+    }
+  });
+
+  it('cancels a read that runs past its timeout as a statement timeout, to be retried as one', async () => {
+    const client = await db.pool.connect();
+    try {
+      for (const deadline of [undefined, Date.now() + 10_000]) {
+        const started = Date.now();
+        await expect(
+          cancelWhenLate(client, { deadline, timeoutMs: 200 }, () => client.query('SELECT pg_sleep(5)')),
+        ).rejects.toMatchObject({ code: '57014' });
+        expect(Date.now() - started).toBeLessThan(2_000);
+      }
+      // The deadline first: DEADLINE_EXCEEDED, not a timeout.
+      await expect(
+        cancelWhenLate(client, { deadline: Date.now() + 200, timeoutMs: 10_000 }, () =>
+          client.query('SELECT pg_sleep(5)'),
+        ),
+      ).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+      const { rows } = await client.query<{ n: number }>('SELECT 1 AS n');
+      expect(rows).toEqual([{ n: 1 }]);
     } finally {
       client.release();
     }
@@ -79,7 +103,7 @@ describe('cancelAtDeadline', () => {
           fc.integer({ min: 0, max: 8 }),
           async (sleepMs, leftMs) => {
             try {
-              await cancelAtDeadline(client, Date.now() + leftMs + 1, () =>
+              await cancelWhenLate(client, { deadline: Date.now() + leftMs + 1 }, () =>
                 client.query('SELECT pg_sleep($1)', [sleepMs / 1000]),
               );
             } catch (err) {
@@ -131,5 +155,26 @@ describe('a search past its deadline', () => {
       { deadline: Date.now() + 5_000 },
     );
     expect(next).toMatchObject({ success: true, data: [] });
+  });
+});
+
+describe('a search past the reads lane timeout (DB_READS_STATEMENT_TIMEOUT_MS)', () => {
+  it('is cancelled in the database and fails as a statement timeout, which the lane retries once', async () => {
+    const query = new NodePatternQueryEffect(db.pool, { readTimeoutMs: 300 });
+    const blocker = await import('pg').then(({ default: pg }) => new pg.Client({ connectionString: db.url }));
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE pattern_templates IN ACCESS EXCLUSIVE MODE');
+      const started = Date.now();
+      await expect(
+        query.executeEffect({ operation: 'get_by_name', pattern_name: 'x', language: 'go' } as never),
+      ).rejects.toMatchObject({ name: 'RetryableError', bounded: true, errorClass: 'StatementTimeout' });
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(await running('%pattern_templates%')).toBe(0);
+    } finally {
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+    }
   });
 });

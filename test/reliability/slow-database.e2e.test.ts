@@ -255,7 +255,7 @@ it('cancels a search in the database when its caller deadline passes while it wa
   const topic = stack.names.result('pattern.search.request');
   const held = randomUUID();
   const sentAt = Date.now();
-  let answeredAt = 0;
+  let answeredAt: number;
   let result: ModelResult | undefined;
   try {
     await stack.send('pattern.search.request', [
@@ -294,5 +294,45 @@ it('cancels a search in the database when its caller deadline passes while it wa
   expect(stack.results.on(stack.names.dlq('pattern.search.request'))).toEqual([]);
   const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
   expect(text).toMatch(/pattern_worker_deadline_exceeded_total\{[^}]*pattern_operation="search"[^}]*\} 1/);
+  expect(await worker.stop('SIGTERM')).toBe(0);
+});
+
+it('cancels a search that runs past DB_READS_STATEMENT_TIMEOUT_MS, and gives it two tries', async () => {
+  const worker = await stack.worker({ DB_READS_STATEMENT_TIMEOUT_MS: '400', WORKER_RETRY_MAX_MS: '500' });
+  const lock = new pg.Client({ connectionString: stack.db.url });
+  await lock.connect();
+  await lock.query('BEGIN');
+  await lock.query('LOCK TABLE pattern_templates IN ACCESS EXCLUSIVE MODE');
+  const topic = stack.names.result('pattern.search.request');
+  const held = randomUUID();
+  const sentAt = Date.now();
+  let result: ModelResult | undefined;
+  try {
+    await stack.send('pattern.search.request', [
+      {
+        key: held,
+        value: JSON.stringify({ correlation_id: held, operation: 'search', search_query: 'lock' }),
+      },
+    ]);
+    const all = await stack.results.waitFor(
+      (msgs) => msgs.some((m) => m.topic === topic && m.json<ModelResult>().metadata.correlation_id === held),
+      20_000,
+      'the timed-out search',
+    );
+    result = all
+      .filter((m) => m.topic === topic)
+      .map((m) => m.json<ModelResult>())
+      .find((r) => r.metadata.correlation_id === held);
+  } finally {
+    await lock.query('ROLLBACK');
+    await lock.end();
+  }
+  // Not the 30 s of the connections' statement_timeout, twice.
+  expect(Date.now() - sentAt).toBeLessThan(6_000);
+  expect(result?.error).toMatchObject({
+    code: 'INTERNAL',
+    message: expect.stringContaining('DB_READS_STATEMENT_TIMEOUT_MS') as unknown,
+    details: { attempts: 2, error_class: 'StatementTimeout' },
+  });
   expect(await worker.stop('SIGTERM')).toBe(0);
 });

@@ -96,6 +96,7 @@ KAFKA_SSL_KEY_FILE: {{ printf "/etc/pattern-worker/kafka-tls/%s" . | quote }}
 DB_POOL_MIN: {{ .Values.database.poolMin | int64 | quote }}
 DB_POOL_MAX: {{ .Values.database.poolMax | int64 | quote }}
 DB_STATEMENT_TIMEOUT_MS: {{ .Values.database.statementTimeoutMs | int64 | quote }}
+DB_READS_STATEMENT_TIMEOUT_MS: {{ .Values.database.readsStatementTimeoutMs | int64 | quote }}
 DB_ANALYTICS_POOL_MAX: {{ .Values.database.analyticsPoolMax | int64 | quote }}
 DB_ANALYTICS_STATEMENT_TIMEOUT_MS: {{ .Values.database.analyticsStatementTimeoutMs | int64 | quote }}
 DB_ANALYTICS_PARALLEL_WORKERS: {{ .Values.database.analyticsParallelWorkers | int64 | quote }}

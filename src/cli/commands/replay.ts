@@ -203,7 +203,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
     });
     const work = new UnitPipeline({
       names,
-      nodes: createNodes(pool, logger, config.WORKER_MAX_RESULT_BYTES),
+      nodes: createNodes(pool, { logger, maxResultBytes: config.WORKER_MAX_RESULT_BYTES }),
       directory: new TopicDirectory(admin),
       consumerGroupOf: () => groupId,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,

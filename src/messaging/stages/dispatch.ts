@@ -13,7 +13,7 @@ import {
   NodePatternStorageEffect,
   NodePatternUpdateEffect,
 } from '../../nodes/index.ts';
-import type { Logger } from '../../telemetry/logger.ts';
+import type { NodeOptions } from '../../nodes/effect-node.ts';
 import type { Prepared } from './prepare.ts';
 
 export interface Nodes {
@@ -24,13 +24,14 @@ export interface Nodes {
 }
 
 /** The effect node of each request topic (dispatchOne routes by topic). */
-export function createNodes(pool: Pool, logger?: Logger, maxResultBytes?: number): Nodes {
-  const options = { ...(logger ? { logger } : {}), ...(maxResultBytes ? { maxResultBytes } : {}) };
+/** The four nodes on `pool`; `readTimeoutMs` bounds the query node's reads (DB_READS_STATEMENT_TIMEOUT_MS). */
+export function createNodes(pool: Pool, options: NodeOptions = {}): Nodes {
+  const { readTimeoutMs, ...shared } = options;
   return {
-    storage: new NodePatternStorageEffect(pool, options),
-    query: new NodePatternQueryEffect(pool, options),
-    update: new NodePatternUpdateEffect(pool, options),
-    analytics: new NodePatternAnalyticsEffect(pool, options),
+    storage: new NodePatternStorageEffect(pool, shared),
+    query: new NodePatternQueryEffect(pool, { ...shared, ...(readTimeoutMs ? { readTimeoutMs } : {}) }),
+    update: new NodePatternUpdateEffect(pool, shared),
+    analytics: new NodePatternAnalyticsEffect(pool, shared),
   };
 }
 

@@ -183,7 +183,8 @@ export function gaveUpResults(prepared: readonly Prepared[], gaveUp: GaveUp): Mo
     message: ranPastTimeout(gaveUp.errorClass)
       ? `gave up after ${gaveUp.attempts} attempts; the last ran past the database's statement timeout ` +
         'and was cancelled: ask for less (a shorter period, a narrower query or filters), or raise ' +
-        'DB_STATEMENT_TIMEOUT_MS (DB_ANALYTICS_STATEMENT_TIMEOUT_MS for analytics)'
+        'DB_STATEMENT_TIMEOUT_MS (DB_READS_STATEMENT_TIMEOUT_MS for searches and get_*, ' +
+        'DB_ANALYTICS_STATEMENT_TIMEOUT_MS for analytics)'
       : `internal error while processing the message; gave up after ${gaveUp.attempts} attempts`,
     details: { attempts: gaveUp.attempts, error_class: gaveUp.errorClass },
   };
