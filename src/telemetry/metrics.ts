@@ -32,6 +32,8 @@ export interface WorkerMetrics {
   batch(topic: string, size: number): void;
   /** A read answered DEADLINE_EXCEEDED: not run, or cancelled while it ran. */
   deadlineExceeded(lane: string, topic: string, operation: string): void;
+  /** Offsets of a partition never read: the log no longer held them when the lane fetched there. */
+  skipped(lane: string, topic: string, partition: number, count: number): void;
   /** A failed try that will run again (`transient`, `permanent`) or a publish sent again (`publish`). */
   retry(
     lane: string,
@@ -92,6 +94,12 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
     description: 'Messages applied in one transaction (usage batches) or one unit',
     unit: '{message}',
     advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] },
+  });
+  const skippedOffsets = meter.createCounter('pattern_worker.skipped_offsets', {
+    description:
+      'Offsets never read because the log no longer held them when the lane fetched there (retention or ' +
+      'delete-records below unfinished work): their messages got no result',
+    unit: '{offset}',
   });
   const deadlines = meter.createCounter('pattern_worker.deadline_exceeded', {
     description:
@@ -243,6 +251,13 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
         'pattern.lane': laneName,
         'messaging.destination.name': topic,
         'pattern.operation': operation,
+      });
+    },
+    skipped(laneName, topic, partition, count) {
+      skippedOffsets.add(count, {
+        'pattern.lane': laneName,
+        'messaging.destination.name': topic,
+        'messaging.destination.partition.id': String(partition),
       });
     },
     batch(topic, size) {

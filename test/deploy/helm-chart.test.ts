@@ -355,6 +355,7 @@ describe('alerts and the Grafana dashboard', () => {
       'PatternWorkerNotReady',
       'PatternWorkerNotConsuming',
       'PatternWorkerPartitionHeld',
+      'PatternWorkerMessagesSkipped',
     ]);
   });
 

@@ -39,7 +39,7 @@ describe('promtool', () => {
         `${alert} has no case that must not fire`,
       ).toBe(true);
     }
-    expect(alerts).toHaveLength(6);
+    expect(alerts).toHaveLength(7);
   });
 });
 

@@ -95,4 +95,14 @@ groups:
           summary: "{{`Partition {{ $labels.messaging_destination_partition_id }} of {{ $labels.messaging_destination_name }} has not moved for {{ $value | humanizeDuration }}`}}"
           description: >-
             {{`Its oldest unfinished message has held the commit point of {{ $labels.messaging_destination_name }}/{{ $labels.messaging_destination_partition_id }} (lane {{ $labels.pattern_lane }})`}} for more than {{ $r.partitionHeld.seconds }} s, for {{ $r.partitionHeld.for }}: a message failing and being retried (the log names its offset), or a database that does not answer. Messages behind it on other keys go on, but nothing of the partition commits past it.
+      - alert: PatternWorkerMessagesSkipped
+        expr: |
+          sum without (instance, pod) (increase(pattern_worker_skipped_offsets_total[15m])) > 0
+        labels:
+          severity: critical
+          {{- with $r.alertLabels }}{{ toYaml . | nindent 10 }}{{ end }}
+        annotations:
+          summary: "{{`Messages of {{ $labels.messaging_destination_name }}/{{ $labels.messaging_destination_partition_id }} were deleted before they were read`}}"
+          description: >-
+            {{`The log of {{ $labels.messaging_destination_name }}/{{ $labels.messaging_destination_partition_id }} no longer held offsets lane {{ $labels.pattern_lane }} had still to read`}} (retention shorter than the backlog, or kafka-delete-records): those requests got no result and no dead letter. The worker's error log names the offsets. Keep the input topics' retention longer than the longest outage; replay them from a copy if they matter.
 {{- end }}

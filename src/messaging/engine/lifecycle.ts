@@ -81,6 +81,16 @@ export interface EngineEvents {
    * `replaced`: what was published instead. */
   'record.refused': { lane: string; topic: string; reason: string; replaced: number };
   'partition.resumed': { lane: string; topic: string; partition: number };
+  /** The log no longer held a partition's position (retention, an operator's delete-records): the
+   * `count` records from `from` up to `to` were never read; nothing answers them. */
+  'partition.skipped': {
+    lane: string;
+    topic: string;
+    partition: number;
+    from: bigint;
+    to: bigint;
+    count: number;
+  };
   /** Units running now in a lane, after a change. */
   'lane.load': { lane: string; running: number; queued: number };
 }

@@ -76,6 +76,9 @@ export interface FetcherOptions {
   /** After each answer for a partition, with records or without: where this consumer stands in it, and
    * its ends (the lag, and whether an open transaction holds it: transaction-holds.ts). */
   onEnds?: ((topic: string, partition: number, ends: PartitionEnds) => void) | undefined;
+  /** The log no longer holds a partition's position (deleted by retention or by an operator below it, or
+   * truncated above it): fetching goes on from `to`, and the records from `from` up to it are not read. */
+  onSkipped?: ((topic: string, partition: number, from: bigint, to: bigint) => void) | undefined;
   /** For partitions added without an offset: the group's committed offset (falling back to `reset`), or
    * straight from `reset`. */
   startFrom: StartFrom;
@@ -599,12 +602,17 @@ export class PartitionFetcher {
   async #partitionError(p: PartitionState, r: FetchResponsePartition): Promise<void> {
     if (r.errorCode === OFFSET_OUT_OF_RANGE) {
       // Below the log start (or no log start known): from the earliest; above the end: from the end.
-      const below = p.position !== undefined && p.position < r.logStartOffset;
+      const from = p.position;
+      const below = from !== undefined && from < r.logStartOffset;
       p.position = undefined;
       await this.#resetTo(
         new Map([[p.topic, [p.partition]]]),
         below || r.logStartOffset < 0n ? 'earliest' : 'latest',
       );
+      // Said, never silent: the records in between are gone, and nothing else would tell.
+      if (from !== undefined && p.position !== undefined && p.position !== from) {
+        this.#o.onSkipped?.(p.topic, p.partition, from, p.position);
+      }
       return;
     }
     if (METADATA_ERRORS.has(r.errorCode)) this.#refreshMetadata = true;

@@ -25,6 +25,8 @@ export interface GroupMemberHooks {
   ): void;
   /** After each fetch answer for a partition: where this member stands in it, and its ends. */
   onEnds?(topic: string, partition: number, ends: PartitionEnds): void;
+  /** The log no longer held a partition's position: records from `from` up to `to` were not read. */
+  onSkipped?(topic: string, partition: number, from: bigint, to: bigint): void;
   /** Partitions this member gained and lost. */
   onAssignment(added: TopicPartition[], removed: TopicPartition[]): void;
   onMembership(joined: boolean, detail: string): void;
@@ -70,6 +72,15 @@ export interface GroupMember {
 
 export type GroupMemberFactory = (options: GroupMemberOptions) => GroupMember;
 
+/** Kafka's error code for a member the group coordinator does not know (any more). */
+const UNKNOWN_MEMBER_ID = 25;
+
+/** The Kafka error code of a refused request, as the library reports it (ResponseError.response). */
+function responseErrorCode(error: unknown): number | undefined {
+  const code = (error as { response?: { errorCode?: unknown } } | undefined)?.response?.errorCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
 export const createGroupMember: GroupMemberFactory = (options) => new Kip848Member(options);
 
 class Kip848Member implements GroupMember {
@@ -81,6 +92,8 @@ class Kip848Member implements GroupMember {
   #syncTimer: NodeJS.Timeout | undefined;
   #closing = false;
   #joined = false;
+  /** Set once the member gave its membership up (#lost): its lane replaces it. */
+  #gaveUp = false;
 
   constructor(options: GroupMemberOptions) {
     this.#o = options;
@@ -109,6 +122,7 @@ class Kip848Member implements GroupMember {
         hooks.onRecords(topic, partition, records, next, highWatermark),
       onError: (what, err) => hooks.onError(what, err),
       onEnds: (topic, partition, ends) => hooks.onEnds?.(topic, partition, ends),
+      onSkipped: (topic, partition, from, to) => hooks.onSkipped?.(topic, partition, from, to),
     });
     // An EventEmitter without an 'error' listener throws: the library emits heartbeat failures it retries.
     this.#consumer.on('error', (err: unknown) => hooks.onError('group', err));
@@ -120,10 +134,20 @@ class Kip848Member implements GroupMember {
     this.#consumer.on('consumer:heartbeat:error', (e: unknown) => {
       const error = (e as { error?: unknown } | undefined)?.error;
       hooks.onError('heartbeat', error);
-      if (this.#joined && !this.#closing) {
-        const reason = error instanceof Error ? error.message : 'unknown error';
-        hooks.onMembership(false, `heartbeat failed: ${reason}`);
+      if (!this.#joined || this.#closing) return;
+      // The broker dropped this member (its session expired: the process was paused, or cut off, for
+      // longer than the group's session timeout) and has given its partitions to others. The library would
+      // send the same member id until the stall timeout, while this member went on fetching and
+      // processing partitions it no longer owns; the lane replaces it at once instead.
+      if (responseErrorCode(error) === UNKNOWN_MEMBER_ID) {
+        this.#lost(
+          'the broker no longer knows this member (UNKNOWN_MEMBER_ID: its session expired, as after a pause ' +
+            'longer than the group session timeout); its partitions went to other members',
+        );
+        return;
       }
+      const reason = error instanceof Error ? error.message : 'unknown error';
+      hooks.onMembership(false, `heartbeat failed: ${reason}`);
     });
     this.#consumer.on('consumer:heartbeat:stalled', (e: unknown) => {
       if (this.#closing) return;
@@ -158,6 +182,14 @@ class Kip848Member implements GroupMember {
     this.#sync();
   }
 
+  /** Gives the membership up at once: the lane replaces this member with a new one. */
+  #lost(reason: string): void {
+    if (this.#closing || this.#gaveUp) return;
+    this.#gaveUp = true;
+    this.#o.hooks.onMembership(false, reason);
+    this.#o.hooks.onFatal(new Error(reason));
+  }
+
   /** Applies the broker's current assignment: new partitions start from their committed offsets, kept ones
    * keep their positions and queued work, revoked ones stop. */
   #sync(): void {
@@ -170,6 +202,16 @@ class Kip848Member implements GroupMember {
     }
     if (current === this.#seen) return;
     this.#seen = current;
+    // The library names assigned topics from metadata it may have cached before a topic of that name was
+    // deleted and created again; the new topic's partitions come without a name, and the library never
+    // names them later. Fetching them is impossible, so a new member joins with fresh metadata.
+    if (current.some((a) => typeof a.topic !== 'string')) {
+      this.#lost(
+        'the broker assigned partitions of a topic this member cannot name (a topic deleted and created ' +
+          'again?); rejoining with fresh metadata',
+      );
+      return;
+    }
     const wanted = new Map<string, TopicPartition>();
     for (const a of current) {
       for (const partition of a.partitions)

@@ -136,6 +136,9 @@ export class LaneConsumer<P extends Schedulable> {
         onEnds: (topic, partition, ends) => {
           if (current()) this.#onEnds(topic, partition, ends);
         },
+        onSkipped: (topic, partition, from, to) => {
+          if (current()) this.#onSkipped(topic, partition, from, to);
+        },
         onAssignment: (added, removed) => {
           if (!current()) return;
           if (removed.length > 0) this.engine.revoked(removed);
@@ -227,6 +230,29 @@ export class LaneConsumer<P extends Schedulable> {
       this.member.pause(topic, partition);
       this.#o.lifecycle.emit('partition.paused', { lane: this.lane, topic, partition, reason: 'end' });
     }
+  }
+
+  /** Records the log no longer held where this lane was to read: gone unanswered, which is said loudly. */
+  #onSkipped(topic: string, partition: number, from: bigint, to: bigint): void {
+    const { lifecycle, logger } = this.#o;
+    if (to < from) {
+      // The log ends below where this lane stood (truncated, or a topic of the name created again): it
+      // reads on from the new end; nothing it had not read is lost.
+      logger.warn(
+        { lane: this.lane, topic, partition, from: String(from), to: String(to) },
+        `${topic}/${partition} ends at ${to}, below this lane's position ${from} (the log was truncated, ` +
+          'or the topic deleted and created again); reading on from there',
+      );
+      return;
+    }
+    const count = Number(to - from);
+    logger.error(
+      { lane: this.lane, topic, partition, from: String(from), to: String(to), skipped: count },
+      `${topic}/${partition}: offsets ${from} to ${to - 1n} (${count} messages) were deleted before this ` +
+        'lane read them (retention.ms or retention.bytes shorter than the backlog, or kafka-delete-records); ' +
+        'they get no result and no dead letter. Keep retention longer than the longest outage',
+    );
+    lifecycle.emit('partition.skipped', { lane: this.lane, topic, partition, from, to, count });
   }
 
   /** The lag after every fetch answer, records or not (a partition held still has one), and holds. */

@@ -17,6 +17,9 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
     if (retryInMs !== null) metrics.retry(unit.lane, unit.topic, unit.partition, failure.kind);
   });
   lifecycle.on('publish.failed', ({ lane }) => metrics.retry(lane, '', undefined, 'publish'));
+  lifecycle.on('partition.skipped', ({ lane, topic, partition, count }) =>
+    metrics.skipped(lane, topic, partition, count),
+  );
   lifecycle.on('message.outcome', ({ unit, outcome }) => {
     const { result, deadLettered, message } = outcome;
     if (result.error?.code === 'DEADLINE_EXCEEDED') {

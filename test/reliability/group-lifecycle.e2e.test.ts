@@ -1,0 +1,181 @@
+// What the broker and its operators do under a running worker: records deleted below where a lane stands,
+// a worker paused for longer than the group's session timeout, an input topic deleted and created again.
+// Each must be said (a log line, a metric) or survived without stalling a lane, and nothing may be applied
+// twice.
+import { randomUUID } from 'node:crypto';
+import type { Admin } from 'kafkajs';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import type { ModelResult } from '../../src/contracts/results.ts';
+import { createStackRetrying, eventually } from '../support/faults.ts';
+import type { Stack } from '../support/stack.ts';
+
+vi.setConfig({ testTimeout: 180_000 });
+
+let stack: Stack;
+let admin: Admin;
+beforeAll(async () => {
+  stack = await createStackRetrying({ partitions: 2 });
+  admin = stack.kafka.admin();
+  await admin.connect();
+});
+afterAll(async () => {
+  await admin?.disconnect();
+  await stack?.close();
+});
+
+async function newPattern(): Promise<string> {
+  const id = randomUUID();
+  await stack.db.pool.query(
+    `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language) VALUES ($1, $2, 'code', 'go')`,
+    [id, `p-${id}`],
+  );
+  return id;
+}
+
+function usage(pattern: string, partition?: number) {
+  const cid = randomUUID();
+  return {
+    cid,
+    message: {
+      key: pattern,
+      ...(partition === undefined ? {} : { partition }),
+      value: JSON.stringify({ correlation_id: cid, pattern_id: pattern, usage_data: { success: true } }),
+    },
+  };
+}
+
+/** Correlation ids answered on the usage result topic so far. */
+function answered(): Set<string> {
+  return new Set(
+    stack.results
+      .on(stack.names.result('pattern.usage'))
+      .map((m) => String(m.json<ModelResult>().metadata.correlation_id)),
+  );
+}
+
+async function usageCount(pattern: string): Promise<number> {
+  const { rows } = await stack.db.pool.query<{ n: number }>(
+    'SELECT usage_count::int AS n FROM pattern_templates WHERE id = $1',
+    [pattern],
+  );
+  return rows[0]?.n ?? -1;
+}
+
+it('says so, in its log and a metric, when records it had still to read were deleted', async () => {
+  const pattern = await newPattern();
+  const topic = stack.names.request('pattern.usage');
+  const first = usage(pattern, 0);
+  const worker = await stack.worker();
+  await stack.send('pattern.usage', [first.message]);
+  await eventually(() => answered().has(first.cid), 30_000, 'the first event');
+  // Stopped with its offset committed; then a backlog, most of which retention takes before it starts.
+  expect(await worker.stop('SIGTERM')).toBe(0);
+  const backlog = Array.from({ length: 10 }, () => usage(pattern, 0));
+  await stack.send(
+    'pattern.usage',
+    backlog.map((b) => b.message),
+  );
+  const high = Number((await admin.fetchTopicOffsets(topic)).find((p) => p.partition === 0)?.high);
+  await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: String(high - 4) }] });
+
+  const next = await stack.worker();
+  const kept = backlog.slice(6).map((b) => b.cid);
+  await eventually(() => kept.every((c) => answered().has(c)), 30_000, 'the events left in the log');
+  expect(backlog.slice(0, 6).filter((b) => answered().has(b.cid))).toEqual([]);
+  expect(await usageCount(pattern)).toBe(5);
+  expect(next.output()).toContain(
+    `${topic}/0: offsets ${high - 10} to ${high - 5} (6 messages) were deleted before this lane read them`,
+  );
+  const metrics = await (await fetch(`http://127.0.0.1:${next.port}/metrics`)).text();
+  expect(metrics).toMatch(
+    new RegExp(
+      `pattern_worker_skipped_offsets_total\\{[^}]*messaging_destination_name="${topic.replaceAll('.', '\\.')}"[^}]*messaging_destination_partition_id="0"[^}]*\\} 6`,
+    ),
+  );
+  expect(await next.stop('SIGTERM')).toBe(0);
+});
+
+it('replaces a member the broker dropped while its process was paused, at once, not after 30 s', async () => {
+  const pattern = await newPattern();
+  const [paused, peer] = await Promise.all([stack.worker(), stack.worker()]);
+  const before = usage(pattern);
+  await stack.send('pattern.usage', [before.message]);
+  await eventually(() => answered().has(before.cid), 30_000, 'the first event');
+  // Longer than the broker's group.consumer.session.timeout.ms (10 s in scripts/kafka.sh).
+  paused.child.kill('SIGSTOP');
+  const during = Array.from({ length: 6 }, (_, i) => usage(pattern, i % 2));
+  await stack.send(
+    'pattern.usage',
+    during.map((d) => d.message),
+  );
+  await new Promise((r) => setTimeout(r, 14_000));
+  const resumedAt = Date.now();
+  paused.child.kill('SIGCONT');
+  await eventually(
+    () => /UNKNOWN_MEMBER_ID/.test(paused.output()) && /replacing it/.test(paused.output()),
+    10_000,
+    'the paused worker replacing its dropped members',
+  );
+  expect(Date.now() - resumedAt).toBeLessThan(10_000);
+  const after = Array.from({ length: 6 }, (_, i) => usage(pattern, i % 2));
+  await stack.send(
+    'pattern.usage',
+    after.map((d) => d.message),
+  );
+  const all = [before, ...during, ...after].map((u) => u.cid);
+  await eventually(() => all.every((c) => answered().has(c)), 60_000, 'every event');
+  // Each applied once, whichever member answered it (answers again are flagged duplicates).
+  expect(await usageCount(pattern)).toBe(all.length);
+  expect(await paused.stop('SIGTERM')).toBe(0);
+  expect(await peer.stop('SIGTERM')).toBe(0);
+});
+
+it('goes on with an input topic deleted and created again under it, and with its other topics', async () => {
+  const pattern = await newPattern();
+  const worker = await stack.worker();
+  const warm = usage(pattern);
+  await stack.send('pattern.usage', [warm.message]);
+  await eventually(() => answered().has(warm.cid), 30_000, 'the first event');
+  const topic = stack.names.request('pattern.usage');
+  await admin.deleteTopics({ topics: [topic] });
+  await eventually(async () => !(await admin.listTopics()).includes(topic), 30_000, 'the topic gone');
+  await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+  const events = Array.from({ length: 6 }, (_, i) => usage(pattern, i % 2));
+  await eventually(
+    async () => {
+      try {
+        await stack.send(
+          'pattern.usage',
+          events.map((e) => e.message),
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    'sending to the new topic',
+  );
+  const insert = randomUUID();
+  await stack.send('pattern.insert', [
+    {
+      key: insert,
+      value: JSON.stringify({
+        correlation_id: insert,
+        operation: 'insert',
+        data: { pattern_name: `n-${insert}`, pattern_type: 'code', language: 'go' },
+      }),
+    },
+  ]);
+  await eventually(
+    () =>
+      stack.results
+        .on(stack.names.result('pattern.insert'))
+        .some((m) => m.json<ModelResult>().metadata.correlation_id === insert),
+    30_000,
+    'the insert on the untouched topic',
+  );
+  await eventually(() => events.every((e) => answered().has(e.cid)), 30_000, 'the events on the new topic');
+  expect(await usageCount(pattern)).toBe(1 + events.length);
+  expect(await worker.stop('SIGTERM')).toBe(0);
+});
