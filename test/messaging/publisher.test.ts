@@ -14,6 +14,8 @@ class FakeSender implements RecordSender {
   transientFailures = 0;
   /** Values the broker refuses for good. */
   readonly refuse = new Set<string>();
+  /** Topics the broker does not know (deleted). */
+  readonly unknown = new Set<string>();
   inFlight = 0;
   maxInFlight = 0;
   async send(records: readonly OutboundRecord[]) {
@@ -25,6 +27,9 @@ class FakeSender implements RecordSender {
       this.transientFailures--;
       throw new SendError('KafkaJSConnectionError: broker unavailable', false);
     }
+    const gone = records.find((r) => this.unknown.has(r.topic));
+    if (gone)
+      throw new SendError(`UserError: Unknown topic ${gone.topic}.`, false, { unknownTopic: gone.topic });
     if (records.some((r) => this.refuse.has(String(r.value)))) {
       throw new SendError('KafkaJSProtocolError: MESSAGE_TOO_LARGE', true);
     }
@@ -55,6 +60,35 @@ function publisher(sender: FakeSender, lifecycle = new Lifecycle()) {
 }
 
 describe('OrderedPublisher', () => {
+  it('refuses the records of a reply topic deleted after it was checked; the others go on', async () => {
+    const sender = new FakeSender();
+    sender.unknown.add('reply.gone');
+    const lifecycle = new Lifecycle();
+    const refused: string[] = [];
+    lifecycle.on('record.refused', ({ topic, reason }) => refused.push(`${topic}: ${reason}`));
+    const p = publisher(sender, lifecycle);
+    const reply: OutboundRecord = {
+      ...record('answer', () => [record('error result'), { ...record('dead letter'), topic: 'dlq' }]),
+      topic: 'reply.gone',
+      requestedTopic: true,
+    };
+    await Promise.all([p.publish([record('a'), reply, record('b')]), p.publish([record('c')])]);
+    expect(sender.sent.flat()).toEqual(['a', 'error result', 'dead letter', 'b', 'c']);
+    expect(refused).toEqual(['reply.gone: the reply topic reply.gone does not exist']);
+  });
+
+  it('retries, as transient, a send whose unknown topic is its own', async () => {
+    const sender = new FakeSender();
+    sender.unknown.add('results');
+    const p = publisher(sender);
+    const sent = p.publish([record('a')]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sender.sent).toEqual([]);
+    sender.unknown.clear();
+    await sent;
+    expect(sender.sent.flat()).toEqual(['a']);
+  });
+
   it('keeps one send in flight and sends what queued meanwhile together, in order', async () => {
     const sender = new FakeSender();
     const p = publisher(sender);

@@ -179,3 +179,42 @@ it('goes on with an input topic deleted and created again under it, and with its
   expect(await usageCount(pattern)).toBe(1 + events.length);
   expect(await worker.stop('SIGTERM')).toBe(0);
 });
+
+it('answers on the result topic, and goes on, when a reply topic is deleted after it was checked', async () => {
+  const worker = await stack.worker();
+  const replyTopic = `${stack.names.prefix}tmp.replies`;
+  await admin.createTopics({ topics: [{ topic: replyTopic, numPartitions: 1 }], waitForLeaders: true });
+  const search = (cid: string, reply?: string) => ({
+    key: cid,
+    value: JSON.stringify({ correlation_id: cid, operation: 'search', search_query: 'anything' }),
+    ...(reply ? { headers: { kafka_replyTopic: reply } } : {}),
+  });
+  // Answered there once: the worker now knows the topic exists.
+  await stack.send('pattern.search.request', [search(randomUUID(), replyTopic)]);
+  await eventually(
+    async () => Number((await admin.fetchTopicOffsets(replyTopic))[0]?.high) === 1,
+    30_000,
+    'the first reply',
+  );
+  await admin.deleteTopics({ topics: [replyTopic] });
+  await eventually(async () => !(await admin.listTopics()).includes(replyTopic), 30_000, 'the topic gone');
+  const stranded = randomUUID();
+  const others = [randomUUID(), randomUUID(), randomUUID()];
+  await stack.send('pattern.search.request', [search(stranded, replyTopic), ...others.map((c) => search(c))]);
+  const resultTopic = stack.names.result('pattern.search.request');
+  const results = () => stack.results.on(resultTopic).map((m) => m.json<ModelResult>());
+  await eventually(
+    () => [stranded, ...others].every((c) => results().some((r) => r.metadata.correlation_id === c)),
+    20_000,
+    'every search answered on the result topic',
+  );
+  expect(results().find((r) => r.metadata.correlation_id === stranded)?.error?.message).toContain(
+    `the reply topic ${replyTopic} does not exist`,
+  );
+  await eventually(
+    () => stack.results.on(stack.names.dlq('pattern.search.request')).length > 0,
+    10_000,
+    'the dead letter',
+  );
+  expect(await worker.stop('SIGTERM')).toBe(0);
+});

@@ -36,10 +36,13 @@ export interface ConsumerControl {
 export class SendError extends Error {
   override name = 'SendError';
   readonly refused: boolean;
+  /** A topic of the send the broker does not know (a transient failure unless the topic was requested). */
+  readonly unknownTopic: string | undefined;
 
-  constructor(message: string, refused: boolean, options?: { cause?: unknown }) {
+  constructor(message: string, refused: boolean, options?: { cause?: unknown; unknownTopic?: string }) {
     super(message, options);
     this.refused = refused;
+    this.unknownTopic = options?.unknownTopic;
   }
 }
 

@@ -167,7 +167,23 @@ export class OrderedPublisher implements RecordSink {
       try {
         await this.#o.sender.send(request);
       } catch (err) {
-        if (!(err instanceof SendError && err.refused)) throw err;
+        if (!(err instanceof SendError)) throw err;
+        if (!err.refused) {
+          // A reply topic deleted after its request was checked: its records are refused (an error result
+          // on the default result topic, a dead letter), the others sent. An own topic unknown stays a
+          // transient failure, retried.
+          const gone = err.unknownTopic;
+          const stranded = request.filter((r) => r.topic === gone);
+          if (stranded.length === 0 || stranded.some((r) => r.requestedTopic !== true)) throw err;
+          await this.#send(
+            request.flatMap((r) =>
+              r.topic === gone ? this.#replace(r, `the reply topic ${gone} does not exist`, depth) : [r],
+            ),
+            depth + 1,
+          );
+          if (depth === 0) this.#consumed += request.length;
+          continue;
+        }
         if (request.length > 1) {
           const half = Math.ceil(request.length / 2);
           await this.#send(request.slice(0, half), depth);

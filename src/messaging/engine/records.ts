@@ -60,6 +60,9 @@ export interface OutboundRecord {
    * error on the default result topic and a dead letter; a record without it is logged and dropped.
    */
   ifRefused?: ((reason: string) => OutboundRecord[]) | undefined;
+  /** The topic was named by the request (kafka_replyTopic), not by the worker: if the broker does not know
+   * it at send time (deleted after it was checked), the record is refused rather than retried for ever. */
+  requestedTopic?: boolean | undefined;
   /** The request this record answers or dead-letters (a replay holds back those of a message it defers). */
   answers?: InboundMessage | undefined;
 }

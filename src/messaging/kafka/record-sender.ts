@@ -79,6 +79,15 @@ export function isRefusal(err: unknown): boolean {
   );
 }
 
+/** The library's "Unknown topic <name>." (a metadata answer that the topic does not exist). */
+const UNKNOWN_TOPIC = /^Unknown topic (.+)\.$/;
+
+/** The topic a send failed on because the broker does not know it, if that is why it failed. */
+export function unknownTopicOf(err: unknown): string | undefined {
+  const found = findInChain(err, (e) => UNKNOWN_TOPIC.test(e.message));
+  return found ? UNKNOWN_TOPIC.exec(found.message)?.[1] : undefined;
+}
+
 /** What went wrong, for logs and for the reason a refused record is replaced with: the broker's error
  * code and text when there is one (a size refusal says "larger than" or "TOO_LARGE"). */
 export function describeSendError(err: unknown): string {
@@ -255,7 +264,11 @@ export class DeadlineProducer {
       if (!refused && ++this.#failures % REPLACE_PRODUCER_AFTER === 0 && producer === this.#producer) {
         this.#replace('repeated failures');
       }
-      throw new SendError(describeSendError(err), refused, { cause: err });
+      const unknownTopic = unknownTopicOf(err);
+      throw new SendError(describeSendError(err), refused, {
+        cause: err,
+        ...(unknownTopic === undefined ? {} : { unknownTopic }),
+      });
     }
   }
 

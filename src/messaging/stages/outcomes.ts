@@ -147,6 +147,7 @@ export function unitOutput(
         result = tooLarge(result, size, options.maxResultBytes);
         record = build();
       }
+      if (p.reply.topic !== options.names.result(p.logical)) record.requestedTopic = true;
       records.push(record);
     }
     // A read its caller gave up on is not a bad message: answered, not dead-lettered.
