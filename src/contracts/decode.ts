@@ -51,9 +51,15 @@ function pathOf(path: readonly PropertyKey[]): string {
     .replace(/\.\[/g, '[');
 }
 
+/** Unknown fields named in an error at most; the rest are counted. */
+const MAX_UNKNOWN_KEYS_NAMED = 10;
+
 function describeIssue(issue: z.core.$ZodIssue): { path: string; message: string } {
   if (issue.code === 'unrecognized_keys') {
-    const keys = issue.keys.map((k) => quote(k)).join(', ');
+    // Named, but not all: a request of 48,000 unknown keys must not earn an error twice its size.
+    const named = issue.keys.slice(0, MAX_UNKNOWN_KEYS_NAMED).map((k) => quote(k));
+    const more = issue.keys.length - named.length;
+    const keys = named.join(', ') + (more > 0 ? ` and ${more} more` : '');
     const where = pathOf(issue.path);
     return {
       path: where,

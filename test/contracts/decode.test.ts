@@ -218,6 +218,16 @@ describe("the seed's serialised contract", () => {
     ).toBe('unknown field "foo"');
   });
 
+  it('names ten unknown fields and counts the rest: the error stays small, however many are sent', () => {
+    const body: Record<string, unknown> = { operation: 'get_by_id', pattern_id: ID };
+    for (let i = 0; i < 48_000; i++) body[`k${i}`] = 1;
+    const error = errorOf(decode('pattern.search.request', body));
+    expect(error?.message).toBe(
+      `unknown fields ${Array.from({ length: 10 }, (_, i) => `"k${i}"`).join(', ')} and 47990 more`,
+    );
+    expect(JSON.stringify(error).length).toBeLessThan(1_000);
+  });
+
   it('refuses a period longer than 100 years, naming period_end', () => {
     const period = (period_start: string, period_end: string) =>
       decode('pattern.analytics.compute', { operation: 'compute_analytics', period_start, period_end });

@@ -236,6 +236,31 @@ describe('refresh-ahead (ANALYTICS_REFRESH_AHEAD_MS)', () => {
     }
   });
 
+  it('keeps background refreshes to a quarter of the time, however many keys producers ask for', async () => {
+    // Every computation takes at least 100 ms; 8 keys due every 100 ms would keep a connection busy.
+    const { pool, computations } = countingPool(100);
+    const analytics = new NodePatternAnalyticsEffect(pool, {
+      resultMaxAgeMs: MAX_AGE,
+      refreshAheadMs: 10_000,
+    });
+    try {
+      const keys = Array.from({ length: 8 }, (_, i) => ({
+        operation: 'get_effectiveness',
+        period_start: `2026-04-0${i + 1}T00:00:00Z`,
+        period_end: '2026-04-11T00:00:00Z',
+      }));
+      for (const request of keys) await timedRead(analytics, request);
+      const read = computations();
+      await sleep(3_000);
+      // A refresh of at least 100 ms, then a rest three times as long: at most 3000 / 400 of them.
+      const background = computations() - read;
+      expect(background).toBeGreaterThan(0);
+      expect(background).toBeLessThanOrEqual(Math.ceil(3_000 / 400) + 1);
+    } finally {
+      analytics.stopRefreshing();
+    }
+  });
+
   it('stops refreshing a key not read for refreshAheadMs; its next read computes', async () => {
     const { pool, computations } = countingPool();
     const analytics = new NodePatternAnalyticsEffect(pool, { resultMaxAgeMs: MAX_AGE, refreshAheadMs: 600 });

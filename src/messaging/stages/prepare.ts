@@ -235,7 +235,9 @@ export async function checkReplyTarget(
     reason = `kafka_replyPartition ${p.reply.partition} does not exist on "${p.reply.topic}" (${partitions} partitions)`;
   }
   if (!reason) return p;
-  logger.warn({ topic: p.message.topic, offset: p.message.offset, reason }, 'refused reply path');
+  // Bad input like any other, answered and dead-lettered: at debug, as validation errors are, so that a
+  // flood of such requests (about 500 bytes of log each) does not flood the logs.
+  logger.debug({ topic: p.message.topic, offset: p.message.offset, reason }, 'refused reply path');
   return {
     ...p,
     error: p.error ?? { code: 'VALIDATION_ERROR', message: reason },
