@@ -32,7 +32,8 @@ export interface WorkerMetrics {
   batch(topic: string, size: number): void;
   /** A read answered DEADLINE_EXCEEDED: not run, or cancelled while it ran. */
   deadlineExceeded(lane: string, topic: string, operation: string): void;
-  /** Offsets of a partition never read: the log no longer held them when the lane fetched there. */
+  /** Offsets of a partition never read: the log no longer held them when the lane fetched there (0: the
+   * partition was fetched, and its series starts). */
   skipped(lane: string, topic: string, partition: number, count: number): void;
   /** A failed try that will run again (`transient`, `permanent`) or a publish sent again (`publish`). */
   retry(
@@ -254,11 +255,16 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
       });
     },
     skipped(laneName, topic, partition, count) {
-      skippedOffsets.add(count, {
+      const attributes = () => ({
         'pattern.lane': laneName,
+        'messaging.consumer.group.name': groupOf(topic),
         'messaging.destination.name': topic,
         'messaging.destination.partition.id': String(partition),
       });
+      // 0: the partition was fetched; its series starts at 0 so that the alert sees the first skip.
+      if (count === 0)
+        startAtZero(`skipped:${laneName}:${topic}:${partition}`, () => skippedOffsets.add(0, attributes()));
+      else skippedOffsets.add(count, attributes());
     },
     batch(topic, size) {
       batchSize.record(size, { 'messaging.destination.name': topic });
@@ -281,6 +287,7 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
     lag(topic, partition, lag) {
       // A fetch comes before any outcome of its messages.
       startDeadLetters(topic);
+
       lags.set(partitionKey(topic, partition), { topic, partition, lag: Math.max(0, lag) });
     },
     pruned(rows, bytes) {

@@ -96,8 +96,12 @@ groups:
           description: >-
             {{`Its oldest unfinished message has held the commit point of {{ $labels.messaging_destination_name }}/{{ $labels.messaging_destination_partition_id }} (lane {{ $labels.pattern_lane }})`}} for more than {{ $r.partitionHeld.seconds }} s, for {{ $r.partitionHeld.for }}: a message failing and being retried (the log names its offset), or a database that does not answer. Messages behind it on other keys go on, but nothing of the partition commits past it.
       - alert: PatternWorkerMessagesSkipped
+        # A process that skips before it has fetched there first reports the series at its count, which
+        # increase() cannot see: a series new within the window counts too.
         expr: |
-          sum without (instance, pod) (increase(pattern_worker_skipped_offsets_total[15m])) > 0
+          (sum without (instance, pod) (increase(pattern_worker_skipped_offsets_total[15m])) > 0)
+          or
+          (sum without (instance, pod) (pattern_worker_skipped_offsets_total unless pattern_worker_skipped_offsets_total offset 15m) > 0)
         labels:
           severity: critical
           {{- with $r.alertLabels }}{{ toYaml . | nindent 10 }}{{ end }}

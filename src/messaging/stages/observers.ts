@@ -38,9 +38,10 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
   // The lag moves with the partition's done position too: a quiet partition gets no fetch answer (fetch
   // sessions leave it out) after its last messages are done.
   const ends = new Map<string, bigint>();
-  lifecycle.on('partition.fetched', ({ topic, partition, lag, highWatermark }) => {
+  lifecycle.on('partition.fetched', ({ lane, topic, partition, lag, highWatermark }) => {
     ends.set(partitionKey(topic, partition), highWatermark);
     metrics.lag(topic, partition, lag);
+    metrics.skipped(lane, topic, partition, 0);
   });
   lifecycle.on('partition.progress', ({ topic, partition, position }) => {
     const end = ends.get(partitionKey(topic, partition));
