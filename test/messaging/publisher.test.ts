@@ -72,9 +72,41 @@ describe('OrderedPublisher', () => {
       topic: 'reply.gone',
       requestedTopic: true,
     };
+    const started = Date.now();
     await Promise.all([p.publish([record('a'), reply, record('b')]), p.publish([record('c')])]);
+    // Once it has stayed unknown for a second (a topic just created can be unknown to a broker a moment).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
     expect(sender.sent.flat()).toEqual(['a', 'error result', 'dead letter', 'b', 'c']);
     expect(refused).toEqual(['reply.gone: the reply topic reply.gone does not exist']);
+  });
+
+  it('replaces the records of several deleted reply topics each once, and sends every other once', async () => {
+    const sender = new FakeSender();
+    sender.unknown.add('gone.1').add('gone.2').add('gone.3');
+    const p = publisher(sender);
+    const reply = (topic: string): OutboundRecord => ({
+      ...record(`to ${topic}`, () => [
+        record(`error for ${topic}`),
+        { ...record(`dlq for ${topic}`), topic: 'dlq' },
+      ]),
+      topic,
+      requestedTopic: true,
+    });
+    await Promise.all([
+      p.publish([record('a'), reply('gone.1')]),
+      p.publish([record('b'), reply('gone.2'), reply('gone.3'), record('c')]),
+    ]);
+    expect(sender.sent.flat()).toEqual([
+      'a',
+      'error for gone.1',
+      'dlq for gone.1',
+      'b',
+      'error for gone.2',
+      'dlq for gone.2',
+      'error for gone.3',
+      'dlq for gone.3',
+      'c',
+    ]);
   });
 
   it('retries, as transient, a send whose unknown topic is its own', async () => {

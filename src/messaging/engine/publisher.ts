@@ -22,6 +22,9 @@ interface Job {
   reject: (err: Error) => void;
 }
 
+/** How long a requested reply topic must stay unknown to the broker before its records are refused. */
+const UNKNOWN_TOPIC_CONFIRM_MS = 1_000;
+
 export class PublisherClosedError extends Error {
   override name = 'PublisherClosedError';
 }
@@ -49,6 +52,8 @@ export class OrderedPublisher implements RecordSink {
   #pendingBytes = 0;
   /** Records of the current send already acknowledged (or replaced), so a retry does not send them again. */
   #consumed = 0;
+  /** Requested reply topics the broker did not know at a send, and since when (cleared by a send that works). */
+  readonly #unknownSince = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PublisherOptions) {
@@ -121,6 +126,35 @@ export class OrderedPublisher implements RecordSink {
     return vetted;
   }
 
+  /**
+   * A reply topic a request named, deleted after the request was checked: once the broker has not known it
+   * for UNKNOWN_TOPIC_CONFIRM_MS (a topic just created can be unknown to a broker for a moment), its
+   * queued records are replaced where they stand (an error result on the default result topic, a dead
+   * letter) and the rest go on. An own topic unknown stays a transient failure, retried.
+   */
+  #refuseGoneTopic(err: unknown): boolean {
+    if (!(err instanceof SendError) || err.refused || err.unknownTopic === undefined) return false;
+    const gone = err.unknownTopic;
+    const pending = this.#queue.flatMap((j) => j.records).slice(this.#consumed);
+    const stranded = pending.filter((r) => r.topic === gone);
+    if (stranded.length === 0 || stranded.some((r) => r.requestedTopic !== true)) return false;
+    const since = this.#unknownSince.get(gone);
+    if (since === undefined) this.#unknownSince.set(gone, Date.now());
+    if (since === undefined || Date.now() - since < UNKNOWN_TOPIC_CONFIRM_MS) return false;
+    this.#unknownSince.delete(gone);
+    // In place, past what was sent: #consumed still counts the records before them.
+    let index = 0;
+    for (const job of this.#queue) {
+      job.records = job.records.flatMap((r) => {
+        const sent = index++ < this.#consumed;
+        return !sent && r.topic === gone && r.requestedTopic === true
+          ? this.#replace(r, `the reply topic ${gone} does not exist`, 0)
+          : [r];
+      });
+    }
+    return true;
+  }
+
   /** Jobs from the head whose records fit in one request (at least the first job). */
   #nextJobs(): Job[] {
     const jobs: Job[] = [];
@@ -142,9 +176,11 @@ export class OrderedPublisher implements RecordSink {
         try {
           await this.#send(records, 0);
         } catch (err) {
+          if (this.#refuseGoneTopic(err)) continue;
           this.#failed(err);
           return;
         }
+        this.#unknownSince.clear();
         this.#failures = 0;
         this.#consumed = 0;
         this.#queue.splice(0, jobs.length);
@@ -167,23 +203,7 @@ export class OrderedPublisher implements RecordSink {
       try {
         await this.#o.sender.send(request);
       } catch (err) {
-        if (!(err instanceof SendError)) throw err;
-        if (!err.refused) {
-          // A reply topic deleted after its request was checked: its records are refused (an error result
-          // on the default result topic, a dead letter), the others sent. An own topic unknown stays a
-          // transient failure, retried.
-          const gone = err.unknownTopic;
-          const stranded = request.filter((r) => r.topic === gone);
-          if (stranded.length === 0 || stranded.some((r) => r.requestedTopic !== true)) throw err;
-          await this.#send(
-            request.flatMap((r) =>
-              r.topic === gone ? this.#replace(r, `the reply topic ${gone} does not exist`, depth) : [r],
-            ),
-            depth + 1,
-          );
-          if (depth === 0) this.#consumed += request.length;
-          continue;
-        }
+        if (!(err instanceof SendError && err.refused)) throw err;
         if (request.length > 1) {
           const half = Math.ceil(request.length / 2);
           await this.#send(request.slice(0, half), depth);
