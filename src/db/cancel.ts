@@ -18,16 +18,20 @@ const CANCEL_REQUEST_CODE = 80877102;
 const CANCEL_WAIT_MS = 2_000;
 
 /**
- * Sends a CancelRequest for `client`'s backend and resolves once the server has closed the socket, which it
- * does after signalling the backend; false when it could not be sent. A backend that has finished its
- * statement ignores the signal (PostgreSQL drops a cancel that arrives between commands), so the caller
- * may reuse the connection once this resolves.
+ * How a cancel went: `sent` once the server closed the socket, which it does after signalling the backend
+ * (a backend that has finished its statement ignores the signal: PostgreSQL drops a cancel that arrives
+ * between commands, so the connection may be reused); `not-sent` when it never reached the server;
+ * `unanswered` when it was written but the server did not close within CANCEL_WAIT_MS, so that it may
+ * still reach a later statement: the connection must not be reused.
  */
-export function cancelStatement(client: PoolClient): Promise<boolean> {
+export type CancelOutcome = 'sent' | 'not-sent' | 'unanswered';
+
+/** Sends a CancelRequest for `client`'s backend. */
+export function cancelStatement(client: PoolClient): Promise<CancelOutcome> {
   const key = client as unknown as BackendKey;
   const { processID, secretKey, host, port } = key;
   if (typeof processID !== 'number' || typeof secretKey !== 'number' || typeof port !== 'number') {
-    return Promise.resolve(false);
+    return Promise.resolve('not-sent');
   }
   const packet = Buffer.alloc(16);
   packet.writeInt32BE(16, 0);
@@ -39,18 +43,20 @@ export function cancelStatement(client: PoolClient): Promise<boolean> {
     const socket = hostName.startsWith('/')
       ? net.connect(`${hostName}/.s.PGSQL.${port}`)
       : net.connect(port, hostName);
-    let sent = false;
-    const done = (ok: boolean) => {
+    let written = false;
+    const done = (outcome: CancelOutcome) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(ok);
+      resolve(outcome);
     };
-    const timer = setTimeout(() => done(false), CANCEL_WAIT_MS);
+    const timer = setTimeout(() => done(written ? 'unanswered' : 'not-sent'), CANCEL_WAIT_MS);
+    timer.unref();
     socket.on('connect', () => {
-      sent = true;
+      written = true;
       socket.end(packet);
     });
-    socket.on('error', () => done(false));
-    socket.on('close', () => done(sent));
+    // After the packet went out, an error is the server closing on us: it took the request.
+    socket.on('error', () => done(written ? 'sent' : 'not-sent'));
+    socket.on('close', () => done(written ? 'sent' : 'not-sent'));
   });
 }

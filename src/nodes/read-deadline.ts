@@ -2,13 +2,16 @@
 // answered DEADLINE_EXCEEDED, not retried; one that runs past its lane's read timeout is cancelled and
 // fails as a statement timeout. A timer sends the cancel only then, so a read that finishes in time pays
 // nothing for it (no statement_timeout set and reset around each statement, no pool of its own).
-import { EffectError } from '../contracts/errors.ts';
-import { cancelStatement } from '../db/cancel.ts';
+import { EffectError, RetryableError } from '../contracts/errors.ts';
+import { cancelStatement, type CancelOutcome } from '../db/cancel.ts';
 import type { PoolClient } from '../db/pool.ts';
 
 const QUERY_CANCELED = '57014';
 /** setTimeout's largest delay: a deadline further off, which any producer can write, arms nothing. */
 const MAX_TIMER_MS = 2_147_483_647;
+/** No cancel is sent sooner than this into a read: each costs the server a process of its own, and any
+ * producer can send a deadline a millisecond away; a read this short is cheaper left to finish. */
+const MIN_CANCEL_DELAY_MS = 50;
 
 export function deadlineExceeded(deadline: number, now: number, running: boolean): EffectError {
   return new EffectError(
@@ -48,9 +51,9 @@ export async function cancelWhenLate<T>(
   if (deadline === undefined && timeoutMs === Infinity) return read();
   checkDeadline(deadline);
   const untilDeadline = deadline === undefined ? Infinity : deadline - Date.now();
-  const delay = Math.min(untilDeadline, timeoutMs);
+  const delay = Math.max(MIN_CANCEL_DELAY_MS, Math.min(untilDeadline, timeoutMs));
   if (delay > MAX_TIMER_MS) return read();
-  let cancelling: Promise<boolean> | undefined;
+  let cancelling: Promise<CancelOutcome> | undefined;
   const timer = setTimeout(() => {
     cancelling = cancelStatement(client);
   }, delay);
@@ -64,6 +67,11 @@ export async function cancelWhenLate<T>(
     throw err;
   } finally {
     clearTimeout(timer);
-    if (cancelling !== undefined) await cancelling;
+    // A cancel the server did not answer may still reach the connection's next statement: it is thrown
+    // away (a transient failure destroys it) rather than handed to another read or write.
+    if (cancelling !== undefined && (await cancelling) === 'unanswered') {
+      // eslint-disable-next-line no-unsafe-finally -- the connection must not go back to the pool
+      throw new RetryableError('the database did not answer a cancel request; the connection is discarded');
+    }
   }
 }
