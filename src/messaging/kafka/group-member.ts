@@ -72,6 +72,9 @@ export interface GroupMember {
 
 export type GroupMemberFactory = (options: GroupMemberOptions) => GroupMember;
 
+/** How long partitions of an unnamed topic may stay assigned before the member rejoins to name them. */
+const UNNAMED_GRACE_MS = 3_000;
+
 /** Kafka's error code for a member the group coordinator does not know (any more). */
 const UNKNOWN_MEMBER_ID = 25;
 
@@ -94,6 +97,8 @@ class Kip848Member implements GroupMember {
   #joined = false;
   /** Set once the member gave its membership up (#lost): its lane replaces it. */
   #gaveUp = false;
+  /** Since when the assignment has held partitions of a topic without a name. */
+  #unnamedSince: number | undefined;
 
   constructor(options: GroupMemberOptions) {
     this.#o = options;
@@ -200,20 +205,24 @@ class Kip848Member implements GroupMember {
       this.#joined = true;
       this.#o.hooks.onMembership(true, `joined group ${this.#o.groupId}`);
     }
-    if (current === this.#seen) return;
-    this.#seen = current;
     // The library names assigned topics from metadata it may have cached before a topic of that name was
-    // deleted and created again; the new topic's partitions come without a name, and the library never
-    // names them later. Fetching them is impossible, so a new member joins with fresh metadata.
-    if (current.some((a) => typeof a.topic !== 'string')) {
+    // deleted and created again; the new topic's partitions come without a name, and the library names
+    // them only at a later assignment change. The named ones are fetched meanwhile; if a name is still
+    // missing after UNNAMED_GRACE_MS, a new member joins with fresh metadata.
+    if (!current.some((a) => typeof a.topic !== 'string')) this.#unnamedSince = undefined;
+    else if (this.#unnamedSince === undefined) this.#unnamedSince = Date.now();
+    else if (Date.now() - this.#unnamedSince >= UNNAMED_GRACE_MS) {
       this.#lost(
-        'the broker assigned partitions of a topic this member cannot name (a topic deleted and created ' +
-          'again?); rejoining with fresh metadata',
+        `the broker assigned partitions of a topic this member could not name for ${UNNAMED_GRACE_MS} ms ` +
+          '(a topic deleted and created again?); rejoining with fresh metadata',
       );
       return;
     }
+    if (current === this.#seen) return;
+    this.#seen = current;
     const wanted = new Map<string, TopicPartition>();
     for (const a of current) {
+      if (typeof a.topic !== 'string') continue;
       for (const partition of a.partitions)
         wanted.set(partitionKey(a.topic, partition), { topic: a.topic, partition });
     }
