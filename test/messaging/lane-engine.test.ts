@@ -3,7 +3,7 @@
 // pause and resume, retries, rebalances and draining. Random completion orders via fast-check.
 import fc from 'fast-check';
 import { engineSetup, flush, message, type Kind } from '../support/engine-fakes.ts';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
 
 describe('LaneEngine', () => {
@@ -181,15 +181,14 @@ describe('LaneEngine', () => {
   it('gives up on a message after maxAttempts non-transient failures and moves on', async () => {
     const { work, publisher, control, engine } = engineSetup({ maxAttempts: 3 });
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'a')], 2n);
+    // Waited for, not slept on: under load a retry's backoff timer fires late.
     for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      expect(work.runs[0]?.items[0]?.message.offset).toBe('0');
+      await vi.waitFor(() => expect(work.runs[0]?.items[0]?.message.offset).toBe('0'));
       work.fail(0, new TypeError('cannot read properties of undefined'));
     }
-    await new Promise((r) => setTimeout(r, 10));
-    expect(work.gaveUp.map((u) => u.attempt)).toEqual([3]);
+    await vi.waitFor(() => expect(work.gaveUp.map((u) => u.attempt)).toEqual([3]));
     // The next write of the key runs after the give-up.
-    expect(work.runs[0]?.items[0]?.message.offset).toBe('1');
+    await vi.waitFor(() => expect(work.runs[0]?.items[0]?.message.offset).toBe('1'));
     work.succeed(0);
     await flush();
     publisher.ack();
@@ -228,20 +227,15 @@ describe('LaneEngine', () => {
     const { work, engine } = engineSetup({ maxAttempts: 5, maxTimeoutAttempts: 2 });
     engine.accept('t', 0, [message(0, 0, 'read', 'a'), message(0, 1, 'read', 'b')]);
     await flush();
+    const running = (key: string) => work.runs.findIndex((r) => r.items[0]?.key === key);
     for (let i = 0; i < 2; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      work.fail(
-        work.runs.findIndex((r) => r.items[0]?.key === 'a'),
-        timeout(),
-      );
+      await vi.waitFor(() => expect(running('a')).toBeGreaterThanOrEqual(0));
+      work.fail(running('a'), timeout());
     }
-    await new Promise((r) => setTimeout(r, 10));
-    expect(work.gaveUp.map((u) => u.attempt)).toEqual([2]);
+    await vi.waitFor(() => expect(work.gaveUp.map((u) => u.attempt)).toEqual([2]));
     // Other failures keep maxAttempts.
-    work.fail(
-      work.runs.findIndex((r) => r.items[0]?.key === 'b'),
-      new TypeError('boom'),
-    );
+    await vi.waitFor(() => expect(running('b')).toBeGreaterThanOrEqual(0));
+    work.fail(running('b'), new TypeError('boom'));
     await new Promise((r) => setTimeout(r, 10));
     expect(work.gaveUp).toHaveLength(1);
   });
