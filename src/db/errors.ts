@@ -19,12 +19,15 @@ const TRANSIENT_SQLSTATES: Record<string, string> = {
   '57P03': 'server cannot accept connections now',
 };
 
+/** SQLSTATE of a statement cancelled, by its statement_timeout or by a cancel request. */
+export const QUERY_CANCELED = '57014';
+
 /** The error class of a statement cancelled by its timeout (a read lane gives it fewer tries). */
 export const STATEMENT_TIMEOUT = 'StatementTimeout';
 
 /** Retried a bounded number of times, then dead-lettered: the message itself may cause them every time. */
 const BOUNDED_SQLSTATES: Record<string, { reason: string; errorClass: string }> = {
-  '57014': { reason: 'statement timeout or cancel', errorClass: STATEMENT_TIMEOUT },
+  [QUERY_CANCELED]: { reason: 'statement timeout or cancel', errorClass: STATEMENT_TIMEOUT },
   '55P03': { reason: 'lock not available', errorClass: 'LockNotAvailable' },
   '53000': { reason: 'insufficient resources', errorClass: 'InsufficientResources' },
   '53100': { reason: 'disk full', errorClass: 'InsufficientResources' },

@@ -4,9 +4,9 @@
 // nothing for it (no statement_timeout set and reset around each statement, no pool of its own).
 import { EffectError, RetryableError } from '../contracts/errors.ts';
 import { cancelStatement, type CancelOutcome } from '../db/cancel.ts';
+import { QUERY_CANCELED } from '../db/errors.ts';
 import type { PoolClient } from '../db/pool.ts';
 
-const QUERY_CANCELED = '57014';
 /** setTimeout's largest delay: a deadline further off, which any producer can write, arms nothing. */
 const MAX_TIMER_MS = 2_147_483_647;
 /** No cancel is sent sooner than this into a read: each costs the server a process of its own, and any

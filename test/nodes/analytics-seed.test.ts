@@ -6,7 +6,7 @@ import {
   NodePatternStorageEffect,
   NodePatternUpdateEffect,
 } from '../../src/nodes/index.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestDatabase, lockTables, type TestDatabase } from '../support/database.ts';
 
 const A = 'aa000000-0000-4000-8000-00000000000a';
 const B = 'bb000000-0000-4000-8000-00000000000b';
@@ -226,12 +226,12 @@ describe('deadline', () => {
     });
     expect(result.success).toBe(true);
     // A transaction holding the tables makes the read wait in the database past its deadline.
-    const blocker = await db.pool.connect();
+    const lock = await lockTables(db.url, [
+      'pattern_templates',
+      'pattern_usage_daily',
+      'usage_global_hourly',
+    ]);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query(
-        'LOCK TABLE pattern_templates, pattern_usage_daily, usage_global_hourly IN ACCESS EXCLUSIVE MODE',
-      );
       const started = Date.now();
       const late = await analytics.executeEffect({ operation: 'get_global_stats' } as never, {
         ...T,
@@ -243,8 +243,7 @@ describe('deadline', () => {
       });
       expect(Date.now() - started).toBeLessThan(3_000);
     } finally {
-      await blocker.query('ROLLBACK');
-      blocker.release();
+      await lock.release();
     }
   });
 });

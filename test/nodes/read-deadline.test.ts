@@ -8,7 +8,7 @@ import { cancelStatement } from '../../src/db/cancel.ts';
 import type { PoolClient } from '../../src/db/pool.ts';
 import { cancelWhenLate } from '../../src/nodes/read-deadline.ts';
 import { NodePatternQueryEffect } from '../../src/nodes/index.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createTestDatabase, lockTables, type TestDatabase } from '../support/database.ts';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -133,11 +133,8 @@ describe('cancelWhenLate', () => {
 describe('a search past its deadline', () => {
   it('is cancelled in the database while it waits, not left to the statement timeout', async () => {
     const query = new NodePatternQueryEffect(db.pool);
-    const blocker = await import('pg').then(({ default: pg }) => new pg.Client({ connectionString: db.url }));
-    await blocker.connect();
+    const lock = await lockTables(db.url, ['pattern_templates']);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE pattern_templates IN ACCESS EXCLUSIVE MODE');
       const started = Date.now();
       const result = await query.executeEffect(
         { operation: 'search', search_query: 'retry backoff', filters: null, limit: 10, offset: 0 } as never,
@@ -150,8 +147,7 @@ describe('a search past its deadline', () => {
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(await running('%pattern_templates%')).toBe(0);
     } finally {
-      await blocker.query('ROLLBACK');
-      await blocker.end();
+      await lock.release();
     }
     // The pool's one connection serves the next read.
     const next = await query.executeEffect(
@@ -165,11 +161,8 @@ describe('a search past its deadline', () => {
 describe('a search past the reads lane timeout (DB_READS_STATEMENT_TIMEOUT_MS)', () => {
   it('is cancelled in the database and fails as a statement timeout, which the lane retries once', async () => {
     const query = new NodePatternQueryEffect(db.pool, { readTimeoutMs: 300 });
-    const blocker = await import('pg').then(({ default: pg }) => new pg.Client({ connectionString: db.url }));
-    await blocker.connect();
+    const lock = await lockTables(db.url, ['pattern_templates']);
     try {
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE pattern_templates IN ACCESS EXCLUSIVE MODE');
       const started = Date.now();
       await expect(
         query.executeEffect({ operation: 'get_by_name', pattern_name: 'x', language: 'go' } as never),
@@ -177,8 +170,7 @@ describe('a search past the reads lane timeout (DB_READS_STATEMENT_TIMEOUT_MS)',
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(await running('%pattern_templates%')).toBe(0);
     } finally {
-      await blocker.query('ROLLBACK');
-      await blocker.end();
+      await lock.release();
     }
   });
 });

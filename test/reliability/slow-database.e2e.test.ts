@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { lockTables } from '../support/database.ts';
 import { createStackRetrying, eventually } from '../support/faults.ts';
 import type { Stack } from '../support/stack.ts';
 import { produce, reportFigures, ResultTracker, Workload } from '../support/workload.ts';
@@ -168,10 +169,7 @@ it('gives a read that times out two tries, and runs the reads behind it in the g
     [pattern],
   );
   // Global usage trends read the hourly rollup, which this lock keeps from every reader until the end.
-  const lock = new pg.Client({ connectionString: stack.db.url });
-  await lock.connect();
-  await lock.query('BEGIN');
-  await lock.query('LOCK TABLE usage_global_hourly IN ACCESS EXCLUSIVE MODE');
+  const lock = await lockTables(stack.db.url, ['usage_global_hourly']);
   const slow = randomUUID();
   const cheap = [randomUUID(), randomUUID(), randomUUID()];
   const topic = stack.names.result('pattern.analytics.compute');
@@ -229,8 +227,7 @@ it('gives a read that times out two tries, and runs the reads behind it in the g
     );
     await answered([slow], 'the slow read');
   } finally {
-    await lock.query('ROLLBACK');
-    await lock.end();
+    await lock.release();
   }
   // The cheap reads ran in the 3 s gap after the first try, not after the last.
   for (const c of cheap) {
@@ -246,35 +243,42 @@ it('gives a read that times out two tries, and runs the reads behind it in the g
   expect(await worker.stop('SIGTERM')).toBe(0);
 });
 
+/** Sends one search and waits for its result on the result topic. */
+async function searchAnswer(
+  cid: string,
+  searchQuery: string,
+  headers: Record<string, string> = {},
+): Promise<ModelResult | undefined> {
+  const topic = stack.names.result('pattern.search.request');
+  await stack.send('pattern.search.request', [
+    {
+      key: cid,
+      value: JSON.stringify({ correlation_id: cid, operation: 'search', search_query: searchQuery }),
+      headers,
+    },
+  ]);
+  const all = await stack.results.waitFor(
+    (msgs) => msgs.some((m) => m.topic === topic && m.json<ModelResult>().metadata.correlation_id === cid),
+    20_000,
+    `the result of search ${cid}`,
+  );
+  return all
+    .filter((m) => m.topic === topic)
+    .map((m) => m.json<ModelResult>())
+    .find((r) => r.metadata.correlation_id === cid);
+}
+
 it('cancels a search in the database when its caller deadline passes while it waits', async () => {
   const worker = await stack.worker({});
-  const lock = new pg.Client({ connectionString: stack.db.url });
-  await lock.connect();
-  await lock.query('BEGIN');
-  await lock.query('LOCK TABLE pattern_templates IN ACCESS EXCLUSIVE MODE');
-  const topic = stack.names.result('pattern.search.request');
-  const held = randomUUID();
+  const lock = await lockTables(stack.db.url, ['pattern_templates']);
   const sentAt = Date.now();
   let answeredAt: number;
   let result: ModelResult | undefined;
   try {
-    await stack.send('pattern.search.request', [
-      {
-        key: held,
-        value: JSON.stringify({ correlation_id: held, operation: 'search', search_query: 'retry backoff' }),
-        headers: { 'pattern-deadline-ms': String(Date.now() + 1_500) },
-      },
-    ]);
-    const all = await stack.results.waitFor(
-      (msgs) => msgs.some((m) => m.topic === topic && m.json<ModelResult>().metadata.correlation_id === held),
-      20_000,
-      'the held search',
-    );
+    result = await searchAnswer(randomUUID(), 'retry backoff', {
+      'pattern-deadline-ms': String(Date.now() + 1_500),
+    });
     answeredAt = Date.now();
-    result = all
-      .filter((m) => m.topic === topic)
-      .map((m) => m.json<ModelResult>())
-      .find((r) => r.metadata.correlation_id === held);
     // Nothing of the worker's still waits on the lock: the statement was cancelled, not abandoned.
     const { rows } = await stack.db.pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_stat_activity
@@ -282,8 +286,7 @@ it('cancels a search in the database when its caller deadline passes while it wa
     );
     expect(rows[0]?.n).toBe(0);
   } finally {
-    await lock.query('ROLLBACK');
-    await lock.end();
+    await lock.release();
   }
   // Answered at its deadline, not at the 30 s statement timeout, and neither retried nor dead-lettered.
   expect(result?.error).toMatchObject({
@@ -299,33 +302,13 @@ it('cancels a search in the database when its caller deadline passes while it wa
 
 it('cancels a search that runs past DB_READS_STATEMENT_TIMEOUT_MS, and gives it two tries', async () => {
   const worker = await stack.worker({ DB_READS_STATEMENT_TIMEOUT_MS: '400', WORKER_RETRY_MAX_MS: '500' });
-  const lock = new pg.Client({ connectionString: stack.db.url });
-  await lock.connect();
-  await lock.query('BEGIN');
-  await lock.query('LOCK TABLE pattern_templates IN ACCESS EXCLUSIVE MODE');
-  const topic = stack.names.result('pattern.search.request');
-  const held = randomUUID();
+  const lock = await lockTables(stack.db.url, ['pattern_templates']);
   const sentAt = Date.now();
   let result: ModelResult | undefined;
   try {
-    await stack.send('pattern.search.request', [
-      {
-        key: held,
-        value: JSON.stringify({ correlation_id: held, operation: 'search', search_query: 'lock' }),
-      },
-    ]);
-    const all = await stack.results.waitFor(
-      (msgs) => msgs.some((m) => m.topic === topic && m.json<ModelResult>().metadata.correlation_id === held),
-      20_000,
-      'the timed-out search',
-    );
-    result = all
-      .filter((m) => m.topic === topic)
-      .map((m) => m.json<ModelResult>())
-      .find((r) => r.metadata.correlation_id === held);
+    result = await searchAnswer(randomUUID(), 'lock');
   } finally {
-    await lock.query('ROLLBACK');
-    await lock.end();
+    await lock.release();
   }
   // Not the 30 s of the connections' statement_timeout, twice.
   expect(Date.now() - sentAt).toBeLessThan(6_000);

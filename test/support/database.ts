@@ -53,3 +53,18 @@ export async function createTestDatabase(
     },
   };
 }
+
+/** ACCESS EXCLUSIVE locks on `tables`, held in a transaction of its own until release(): every statement
+ * that reads them waits meanwhile (a slow read, made on purpose). */
+export async function lockTables(url: string, tables: string[]): Promise<{ release(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query(`LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE`);
+  return {
+    async release() {
+      await client.query('ROLLBACK');
+      await client.end();
+    },
+  };
+}

@@ -115,6 +115,15 @@ function chain(err: unknown, depth = 0): LibraryError[] {
 
 const UNKNOWN_TOPIC = /^Unknown topic (.*)\.$/;
 
+/** The topic the library says does not exist ("Unknown topic <name>."), if that is what `err` says. */
+export function unknownTopicOf(err: unknown): string | undefined {
+  for (const e of chain(err)) {
+    const named = e instanceof UserError ? UNKNOWN_TOPIC.exec(e.message)?.[1] : undefined;
+    if (named !== undefined) return named;
+  }
+  return undefined;
+}
+
 /** The broker's name for `err`: the first protocol error of the chain; unknown topics are named too. */
 export function kafkaErrorType(err: unknown): string | undefined {
   for (const e of chain(err)) {

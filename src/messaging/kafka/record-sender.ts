@@ -16,6 +16,7 @@ import { ProduceAcks, Producer, type MessageToProduce, type Partitioner } from '
 import { SendError, type RecordSender } from '../engine/ports.ts';
 import { headerEntries, type OutboundHeaders, type OutboundRecord } from '../engine/records.ts';
 import type { Logger } from '../../telemetry/logger.ts';
+import { unknownTopicOf } from './admin.ts';
 import type { KafkaClient } from './client.ts';
 
 /** A message as the library takes it: bytes only (the producer has no serializers). */
@@ -77,15 +78,6 @@ export function isRefusal(err: unknown): boolean {
       return (id !== undefined && REFUSALS.has(id)) || isMessageRejection(e);
     }) !== undefined
   );
-}
-
-/** The library's "Unknown topic <name>." (a metadata answer that the topic does not exist). */
-const UNKNOWN_TOPIC = /^Unknown topic (.+)\.$/;
-
-/** The topic a send failed on because the broker does not know it, if that is why it failed. */
-export function unknownTopicOf(err: unknown): string | undefined {
-  const found = findInChain(err, (e) => UNKNOWN_TOPIC.test(e.message));
-  return found ? UNKNOWN_TOPIC.exec(found.message)?.[1] : undefined;
 }
 
 /** What went wrong, for logs and for the reason a refused record is replaced with: the broker's error

@@ -23,8 +23,8 @@ export interface Nodes {
   analytics: NodePatternAnalyticsEffect;
 }
 
-/** The effect node of each request topic (dispatchOne routes by topic). */
-/** The four nodes on `pool`; `readTimeoutMs` bounds the query node's reads (DB_READS_STATEMENT_TIMEOUT_MS). */
+/** The effect node of each request topic (dispatchOne routes by topic), on `pool`; `readTimeoutMs` bounds
+ * the query node's reads only (DB_READS_STATEMENT_TIMEOUT_MS). */
 export function createNodes(pool: Pool, options: NodeOptions = {}): Nodes {
   const { readTimeoutMs, ...shared } = options;
   return {
