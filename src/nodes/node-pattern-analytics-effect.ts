@@ -50,6 +50,9 @@ export interface AnalyticsNodeOptions extends NodeOptions {
    * longer refreshed. 0 (the default here): refreshed only when a read finds its answer past half age.
    */
   refreshAheadMs?: number;
+  /** The share of time background refreshes may keep the database busy (default REFRESH_DUTY, a quarter;
+   * 1: no pause between them). */
+  refreshDuty?: number;
 }
 
 /** A handler's data whose figures were partly read before the request (reused top patterns) carry when. */
@@ -144,9 +147,10 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
   #refreshingRead: Promise<void> | undefined;
   /** Keys due for a background refresh, in the order they fell due. */
   readonly #refreshQueue: string[] = [];
-  /** No background refresh starts before this (epoch ms): REFRESH_DUTY's pause after the last one. */
+  /** No background refresh starts before this (epoch ms): the duty's pause after the last one. */
   #refreshRestAt = 0;
   #refreshRestTimer: NodeJS.Timeout | undefined;
+  readonly #refreshDuty: number;
   #stopped = false;
 
   constructor(pool: Pool, options: AnalyticsNodeOptions = {}) {
@@ -154,6 +158,7 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
     this.#topMaxAgeMs = options.topPatternsMaxAgeMs ?? 0;
     this.#resultMaxAgeMs = options.resultMaxAgeMs ?? 0;
     this.#cacheEntries = Math.max(1, options.resultCacheEntries ?? 32);
+    this.#refreshDuty = Math.min(1, Math.max(0.01, options.refreshDuty ?? REFRESH_DUTY));
     this.#refreshAheadMs = this.#resultMaxAgeMs > 0 ? Math.max(0, options.refreshAheadMs ?? 0) : 0;
   }
 
@@ -287,7 +292,7 @@ export class NodePatternAnalyticsEffect extends EffectNode<'pattern.analytics.co
         .then(() => {
           this.#refreshingRead = undefined;
           const took = Date.now() - refreshStarted;
-          this.#refreshRestAt = Date.now() + took * (1 / REFRESH_DUTY - 1);
+          this.#refreshRestAt = Date.now() + took * (1 / this.#refreshDuty - 1);
           this.#nextRefresh();
         });
     }
