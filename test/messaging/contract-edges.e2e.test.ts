@@ -5,7 +5,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import type { CollectedMessage } from '../support/kafka.ts';
+import { KafkaClient } from '../../src/messaging/kafka/client.ts';
+import { createTopicsAndWait } from '../../src/messaging/kafka/topic-admin.ts';
+import { brokers, Collector, type CollectedMessage } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 60_000 });
@@ -113,5 +115,40 @@ describe('contract edges through Kafka', () => {
       "SELECT pattern_name FROM pattern_templates WHERE pattern_name LIKE 'Reuse%' ORDER BY pattern_name",
     );
     expect(rows.map((r) => r.pattern_name)).toEqual(['ReuseKcatA', 'ReuseNestA']);
+  });
+
+  it('answers on a reply topic its client created just before the request', async () => {
+    const refusedId = `nest-${randomUUID()}`;
+    // A request naming a topic that does not exist: the worker lists the cluster's topics to refuse it.
+    await insert(
+      { data: pattern('NoReplyTopic') },
+      { kafka_correlationId: refusedId, kafka_replyTopic: `replies-${randomBytes(4).toString('hex')}` },
+    );
+    await stack.results.waitFor(
+      (all) =>
+        all.some(
+          (m) =>
+            m.topic === stack.names.result('pattern.insert') &&
+            m.headers.kafka_correlationId?.toString() === refusedId,
+        ),
+      20_000,
+      'the refusal',
+    );
+    // Within the second after that listing, a client creates its reply topic and sends its request.
+    const created = `replies-${randomBytes(4).toString('hex')}`;
+    const admin = new KafkaClient('contract-edges', { brokers: brokers() }).admin();
+    await admin.connect();
+    await createTopicsAndWait(admin, [{ topic: created, numPartitions: 1 }]);
+    await admin.disconnect();
+    const id = `nest-${randomUUID()}`;
+    await insert({ data: pattern('NewReplyTopic') }, { kafka_correlationId: id, kafka_replyTopic: created });
+    const replies = await new Collector(stack.kafka, [created]).start();
+    try {
+      const [reply] = await replies.waitForCount(created, 1, 20_000);
+      expect(reply?.headers.kafka_correlationId?.toString()).toBe(id);
+      expect(resultOf(reply as CollectedMessage)).toMatchObject({ success: true });
+    } finally {
+      await replies.stop();
+    }
   });
 });

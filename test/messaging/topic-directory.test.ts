@@ -29,40 +29,87 @@ function fakeAdmin(topics: Map<string, number>) {
   return { admin: admin as unknown as KafkaAdmin, calls };
 }
 
+/** A clock whose sleeps pass at once and move it on. */
+function fakeClock() {
+  const clock = {
+    time: 0,
+    now: () => clock.time,
+    sleep: (ms: number) => {
+      clock.time += Math.max(0, ms);
+      return Promise.resolve();
+    },
+  };
+  return clock;
+}
+
 describe('TopicDirectory', () => {
   it('answers distinct unknown names from one listing a second, and keeps nothing of them', async () => {
     const { admin, calls } = fakeAdmin(new Map([['p.replies', 3]]));
-    let now = 0;
-    const directory = new TopicDirectory(admin, () => now);
+    const clock = fakeClock();
+    const directory = new TopicDirectory(admin, clock);
     const names = Array.from({ length: 10_000 }, (_, i) => `p.reply-${i}`);
-    const answers = await Promise.all(names.map((n) => directory.partitions(n)));
+    const answers = await Promise.all(names.map((n) => directory.partitions(n, 0)));
     expect(answers.every((a) => a === undefined)).toBe(true);
-    for (const n of names.slice(0, 100)) expect(await directory.partitions(n)).toBeUndefined();
+    for (const n of names.slice(0, 100)) expect(await directory.partitions(n, 0)).toBeUndefined();
     expect(calls.listTopics).toBe(1);
     expect(calls.metadata).toEqual([]);
     expect(directory.size).toBe(0);
-    now += 1_000;
-    expect(await directory.partitions('p.reply-x')).toBeUndefined();
+    // Names received after that listing began wait for the next, a second after it, and share it.
+    clock.time = 400;
+    const later = await Promise.all(names.slice(0, 1_000).map((n) => directory.partitions(n, 400)));
+    expect(later.every((a) => a === undefined)).toBe(true);
+    expect(calls.listTopics).toBe(2);
+    expect(clock.time).toBe(1_001);
+  });
+
+  it('never refuses a reply topic created before its request came in', async () => {
+    const topics = new Map([['p.replies', 3]]);
+    const { admin, calls } = fakeAdmin(topics);
+    const clock = fakeClock();
+    const directory = new TopicDirectory(admin, clock);
+    expect(await directory.partitions('p.gone', 0)).toBeUndefined();
+    // The client creates its topic and sends its request within the second after that listing.
+    clock.time = 300;
+    topics.set('p.new', 2);
+    clock.time = 350;
+    expect(await directory.partitions('p.new', 350)).toBe(2);
+    expect(calls.listTopics).toBe(2);
+    // A message received before the newest listing began is answered from it.
+    expect(await directory.partitions('p.gone', 900)).toBeUndefined();
     expect(calls.listTopics).toBe(2);
   });
 
-  it('looks up an existing topic once, and sees one created after the listing a second later', async () => {
+  it('a name received while a listing runs waits for the one after it', async () => {
     const topics = new Map([['p.replies', 3]]);
     const { admin, calls } = fakeAdmin(topics);
-    let now = 0;
-    const directory = new TopicDirectory(admin, () => now);
+    const clock = fakeClock();
+    const directory = new TopicDirectory(admin, clock);
+    const first = directory.partitions('p.a', 0);
+    await new Promise(setImmediate);
+    clock.time = 10;
+    topics.set('p.a', 1);
+    expect(await directory.partitions('p.a', 10)).toBe(1);
+    expect(await first).toBeUndefined();
+    expect(calls.listTopics).toBe(2);
+    expect(clock.time).toBe(1_001);
+  });
+
+  it('looks up an existing topic once, and forgets one deleted', async () => {
+    const topics = new Map([['p.replies', 3]]);
+    const { admin, calls } = fakeAdmin(topics);
+    const clock = fakeClock();
+    const directory = new TopicDirectory(admin, clock);
     expect(await Promise.all([directory.partitions('p.replies'), directory.partitions('p.replies')])).toEqual(
       [3, 3],
     );
     expect(calls.metadata).toEqual(['p.replies']);
+    clock.time = 5;
     topics.set('p.new', 2);
-    expect(await directory.partitions('p.new')).toBeUndefined();
-    now += 1_000;
     expect(await directory.partitions('p.new')).toBe(2);
     expect(directory.size).toBe(2);
     // A topic gone from the listing leaves the cache once its entry is old.
     topics.delete('p.new');
-    now += 60_000;
+    clock.time += 60_000;
     expect(await directory.partitions('p.new')).toBeUndefined();
     expect(directory.size).toBe(1);
   });

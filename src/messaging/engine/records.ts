@@ -13,6 +13,9 @@ export interface InboundMessage {
    * letter and a redrive carry, so that the order and headers without a value survive. Absent: `headers`. */
   wireHeaders?: readonly WireHeader[] | undefined;
   timestamp: string;
+  /** When the worker took it from its fetch (ms since the epoch): a reply topic created before the request
+   * was sent exists in any listing of topics begun after this. Absent: when it is asked about. */
+  receivedAt?: number | undefined;
   /** Refused as it came off the wire, with this: its record batch could not be read (too large
    * decompressed, or malformed; the message is then the batch's last offset, without key, value or
    * headers), or the batch gave it an offset it cannot hold. */

@@ -22,7 +22,7 @@ export function headerMap(wire: readonly (readonly [Buffer | null, Buffer | null
   return headers;
 }
 
-export function toInbound(record: FetchedRecord): InboundMessage {
+export function toInbound(record: FetchedRecord, receivedAt?: number): InboundMessage {
   const message: InboundMessage = {
     topic: record.topic,
     partition: record.partition,
@@ -32,6 +32,7 @@ export function toInbound(record: FetchedRecord): InboundMessage {
     headers: headerMap(record.headers),
     wireHeaders: record.headers,
     timestamp: record.timestamp.toString(),
+    receivedAt,
   };
   const forged = record.forged;
   if (forged) {

@@ -224,7 +224,15 @@ export class LaneConsumer<P extends Schedulable> {
     const last = taken[taken.length - 1];
     const cut = taken.length < records.length;
     const fetchedTo = cut && last ? last.offset + 1n : next;
-    if (last) this.engine.accept(topic, partition, taken.map(toInbound), fetchedTo);
+    if (last) {
+      const receivedAt = Date.now();
+      this.engine.accept(
+        topic,
+        partition,
+        taken.map((r) => toInbound(r, receivedAt)),
+        fetchedTo,
+      );
+    }
     if (end !== undefined && (cut || next >= end)) {
       this.#ended.add(partitionKey(topic, partition));
       this.member.pause(topic, partition);

@@ -2,35 +2,57 @@
 // that does not exist is refused up front instead of wedging its partition in send retries.
 //
 // Any producer chooses the names asked about. Whether a topic exists is read from a listing of the
-// cluster's topics, refreshed at most once a second, never per name: a name asked about once leaves
-// nothing behind (a per-name metadata request left an entry in the client library for every distinct name,
-// about 600 bytes each; a flood of them ran the worker out of memory). Only topics that exist are cached,
-// so the cache is bounded by the cluster, not by what producers send.
+// cluster's topics, never per name: a name asked about once leaves nothing behind (a per-name metadata
+// request left an entry in the client library for every distinct name, about 600 bytes each; a flood of
+// them ran the worker out of memory). Only topics that exist are cached, so the cache is bounded by the
+// cluster, not by what producers send.
+//
+// A name is refused only by a listing begun after its message was received: a client that creates its
+// reply topic and then sends the request is never refused for a listing older than its topic. Listings
+// begin at most once a second, so a flood of unknown names costs one listing a second, and a message
+// waits at most about that long for its answer.
 import { kafkaErrorType, type KafkaAdmin } from './admin.ts';
 
 const POSITIVE_TTL_MS = 60_000;
-/** The listing of topic names is asked for again at most this often, however many unknown names come. */
-const LISTING_MIN_AGE_MS = 1_000;
+/** A listing of topic names begins at most this long after the one before, however many names come. */
+const LISTING_MIN_GAP_MS = 1_000;
+
+export interface DirectoryClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+const realClock: DirectoryClock = {
+  now: Date.now,
+  sleep: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms).unref()) : Promise.resolve()),
+};
+
+const ignore = (): void => undefined;
 
 export class TopicDirectory {
   readonly #admin: KafkaAdmin;
+  readonly #clock: DirectoryClock;
   readonly #partitions = new Map<string, { partitions: number; at: number }>();
-  #names: { names: Set<string>; at: number } | undefined;
-  #listing: Promise<Set<string>> | undefined;
+  /** The newest listing, with the time it was begun. */
+  #listed: { names: Set<string>; begunAt: number } | undefined;
+  /** The listing running or waiting for its turn, with the time it begins (at the earliest). */
+  #next: { beginsAt: number; names: Promise<Set<string>> } | undefined;
   /** One metadata request per existing topic at a time, however many messages ask meanwhile. */
   readonly #pending = new Map<string, Promise<number | undefined>>();
-  readonly #now: () => number;
 
-  constructor(admin: KafkaAdmin, now: () => number = Date.now) {
+  constructor(admin: KafkaAdmin, clock: DirectoryClock = realClock) {
     this.#admin = admin;
-    this.#now = now;
+    this.#clock = clock;
   }
 
-  /** Partition count of `topic`, or undefined when it does not exist. */
-  async partitions(topic: string): Promise<number | undefined> {
+  /**
+   * Partition count of `topic`, or undefined when it does not exist in a listing begun after
+   * `receivedAt` (when the message naming it came in; now, if not given).
+   */
+  async partitions(topic: string, receivedAt: number = this.#clock.now()): Promise<number | undefined> {
     const cached = this.#partitions.get(topic);
-    if (cached && this.#now() - cached.at < POSITIVE_TTL_MS) return cached.partitions;
-    if (!(await this.#exists(topic))) {
+    if (cached && this.#clock.now() - cached.at < POSITIVE_TTL_MS) return cached.partitions;
+    if (!(await this.#exists(topic, receivedAt))) {
       this.#partitions.delete(topic);
       return undefined;
     }
@@ -46,27 +68,43 @@ export class TopicDirectory {
     return this.#partitions.size;
   }
 
-  /** Whether the latest listing names `topic`; a name it lacks gets a new listing if it is old enough. */
-  async #exists(topic: string): Promise<boolean> {
-    const listed = this.#names;
+  async #exists(topic: string, receivedAt: number): Promise<boolean> {
+    const listed = this.#listed;
     if (listed?.names.has(topic)) return true;
-    if (listed && this.#now() - listed.at < LISTING_MIN_AGE_MS) return false;
-    return (await this.#list()).has(topic);
+    if (listed && listed.begunAt > receivedAt) return false;
+    return (await this.#listingFrom(receivedAt)).has(topic);
   }
 
-  #list(): Promise<Set<string>> {
-    this.#listing ??= this.#admin
-      .listTopics()
-      .then((topics) => {
-        const names = new Set(topics);
-        this.#names = { names, at: this.#now() };
-        for (const topic of this.#partitions.keys()) if (!names.has(topic)) this.#partitions.delete(topic);
-        return names;
-      })
+  /** A listing begun after `time` (a millisecond later at least, as a topic created in the millisecond a
+   * listing begins may be missing from it): the one planned, if it begins late enough, else one after it. */
+  #listingFrom(time: number): Promise<Set<string>> {
+    const next = this.#next;
+    if (next && next.beginsAt > time) return next.names;
+    const previous = next?.beginsAt ?? this.#listed?.begunAt;
+    const beginsAt = Math.max(
+      this.#clock.now(),
+      time + 1,
+      previous === undefined ? -Infinity : previous + LISTING_MIN_GAP_MS,
+    );
+    const names = (next ? next.names.then(ignore, ignore) : Promise.resolve())
+      .then(() => this.#clock.sleep(beginsAt - this.#clock.now()))
+      .then(() => this.#list());
+    const entry = { beginsAt, names };
+    this.#next = entry;
+    names
       .finally(() => {
-        this.#listing = undefined;
-      });
-    return this.#listing;
+        if (this.#next === entry) this.#next = undefined;
+      })
+      .catch(ignore);
+    return names;
+  }
+
+  async #list(): Promise<Set<string>> {
+    const begunAt = this.#clock.now();
+    const names = new Set(await this.#admin.listTopics());
+    if (!this.#listed || begunAt >= this.#listed.begunAt) this.#listed = { names, begunAt };
+    for (const topic of this.#partitions.keys()) if (!names.has(topic)) this.#partitions.delete(topic);
+    return names;
   }
 
   async #lookup(topic: string): Promise<number | undefined> {
@@ -78,7 +116,7 @@ export class TopicDirectory {
       if (kafkaErrorType(err) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
     }
     if (partitions === undefined) this.#partitions.delete(topic);
-    else this.#partitions.set(topic, { partitions, at: this.#now() });
+    else this.#partitions.set(topic, { partitions, at: this.#clock.now() });
     return partitions;
   }
 }

@@ -227,7 +227,7 @@ export async function checkReplyTarget(
 ): Promise<Prepared> {
   const defaultTopic = names.result(p.logical);
   if (p.reply.topic === defaultTopic && p.reply.partition === undefined) return p;
-  const partitions = await directory.partitions(p.reply.topic);
+  const partitions = await directory.partitions(p.reply.topic, p.message.receivedAt);
   let reason: string | undefined;
   if (partitions === undefined)
     reason = `kafka_replyTopic "${p.reply.topic}" does not exist; refusing to reply there`;
