@@ -129,6 +129,35 @@ describe('PartitionFetcher on a LogAppendTime topic', () => {
   });
 });
 
+describe('PartitionFetcher with a topic whose start cannot be found', () => {
+  it("fetches the other topics' partitions, and says what failed", async () => {
+    const consumer = new Consumer({ ...client.options('-fetcher-test'), groupId: `${topic}-absent-g` });
+    consumer.on('error', () => undefined);
+    consumers.push(consumer);
+    const got: FetchedRecord[] = [];
+    const errors: unknown[] = [];
+    const fetcher = new PartitionFetcher({
+      consumer,
+      connection: client.options('-fetcher-test'),
+      startFrom: 'committed',
+      maxWaitMs: 100,
+      onRecords: (_topic, _partition, records) => got.push(...records),
+      onError: (_what, err) => errors.push(err),
+    });
+    fetchers.push(fetcher);
+    // Assigned a topic that is gone (deleted under its assignment) beside one that is there.
+    fetcher.add([
+      { topic: `${topic}-absent`, partition: 0 },
+      { topic: bulkTopic, partition: 0 },
+    ]);
+    fetcher.start();
+    for (let i = 0; i < 500 && got.length < BULK; i++) await sleep(20);
+    expect(got.length).toBe(BULK);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(fetcher.positions().map((p) => p.topic)).toEqual([bulkTopic]);
+  });
+});
+
 describe('PartitionFetcher beside a long poll', () => {
   it('fetches a partition added during the poll at once, from where it starts, in order', async () => {
     const { fetcher, delivered } = await pollingFetcher();

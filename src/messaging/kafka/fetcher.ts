@@ -161,6 +161,9 @@ export class PartitionFetcher {
   #metadata: ClusterMetadata | undefined;
   #refreshMetadata = true;
   #loopFailures = 0;
+  /** Finding where new partitions start failed this many times in a row; asked again from this time. */
+  #positionFailures = 0;
+  #positionRetryAt = 0;
   #positioned: { promise: Promise<void>; resolve: () => void } | undefined;
 
   constructor(options: FetcherOptions) {
@@ -204,6 +207,8 @@ export class PartitionFetcher {
         failures: 0,
       });
     }
+    // Partitions newly assigned are positioned now, whatever an earlier failure's backoff says.
+    this.#positionRetryAt = 0;
     this.#startNow();
   }
 
@@ -282,7 +287,7 @@ export class PartitionFetcher {
     do {
       this.#promptAgain = false;
       try {
-        await this.#initPositions();
+        await this.#positionDue();
         await this.#fetchRound(this.#promptPool);
       } catch (err) {
         // The loop's next round asks again, with its backoff.
@@ -296,7 +301,7 @@ export class PartitionFetcher {
   async #fetchLoop(): Promise<void> {
     while (this.#running) {
       try {
-        await this.#initPositions();
+        await this.#positionDue();
         const fetched = await this.#fetchRound();
         this.#loopFailures = 0;
         if (!fetched) await this.#idle(100);
@@ -325,26 +330,55 @@ export class PartitionFetcher {
     this.#wake = undefined;
   }
 
+  /**
+   * Finds where new partitions start, unless that failed a moment ago: a failure (a topic deleted under
+   * its assignment, a leader away) is said and tried again with its own backoff, and never stops the
+   * partitions already positioned from being fetched.
+   */
+  async #positionDue(): Promise<void> {
+    if (Date.now() < this.#positionRetryAt) return;
+    try {
+      await this.#initPositions();
+      this.#positionFailures = 0;
+    } catch (err) {
+      this.#positionFailures += 1;
+      this.#positionRetryAt = Date.now() + Math.min(100 * 2 ** this.#positionFailures, 5_000);
+      this.#refreshMetadata = true;
+      this.#o.onError?.('fetch', err);
+    }
+  }
+
+  /** Each topic's partitions apart, so that a topic whose offsets cannot be read holds up no other. */
   async #initPositions(): Promise<void> {
-    const unpositioned = [...this.#parts.values()].filter((p) => p.position === undefined);
-    if (unpositioned.length === 0) return;
     const byTopic = new Map<string, number[]>();
-    for (const { topic, partition } of unpositioned)
-      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
-    let missing = byTopic;
+    for (const p of this.#parts.values()) {
+      if (p.position === undefined) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition]);
+    }
+    if (byTopic.size === 0) return;
+    const outcomes = await Promise.allSettled(
+      [...byTopic].map(([topic, partitions]) => this.#positionTopic(topic, partitions)),
+    );
+    if (!this.#hasUnpositioned() && this.#positioned) {
+      this.#positioned.resolve();
+      this.#positioned = undefined;
+    }
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  async #positionTopic(topic: string, partitions: number[]): Promise<void> {
+    let missing = partitions;
     if (this.#o.startFrom === 'committed') {
-      const committed = await this.#o.consumer.listCommittedOffsets({
-        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-      });
-      missing = new Map();
-      for (const { topic, partition } of unpositioned) {
+      const committed = await this.#o.consumer.listCommittedOffsets({ topics: [{ topic, partitions }] });
+      missing = [];
+      for (const partition of partitions) {
         const offset = committed.get(topic)?.[partition];
         const p = this.#parts.get(key(topic, partition));
         if (!p || p.position !== undefined) continue;
         const fallback = this.#o.fallback?.(topic, partition);
         if (offset !== undefined && offset >= 0n) p.position = offset;
         else if (fallback !== undefined) p.position = fallback;
-        else missing.set(topic, [...(missing.get(topic) ?? []), partition]);
+        else missing.push(partition);
       }
     }
     const reset =
@@ -353,11 +387,7 @@ export class PartitionFetcher {
         : this.#o.startFrom === 'earliest'
           ? 'earliest'
           : (this.#o.reset ?? 'earliest');
-    if (missing.size > 0) await this.#resetTo(missing, reset);
-    if (!this.#hasUnpositioned() && this.#positioned) {
-      this.#positioned.resolve();
-      this.#positioned = undefined;
-    }
+    if (missing.length > 0) await this.#resetTo(new Map([[topic, missing]]), reset);
   }
 
   async #resetTo(parts: Map<string, number[]>, to: 'earliest' | 'latest'): Promise<void> {
