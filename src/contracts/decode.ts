@@ -12,7 +12,21 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export type DecodeResult<T> =
   | { ok: true; request: T; /** Of the request as sent (contracts/fingerprint.ts). */ fingerprint: string }
-  | { ok: false; error: ModelError };
+  | {
+      ok: false;
+      error: ModelError;
+      /** The body's correlation_id, when it is one, though the rest is refused: the caller matches the
+       * error by it. */
+      correlationId?: string | undefined;
+    };
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The refusal of a body that is an object: with its correlation_id, if that is a UUID. */
+function refused(raw: Record<string, unknown>, failure: { ok: false; error: ModelError }) {
+  const id = raw.correlation_id;
+  return typeof id === 'string' && UUID.test(id) ? { ...failure, correlationId: id } : failure;
+}
 
 function invalid(message: string, details?: Record<string, unknown>): { ok: false; error: ModelError } {
   return {
@@ -125,21 +139,27 @@ export function validateRequest<T extends RequestTopic>(
   const spec = TOPIC_SPECS[topic];
   const raw = value as Record<string, unknown>;
   const operation = raw.operation ?? spec.operations[0];
-  if (typeof operation !== 'string') return invalid('operation: must be a string');
+  if (typeof operation !== 'string') return refused(raw, invalid('operation: must be a string'));
   if (!(spec.operations as readonly string[]).includes(operation)) {
     const home = topicOfOperation(operation);
     if (home)
-      return invalid(`operation ${quote(operation)} belongs to topic ${home}, not ${topic}`, {
+      return refused(
+        raw,
+        invalid(`operation ${quote(operation)} belongs to topic ${home}, not ${topic}`, {
+          operation,
+          topic: home,
+        }),
+      );
+    return refused(
+      raw,
+      invalid(`unknown operation ${quote(operation)}; ${topic} accepts ${spec.operations.join(', ')}`, {
         operation,
-        topic: home,
-      });
-    return invalid(`unknown operation ${quote(operation)}; ${topic} accepts ${spec.operations.join(', ')}`, {
-      operation,
-    });
+      }),
+    );
   }
   const schema = OPERATION_SCHEMAS[operation as Operation];
   const parsed = schema.safeParse({ ...raw, operation });
-  if (!parsed.success) return { ok: false, error: formatZodError(parsed.error) };
+  if (!parsed.success) return refused(raw, { ok: false, error: formatZodError(parsed.error) });
   return {
     ok: true,
     request: parsed.data as RequestFor<T>,
@@ -176,14 +196,59 @@ export function decodeRequest<T extends RequestTopic>(
   if (depth > MAX_JSON_DEPTH)
     return invalid(`JSON is nested ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`);
   let parsed: unknown;
+  let inexact: { key: string; source: string; value: number } | undefined;
   try {
-    parsed = JSON.parse(text);
+    // Only a text with a number that may not survive as a double is read number by number (rare: 16
+    // digits in a row or a three-digit exponent, in a number or anywhere else).
+    parsed = MAYBE_INEXACT.test(text)
+      ? JSON.parse(text, function (key: string, value: unknown, context?: { source?: string }) {
+          if (typeof value === 'number' && context?.source !== undefined && inexact === undefined) {
+            if (!sameNumber(context.source, value)) inexact = { key, source: context.source, value };
+          }
+          return value;
+        })
+      : JSON.parse(text);
   } catch (err) {
     return invalid(
       `message value is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : 'parse error'}`,
     );
   }
+  if (inexact) {
+    const refusal = invalid(
+      `${quote(inexact.key)}: the number ${inexact.source.slice(0, 40)} cannot be kept as sent (it would ` +
+        `be ${JSON.stringify(inexact.value)}): numbers are read as 64-bit floating point (15 significant ` +
+        'digits are always kept; magnitudes above about 1.8e308 or below 5e-324 are not); send such a ' +
+        'number as a string',
+      { field: inexact.key, number: inexact.source.slice(0, 40) },
+    );
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? refused(parsed as Record<string, unknown>, refusal)
+      : refusal;
+  }
   return validateRequest(topic, parsed);
+}
+
+const MAYBE_INEXACT = /\d(?:\.?\d){15}|[eE][+-]?\d{3}/;
+
+/** Whether the JSON number `source` and the double it was read as are the same number. */
+function sameNumber(source: string, value: number): boolean {
+  const written = JSON.stringify(value);
+  if (written === 'null') return false;
+  return decimal(source) === decimal(written);
+}
+
+/** A JSON number's exact value in one spelling: sign, significant digits, exponent. */
+function decimal(number: string): string {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(number);
+  if (!m) return number;
+  const fraction = m[3] ?? '';
+  let digits = ((m[2] ?? '') + fraction).replace(/^0+/, '');
+  if (digits === '') return '0';
+  let exponent = Number(m[4] ?? 0) - fraction.length;
+  const trimmed = digits.replace(/0+$/, '');
+  exponent += digits.length - trimmed.length;
+  digits = trimmed;
+  return `${m[1]}${digits}e${exponent}`;
 }
 
 export type { PatternRequest };

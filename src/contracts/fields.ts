@@ -2,6 +2,10 @@
 // key is a validation error that names it.
 import { z } from 'zod';
 import { MAX_HEADER_ID_BYTES } from './headers.ts';
+import { MAX_TIME_MS } from './time.ts';
+
+/** 0001-01-01T00:00:00Z (Date.UTC reads years below 100 as 19xx). */
+const EARLIEST_INSTANT_MS = -62_135_596_800_000;
 
 // UUIDs compare case-insensitively; every id that enters is lower-cased so that SQL, identities and
 // results agree. The body correlation_id is echoed as sent, so it is only checked.
@@ -21,13 +25,24 @@ export const isoDateTime = z.iso
     local: true,
     error: 'must be an ISO-8601 date-time (naive ones are read as UTC)',
   })
-  .overwrite((v) => (/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(v) ? v : `${v}Z`))
+  // Kept to the millisecond, as JavaScript reads it: PostgreSQL would keep microseconds that every
+  // comparison here (a period's bounds) cannot see, and round where this truncates.
+  .overwrite((v) => {
+    const zoned = /(Z|[+-]\d{2}(:?\d{2})?)$/i.test(v) ? v : `${v}Z`;
+    return zoned.replace(/(\.\d{3})\d+/, '$1');
+  })
   // What PostgreSQL's timestamptz reads: no year 0, UTC offsets up to 15:59 (every real zone is within 14:00).
   .refine((v) => !v.startsWith('0000'), 'must not be in year 0000 (the earliest is 0001-01-01)')
   .refine((v) => {
     const offset = /([+-])(\d{2}):(\d{2})$/.exec(v);
     return !offset || Number(offset[2]) * 60 + Number(offset[3]) <= 15 * 60 + 59;
-  }, 'must have a UTC offset between -15:59 and +15:59');
+  }, 'must have a UTC offset between -15:59 and +15:59')
+  // An offset can carry an instant out of the four-digit years (9999-12-31T23:59-15:59 is in 10000, which
+  // every reader would show as +010000; 0001-01-01T00:00+15:59 is BC, which dates would show as AD).
+  .refine((v) => {
+    const ms = Date.parse(v);
+    return ms >= EARLIEST_INSTANT_MS && ms <= MAX_TIME_MS;
+  }, 'must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, its UTC offset applied');
 export const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
 // A lone UTF-16 surrogate is text JSON can carry and PostgreSQL cannot store (a text column would keep
 // U+FFFD instead, jsonb refuses it).
@@ -235,7 +250,9 @@ export const messageIdentity = z
     /^(cid|hdr|off):./,
     'must be a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<partition>/<offset>',
   )
-  .refine((v) => !CONTROL.test(v), 'must not contain control characters');
+  .refine((v) => !CONTROL.test(v), 'must not contain control characters')
+  // Stored in lower case (a correlation id is a UUID, compared case-insensitively).
+  .overwrite((v) => (v.startsWith('cid:') ? `cid:${v.slice(4).toLowerCase()}` : v));
 
 /** get_related: the seed returned the pattern's outgoing relationships; incoming ones on request. */
 export const RELATED_DIRECTIONS = ['outgoing', 'incoming', 'both'] as const;

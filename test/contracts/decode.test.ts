@@ -127,6 +127,70 @@ describe('decodeRequest', () => {
     expect(big).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { size: 2000, limit: 1000 } });
   });
 
+  it('refuses a number that would not be kept as sent, naming it, and keeps every other one', () => {
+    const insert = (context: string, extra = '') =>
+      decode(
+        'pattern.insert',
+        `{"correlation_id":"${ID}","data":{"pattern_name":"N","pattern_type":"code","language":"go"${extra},"context":${context}}}`,
+      );
+    for (const [number, becomes] of [
+      ['1e400', 'null'],
+      ['-1e400', 'null'],
+      ['12345678901234567890', '12345678901234567000'],
+      ['9007199254740993', '9007199254740992'],
+      ['123456789.123456789', '123456789.12345679'],
+      ['1e-400', '0'],
+    ] as const) {
+      const r = insert(`{"a":{"b":${number}}}`);
+      expect(r.ok).toBe(false);
+      if (r.ok) continue;
+      expect(r.error.message).toBe(
+        `"b": the number ${number} cannot be kept as sent (it would be ${becomes}): numbers are read as 64-bit ` +
+          'floating point (15 significant digits are always kept; magnitudes above about 1.8e308 or below ' +
+          '5e-324 are not); send such a number as a string',
+      );
+      // The caller can still match the refusal.
+      expect(r.correlationId).toBe(ID);
+    }
+    expect(errorOf(insert('{}', ',"confidence_score":1e-400'))?.details).toMatchObject({
+      field: 'confidence_score',
+    });
+    for (const number of [
+      '1e308',
+      '5e-324',
+      '-0',
+      '0.30000000000000004',
+      '1.5e-310',
+      '1.000e3',
+      '9007199254740992',
+    ]) {
+      expect(insert(`{"a":${number}}`).ok, number).toBe(true);
+    }
+    // Digits in strings are text, whatever they look like.
+    expect(insert('{"a":"12345678901234567890e999"}').ok).toBe(true);
+  });
+
+  it('reads a cid: identity in any case, as identities are stored', () => {
+    const r = decode('pattern.search.request', {
+      operation: 'get_result',
+      request_identity: `cid:${ID.toUpperCase().replace('1111-4111', 'ABCD-4111')}`,
+    });
+    expect(r.ok && r.request).toMatchObject({
+      request_identity: `cid:${ID.replace('1111-4111', 'abcd-4111')}`,
+    });
+  });
+
+  it('gives the correlation_id of a body refused for its fields', () => {
+    const r = decode('pattern.insert', { correlation_id: ID, data: { pattern_name: '' } });
+    expect(r).toMatchObject({ ok: false, correlationId: ID });
+    expect(decode('pattern.insert', { correlation_id: 'not-a-uuid', data: {} })).not.toHaveProperty(
+      'correlationId',
+    );
+    expect(decode('pattern.insert', { correlation_id: ID, operation: 'nope' })).toMatchObject({
+      correlationId: ID,
+    });
+  });
+
   it('counts JSON depth outside strings only', () => {
     expect(jsonDepth('{"a":"[[[[[[","b":[{"c":1}]}')).toBe(3);
   });
@@ -256,14 +320,40 @@ describe("the seed's serialised contract", () => {
     },
   );
 
+  it('refuses an instant that an offset carries out of the years 0001 to 9999', () => {
+    const usedAt = (used_at: string) =>
+      decode('pattern.usage', { operation: 'record_usage', pattern_id: ID, usage_data: { used_at } });
+    const refusal =
+      'must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, its UTC offset applied';
+    for (const v of ['9999-12-31T23:59:59-15:59', '0001-01-01T00:00:00+15:59', '0001-01-01T00:00:00+00:01']) {
+      expect(errorOf(usedAt(v))?.message, v).toContain(refusal);
+    }
+    for (const v of ['9999-12-31T23:59:59.999Z', '0001-01-01T00:00:00Z', '0001-01-01T00:00:00-15:59']) {
+      expect(usedAt(v).ok, v).toBe(true);
+    }
+    // Bounds a microsecond apart are the same millisecond: refused as an empty period, as compared.
+    const period = (start: string, end: string) =>
+      decode('pattern.analytics.compute', {
+        operation: 'compute_analytics',
+        period_start: start,
+        period_end: end,
+      });
+    expect(period('2024-01-01T00:00:00.0001Z', '2024-01-01T00:00:00.0002Z').ok).toBe(false);
+    expect(period('2024-01-01T00:00:00.0004Z', '2024-01-01T00:00:01Z')).toMatchObject({
+      ok: true,
+      request: { period_start: '2024-01-01T00:00:00.000Z' },
+    });
+  });
+
   it('reads a naive date-time as UTC', () => {
     const r = decode('pattern.analytics.compute', {
       operation: 'compute_analytics',
       period_start: '2025-10-01T08:30:00.123456',
       period_end: '2025-10-31T08:30:00',
     });
+    // Kept to the millisecond, as JavaScript compares it (PostgreSQL would keep the microseconds).
     expect(r.ok && r.request).toMatchObject({
-      period_start: '2025-10-01T08:30:00.123456Z',
+      period_start: '2025-10-01T08:30:00.123Z',
       period_end: '2025-10-31T08:30:00Z',
     });
     const usage = decode('pattern.usage', {

@@ -133,7 +133,9 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
 
   let request: PatternRequest | undefined;
   const decoded = decodeRequest(logical, message.value, { maxBytes: options.maxMessageBytes });
-  const correlationId = decoded.ok ? (decoded.request.correlation_id ?? null) : null;
+  const correlationId = decoded.ok
+    ? (decoded.request.correlation_id ?? null)
+    : (decoded.correlationId ?? null);
   // Writes ignore the deadline (they always run), so only a read is refused for a malformed one.
   const deadline = readDeadline(headers[HEADERS.deadline]);
   const isRead = decoded.ok && orderingOf(logical, decoded.request) === 'free';
