@@ -7,7 +7,7 @@ import type { PoolClient } from '../db/pool.ts';
 import { EffectNode, type Handlers, type NodeOptions } from './effect-node.ts';
 import type { EffectScope } from './effect-runner.ts';
 import type { Pool } from '../db/pool.ts';
-import { rowBytes } from './pattern-sql.ts';
+import { resultRowBytes } from './pattern-sql.ts';
 
 // Column types for jsonb_to_recordset; every insertable column is listed, none comes from input.
 const COLUMN_TYPES: Record<string, string> = {
@@ -54,7 +54,7 @@ const INSERT_SQL = `
   INSERT INTO pattern_templates (${RECORD_COLUMNS.join(', ')}, updated_at)
   SELECT ${SELECTED.join(', ')}, x.discovered_at
     FROM jsonb_to_recordset($1::jsonb) AS x(${RECORD_TYPES.join(', ')})
-  RETURNING id, pattern_name, discovered_at, ${rowBytes('pattern_templates')} AS row_bytes`;
+  RETURNING id, pattern_name, discovered_at, ${resultRowBytes('pattern_templates')} AS row_bytes`;
 
 interface InsertedRow {
   id: string;
@@ -138,7 +138,7 @@ export class NodePatternStorageEffect extends EffectNode<'pattern.insert'> {
     values.push(scope.eventTime);
     const { rows } = await scope.client.query<{ pattern_name: string; updated_at: Date; row_bytes: number }>(
       `UPDATE pattern_templates SET ${sets.join(', ')}, updated_at = $${values.length} WHERE id = $1
-       RETURNING pattern_name, updated_at, ${rowBytes('pattern_templates')} AS row_bytes`,
+       RETURNING pattern_name, updated_at, ${resultRowBytes('pattern_templates')} AS row_bytes`,
       values,
     );
     const row = rows[0];

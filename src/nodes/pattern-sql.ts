@@ -38,12 +38,22 @@ export function patternColumns(alias: string): string {
   return PATTERN_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
 }
 
-/** About the bytes a returned pattern row takes in a result: its text, tags and context as stored (JSON
- * escaping can add to that) and a fixed part for the other columns. Lengths of stored text are read
+/** About the bytes a returned pattern row takes in a result, for a page: its text, tags and context as
+ * stored (JSON escaping can add to that: resultRowBytes counts it) and a fixed part for the other columns. Lengths of stored text are read
  * without decompressing it. */
 export function rowBytes(a: string): string {
   const sized = ['template_code', 'description', 'example_usage', 'source', 'tags::text', 'context::text'];
   return `(1024 + ${sized.map((c) => `coalesce(octet_length(${a}.${c}), 0)`).join(' + ')})`;
+}
+
+/**
+ * The bytes a pattern row takes in a result, its JSON escaping included (a quote or a backslash is two
+ * bytes there): what a write checks, so that no pattern is written that a read of it alone cannot return.
+ * Reads its text whole, so it is for the one row written, not for a page.
+ */
+export function resultRowBytes(a: string): string {
+  const sized = ['template_code', 'description', 'example_usage', 'source', 'tags', 'context'];
+  return `(1024 + ${sized.map((c) => `coalesce(octet_length(to_json(${a}.${c})::text), 0)`).join(' + ')})`;
 }
 
 /** The row columns pageWithin adds and takes off again. */

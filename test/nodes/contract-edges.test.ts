@@ -416,6 +416,20 @@ describe('patterns larger than a result may carry', () => {
     expect(rows[0]).toEqual({ context: {} });
   });
 
+  it('count the JSON escaping a result adds: a pattern of quotes no read could return is not written', async () => {
+    const small = new NodePatternStorageEffect(db.pool, { maxResultBytes: max });
+    const reads = new NodePatternQueryEffect(db.pool, { maxResultBytes: max });
+    // 40,000 bytes stored, about 80,000 in a result (each quote escaped).
+    const quotes = { ...big('Quotes'), template_code: '"'.repeat(40_000) };
+    const refused = await small.executeEffect({ operation: 'insert', data: quotes } as never);
+    expect(refused.error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', details: { field: 'data' } });
+    // Half as many fit, and can be read back.
+    const fits = { ...big('HalfQuotes'), template_code: '"\\'.repeat(12_000) };
+    expect((await small.executeEffect({ operation: 'insert', data: fits } as never)).success).toBe(true);
+    const read = await reads.executeEffect({ operation: 'get_by_id', pattern_id: fits.pattern_id } as never);
+    expect(read.success, JSON.stringify(read.error)).toBe(true);
+  });
+
   it('are read a page at a time only as far as a result holds, in every list, saying how many fit', async () => {
     const reads = new NodePatternQueryEffect(db.pool, { maxResultBytes: max });
     const ids = Array.from({ length: 6 }, () => randomUUID());
