@@ -154,7 +154,7 @@ async function getByName(client: PoolClient, patternName: string, language: stri
 //    the name words most like it (pattern_typo_tsquery, migration 021): "poled config" finds the
 //    PooledConfig names, ranked as full text ranks;
 // 4. then, when that finds nothing either (no word to correct, or words that no one name holds
-//    together), the trigram scan over names. Both are statements of their own, sent only then: planning
+//    together), the trigram scan over names. Each is a statement of its own, sent only then: planning
 //    the trigram scan's `<%` estimates similarity over the column's statistics, which cost every search
 //    about 0.6 ms when the stage was part of the one statement;
 // and word similarity is computed only for the few best candidates.
@@ -167,8 +167,8 @@ function searchParts(request: SearchInput) {
   const params = new Params();
   // The indexed text is NFKC-folded (migration 013); the query is folded the same way here.
   const query = request.search_query.normalize('NFKC');
-  const queryParam = params.add(query);
-  const tsquery = `websearch_to_tsquery('english', ${queryParam})`;
+  // Added only by a statement that uses it: a parameter no statement reads has no type to infer.
+  const tsquery = () => `websearch_to_tsquery('english', ${params.add(query)})`;
   const raw = `lower(${params.add(query)})`;
   const filters = filterConditions(request.filters, params);
   const wanted = request.limit + request.offset;
@@ -179,52 +179,40 @@ function searchParts(request: SearchInput) {
        FROM c JOIN pattern_templates p ON p.id = c.id
       ORDER BY relevance DESC, p.id
       LIMIT ${params.add(request.limit)} OFFSET ${params.add(request.offset)}`;
-  return { params, queryParam, tsquery, raw, filters, wanted, page };
+  return { params, tsquery, raw, filters, wanted, page };
 }
 
-// Checked on both vectors: a name can match a query that excludes a word ("-word") its description holds.
-function anyMatchIn(vector: string, tsquery: string, filters: string[]): string {
-  return `EXISTS (SELECT 1 FROM pattern_templates p ${whereClause([`p.${vector} @@ ${tsquery}`, ...filters])})`;
-}
-
-/** The query with its misspelt words corrected (migration 021), or NULL when none was. A scalar
- * subquery: computed once per statement. Called in a condition, the planner could run it for every row
- * of a sequential scan ("asynk -async" on page 2: about 3 ms for each of 100,000 patterns, twice). */
-function correctedTsquery({ params, queryParam }: ReturnType<typeof searchParts>): string {
-  return `(SELECT pattern_typo_tsquery(${queryParam}, ${params.add(MAX_QUERY_NODES)}))`;
+/** The query with its misspelt words corrected (migration 021), as tsquery text, or null when no word
+ * was: asked once per search, in a statement of its own, and handed to the statement that uses it. */
+async function typoCorrection(db: Db, searchQuery: string): Promise<string | null> {
+  const { rows } = await db.query<{ q: string | null }>('SELECT pattern_typo_tsquery($1, $2)::text AS q', [
+    searchQuery.normalize('NFKC'),
+    MAX_QUERY_NODES,
+  ]);
+  return rows[0]?.q ?? null;
 }
 
 /** The full-text statement (stages 1 and 2), also run bare by the benchmark's query floor. */
 export function searchStatement(request: SearchInput): Statement {
   const parts = searchParts(request);
-  return fullTextStatement(parts, parts.tsquery, '');
+  return fullTextStatement(parts, parts.tsquery());
 }
 
-/** Stage 3: the full-text statement over the corrected query, when the query itself matches nothing. */
-export function correctedSearchStatement(request: SearchInput): Statement {
+/** Stage 3: the full-text statement over the corrected query (typoCorrection's text), run only when
+ * the query itself matches nothing. */
+export function correctedSearchStatement(request: SearchInput, corrected: string): Statement {
   const parts = searchParts(request);
-  const { tsquery, filters } = parts;
-  // CASE keeps the order: the checks that the query itself matches nothing (a page past its matches gets
-  // nothing) run only when there is a correction; without one the statement reads no pattern.
-  const corrected = `corrected AS MATERIALIZED (
-       SELECT CASE WHEN t.q IS NULL THEN NULL
-                   WHEN ${anyMatchIn('name_vector', tsquery, filters)} THEN NULL
-                   WHEN ${anyMatchIn('search_vector', tsquery, filters)} THEN NULL
-                   ELSE t.q END AS q
-         FROM (SELECT ${correctedTsquery(parts)} AS q) AS t
-     ),`;
-  return fullTextStatement(parts, '(SELECT q FROM corrected)', corrected);
+  return fullTextStatement(parts, `${parts.params.add(corrected)}::tsquery`);
 }
 
 function fullTextStatement(
   { params, filters, wanted, page }: ReturnType<typeof searchParts>,
   tsquery: string,
-  before: string,
 ): Statement {
   const enough = params.add(wanted);
   const candidates = params.add(Math.max(RANK_CANDIDATES, wanted * 2));
   return {
-    text: `WITH ${before} named AS MATERIALIZED (
+    text: `WITH named AS MATERIALIZED (
        SELECT p.id, ts_rank_cd(p.search_vector, ${tsquery}) AS r
          FROM pattern_templates p
          ${whereClause([`p.name_vector @@ ${tsquery}`, ...filters])}
@@ -250,26 +238,15 @@ function fullTextStatement(
   };
 }
 
-/** The typo statement (stage 4): names by trigram word similarity, when no pattern matches in full text,
- * corrected or not. */
+/** The typo statement (stage 4): names by trigram word similarity. Run only when no pattern matches in
+ * full text, corrected or not (searchPatterns makes sure): it checks nothing of that itself. */
 export function typoSearchStatement(request: SearchInput): Statement {
-  const parts = searchParts(request);
-  const { params, tsquery, raw, filters, wanted, page } = parts;
-  // An empty first page of the corrected query means it matches nothing; a later page may lie past its
-  // matches, and must not go on with trigram matches.
-  const checked = request.offset > 0 ? [tsquery, correctedTsquery(parts)] : [tsquery];
+  const { params, raw, filters, wanted, page } = searchParts(request);
   return {
     text: `WITH c AS (
        SELECT p.id, 0::real AS r
          FROM pattern_templates p
-         ${whereClause([
-           ...checked.flatMap((q) => [
-             `NOT ${anyMatchIn('name_vector', q, filters)}`,
-             `NOT ${anyMatchIn('search_vector', q, filters)}`,
-           ]),
-           `${raw} <% p.name_text`,
-           ...filters,
-         ])}
+         ${whereClause([`${raw} <% p.name_text`, ...filters])}
         LIMIT ${params.add(Math.max(FUZZY_CANDIDATES, wanted * 2))}
      )
      ${page()}`,
@@ -302,7 +279,7 @@ async function refuseBroadQuery(db: Pick<PoolClient, 'query'>, searchQuery: stri
 }
 
 /** A search: the full-text statement, then the corrected query, then the trigram statement, each only
- * when the one before found nothing. A query too broad to rank at a bounded cost is refused first. */
+ * when the one before matches nothing. A query too broad to rank at a bounded cost is refused first. */
 export async function searchPatterns(
   db: Db,
   request: SearchInput,
@@ -310,12 +287,23 @@ export async function searchPatterns(
 ): Promise<Row[]> {
   await refuseBroadQuery(db, request.search_query);
   const rows = await pageWithin(db, searchStatement(request), byRelevance, budget);
-  // No rows: nothing matched in full text, or the page lies past the matches (the typo statements' own
-  // checks then find them and answer nothing).
   if (rows.length > 0) return rows;
-  const fixed = await pageWithin(db, correctedSearchStatement(request), byRelevance, budget);
-  if (fixed.length > 0) return fixed;
+  // An empty page past the first may lie past the matches: answered empty, not with corrections. Asked
+  // with the first row of the first page, which the indexes answer (an EXISTS over the table was planned
+  // as a scan of every pattern that stops at the first match, and reads them all when there is none).
+  const first = { ...request, limit: 1, offset: 0 };
+  if (request.offset > 0 && (await hasRows(db, searchStatement(first)))) return [];
+  const corrected = await typoCorrection(db, request.search_query);
+  if (corrected !== null) {
+    const fixed = await pageWithin(db, correctedSearchStatement(request, corrected), byRelevance, budget);
+    if (fixed.length > 0) return fixed;
+    if (request.offset > 0 && (await hasRows(db, correctedSearchStatement(first, corrected)))) return [];
+  }
   return pageWithin(db, typoSearchStatement(request), byRelevance, budget);
+}
+
+async function hasRows(db: Db, statement: Statement): Promise<boolean> {
+  return (await db.query(statement.text, statement.values)).rows.length > 0;
 }
 
 // The list operations differ only in where patterns come from and how they are ordered (both constants).
