@@ -55,8 +55,7 @@ const requestHeaders: Json = {
     ),
     [HEADERS.redriveOf]: bytes(
       'Set by `patterns dlq redrive`: topic/partition/offset of the first original message. A message with no ' +
-        'correlation id (body or header) takes this, with the fingerprint of its request, as its identity, so a ' +
-        'redrive is applied once and a message that only claims to be one takes nothing from it.',
+        'correlation id (body or header) takes this as its identity, so a redrive is applied once.',
     ),
     [HEADERS.redriveCount]: bytes('Set by `patterns dlq redrive`: how many times this request was redriven.'),
   },

@@ -1,10 +1,7 @@
 // A message's identity (CONTRACT "Identity and effects"): the body correlation_id; else the
-// kafka_correlationId header bytes; else its coordinates. A message redriven from a dead-letter topic
-// (pattern-redrive-of naming its first original) is known by the original's coordinates and its request's
-// fingerprint, so that a redrive is applied once however often it is sent, and a message that only claims
-// to be one (anyone can write the header) cannot take the identity of the original or of its redrive: a
-// different request is a different identity. Written with the effect, and looked up by get_result when a
-// caller that timed out asks for its outcome.
+// kafka_correlationId header bytes; else its coordinates, which for a message redriven from a dead-letter
+// topic are those of the first original (pattern-redrive-of), so a redrive is applied once. Written with
+// the effect, and looked up by get_result when a caller that timed out asks for its outcome.
 const COORDINATES = /^[A-Za-z0-9._-]{1,249}\/\d{1,10}\/\d{1,19}$/;
 
 /** topic/partition/offset, as pattern-redrive-of carries it; undefined for anything else. */
@@ -21,31 +18,14 @@ export function messageIdentity(input: {
   offset: string;
   /** The pattern-redrive-of header's bytes, if any. */
   redriveOf?: Buffer | undefined;
-  /** Of the request as sent (contracts/fingerprint.ts): a redrive is known by it with its original. */
-  fingerprint?: string | undefined;
 }): string {
   if (input.bodyCorrelationId) return `cid:${input.bodyCorrelationId.toLowerCase()}`;
   if (input.headerCorrelationId && input.headerCorrelationId.length > 0) {
     return `hdr:${input.headerCorrelationId.toString('base64')}`;
   }
   const original = readCoordinates(input.redriveOf);
-  if (original && input.fingerprint && isEarlierInTopic(original, input)) {
-    return `off:${original}${REDRIVE_SEPARATOR}${input.fingerprint}`;
-  }
+  if (original && isEarlierInTopic(original, input)) return `off:${original}`;
   return `off:${input.topic}/${input.partition}/${input.offset}`;
-}
-
-const REDRIVE_SEPARATOR = '~';
-
-/**
- * For a redrive's identity, its original's (the coordinates alone): when the original itself was applied
- * (its result could not be published, so it was dead-lettered anyway), a redrive of the same request
- * repeats it. Undefined for any other identity.
- */
-export function originalIdentity(identity: string): string | undefined {
-  if (!identity.startsWith('off:')) return undefined;
-  const at = identity.indexOf(REDRIVE_SEPARATOR);
-  return at < 0 ? undefined : identity.slice(0, at);
 }
 
 /**

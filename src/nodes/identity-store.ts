@@ -5,7 +5,6 @@
 import { EffectError, RetryableError, type ModelError } from '../contracts/errors.ts';
 import type { MessageSource, ResultMetadata } from '../contracts/results.ts';
 import type { PoolClient } from '../db/pool.ts';
-import { originalIdentity } from '../contracts/identity.ts';
 
 /** What the identity record holds: the outcome without timing. */
 export interface StoredOutcome {
@@ -80,8 +79,6 @@ function conflict(reason: { message: string; details: Record<string, unknown> })
  * identity waits for the other transaction and then sees its outcome.
  */
 export async function claimIdentity(client: PoolClient, claim: Claim): Promise<StoredOutcome | undefined> {
-  const repeated = await appliedOriginal(client, claim);
-  if (repeated) return repeated;
   const claimed = await client.query(
     `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
      VALUES ($1, $2, $3, $4, $5, '{}'::json, $6)
@@ -105,18 +102,6 @@ export async function claimIdentity(client: PoolClient, claim: Claim): Promise<S
   const reused = reuseError(claim.identity, stored, claim);
   if (reused) throw new EffectError('CONFLICT', reused.message, reused.details);
   return stored.result;
-}
-
-/** A redrive of a request whose original was applied itself: that original's outcome. */
-async function appliedOriginal(client: PoolClient, claim: Claim): Promise<StoredOutcome | undefined> {
-  const original = originalIdentity(claim.identity);
-  if (original === undefined) return undefined;
-  const { rows } = await client.query<StoredRow>(
-    'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = $1',
-    [original],
-  );
-  const stored = rows[0];
-  return stored && !reuseError(original, stored, claim) ? stored.result : undefined;
 }
 
 /** Records the outcome of a claimed identity, in the same transaction as its effect. */
@@ -169,20 +154,13 @@ export class IdentityBatch {
   async resolve(client: PoolClient): Promise<void> {
     const identities = [...this.#first.keys()];
     if (identities.length === 0) return;
-    // A redrive whose original was applied itself repeats it (see appliedOriginal).
-    const originals = new Map<string, number[]>();
-    for (const [identity, index] of this.#first) {
-      const original = originalIdentity(identity);
-      if (original !== undefined) originals.set(original, [...(originals.get(original) ?? []), index]);
-    }
     const { rows } = await client.query<StoredRow>(
       'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = ANY($1)',
-      [originals.size > 0 ? [...identities, ...originals.keys()] : identities],
+      [identities],
     );
     for (const row of rows) {
-      const index = this.#first.get(row.identity);
-      if (index === undefined) continue;
       this.#known.add(row.identity);
+      const index = this.#first.get(row.identity) as number;
       const reused = reuseError(row.identity, row, {
         topic: this.#topic,
         operation: this.#operation,
@@ -191,18 +169,6 @@ export class IdentityBatch {
       this.#answers[index] = reused
         ? { outcome: conflict(reused), duplicate: false }
         : { outcome: row.result, duplicate: true };
-    }
-    for (const row of rows) {
-      for (const index of originals.get(row.identity) ?? []) {
-        const incoming = {
-          topic: this.#topic,
-          operation: this.#operation,
-          fingerprint: this.#items[index]?.fingerprint,
-        };
-        if (this.#answers[index] || reuseError(row.identity, row, incoming)) continue;
-        this.#known.add(this.#items[index]?.identity as string);
-        this.#answers[index] = { outcome: row.result, duplicate: true };
-      }
     }
   }
 

@@ -27,12 +27,7 @@ import {
   type HeaderValue,
   type MessageHeaders,
 } from '../../src/contracts/headers.ts';
-import {
-  identitiesOfCorrelationId,
-  messageIdentity,
-  originalIdentity,
-  readCoordinates,
-} from '../../src/contracts/identity.ts';
+import { identitiesOfCorrelationId, messageIdentity, readCoordinates } from '../../src/contracts/identity.ts';
 import {
   ALL_OPERATIONS,
   REQUEST_FIELDS,
@@ -595,7 +590,6 @@ describe('identity readers (contracts/identity.ts)', () => {
             ),
             { nil: undefined },
           ),
-          fingerprint: fc.option(fc.stringMatching(/^[0-9a-f]{32}$/), { nil: undefined }),
         }),
         (input) => {
           const identity = messageIdentity(input);
@@ -606,11 +600,7 @@ describe('identity readers (contracts/identity.ts)', () => {
           } else {
             const own = `${input.topic}/${input.partition}/${input.offset}`;
             expect(identity.startsWith('off:')).toBe(true);
-            const original = originalIdentity(identity);
-            // A redrive is known by its original and its request; only a message with a request is one.
-            if (original === undefined) expect(identity).toBe(`off:${own}`);
-            else expect(identity).toBe(`${original}~${input.fingerprint}`);
-            const named = (original ?? identity).slice(4);
+            const named = identity.slice(4);
             if (named !== own) {
               expect(named).toBe(readCoordinates(input.redriveOf));
               const [o, p, ...t] = named.split('/').reverse();

@@ -3,7 +3,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryableError } from '../../src/contracts/errors.ts';
-import { messageIdentity } from '../../src/contracts/identity.ts';
 import { claimIdentity, storeOutcome } from '../../src/nodes/identity-store.ts';
 import { NodePatternStorageEffect, NodePatternUpdateEffect } from '../../src/nodes/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -126,46 +125,5 @@ describe('the identity store', () => {
     expect(replayed.every((r) => r.metadata.duplicate === true)).toBe(true);
     expect(replayed.map((r) => JSON.stringify(r.data))).toEqual(first.map((r) => JSON.stringify(r.data)));
     expect(await events()).toBe(count);
-  });
-
-  it('answers a redrive of an original applied itself as a repeat; a forged redrive takes nothing from it', async () => {
-    const original = { topic: 'pattern.usage', partition: 0, offset: String(Date.now()) };
-    const coordinates = Buffer.from(`${original.topic}/${original.partition}/${original.offset}`);
-    const identityOf = (offset: number, fingerprint: string, redriveOf?: Buffer) =>
-      messageIdentity({
-        bodyCorrelationId: null,
-        headerCorrelationId: undefined,
-        topic: 'pattern.usage',
-        partition: 1,
-        offset: String(offset),
-        redriveOf,
-        fingerprint,
-      });
-    const before = await events();
-    // A producer writes a marker naming a message not yet processed, in another partition, with its own
-    // request: it is applied as itself, and the original is not refused for it.
-    const forged = await update.executeEffect(usage(false), {
-      identity: identityOf(7, 'fb', coordinates),
-      fingerprint: 'fb',
-    });
-    expect([forged.success, forged.metadata.duplicate ?? false]).toEqual([true, false]);
-    const applied = await update.executeEffect(usage(true), {
-      identity: messageIdentity({ bodyCorrelationId: null, headerCorrelationId: undefined, ...original }),
-      fingerprint: 'fa',
-    });
-    expect([applied.success, applied.metadata.duplicate ?? false]).toEqual([true, false]);
-    // The original was applied (and dead-lettered for a result it could not publish): its redrive, by
-    // either path, repeats it.
-    const redrive = {
-      request: usage(true),
-      context: { identity: identityOf(9, 'fa', coordinates), fingerprint: 'fa' },
-    };
-    const [batched] = await update.recordUsageBatch([redrive]);
-    const single = await update.executeEffect(redrive.request, redrive.context);
-    for (const answer of [batched, single]) {
-      expect(answer).toMatchObject({ success: true, metadata: { duplicate: true } });
-      expect(JSON.stringify(answer?.data)).toBe(JSON.stringify(applied.data));
-    }
-    expect(await events()).toBe(before + 2);
   });
 });

@@ -257,7 +257,7 @@ function redriveCommand(): Command {
 Each redriven message keeps its original key, value and headers (but the dead-letter headers, and the
 reply path and deadline of a caller long gone: results go to the result topic), plus
 pattern-redrive-count. It keeps its message identity too (its correlation id, or with none
-pattern-redrive-of, the original's coordinates, with the request), so redriving the same dead letter twice, or one
+pattern-redrive-of, the original's coordinates), so redriving the same dead letter twice, or one
 that was applied since, applies it once. Fix the cause first (for example insert the missing pattern).
 
 Examples:

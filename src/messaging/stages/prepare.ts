@@ -148,7 +148,6 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     headerCorrelationId: correlationHeader,
     ...source,
     redriveOf: headerBytes(headers[HEADERS.redriveOf]),
-    fingerprint: decoded.ok ? decoded.fingerprint : undefined,
   });
   const oversizeKey = message.key !== null && message.key.length > maxKeyBytes;
   // An oversize key orders nothing (the message is refused) and is never copied around.
