@@ -169,6 +169,8 @@ export interface WorkerAppOptions {
   groupId?: string;
   topics?: RequestTopic[];
   publishResults?: boolean;
+  /** False in a replay: reply topics are not looked up (PipelineOptions.directory). */
+  checkReplyTopics?: boolean;
   endOffset?: (topic: string, partition: number) => bigint | undefined;
   select?: (request: PatternRequest | undefined) => boolean;
   startOffsets?: { topic: string; partition: number; offset: string }[];
@@ -269,7 +271,7 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
           refreshAheadMs: config.ANALYTICS_REFRESH_AHEAD_MS,
         })),
       },
-      directory: new TopicDirectory(admin),
+      directory: options.checkReplyTopics === false ? undefined : new TopicDirectory(admin),
       consumerGroupOf: groupOf,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
       maxResultBytes: config.WORKER_MAX_RESULT_BYTES,

@@ -50,11 +50,12 @@ function countingNodes() {
   return { calls, nodes: nodes as unknown as Nodes };
 }
 
-function pipeline(nodes: Nodes) {
+/** `directory` null: none, as a replay builds it. */
+function pipeline(nodes: Nodes, directory: TopicDirectory | null = {} as TopicDirectory) {
   return new UnitPipeline({
     names,
     nodes,
-    directory: {} as TopicDirectory,
+    directory: directory ?? undefined,
     consumerGroupOf: () => 'g',
     maxMessageBytes: 1 << 20,
     maxResultBytes: 1 << 20,
@@ -111,6 +112,28 @@ describe('the pattern-deadline-ms header', () => {
     const future = message('pattern.search.request', { search_query: 'async' }, Date.now() + 60_000);
     await p.run(view(future), [p.prepare(future)]);
     expect(calls).toEqual(['storage:insert', 'query:search']);
+  });
+});
+
+describe('a reply topic that does not exist', () => {
+  it('refuses the request live, and not in a replay, whose pipeline has no directory', async () => {
+    const gone = { partitions: () => Promise.resolve(undefined) } as unknown as TopicDirectory;
+    const insert: InboundMessage = {
+      ...message('pattern.insert', { data: { pattern_name: 'Gone', pattern_type: 'code', language: 'go' } }),
+      headers: { kafka_replyTopic: Buffer.from('pattern.deleted.replies') },
+    };
+    const live = countingNodes();
+    const refused = await pipeline(live.nodes, gone).run(view(insert), [
+      pipeline(live.nodes).prepare(insert),
+    ]);
+    expect(refused.outcomes[0]?.result.error?.message).toContain('"pattern.deleted.replies" does not exist');
+    expect(live.calls).toEqual([]);
+    // A replay applies what the live worker applied, whatever became of the topic since.
+    const replay = countingNodes();
+    const p = pipeline(replay.nodes, null);
+    const applied = await p.run(view(insert), [p.prepare(insert)]);
+    expect(applied.outcomes[0]?.result.success).toBe(true);
+    expect(replay.calls).toEqual(['storage:insert']);
   });
 });
 

@@ -10,7 +10,6 @@ import { migrationStatus } from '../../db/migrate.ts';
 import { createKafka } from '../../messaging/kafka/client.ts';
 import { KafkaRecordSender } from '../../messaging/kafka/record-sender.ts';
 import { MergedRead } from '../../messaging/kafka/replay-reader.ts';
-import { TopicDirectory } from '../../messaging/kafka/topic-directory.ts';
 import { Lifecycle } from '../../messaging/engine/lifecycle.ts';
 import { OrderedPublisher } from '../../messaging/engine/publisher.ts';
 import { readLiveOutcomes } from '../../messaging/operations/live-outcomes.ts';
@@ -204,11 +203,13 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
     const work = new UnitPipeline({
       names,
       nodes: createNodes(pool, { logger, maxResultBytes: config.WORKER_MAX_RESULT_BYTES }),
-      directory: new TopicDirectory(admin),
+      // No check of reply topics: what the live worker refused is in its outcomes (see PipelineOptions).
       consumerGroupOf: () => groupId,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
       maxResultBytes: config.WORKER_MAX_RESULT_BYTES,
       maxKeyBytes: config.WORKER_MAX_KEY_BYTES,
+      // As the live worker reads it: a reply topic it allowed is allowed here.
+      replyTopics: config.WORKER_REPLY_TOPICS,
       publishResults: Boolean(o.publishResults),
       logger,
       lifecycle,
@@ -345,6 +346,7 @@ async function runPhasedReplay(o: ReplayOptions): Promise<number> {
         topics: [plan.logical],
         startOffsets: startPositions(plan),
         publishResults: Boolean(o.publishResults),
+        checkReplyTopics: false,
         endOffset: tracker.endOffset,
         ...(phase.select ? { select: phase.select } : {}),
       });

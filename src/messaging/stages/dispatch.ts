@@ -66,7 +66,10 @@ export async function dispatchOne(nodes: Nodes, p: Prepared): Promise<ModelResul
 }
 
 /** Usage events applied together; refused ones in the run keep their error results, in order. */
-export async function dispatchUsageBatch(nodes: Nodes, prepared: Prepared[]): Promise<ModelResult[]> {
+export async function dispatchUsageBatch(
+  nodes: Nodes,
+  prepared: readonly Prepared[],
+): Promise<ModelResult[]> {
   const valid = prepared.filter((p) => !p.error && p.request);
   const results = await nodes.update.recordUsageBatch(
     valid.map((p) => ({ request: p.request as RecordUsageRequest, context: p.context })),

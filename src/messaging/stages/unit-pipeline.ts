@@ -29,7 +29,10 @@ import type { TopicDirectory } from '../kafka/topic-directory.ts';
 export interface PipelineOptions {
   names: TopicNames;
   nodes: Nodes;
-  directory: TopicDirectory;
+  /** Which reply topics exist. Absent in a replay: whether the live worker refused a request for its
+   * reply topic is in the live outcomes, and the cluster's topics today are not what they were then (a
+   * write applied live must not be refused because its reply topic has since been deleted). */
+  directory?: TopicDirectory | undefined;
   /** The consumer group that reads a topic (each lane has its own), named in dead letters. */
   consumerGroupOf: (topic: string) => string;
   maxMessageBytes: number;
@@ -99,7 +102,9 @@ export class UnitPipeline implements UnitWork<Prepared> {
     const { names, directory, logger, nodes } = this.#o;
     const failed = items.find((p) => p.prepareFailure !== undefined);
     if (failed) throw failed.prepareFailure;
-    const prepared = await Promise.all(items.map((p) => checkReplyTarget(p, names, directory, logger)));
+    const prepared = directory
+      ? await Promise.all(items.map((p) => checkReplyTarget(p, names, directory, logger)))
+      : items;
     const now = Date.now();
     const results = unit.batched
       ? await dispatchUsageBatch(nodes, prepared)
