@@ -1,6 +1,7 @@
 // Bytes to a validated request. Never throws, whatever the input: every failure is a ModelError.
 import type { z } from 'zod';
 import type { ModelError } from './errors.ts';
+import { correlationId } from './fields.ts';
 import { requestFingerprint } from './fingerprint.ts';
 import { OPERATION_SCHEMAS, type PatternRequest, type RequestFor } from './requests.ts';
 import { type RequestTopic } from './topics.ts';
@@ -20,12 +21,10 @@ export type DecodeResult<T> =
       correlationId?: string | undefined;
     };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The refusal of a body that is an object: with its correlation_id, if that is a UUID. */
+/** The refusal of a body that is an object: with its correlation_id, if that is a valid one. */
 function refused(raw: Record<string, unknown>, failure: { ok: false; error: ModelError }) {
-  const id = raw.correlation_id;
-  return typeof id === 'string' && UUID.test(id) ? { ...failure, correlationId: id } : failure;
+  const id = correlationId.safeParse(raw.correlation_id);
+  return id.success ? { ...failure, correlationId: id.data } : failure;
 }
 
 function invalid(message: string, details?: Record<string, unknown>): { ok: false; error: ModelError } {
@@ -214,18 +213,37 @@ export function decodeRequest<T extends RequestTopic>(
     );
   }
   if (inexact) {
+    const place = placeOf(parsed, inexact.value, inexact.key);
+    const field = place ? pathOf(place) : inexact.key;
     const refusal = invalid(
-      `${quote(inexact.key)}: the number ${inexact.source.slice(0, 40)} cannot be kept as sent (it would ` +
+      `${field}: the number ${inexact.source.slice(0, 40)} cannot be kept as sent (it would ` +
         `be ${JSON.stringify(inexact.value)}): numbers are read as 64-bit floating point (15 significant ` +
         'digits are always kept; magnitudes above about 1.8e308 or below 5e-324 are not); send such a ' +
         'number as a string',
-      { field: inexact.key, number: inexact.source.slice(0, 40) },
+      { field, number: inexact.source.slice(0, 40) },
     );
     return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
       ? refused(parsed as Record<string, unknown>, refusal)
       : refusal;
   }
   return validateRequest(topic, parsed);
+}
+
+/** Where the first `key` holding `value` is (the reviver that found it knows its key, not its place). */
+function placeOf(root: unknown, value: number, key: string): PropertyKey[] | undefined {
+  const stack: { node: unknown; path: PropertyKey[] }[] = [{ node: root, path: [] }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop() as { node: unknown; path: PropertyKey[] };
+    if (typeof node !== 'object' || node === null) continue;
+    const children = Object.entries(node).map(([k, v]) => ({
+      node: v as unknown,
+      path: [...path, Array.isArray(node) ? Number(k) : k],
+    }));
+    const found = children.find((c) => c.path.at(-1)?.toString() === key && Object.is(c.node, value));
+    if (found) return found.path;
+    stack.push(...children.reverse());
+  }
+  return undefined;
 }
 
 const MAYBE_INEXACT = /\d(?:\.?\d){15}|[eE][+-]?\d{3}/;

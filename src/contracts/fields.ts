@@ -25,12 +25,7 @@ export const isoDateTime = z.iso
     local: true,
     error: 'must be an ISO-8601 date-time (naive ones are read as UTC)',
   })
-  // Kept to the millisecond, as JavaScript reads it: PostgreSQL would keep microseconds that every
-  // comparison here (a period's bounds) cannot see, and round where this truncates.
-  .overwrite((v) => {
-    const zoned = /(Z|[+-]\d{2}(:?\d{2})?)$/i.test(v) ? v : `${v}Z`;
-    return zoned.replace(/(\.\d{3})\d+/, '$1');
-  })
+  .overwrite((v) => (/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(v) ? v : `${v}Z`))
   // What PostgreSQL's timestamptz reads: no year 0, UTC offsets up to 15:59 (every real zone is within 14:00).
   .refine((v) => !v.startsWith('0000'), 'must not be in year 0000 (the earliest is 0001-01-01)')
   .refine((v) => {
@@ -43,6 +38,10 @@ export const isoDateTime = z.iso
     const ms = Date.parse(v);
     return ms >= EARLIEST_INSTANT_MS && ms <= MAX_TIME_MS;
   }, 'must be an instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, its UTC offset applied');
+/** A period's bound: kept to the millisecond, as the period is computed and stored (two bounds a
+ * microsecond apart were refused as "period_end: must be after period_start", while PostgreSQL compared
+ * the events against the microseconds). */
+export const periodDateTime = isoDateTime.overwrite((v) => v.replace(/(\.\d{3})\d+/, '$1'));
 export const score = z.number().min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1');
 // A lone UTF-16 surrogate is text JSON can carry and PostgreSQL cannot store (a text column would keep
 // U+FFFD instead, jsonb refuses it).

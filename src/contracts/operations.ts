@@ -9,7 +9,7 @@ import {
   correlationId,
   filters,
   insertData,
-  isoDateTime,
+  periodDateTime,
   limit,
   maxAgeMs,
   messageIdentity,
@@ -69,7 +69,7 @@ function op<T extends RequestTopic, S extends z.ZodRawShape, R extends z.ZodType
   return spec;
 }
 
-const period = { period_start: isoDateTime.nullish(), period_end: isoDateTime.nullish() };
+const period = { period_start: periodDateTime.nullish(), period_end: periodDateTime.nullish() };
 /** The longest period an analytics request may cover. Trends count every UTC day of the period, used or
  * not: 0001-01-01 to 9999-12-31 took one pattern's compute_analytics 3 s and a global one 21 s. */
 export const MAX_PERIOD_DAYS = 36_525;

@@ -145,7 +145,7 @@ describe('decodeRequest', () => {
       expect(r.ok).toBe(false);
       if (r.ok) continue;
       expect(r.error.message).toBe(
-        `"b": the number ${number} cannot be kept as sent (it would be ${becomes}): numbers are read as 64-bit ` +
+        `data.context.a.b: the number ${number} cannot be kept as sent (it would be ${becomes}): numbers are read as 64-bit ` +
           'floating point (15 significant digits are always kept; magnitudes above about 1.8e308 or below ' +
           '5e-324 are not); send such a number as a string',
       );
@@ -153,7 +153,7 @@ describe('decodeRequest', () => {
       expect(r.correlationId).toBe(ID);
     }
     expect(errorOf(insert('{}', ',"confidence_score":1e-400'))?.details).toMatchObject({
-      field: 'confidence_score',
+      field: 'data.confidence_score',
     });
     for (const number of [
       '1e308',
@@ -166,6 +166,7 @@ describe('decodeRequest', () => {
     ]) {
       expect(insert(`{"a":${number}}`).ok, number).toBe(true);
     }
+    expect(errorOf(insert('{"a":[1,{"n":1e999}]}'))?.details).toMatchObject({ field: 'data.context.a[1].n' });
     // Digits in strings are text, whatever they look like.
     expect(insert('{"a":"12345678901234567890e999"}').ok).toBe(true);
   });
@@ -183,9 +184,12 @@ describe('decodeRequest', () => {
   it('gives the correlation_id of a body refused for its fields', () => {
     const r = decode('pattern.insert', { correlation_id: ID, data: { pattern_name: '' } });
     expect(r).toMatchObject({ ok: false, correlationId: ID });
-    expect(decode('pattern.insert', { correlation_id: 'not-a-uuid', data: {} })).not.toHaveProperty(
-      'correlationId',
-    );
+    for (const invalid of ['not-a-uuid', '12345678-1234-1234-1234-123456789012']) {
+      // What the error calls invalid is not echoed as the caller's id.
+      expect(decode('pattern.insert', { correlation_id: invalid, data: {} })).not.toHaveProperty(
+        'correlationId',
+      );
+    }
     expect(decode('pattern.insert', { correlation_id: ID, operation: 'nope' })).toMatchObject({
       correlationId: ID,
     });
@@ -351,7 +355,7 @@ describe("the seed's serialised contract", () => {
       period_start: '2025-10-01T08:30:00.123456',
       period_end: '2025-10-31T08:30:00',
     });
-    // Kept to the millisecond, as JavaScript compares it (PostgreSQL would keep the microseconds).
+    // A period's bounds are kept to the millisecond, as the period is computed and stored.
     expect(r.ok && r.request).toMatchObject({
       period_start: '2025-10-01T08:30:00.123Z',
       period_end: '2025-10-31T08:30:00Z',
@@ -360,6 +364,15 @@ describe("the seed's serialised contract", () => {
       operation: 'record_usage',
       pattern_id: ID,
       usage_data: { used_at: '2025-10-01T08:30:00+02:00' },
+    });
+    // A stored time keeps what was sent, microseconds included.
+    const precise = decode('pattern.usage', {
+      operation: 'record_usage',
+      pattern_id: ID,
+      usage_data: { used_at: '2025-10-01T08:30:00.123456' },
+    });
+    expect(precise.ok && precise.request).toMatchObject({
+      usage_data: { used_at: '2025-10-01T08:30:00.123456Z' },
     });
     // An offset is kept; success defaults to true, as in the seed.
     expect(usage.ok && usage.request).toMatchObject({

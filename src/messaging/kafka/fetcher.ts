@@ -164,6 +164,8 @@ export class PartitionFetcher {
   /** Finding where new partitions start failed this many times in a row; asked again from this time. */
   #positionFailures = 0;
   #positionRetryAt = 0;
+  /** Bumped by add(): a failure of an attempt begun before it does not hold back what it added. */
+  #added = 0;
   #positioned: { promise: Promise<void>; resolve: () => void } | undefined;
 
   constructor(options: FetcherOptions) {
@@ -209,6 +211,7 @@ export class PartitionFetcher {
     }
     // Partitions newly assigned are positioned now, whatever an earlier failure's backoff says.
     this.#positionRetryAt = 0;
+    this.#added += 1;
     this.#startNow();
   }
 
@@ -337,12 +340,15 @@ export class PartitionFetcher {
    */
   async #positionDue(): Promise<void> {
     if (Date.now() < this.#positionRetryAt) return;
+    const added = this.#added;
     try {
       await this.#initPositions();
       this.#positionFailures = 0;
     } catch (err) {
       this.#positionFailures += 1;
-      this.#positionRetryAt = Date.now() + Math.min(100 * 2 ** this.#positionFailures, 5_000);
+      if (added === this.#added) {
+        this.#positionRetryAt = Date.now() + Math.min(100 * 2 ** this.#positionFailures, 5_000);
+      }
       this.#refreshMetadata = true;
       this.#o.onError?.('fetch', err);
     }
