@@ -94,6 +94,20 @@ describe('TopicDirectory', () => {
     expect(clock.time).toBe(1_001);
   });
 
+  it('answers a name received while a listing runs from that listing when it shows the topic', async () => {
+    // A worker just started: its first messages start a listing, and the messages behind them, received
+    // while it runs, must not wait a second for the next one to find a topic that exists.
+    const { admin, calls } = fakeAdmin(new Map([['p.replies', 3]]));
+    const clock = fakeClock();
+    const directory = new TopicDirectory(admin, clock);
+    const first = directory.partitions('p.replies', 0);
+    clock.time = 5;
+    const behind = Array.from({ length: 50 }, () => directory.partitions('p.replies', 5));
+    expect(await Promise.all([first, ...behind])).toEqual(Array(51).fill(3));
+    expect(calls.listTopics).toBe(1);
+    expect(clock.time).toBe(5);
+  });
+
   it('looks up an existing topic once, and forgets one deleted', async () => {
     const topics = new Map([['p.replies', 3]]);
     const { admin, calls } = fakeAdmin(topics);

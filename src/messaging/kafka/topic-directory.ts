@@ -72,6 +72,10 @@ export class TopicDirectory {
     const listed = this.#listed;
     if (listed?.names.has(topic)) return true;
     if (listed && listed.begunAt > receivedAt) return false;
+    // A listing running already began too early to refuse the name, but it can show it exists: the
+    // messages of a worker just started would otherwise wait a second for the next one.
+    const running = this.#next;
+    if (running && running.beginsAt <= receivedAt && (await running.names).has(topic)) return true;
     return (await this.#listingFrom(receivedAt)).has(topic);
   }
 
