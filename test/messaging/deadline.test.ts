@@ -137,6 +137,33 @@ describe('a reply topic that does not exist', () => {
   });
 });
 
+describe('a reply topic looked up', () => {
+  it('is refused only by a listing begun after its request was written, and never after it came in', async () => {
+    const asked: number[] = [];
+    const directory = {
+      partitions: (_topic: string, sentAt: number) => {
+        asked.push(sentAt);
+        return Promise.resolve(3);
+      },
+    } as unknown as TopicDirectory;
+    const { nodes } = countingNodes();
+    const p = pipeline(nodes, directory);
+    const withReply = (timestamp: number, receivedAt: number): InboundMessage => ({
+      ...message('pattern.search.request', { search_query: 'async' }),
+      headers: { kafka_replyTopic: Buffer.from('pattern.search.replies') },
+      timestamp: String(timestamp),
+      receivedAt,
+    });
+    // Written at 1,000 and taken from a fetch at 5,000: a flood written at once shares one listing.
+    const written = withReply(1_000, 5_000);
+    await p.run(view(written), [p.prepare(written)]);
+    // A producer's CreateTime in the future counts as the time it came in.
+    const future = withReply(9_000_000_000_000, 6_000);
+    await p.run(view(future), [p.prepare(future)]);
+    expect(asked).toEqual([1_000, 6_000]);
+  });
+});
+
 describe('deadlines through Kafka', () => {
   let stack: Stack;
   let metrics: () => Promise<string>;

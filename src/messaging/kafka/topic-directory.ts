@@ -7,10 +7,10 @@
 // them ran the worker out of memory). Only topics that exist are cached, so the cache is bounded by the
 // cluster, not by what producers send.
 //
-// A name is refused only by a listing begun after its message was received: a client that creates its
-// reply topic and then sends the request is never refused for a listing older than its topic. Listings
-// begin at most once a second, so a flood of unknown names costs one listing a second, and a message
-// waits at most about that long for its answer.
+// A name is refused only by a listing begun after its message was written (prepare.ts sentBy): a client
+// that creates its reply topic and then sends the request is not refused for a listing older than its
+// topic. Listings begin at most once a second, so a flood of unknown names costs one listing a second, and
+// a message waits at most about that long for its answer.
 import { kafkaErrorType, type KafkaAdmin } from './admin.ts';
 
 const POSITIVE_TTL_MS = 60_000;
@@ -47,12 +47,12 @@ export class TopicDirectory {
 
   /**
    * Partition count of `topic`, or undefined when it does not exist in a listing begun after
-   * `receivedAt` (when the message naming it came in; now, if not given).
+   * `sentAt` (when the message naming it was written; now, if not given).
    */
-  async partitions(topic: string, receivedAt: number = this.#clock.now()): Promise<number | undefined> {
+  async partitions(topic: string, sentAt: number = this.#clock.now()): Promise<number | undefined> {
     const cached = this.#partitions.get(topic);
     if (cached && this.#clock.now() - cached.at < POSITIVE_TTL_MS) return cached.partitions;
-    if (!(await this.#exists(topic, receivedAt))) {
+    if (!(await this.#exists(topic, sentAt))) {
       this.#partitions.delete(topic);
       return undefined;
     }
@@ -68,15 +68,15 @@ export class TopicDirectory {
     return this.#partitions.size;
   }
 
-  async #exists(topic: string, receivedAt: number): Promise<boolean> {
+  async #exists(topic: string, sentAt: number): Promise<boolean> {
     const listed = this.#listed;
     if (listed?.names.has(topic)) return true;
-    if (listed && listed.begunAt > receivedAt) return false;
+    if (listed && listed.begunAt > sentAt) return false;
     // A listing running already began too early to refuse the name, but it can show it exists: the
     // messages of a worker just started would otherwise wait a second for the next one.
     const running = this.#next;
-    if (running && running.beginsAt <= receivedAt && (await running.names).has(topic)) return true;
-    return (await this.#listingFrom(receivedAt)).has(topic);
+    if (running && running.beginsAt <= sentAt && (await running.names).has(topic)) return true;
+    return (await this.#listingFrom(sentAt)).has(topic);
   }
 
   /** A listing begun after `time` (a millisecond later at least, as a topic created in the millisecond a

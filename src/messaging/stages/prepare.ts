@@ -217,6 +217,18 @@ export function pastDeadline(p: Prepared, now: number): boolean {
 }
 
 /**
+ * When the request was written, at the latest: its Kafka timestamp (the broker's append time on the
+ * request topics), but never after it was received (a producer's CreateTime can say anything). A client
+ * creates its reply topic before it sends, so a listing of topics begun after this shows the topic; a
+ * flood of names written at once is answered by one listing, not by one per batch received.
+ */
+function sentBy(message: InboundMessage): number {
+  const received = message.receivedAt ?? Date.now();
+  const stamped = Number(message.timestamp);
+  return Number.isFinite(stamped) ? Math.min(stamped, received) : received;
+}
+
+/**
  * A reply topic must exist and have the partition asked for; else the request is refused and answered
  * on the normal result topic. Checked even for a request already refused: its error result goes to the
  * reply path, and a missing topic or partition there would fail the publish for ever.
@@ -229,7 +241,7 @@ export async function checkReplyTarget(
 ): Promise<Prepared> {
   const defaultTopic = names.result(p.logical);
   if (p.reply.topic === defaultTopic && p.reply.partition === undefined) return p;
-  const partitions = await directory.partitions(p.reply.topic, p.message.receivedAt);
+  const partitions = await directory.partitions(p.reply.topic, sentBy(p.message));
   let reason: string | undefined;
   if (partitions === undefined)
     reason = `kafka_replyTopic "${p.reply.topic}" does not exist; refusing to reply there`;
