@@ -38,12 +38,18 @@ export function patternColumns(alias: string): string {
   return PATTERN_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
 }
 
+/** The columns whose size varies from pattern to pattern; the others fit in a fixed 1,024 bytes. */
+const SIZED_COLUMNS = ['template_code', 'description', 'example_usage', 'source', 'tags', 'context'];
+
+function sizeOf(a: string, measure: (column: string) => string): string {
+  return `(1024 + ${SIZED_COLUMNS.map((c) => `coalesce(octet_length(${measure(`${a}.${c}`)}), 0)`).join(' + ')})`;
+}
+
 /** About the bytes a returned pattern row takes in a result, for a page: its text, tags and context as
- * stored (JSON escaping can add to that: resultRowBytes counts it) and a fixed part for the other columns. Lengths of stored text are read
+ * stored (JSON escaping can add to that: resultRowBytes counts it). Lengths of stored text are read
  * without decompressing it. */
 export function rowBytes(a: string): string {
-  const sized = ['template_code', 'description', 'example_usage', 'source', 'tags::text', 'context::text'];
-  return `(1024 + ${sized.map((c) => `coalesce(octet_length(${a}.${c}), 0)`).join(' + ')})`;
+  return sizeOf(a, (column) => `${column}::text`);
 }
 
 /**
@@ -52,8 +58,7 @@ export function rowBytes(a: string): string {
  * Reads its text whole, so it is for the one row written, not for a page.
  */
 export function resultRowBytes(a: string): string {
-  const sized = ['template_code', 'description', 'example_usage', 'source', 'tags', 'context'];
-  return `(1024 + ${sized.map((c) => `coalesce(octet_length(to_json(${a}.${c})::text), 0)`).join(' + ')})`;
+  return sizeOf(a, (column) => `to_json(${column})::text`);
 }
 
 /** The row columns pageWithin adds and takes off again. */

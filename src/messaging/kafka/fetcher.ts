@@ -101,6 +101,9 @@ export interface FetcherOptions {
   maxRecords?: number | undefined;
 }
 
+/** After the n-th failure in a row: 200 ms, doubling, at most 5 s. */
+const retryDelay = (failures: number): number => Math.min(100 * 2 ** failures, 5_000);
+
 interface PartitionState extends TopicPartition {
   /** Next offset to fetch; undefined until it is known. */
   position: bigint | undefined;
@@ -313,7 +316,7 @@ export class PartitionFetcher {
         this.#refreshMetadata = true;
         this.#loopFailures += 1;
         this.#o.onError?.('fetch', err);
-        await this.#idle(Math.min(100 * 2 ** this.#loopFailures, 5_000));
+        await this.#idle(retryDelay(this.#loopFailures));
       }
     }
   }
@@ -347,7 +350,7 @@ export class PartitionFetcher {
     } catch (err) {
       this.#positionFailures += 1;
       if (added === this.#added) {
-        this.#positionRetryAt = Date.now() + Math.min(100 * 2 ** this.#positionFailures, 5_000);
+        this.#positionRetryAt = Date.now() + retryDelay(this.#positionFailures);
       }
       this.#refreshMetadata = true;
       this.#o.onError?.('fetch', err);

@@ -104,10 +104,7 @@ export class MergedRead {
     const end = this.#end.get(key);
     if (wanted === undefined || end === undefined) return;
     // Past the end taken at start: not ours.
-    const receivedAt = Date.now();
-    const ours = records
-      .filter((r) => r.offset >= wanted && startsBefore(r, end))
-      .map((r) => toInbound(r, receivedAt));
+    const ours = records.filter((r) => r.offset >= wanted && startsBefore(r, end)).map((r) => toInbound(r));
     if (ours.length > 0) {
       this.#lastData = Date.now();
       this.#merge.push(topic, partition, ours);
