@@ -15,6 +15,7 @@ import { Lifecycle } from './messaging/engine/lifecycle.ts';
 import { observeMetrics, observeTracing } from './messaging/stages/observers.ts';
 import { createTopics, missingTopics } from './messaging/kafka/topic-admin.ts';
 import { TopicDirectory } from './messaging/kafka/topic-directory.ts';
+import { CommittedOffsets } from './messaging/kafka/committed-offsets.ts';
 import { UnitPipeline } from './messaging/stages/unit-pipeline.ts';
 import { Worker } from './messaging/kafka/worker.ts';
 import type { LaneSettings } from './messaging/engine/settings.ts';
@@ -169,8 +170,9 @@ export interface WorkerAppOptions {
   groupId?: string;
   topics?: RequestTopic[];
   publishResults?: boolean;
-  /** False in a replay: reply topics are not looked up (PipelineOptions.directory). */
-  checkReplyTopics?: boolean;
+  /** False in a replay: reply topics and a redrive's original are not looked up in the cluster
+   * (PipelineOptions.directory, committedOffsets); the live outcomes say what was refused. */
+  clusterChecks?: boolean;
   endOffset?: (topic: string, partition: number) => bigint | undefined;
   select?: (request: PatternRequest | undefined) => boolean;
   startOffsets?: { topic: string; partition: number; offset: string }[];
@@ -271,7 +273,8 @@ export async function startWorkerApp(options: WorkerAppOptions): Promise<WorkerA
           refreshAheadMs: config.ANALYTICS_REFRESH_AHEAD_MS,
         })),
       },
-      directory: options.checkReplyTopics === false ? undefined : new TopicDirectory(admin),
+      directory: options.clusterChecks === false ? undefined : new TopicDirectory(admin),
+      committedOffsets: options.clusterChecks === false ? undefined : new CommittedOffsets(admin),
       consumerGroupOf: groupOf,
       maxMessageBytes: config.WORKER_MAX_MESSAGE_BYTES,
       maxResultBytes: config.WORKER_MAX_RESULT_BYTES,

@@ -55,7 +55,9 @@ const requestHeaders: Json = {
     ),
     [HEADERS.redriveOf]: bytes(
       'Set by `patterns dlq redrive`: topic/partition/offset of the first original message. A message with no ' +
-        'correlation id (body or header) takes this as its identity, so a redrive is applied once.',
+        'correlation id (body or header) takes this as its identity, so a redrive is applied once: only once ' +
+        'the consumer group has committed past that offset (waiting up to 2 s); a message naming an offset ' +
+        'not yet committed is refused with VALIDATION_ERROR and dead-lettered.',
     ),
     [HEADERS.redriveCount]: bytes('Set by `patterns dlq redrive`: how many times this request was redriven.'),
   },

@@ -10,7 +10,7 @@ export function readCoordinates(value: Buffer | undefined): string | undefined {
   return text !== undefined && COORDINATES.test(text) ? text : undefined;
 }
 
-export function messageIdentity(input: {
+interface IdentityInput {
   bodyCorrelationId: string | null | undefined;
   headerCorrelationId: Buffer | undefined;
   topic: string;
@@ -18,14 +18,32 @@ export function messageIdentity(input: {
   offset: string;
   /** The pattern-redrive-of header's bytes, if any. */
   redriveOf?: Buffer | undefined;
-}): string {
+}
+
+export function messageIdentity(input: IdentityInput): string {
   if (input.bodyCorrelationId) return `cid:${input.bodyCorrelationId.toLowerCase()}`;
   if (input.headerCorrelationId && input.headerCorrelationId.length > 0) {
     return `hdr:${input.headerCorrelationId.toString('base64')}`;
   }
-  const original = readCoordinates(input.redriveOf);
-  if (original && isEarlierInTopic(original, input)) return `off:${original}`;
+  const original = redrivenFrom(input);
+  if (original) return `off:${original.topic}/${original.partition}/${original.offset}`;
   return `off:${input.topic}/${input.partition}/${input.offset}`;
+}
+
+/**
+ * The original whose identity this message takes (pattern-redrive-of), when it has no correlation id of
+ * its own: the worker lets it do so only once that original is settled (stages/prepare.ts
+ * checkRedriveOriginal), as a producer may write any coordinates there.
+ */
+export function redrivenFrom(
+  input: IdentityInput,
+): { topic: string; partition: number; offset: string } | undefined {
+  if (input.bodyCorrelationId) return undefined;
+  if (input.headerCorrelationId && input.headerCorrelationId.length > 0) return undefined;
+  const original = readCoordinates(input.redriveOf);
+  if (!original || !isEarlierInTopic(original, input)) return undefined;
+  const [offset, partition, ...topic] = original.split('/').reverse();
+  return { topic: topic.reverse().join('/'), partition: Number(partition), offset: offset as string };
 }
 
 /**

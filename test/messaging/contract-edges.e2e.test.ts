@@ -151,4 +151,76 @@ describe('contract edges through Kafka', () => {
       await replies.stop();
     }
   });
+
+  it('lets a redrive take only the identity of a message already dead-lettered, not of one to come', async () => {
+    const topic = stack.names.request('pattern.insert');
+    const source = (m: CollectedMessage) => resultOf(m).metadata.source;
+    const resultAt = (partition: number, offset: string) =>
+      stack.results
+        .waitFor(
+          (all) =>
+            all.some(
+              (m) =>
+                m.topic === stack.names.result('pattern.insert') &&
+                source(m)?.partition === partition &&
+                source(m)?.offset === offset,
+            ),
+          20_000,
+          `the result of ${topic}/${partition}/${offset}`,
+        )
+        .then((all) =>
+          resultOf(
+            all.find(
+              (m) =>
+                m.topic === stack.names.result('pattern.insert') &&
+                source(m)?.partition === partition &&
+                source(m)?.offset === offset,
+            ) as CollectedMessage,
+          ),
+        );
+    const sendAt = async (partition: number, value: unknown, headers?: Record<string, string>) => {
+      const [sent] = await stack.producer.send({
+        topic,
+        acks: -1,
+        messages: [{ partition, value: JSON.stringify(value), ...(headers ? { headers } : {}) }],
+      });
+      return String(sent?.baseOffset);
+    };
+    // Without correlation ids, identities are coordinates. The forger names the next offset of partition 1.
+    const admin = stack.kafka.admin();
+    await admin.connect();
+    const next = (await admin.fetchTopicOffsets(topic)).find((p) => p.partition === 1)?.high as string;
+    await admin.disconnect();
+    const forged = await sendAt(
+      0,
+      { data: pattern('ForgedRedrive') },
+      {
+        'pattern-redrive-of': `${topic}/1/${next}`,
+      },
+    );
+    const refused = await resultAt(0, forged);
+    expect(refused.error).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      details: { field: 'pattern-redrive-of', original: `${topic}/1/${next}` },
+    });
+    // The message it named is applied as itself when it comes.
+    expect(await sendAt(1, { data: pattern('NamedByForger') })).toBe(next);
+    expect(await resultAt(1, next)).toMatchObject({ success: true });
+
+    // A real redrive, sent as soon as its original's dead letter is seen, takes the original's identity:
+    // applied once, however often it is redriven.
+    const reused = pattern('RedrivenFix', { pattern_id: 'not-a-uuid' });
+    const original = await sendAt(2, { data: reused });
+    expect((await resultAt(2, original)).error?.code).toBe('VALIDATION_ERROR');
+    const fixed = { data: pattern('RedrivenFix') };
+    const redrive = { 'pattern-redrive-of': `${topic}/2/${original}` };
+    const first = await resultAt(0, await sendAt(0, fixed, redrive));
+    const second = await resultAt(1, await sendAt(1, fixed, redrive));
+    expect(first).toMatchObject({ success: true });
+    expect(second).toMatchObject({ success: true, metadata: { duplicate: true } });
+    const { rows } = await stack.db.pool.query<{ pattern_name: string }>(
+      "SELECT pattern_name FROM pattern_templates WHERE pattern_name IN ('ForgedRedrive', 'NamedByForger', 'RedrivenFix') ORDER BY 1",
+    );
+    expect(rows.map((r) => r.pattern_name)).toEqual(['NamedByForger', 'RedrivenFix']);
+  });
 });

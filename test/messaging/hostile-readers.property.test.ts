@@ -27,7 +27,12 @@ import {
   type HeaderValue,
   type MessageHeaders,
 } from '../../src/contracts/headers.ts';
-import { identitiesOfCorrelationId, messageIdentity, readCoordinates } from '../../src/contracts/identity.ts';
+import {
+  identitiesOfCorrelationId,
+  messageIdentity,
+  readCoordinates,
+  redrivenFrom,
+} from '../../src/contracts/identity.ts';
 import {
   ALL_OPERATIONS,
   REQUEST_FIELDS,
@@ -593,6 +598,12 @@ describe('identity readers (contracts/identity.ts)', () => {
         }),
         (input) => {
           const identity = messageIdentity(input);
+          // The original named is exactly the one whose identity is taken (the worker checks that one).
+          const original = redrivenFrom(input);
+          const own = `off:${input.topic}/${input.partition}/${input.offset}`;
+          if (original)
+            expect(identity).toBe(`off:${original.topic}/${original.partition}/${original.offset}`);
+          else expect(identity === own || !identity.startsWith('off:')).toBe(true);
           if (input.bodyCorrelationId) {
             expect(identity).toBe(`cid:${input.bodyCorrelationId.toLowerCase()}`);
           } else if (input.headerCorrelationId && input.headerCorrelationId.length > 0) {

@@ -346,7 +346,7 @@ async function runPhasedReplay(o: ReplayOptions): Promise<number> {
         topics: [plan.logical],
         startOffsets: startPositions(plan),
         publishResults: Boolean(o.publishResults),
-        checkReplyTopics: false,
+        clusterChecks: false,
         endOffset: tracker.endOffset,
         ...(phase.select ? { select: phase.select } : {}),
       });

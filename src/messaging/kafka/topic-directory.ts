@@ -12,37 +12,26 @@
 // topic. Listings begin at most once a second, so a flood of unknown names costs one listing a second, and
 // a message waits at most about that long for its answer.
 import { kafkaErrorType, type KafkaAdmin } from './admin.ts';
+import { FreshReads, realClock, type ReadClock } from './fresh-reads.ts';
 
 const POSITIVE_TTL_MS = 60_000;
 /** A listing of topic names begins at most this long after the one before, however many names come. */
 const LISTING_MIN_GAP_MS = 1_000;
 
-export interface DirectoryClock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-const realClock: DirectoryClock = {
-  now: Date.now,
-  sleep: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms).unref()) : Promise.resolve()),
-};
-
-const ignore = (): void => undefined;
+export type DirectoryClock = ReadClock;
 
 export class TopicDirectory {
   readonly #admin: KafkaAdmin;
   readonly #clock: DirectoryClock;
   readonly #partitions = new Map<string, { partitions: number; at: number }>();
-  /** The newest listing, with the time it was begun. */
-  #listed: { names: Set<string>; begunAt: number } | undefined;
-  /** The listing running or waiting for its turn, with the time it begins (at the earliest). */
-  #next: { beginsAt: number; names: Promise<Set<string>> } | undefined;
+  readonly #listings: FreshReads<Set<string>>;
   /** One metadata request per existing topic at a time, however many messages ask meanwhile. */
   readonly #pending = new Map<string, Promise<number | undefined>>();
 
   constructor(admin: KafkaAdmin, clock: DirectoryClock = realClock) {
     this.#admin = admin;
     this.#clock = clock;
+    this.#listings = new FreshReads(() => this.#list(), LISTING_MIN_GAP_MS, clock);
   }
 
   /**
@@ -69,44 +58,18 @@ export class TopicDirectory {
   }
 
   async #exists(topic: string, sentAt: number): Promise<boolean> {
-    const listed = this.#listed;
-    if (listed?.names.has(topic)) return true;
+    const listed = this.#listings.latest;
+    if (listed?.value.has(topic)) return true;
     if (listed && listed.begunAt > sentAt) return false;
     // A listing running already began too early to refuse the name, but it can show it exists: the
     // messages of a worker just started would otherwise wait a second for the next one.
-    const running = this.#next;
-    if (running && running.beginsAt <= sentAt && (await running.names).has(topic)) return true;
-    return (await this.#listingFrom(sentAt)).has(topic);
-  }
-
-  /** A listing begun after `time` (a millisecond later at least, as a topic created in the millisecond a
-   * listing begins may be missing from it): the one planned, if it begins late enough, else one after it. */
-  #listingFrom(time: number): Promise<Set<string>> {
-    const next = this.#next;
-    if (next && next.beginsAt > time) return next.names;
-    const previous = next?.beginsAt ?? this.#listed?.begunAt;
-    const beginsAt = Math.max(
-      this.#clock.now(),
-      time + 1,
-      previous === undefined ? -Infinity : previous + LISTING_MIN_GAP_MS,
-    );
-    const names = (next ? next.names.then(ignore, ignore) : Promise.resolve())
-      .then(() => this.#clock.sleep(beginsAt - this.#clock.now()))
-      .then(() => this.#list());
-    const entry = { beginsAt, names };
-    this.#next = entry;
-    names
-      .finally(() => {
-        if (this.#next === entry) this.#next = undefined;
-      })
-      .catch(ignore);
-    return names;
+    const running = this.#listings.runningSince(sentAt);
+    if (running && (await running).has(topic)) return true;
+    return (await this.#listings.from(sentAt)).has(topic);
   }
 
   async #list(): Promise<Set<string>> {
-    const begunAt = this.#clock.now();
     const names = new Set(await this.#admin.listTopics());
-    if (!this.#listed || begunAt >= this.#listed.begunAt) this.#listed = { names, begunAt };
     for (const topic of this.#partitions.keys()) if (!names.has(topic)) this.#partitions.delete(topic);
     return names;
   }

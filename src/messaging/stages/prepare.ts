@@ -16,12 +16,13 @@ import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
 import { isWriteOperation } from '../../contracts/operations.ts';
 import type { ExecuteContext } from '../../nodes/effect-node.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-import { messageIdentity } from '../../contracts/identity.ts';
+import { messageIdentity, redrivenFrom } from '../../contracts/identity.ts';
 import { isTimeMs } from '../../contracts/time.ts';
 import { patternLocks, touchedBy } from '../operations/replay-order.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import type { ReplyTarget } from './encode.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
+import type { CommittedOffsets } from '../kafka/committed-offsets.ts';
 import { DEFAULT_MAX_KEY_BYTES } from './record-check.ts';
 import { ReplyPolicy } from './reply-policy.ts';
 
@@ -54,6 +55,8 @@ export interface Prepared {
   /** The caller's deadline (epoch ms): a read not started by then, or still running then, is answered
    * DEADLINE_EXCEEDED. */
   deadline?: number | undefined;
+  /** The original whose identity it takes (pattern-redrive-of), once checkRedriveOriginal allows it. */
+  redriveOf?: { topic: string; partition: number; offset: string } | undefined;
 }
 
 export interface PrepareOptions {
@@ -143,12 +146,14 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
   if (!decoded.ok) error ??= decoded.error;
   else if (!error) request = decoded.request;
   const source = { topic: message.topic, partition: message.partition, offset: message.offset };
-  const identity = messageIdentity({
+  const identityInput = {
     bodyCorrelationId: correlationId,
     headerCorrelationId: correlationHeader,
     ...source,
     redriveOf: headerBytes(headers[HEADERS.redriveOf]),
-  });
+  };
+  const identity = messageIdentity(identityInput);
+  const redriveOf = redrivenFrom(identityInput);
   const oversizeKey = message.key !== null && message.key.length > maxKeyBytes;
   // An oversize key orders nothing (the message is refused) and is never copied around.
   const key = message.key && !oversizeKey ? message.key.toString('latin1') : '';
@@ -176,6 +181,7 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     batchable: request?.operation === 'record_usage',
     skip: options.select ? !options.select(request) : false,
     deadline: deadline.ok && isRead ? deadline.value : undefined,
+    redriveOf,
   };
 }
 
@@ -258,5 +264,51 @@ export async function checkReplyTarget(
     request: undefined,
     batchable: false,
     reply: { topic: defaultTopic },
+  };
+}
+
+/** How long after a redrive was written its original may still be uncommitted: about a commit interval
+ * after the original was dead-lettered, if nothing below it is still running. */
+export const REDRIVE_SETTLE_WAIT_MS = 2_000;
+
+/**
+ * A redrive without a correlation id takes its original's identity (pattern-redrive-of), so that it is
+ * applied once however often it is redriven. Anyone can write those coordinates: naming a message not yet
+ * processed would take that message's identity and have it refused as a reuse when its turn came. So the
+ * original must be settled first, its offset committed by the group that reads it (it was applied or
+ * dead-lettered; a redrive comes from a dead letter); else the redrive is refused and dead-lettered, and
+ * redriving that dead letter again once the original is settled applies it.
+ */
+export async function checkRedriveOriginal(
+  p: Prepared,
+  offsets: CommittedOffsets,
+  consumerGroupOf: (topic: string) => string,
+): Promise<Prepared> {
+  const original = p.redriveOf;
+  if (!original || p.error || p.skip) return p;
+  const group = consumerGroupOf(original.topic);
+  const { passed, committed } = await offsets.committedPast(
+    { group, topic: original.topic, partition: original.partition, offset: BigInt(original.offset) },
+    sentBy(p.message),
+    REDRIVE_SETTLE_WAIT_MS,
+  );
+  if (passed) return p;
+  const coordinates = `${original.topic}/${original.partition}/${original.offset}`;
+  const { message } = p;
+  return {
+    ...p,
+    error: {
+      code: 'VALIDATION_ERROR',
+      message:
+        `pattern-redrive-of names ${coordinates}, which consumer group "${group}" has not committed ` +
+        `(${committed < 0n ? 'nothing committed on that partition' : `committed offset ${committed}`}): ` +
+        'a redrive may take the identity only of a message already applied or dead-lettered. If this is ' +
+        'a redrive of that message, redrive its dead letter again once the original is done',
+      details: { field: 'pattern-redrive-of', original: coordinates, committed_offset: String(committed) },
+    },
+    request: undefined,
+    batchable: false,
+    redriveOf: undefined,
+    context: { ...p.context, identity: `off:${message.topic}/${message.partition}/${message.offset}` },
   };
 }

@@ -10,6 +10,7 @@ import type { Lifecycle, UnitView } from '../engine/lifecycle.ts';
 import { gaveUpResults, unitOutput, type OutcomeOptions } from './outcomes.ts';
 import type { UnitOutput, UnitWork } from '../engine/ports.ts';
 import {
+  checkRedriveOriginal,
   checkReplyTarget,
   pastDeadline,
   prepareMessage,
@@ -25,6 +26,7 @@ import {
 } from './record-check.ts';
 import { ReplyPolicy } from './reply-policy.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
+import type { CommittedOffsets } from '../kafka/committed-offsets.ts';
 
 export interface PipelineOptions {
   names: TopicNames;
@@ -33,6 +35,9 @@ export interface PipelineOptions {
    * reply topic is in the live outcomes, and the cluster's topics today are not what they were then (a
    * write applied live must not be refused because its reply topic has since been deleted). */
   directory?: TopicDirectory | undefined;
+  /** Which offsets the groups committed, for a redrive's original (prepare.ts checkRedriveOriginal).
+   * Absent in a replay: a redrive refused live is refused again from the live outcomes. */
+  committedOffsets?: CommittedOffsets | undefined;
   /** The consumer group that reads a topic (each lane has its own), named in dead letters. */
   consumerGroupOf: (topic: string) => string;
   maxMessageBytes: number;
@@ -99,12 +104,18 @@ export class UnitPipeline implements UnitWork<Prepared> {
   }
 
   async run(unit: UnitView, items: readonly Prepared[]): Promise<UnitOutput> {
-    const { names, directory, logger, nodes } = this.#o;
+    const { names, directory, committedOffsets, consumerGroupOf, logger, nodes } = this.#o;
     const failed = items.find((p) => p.prepareFailure !== undefined);
     if (failed) throw failed.prepareFailure;
-    const prepared = directory
+    const replyChecked = directory
       ? await Promise.all(items.map((p) => checkReplyTarget(p, names, directory, logger)))
       : items;
+    const prepared =
+      committedOffsets && replyChecked.some((p) => p.redriveOf)
+        ? await Promise.all(
+            replyChecked.map((p) => checkRedriveOriginal(p, committedOffsets, consumerGroupOf)),
+          )
+        : replyChecked;
     const now = Date.now();
     const results = unit.batched
       ? await dispatchUsageBatch(nodes, prepared)
