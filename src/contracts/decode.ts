@@ -12,7 +12,14 @@ const MAX_ISSUES = 20;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export type DecodeResult<T> =
-  | { ok: true; request: T; /** Of the request as sent (contracts/fingerprint.ts). */ fingerprint: string }
+  | {
+      ok: true;
+      request: T;
+      /** Of the request as sent (contracts/fingerprint.ts). */
+      fingerprint: string;
+      /** What the text held (jsonShape), when it was decoded from one: what it takes in memory. */
+      elements?: number;
+    }
   | {
       ok: false;
       error: ModelError;
@@ -38,10 +45,22 @@ function quote(value: string): string {
   return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
 }
 
-/** Nesting depth of a JSON text, counted over brackets outside strings; linear, no recursion. */
-export function jsonDepth(text: string): number {
+/**
+ * How much a request may hold: its values and members, counted as opening brackets and commas. Parsed,
+ * each costs up to about 64 bytes of heap (an empty object in an array, a key mapping to one), so a 1 MB
+ * message of 330,000 empty objects took 21 MB, and four of them, in a fetch of 800 compressed bytes, the
+ * worker's whole heap. A batch of 1,000 patterns with 50 tags each holds about 66,000.
+ */
+export const MAX_JSON_ELEMENTS = 100_000;
+/** Heap a parsed request may take per element counted (see MAX_JSON_ELEMENTS), for buffer accounting. */
+export const HEAP_BYTES_PER_JSON_ELEMENT = 64;
+
+/** Nesting depth and element count (MAX_JSON_ELEMENTS) of a JSON text, over brackets and commas
+ * outside strings; linear, no recursion. */
+export function jsonShape(text: string): { depth: number; elements: number } {
   let depth = 0;
   let max = 0;
+  let elements = 1;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -51,10 +70,56 @@ export function jsonDepth(text: string): number {
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
       depth++;
+      elements++;
       if (depth > max) max = depth;
     } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c) elements++;
   }
-  return max;
+  return { depth: max, elements };
+}
+
+/**
+ * The top-level `"correlation_id"` string of a JSON text refused before it is parsed (too deep, too
+ * large), so that its caller can still match the error: a scan of the text, nested keys skipped.
+ */
+function topLevelCorrelationId(text: string): string | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const end = stringEnd(text, i);
+      if (depth === 1 && text.slice(i, end + 1) === '"correlation_id"') {
+        let j = end + 1;
+        while (/\s/.test(text.charAt(j))) j++;
+        if (text.charAt(j) !== ':') return undefined;
+        j++;
+        while (/\s/.test(text.charAt(j))) j++;
+        if (text.charAt(j) !== '"') return undefined;
+        const value = text.slice(j + 1, stringEnd(text, j));
+        const id = correlationId.safeParse(value);
+        return id.success ? id.data : undefined;
+      }
+      i = end;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return undefined;
+}
+
+/** Index of the quote closing the string opened at `start`. */
+function stringEnd(text: string, start: number): number {
+  let i = start + 1;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c) i++;
+    else if (c === 0x22) break;
+  }
+  return i;
+}
+
+/** Nesting depth of a JSON text (jsonShape). */
+export function jsonDepth(text: string): number {
+  return jsonShape(text).depth;
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -191,9 +256,21 @@ export function decodeRequest<T extends RequestTopic>(
   } catch {
     return invalid('message value is not valid UTF-8');
   }
-  const depth = jsonDepth(text);
+  const { depth, elements } = jsonShape(text);
+  const unparsed = (failure: { ok: false; error: ModelError }) => {
+    const id = topLevelCorrelationId(text);
+    return id === undefined ? failure : { ...failure, correlationId: id };
+  };
   if (depth > MAX_JSON_DEPTH)
-    return invalid(`JSON is nested ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`);
+    return unparsed(invalid(`JSON is nested ${depth} levels deep; at most ${MAX_JSON_DEPTH} are accepted`));
+  if (elements > MAX_JSON_ELEMENTS)
+    return unparsed(
+      invalid(
+        `JSON holds ${elements} values and members (counted as opening brackets and commas); at most ` +
+          `${MAX_JSON_ELEMENTS} are accepted: send less context, or split a batch`,
+        { elements, max_elements: MAX_JSON_ELEMENTS },
+      ),
+    );
   let parsed: unknown;
   let inexact: { key: string; source: string; value: number } | undefined;
   try {
@@ -226,7 +303,8 @@ export function decodeRequest<T extends RequestTopic>(
       ? refused(parsed as Record<string, unknown>, refusal)
       : refusal;
   }
-  return validateRequest(topic, parsed);
+  const validated = validateRequest(topic, parsed);
+  return validated.ok ? { ...validated, elements } : validated;
 }
 
 /** Where the first `key` holding `value` is (the reviver that found it knows its key, not its place). */

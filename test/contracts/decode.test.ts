@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRequest, jsonDepth } from '../../src/contracts/decode.ts';
+import { decodeRequest, jsonDepth, MAX_JSON_ELEMENTS } from '../../src/contracts/decode.ts';
 import { readCorrelationHeader, readReplyPartition, readReplyTopic } from '../../src/contracts/headers.ts';
 import { TopicNames } from '../../src/contracts/topics.ts';
 
@@ -23,6 +23,8 @@ describe('decodeRequest', () => {
     expect(r).toEqual({
       fingerprint: expect.any(String) as string,
       ok: true,
+      // Two objects and two commas, plus one: what the parsed request may hold.
+      elements: 5,
       request: {
         operation: 'search',
         search_query: 'async database',
@@ -193,6 +195,47 @@ describe('decodeRequest', () => {
     expect(decode('pattern.insert', { correlation_id: ID, operation: 'nope' })).toMatchObject({
       correlationId: ID,
     });
+  });
+
+  it('refuses a request of more values than it may hold once parsed, before parsing it', () => {
+    const id = '0b1e6c1a-8c61-4c2e-9d3a-6f3b3c1e2a10';
+    // 990 KB of empty objects: 21 MB of heap parsed; four of them in one fetch exhausted the worker's.
+    const body = `{"operation":"record_usage","pattern_id":"${id}","usage_data":{"context":{"a":[${'{},'.repeat(329_999)}{}]}}}`;
+    const r = decode('pattern.usage', body);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error).toMatchObject({
+      code: 'VALIDATION_ERROR',
+      details: { elements: 660_006, max_elements: MAX_JSON_ELEMENTS },
+    });
+    expect(r.error.message).toMatch(/660006 values and members .* at most 100000/);
+    // Refused unparsed, its top-level correlation_id still comes back (a nested one does not).
+    const cid = '5f0c3c4e-2a55-4b7e-9d5c-0f3a2b1c4d5e';
+    const withId = decode(
+      'pattern.usage',
+      body.replace('{"operation"', `{"correlation_id" : "${cid}","operation"`),
+    );
+    expect(withId).toMatchObject({ ok: false, correlationId: cid });
+    const nested = decode(
+      'pattern.usage',
+      body.replace('"context":{', `"context":{"correlation_id":"${cid}",`),
+    );
+    expect(nested.ok || nested.correlationId).toBeUndefined();
+    const deep = decode(
+      'pattern.usage',
+      `{"a":"{[","correlation_id":"${cid}","b":${'['.repeat(40)}${']'.repeat(40)}}`,
+    );
+    expect(deep).toMatchObject({ ok: false, correlationId: cid });
+    // A batch of 1,000 patterns with 50 tags each is well within the bound.
+    const patterns = Array.from({ length: 1000 }, (_, i) => ({
+      pattern_name: `P${i}`,
+      pattern_type: 'code',
+      language: 'go',
+      tags: Array.from({ length: 50 }, (_, t) => `t${t}`),
+    }));
+    const batch = decode('pattern.insert', { operation: 'batch_insert', patterns });
+    expect(batch).toMatchObject({ ok: true });
+    expect(batch.ok && batch.elements).toBeLessThan(MAX_JSON_ELEMENTS);
   });
 
   it('counts JSON depth outside strings only', () => {

@@ -32,8 +32,9 @@ function source(count: number): ReplaySource & { taken: number } {
   return s;
 }
 
-/** Work that records how many messages were decoded before each unit ran; every message applies. */
-function work(src: { taken: number }) {
+/** Work that records how many messages were decoded before each unit ran; every message applies. Each
+ * prepared message holds `memoryBytes`. */
+function work(src: { taken: number }, memoryBytes = 66) {
   const aheadAtRun: number[] = [];
   let ran = 0;
   const w: UnitWork<Prepared> = {
@@ -47,6 +48,7 @@ function work(src: { taken: number }) {
         batchable: true,
         correlationId: `c-${message.offset}`,
         key: null,
+        memoryBytes,
       }) as unknown as Prepared,
     run: (_unit, items) => {
       aheadAtRun.push(src.taken - ran);
@@ -68,9 +70,9 @@ function work(src: { taken: number }) {
   return { w, aheadAtRun };
 }
 
-async function replay(maxRatePerSecond: number, count: number) {
+async function replay(maxRatePerSecond: number, count: number, memoryBytes?: number) {
   const src = source(count);
-  const { w, aheadAtRun } = work(src);
+  const { w, aheadAtRun } = work(src, memoryBytes);
   const summary = await runReplay({
     source: src,
     work: w,
@@ -98,4 +100,12 @@ it('without a rate, looks ahead as far as its queue allows', async () => {
   const { summary, aheadAtRun } = await replay(0, 3000);
   expect(summary.applied).toBe(3000);
   expect(aheadAtRun[0]).toBe(3000);
+});
+
+it('holds no more than 16 MiB of parsed requests ahead, however few messages that is', async () => {
+  // Each parsed request holds 3 MiB (a valid 1 MB request of 50,000 empty objects does): 5,000 queued
+  // would be 15 GB.
+  const { summary, aheadAtRun } = await replay(0, 200, 3 * 1024 * 1024);
+  expect(summary.applied).toBe(200);
+  expect(Math.max(...aheadAtRun)).toBeLessThanOrEqual(6);
 });

@@ -148,3 +148,46 @@ it('refuses each bomb unread by its offsets, applies what follows it, and stays 
   }
   expect(lag).toBe(0);
 });
+
+it('refuses requests too large to hold parsed, and takes in heavy valid ones a few at a time', async () => {
+  // Valid usage events whose context is a wide array of empty objects take 21 times their bytes parsed:
+  // four of 990 KB, in one zstd batch of 800 bytes, ran the worker out of heap, again on every restart.
+  const patternId = randomUUID();
+  await stack.send('pattern.insert', [
+    {
+      correlation_id: randomUUID(),
+      data: { pattern_id: patternId, pattern_name: 'HeavyContext', pattern_type: 'code', language: 'go' },
+    },
+  ]);
+  const usage = (objects: number) => {
+    const cid = randomUUID();
+    const value =
+      `{"operation":"record_usage","correlation_id":"${cid}","pattern_id":"${patternId}",` +
+      `"usage_data":{"success":true,"context":{"a":[${'{},'.repeat(objects - 1)}{}]}}}`;
+    return { cid, value };
+  };
+  const topic = stack.names.request('pattern.usage');
+  const tooMany = Array.from({ length: 6 }, () => usage(330_000));
+  // 98,000 values each, under the bound: about 6 MB of heap parsed, 60 of them far more than the heap.
+  const heavy = Array.from({ length: 60 }, () => usage(49_000));
+  await produce([
+    { topic, codec: 'zstd', key: patternId, values: tooMany.map((u) => u.value) },
+    { topic, codec: 'zstd', key: patternId, values: heavy.map((u) => u.value) },
+  ]);
+  const results = await stack.results.waitForCount(stack.names.result('pattern.usage'), 66, 120_000);
+  expect(worker.child.exitCode).toBeNull();
+  const byCid = new Map(
+    results.map((m) => [m.json<ModelResult>().metadata?.correlation_id, m.json<ModelResult>()]),
+  );
+  for (const { cid } of tooMany) {
+    expect(byCid.get(cid)?.error?.code).toBe('VALIDATION_ERROR');
+    expect(byCid.get(cid)?.error?.message).toMatch(/660008 values and members .* at most 100000/);
+  }
+  for (const { cid } of heavy) expect(byCid.get(cid)?.success, cid).toBe(true);
+  const { rows } = await stack.db.pool.query<{ usage_count: number }>(
+    'SELECT usage_count FROM pattern_templates WHERE id = $1',
+    [patternId],
+  );
+  expect(rows[0]?.usage_count).toBe(60);
+  expect(await peakRss(worker.child.pid as number)).toBeLessThan(MAX_PEAK_RSS);
+});

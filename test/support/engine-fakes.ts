@@ -49,6 +49,8 @@ export class FakeWork implements UnitWork {
   readonly runs: { unit: UnitView; items: readonly Schedulable[]; done: Deferred<UnitOutput> }[] = [];
   readonly effectOrder: string[] = [];
   gaveUp: UnitView[] = [];
+  /** What a prepared message holds in memory (Schedulable.memoryBytes); undefined: its bytes. */
+  memoryOf: (m: InboundMessage) => number | undefined = () => undefined;
 
   prepare(m: InboundMessage): Schedulable {
     const kind = m.value?.toString() as Kind;
@@ -59,6 +61,7 @@ export class FakeWork implements UnitWork {
       batchable: kind === 'usage',
       skip: false,
       correlationId: null,
+      memoryBytes: this.memoryOf(m),
     };
   }
 

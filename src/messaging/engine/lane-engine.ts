@@ -19,7 +19,7 @@ import type {
   UnitOutput,
   UnitWork,
 } from './ports.ts';
-import { partitionKey, type InboundMessage } from './records.ts';
+import { messageBytes, partitionKey, type InboundMessage } from './records.ts';
 import { decideRetry } from './retry-policy.ts';
 import type { LaneSettings } from './settings.ts';
 
@@ -46,7 +46,8 @@ interface Unit<P extends Schedulable> {
   startedAt: number;
 }
 
-const sizeOf = (m: InboundMessage) => (m.value?.length ?? 0) + (m.key?.length ?? 0) + 64;
+/** What an item holds while buffered: the request parsed from it too, where the work says. */
+const sizeOf = (item: Schedulable) => item.memoryBytes ?? messageBytes(item.message);
 
 export class LaneEngine<P extends Schedulable> {
   readonly #o: LaneEngineOptions<P>;
@@ -115,9 +116,17 @@ export class LaneEngine<P extends Schedulable> {
         'the log no longer holds offsets this lane had not finished (deleted by retention); going on after them',
       );
     }
+    let full = false;
     for (const message of messages) {
       const offset = BigInt(message.offset);
       if (offset < state.tracker.fetchedEnd) continue; // fetched again after a retry of the fetch
+      if (this.#bytes > this.#s.maxBufferedBytes) {
+        // Full: the rest of the fetch is read again once the lane has room (#resumeReady). Parsed, a
+        // fetch of 1 MiB of compressed records can hold far more than the lane's bound.
+        this.#o.control.seek(topic, partition, offset);
+        full = true;
+        break;
+      }
       state.tracker.add(offset);
       const item = this.#o.work.prepare(message);
       if (item.skip) {
@@ -129,12 +138,12 @@ export class LaneEngine<P extends Schedulable> {
         });
         continue;
       }
-      const size = sizeOf(message);
+      const size = sizeOf(item);
       state.bytes += size;
       this.#bytes += size;
       state.scheduler.push(item);
     }
-    if (fetchedTo !== undefined) state.tracker.fetchedTo(fetchedTo);
+    if (fetchedTo !== undefined && !full) state.tracker.fetchedTo(fetchedTo);
     if (wasIdle) state.waitingSince = Date.now();
     this.#progress(state);
     this.#pauseIfFull(state);
@@ -193,11 +202,12 @@ export class LaneEngine<P extends Schedulable> {
   revoked(partitions: readonly { topic: string; partition: number }[]): void {
     const keys = new Set(partitions.map((p) => partitionKey(p.topic, p.partition)));
     for (const state of this.#partitions.revoke(keys)) this.#forget(state);
+    this.#resumeReady();
     this.#pump();
   }
 
   #forget(state: PartitionState<P>): void {
-    for (const item of state.scheduler.clear()) this.#unbuffer(state, item.message);
+    for (const item of state.scheduler.clear()) this.#unbuffer(state, item);
     for (let i = this.#retryReady.length - 1; i >= 0; i--) {
       const unit = this.#retryReady[i] as Unit<P>;
       if (unit.state === state) {
@@ -217,7 +227,7 @@ export class LaneEngine<P extends Schedulable> {
     this.#closing = true;
     if (this.#wake) clearTimeout(this.#wake);
     for (const state of this.#partitions.live())
-      for (const item of state.scheduler.clear()) this.#unbuffer(state, item.message);
+      for (const item of state.scheduler.clear()) this.#unbuffer(state, item);
     for (const timer of this.#timers) clearTimeout(timer);
     this.#timers.clear();
     for (const unit of this.#retryReady.splice(0)) this.#drop(unit);
@@ -236,8 +246,8 @@ export class LaneEngine<P extends Schedulable> {
 
   // ---- taking work
 
-  #unbuffer(state: PartitionState<P>, message: InboundMessage): void {
-    const size = sizeOf(message);
+  #unbuffer(state: PartitionState<P>, item: P): void {
+    const size = sizeOf(item);
     state.bytes -= size;
     this.#bytes -= size;
   }
@@ -432,9 +442,13 @@ export class LaneEngine<P extends Schedulable> {
   #unitGone(unit: Unit<P>, requeued = false): void {
     const { state } = unit;
     state.inFlight -= 1;
-    if (!requeued) for (const item of unit.items) this.#unbuffer(state, item.message);
+    if (!requeued) for (const item of unit.items) this.#unbuffer(state, item);
     this.#partitions.released(state);
     if (this.#live.size === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    // However the unit ended (done, dropped with its partition, its retry given up on a moved partition),
+    // the bytes it held are free: a partition paused for the lane's bytes must not wait for a unit that
+    // may never come.
+    this.#resumeReady();
     this.#pump();
   }
 
@@ -496,8 +510,14 @@ export class LaneEngine<P extends Schedulable> {
         );
         lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: 0 });
         state.scheduler.release(unit.keys);
-        state.scheduler.putBackSolo(unit.items);
         this.#live.delete(unit);
+        // A partition that moved away meanwhile runs nothing more here: put back, its events would hold
+        // their bytes in the lane's bound for good.
+        if (state.retired) {
+          this.#unitGone(unit);
+          return;
+        }
+        state.scheduler.putBackSolo(unit.items);
         this.#unitGone(unit, true);
         return;
       case 'give-up': {

@@ -73,6 +73,8 @@ export interface Schedulable {
   skip: boolean;
   correlationId: string | null;
   request?: { operation: string } | undefined;
+  /** What it holds in memory while buffered (bytes, an estimate); default: its key and value. */
+  memoryBytes?: number | undefined;
 }
 
 export interface UnitOutput {

@@ -72,3 +72,8 @@ export interface OutboundRecord {
 
 /** The key of one partition of one topic in maps and sets. */
 export const partitionKey = (topic: string, partition: number): string => `${topic}:${partition}`;
+
+/** A message's key and value as buffered, with something for the rest of it (bytes). */
+export function messageBytes(message: InboundMessage): number {
+  return (message.value?.length ?? 0) + (message.key?.length ?? 0) + 64;
+}

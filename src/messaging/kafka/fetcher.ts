@@ -619,7 +619,11 @@ export class PartitionFetcher {
     }
     if (next === from) return;
     const slice = Math.max(1, this.#o.sliceRecords ?? 250);
+    const generation = p.generation;
     for (let i = 0; i === 0 || i < out.length; i += slice) {
+      // A seek while a slice was taken in (the lane is full: it reads the rest again later) ends the
+      // hand-over, even if the partition was resumed since: what follows would leave a gap.
+      if (p.generation !== generation) return;
       if (handedOver.sinceYield >= slice) {
         handedOver.sinceYield = 0;
         const at = { generation: p.generation, position: p.position };

@@ -66,6 +66,9 @@ export interface ReplayDriverOptions {
   summary?: ReplaySummary;
   /** Messages queued in the scheduler at most (default 5,000; under a rate, a second's budget). */
   maxQueued?: number;
+  /** Nor more than this held in memory by the messages taken in and not done (Prepared.memoryBytes):
+   * default 16 MiB. Parsed, a request can take many times its bytes. */
+  maxQueuedBytes?: number;
   /** New units wait while more bytes than this are handed to the publisher and not acknowledged. */
   maxPendingPublishBytes?: number;
   /** Deferred messages held at most (default MAX_WAITING). */
@@ -131,6 +134,10 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   let rateLimit = rateNow();
   let rate = new RateLimiter(rateLimit);
   const maxQueued = o.maxQueued ?? 5000;
+  const maxQueuedBytes = o.maxQueuedBytes ?? 16 * 1024 * 1024;
+  /** What each message taken in and not yet done holds (Prepared.memoryBytes), and their sum. */
+  const heldBytes = new Map<InboundMessage, number>();
+  let held = 0;
   const maxPending = o.maxPendingPublishBytes ?? 16 * 1024 * 1024;
   const maxWaiting = o.maxWaiting ?? MAX_WAITING;
   const publishing = new Set<Promise<void>>();
@@ -150,7 +157,12 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   // at once is a burst of CPU beside the live worker the budget is there to spare.
   const queueLimit = () => (rateLimit > 0 ? Math.min(maxQueued, Math.max(rateLimit, 100)) : maxQueued);
   const take = () => {
-    while (scheduler.queued < queueLimit()) {
+    // Past the bytes bound, one at a time while nothing runs: deferred messages count, and they wait for
+    // what is behind them.
+    while (
+      scheduler.queued < queueLimit() &&
+      (held <= maxQueuedBytes || (scheduler.queued === 0 && running === 0))
+    ) {
       const message = o.source.take();
       if (!message) return;
       summary.messages += 1;
@@ -168,6 +180,8 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         finished(message);
         continue;
       }
+      heldBytes.set(message, p.memoryBytes);
+      held += p.memoryBytes;
       scheduler.push({
         prepared: p,
         // A refused or undecodable message touches nothing: it is refused again whatever the order.
@@ -198,6 +212,8 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   const count = (output: UnitOutput) => {
     for (const outcome of output.outcomes) {
       finished(outcome.message);
+      held -= heldBytes.get(outcome.message) ?? 0;
+      heldBytes.delete(outcome.message);
       const label = outcomeLabel(outcome.result, outcome.deadLettered);
       if (label === 'success') summary.applied += 1;
       else if (label === 'duplicate') summary.alreadyApplied += 1;

@@ -10,7 +10,7 @@ import {
   readReplyPartition,
   readReplyTopic,
 } from '../../contracts/headers.ts';
-import { decodeRequest } from '../../contracts/decode.ts';
+import { decodeRequest, HEAP_BYTES_PER_JSON_ELEMENT } from '../../contracts/decode.ts';
 import type { PatternRequest } from '../../contracts/requests.ts';
 import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
 import { isWriteOperation } from '../../contracts/operations.ts';
@@ -19,7 +19,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import { messageIdentity, redrivenFrom } from '../../contracts/identity.ts';
 import { isTimeMs } from '../../contracts/time.ts';
 import { patternLocks, touchedBy } from '../operations/replay-order.ts';
-import type { InboundMessage } from '../engine/records.ts';
+import { messageBytes, type InboundMessage } from '../engine/records.ts';
 import type { ReplyTarget } from './encode.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
 import type { CommittedOffsets } from '../kafka/committed-offsets.ts';
@@ -55,6 +55,8 @@ export interface Prepared {
   /** The caller's deadline (epoch ms): a read not started by then, or still running then, is answered
    * DEADLINE_EXCEEDED. */
   deadline?: number | undefined;
+  /** Its key and value, and the request parsed from them while it is kept (an estimate, in bytes). */
+  memoryBytes: number;
   /** The original whose identity it takes (pattern-redrive-of), once checkRedriveOriginal allows it. */
   redriveOf?: { topic: string; partition: number; offset: string } | undefined;
 }
@@ -182,6 +184,9 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     skip: options.select ? !options.select(request) : false,
     deadline: deadline.ok && isRead ? deadline.value : undefined,
     redriveOf,
+    memoryBytes:
+      messageBytes(message) +
+      (request && decoded.ok ? (decoded.elements ?? 0) * HEAP_BYTES_PER_JSON_ELEMENT : 0),
   };
 }
 
@@ -207,6 +212,7 @@ export function unpreparable(message: InboundMessage, options: PrepareOptions, e
     key: '',
     batchable: false,
     skip: false,
+    memoryBytes: messageBytes(message),
     prepareFailure: err,
   };
 }
