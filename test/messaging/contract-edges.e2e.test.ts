@@ -223,4 +223,43 @@ describe('contract edges through Kafka', () => {
     );
     expect(rows.map((r) => r.pattern_name)).toEqual(['NamedByForger', 'RedrivenFix']);
   });
+
+  it('answers other callers once when a reply topic a request names refuses its record', async () => {
+    // A compacted topic refuses records without a key; anyone may name it as a reply topic.
+    const compacted = `replies-${randomBytes(4).toString('hex')}`;
+    const victims = `replies-${randomBytes(4).toString('hex')}`;
+    const admin = new KafkaClient('contract-edges', { brokers: brokers() }).admin();
+    await admin.connect();
+    await createTopicsAndWait(admin, [
+      { topic: compacted, numPartitions: 3, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      { topic: victims, numPartitions: 3 },
+    ]);
+    await admin.disconnect();
+    const replies = await new Collector(stack.kafka, [victims]).start();
+    try {
+      const ids = Array.from({ length: 400 }, (_, i) => `victim-${i}`);
+      const search = { operation: 'search', search_query: 'edges' };
+      const messages = ids.flatMap((id, i) => {
+        const victim = {
+          value: JSON.stringify(search),
+          headers: { kafka_correlationId: id, kafka_replyTopic: victims },
+        };
+        const hostile = { value: JSON.stringify(search), headers: { kafka_replyTopic: compacted } };
+        return i % 20 === 0 ? [victim, hostile] : [victim];
+      });
+      await stack.producer.send({ topic: stack.names.request('pattern.search.request'), messages });
+      await replies.waitForCount(victims, ids.length, 60_000);
+      // Anything sent twice would have come within this.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const counts = new Map<string, number>();
+      for (const m of replies.on(victims)) {
+        const id = m.headers.kafka_correlationId?.toString() ?? '';
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      expect(counts.size).toBe(ids.length);
+      expect([...counts].filter(([, n]) => n > 1)).toEqual([]);
+    } finally {
+      await replies.stop();
+    }
+  });
 });

@@ -16,6 +16,9 @@ class FakeSender implements RecordSender {
   readonly refuse = new Set<string>();
   /** Topics the broker does not know (deleted). */
   readonly unknown = new Set<string>();
+  /** Topics that refuse every record (compacted, a small max.message.bytes): a send holding one fails,
+   * and its records for other topics are appended all the same, as Kafka appends each partition apart. */
+  readonly refusingTopics = new Set<string>();
   inFlight = 0;
   maxInFlight = 0;
   async send(records: readonly OutboundRecord[]) {
@@ -30,6 +33,10 @@ class FakeSender implements RecordSender {
     const gone = records.find((r) => this.unknown.has(r.topic));
     if (gone)
       throw new SendError(`UserError: Unknown topic ${gone.topic}.`, false, { unknownTopic: gone.topic });
+    if (records.some((r) => this.refusingTopics.has(r.topic))) {
+      this.sent.push(records.filter((r) => !this.refusingTopics.has(r.topic)).map((r) => String(r.value)));
+      throw new SendError('INVALID_RECORD: Compacted topic cannot accept message without key', true);
+    }
     if (records.some((r) => this.refuse.has(String(r.value)))) {
       throw new SendError('KafkaJSProtocolError: MESSAGE_TOO_LARGE', true);
     }
@@ -76,7 +83,8 @@ describe('OrderedPublisher', () => {
     await Promise.all([p.publish([record('a'), reply, record('b')]), p.publish([record('c')])]);
     // Once it has stayed unknown for a second (a topic just created can be unknown to a broker a moment).
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
-    expect(sender.sent.flat()).toEqual(['a', 'error result', 'dead letter', 'b', 'c']);
+    // The worker's own topics go first, each reply topic in a send of its own; its replacement follows.
+    expect(sender.sent.flat()).toEqual(['a', 'b', 'error result', 'dead letter', 'c']);
     expect(refused).toEqual(['reply.gone: the reply topic reply.gone does not exist']);
   });
 
@@ -96,16 +104,17 @@ describe('OrderedPublisher', () => {
       p.publish([record('a'), reply('gone.1')]),
       p.publish([record('b'), reply('gone.2'), reply('gone.3'), record('c')]),
     ]);
+    // Each sent once; a send's replacements after the records of the worker's own topics.
     expect(sender.sent.flat()).toEqual([
       'a',
       'error for gone.1',
       'dlq for gone.1',
       'b',
+      'c',
       'error for gone.2',
       'dlq for gone.2',
       'error for gone.3',
       'dlq for gone.3',
-      'c',
     ]);
   });
 
@@ -167,6 +176,35 @@ describe('OrderedPublisher', () => {
     ];
     await Promise.all([first, ...rest]);
     expect(sender.sent.flat()).toEqual(['a', 'b', 'too-large-error', 'dead-letter', 'c']);
+  });
+
+  it("never sends other callers' results again because a reply topic a request named refused its record", async () => {
+    const sender = new FakeSender();
+    sender.refusingTopics.add('compacted');
+    const p = publisher(sender);
+    const toReply = (value: string, topic: string): OutboundRecord => ({
+      ...record(value, () => [record(`error for ${value}`), { ...record(`dlq for ${value}`), topic: 'dlq' }]),
+      topic,
+      requestedTopic: true,
+    });
+    // Victims answered on their own reply topic and on the result topic, hostile requests among them.
+    const batch = Array.from({ length: 40 }, (_, i) =>
+      i % 4 === 0
+        ? toReply(`hostile-${i}`, 'compacted')
+        : i % 2
+          ? toReply(`v-${i}`, 'victims')
+          : record(`r-${i}`),
+    );
+    await p.publish(batch);
+    const sent = sender.sent.flat();
+    const counts = new Map<string, number>();
+    for (const v of sent) counts.set(v, (counts.get(v) ?? 0) + 1);
+    expect(
+      [...counts.values()].every((n) => n === 1),
+      JSON.stringify([...counts]),
+    ).toBe(true);
+    expect(sent.filter((v) => v.startsWith('v-') || v.startsWith('r-'))).toHaveLength(30);
+    expect(sent.filter((v) => v.startsWith('error for hostile'))).toHaveLength(10);
   });
 
   it('drops a refused record whose replacement is refused too, after two levels', async () => {

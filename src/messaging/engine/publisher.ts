@@ -51,7 +51,7 @@ export class OrderedPublisher implements RecordSink {
   #failures = 0;
   #pendingBytes = 0;
   /** Records of the current send already acknowledged (or replaced), so a retry does not send them again. */
-  #consumed = 0;
+  readonly #sent = new Set<OutboundRecord>();
   /** Requested reply topics the broker did not know at a send, and since when (cleared by a send that works). */
   readonly #unknownSince = new Map<string, number>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -111,7 +111,9 @@ export class OrderedPublisher implements RecordSink {
       );
     }
     const vetted = this.#vet(replacement, depth + 1);
-    this.#o.logger[vetted.length > 0 ? 'warn' : 'error'](
+    // A reply topic that refuses what it is sent is bad input, logged at debug like other bad input: any
+    // producer can name one, once per request.
+    this.#o.logger[vetted.length === 0 ? 'error' : record.requestedTopic === true ? 'debug' : 'warn'](
       { lane: this.#o.lane, topic: record.topic, reason, replaced_by: vetted.map((r) => r.topic) },
       vetted.length > 0
         ? 'a record cannot be sent; publishing its replacement'
@@ -135,19 +137,17 @@ export class OrderedPublisher implements RecordSink {
   #refuseGoneTopic(err: unknown): boolean {
     if (!(err instanceof SendError) || err.refused || err.unknownTopic === undefined) return false;
     const gone = err.unknownTopic;
-    const pending = this.#queue.flatMap((j) => j.records).slice(this.#consumed);
+    const pending = this.#queue.flatMap((j) => j.records).filter((r) => !this.#sent.has(r));
     const stranded = pending.filter((r) => r.topic === gone);
     if (stranded.length === 0 || stranded.some((r) => r.requestedTopic !== true)) return false;
     const since = this.#unknownSince.get(gone);
     if (since === undefined) this.#unknownSince.set(gone, Date.now());
     if (since === undefined || Date.now() - since < UNKNOWN_TOPIC_CONFIRM_MS) return false;
     this.#unknownSince.delete(gone);
-    // In place, past what was sent: #consumed still counts the records before them.
-    let index = 0;
+    // In place, among what was not sent.
     for (const job of this.#queue) {
       job.records = job.records.flatMap((r) => {
-        const sent = index++ < this.#consumed;
-        return !sent && r.topic === gone && r.requestedTopic === true
+        return !this.#sent.has(r) && r.topic === gone && r.requestedTopic === true
           ? this.#replace(r, `the reply topic ${gone} does not exist`, 0)
           : [r];
       });
@@ -172,7 +172,7 @@ export class OrderedPublisher implements RecordSink {
     try {
       while (!this.#closed && this.#queue.length > 0) {
         const jobs = this.#nextJobs();
-        const records = jobs.flatMap((j) => j.records).slice(this.#consumed);
+        const records = jobs.flatMap((j) => j.records).filter((r) => !this.#sent.has(r));
         try {
           await this.#send(records, 0);
         } catch (err) {
@@ -182,7 +182,7 @@ export class OrderedPublisher implements RecordSink {
         }
         this.#unknownSince.clear();
         this.#failures = 0;
-        this.#consumed = 0;
+        this.#sent.clear();
         this.#queue.splice(0, jobs.length);
         for (const job of jobs) {
           this.#pendingBytes -= job.bytes;
@@ -212,12 +212,29 @@ export class OrderedPublisher implements RecordSink {
         }
         await this.#send(this.#replace(request[0] as OutboundRecord, err.message, depth), depth + 1);
       }
-      if (depth === 0) this.#consumed += request.length;
+      if (depth === 0) for (const record of request) this.#sent.add(record);
     }
   }
 
-  /** Consecutive records in requests of at most #max bytes (a larger record goes alone). */
+  /**
+   * Requests of at most #max bytes (a larger record goes alone), in order within each: the records of the
+   * worker's own topics together, and those of each reply topic a request named apart. The broker appends
+   * each partition of a request on its own, but a refusal fails the whole send, and what is sent again is
+   * written twice: a reply topic that refuses records (compacted, a small max.message.bytes), named by any
+   * producer, must not have other callers' results sent again and again.
+   */
   *#requests(records: readonly OutboundRecord[]): Generator<OutboundRecord[]> {
+    const groups = new Map<string, OutboundRecord[]>();
+    for (const record of records) {
+      const group = record.requestedTopic === true ? `reply:${record.topic}` : 'own';
+      const members = groups.get(group);
+      if (members) members.push(record);
+      else groups.set(group, [record]);
+    }
+    for (const members of groups.values()) yield* this.#chunks(members);
+  }
+
+  *#chunks(records: readonly OutboundRecord[]): Generator<OutboundRecord[]> {
     let current: OutboundRecord[] = [];
     let size = 0;
     for (const record of records) {
