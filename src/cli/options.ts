@@ -45,11 +45,40 @@ export function parseRequestTopics(value: string): RequestTopic[] {
   return topics as RequestTopic[];
 }
 
-/** A table without lines between rows, which stays readable with many rows. */
+// C0 and C1 controls, DEL, and the marks that reorder text (bidirectional overrides and isolates).
+// eslint-disable-next-line no-control-regex -- these are what is being escaped
+const UNSAFE_FOR_TERMINALS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text any producer wrote (header names, correlation ids, keys, messages), made safe to print: an escape
+ * sequence in a dead letter would otherwise set the operator's window title, clear the screen or hide
+ * what follows, and a right-to-left override would show text in another order. Each such character is
+ * shown as \u{XX}.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(UNSAFE_FOR_TERMINALS, (c) => `\\u{${(c.codePointAt(0) as number).toString(16)}}`);
+}
+
+type Cell = Table.Cell;
+type TableRow = Table.HorizontalTableRow | Table.VerticalTableRow | Table.CrossTableRow;
+const safeCell = (cell: Cell): Cell => (typeof cell === 'string' ? terminalSafe(cell) : cell);
+
+/** A table without lines between rows, which stays readable with many rows; every cell printed safely. */
 export function compactTable(head?: string[]): Table.Table {
-  return new Table({
+  const table = new Table({
     ...(head ? { head } : {}),
     style: { head: [], border: [] },
     chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
   });
+  const push = table.push.bind(table);
+  table.push = (...rows: TableRow[]) =>
+    push(
+      ...rows.map((row): TableRow => {
+        if (Array.isArray(row)) return row.map(safeCell);
+        // A vertical table's row: { name: value }.
+        const entries: [string, Cell][] = Object.entries(row as Record<string, Cell>);
+        return Object.fromEntries(entries.map(([name, value]) => [terminalSafe(name), safeCell(value)]));
+      }),
+    );
+  return table;
 }

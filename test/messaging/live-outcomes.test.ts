@@ -3,7 +3,11 @@
 // never thrown on (a throw would stop the replay).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { deadLetterVerdict, resultVerdict } from '../../src/messaging/operations/live-outcomes.ts';
+import {
+  deadLetterVerdict,
+  RefusedLive,
+  resultVerdict,
+} from '../../src/messaging/operations/live-outcomes.ts';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
 
 function message(
@@ -72,5 +76,37 @@ describe('live outcomes', () => {
         },
       ),
     );
+  });
+});
+
+describe('RefusedLive', () => {
+  it('keeps refusals of the replayed ranges only, a byte each, and any number of distinct codes bounded', () => {
+    const refused = new RefusedLive([{ topic: 'p.usage', partition: 0, start: 100n, end: 200n }]);
+    // 450,000 dead letters of other offsets, partitions and topics: nothing kept.
+    for (let i = 0; i < 150_000; i++) {
+      refused.refuse('p.usage', 0, String(200 + i), 'VALIDATION_ERROR');
+      refused.refuse('p.usage', 1, String(i), 'VALIDATION_ERROR');
+      refused.refuse('p.insert', 0, String(i), 'VALIDATION_ERROR');
+    }
+    expect(refused.size).toBe(0);
+    refused.refuse('p.usage', 0, '150', 'NOT_FOUND');
+    refused.refuse('p.usage', 0, '150', 'CONFLICT'); // the first verdict stays
+    expect(refused.get('p.usage', 0, '150')).toBe('NOT_FOUND');
+    // A success result clears a refusal; a dead letter saying the request itself succeeded wins for good.
+    refused.answered('p.usage', 0, '150');
+    expect(refused.get('p.usage', 0, '150')).toBeUndefined();
+    refused.refuse('p.usage', 0, '151', 'INTERNAL');
+    refused.applied('p.usage', 0, '151');
+    refused.refuse('p.usage', 0, '151', 'INTERNAL');
+    expect(refused.get('p.usage', 0, '151')).toBeUndefined();
+    // Codes are whatever a dead letter's header says: past 250 distinct ones, the rest read as INTERNAL.
+    for (let i = 0; i < 99; i++) refused.refuse('p.usage', 0, String(100 + i), `CODE_${i % 300}_${i}`);
+    expect(refused.get('p.usage', 0, '100')).toBe('CODE_0_0');
+    expect(refused.size).toBe(98); // 151 stays applied
+    const many = new RefusedLive([{ topic: 't', partition: 0, start: 0n, end: 1000n }]);
+    for (let i = 0; i < 1000; i++) many.refuse('t', 0, String(i), `CODE_${i}`);
+    expect(many.get('t', 0, '10')).toBe('CODE_10');
+    expect(many.get('t', 0, '999')).toBe('INTERNAL');
+    expect(many.get('t', 0, 'not-an-offset')).toBeUndefined();
   });
 });

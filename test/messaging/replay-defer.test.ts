@@ -9,7 +9,7 @@ import type { ModelResult } from '../../src/contracts/results.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import type { UnitOutput, UnitWork } from '../../src/messaging/engine/ports.ts';
 import type { InboundMessage, OutboundRecord } from '../../src/messaging/engine/records.ts';
-import { AppliedLive } from '../../src/messaging/operations/live-outcomes.ts';
+import { AppliedLive, RefusedLive } from '../../src/messaging/operations/live-outcomes.ts';
 import { mergeByTimestamp, writeTieRank } from '../../src/messaging/operations/replay-merge.ts';
 import {
   describeSummary,
@@ -162,6 +162,7 @@ function fakeWork(existing: Set<string>) {
         batchable: false,
         correlationId: null,
         key: null,
+        memoryBytes: 100,
       } as unknown as Prepared;
     },
     run: (_unit, items) => {
@@ -389,7 +390,9 @@ describe('replay driver: deferral reproduces any live order (property)', () => {
           const applied = new AppliedLive(
             partitions.map((_, p) => ({ topic: 'pattern.insert', partition: p, start: 0n, end: 1000n })),
           );
-          const refusedLive = new Map<string, string>();
+          const refusedLive = new RefusedLive(
+            partitions.map((_, p) => ({ topic: 'pattern.insert', partition: p, start: 0n, end: 1000n })),
+          );
           const heads = partitions.map(() => 0);
           for (let turn = 0; heads.some((h, p) => h < partitions[p]!.length); turn++) {
             let p = liveTurns[turn % liveTurns.length] as number;
@@ -397,7 +400,7 @@ describe('replay driver: deferral reproduces any live order (property)', () => {
             const m = partitions[p]![heads[p]!++] as InboundMessage;
             if (apply(liveState, JSON.parse(String(m.value)) as FakeRequest))
               applied.add(m.topic, p, m.offset);
-            else refusedLive.set(`${m.topic}/${p}/${m.offset}`, 'NOT_FOUND');
+            else refusedLive.refuse(m.topic, p, m.offset, 'NOT_FOUND');
           }
 
           // The replay: merged by timestamp, run by the driver against a fake database.
@@ -419,6 +422,7 @@ describe('replay driver: deferral reproduces any live order (property)', () => {
                 batchable: false,
                 correlationId: null,
                 key: null,
+                memoryBytes: 100,
               }) as unknown as Prepared,
             run: async (_unit, items) => {
               // Units finish in an order of the property's choosing.

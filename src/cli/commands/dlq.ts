@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../../config.ts';
 import { ERROR_CODES } from '../../contracts/errors.ts';
 import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../contracts/topics.ts';
 import {
-  countByCode,
+  sortedCounts,
   decodeDeadLetter,
   describeDeadLetter,
   matchesFilter,
@@ -22,7 +22,14 @@ import {
   type PartitionRange,
 } from '../../messaging/kafka/operator-io.ts';
 import { createProgress } from '../progress.ts';
-import { compactTable, parseList, parseRequestTopics, parseTime } from '../options.ts';
+import {
+  compactTable,
+  parseList,
+  parseRequestTopics,
+  parseTime,
+  terminalSafe,
+  wholeNumber,
+} from '../options.ts';
 
 interface FilterOptions {
   topic?: RequestTopic[];
@@ -113,7 +120,12 @@ async function readDeadLetters(
   }
 }
 
-async function selectDeadLetters(s: Session, o: FilterOptions) {
+/** Reads the selected dead letters, each passed on decoded with its message. */
+async function readSelected(
+  s: Session,
+  o: FilterOptions,
+  onSelected: (letter: DeadLetter, message: InboundMessage) => void,
+): Promise<void> {
   const topics = (o.topic ?? REQUEST_TOPICS).map((t) => s.names.dlq(t));
   const admin = s.kafka.admin();
   await admin.connect();
@@ -126,15 +138,19 @@ async function selectDeadLetters(s: Session, o: FilterOptions) {
     until: o.until,
     correlationId: o.correlationId,
   };
-  const selected: { letter: DeadLetter; message: InboundMessage }[] = [];
   await readDeadLetters(s, ranges, (message) => {
     const letter = decodeDeadLetter(message);
-    if (matchesFilter(letter, filter)) selected.push({ letter, message });
+    if (matchesFilter(letter, filter)) onSelected(letter, message);
   });
-  // Oldest first: the order they failed in, and the order a redrive sends them.
-  return selected.sort(
-    (a, b) => a.letter.time.localeCompare(b.letter.time) || a.letter.ref.localeCompare(b.letter.ref),
-  );
+}
+
+// Oldest first: the order they failed in, and the order a redrive sends them.
+const byAge = (a: DeadLetter, b: DeadLetter) => a.time.localeCompare(b.time) || a.ref.localeCompare(b.ref);
+
+async function selectDeadLetters(s: Session, o: FilterOptions) {
+  const selected: { letter: DeadLetter; message: InboundMessage }[] = [];
+  await readSelected(s, o, (letter, message) => selected.push({ letter, message }));
+  return selected.sort((a, b) => byAge(a.letter, b.letter));
 }
 
 const asJson = (o: { json?: boolean }) => Boolean(o.json) || !process.stdout.isTTY;
@@ -145,39 +161,59 @@ function listCommand(): Command {
     new Command('list').description(
       'List dead letters with their original topic, partition, offset, time, code and message, and counts per code.',
     ),
-  ).action(async (o: FilterOptions) => {
-    const s = session();
-    const selected = await selectDeadLetters(s, o);
-    const letters = selected.map((x) => x.letter);
-    const counts = countByCode(letters);
-    if (asJson(o)) {
-      process.stdout.write(`${JSON.stringify({ dead_letters: letters, counts, total: letters.length })}\n`);
-      return;
-    }
-    const table = compactTable([
-      'dead letter',
-      'dead-lettered at',
-      'original',
-      'code',
-      'message',
-      'correlation id',
-    ]);
-    for (const l of letters) {
-      table.push([
-        l.ref,
-        l.time,
-        `${l.original.topic ?? '?'}:${l.original.partition ?? '?'}:${l.original.offset ?? '?'}`,
-        l.code ?? '',
-        clip(l.message, 60),
-        clip(l.correlationId, 36),
+  )
+    .addOption(
+      new Option('--limit <n>', 'list the n oldest (default 1000); every selected one is counted').argParser(
+        wholeNumber('--limit', 1),
+      ),
+    )
+    .action(async (o: FilterOptions & { limit?: number }) => {
+      const s = session();
+      // Counted as they are read, and only the oldest `limit` kept: a flood of dead letters (450,000) kept
+      // whole, values and all, ran the command out of memory.
+      const limit = o.limit ?? 1000;
+      const byCode = new Map<string, number>();
+      let total = 0;
+      let letters: DeadLetter[] = [];
+      await readSelected(s, o, (letter) => {
+        total += 1;
+        byCode.set(letter.code ?? '(none)', (byCode.get(letter.code ?? '(none)') ?? 0) + 1);
+        letters.push(letter);
+        if (letters.length >= 2 * limit) letters = letters.sort(byAge).slice(0, limit);
+      });
+      letters = letters.sort(byAge).slice(0, limit);
+      const counts = sortedCounts(byCode);
+      if (asJson(o)) {
+        process.stdout.write(`${JSON.stringify({ dead_letters: letters, counts, total })}\n`);
+        return;
+      }
+      const table = compactTable([
+        'dead letter',
+        'dead-lettered at',
+        'original',
+        'code',
+        'message',
+        'correlation id',
       ]);
-    }
-    if (letters.length > 0) process.stdout.write(`${table.toString()}\n`);
-    const summary = Object.entries(counts)
-      .map(([code, n]) => `${code} ${n}`)
-      .join(', ');
-    process.stdout.write(`${letters.length} dead letters${summary ? `: ${summary}` : ''}\n`);
-  });
+      for (const l of letters) {
+        table.push([
+          l.ref,
+          l.time,
+          `${l.original.topic ?? '?'}:${l.original.partition ?? '?'}:${l.original.offset ?? '?'}`,
+          l.code ?? '',
+          clip(l.message, 60),
+          clip(l.correlationId, 36),
+        ]);
+      }
+      if (letters.length > 0) process.stdout.write(`${table.toString()}\n`);
+      const summary = Object.entries(counts)
+        .map(([code, n]) => `${code} ${n}`)
+        .join(', ');
+      const shown = letters.length < total ? ` (the oldest ${letters.length} listed; --limit for more)` : '';
+      process.stdout.write(
+        terminalSafe(`${total} dead letters${summary ? `: ${summary}` : ''}${shown}`) + '\n',
+      );
+    });
 }
 
 function parseRef(value: string): { topic: string; partition: number; offset: bigint } {
@@ -237,9 +273,10 @@ function showCommand(): Command {
       }
       const table = compactTable();
       for (const [name, value] of Object.entries(letter.headers)) table.push({ [name]: String(value) });
+      const value = typeof letter.value === 'string' ? letter.value : JSON.stringify(letter.value, null, 2);
       process.stdout.write(
-        `${letter.ref}, dead-lettered ${letter.time}, key ${letter.key ?? '(none)'}\n${table.toString()}\n` +
-          `value:\n${typeof letter.value === 'string' ? letter.value : JSON.stringify(letter.value, null, 2)}\n`,
+        terminalSafe(`${letter.ref}, dead-lettered ${letter.time}, key ${letter.key ?? '(none)'}`) +
+          `\n${table.toString()}\nvalue:\n${value.split('\n').map(terminalSafe).join('\n')}\n`,
       );
     });
 }

@@ -34,8 +34,12 @@ const text = (value: HeaderValue): string | null => headerBytes(value)?.toString
 
 function printable(bytes: Buffer): boolean {
   const s = bytes.toString('utf8');
-  // eslint-disable-next-line no-control-regex -- control characters mean "not text"
-  return Buffer.from(s, 'utf8').equals(bytes) && !/[\u0000-\u001f\u007f\ufffd]/.test(s);
+  // C1 controls and the marks that reorder text are not text either (cli/options.ts terminalSafe).
+  return (
+    Buffer.from(s, 'utf8').equals(bytes) &&
+    // eslint-disable-next-line no-control-regex -- control characters mean "not text"
+    !/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufffd]/.test(s)
+  );
 }
 
 /** Spring's 16 raw bytes as the UUID they are; text as text; anything else as base64. */
@@ -161,6 +165,11 @@ export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boo
 export function countByCode(letters: readonly DeadLetter[]): Record<string, number> {
   const counts = new Map<string, number>();
   for (const l of letters) counts.set(l.code ?? '(none)', (counts.get(l.code ?? '(none)') ?? 0) + 1);
+  return sortedCounts(counts);
+}
+
+/** Counts per code, the most frequent first. */
+export function sortedCounts(counts: ReadonlyMap<string, number>): Record<string, number> {
   return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
 }
 

@@ -62,6 +62,89 @@ export class AppliedLive {
   }
 }
 
+const APPLIED = 1;
+/** Distinct codes kept; any producer can write a code into a dead letter, and further ones count as this. */
+const MAX_CODES = 250;
+const OTHER_CODE = 'INTERNAL';
+
+/**
+ * What the live worker answered for the request records of the ranges a replay reads: refused with a
+ * code, or applied though its result was refused (a dead letter that says so). One byte per offset,
+ * allocated for a range when it first has one; records outside the ranges are not kept (a flood of
+ * 450,000 dead letters, kept by coordinates, ran a replay of nothing out of memory).
+ */
+export class RefusedLive {
+  readonly #ranges = new Map<string, { start: bigint; end: bigint; states?: Uint8Array }>();
+  /** Codes by index; 0 is none, APPLIED is applied, then OTHER_CODE (what codes past MAX_CODES read as). */
+  readonly #codes: string[] = ['', '', OTHER_CODE];
+  readonly #index = new Map<string, number>([[OTHER_CODE, 2]]);
+  #size = 0;
+
+  constructor(ranges: readonly PartitionRange[]) {
+    for (const r of ranges)
+      if (r.end > r.start)
+        this.#ranges.set(partitionKey(r.topic, r.partition), { start: r.start, end: r.end });
+  }
+
+  /** Records refused live. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The code a record was refused with live, if it was. */
+  get(topic: string, partition: number, offset: string): string | undefined {
+    const at = this.#at(topic, partition, offset, false);
+    const state = at ? (at.states[at.i] as number) : 0;
+    return state > APPLIED ? this.#codes[state] : undefined;
+  }
+
+  /** Refused with `code`, unless something was said of it already. */
+  refuse(topic: string, partition: number, offset: string, code: string): void {
+    const at = this.#at(topic, partition, offset, true);
+    if (!at || at.states[at.i] !== 0) return;
+    at.states[at.i] = this.#codeIndex(code);
+    this.#size += 1;
+  }
+
+  /** Applied, whatever was said before (a dead letter says its result was refused, not the request). */
+  applied(topic: string, partition: number, offset: string): void {
+    const at = this.#at(topic, partition, offset, true);
+    if (!at) return;
+    if ((at.states[at.i] as number) > APPLIED) this.#size -= 1;
+    at.states[at.i] = APPLIED;
+  }
+
+  /** A success result: no longer refused (but not taken as applied by a dead letter). */
+  answered(topic: string, partition: number, offset: string): void {
+    const at = this.#at(topic, partition, offset, false);
+    if (!at || (at.states[at.i] as number) <= APPLIED) return;
+    at.states[at.i] = 0;
+    this.#size -= 1;
+  }
+
+  #codeIndex(code: string): number {
+    let index = this.#index.get(code);
+    if (index !== undefined) return index;
+    if (this.#codes.length >= MAX_CODES) return 2;
+    index = this.#codes.length;
+    this.#codes.push(code);
+    this.#index.set(code, index);
+    return index;
+  }
+
+  #at(topic: string, partition: number, offset: string, create: boolean) {
+    const range = this.#ranges.get(partitionKey(topic, partition));
+    if (!range || !/^\d{1,19}$/.test(offset)) return undefined;
+    const n = BigInt(offset);
+    if (n < range.start || n >= range.end) return undefined;
+    if (!range.states) {
+      if (!create) return undefined;
+      range.states = new Uint8Array(Number(range.end - range.start));
+    }
+    return { states: range.states, i: Number(n - range.start) };
+  }
+}
+
 /** A verdict on one request record: refused with a code, or applied (null). */
 export interface Verdict {
   at: string;
@@ -72,8 +155,8 @@ export interface Verdict {
 }
 
 export interface LiveOutcomes {
-  /** Request records refused live, by coordinates: the error code. */
-  refused: Map<string, string>;
+  /** Request records of the replayed ranges refused live, with their codes. */
+  refused: RefusedLive;
   /** Request records applied live, within the replayed ranges. */
   applied: AppliedLive;
   /** Records read from the dead-letter and result topics. */
@@ -141,8 +224,7 @@ export async function readLiveOutcomes(
   groupPrefix: string,
   onProgress?: (read: number) => void,
 ): Promise<LiveOutcomes> {
-  const refused = new Map<string, string>();
-  const applied = new Set<string>();
+  const refused = new RefusedLive(replayed);
   const appliedLive = new AppliedLive(replayed);
   const existing = new Set(await admin.listTopics());
   const dlqs = topics.map((t) => names.dlq(t)).filter((t) => existing.has(t));
@@ -182,18 +264,16 @@ export async function readLiveOutcomes(
   await readAll(
     dlqs,
     (v) => {
-      if (v.code === null) {
-        applied.add(v.at);
-        refused.delete(v.at);
-      } else if (!applied.has(v.at) && !refused.has(v.at)) refused.set(v.at, v.code);
+      if (v.code === null) refused.applied(v.topic, v.partition, v.offset);
+      else refused.refuse(v.topic, v.partition, v.offset, v.code);
     },
     deadLetterVerdict,
   );
   await readAll(
     results,
     (v) => {
-      if (v.code === null) refused.delete(v.at);
-      else if (!applied.has(v.at) && !refused.has(v.at)) refused.set(v.at, v.code);
+      if (v.code === null) refused.answered(v.topic, v.partition, v.offset);
+      else refused.refuse(v.topic, v.partition, v.offset, v.code);
     },
     resultVerdict,
   );

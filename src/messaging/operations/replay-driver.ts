@@ -14,7 +14,7 @@ import type { RecordSink, UnitOutput, UnitWork } from '../engine/ports.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import { decideRetry, type RetryPolicy } from '../engine/retry-policy.ts';
 import type { Prepared } from '../stages/prepare.ts';
-import { coordinates, type AppliedLive } from './live-outcomes.ts';
+import type { AppliedLive } from './live-outcomes.ts';
 import { touchedBy } from './replay-order.ts';
 import { ReplayScheduler, type ReplayItem, type ReplayUnit } from './replay-scheduler.ts';
 
@@ -52,7 +52,7 @@ export interface ReplayDriverOptions {
   lifecycle: Lifecycle;
   logger: Logger;
   /** Request records refused live: coordinates to error code. */
-  refusedLive: ReadonlyMap<string, string>;
+  refusedLive: { get(topic: string, partition: number, offset: string): string | undefined };
   /** Request records the live worker applied (none known by default). */
   appliedLive?: AppliedLive;
   concurrency: number;
@@ -173,7 +173,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         finished(message);
         continue;
       }
-      const live = o.refusedLive.get(coordinates(message.topic, message.partition, message.offset));
+      const live = o.refusedLive.get(message.topic, message.partition, message.offset);
       if (live !== undefined) {
         refuse(live);
         summary.refusedAsLive += 1;

@@ -3,7 +3,7 @@
 // dead letters of the last hour per code. Nothing here joins or moves the worker's group.
 import type { KafkaClient as Kafka } from '../kafka/client.ts';
 import type { TopicNames, TopicRole } from '../../contracts/topics.ts';
-import { countByCode, decodeDeadLetter, type DeadLetter } from './dead-letters.ts';
+import { decodeDeadLetter, sortedCounts } from './dead-letters.ts';
 import { describeGroup } from '../kafka/groups.ts';
 import { LANE_NAMES, LANES, laneGroupId } from '../lanes.ts';
 import { planRanges, readRanges } from '../kafka/operator-io.ts';
@@ -155,10 +155,20 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
       .filter((t) => t.role === 'dlq' && existing.has(t.name))
       .map((t) => t.name);
     const ranges = await planRanges(admin, dlqTopics, { since });
-    const letters: DeadLetter[] = [];
-    await readRanges(o.kafka, ranges, (m) => void letters.push(decodeDeadLetter(m)), {
-      groupPrefix: `${o.clientId}-status`,
-    });
+    // Counted as they are read: a flood of dead letters (450,000 in an hour) kept whole ran the command
+    // out of memory when an operator needed it most.
+    const byCode = new Map<string, number>();
+    let lettersLastHour = 0;
+    await readRanges(
+      o.kafka,
+      ranges,
+      (m) => {
+        const code = decodeDeadLetter(m).code ?? '(none)';
+        lettersLastHour += 1;
+        byCode.set(code, (byCode.get(code) ?? 0) + 1);
+      },
+      { groupPrefix: `${o.clientId}-status` },
+    );
     return {
       at: new Date().toISOString(),
       groups,
@@ -166,7 +176,7 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
       lag,
       totalLag: lag.reduce((sum, l) => sum + l.lag, 0),
       lagByTopic,
-      deadLettersLastHour: { total: letters.length, byCode: countByCode(letters) },
+      deadLettersLastHour: { total: lettersLastHour, byCode: sortedCounts(byCode) },
       problems,
     };
   } finally {
