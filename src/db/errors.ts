@@ -84,6 +84,9 @@ export function isTransientDbError(err: unknown): boolean {
   if (code in TRANSIENT_SQLSTATES) return true;
   if (code.startsWith('08')) return true; // connection exception class
   if (TRANSIENT_NODE_CODES.has(code)) return true;
+  // By its text only an error of the driver's own (a plain Error, no SQLSTATE): the text of any other
+  // may quote what a producer sent, which would then be retried for ever.
+  if (code !== '' || !(err instanceof Error) || Object.getPrototypeOf(err) !== Error.prototype) return false;
   const message = e.message ?? '';
   return TRANSIENT_MESSAGES.some((re) => re.test(message));
 }

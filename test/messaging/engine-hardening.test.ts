@@ -105,6 +105,17 @@ describe('timeouts and resource errors', () => {
     }
   });
 
+  it("are recognised by their text only when they are the driver's own, never when they quote a producer", () => {
+    const transient = (err: unknown) => classifyFailure(classifyDbError(err)).kind === 'transient';
+    expect(transient(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(transient(new Error('timeout exceeded when trying to connect'))).toBe(true);
+    // A SQLSTATE says what it is; the text of these echoes what was sent.
+    const echo = 'invalid input syntax for type uuid: "terminating connection"';
+    expect(transient(Object.assign(new Error(echo), { code: '22P02' }))).toBe(false);
+    expect(transient(new SyntaxError('Unexpected token in "Connection closed" at 4'))).toBe(false);
+    expect(transient(new TypeError('cannot read "connection terminated"'))).toBe(false);
+  });
+
   it('a message whose statement always times out is given up on after maxAttempts, and the partition moves on', async () => {
     const { work, engine, publisher, control } = engineSetup({ maxAttempts: 3 });
     engine.accept('t', 0, [message(0, 0, 'write', 'a'), message(0, 1, 'write', 'b')], 2n);
