@@ -435,7 +435,6 @@ export class LaneEngine<P extends Schedulable> {
       this.#progress(state);
       void this.#committer.commit();
     }
-    this.#resumeReady();
   }
 
   /** The unit is over here. Its messages leave the buffer unless they went back to the queue. */

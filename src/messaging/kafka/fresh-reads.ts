@@ -30,10 +30,6 @@ export class FreshReads<T> {
     this.#clock = clock;
   }
 
-  get clock(): ReadClock {
-    return this.#clock;
-  }
-
   /** The newest read done. */
   get latest(): { value: T; begunAt: number } | undefined {
     return this.#latest;
