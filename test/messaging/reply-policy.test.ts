@@ -68,6 +68,16 @@ describe('the default reply policy', () => {
       '_schemas',
     ];
     expect(refusedAll(policy, 'pattern.insert', refused)).toEqual([]);
+    // The topics of a deployment with a longer prefix are in this one's prefix, but not for results.
+    for (const t of [
+      'staging.b.pattern.insert',
+      'staging.b.pattern.usage.result',
+      'staging.bpattern.usage.dlq',
+    ])
+      expect(policy.refusal(t, 'pattern.insert')).toMatch(
+        /of a deployment of this worker with the prefix "staging\.b/,
+      );
+    expect(policy.refusal('staging.b.pattern.insert.reply', 'pattern.insert')).toBeUndefined();
   });
 
   it('follows WORKER_REPLY_TOPICS, whose patterns never open the worker’s own topics', () => {
@@ -81,6 +91,7 @@ describe('the default reply policy', () => {
     const everything = new ReplyPolicy(new TopicNames(''), ['*']);
     expect(everything.refusal('pattern.usage.result', 'pattern.insert')).toBeDefined();
     expect(everything.refusal('anything', 'pattern.insert')).toBeUndefined();
+    expect(everything.refusal('other.pattern.insert', 'pattern.insert')).toMatch(/prefix "other\."/);
     expect(() => loadConfig({ WORKER_REPLY_TOPICS: 'a b' })).toThrow(/WORKER_REPLY_TOPICS/);
     expect(() => loadConfig({ WORKER_REPLY_TOPICS: ',' })).toThrow(/WORKER_REPLY_TOPICS/);
     expect(loadConfig({}).WORKER_REPLY_TOPICS).toBeUndefined();

@@ -2,7 +2,10 @@
 // writes the request, so without a policy a request could write a result, with a key and correlation id
 // of its choosing, into another tenant's topics, Connect or Schema Registry topics, or the worker's own
 // request topics (read back as a request).
-import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
+import { TopicNames, type RequestTopic } from '../../contracts/topics.ts';
+
+/** The worker's topic names without a prefix: a topic ending in one of them belongs to some deployment. */
+const UNPREFIXED = new TopicNames('').all();
 
 /**
  * The default: every topic in the worker's prefix (`<TOPIC_PREFIX>*`); with no prefix, where that would
@@ -46,6 +49,16 @@ export class ReplyPolicy {
     if (own) {
       const role = { request: 'request', result: 'result', dlq: 'dead-letter' }[own.role];
       return `kafka_replyTopic "${topic}" is one of the worker's ${role} topics; refusing to reply there`;
+    }
+    // Another deployment's (a prefix of its own, `tenant.b.` beside this worker's `tenant.`): a result
+    // written there would be read as its request, or answer its callers with what this request said.
+    const theirs = UNPREFIXED.find((t) => topic.endsWith(t.name));
+    if (theirs) {
+      const role = { request: 'request', result: 'result', dlq: 'dead-letter' }[theirs.role];
+      return (
+        `kafka_replyTopic "${topic}" is the ${role} topic of a deployment of this worker with the prefix ` +
+        `"${topic.slice(0, -theirs.name.length)}"; refusing to reply there`
+      );
     }
     if (this.#matchers.some((m) => m.test(topic))) return undefined;
     return (
