@@ -84,10 +84,13 @@ export function isTransientDbError(err: unknown): boolean {
   if (code in TRANSIENT_SQLSTATES) return true;
   if (code.startsWith('08')) return true; // connection exception class
   if (TRANSIENT_NODE_CODES.has(code)) return true;
-  // By its text only an error of the driver's own (a plain Error, no SQLSTATE): the text of any other
-  // may quote what a producer sent, which would then be retried for ever.
-  if (code !== '' || !(err instanceof Error) || Object.getPrototypeOf(err) !== Error.prototype) return false;
   const message = e.message ?? '';
+  // A database that refuses connections for now (ALLOW_CONNECTIONS false, as during a restore): a
+  // SQLSTATE shared with much else, told by its text, which names the database and nothing sent.
+  if (code === '55000') return /^database ".*" is not currently accepting connections$/.test(message);
+  // Otherwise by its text only an error of the driver's own (a plain Error, no SQLSTATE): the text of any
+  // other may quote what a producer sent, which would then be retried for ever.
+  if (code !== '' || !(err instanceof Error) || Object.getPrototypeOf(err) !== Error.prototype) return false;
   return TRANSIENT_MESSAGES.some((re) => re.test(message));
 }
 

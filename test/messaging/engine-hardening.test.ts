@@ -109,6 +109,8 @@ describe('timeouts and resource errors', () => {
     const transient = (err: unknown) => classifyFailure(classifyDbError(err)).kind === 'transient';
     expect(transient(new Error('Connection terminated unexpectedly'))).toBe(true);
     expect(transient(new Error('timeout exceeded when trying to connect'))).toBe(true);
+    const closed = 'database "pw_1" is not currently accepting connections';
+    expect(transient(Object.assign(new Error(closed), { code: '55000' }))).toBe(true);
     // A SQLSTATE says what it is; the text of these echoes what was sent.
     const echo = 'invalid input syntax for type uuid: "terminating connection"';
     expect(transient(Object.assign(new Error(echo), { code: '22P02' }))).toBe(false);
