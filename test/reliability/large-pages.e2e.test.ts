@@ -20,10 +20,13 @@ beforeAll(async () => {
   stack = await createStack({ partitions: 1 });
   // What valid inserts could write (each under 1 MiB), written by SQL to save the time.
   await stack.db.pool.query(
+    // Big1 (800 KB of context) ranks last in a filter's order, so the small page never holds it (by id
+    // alone it was among rows 2-4 in 3 runs of 400).
     `INSERT INTO pattern_templates (pattern_name, pattern_type, language, template_code, description,
-                                    example_usage, context, tags)
+                                    example_usage, context, tags, confidence_score)
      SELECT 'Big' || g, 'code', 'python', repeat('abc ', 25000), repeat('d', 10000), repeat('e', 20000),
-            CASE WHEN g = 1 THEN jsonb_build_object('k', repeat('x', 800000)) ELSE '{}' END, ARRAY['big']
+            CASE WHEN g = 1 THEN jsonb_build_object('k', repeat('x', 800000)) ELSE '{}' END, ARRAY['big'],
+            CASE WHEN g = 1 THEN 0.1 ELSE 0.5 END
        FROM generate_series(1, 400) g`,
   );
   const pkg = JSON.parse(await readFile(join(import.meta.dirname, '../../package.json'), 'utf8')) as {
