@@ -20,29 +20,35 @@ interface IdentityInput {
   redriveOf?: Buffer | undefined;
 }
 
+/** A redrive's original, as pattern-redrive-of names it. */
+export interface Coordinates {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
 export function messageIdentity(input: IdentityInput): string {
-  if (input.bodyCorrelationId) return `cid:${input.bodyCorrelationId.toLowerCase()}`;
-  if (input.headerCorrelationId && input.headerCorrelationId.length > 0) {
-    return `hdr:${input.headerCorrelationId.toString('base64')}`;
-  }
-  const original = redrivenFrom(input);
-  if (original) return `off:${original.topic}/${original.partition}/${original.offset}`;
-  return `off:${input.topic}/${input.partition}/${input.offset}`;
+  return identify(input).identity;
 }
 
 /**
- * The original whose identity this message takes (pattern-redrive-of), when it has no correlation id of
- * its own: the worker lets it do so only once that original is settled (stages/prepare.ts
- * checkRedriveOriginal), as a producer may write any coordinates there.
+ * The identity, and the original whose identity it is when it is taken from pattern-redrive-of (a message
+ * without a correlation id of its own): the worker lets it be taken only once that original is settled
+ * (stages/prepare.ts checkRedriveOriginal), as a producer may write any coordinates there.
  */
-export function redrivenFrom(
-  input: IdentityInput,
-): { topic: string; partition: number; offset: string } | undefined {
-  if (input.bodyCorrelationId) return undefined;
-  if (input.headerCorrelationId && input.headerCorrelationId.length > 0) return undefined;
-  const original = readCoordinates(input.redriveOf);
-  if (!original || !isEarlierInTopic(original, input)) return undefined;
-  const [offset, partition, ...topic] = original.split('/').reverse();
+export function identify(input: IdentityInput): { identity: string; redriveOf?: Coordinates } {
+  if (input.bodyCorrelationId) return { identity: `cid:${input.bodyCorrelationId.toLowerCase()}` };
+  if (input.headerCorrelationId && input.headerCorrelationId.length > 0) {
+    return { identity: `hdr:${input.headerCorrelationId.toString('base64')}` };
+  }
+  const named = readCoordinates(input.redriveOf);
+  const original = named === undefined ? undefined : parseCoordinates(named);
+  if (original && isEarlierInTopic(original, input)) return { identity: `off:${named}`, redriveOf: original };
+  return { identity: `off:${input.topic}/${input.partition}/${input.offset}` };
+}
+
+function parseCoordinates(text: string): Coordinates {
+  const [offset, partition, ...topic] = text.split('/').reverse();
   return { topic: topic.reverse().join('/'), partition: Number(partition), offset: offset as string };
 }
 
@@ -51,13 +57,9 @@ export function redrivenFrom(
  * message in its own partition, are not an original of this message (a forged marker could otherwise take
  * a later message's identity and have that message refused as a reuse).
  */
-function isEarlierInTopic(
-  coordinates: string,
-  self: { topic: string; partition: number; offset: string },
-): boolean {
-  const [offset, partition, ...topic] = coordinates.split('/').reverse();
-  if (topic.reverse().join('/') !== self.topic) return false;
-  return Number(partition) !== self.partition || BigInt(offset as string) < BigInt(self.offset);
+function isEarlierInTopic(original: Coordinates, self: Coordinates): boolean {
+  if (original.topic !== self.topic) return false;
+  return original.partition !== self.partition || BigInt(original.offset) < BigInt(self.offset);
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -31,7 +31,7 @@ import {
   identitiesOfCorrelationId,
   messageIdentity,
   readCoordinates,
-  redrivenFrom,
+  identify,
 } from '../../src/contracts/identity.ts';
 import {
   ALL_OPERATIONS,
@@ -599,7 +599,7 @@ describe('identity readers (contracts/identity.ts)', () => {
         (input) => {
           const identity = messageIdentity(input);
           // The original named is exactly the one whose identity is taken (the worker checks that one).
-          const original = redrivenFrom(input);
+          const original = identify(input).redriveOf;
           const own = `off:${input.topic}/${input.partition}/${input.offset}`;
           if (original)
             expect(identity).toBe(`off:${original.topic}/${original.partition}/${original.offset}`);

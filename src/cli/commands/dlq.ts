@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../../config.ts';
 import { ERROR_CODES } from '../../contracts/errors.ts';
 import { REQUEST_TOPICS, TopicNames, type RequestTopic } from '../../contracts/topics.ts';
 import {
+  countCode,
   sortedCounts,
   decodeDeadLetter,
   describeDeadLetter,
@@ -177,7 +178,7 @@ function listCommand(): Command {
       let letters: DeadLetter[] = [];
       await readSelected(s, o, (letter) => {
         total += 1;
-        byCode.set(letter.code ?? '(none)', (byCode.get(letter.code ?? '(none)') ?? 0) + 1);
+        countCode(byCode, letter.code);
         letters.push(letter);
         if (letters.length >= 2 * limit) letters = letters.sort(byAge).slice(0, limit);
       });

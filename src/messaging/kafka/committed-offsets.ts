@@ -65,6 +65,7 @@ export class CommittedOffsets {
       const committed = BigInt(offset);
       if (committed > (highest.get(partition) ?? -1n)) highest.set(partition, committed);
     }
-    return new Map(highest);
+    // Not a copy: it only grows, and what it shows has been committed.
+    return highest;
   }
 }

@@ -164,8 +164,14 @@ export function matchesFilter(letter: DeadLetter, filter: DeadLetterFilter): boo
 /** Counts per error code, most frequent first. */
 export function countByCode(letters: readonly DeadLetter[]): Record<string, number> {
   const counts = new Map<string, number>();
-  for (const l of letters) counts.set(l.code ?? '(none)', (counts.get(l.code ?? '(none)') ?? 0) + 1);
+  for (const l of letters) countCode(counts, l.code);
   return sortedCounts(counts);
+}
+
+/** One more dead letter of `code` (none: "(none)"), counted as letters are read. */
+export function countCode(counts: Map<string, number>, code: string | null): void {
+  const key = code ?? '(none)';
+  counts.set(key, (counts.get(key) ?? 0) + 1);
 }
 
 /** Counts per code, the most frequent first. */

@@ -17,6 +17,13 @@ import { isoTimeOrNull } from '../../contracts/time.ts';
 export const coordinates = (topic: string, partition: number, offset: string): string =>
   `${topic}/${partition}/${offset}`;
 
+/** Where `offset` falls in a replayed range (its index from the range's start), if it does. */
+function indexIn(range: { start: bigint; end: bigint } | undefined, offset: string): number | undefined {
+  if (!range || !/^\d{1,19}$/.test(offset)) return undefined;
+  const n = BigInt(offset);
+  return n < range.start || n >= range.end ? undefined : Number(n - range.start);
+}
+
 /**
  * Request records the live worker applied: a bit per offset of the ranges a replay reads, so that what
  * anyone writes to a result topic cannot make it outgrow the replay (other offsets are not kept).
@@ -54,11 +61,8 @@ export class AppliedLive {
 
   #bit(topic: string, partition: number, offset: string) {
     const range = this.#ranges.get(partitionKey(topic, partition));
-    if (!range || !/^\d{1,19}$/.test(offset)) return undefined;
-    const n = BigInt(offset);
-    if (n < range.start || n >= range.end) return undefined;
-    const i = Number(n - range.start);
-    return { bits: range.bits, byte: i >> 3, mask: 1 << (i & 7) };
+    const i = indexIn(range, offset);
+    return range && i !== undefined ? { bits: range.bits, byte: i >> 3, mask: 1 << (i & 7) } : undefined;
   }
 }
 
@@ -134,14 +138,13 @@ export class RefusedLive {
 
   #at(topic: string, partition: number, offset: string, create: boolean) {
     const range = this.#ranges.get(partitionKey(topic, partition));
-    if (!range || !/^\d{1,19}$/.test(offset)) return undefined;
-    const n = BigInt(offset);
-    if (n < range.start || n >= range.end) return undefined;
+    const i = indexIn(range, offset);
+    if (!range || i === undefined) return undefined;
     if (!range.states) {
       if (!create) return undefined;
       range.states = new Uint8Array(Number(range.end - range.start));
     }
-    return { states: range.states, i: Number(n - range.start) };
+    return { states: range.states, i };
   }
 }
 

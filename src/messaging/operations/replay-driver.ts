@@ -135,9 +135,8 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   let rate = new RateLimiter(rateLimit);
   const maxQueued = o.maxQueued ?? 5000;
   const maxQueuedBytes = o.maxQueuedBytes ?? 16 * 1024 * 1024;
-  /** What each message taken in and not yet done holds (Prepared.memoryBytes), and their sum. */
-  const heldBytes = new Map<InboundMessage, number>();
-  let held = 0;
+  /** What the messages taken in and not yet done hold (Prepared.memoryBytes). */
+  let heldBytes = 0;
   const maxPending = o.maxPendingPublishBytes ?? 16 * 1024 * 1024;
   const maxWaiting = o.maxWaiting ?? MAX_WAITING;
   const publishing = new Set<Promise<void>>();
@@ -161,7 +160,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
     // what is behind them.
     while (
       scheduler.queued < queueLimit() &&
-      (held <= maxQueuedBytes || (scheduler.queued === 0 && running === 0))
+      (heldBytes <= maxQueuedBytes || (scheduler.queued === 0 && running === 0))
     ) {
       const message = o.source.take();
       if (!message) return;
@@ -180,8 +179,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         finished(message);
         continue;
       }
-      heldBytes.set(message, p.memoryBytes);
-      held += p.memoryBytes;
+      heldBytes += p.memoryBytes;
       scheduler.push({
         prepared: p,
         // A refused or undecodable message touches nothing: it is refused again whatever the order.
@@ -212,8 +210,6 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
   const count = (output: UnitOutput) => {
     for (const outcome of output.outcomes) {
       finished(outcome.message);
-      held -= heldBytes.get(outcome.message) ?? 0;
-      heldBytes.delete(outcome.message);
       const label = outcomeLabel(outcome.result, outcome.deadLettered);
       if (label === 'success') summary.applied += 1;
       else if (label === 'duplicate') summary.alreadyApplied += 1;
@@ -247,6 +243,8 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
 
   const publish = (r: Running, ran: UnitOutput, mayDefer: boolean) => {
     const { applied, deferred } = mayDefer ? sortOut(r, ran) : { applied: [], deferred: [] };
+    // What is not deferred is done here, and no longer held.
+    for (const item of r.unit.items) if (!deferred.includes(item)) heldBytes -= item.prepared.memoryBytes;
     let output = ran;
     if (deferred.length > 0) {
       // Its result and dead letter are not published: it is not done.

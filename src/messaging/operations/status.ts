@@ -3,7 +3,7 @@
 // dead letters of the last hour per code. Nothing here joins or moves the worker's group.
 import type { KafkaClient as Kafka } from '../kafka/client.ts';
 import type { TopicNames, TopicRole } from '../../contracts/topics.ts';
-import { decodeDeadLetter, sortedCounts } from './dead-letters.ts';
+import { countCode, decodeDeadLetter, sortedCounts } from './dead-letters.ts';
 import { describeGroup } from '../kafka/groups.ts';
 import { LANE_NAMES, LANES, laneGroupId } from '../lanes.ts';
 import { planRanges, readRanges } from '../kafka/operator-io.ts';
@@ -163,9 +163,8 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
       o.kafka,
       ranges,
       (m) => {
-        const code = decodeDeadLetter(m).code ?? '(none)';
         lettersLastHour += 1;
-        byCode.set(code, (byCode.get(code) ?? 0) + 1);
+        countCode(byCode, decodeDeadLetter(m).code);
       },
       { groupPrefix: `${o.clientId}-status` },
     );

@@ -16,7 +16,7 @@ import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
 import { isWriteOperation } from '../../contracts/operations.ts';
 import type { ExecuteContext } from '../../nodes/effect-node.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-import { messageIdentity, redrivenFrom } from '../../contracts/identity.ts';
+import { identify, type Coordinates } from '../../contracts/identity.ts';
 import { isTimeMs } from '../../contracts/time.ts';
 import { patternLocks, touchedBy } from '../operations/replay-order.ts';
 import { messageBytes, type InboundMessage } from '../engine/records.ts';
@@ -58,7 +58,7 @@ export interface Prepared {
   /** Its key and value, and the request parsed from them while it is kept (an estimate, in bytes). */
   memoryBytes: number;
   /** The original whose identity it takes (pattern-redrive-of), once checkRedriveOriginal allows it. */
-  redriveOf?: { topic: string; partition: number; offset: string } | undefined;
+  redriveOf?: Coordinates | undefined;
 }
 
 export interface PrepareOptions {
@@ -148,14 +148,12 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
   if (!decoded.ok) error ??= decoded.error;
   else if (!error) request = decoded.request;
   const source = { topic: message.topic, partition: message.partition, offset: message.offset };
-  const identityInput = {
+  const { identity, redriveOf } = identify({
     bodyCorrelationId: correlationId,
     headerCorrelationId: correlationHeader,
     ...source,
     redriveOf: headerBytes(headers[HEADERS.redriveOf]),
-  };
-  const identity = messageIdentity(identityInput);
-  const redriveOf = redrivenFrom(identityInput);
+  });
   const oversizeKey = message.key !== null && message.key.length > maxKeyBytes;
   // An oversize key orders nothing (the message is refused) and is never copied around.
   const key = message.key && !oversizeKey ? message.key.toString('latin1') : '';

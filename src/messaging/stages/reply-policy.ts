@@ -6,6 +6,7 @@ import { TopicNames, type RequestTopic } from '../../contracts/topics.ts';
 
 /** The worker's topic names without a prefix: a topic ending in one of them belongs to some deployment. */
 const UNPREFIXED = new TopicNames('').all();
+const ROLE_NAMES = { request: 'request', result: 'result', dlq: 'dead-letter' } as const;
 
 /**
  * The default: every topic in the worker's prefix (`<TOPIC_PREFIX>*`); with no prefix, where that would
@@ -47,16 +48,14 @@ export class ReplyPolicy {
     if (topic === this.#names.result(logical)) return undefined;
     const own = this.#names.lookup(topic);
     if (own) {
-      const role = { request: 'request', result: 'result', dlq: 'dead-letter' }[own.role];
-      return `kafka_replyTopic "${topic}" is one of the worker's ${role} topics; refusing to reply there`;
+      return `kafka_replyTopic "${topic}" is one of the worker's ${ROLE_NAMES[own.role]} topics; refusing to reply there`;
     }
     // Another deployment's (a prefix of its own, `tenant.b.` beside this worker's `tenant.`): a result
     // written there would be read as its request, or answer its callers with what this request said.
     const theirs = UNPREFIXED.find((t) => topic.endsWith(t.name));
     if (theirs) {
-      const role = { request: 'request', result: 'result', dlq: 'dead-letter' }[theirs.role];
       return (
-        `kafka_replyTopic "${topic}" is the ${role} topic of a deployment of this worker with the prefix ` +
+        `kafka_replyTopic "${topic}" is the ${ROLE_NAMES[theirs.role]} topic of a deployment of this worker with the prefix ` +
         `"${topic.slice(0, -theirs.name.length)}"; refusing to reply there`
       );
     }
