@@ -14,11 +14,11 @@ import {
   type DeadLetter,
   type DeadLetterFilter,
 } from '../../messaging/operations/dead-letters.ts';
-import type { InboundMessage, OutboundRecord } from '../../messaging/engine/records.ts';
+import type { InboundMessage } from '../../messaging/engine/records.ts';
 import { createKafka } from '../../messaging/kafka/client.ts';
 import {
   planRanges,
-  produceInOrder,
+  OrderedSends,
   readRanges,
   type PartitionRange,
 } from '../../messaging/kafka/operator-io.ts';
@@ -96,7 +96,7 @@ function session(): Session {
 async function readDeadLetters(
   s: Session,
   ranges: PartitionRange[],
-  onMessage: (m: InboundMessage) => void,
+  onMessage: (m: InboundMessage) => void | Promise<void>,
 ): Promise<void> {
   const totals = new Map<string, number>();
   for (const r of ranges) totals.set(r.topic, (totals.get(r.topic) ?? 0) + Number(r.end - r.start));
@@ -108,8 +108,8 @@ async function readDeadLetters(
     await readRanges(
       s.kafka,
       ranges,
-      (m) => {
-        onMessage(m);
+      async (m) => {
+        await onMessage(m);
         const n = (done.get(m.topic) ?? 0) + 1;
         done.set(m.topic, n);
         progress.update(m.topic, n);
@@ -125,7 +125,7 @@ async function readDeadLetters(
 async function readSelected(
   s: Session,
   o: FilterOptions,
-  onSelected: (letter: DeadLetter, message: InboundMessage) => void,
+  onSelected: (letter: DeadLetter, message: InboundMessage) => void | Promise<void>,
 ): Promise<void> {
   const topics = (o.topic ?? REQUEST_TOPICS).map((t) => s.names.dlq(t));
   const admin = s.kafka.admin();
@@ -139,20 +139,14 @@ async function readSelected(
     until: o.until,
     correlationId: o.correlationId,
   };
-  await readDeadLetters(s, ranges, (message) => {
+  await readDeadLetters(s, ranges, async (message) => {
     const letter = decodeDeadLetter(message);
-    if (matchesFilter(letter, filter)) onSelected(letter, message);
+    if (matchesFilter(letter, filter)) await onSelected(letter, message);
   });
 }
 
-// Oldest first: the order they failed in, and the order a redrive sends them.
+// Oldest first: the order they failed in.
 const byAge = (a: DeadLetter, b: DeadLetter) => a.time.localeCompare(b.time) || a.ref.localeCompare(b.ref);
-
-async function selectDeadLetters(s: Session, o: FilterOptions) {
-  const selected: { letter: DeadLetter; message: InboundMessage }[] = [];
-  await readSelected(s, o, (letter, message) => selected.push({ letter, message }));
-  return selected.sort((a, b) => byAge(a.letter, b.letter));
-}
 
 const asJson = (o: { json?: boolean }) => Boolean(o.json) || !process.stdout.isTTY;
 const clip = (s: string | null, n: number) => (s && s.length > n ? `${s.slice(0, n - 1)}…` : (s ?? ''));
@@ -298,41 +292,67 @@ pattern-redrive-count. It keeps its message identity too (its correlation id, or
 pattern-redrive-of, the original's coordinates), so redriving the same dead letter twice, or one
 that was applied since, applies it once. Fix the cause first (for example insert the missing pattern).
 
+Dead letters are sent back as they are read, a hundred at a time, so any number can be redriven in
+bounded memory: those of one key in the order they were dead-lettered (they share a dead-letter
+partition), those of different keys in no particular order, as Kafka keeps them. If a send fails, what
+was sent before stays sent; running the command again sends every selected dead letter again, and each
+is applied once.
+
 Examples:
   patterns dlq redrive --code INVALID_REFERENCE --topic pattern.usage --dry-run
   patterns dlq redrive --correlation-id 0b7e…`,
     )
     .action(async (o: FilterOptions & { dryRun?: boolean }) => {
       const s = session();
-      const selected = await selectDeadLetters(s, o);
-      const records: OutboundRecord[] = [];
+      // Streamed: a redrive of every dead letter of a flood (hundreds of thousands) kept them all, values
+      // and all, and ran out of memory.
+      const sends = o.dryRun ? undefined : new OrderedSends(s.kafka);
+      let selected = 0;
+      let redrivable = 0;
+      let skippedTotal = 0;
       const skipped: { ref: string; reason: string }[] = [];
-      for (const { letter, message } of selected) {
-        const redrive = redriveRecord(message, s.names);
-        if ('skip' in redrive) skipped.push({ ref: letter.ref, reason: redrive.skip });
-        else records.push(redrive.record);
+      await sends?.connect();
+      try {
+        await readSelected(s, o, async (letter, message) => {
+          selected += 1;
+          const redrive = redriveRecord(message, s.names);
+          if ('skip' in redrive) {
+            skippedTotal += 1;
+            if (skipped.length < MAX_SKIPS_LISTED) skipped.push({ ref: letter.ref, reason: redrive.skip });
+            return;
+          }
+          redrivable += 1;
+          await sends?.add(redrive.record);
+        });
+        await sends?.flush();
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        throw new Error(
+          `the redrive stopped after ${sends?.sent ?? 0} dead letters were sent back: ${reason}. ` +
+            'Running it again sends every selected dead letter again; each is applied once',
+          { cause: err },
+        );
+      } finally {
+        await sends?.close();
       }
-      if (!o.dryRun && records.length > 0) await send(s, records);
-      const verb = o.dryRun ? 'would redrive' : 'redriven';
+      const redriven = sends?.sent ?? 0;
       if (asJson(o)) {
         process.stdout.write(
-          `${JSON.stringify({ dry_run: Boolean(o.dryRun), redriven: o.dryRun ? 0 : records.length, selected: selected.length, would_redrive: records.length, skipped })}\n`,
+          `${JSON.stringify({ dry_run: Boolean(o.dryRun), redriven, selected, would_redrive: redrivable, skipped, skipped_total: skippedTotal })}\n`,
         );
         return;
       }
-      for (const skip of skipped) process.stdout.write(`skipped ${skip.ref}: ${skip.reason}\n`);
-      process.stdout.write(`${verb} ${records.length}, skipped ${skipped.length}\n`);
+      for (const skip of skipped)
+        process.stdout.write(terminalSafe(`skipped ${skip.ref}: ${skip.reason}`) + '\n');
+      const unlisted = skippedTotal > skipped.length ? ` (the first ${skipped.length} listed)` : '';
+      process.stdout.write(
+        `${o.dryRun ? 'would redrive' : 'redriven'} ${o.dryRun ? redrivable : redriven}, skipped ${skippedTotal}${unlisted}\n`,
+      );
     });
 }
 
-async function send(s: Session, records: OutboundRecord[]): Promise<void> {
-  const progress = createProgress([{ name: 'redrive', total: records.length }]);
-  try {
-    await produceInOrder(s.kafka, records, (sent) => progress.update('redrive', sent));
-  } finally {
-    progress.stop();
-  }
-}
+/** Skipped dead letters listed at most (every one is counted). */
+const MAX_SKIPS_LISTED = 1000;
 
 export function dlqCommand(): Command {
   return new Command('dlq')

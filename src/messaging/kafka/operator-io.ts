@@ -188,24 +188,47 @@ export async function readRanges(
   return { read };
 }
 
-/** Produces in order, `chunk` at a time, each chunk acknowledged by all in-sync replicas. */
-export async function produceInOrder(
-  client: KafkaClient,
-  records: readonly OutboundRecord[],
-  onProgress?: (sent: number) => void,
-  chunk = 100,
-): Promise<void> {
-  const sender = new KafkaRecordSender(client, client.logger ?? createLogger('silent'), {
-    clientIdSuffix: '-redrive',
-  });
-  await sender.connect();
-  try {
-    for (let i = 0; i < records.length; i += chunk) {
-      const part = records.slice(i, i + chunk);
-      await sender.send(part);
-      onProgress?.(i + part.length);
-    }
-  } finally {
-    await sender.disconnect();
+/** Sends records in the order they are added, `chunk` at a time, each chunk acknowledged by all in-sync
+ * replicas before the next is sent. `add` waits while a full chunk is under way, so a caller that awaits
+ * it (a reader's async onMessage) holds at most one chunk however many records it sends. */
+export class OrderedSends {
+  readonly #sender: KafkaRecordSender;
+  readonly #chunk: number;
+  #pending: OutboundRecord[] = [];
+  #sent = 0;
+
+  constructor(client: KafkaClient, chunk = 100) {
+    this.#sender = new KafkaRecordSender(client, client.logger ?? createLogger('silent'), {
+      clientIdSuffix: '-redrive',
+    });
+    this.#chunk = chunk;
+  }
+
+  /** Records acknowledged so far. */
+  get sent(): number {
+    return this.#sent;
+  }
+
+  connect(): Promise<void> {
+    return this.#sender.connect();
+  }
+
+  async add(record: OutboundRecord): Promise<void> {
+    this.#pending.push(record);
+    if (this.#pending.length >= this.#chunk) await this.flush();
+  }
+
+  /** Sends what was added and not sent yet. */
+  async flush(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const part = this.#pending;
+    this.#pending = [];
+    await this.#sender.send(part);
+    this.#sent += part.length;
+  }
+
+  /** Disconnects; what was added and not flushed is not sent. */
+  close(): Promise<void> {
+    return this.#sender.disconnect();
   }
 }
