@@ -79,6 +79,17 @@ export interface FetcherOptions {
   /** The log no longer holds a partition's position (deleted by retention or by an operator below it, or
    * truncated above it): fetching goes on from `to`, and the records from `from` up to it are not read. */
   onSkipped?: ((topic: string, partition: number, from: bigint, to: bigint) => void) | undefined;
+  /** A topic deleted and created again under the name (its topic id changed): where this fetcher was
+   * reading it, it stops fetching its partitions and says so here (their positions are the deleted
+   * topic's; a lane gives its member up). */
+  onRecreated?: ((topic: string, before: string, now: string) => void) | undefined;
+  /** A partition started from its log start, `from` (its committed offset) being the deleted topic's. */
+  onRestarted?:
+    ((topic: string, partition: number, from: bigint | undefined, to: bigint) => void) | undefined;
+  /** The topic id each topic name was last read under, shared by the fetchers of one lane: a partition
+   * first fetched under another id starts from its log start, whatever the group committed for the name
+   * (commits are by name: those of the deleted topic's last moments land on the new one). */
+  topicIds?: Map<string, string> | undefined;
   /** For partitions added without an offset: the group's committed offset (falling back to `reset`), or
    * straight from `reset`. */
   startFrom: StartFrom;
@@ -112,7 +123,13 @@ interface PartitionState extends TopicPartition {
   generation: number;
   backoffUntil: number;
   failures: number;
+  /** The topic id it is read under, from its first fetch (topicIds). */
+  topicId?: string | undefined;
 }
+
+/** A broker without topic ids answers with the zero UUID. */
+const knownTopicId = (id: string | undefined): string | undefined =>
+  id && !/^(A{22}|0{8}-0{4}-0{4}-0{4}-0{12})$/.test(id) ? id : undefined;
 
 // Kafka error codes the loop treats itself.
 const OFFSET_OUT_OF_RANGE = 1;
@@ -436,7 +453,7 @@ export class PartitionFetcher {
     }
     const metadata = this.#metadata;
     const byNode = new Map<number, PartitionState[]>();
-    for (const p of fetchable) {
+    for (const p of await this.#sameTopics(fetchable, metadata)) {
       const leader = metadata.topics.get(p.topic)?.partitions[p.partition]?.leader;
       if (leader === undefined || leader < 0) {
         this.#partitionFailed(p);
@@ -448,6 +465,55 @@ export class PartitionFetcher {
     this.#connectPromptPool(metadata, [...byNode.keys()]);
     await Promise.all([...byNode].map(([node, parts]) => this.#fetchFrom(node, parts, metadata, pool)));
     return byNode.size > 0;
+  }
+
+  /**
+   * The partitions of `fetchable` still read under the topic id their lane knows (topicIds). One fetched
+   * for the first time under a new id (its topic deleted and created again since the lane last read it)
+   * starts from its log start; one whose id changed since this fetcher began reading it is left out, and
+   * said (onRecreated): its position, and what its lane holds of it, are the deleted topic's.
+   */
+  async #sameTopics(fetchable: PartitionState[], metadata: ClusterMetadata): Promise<PartitionState[]> {
+    const seen = this.#o.topicIds;
+    if (!seen) return fetchable;
+    const kept: PartitionState[] = [];
+    const restart: { p: PartitionState; id: string; from: bigint | undefined }[] = [];
+    const recreated = new Map<string, { before: string; now: string }>();
+    for (const p of fetchable) {
+      const id = knownTopicId(metadata.topics.get(p.topic)?.id);
+      if (id === undefined || p.topicId === id) {
+        kept.push(p);
+      } else if (p.topicId !== undefined) {
+        recreated.set(p.topic, { before: p.topicId, now: id });
+      } else {
+        const before = seen.get(p.topic);
+        if (before !== undefined && before !== id) {
+          restart.push({ p, id, from: p.position });
+          continue;
+        }
+        p.topicId = id;
+        seen.set(p.topic, id);
+        kept.push(p);
+      }
+    }
+    for (const [topic, { before, now }] of recreated) this.#o.onRecreated?.(topic, before, now);
+    if (restart.length === 0) return kept;
+    const parts = new Map<string, number[]>();
+    for (const { p } of restart) {
+      p.position = undefined;
+      parts.set(p.topic, [...(parts.get(p.topic) ?? []), p.partition]);
+    }
+    // Should this fail, the partitions are positioned again (from the name's committed offsets) and
+    // restarted again at the next round: the id is taken as known only once they start from the log start.
+    await this.#resetTo(parts, 'earliest');
+    for (const { p, id, from } of restart) {
+      if (p.position === undefined) continue;
+      p.topicId = id;
+      seen.set(p.topic, id);
+      this.#o.onRestarted?.(p.topic, p.partition, from, p.position);
+      kept.push(p);
+    }
+    return kept;
   }
 
   #connectPromptPool(metadata: ClusterMetadata, nodes: number[]): void {

@@ -27,6 +27,9 @@ export interface GroupMemberHooks {
   onEnds?(topic: string, partition: number, ends: PartitionEnds): void;
   /** The log no longer held a partition's position: records from `from` up to `to` were not read. */
   onSkipped?(topic: string, partition: number, from: bigint, to: bigint): void;
+  /** A partition of a topic deleted and created again since its lane last read it starts from its log
+   * start, `to`; `from` was the group's committed offset for the name (the deleted topic's). */
+  onRestarted?(topic: string, partition: number, from: bigint | undefined, to: bigint): void;
   /** Partitions this member gained and lost. */
   onAssignment(added: TopicPartition[], removed: TopicPartition[]): void;
   onMembership(joined: boolean, detail: string): void;
@@ -48,6 +51,8 @@ export interface GroupMemberOptions {
   reset: 'earliest' | 'latest';
   maxBytesPerPartition: number;
   maxDecompressedBatchBytes?: number | undefined;
+  /** The topic id each topic was last read under by the lane's members (the lane keeps it across them). */
+  topicIds?: Map<string, string> | undefined;
   /** How long without an accepted heartbeat before the member is given up on (ms). */
   stallTimeoutMs: number;
   hooks: GroupMemberHooks;
@@ -128,6 +133,15 @@ class Kip848Member implements GroupMember {
       onError: (what, err) => hooks.onError(what, err),
       onEnds: (topic, partition, ends) => hooks.onEnds?.(topic, partition, ends),
       onSkipped: (topic, partition, from, to) => hooks.onSkipped?.(topic, partition, from, to),
+      topicIds: options.topicIds,
+      onRestarted: (topic, partition, from, to) => hooks.onRestarted?.(topic, partition, from, to),
+      // What the lane holds of the deleted topic goes with this member; the next one starts the new
+      // topic's partitions from their log start (topicIds).
+      onRecreated: (topic, before, now) =>
+        this.#lost(
+          `${topic} was deleted and created again (topic id ${before}, now ${now}); rejoining, to read ` +
+            'its partitions from their start',
+        ),
     });
     // An EventEmitter without an 'error' listener throws: the library emits heartbeat failures it retries.
     this.#consumer.on('error', (err: unknown) => hooks.onError('group', err));

@@ -61,6 +61,8 @@ export class LaneConsumer<P extends Schedulable> {
   #restartTimer: NodeJS.Timeout | undefined;
   #restarts = 0;
   readonly #holds = new TransactionHolds(HOLD_WARN_MS);
+  /** The topic id each topic was last read under, kept across this lane's members (fetcher.ts). */
+  readonly #topicIds = new Map<string, string>();
 
   constructor(options: LaneConsumerOptions<P>) {
     this.#o = options;
@@ -128,6 +130,7 @@ export class LaneConsumer<P extends Schedulable> {
       reset: settings.fromBeginning ? 'earliest' : 'latest',
       maxBytesPerPartition: settings.maxBytesPerPartition,
       maxDecompressedBatchBytes: settings.maxDecompressedBatchBytes,
+      topicIds: this.#topicIds,
       stallTimeoutMs: STALL_TIMEOUT_MS,
       hooks: {
         onRecords: (topic, partition, records, next) => {
@@ -138,6 +141,15 @@ export class LaneConsumer<P extends Schedulable> {
         },
         onSkipped: (topic, partition, from, to) => {
           if (current()) this.#onSkipped(topic, partition, from, to);
+        },
+        onRestarted: (topic, partition, from, to) => {
+          if (!current()) return;
+          logger.warn(
+            { lane, topic, partition, committed: from === undefined ? null : String(from), from: String(to) },
+            `${topic} was deleted and created again since this lane last read it: partition ${partition} ` +
+              `is read from its start (offset ${to}), not from the offset committed for the name, which ` +
+              "may be the deleted topic's",
+          );
         },
         onAssignment: (added, removed) => {
           if (!current()) return;
@@ -244,8 +256,9 @@ export class LaneConsumer<P extends Schedulable> {
   #onSkipped(topic: string, partition: number, from: bigint, to: bigint): void {
     const { lifecycle, logger } = this.#o;
     if (to < from) {
-      // The log ends below where this lane stood (truncated, or a topic of the name created again): it
-      // reads on from the new end; nothing it had not read is lost.
+      // The log ends below where this lane stood (truncated by an unclean leader election): it reads on
+      // from the new end. A topic of the name created again is told by its topic id, and read from its
+      // start (fetcher.ts), unless this process never read the deleted one.
       logger.warn(
         { lane: this.lane, topic, partition, from: String(from), to: String(to) },
         `${topic}/${partition} ends at ${to}, below this lane's position ${from} (the log was truncated, ` +
