@@ -152,6 +152,50 @@ describe('contract edges through Kafka', () => {
     }
   });
 
+  it('answers on a partition just added to a reply topic, not refusing the write', async () => {
+    // The partition count was cached for a minute: 6 of 8 writes asking for a new partition within it
+    // were refused and dead-lettered in the audit's run.
+    const grown = `replies-${randomBytes(4).toString('hex')}`;
+    const admin = new KafkaClient('contract-edges', { brokers: brokers() }).admin();
+    await admin.connect();
+    await createTopicsAndWait(admin, [{ topic: grown, numPartitions: 2 }]);
+    await admin.disconnect();
+    const replies = await new Collector(stack.kafka, [grown]).start();
+    try {
+      const first = `nest-${randomUUID()}`;
+      await insert(
+        { data: pattern('BeforeGrowth') },
+        { kafka_correlationId: first, kafka_replyTopic: grown, kafka_replyPartition: '1' },
+      );
+      await replies.waitForCount(grown, 1, 20_000);
+      const kafkajsAdmin = stack.kafka.admin();
+      await kafkajsAdmin.connect();
+      await kafkajsAdmin.createPartitions({ topicPartitions: [{ topic: grown, count: 6 }] });
+      await kafkajsAdmin.disconnect();
+      const id = `nest-${randomUUID()}`;
+      await insert(
+        { data: pattern('AfterGrowth') },
+        { kafka_correlationId: id, kafka_replyTopic: grown, kafka_replyPartition: '5' },
+      );
+      // A collector started now sees the new partitions.
+      const after = await new Collector(stack.kafka, [grown]).start();
+      try {
+        const answered = await after.waitFor(
+          (all) => all.some((m) => m.headers.kafka_correlationId?.toString() === id),
+          20_000,
+          'the reply on the new partition',
+        );
+        const reply = answered.find((m) => m.headers.kafka_correlationId?.toString() === id);
+        expect(reply?.partition).toBe(5);
+        expect(resultOf(reply as CollectedMessage)).toMatchObject({ success: true });
+      } finally {
+        await after.stop();
+      }
+    } finally {
+      await replies.stop();
+    }
+  });
+
   it('lets a redrive take only the identity of a message already dead-lettered, not of one to come', async () => {
     const topic = stack.names.request('pattern.insert');
     const source = (m: CollectedMessage) => resultOf(m).metadata.source;

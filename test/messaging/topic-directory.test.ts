@@ -127,4 +127,31 @@ describe('TopicDirectory', () => {
     expect(await directory.partitions('p.new')).toBeUndefined();
     expect(directory.size).toBe(1);
   });
+  it('refuses a partition past the cached count only by a lookup begun after the request was written', async () => {
+    // Partitions added to a reply topic were refused for up to a minute (the cache's life): 6 of 8 writes
+    // asking for a new partition were dead-lettered in the audit's run.
+    const topics = new Map([['p.replies', 12]]);
+    const { admin, calls } = fakeAdmin(topics);
+    const clock = fakeClock();
+    const directory = new TopicDirectory(admin, clock);
+    expect(await directory.partitions('p.replies', 0, 3)).toBe(12);
+    expect(calls.metadata).toEqual(['p.replies']);
+    // The operator adds partitions; a client asks for partition 20 at once.
+    clock.time = 100;
+    topics.set('p.replies', 24);
+    expect(await directory.partitions('p.replies', 100, 20)).toBe(24);
+    // A lookup a second after the one before, then answered from the cache.
+    expect(calls.metadata).toEqual(['p.replies', 'p.replies']);
+    expect(clock.time).toBe(1_001);
+    expect(await directory.partitions('p.replies', 1_500, 20)).toBe(24);
+    // Partitions that do not exist: refused by that lookup for what was written before it began, and a
+    // flood written after it costs one lookup a second.
+    expect(await directory.partitions('p.replies', 900, 99)).toBe(24);
+    const flood = await Promise.all(
+      Array.from({ length: 1_000 }, () => directory.partitions('p.replies', 1_500, 99)),
+    );
+    expect(flood.every((n) => n === 24)).toBe(true);
+    expect(calls.metadata).toHaveLength(3);
+    expect(clock.time).toBe(2_001);
+  });
 });

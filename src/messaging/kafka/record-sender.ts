@@ -206,6 +206,34 @@ export function producerMessage(
   return message;
 }
 
+/** A partition the topic does not have, even in fresh metadata. */
+class NoSuchPartition extends Error {
+  override name = 'NoSuchPartition';
+}
+
+/**
+ * The library takes a message's partition modulo the topic's partition count as it has it cached (for
+ * 5 s): a partition just added to a reply topic would silently go to another one, where its caller does
+ * not read. A partition past the cached count is looked up in fresh metadata; one the topic still does not
+ * have refuses the send (a plain error: a refusal).
+ */
+async function partitionsKnown(producer: Producer, messages: readonly ProducerMessage[]): Promise<void> {
+  const explicit = messages.filter((m) => m.partition !== undefined);
+  if (explicit.length === 0) return;
+  const topics = [...new Set(explicit.map((m) => m.topic))];
+  const missing = (metadata: Awaited<ReturnType<Producer['metadata']>>) =>
+    explicit.find((m) => (m.partition ?? 0) >= (metadata.topics.get(m.topic)?.partitionsCount ?? 0));
+  if (!missing(await producer.metadata({ topics }))) return;
+  const fresh = await producer.metadata({ topics, forceUpdate: true });
+  const message = missing(fresh);
+  if (message) {
+    const count = fresh.topics.get(message.topic)?.partitionsCount ?? 0;
+    throw new NoSuchPartition(
+      `partition ${String(message.partition)} does not exist on "${message.topic}" (${count} partitions)`,
+    );
+  }
+}
+
 function topicsOf(messages: readonly ProducerMessage[]): string {
   return [...new Set(messages.map((m) => m.topic))].map((t) => `"${t}"`).join(', ');
 }
@@ -244,7 +272,10 @@ export class DeadlineProducer {
   async send(messages: ProducerMessage[]): Promise<void> {
     const producer = this.#producer;
     try {
-      await this.#within(producer.send({ messages }), `sending to ${topicsOf(messages)}`);
+      await this.#within(
+        partitionsKnown(producer, messages).then(() => producer.send({ messages })),
+        `sending to ${topicsOf(messages)}`,
+      );
       this.#failures = 0;
     } catch (err) {
       if (err instanceof SendError) {

@@ -10,7 +10,9 @@
 // A name is refused only by a listing begun after its message was written (prepare.ts sentBy): a client
 // that creates its reply topic and then sends the request is not refused for a listing older than its
 // topic. Listings begin at most once a second, so a flood of unknown names costs one listing a second, and
-// a message waits at most about that long for its answer.
+// a message waits at most about that long for its answer. Likewise a partition: one past the cached count
+// is refused only by a lookup of the topic begun after the message was written (partitions added to a
+// reply topic are used at once), at most one lookup a second per topic.
 import { kafkaErrorType, type KafkaAdmin } from './admin.ts';
 import { FreshReads, realClock, type ReadClock } from './fresh-reads.ts';
 
@@ -23,10 +25,11 @@ export type DirectoryClock = ReadClock;
 export class TopicDirectory {
   readonly #admin: KafkaAdmin;
   readonly #clock: DirectoryClock;
+  /** Partition counts of existing topics, with when the lookup that read them began. */
   readonly #partitions = new Map<string, { partitions: number; at: number }>();
   readonly #listings: FreshReads<Set<string>>;
-  /** One metadata request per existing topic at a time, however many messages ask meanwhile. */
-  readonly #pending = new Map<string, Promise<number | undefined>>();
+  /** Metadata lookups per existing topic: one at a time, at most one a second, however many ask. */
+  readonly #lookups = new Map<string, FreshReads<number | undefined>>();
 
   constructor(admin: KafkaAdmin, clock: DirectoryClock = realClock) {
     this.#admin = admin;
@@ -36,20 +39,37 @@ export class TopicDirectory {
 
   /**
    * Partition count of `topic`, or undefined when it does not exist in a listing begun after
-   * `sentAt` (when the message naming it was written; now, if not given).
+   * `sentAt` (when the message naming it was written; now, if not given). When `partition` is asked for,
+   * a count that does not hold it comes from a lookup begun after `sentAt`.
    */
-  async partitions(topic: string, sentAt: number = this.#clock.now()): Promise<number | undefined> {
+  async partitions(
+    topic: string,
+    sentAt: number = this.#clock.now(),
+    partition?: number,
+  ): Promise<number | undefined> {
     const cached = this.#partitions.get(topic);
-    if (cached && this.#clock.now() - cached.at < POSITIVE_TTL_MS) return cached.partitions;
+    if (cached && this.#clock.now() - cached.at < POSITIVE_TTL_MS) {
+      if (partition === undefined || partition < cached.partitions || cached.at > sentAt) {
+        return cached.partitions;
+      }
+    }
     if (!(await this.#exists(topic, sentAt))) {
       this.#partitions.delete(topic);
+      this.#lookups.delete(topic);
       return undefined;
     }
-    const pending = this.#pending.get(topic);
-    if (pending) return pending;
-    const lookup = this.#lookup(topic).finally(() => this.#pending.delete(topic));
-    this.#pending.set(topic, lookup);
-    return lookup;
+    let lookups = this.#lookups.get(topic);
+    if (!lookups) {
+      lookups = new FreshReads(() => this.#lookup(topic), LISTING_MIN_GAP_MS, this.#clock);
+      this.#lookups.set(topic, lookups);
+    }
+    // Any lookup tells a count that holds the partition asked for; one that does not hold it is trusted
+    // only from a lookup begun after the message was written.
+    const count = await (lookups.runningSince(Number.POSITIVE_INFINITY) ?? lookups.from(-Infinity));
+    if (partition === undefined || count === undefined || partition < count) return count;
+    const looked = this.#partitions.get(topic);
+    if (looked && looked.at > sentAt) return count;
+    return lookups.from(sentAt);
   }
 
   /** Topics cached with their partition counts (at most the cluster's topics). */
@@ -71,10 +91,12 @@ export class TopicDirectory {
   async #list(): Promise<Set<string>> {
     const names = new Set(await this.#admin.listTopics());
     for (const topic of this.#partitions.keys()) if (!names.has(topic)) this.#partitions.delete(topic);
+    for (const topic of this.#lookups.keys()) if (!names.has(topic)) this.#lookups.delete(topic);
     return names;
   }
 
   async #lookup(topic: string): Promise<number | undefined> {
+    const begunAt = this.#clock.now();
     let partitions: number | undefined;
     try {
       const metadata = await this.#admin.fetchTopicMetadata({ topics: [topic] });
@@ -83,7 +105,7 @@ export class TopicDirectory {
       if (kafkaErrorType(err) !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
     }
     if (partitions === undefined) this.#partitions.delete(topic);
-    else this.#partitions.set(topic, { partitions, at: this.#clock.now() });
+    else this.#partitions.set(topic, { partitions, at: begunAt });
     return partitions;
   }
 }

@@ -251,7 +251,7 @@ export async function checkReplyTarget(
 ): Promise<Prepared> {
   const defaultTopic = names.result(p.logical);
   if (p.reply.topic === defaultTopic && p.reply.partition === undefined) return p;
-  const partitions = await directory.partitions(p.reply.topic, sentBy(p.message));
+  const partitions = await directory.partitions(p.reply.topic, sentBy(p.message), p.reply.partition);
   let reason: string | undefined;
   if (partitions === undefined)
     reason = `kafka_replyTopic "${p.reply.topic}" does not exist; refusing to reply there`;
