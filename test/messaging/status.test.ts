@@ -157,6 +157,57 @@ it('notes a partition held by a transaction left open, with its offset and the r
   }
 });
 
+it('names records deleted before the workers read them, and a committed offset past the end', async () => {
+  // Counted as lag with no word before: 80 of 100 behind were gone, and an offset past the end showed 0.
+  // The analytics lane's group has no members here: its offsets can be set.
+  const search = names.request('pattern.analytics.compute');
+  const producer = kafkajs.producer();
+  await producer.connect();
+  await producer.send({
+    topic: search,
+    messages: Array.from({ length: 6 }, (_, i) => ({ partition: 0, value: `${i}` })),
+  });
+  await producer.disconnect();
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.alterGroupOffsets({
+    groupId: `${groupId}.analytics`,
+    topics: [
+      {
+        topic: search,
+        partitions: [
+          { partition: 0, offset: '1' },
+          { partition: 1, offset: '10' },
+        ],
+      },
+    ],
+  });
+  await admin.disconnect();
+  const other = kafkajs.admin();
+  await other.connect();
+  await other.fetchTopicOffsets(search); // kafkajs deletes records only of topics whose metadata it has
+  await other.deleteTopicRecords({ topic: search, partitions: [{ partition: 0, offset: '4' }] });
+  await other.disconnect();
+  const s = await statusWhen((x) => x.lag.some((l) => l.topic === search && l.deleted !== undefined));
+  expect(s.lag.filter((l) => l.topic === search)).toEqual([
+    {
+      topic: search,
+      partition: 0,
+      committed: '1',
+      end: '6',
+      lag: 2,
+      deleted: { from: '1', to: '4', records: 3 },
+    },
+    { topic: search, partition: 1, committed: '10', end: '0', lag: 0 },
+  ]);
+  expect(s.problems).toContain(
+    `${search}/0: offsets 1 to 3 (3 messages) were deleted before the workers read them (retention.ms or ` +
+      'retention.bytes shorter than the backlog, or kafka-delete-records): they will get no result and no ' +
+      'dead letter',
+  );
+  expect(s.problems.some((p) => p.startsWith(`${search}/1: the committed offset 10 is past`))).toBe(true);
+});
+
 it('names a missing topic', async () => {
   const admin = kafkajs.admin();
   await admin.connect();

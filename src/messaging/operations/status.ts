@@ -34,6 +34,8 @@ export interface PartitionLag {
   lag: number;
   /** A transaction a producer opened at `at` and has not ended holds `records` back from every reader. */
   held?: { at: string; records: number };
+  /** Offsets from the committed one up to the log start were deleted before the workers read them. */
+  deleted?: { from: string; to: string; records: number };
 }
 
 export interface LaneGroup {
@@ -130,9 +132,28 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
       for (const p of await admin.fetchTopicOffsets(topic)) {
         const at = committed.get(`${topic}/${p.partition}`);
         const has = at !== undefined && Number(at) >= 0;
-        const from = has ? BigInt(at) : BigInt(p.low);
-        const behind = BigInt(p.high) - from;
-        const heldBack = BigInt(p.high) - BigInt(p.stable);
+        const low = BigInt(p.low);
+        const high = BigInt(p.high);
+        const committedAt = has ? BigInt(at) : low;
+        // What is left to read starts at the log start: records below it are gone.
+        const from = committedAt > low ? committedAt : low;
+        const behind = high - from;
+        const heldBack = high - BigInt(p.stable);
+        const gone = committedAt < low ? low - committedAt : 0n;
+        if (gone > 0n) {
+          problems.push(
+            `${topic}/${p.partition}: offsets ${committedAt} to ${low - 1n} (${gone} messages) were deleted ` +
+              'before the workers read them (retention.ms or retention.bytes shorter than the backlog, or ' +
+              'kafka-delete-records): they will get no result and no dead letter',
+          );
+        }
+        if (committedAt > high) {
+          problems.push(
+            `${topic}/${p.partition}: the committed offset ${committedAt} is past the partition's end ${high} ` +
+              '(its log was truncated, or the topic deleted and created again): a worker started now reads ' +
+              'from the end, and the records below it are not read',
+          );
+        }
         lag.push({
           topic,
           partition: p.partition,
@@ -140,6 +161,7 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
           end: p.high,
           lag: Number(behind > 0n ? behind : 0n),
           ...(heldBack > 0n ? { held: { at: p.stable, records: Number(heldBack) } } : {}),
+          ...(gone > 0n ? { deleted: { from: String(committedAt), to: p.low, records: Number(gone) } } : {}),
         });
       }
     }
