@@ -150,8 +150,9 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
         if (committedAt > high) {
           problems.push(
             `${topic}/${p.partition}: the committed offset ${committedAt} is past the partition's end ${high} ` +
-              '(its log was truncated, or the topic deleted and created again): a worker started now reads ' +
-              'from the end, and the records below it are not read',
+              '(its log was truncated, or the topic deleted and created again): a worker started now finds ' +
+              "it out of range and starts the partition again from the log's start or end, as the broker " +
+              'answers; if records have been written since the topic was created again, check they were read',
           );
         }
         lag.push({
