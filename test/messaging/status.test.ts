@@ -1,11 +1,13 @@
 // `patterns status` gathered from a real broker (operations/status.ts through KafkaAdmin): lane groups whose
 // members use the KIP-848 protocol with their client id, host and partitions, committed offsets and lag,
 // missing topics, a member still in the group of earlier versions, and the rendered tables.
-import { Consumer } from '@platformatic/kafka';
+import { randomUUID } from 'node:crypto';
+import { Admin, Consumer } from '@platformatic/kafka';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { renderStatus } from '../../src/cli/commands/status.ts';
 import { TopicNames } from '../../src/contracts/topics.ts';
 import { KafkaClient } from '../../src/messaging/kafka/client.ts';
+import { tagCommits } from '../../src/messaging/kafka/commit-tags.ts';
 import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 import { gatherStatus, type WorkerStatus } from '../../src/messaging/operations/status.ts';
 import { brokers, testKafka, uniquePrefix } from '../support/kafka.ts';
@@ -206,6 +208,54 @@ it('names records deleted before the workers read them, and a committed offset p
       'dead letter',
   );
   expect(s.problems.some((p) => p.startsWith(`${search}/1: the committed offset 10 is past`))).toBe(true);
+});
+
+it('names an offset committed by a worker reading a topic of the name since deleted', async () => {
+  // The analytics lane's group still has no members; partition 0 holds offsets 4 and 5, partition 1 none.
+  const analytics = names.request('pattern.analytics.compute');
+  const producer = kafkajs.producer();
+  await producer.connect();
+  await producer.send({
+    topic: analytics,
+    messages: Array.from({ length: 3 }, (_, i) => ({ partition: 1, value: `${i}` })),
+  });
+  await producer.disconnect();
+  const metadata = kafka.admin();
+  await metadata.connect();
+  const [topic] = (await metadata.fetchTopicMetadata({ topics: [analytics] })).topics;
+  await metadata.disconnect();
+  const current = topic?.id ?? '';
+  expect(current).toMatch(/^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/);
+  const deleted = randomUUID();
+  const admin = new Admin(kafka.options('-tagged'));
+  tagCommits(admin, {
+    topicIdOf: (_topic, partition) => (partition === 1 ? deleted : current),
+    onCommitted: () => undefined,
+  });
+  await admin.alterConsumerGroupOffsets({
+    groupId: `${groupId}.analytics`,
+    topics: [
+      {
+        name: analytics,
+        partitionOffsets: [
+          { partition: 0, offset: 5n },
+          { partition: 1, offset: 2n },
+        ],
+      },
+    ],
+  });
+  await admin.close();
+  const s = await status();
+  // Partition 1's offset is the deleted topic's: a worker started now reads all three records.
+  expect(s.lag.filter((l) => l.topic === analytics)).toEqual([
+    { topic: analytics, partition: 0, committed: '5', end: '6', lag: 1 },
+    { topic: analytics, partition: 1, committed: null, end: '3', lag: 3 },
+  ]);
+  expect(s.problems).toContain(
+    `${analytics}/1: the committed offset 2 was committed by a worker reading a topic of this name since ` +
+      `deleted (topic id ${deleted}, now ${current}): a worker started now reads the partition from its ` +
+      'log start, 0',
+  );
 });
 
 it('names a missing topic', async () => {

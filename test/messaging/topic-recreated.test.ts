@@ -4,11 +4,13 @@
 // a fetcher reading a topic when it is created again stops fetching it and says so. Without that, a lane
 // started the new topic at the deleted one's offsets: a burst written into the new topic lost its first
 // records without a word (thousands of 18,000 in the audit's run).
-import { Consumer } from '@platformatic/kafka';
+import { Admin, Consumer } from '@platformatic/kafka';
 import type { Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KafkaClient } from '../../src/messaging/kafka/client.ts';
+import { commitMetadataOf, tagCommits } from '../../src/messaging/kafka/commit-tags.ts';
 import { PartitionFetcher, type FetchedRecord } from '../../src/messaging/kafka/fetcher.ts';
+import { createGroupMember, type GroupMember } from '../../src/messaging/kafka/group-member.ts';
 import { createTopicsAndWait } from '../../src/messaging/kafka/topic-admin.ts';
 import { eventually } from '../support/faults.ts';
 import { brokers, connectedProducer, testKafka, uniquePrefix } from '../support/kafka.ts';
@@ -19,10 +21,12 @@ const client = new KafkaClient('recreated-test', { brokers: brokers() });
 const prefix = uniquePrefix();
 const committedTopic = `${prefix}committed`;
 const recreatedTopic = `${prefix}recreated`;
+const restartedTopic = `${prefix}restarted`;
 
 let producer: Producer;
 const consumers: Consumer[] = [];
 const fetchers: PartitionFetcher[] = [];
+const members: GroupMember[] = [];
 
 async function create(topic: string): Promise<void> {
   const admin = client.admin();
@@ -31,6 +35,85 @@ async function create(topic: string): Promise<void> {
   } finally {
     await admin.disconnect();
   }
+}
+
+async function recreate(topic: string): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic] });
+  await admin.disconnect();
+  await eventually(
+    async () => {
+      try {
+        await create(topic);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    'the topic created again',
+  );
+}
+
+async function send(topic: string, values: string[]): Promise<void> {
+  await producer.send({ topic, messages: values.map((value) => ({ partition: 0, value })) });
+}
+
+const values = (name: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${name}-${i}`);
+
+/** Commits `offset` for `group` as a worker that read the topic under `id` would. */
+async function commitTagged(group: string, topic: string, offset: bigint, id: string): Promise<void> {
+  const admin = new Admin(client.options('-tagged'));
+  try {
+    tagCommits(admin, { topicIdOf: () => id, onCommitted: () => undefined });
+    await admin.alterConsumerGroupOffsets({
+      groupId: group,
+      topics: [{ name: topic, partitionOffsets: [{ partition: 0, offset }] }],
+    });
+  } finally {
+    await admin.close();
+  }
+}
+
+async function committedOf(group: string, topic: string) {
+  const admin = new Admin(client.options('-offsets'));
+  try {
+    const [answer] = await admin.listConsumerGroupOffsets({
+      groups: [{ groupId: group, topics: [{ name: topic, partitionIndexes: [0] }] }],
+    });
+    const p = answer?.topics.find((t) => t.name === topic)?.partitions[0];
+    return { offset: p?.committedOffset, metadata: p?.metadata };
+  } finally {
+    await admin.close();
+  }
+}
+
+/** A lane's member of `group`, in a process that has read nothing yet. */
+async function memberOf(group: string, topic: string) {
+  const got: FetchedRecord[] = [];
+  const restarted: [string, number, bigint | undefined, bigint][] = [];
+  const member = createGroupMember({
+    client,
+    groupId: group,
+    topics: [topic],
+    name: 'recreated',
+    reset: 'earliest',
+    maxBytesPerPartition: 1 << 20,
+    topicIds: new Map(),
+    stallTimeoutMs: 30_000,
+    hooks: {
+      onRecords: (_topic, _partition, records) => got.push(...records),
+      onRestarted: (...args) => restarted.push(args),
+      onAssignment: () => undefined,
+      onMembership: () => undefined,
+      onFatal: () => undefined,
+      onError: () => undefined,
+    },
+  });
+  members.push(member);
+  await member.start();
+  return { member, got, restarted };
 }
 
 async function topicId(topic: string): Promise<string> {
@@ -74,6 +157,7 @@ function fetcherOf(groupId: string, topicIds: Map<string, string>) {
 beforeAll(async () => {
   await create(committedTopic);
   await create(recreatedTopic);
+  await create(restartedTopic);
   producer = await connectedProducer(testKafka());
   await producer.send({
     topic: committedTopic,
@@ -94,11 +178,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(fetchers.map((f) => f.stop()));
+  await Promise.all(members.map((m) => m.close().catch(() => undefined)));
   await Promise.all(consumers.map((c) => c.close(true).catch(() => undefined)));
   await producer?.disconnect();
   const admin = testKafka().admin();
   await admin.connect();
-  await admin.deleteTopics({ topics: [committedTopic, recreatedTopic] }).catch(() => undefined);
+  await admin
+    .deleteTopics({ topics: [committedTopic, recreatedTopic, restartedTopic] })
+    .catch(() => undefined);
   await admin.disconnect();
 });
 
@@ -171,5 +258,49 @@ describe('a topic deleted and created again', () => {
     // The lane's next member reads the new topic from its start: its id is not taken as known.
     expect(known.get(recreatedTopic)).toBe(before);
     await fetcher.stop();
+  });
+
+  it('commits carry the id of the topic their records were read from', async () => {
+    const group = `${prefix}tagged`;
+    const { member, got } = await memberOf(group, committedTopic);
+    await eventually(() => got.length >= 20, 20_000, "the topic's records");
+    await member.commit([{ topic: committedTopic, partition: 0, offset: '17' }]);
+    expect(await committedOf(group, committedTopic)).toEqual({
+      offset: 17n,
+      metadata: commitMetadataOf(await topicId(committedTopic)),
+    });
+    await member.close();
+  });
+
+  it("starts from the log start an offset committed with the deleted topic's id, in a process that has read nothing", async () => {
+    const group = `${prefix}after`;
+    await send(restartedTopic, values('old', 20));
+    const deleted = await topicId(restartedTopic);
+    await recreate(restartedTopic);
+    await send(restartedTopic, values('new', 30));
+    const now = await topicId(restartedTopic);
+    expect(now).not.toBe(deleted);
+    // A commit of the deleted topic's last moments, landed on the new topic's name (the broker drops a
+    // deleted topic's offsets, but not those committed after it was created again).
+    await commitTagged(group, restartedTopic, 15n, deleted);
+
+    // Taken as it was, records 0 to 14 of the new topic were never read.
+    const second = fetcherOf(group, new Map());
+    second.fetcher.add([{ topic: restartedTopic, partition: 0 }]);
+    second.fetcher.start();
+    await eventually(() => second.got.length >= 30, 10_000, 'every record of the new topic');
+    expect(second.got.map((r) => r.value?.toString())).toEqual(values('new', 30));
+    expect(second.restarted).toEqual([[restartedTopic, 0, 15n, 0n]]);
+    await second.fetcher.stop();
+
+    // An offset tagged with the topic's own id is taken.
+    await commitTagged(group, restartedTopic, 25n, now);
+    const third = fetcherOf(group, new Map());
+    third.fetcher.add([{ topic: restartedTopic, partition: 0 }]);
+    third.fetcher.start();
+    await eventually(() => third.got.length >= 5, 10_000, 'the records past the committed offset');
+    expect(third.got.map((r) => r.offset)).toEqual([25n, 26n, 27n, 28n, 29n]);
+    expect(third.restarted).toEqual([]);
+    await third.fetcher.stop();
   });
 });

@@ -12,6 +12,7 @@ import {
   type BaseOptions,
   type ClusterMetadata,
 } from '@platformatic/kafka';
+import { knownTopicId, topicIdOfCommitMetadata } from './commit-tags.ts';
 
 /** A topic to create. */
 export interface TopicSpec {
@@ -33,6 +34,8 @@ export interface PartitionMetadata {
 
 export interface TopicMetadata {
   name: string;
+  /** Undefined where the broker has no topic ids. */
+  id?: string | undefined;
   partitions: PartitionMetadata[];
 }
 
@@ -52,6 +55,8 @@ export interface PartitionOffset {
   partition: number;
   /** "-1" where there is none (nothing committed; no record at or after the time). */
   offset: string;
+  /** A committed offset's: the id of the topic a worker read it from (commit-tags.ts), if it says. */
+  topicId?: string | undefined;
 }
 
 export interface TopicOffsets {
@@ -217,6 +222,7 @@ export class KafkaAdmin {
         if (!topic) throw new KafkaAdminError(`no metadata for topic ${name}`, 'UNKNOWN_TOPIC_OR_PARTITION');
         return {
           name,
+          id: knownTopicId(topic.id),
           partitions: topic.partitions.map((p, partitionId) => ({
             partitionId,
             leader: p.leader,
@@ -312,17 +318,15 @@ export class KafkaAdmin {
     );
     return wanted.map(({ name, partitionIndexes }) => {
       const listed = new Map(
-        (group?.topics.find((t) => t.name === name)?.partitions ?? []).map((p) => [
-          p.partitionIndex,
-          p.committedOffset,
-        ]),
+        (group?.topics.find((t) => t.name === name)?.partitions ?? []).map((p) => [p.partitionIndex, p]),
       );
       return {
         topic: name,
-        partitions: partitionIndexes.map((partition) => ({
-          partition,
-          offset: str(listed.get(partition) ?? -1n),
-        })),
+        partitions: partitionIndexes.map((partition) => {
+          const p = listed.get(partition);
+          const topicId = topicIdOfCommitMetadata(p?.metadata);
+          return { partition, offset: str(p?.committedOffset ?? -1n), ...(topicId ? { topicId } : {}) };
+        }),
       };
     });
   }

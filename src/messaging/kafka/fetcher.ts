@@ -17,6 +17,7 @@ import {
 import { partitionKey as key } from '../engine/records.ts';
 import { DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES } from '../../config.ts';
 import { boundFetches, type ReadBatch, type Unreadable } from './bounded-fetch.ts';
+import { knownTopicId, tagCommits, topicIdOfCommitMetadata } from './commit-tags.ts';
 import type { PartitionEnds } from './transaction-holds.ts';
 
 // The fetch types are not exported from the package root.
@@ -88,7 +89,10 @@ export interface FetcherOptions {
     ((topic: string, partition: number, from: bigint | undefined, to: bigint) => void) | undefined;
   /** The topic id each topic name was last read under, shared by the fetchers of one lane: a partition
    * first fetched under another id starts from its log start, whatever the group committed for the name
-   * (commits are by name: those of the deleted topic's last moments land on the new one). */
+   * (commits are by name: those of the deleted topic's last moments land on the new one). With
+   * 'committed', commits made through `consumer` also carry the partition's topic id (commit-tags.ts),
+   * and a committed offset tagged with another id than the topic's now starts it from its log start
+   * too: a worker started after the topic was created again cannot have read it. */
   topicIds?: Map<string, string> | undefined;
   /** For partitions added without an offset: the group's committed offset (falling back to `reset`), or
    * straight from `reset`. */
@@ -125,11 +129,9 @@ interface PartitionState extends TopicPartition {
   failures: number;
   /** The topic id it is read under, from its first fetch (topicIds). */
   topicId?: string | undefined;
+  /** The topic id its committed offset was tagged with, when it started from one (commit-tags.ts). */
+  committedTopicId?: string | undefined;
 }
-
-/** A broker without topic ids answers with the zero UUID. */
-const knownTopicId = (id: string | undefined): string | undefined =>
-  id && !/^(A{22}|0{8}-0{4}-0{4}-0{4}-0{12})$/.test(id) ? id : undefined;
 
 // Kafka error codes the loop treats itself.
 const OFFSET_OUT_OF_RANGE = 1;
@@ -187,9 +189,18 @@ export class PartitionFetcher {
   /** Bumped by add(): a failure of an attempt begun before it does not hold back what it added. */
   #added = 0;
   #positioned: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** The metadata each partition's committed offset was read back with (startFrom 'committed'). */
+  readonly #committedMetadata = new Map<string, string | null>();
 
   constructor(options: FetcherOptions) {
     this.#o = options;
+    if (options.startFrom === 'committed' && options.topicIds) {
+      tagCommits(options.consumer, {
+        topicIdOf: (topic, partition) => this.#parts.get(key(topic, partition))?.topicId,
+        onCommitted: (topic, partition, metadata) =>
+          this.#committedMetadata.set(key(topic, partition), metadata),
+      });
+    }
     boundFetches(options.consumer, {
       limit: options.maxBatchBytes ?? DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
       maxEntries: options.maxRecords,
@@ -395,6 +406,7 @@ export class PartitionFetcher {
   async #positionTopic(topic: string, partitions: number[]): Promise<void> {
     let missing = partitions;
     if (this.#o.startFrom === 'committed') {
+      for (const partition of partitions) this.#committedMetadata.delete(key(topic, partition));
       const committed = await this.#o.consumer.listCommittedOffsets({ topics: [{ topic, partitions }] });
       missing = [];
       for (const partition of partitions) {
@@ -402,8 +414,10 @@ export class PartitionFetcher {
         const p = this.#parts.get(key(topic, partition));
         if (!p || p.position !== undefined) continue;
         const fallback = this.#o.fallback?.(topic, partition);
-        if (offset !== undefined && offset >= 0n) p.position = offset;
-        else if (fallback !== undefined) p.position = fallback;
+        if (offset !== undefined && offset >= 0n) {
+          p.position = offset;
+          p.committedTopicId = topicIdOfCommitMetadata(this.#committedMetadata.get(key(topic, partition)));
+        } else if (fallback !== undefined) p.position = fallback;
         else missing.push(partition);
       }
     }
@@ -486,7 +500,8 @@ export class PartitionFetcher {
       } else if (p.topicId !== undefined) {
         recreated.set(p.topic, { before: p.topicId, now: id });
       } else {
-        const before = seen.get(p.topic);
+        // The committed offset's own tag first: the lane may have read the deleted topic, or not at all.
+        const before = p.committedTopicId ?? seen.get(p.topic);
         if (before !== undefined && before !== id) {
           restart.push({ p, id, from: p.position });
           continue;

@@ -146,9 +146,9 @@ export class LaneConsumer<P extends Schedulable> {
           if (!current()) return;
           logger.warn(
             { lane, topic, partition, committed: from === undefined ? null : String(from), from: String(to) },
-            `${topic} was deleted and created again since this lane last read it: partition ${partition} ` +
-              `is read from its start (offset ${to}), not from the offset committed for the name, which ` +
-              "may be the deleted topic's",
+            `${topic} was deleted and created again since this lane last read it, or since its offset ` +
+              `was committed: partition ${partition} is read from its start (offset ${to}), not from the ` +
+              "offset committed for the name, which may be the deleted topic's",
           );
         },
         onAssignment: (added, removed) => {

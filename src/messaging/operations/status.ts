@@ -81,6 +81,7 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
     const metadata =
       present.length > 0 ? await admin.fetchTopicMetadata({ topics: present }) : { topics: [] };
     const partitionsOf = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+    const idOf = new Map(metadata.topics.map((t) => [t.name, t.id]));
     const requestCounts = wanted
       .filter((t) => t.role === 'request')
       .map((t) => partitionsOf.get(t.name))
@@ -99,7 +100,7 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
     });
 
     const groups: LaneGroup[] = [];
-    const committed = new Map<string, string>();
+    const committed = new Map<string, { offset: string; topicId?: string | undefined }>();
     for (const lane of LANE_NAMES) {
       const id = laneGroupId(o.groupId, lane);
       const described = await describeGroup(admin, id);
@@ -113,7 +114,7 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
       const topics = LANES[lane].topics.map((t) => o.names.request(t)).filter((t) => existing.has(t));
       if (topics.length === 0) continue;
       for (const t of await admin.fetchOffsets({ groupId: id, topics })) {
-        for (const p of t.partitions) committed.set(`${t.topic}/${p.partition}`, p.offset);
+        for (const p of t.partitions) committed.set(`${t.topic}/${p.partition}`, p);
       }
     }
     // Workers of earlier versions read in one group named KAFKA_GROUP_ID.
@@ -130,10 +131,23 @@ export async function gatherStatus(o: StatusOptions): Promise<WorkerStatus> {
     const lag: PartitionLag[] = [];
     for (const topic of requestTopics) {
       for (const p of await admin.fetchTopicOffsets(topic)) {
-        const at = committed.get(`${topic}/${p.partition}`);
-        const has = at !== undefined && Number(at) >= 0;
+        const entry = committed.get(`${topic}/${p.partition}`);
+        const at = entry?.offset;
         const low = BigInt(p.low);
         const high = BigInt(p.high);
+        // Committed by a worker that read a topic of this name since deleted: a worker started now reads
+        // the partition from its log start (commit-tags.ts).
+        const current = idOf.get(topic);
+        const earlierTopic =
+          entry?.topicId !== undefined && current !== undefined && entry.topicId !== current;
+        const has = at !== undefined && Number(at) >= 0 && !earlierTopic;
+        if (earlierTopic && at !== undefined) {
+          problems.push(
+            `${topic}/${p.partition}: the committed offset ${at} was committed by a worker reading a topic of ` +
+              `this name since deleted (topic id ${entry.topicId}, now ${current}): a worker started now reads ` +
+              `the partition from its log start, ${p.low}`,
+          );
+        }
         const committedAt = has ? BigInt(at) : low;
         // What is left to read starts at the log start: records below it are gone.
         const from = committedAt > low ? committedAt : low;
