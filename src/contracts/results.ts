@@ -13,7 +13,17 @@ export const modelErrorSchema = z.object({
   details: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const messageSourceSchema = z.object({ topic: z.string(), partition: z.int(), offset: z.string() });
+export const messageSourceSchema = z.object({
+  topic: z.string(),
+  partition: z.int(),
+  offset: z.string(),
+  /** With the coordinates, tells the request from one at the same coordinates of a topic since deleted
+   * and created again (a replay's live outcomes). */
+  timestamp: z
+    .string()
+    .optional()
+    .describe("the request record's Kafka timestamp (ms since the epoch, decimal)"),
+});
 export type MessageSource = z.infer<typeof messageSourceSchema>;
 
 export const resultMetadataSchema = z.looseObject({

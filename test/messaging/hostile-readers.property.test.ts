@@ -759,7 +759,12 @@ describe('prepare (stages/prepare.ts)', () => {
         }
         if (p.correlationId !== null) expect(p.correlationId).toMatch(UUID);
         expect(p.context.identity).toMatch(/^(cid|hdr|off):./);
-        expect(p.context.source).toEqual({ topic: m.topic, partition: m.partition, offset: m.offset });
+        expect(p.context.source).toEqual({
+          topic: m.topic,
+          partition: m.partition,
+          offset: m.offset,
+          timestamp: m.timestamp,
+        });
         if (p.context.fingerprint !== undefined) expect(p.context.fingerprint).toMatch(/^[A-Za-z0-9_-]{22}$/);
         expect(['free', 'key']).toContain(p.ordering);
         const keyBound = o.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;

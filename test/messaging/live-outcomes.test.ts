@@ -7,6 +7,7 @@ import {
   deadLetterVerdict,
   RefusedLive,
   resultVerdict,
+  timestampStamp,
 } from '../../src/messaging/operations/live-outcomes.ts';
 import type { InboundMessage } from '../../src/messaging/engine/records.ts';
 
@@ -34,6 +35,7 @@ describe('live outcomes', () => {
       at: 't.pattern.insert/1/9',
       ...source,
       code: null,
+      stamp: 0,
     });
     const refused = { success: false, error: { code: 'VALIDATION_ERROR' }, metadata: { source } };
     expect(resultVerdict(message(json(refused)))?.code).toBe('VALIDATION_ERROR');
@@ -108,5 +110,75 @@ describe('RefusedLive', () => {
     expect(many.get('t', 0, '10')).toBe('CODE_10');
     expect(many.get('t', 0, '999')).toBe('INTERNAL');
     expect(many.get('t', 0, 'not-an-offset')).toBeUndefined();
+  });
+
+  it('gives a record only the verdicts of its own request: one at its offset in a topic since deleted has another timestamp', () => {
+    const topic = 't.pattern.usage';
+    const range = [{ topic, partition: 0, start: 0n, end: 10n }];
+    const [before, after] = ['1764990000000', '1764990600000'];
+    const [old, now] = [timestampStamp(before), timestampStamp(after)];
+    expect(old).not.toBe(now);
+    expect(Math.min(old, now)).toBeGreaterThan(0);
+
+    // The deleted topic's record at offset 1 was refused; the new one there was applied (a success result).
+    const a = new RefusedLive(range);
+    a.refuse(topic, 0, '1', 'VALIDATION_ERROR', old, true);
+    a.answered(topic, 0, '1', now);
+    expect(a.get(topic, 0, '1', after)).toBeUndefined();
+    expect(a.get(topic, 0, '1', before)).toBe('VALIDATION_ERROR');
+
+    // The other way round: the deleted record's success does not clear the new one's refusal.
+    const b = new RefusedLive(range);
+    b.refuse(topic, 0, '2', 'NOT_FOUND', now, true);
+    b.answered(topic, 0, '2', old);
+    expect(b.get(topic, 0, '2', after)).toBe('NOT_FOUND');
+    expect(b.size).toBe(1);
+
+    // Both refused: a later dead letter is of the newer record; an error result of the older one after it
+    // changes nothing.
+    const c = new RefusedLive(range);
+    c.refuse(topic, 0, '3', 'VALIDATION_ERROR', old, true);
+    c.refuse(topic, 0, '3', 'NOT_FOUND', now, true);
+    c.refuse(topic, 0, '3', 'VALIDATION_ERROR', old);
+    expect(c.get(topic, 0, '3', after)).toBe('NOT_FOUND');
+    expect(c.size).toBe(1);
+
+    // Of the same request, the first verdict stays.
+    c.refuse(topic, 0, '4', 'NOT_FOUND', now, true);
+    c.refuse(topic, 0, '4', 'CONFLICT', now, true);
+    expect(c.get(topic, 0, '4', after)).toBe('NOT_FOUND');
+    expect(c.size).toBe(2);
+  });
+
+  it('gives a verdict written without a timestamp (an earlier version) to any record at its coordinates', () => {
+    const topic = 't.pattern.usage';
+    const refused = new RefusedLive([{ topic, partition: 0, start: 0n, end: 10n }]);
+    refused.refuse(topic, 0, '5', 'VALIDATION_ERROR');
+    expect(refused.get(topic, 0, '5', '1764990000000')).toBe('VALIDATION_ERROR');
+    expect(refused.get(topic, 0, '5')).toBe('VALIDATION_ERROR');
+    refused.answered(topic, 0, '5', timestampStamp('1764990000000'));
+    expect(refused.get(topic, 0, '5', '1764990000000')).toBeUndefined();
+  });
+
+  it("reads the request's timestamp from a dead letter's and a result's own fields", () => {
+    const source = { topic: 't.pattern.insert', partition: 1, offset: '9', timestamp: '1764990000000' };
+    expect(resultVerdict(message(json({ success: true, metadata: { source } })))?.stamp).toBe(
+      timestampStamp('1764990000000'),
+    );
+    const ts = Buffer.alloc(8);
+    ts.writeBigInt64BE(1764990000000n);
+    const letter = message(Buffer.from('{}'), {
+      'kafka_dlt-original-topic': Buffer.from('t.pattern.insert'),
+      'kafka_dlt-original-partition': Buffer.from([0, 0, 0, 1]),
+      'kafka_dlt-original-offset': Buffer.from([0, 0, 0, 0, 0, 0, 0, 9]),
+      'kafka_dlt-original-timestamp': ts,
+      'kafka_dlt-exception-fqcn': Buffer.from('VALIDATION_ERROR'),
+    });
+    expect(deadLetterVerdict(letter)).toMatchObject({
+      offset: '9',
+      code: 'VALIDATION_ERROR',
+      stamp: timestampStamp('1764990000000'),
+    });
+    for (const bad of [undefined, '', 'x', '1.5', '9'.repeat(30)]) expect(timestampStamp(bad)).toBe(0);
   });
 });

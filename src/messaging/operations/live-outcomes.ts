@@ -5,17 +5,38 @@
 // ".replay.") are not live outcomes and are left out; a success result for the same message wins (a
 // result the broker refused is replaced by an error that says the request itself succeeded). What it
 // applied is kept too (AppliedLive), so that a replay can defer such a message where its order refuses it.
+//
+// Outcomes are keyed by coordinates, which a topic deleted and created again reuses: a verdict also keeps a
+// byte of its request's Kafka timestamp (the dead letter's kafka_dlt-original-timestamp, a result's
+// metadata.source.timestamp), and a replayed record with another timestamp is not given it. Verdicts
+// written without one (by earlier versions) still match any record at their coordinates.
+import { HEADERS, headerBytes } from '../../contracts/headers.ts';
 import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
 import type { KafkaAdmin } from '../kafka/admin.ts';
 import type { KafkaClient } from '../kafka/client.ts';
 import { planRanges, readRanges, type PartitionRange } from '../kafka/operator-io.ts';
 import { partitionKey, type InboundMessage } from '../engine/records.ts';
 import { decodeDeadLetter } from './dead-letters.ts';
+import { readBigEndian } from '../stages/encode.ts';
 import { isoTimeOrNull } from '../../contracts/time.ts';
 
 /** `topic/partition/offset` of a request record. */
 export const coordinates = (topic: string, partition: number, offset: string): string =>
   `${topic}/${partition}/${offset}`;
+
+/** A request's Kafka timestamp (ms, decimal) as a byte from 1 to 255; 0 where it is not known. Two
+ * records at the same coordinates with different timestamps look alike to it once in 255. */
+export function timestampStamp(timestamp: string | number | undefined): number {
+  if (timestamp === undefined) return 0;
+  const text = String(timestamp);
+  if (!/^-?\d{1,20}$/.test(text)) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return ((hash >>> 0) % 255) + 1;
+}
+
+/** Whether two stamps may be of the same record (an unknown one matches any). */
+const sameRecord = (a: number, b: number): boolean => a === 0 || b === 0 || a === b;
 
 /** Where `offset` falls in a replayed range (its index from the range's start), if it does. */
 function indexIn(range: { start: bigint; end: bigint } | undefined, offset: string): number | undefined {
@@ -78,7 +99,11 @@ const OTHER_CODE = 'INTERNAL';
  * 450,000 dead letters, kept by coordinates, ran a replay of nothing out of memory).
  */
 export class RefusedLive {
-  readonly #ranges = new Map<string, { start: bigint; end: bigint; states?: Uint8Array }>();
+  /** Per offset, a state (none, applied, a code) and the stamp of the request it was said of. */
+  readonly #ranges = new Map<
+    string,
+    { start: bigint; end: bigint; states?: Uint8Array; stamps?: Uint8Array }
+  >();
   /** Codes by index; 0 is none, APPLIED is applied, then OTHER_CODE (what codes past MAX_CODES read as). */
   readonly #codes: string[] = ['', '', OTHER_CODE];
   readonly #index = new Map<string, number>([[OTHER_CODE, 2]]);
@@ -95,33 +120,46 @@ export class RefusedLive {
     return this.#size;
   }
 
-  /** The code a record was refused with live, if it was. */
-  get(topic: string, partition: number, offset: string): string | undefined {
+  /** The code the record at these coordinates, stamped `timestamp`, was refused with live, if it was. */
+  get(topic: string, partition: number, offset: string, timestamp?: string): string | undefined {
     const at = this.#at(topic, partition, offset, false);
     const state = at ? (at.states[at.i] as number) : 0;
-    return state > APPLIED ? this.#codes[state] : undefined;
+    if (state <= APPLIED || !at || !sameRecord(at.stamps[at.i] as number, timestampStamp(timestamp)))
+      return undefined;
+    return this.#codes[state];
   }
 
-  /** Refused with `code`, unless something was said of it already. */
-  refuse(topic: string, partition: number, offset: string, code: string): void {
+  /**
+   * Refused with `code`, unless something was said of the same request already. What was said of another
+   * request at these coordinates (a topic deleted and created again) is replaced when `newer`: a later
+   * record of the same dead-letter topic.
+   */
+  refuse(topic: string, partition: number, offset: string, code: string, stamp = 0, newer = false): void {
     const at = this.#at(topic, partition, offset, true);
-    if (!at || at.states[at.i] !== 0) return;
+    if (!at) return;
+    const state = at.states[at.i] as number;
+    if (state !== 0 && (sameRecord(at.stamps[at.i] as number, stamp) || !newer)) return;
+    if (state <= APPLIED) this.#size += 1;
     at.states[at.i] = this.#codeIndex(code);
-    this.#size += 1;
+    at.stamps[at.i] = stamp;
   }
 
-  /** Applied, whatever was said before (a dead letter says its result was refused, not the request). */
-  applied(topic: string, partition: number, offset: string): void {
+  /** Applied, whatever was said before (a dead letter says its result was refused, not the request; a
+   * later dead letter is of the same request or of a newer one at these coordinates). */
+  applied(topic: string, partition: number, offset: string, stamp = 0): void {
     const at = this.#at(topic, partition, offset, true);
     if (!at) return;
     if ((at.states[at.i] as number) > APPLIED) this.#size -= 1;
     at.states[at.i] = APPLIED;
+    at.stamps[at.i] = stamp;
   }
 
-  /** A success result: no longer refused (but not taken as applied by a dead letter). */
-  answered(topic: string, partition: number, offset: string): void {
+  /** A success result: no longer refused (but not taken as applied by a dead letter), unless the refusal
+   * was of another request at these coordinates. */
+  answered(topic: string, partition: number, offset: string, stamp = 0): void {
     const at = this.#at(topic, partition, offset, false);
     if (!at || (at.states[at.i] as number) <= APPLIED) return;
+    if (!sameRecord(at.stamps[at.i] as number, stamp)) return;
     at.states[at.i] = 0;
     this.#size -= 1;
   }
@@ -140,11 +178,12 @@ export class RefusedLive {
     const range = this.#ranges.get(partitionKey(topic, partition));
     const i = indexIn(range, offset);
     if (!range || i === undefined) return undefined;
-    if (!range.states) {
+    if (!range.states || !range.stamps) {
       if (!create) return undefined;
       range.states = new Uint8Array(Number(range.end - range.start));
+      range.stamps = new Uint8Array(range.states.length);
     }
-    return { states: range.states, i };
+    return { states: range.states, stamps: range.stamps, i };
   }
 }
 
@@ -155,6 +194,8 @@ export interface Verdict {
   partition: number;
   offset: string;
   code: string | null;
+  /** The request's timestamp as timestampStamp gives it (0: not said). */
+  stamp: number;
 }
 
 export interface LiveOutcomes {
@@ -179,13 +220,17 @@ export function deadLetterVerdict(m: InboundMessage): Verdict | undefined {
   // Its result could not be published, but the request itself was applied.
   const applied = dl.message?.includes('the request itself succeeded') === true;
   const code = applied ? null : (dl.code ?? 'INTERNAL');
-  return { at: coordinates(topic, partition, offset), topic, partition, offset, code };
+  const stamp = timestampStamp(readBigEndian(headerBytes(m.headers[HEADERS.dltOriginalTimestamp])));
+  return { at: coordinates(topic, partition, offset), topic, partition, offset, code, stamp };
 }
 
 interface ResultBody {
   success?: unknown;
   error?: { code?: unknown; details?: { request_succeeded?: unknown } } | null;
-  metadata?: { source?: { topic?: unknown; partition?: unknown; offset?: unknown }; duplicate?: unknown };
+  metadata?: {
+    source?: { topic?: unknown; partition?: unknown; offset?: unknown; timestamp?: unknown };
+    duplicate?: unknown;
+  };
 }
 
 /** A result's verdict on its request: refused with a code, applied, or nothing to say. */
@@ -208,12 +253,13 @@ export function resultVerdict(m: InboundMessage): Verdict | undefined {
     return undefined;
   const { topic, partition, offset } = source;
   const at = coordinates(topic, partition, offset);
+  const stamp = typeof source.timestamp === 'string' ? timestampStamp(source.timestamp) : 0;
   if (body.success === true || body.error?.details?.request_succeeded === true)
-    return { at, topic, partition, offset, code: null };
+    return { at, topic, partition, offset, code: null, stamp };
   const code = body.error?.code;
   // A read whose caller gave up was never run: not a refusal of a write.
   if (typeof code !== 'string' || code === 'DEADLINE_EXCEEDED') return undefined;
-  return { at, topic, partition, offset, code };
+  return { at, topic, partition, offset, code, stamp };
 }
 
 /** Reads what the live worker answered for the request topics `topics`; what it applied is kept for the
@@ -267,16 +313,16 @@ export async function readLiveOutcomes(
   await readAll(
     dlqs,
     (v) => {
-      if (v.code === null) refused.applied(v.topic, v.partition, v.offset);
-      else refused.refuse(v.topic, v.partition, v.offset, v.code);
+      if (v.code === null) refused.applied(v.topic, v.partition, v.offset, v.stamp);
+      else refused.refuse(v.topic, v.partition, v.offset, v.code, v.stamp, true);
     },
     deadLetterVerdict,
   );
   await readAll(
     results,
     (v) => {
-      if (v.code === null) refused.answered(v.topic, v.partition, v.offset);
-      else refused.refuse(v.topic, v.partition, v.offset, v.code);
+      if (v.code === null) refused.answered(v.topic, v.partition, v.offset, v.stamp);
+      else refused.refuse(v.topic, v.partition, v.offset, v.code, v.stamp);
     },
     resultVerdict,
   );

@@ -52,7 +52,9 @@ export interface ReplayDriverOptions {
   lifecycle: Lifecycle;
   logger: Logger;
   /** Request records refused live: coordinates to error code. */
-  refusedLive: { get(topic: string, partition: number, offset: string): string | undefined };
+  refusedLive: {
+    get(topic: string, partition: number, offset: string, timestamp?: string): string | undefined;
+  };
   /** Request records the live worker applied (none known by default). */
   appliedLive?: AppliedLive;
   concurrency: number;
@@ -172,7 +174,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         finished(message);
         continue;
       }
-      const live = o.refusedLive.get(message.topic, message.partition, message.offset);
+      const live = o.refusedLive.get(message.topic, message.partition, message.offset, message.timestamp);
       if (live !== undefined) {
         refuse(live);
         summary.refusedAsLive += 1;

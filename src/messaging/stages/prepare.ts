@@ -2,6 +2,7 @@
 // headers, the decoded request (or the error that refuses it), the message identity, and how it may be
 // scheduled (reads in any order, writes in order per key, usage events batchable).
 import type { ModelError } from '../../contracts/errors.ts';
+import type { MessageSource } from '../../contracts/results.ts';
 import {
   HEADERS,
   headerBytes,
@@ -147,7 +148,7 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
   if (!deadline.ok && isRead) error ??= { code: 'VALIDATION_ERROR', message: deadline.reason };
   if (!decoded.ok) error ??= decoded.error;
   else if (!error) request = decoded.request;
-  const source = { topic: message.topic, partition: message.partition, offset: message.offset };
+  const source = sourceOf(message);
   const { identity, redriveOf } = identify({
     bodyCorrelationId: correlationId,
     headerCorrelationId: correlationHeader,
@@ -188,10 +189,16 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
   };
 }
 
+/** Where a result says its request came from: its coordinates and its Kafka timestamp. */
+function sourceOf(message: InboundMessage): MessageSource {
+  const { topic, partition, offset, timestamp } = message;
+  return { topic, partition, offset, timestamp };
+}
+
 /** What a message whose preparation threw becomes: each try fails with `err`; nothing of it is read. */
 export function unpreparable(message: InboundMessage, options: PrepareOptions, err: unknown): Prepared {
   const logical = options.names.lookup(message.topic)?.logical ?? 'pattern.insert';
-  const source = { topic: message.topic, partition: message.partition, offset: message.offset };
+  const source = sourceOf(message);
   return {
     message,
     logical,
