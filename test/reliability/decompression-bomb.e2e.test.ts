@@ -191,3 +191,58 @@ it('refuses requests too large to hold parsed, and takes in heavy valid ones a f
   expect(rows[0]?.usage_count).toBe(60);
   expect(await peakRss(worker.child.pid as number)).toBeLessThan(MAX_PEAK_RSS);
 });
+
+it('refuses requests of too many headers, and takes in requests of many headers a few at a time', async () => {
+  // Sixty requests of 45,000 empty headers each, 41 KB on the broker with lz4, ran the shipped heap out on
+  // every start: a header takes about 300 bytes of heap as read, and the lane's bound counted none.
+  const patternId = randomUUID();
+  await stack.send('pattern.insert', [
+    {
+      correlation_id: randomUUID(),
+      data: { pattern_id: patternId, pattern_name: 'ManyHeaders', pattern_type: 'code', language: 'go' },
+    },
+  ]);
+  const usage = () => {
+    const cid = randomUUID();
+    return {
+      cid,
+      value: JSON.stringify({
+        operation: 'record_usage',
+        correlation_id: cid,
+        pattern_id: patternId,
+        usage_data: { success: true },
+      }),
+    };
+  };
+  const topic = stack.names.request('pattern.usage');
+  const tooMany = Array.from({ length: 60 }, usage);
+  const many = Array.from({ length: 200 }, usage);
+  await produce([
+    { topic, codec: 'lz4', key: patternId, values: tooMany.map((u) => u.value), headers: 45_000 },
+    { topic, codec: 'lz4', key: patternId, values: many.map((u) => u.value), headers: 1_000 },
+  ]);
+  const resultTopic = stack.names.result('pattern.usage');
+  const wanted = new Set<string>([...tooMany, ...many].map((u) => u.cid));
+  const answered = (all: { topic: string; json: <T>() => T }[]) =>
+    all.filter(
+      (m) => m.topic === resultTopic && wanted.has(m.json<ModelResult>().metadata?.correlation_id ?? ''),
+    );
+  const results = answered(
+    await stack.results.waitFor((all) => answered(all).length >= wanted.size, 120_000, 'every answer'),
+  );
+  expect(worker.child.exitCode).toBeNull();
+  const byCid = new Map(
+    results.map((m) => [m.json<ModelResult>().metadata?.correlation_id, m.json<ModelResult>()]),
+  );
+  for (const { cid } of tooMany) {
+    expect(byCid.get(cid)?.error?.code).toBe('VALIDATION_ERROR');
+    expect(byCid.get(cid)?.error?.message).toMatch(/has 45000 headers; at most 1000 are accepted/);
+  }
+  for (const { cid } of many) expect(byCid.get(cid)?.success, cid).toBe(true);
+  const { rows } = await stack.db.pool.query<{ usage_count: number }>(
+    'SELECT usage_count FROM pattern_templates WHERE id = $1',
+    [patternId],
+  );
+  expect(rows[0]?.usage_count).toBe(200);
+  expect(await peakRss(worker.child.pid as number)).toBeLessThan(MAX_PEAK_RSS);
+});

@@ -73,7 +73,35 @@ export interface OutboundRecord {
 /** The key of one partition of one topic in maps and sets. */
 export const partitionKey = (topic: string, partition: number): string => `${topic}:${partition}`;
 
-/** A message's key and value as buffered, with something for the rest of it (bytes). */
+/** The heap a header takes as read, beside its bytes: its name and value slices and its map entries
+ * (about 300 bytes, measured). A record of 45,000 empty headers is 135 KB on the wire (41 KB with lz4)
+ * and about 13 MB read. */
+export const HEAP_BYTES_PER_HEADER = 300;
+
+/** How many headers a message has. */
+export function headerCount(message: InboundMessage): number {
+  if (message.wireHeaders) return message.wireHeaders.length;
+  let count = 0;
+  for (const value of Object.values(message.headers))
+    count += Array.isArray(value) ? value.length : value === undefined ? 0 : 1;
+  return count;
+}
+
+function headersBytes(message: InboundMessage): number {
+  let bytes = 0;
+  if (message.wireHeaders) {
+    for (const [name, value] of message.wireHeaders) bytes += (name?.length ?? 0) + (value?.length ?? 0);
+  } else {
+    for (const [name, value] of Object.entries(message.headers)) {
+      for (const v of Array.isArray(value) ? value : [value]) bytes += name.length + (v?.length ?? 0);
+    }
+  }
+  return bytes + headerCount(message) * HEAP_BYTES_PER_HEADER;
+}
+
+/** A message as buffered: its key, value and headers, with something for the rest of it (bytes). Headers
+ * count: uncounted, sixty requests of many empty headers, 41 KB on the broker, ran the worker's 128 MB
+ * heap out on every start. */
 export function messageBytes(message: InboundMessage): number {
-  return (message.value?.length ?? 0) + (message.key?.length ?? 0) + 64;
+  return (message.value?.length ?? 0) + (message.key?.length ?? 0) + 64 + headersBytes(message);
 }

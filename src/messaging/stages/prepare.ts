@@ -20,7 +20,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import { identify, type Coordinates } from '../../contracts/identity.ts';
 import { isTimeMs } from '../../contracts/time.ts';
 import { patternLocks, touchedBy } from '../operations/replay-order.ts';
-import { messageBytes, type InboundMessage } from '../engine/records.ts';
+import { headerCount, messageBytes, type InboundMessage } from '../engine/records.ts';
 import type { ReplyTarget } from './encode.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
 import type { CommittedOffsets } from '../kafka/committed-offsets.ts';
@@ -90,6 +90,21 @@ function keyError(key: Buffer | null, max: number): ModelError | undefined {
   };
 }
 
+/** Headers a request may have: Spring Kafka, NestJS and tracing send about ten. */
+export const MAX_REQUEST_HEADERS = 1_000;
+
+function headerCountError(message: InboundMessage): ModelError | undefined {
+  const count = headerCount(message);
+  if (count <= MAX_REQUEST_HEADERS) return undefined;
+  return {
+    code: 'VALIDATION_ERROR',
+    message:
+      `the message has ${count} headers; at most ${MAX_REQUEST_HEADERS} are accepted. Send the request ` +
+      'with the headers of the wire contract (correlation id, reply topic and partition, trace context)',
+    details: { field: 'headers', headers: count, max_headers: MAX_REQUEST_HEADERS },
+  };
+}
+
 /** Event times come from the record's timestamp, which a producer chooses on a CreateTime topic. */
 function timestampError(timestamp: string): ModelError | undefined {
   if (isTimeMs(Number(timestamp))) return undefined;
@@ -118,7 +133,7 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
         message: message.unreadable.message,
         details: message.unreadable.details,
       }
-    : (keyError(message.key, maxKeyBytes) ?? timestampError(message.timestamp));
+    : (keyError(message.key, maxKeyBytes) ?? headerCountError(message) ?? timestampError(message.timestamp));
   const replyTopic = readReplyTopic(headers[HEADERS.replyTopic]);
   const replyPartition = readReplyPartition(headers[HEADERS.replyPartition]);
   const correlation = readCorrelationHeader(headers[HEADERS.correlationId]);
