@@ -59,6 +59,21 @@ export function terminalSafe(text: string): string {
   return text.replace(UNSAFE_FOR_TERMINALS, (c) => `\\u{${(c.codePointAt(0) as number).toString(16)}}`);
 }
 
+/** In JSON, C0 controls are escaped already; these others only ever stand inside strings. */
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * JSON for a terminal or a pipe: as JSON.stringify, with the characters terminalSafe shows escaped written
+ * as JSON escapes, so the output stays the same JSON. A pattern's name is any producer's text: an 8-bit
+ * CSI (U+009B) in it drove the operator's terminal from `patterns request get_by_id`.
+ */
+export function printableJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(
+    UNSAFE_IN_JSON,
+    (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  );
+}
+
 type Cell = Table.Cell;
 type TableRow = Table.HorizontalTableRow | Table.VerticalTableRow | Table.CrossTableRow;
 const safeCell = (cell: Cell): Cell => (typeof cell === 'string' ? terminalSafe(cell) : cell);

@@ -2,7 +2,7 @@
 // name or a correlation id set the window title, cleared the screen and hid what followed.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compactTable, terminalSafe } from '../../src/cli/options.ts';
+import { compactTable, printableJson, terminalSafe } from '../../src/cli/options.ts';
 
 // eslint-disable-next-line no-control-regex -- the characters that must not reach a terminal
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
@@ -29,5 +29,18 @@ describe('terminalSafe', () => {
       expect(printed.replaceAll('\n', '')).not.toMatch(UNSAFE);
     }
     expect(vertical.toString()).toContain('\\u{1b}]0;title\\u{7}');
+  });
+});
+
+describe('printableJson', () => {
+  it('is the same JSON, with nothing a terminal acts on, for any value (a pattern name is any text)', () => {
+    expect(printableJson({ name: 'a\u009b31mb\u202Ec' }, 2)).toBe('{\n  "name": "a\\u009b31mb\\u202ec"\n}');
+    fc.assert(
+      fc.property(fc.jsonValue({ stringUnit: 'binary' }), fc.constantFrom(undefined, 2), (value, indent) => {
+        const printed = printableJson(value, indent);
+        expect(JSON.parse(printed)).toEqual(JSON.parse(JSON.stringify(value)));
+        expect(printed.replaceAll('\n', '')).not.toMatch(UNSAFE);
+      }),
+    );
   });
 });

@@ -435,6 +435,16 @@ describe('a refused result', () => {
     const ok = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     const traced = output(prepare(message({ raw: [['traceparent', b(ok)]] }))).records[0];
     expect(headersOf(traced as OutboundRecord).traceparent).toBe(ok);
+    // Short, but not a traceparent: a terminal escape was echoed to the reply's consumers as written.
+    for (const bytes of [
+      `\u001b]0;owned\u0007${'A'.repeat(200)}`,
+      `${ok}\n`,
+      ok.toUpperCase(),
+      '00-1-2-01',
+    ]) {
+      const echoed = output(prepare(message({ raw: [['traceparent', b(bytes)]] }))).records[0];
+      expect(headersOf(echoed as OutboundRecord).traceparent, JSON.stringify(bytes)).toBeUndefined();
+    }
   });
 
   it('is caught before it is queued when its whole record, not only its value, is too large', () => {

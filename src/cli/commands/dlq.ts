@@ -28,6 +28,7 @@ import {
   parseList,
   parseRequestTopics,
   parseTime,
+  printableJson,
   terminalSafe,
   wholeNumber,
 } from '../options.ts';
@@ -179,7 +180,7 @@ function listCommand(): Command {
       letters = letters.sort(byAge).slice(0, limit);
       const counts = sortedCounts(byCode);
       if (asJson(o)) {
-        process.stdout.write(`${JSON.stringify({ dead_letters: letters, counts, total })}\n`);
+        process.stdout.write(`${printableJson({ dead_letters: letters, counts, total })}\n`);
         return;
       }
       const table = compactTable([
@@ -263,12 +264,12 @@ function showCommand(): Command {
       }
       const letter = describeDeadLetter(found);
       if (asJson(o)) {
-        process.stdout.write(`${JSON.stringify(letter, null, 2)}\n`);
+        process.stdout.write(`${printableJson(letter, 2)}\n`);
         return;
       }
       const table = compactTable();
       for (const [name, value] of Object.entries(letter.headers)) table.push({ [name]: String(value) });
-      const value = typeof letter.value === 'string' ? letter.value : JSON.stringify(letter.value, null, 2);
+      const value = typeof letter.value === 'string' ? letter.value : printableJson(letter.value, 2);
       process.stdout.write(
         terminalSafe(`${letter.ref}, dead-lettered ${letter.time}, key ${letter.key ?? '(none)'}`) +
           `\n${table.toString()}\nvalue:\n${value.split('\n').map(terminalSafe).join('\n')}\n`,
@@ -338,7 +339,7 @@ Examples:
       const redriven = sends?.sent ?? 0;
       if (asJson(o)) {
         process.stdout.write(
-          `${JSON.stringify({ dry_run: Boolean(o.dryRun), redriven, selected, would_redrive: redrivable, skipped, skipped_total: skippedTotal })}\n`,
+          `${printableJson({ dry_run: Boolean(o.dryRun), redriven, selected, would_redrive: redrivable, skipped, skipped_total: skippedTotal })}\n`,
         );
         return;
       }

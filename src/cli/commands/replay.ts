@@ -31,7 +31,7 @@ import {
   type ReplayFrom,
 } from '../../messaging/operations/replay.ts';
 import { cliLogger } from '../logging.ts';
-import { parseRequestTopics, parseTime, wholeNumber } from '../options.ts';
+import { parseRequestTopics, parseTime, printableJson, wholeNumber } from '../options.ts';
 import { createProgress } from '../progress.ts';
 
 interface ReplayOptions {
@@ -289,7 +289,7 @@ async function runMergedReplay(o: ReplayOptions): Promise<number> {
         },
         notReplayed,
       };
-      process.stdout.write(`${JSON.stringify(report)}\n`);
+      process.stdout.write(`${printableJson(report)}\n`);
     }
     return 0;
   } finally {

@@ -19,7 +19,7 @@ import {
   type OperationOf,
 } from '../../contracts/operations.ts';
 import { kafkaConnection } from '../../messaging/kafka/client.ts';
-import { parseList } from '../options.ts';
+import { parseList, printableJson } from '../options.ts';
 
 export const EXIT = { ok: 0, failedResult: 1, badInput: 2, noReply: 3, notRecorded: 4 } as const;
 
@@ -89,12 +89,12 @@ async function send<Op extends Operation>(
     if (options.wait === false) {
       const sent = await client.emit(operation, body);
       process.stdout.write(
-        `${JSON.stringify({ sent: true, topic: sent.topic, correlation_id: sent.correlationId })}\n`,
+        `${printableJson({ sent: true, topic: sent.topic, correlation_id: sent.correlationId })}\n`,
       );
       return;
     }
     const result = await client.request(operation, body);
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`${printableJson(result, 2)}\n`);
     process.exitCode = exitCodeOf(result);
   } catch (err) {
     if (err instanceof RequestValidationError) {

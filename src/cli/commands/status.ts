@@ -6,7 +6,7 @@ import { loadConfig } from '../../config.ts';
 import { TopicNames } from '../../contracts/topics.ts';
 import { createKafka } from '../../messaging/kafka/client.ts';
 import { gatherStatus, type WorkerStatus } from '../../messaging/operations/status.ts';
-import { compactTable, wholeNumber } from '../options.ts';
+import { compactTable, printableJson, wholeNumber } from '../options.ts';
 
 export function renderStatus(s: WorkerStatus): string {
   const out: string[] = [];
@@ -113,7 +113,7 @@ read in the group KAFKA_GROUP_ID; 0 otherwise.`,
       for (;;) {
         const status = await gatherStatus(options);
         process.exitCode = status.problems.length === 0 ? 0 : 1;
-        if (json) process.stdout.write(`${JSON.stringify(status)}\n`);
+        if (json) process.stdout.write(`${printableJson(status)}\n`);
         else {
           // Redraw in place on a terminal, like watch(1).
           if (o.watch && process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');

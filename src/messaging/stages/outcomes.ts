@@ -26,7 +26,8 @@ export interface OutcomeOptions {
   limits?: RecordLimits | undefined;
 }
 
-const MAX_TRACEPARENT_BYTES = 256;
+/** W3C trace context: version, trace id, parent id, flags (a later version may append fields). */
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-[0-9a-f-]{0,200})?$/;
 
 function tooLarge(result: ModelResult, size: number, max: number): ModelResult {
   const rows = Array.isArray(result.data) ? ` (${result.data.length} rows)` : '';
@@ -126,11 +127,12 @@ export function unitOutput(
     let result = results[i] as ModelResult;
     let record: OutboundRecord | undefined;
     if (options.publishResults) {
-      // A W3C traceparent is 55 characters: a longer one is not echoed (it could outgrow the record).
-      const incoming = headerBytes(p.message.headers[HEADERS.traceparent]);
+      // Without tracing, the producer's traceparent is echoed only if it is one (W3C: 55 characters of
+      // hex and dashes): any other bytes would reach the reply's consumers as they were written.
+      const incoming = headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1');
       const parent =
         traceparent(i, p.reply.topic, p.reply.partition) ??
-        (incoming && incoming.length <= MAX_TRACEPARENT_BYTES ? incoming.toString('latin1') : undefined);
+        (incoming !== undefined && TRACEPARENT.test(incoming) ? incoming : undefined);
       const build = () =>
         resultRecord({
           target: p.reply,
