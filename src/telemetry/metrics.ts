@@ -171,7 +171,7 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
   meter
     .createObservableGauge('messaging.kafka.consumer.lag', {
       description:
-        'Messages between the first one not done (effect and result) and the end of the partition, at the latest fetch',
+        'Messages between the first one not done (effect and result) and the end of the partition, as the latest fetch or a read of its end every 2 s said',
       unit: '{message}',
     })
     .addCallback((result) => {

@@ -269,6 +269,40 @@ describe('PartitionFetcher handing a big fetch over in slices', () => {
     expect(offsets(slices)).toEqual(all(0));
   });
 
+  it('reads the end of a partition paused for longer than endsEveryMs, so its lag is not read from a stale end', async () => {
+    // During a backlog a lane's partitions wait paused; the lag gauge read 0 while the broker counted
+    // 300,000 behind.
+    const consumer = new Consumer({ ...client.options('-fetcher-ends'), groupId: `${topic}-ends` });
+    consumer.on('error', () => undefined);
+    consumers.push(consumer);
+    const got: FetchedRecord[] = [];
+    const ends: [number, bigint, bigint][] = [];
+    const fetcher = new PartitionFetcher({
+      consumer,
+      connection: client.options('-fetcher-ends'),
+      startFrom: 'earliest',
+      maxWaitMs: 100,
+      endsEveryMs: 300,
+      onRecords: (_topic, _partition, records) => got.push(...records),
+      onHighWatermark: (_topic, partition, position, end) => ends.push([partition, position, end]),
+    });
+    fetchers.push(fetcher);
+    fetcher.add([{ topic, partition: 1 }]);
+    fetcher.start();
+    await until(() => got.length >= 10);
+    fetcher.pause(topic, 1);
+    const before = ends.length;
+    await producer.send({
+      topic,
+      messages: Array.from({ length: 5 }, (_, i) => ({ partition: 1, value: `later-${i}` })),
+    });
+    await until(() => ends.slice(before).some(([, , end]) => end === 15n));
+    // Read at the paused position, with nothing more handed over.
+    expect(ends.slice(before).find(([, , end]) => end === 15n)).toEqual([1, 10n, 15n]);
+    expect(got).toHaveLength(10);
+    await fetcher.stop();
+  });
+
   it('reads a batch of more records than a fetch reads in parts, every offset once and in order', async () => {
     const consumer = new Consumer({ ...client.options('-fetcher-test'), groupId: `${topic}-parts` });
     consumer.on('error', () => undefined);

@@ -77,6 +77,12 @@ export interface FetcherOptions {
   /** After each answer for a partition, with records or without: where this consumer stands in it, and
    * its ends (the lag, and whether an open transaction holds it: transaction-holds.ts). */
   onEnds?: ((topic: string, partition: number, ends: PartitionEnds) => void) | undefined;
+  /** A partition's end, read apart from fetching when no fetch answered for it for `endsEveryMs`
+   * (paused while its lane is full, or backing off): its lag would otherwise be read from a stale end. */
+  onHighWatermark?:
+    ((topic: string, partition: number, position: bigint, highWatermark: bigint) => void) | undefined;
+  /** How often ends are read apart from fetching (onHighWatermark); default 2 s. */
+  endsEveryMs?: number | undefined;
   /** The log no longer holds a partition's position (deleted by retention or by an operator below it, or
    * truncated above it): fetching goes on from `to`, and the records from `from` up to it are not read. */
   onSkipped?: ((topic: string, partition: number, from: bigint, to: bigint) => void) | undefined;
@@ -131,6 +137,8 @@ interface PartitionState extends TopicPartition {
   topicId?: string | undefined;
   /** The topic id its committed offset was tagged with, when it started from one (commit-tags.ts). */
   committedTopicId?: string | undefined;
+  /** When a fetch last answered for it, or its end was last read (ms). */
+  endsAt: number;
 }
 
 // Kafka error codes the loop treats itself.
@@ -189,6 +197,8 @@ export class PartitionFetcher {
   /** Bumped by add(): a failure of an attempt begun before it does not hold back what it added. */
   #added = 0;
   #positioned: { promise: Promise<void>; resolve: () => void } | undefined;
+  #readingEnds: Promise<void> | undefined;
+  #endsTimer: NodeJS.Timeout | undefined;
   /** The metadata each partition's committed offset was read back with (startFrom 'committed'). */
   readonly #committedMetadata = new Map<string, string | null>();
 
@@ -238,6 +248,7 @@ export class PartitionFetcher {
         generation: 0,
         backoffUntil: 0,
         failures: 0,
+        endsAt: Date.now(),
       });
     }
     // Partitions newly assigned are positioned now, whatever an earlier failure's backoff says.
@@ -286,14 +297,22 @@ export class PartitionFetcher {
     if (this.#running) return;
     this.#running = true;
     this.#loop = this.#fetchLoop();
+    // On a timer of its own: a loop busy handing over a backlog goes round only now and then.
+    if (this.#o.onHighWatermark) {
+      const every = this.#o.endsEveryMs ?? 2_000;
+      this.#endsTimer = setInterval(() => this.#readStaleEnds(), Math.max(100, every / 4));
+      this.#endsTimer.unref();
+    }
   }
 
   /** Stops fetching; resolves when no fetch is in flight. */
   async stop(): Promise<void> {
     this.#running = false;
+    clearInterval(this.#endsTimer);
     this.#wake?.();
     await this.#loop?.catch(() => undefined);
     await this.#prompt;
+    await this.#readingEnds;
     this.#loop = undefined;
     await Promise.all([this.#pool.close(), this.#promptPool.close()]).catch(() => undefined);
   }
@@ -347,6 +366,47 @@ export class PartitionFetcher {
         await this.#idle(retryDelay(this.#loopFailures));
       }
     }
+  }
+
+  /**
+   * Reads the ends of partitions no fetch has answered for lately, beside the loop (one at a time): during
+   * a backlog a lane's partitions wait paused, and the lag gauge read 0 while the broker counted 300,000
+   * behind (the eighth audit), so the lag alerts could not fire.
+   */
+  #readStaleEnds(): void {
+    const report = this.#o.onHighWatermark;
+    if (!report || this.#readingEnds || !this.#running) return;
+    const now = Date.now();
+    const every = this.#o.endsEveryMs ?? 2_000;
+    const stale = [...this.#parts.values()].filter(
+      (p) => p.position !== undefined && now - p.endsAt >= every,
+    );
+    if (stale.length === 0) return;
+    const parts = new Map<string, number[]>();
+    for (const p of stale) {
+      p.endsAt = now;
+      parts.set(p.topic, [...(parts.get(p.topic) ?? []), p.partition]);
+    }
+    this.#readingEnds = this.#o.consumer
+      .listOffsets({
+        topics: [...parts.keys()],
+        partitions: Object.fromEntries(parts),
+        timestamp: ListOffsetTimestamps.LATEST,
+      })
+      .then((ends) => {
+        for (const p of stale) {
+          const end = ends.get(p.topic)?.[p.partition];
+          if (
+            end === undefined ||
+            p.position === undefined ||
+            this.#parts.get(key(p.topic, p.partition)) !== p
+          )
+            continue;
+          report(p.topic, p.partition, p.position, end);
+        }
+      })
+      .catch((err: unknown) => this.#o.onError?.('reading partition ends', err))
+      .finally(() => (this.#readingEnds = undefined));
   }
 
   #hasUnpositioned(): boolean {
@@ -606,6 +666,7 @@ export class PartitionFetcher {
         }
         p.failures = 0;
         await this.#deliver(p, r, handedOver);
+        p.endsAt = Date.now();
         if (p.position !== undefined && this.#parts.get(key(topic, r.partitionIndex)) === p)
           this.#o.onEnds?.(topic, r.partitionIndex, {
             position: p.position,

@@ -25,6 +25,8 @@ export interface GroupMemberHooks {
   ): void;
   /** After each fetch answer for a partition: where this member stands in it, and its ends. */
   onEnds?(topic: string, partition: number, ends: PartitionEnds): void;
+  /** A partition's end read apart from fetching, when no fetch answered for it lately (fetcher.ts). */
+  onHighWatermark?(topic: string, partition: number, position: bigint, highWatermark: bigint): void;
   /** The log no longer held a partition's position: records from `from` up to `to` were not read. */
   onSkipped?(topic: string, partition: number, from: bigint, to: bigint): void;
   /** A partition of a topic deleted and created again since its lane last read it starts from its log
@@ -132,6 +134,8 @@ class Kip848Member implements GroupMember {
         hooks.onRecords(topic, partition, records, next, highWatermark),
       onError: (what, err) => hooks.onError(what, err),
       onEnds: (topic, partition, ends) => hooks.onEnds?.(topic, partition, ends),
+      onHighWatermark: (topic, partition, position, highWatermark) =>
+        hooks.onHighWatermark?.(topic, partition, position, highWatermark),
       onSkipped: (topic, partition, from, to) => hooks.onSkipped?.(topic, partition, from, to),
       topicIds: options.topicIds,
       onRestarted: (topic, partition, from, to) => hooks.onRestarted?.(topic, partition, from, to),

@@ -57,6 +57,8 @@ export class LaneConsumer<P extends Schedulable> {
   readonly #publisher: OrderedPublisher;
   /** Partitions paused at their replay end: buffer-based resumes leave them alone. */
   readonly #ended = new Set<string>();
+  /** The highest end said of each partition (#onEnd). */
+  readonly #ends = new Map<string, bigint>();
   #running = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #restarts = 0;
@@ -139,6 +141,9 @@ export class LaneConsumer<P extends Schedulable> {
         onEnds: (topic, partition, ends) => {
           if (current()) this.#onEnds(topic, partition, ends);
         },
+        onHighWatermark: (topic, partition, position, highWatermark) => {
+          if (current()) this.#onEnd(topic, partition, position, highWatermark);
+        },
         onSkipped: (topic, partition, from, to) => {
           if (current()) this.#onSkipped(topic, partition, from, to);
         },
@@ -155,7 +160,10 @@ export class LaneConsumer<P extends Schedulable> {
           if (!current()) return;
           if (removed.length > 0) this.engine.revoked(removed);
           for (const p of removed) this.#holds.forget(partitionKey(p.topic, p.partition));
-          for (const p of added) this.#ended.delete(partitionKey(p.topic, p.partition));
+          for (const p of [...added, ...removed]) {
+            this.#ended.delete(partitionKey(p.topic, p.partition));
+            this.#ends.delete(partitionKey(p.topic, p.partition));
+          }
           this.#restarts = 0;
           logger.info({ lane, added, removed }, 'assignment changed');
         },
@@ -277,20 +285,30 @@ export class LaneConsumer<P extends Schedulable> {
   }
 
   /** The lag after every fetch answer, records or not (a partition held still has one), and holds. */
-  #onEnds(topic: string, partition: number, ends: PartitionEnds): void {
-    const { lifecycle, logger } = this.#o;
-    // Counted from the first message not done, as the broker's committed lag is (a message that keeps
-    // failing holds it), not from the fetch position, which runs ahead of unfinished work.
+  /** The partition's lag against its end, as the broker's committed lag counts it: from the first message
+   * not done (a message that keeps failing holds it), not from the fetch position, which runs ahead. The
+   * end is the highest one said: a fetch answer handed over for seconds behind a backlog says an older
+   * end than a later read of it. */
+  #onEnd(topic: string, partition: number, position: bigint, highWatermark: bigint): void {
+    const key = partitionKey(topic, partition);
+    const known = this.#ends.get(key);
+    const end = known !== undefined && known > highWatermark ? known : highWatermark;
+    this.#ends.set(key, end);
     const done = this.engine.donePosition(topic, partition);
-    const from = done !== undefined && done < ends.position ? done : ends.position;
-    const lag = Math.max(0, Number(ends.highWatermark - from));
-    lifecycle.emit('partition.fetched', {
+    const from = done !== undefined && done < position ? done : position;
+    const lag = Math.max(0, Number(end - from));
+    this.#o.lifecycle.emit('partition.fetched', {
       lane: this.lane,
       topic,
       partition,
       lag,
-      highWatermark: ends.highWatermark,
+      highWatermark: end,
     });
+  }
+
+  #onEnds(topic: string, partition: number, ends: PartitionEnds): void {
+    const { logger } = this.#o;
+    this.#onEnd(topic, partition, ends.position, ends.highWatermark);
     const hold = this.#holds.observe(partitionKey(topic, partition), ends, Date.now());
     if (hold?.kind === 'held') {
       logger.warn(
