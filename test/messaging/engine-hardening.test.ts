@@ -415,3 +415,28 @@ describe('a partition held by an open transaction', () => {
     }
   });
 });
+
+describe("a partition's lag", () => {
+  it('is counted from the highest end said: a fetch answer handed over late says an older one', async () => {
+    const lifecycle = new Lifecycle();
+    const lags: [number, bigint][] = [];
+    lifecycle.on('partition.fetched', ({ lag, highWatermark }) => lags.push([lag, highWatermark]));
+    const { lane, members } = fakeLane({ lifecycle });
+    await lane.start();
+    const hooks = members[0]?.options.hooks;
+    hooks?.onAssignment([{ topic: 'pattern.usage', partition: 0 }], []);
+    // Read apart from fetching while paused behind a backlog, then a fetch answer of seconds before.
+    hooks?.onHighWatermark?.('pattern.usage', 0, 142n, 4_177n);
+    hooks?.onEnds?.('pattern.usage', 0, { position: 3_072n, stableOffset: 3_072n, highWatermark: 3_072n });
+    expect(lags).toEqual([
+      [4_035, 4_177n],
+      [1_105, 4_177n],
+    ]);
+    // A partition assigned again starts afresh (its log may have been truncated or recreated meanwhile).
+    hooks?.onAssignment([], [{ topic: 'pattern.usage', partition: 0 }]);
+    hooks?.onAssignment([{ topic: 'pattern.usage', partition: 0 }], []);
+    hooks?.onEnds?.('pattern.usage', 0, { position: 10n, stableOffset: 12n, highWatermark: 12n });
+    expect(lags.at(-1)).toEqual([2, 12n]);
+    await lane.stop(100);
+  });
+});
