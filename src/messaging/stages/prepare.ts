@@ -21,7 +21,7 @@ import { identify, type Coordinates } from '../../contracts/identity.ts';
 import { isTimeMs } from '../../contracts/time.ts';
 import { patternLocks, touchedBy } from '../operations/replay-order.ts';
 import { headerCount, messageBytes, type InboundMessage } from '../engine/records.ts';
-import type { ReplyTarget } from './encode.ts';
+import { MAX_DEAD_LETTER_HEADER_VALUES, type ReplyTarget } from './encode.ts';
 import type { TopicDirectory } from '../kafka/topic-directory.ts';
 import type { CommittedOffsets } from '../kafka/committed-offsets.ts';
 import { DEFAULT_MAX_KEY_BYTES } from './record-check.ts';
@@ -90,8 +90,9 @@ function keyError(key: Buffer | null, max: number): ModelError | undefined {
   };
 }
 
-/** Headers a request may have: Spring Kafka, NestJS and tracing send about ten. */
-export const MAX_REQUEST_HEADERS = 1_000;
+/** Headers a request may have: as many as its dead letter carries (Spring Kafka, NestJS and tracing send
+ * about ten). */
+export const MAX_REQUEST_HEADERS = MAX_DEAD_LETTER_HEADER_VALUES;
 
 function headerCountError(message: InboundMessage): ModelError | undefined {
   const count = headerCount(message);
