@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Admin } from 'kafkajs';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
-import { createStackRetrying, eventually } from '../support/faults.ts';
+import { createStackRetrying, eventually, recreateTopic, sendWhenAccepted } from '../support/faults.ts';
 import type { Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 180_000 });
@@ -142,24 +142,12 @@ it('goes on with an input topic deleted and created again under it, and with its
   );
   await eventually(() => warm.every((e) => answered().has(e.cid)), 30_000, 'the first events');
   const topic = stack.names.request('pattern.usage');
-  await admin.deleteTopics({ topics: [topic] });
-  await eventually(async () => !(await admin.listTopics()).includes(topic), 30_000, 'the topic gone');
-  await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+  await recreateTopic(admin, topic, 2);
   const events = Array.from({ length: 60 }, (_, i) => usage(pattern, i % 2));
-  await eventually(
-    async () => {
-      try {
-        await stack.send(
-          'pattern.usage',
-          events.map((e) => e.message),
-        );
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-    'sending to the new topic',
+  await sendWhenAccepted(
+    stack,
+    'pattern.usage',
+    events.map((e) => e.message),
   );
   const insert = randomUUID();
   await stack.send('pattern.insert', [

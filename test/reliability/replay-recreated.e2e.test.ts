@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import type { ModelResult } from '../../src/contracts/results.ts';
 import { patterns } from '../support/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createStackRetrying, eventually } from '../support/faults.ts';
+import { createStackRetrying, eventually, recreateTopic, sendWhenAccepted } from '../support/faults.ts';
 import type { Stack } from '../support/stack.ts';
 
 vi.setConfig({ testTimeout: 180_000 });
@@ -50,9 +50,7 @@ it('gives a replayed record only the live outcome of its own request, not of one
   );
   await eventually(() => deadLetters().length >= 20, 30_000, 'the refused events dead-lettered');
 
-  await admin.deleteTopics({ topics: [topic] });
-  await eventually(async () => !(await admin.listTopics()).includes(topic), 30_000, 'the topic gone');
-  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+  await recreateTopic(admin, topic, 1);
 
   // The new topic: a pattern, then twenty valid events at the offsets the refused ones had.
   const insert = randomUUID();
@@ -75,23 +73,13 @@ it('gives a replayed record only the live outcome of its own request, not of one
     'the pattern inserted',
   );
   const valid = Array.from({ length: 20 }, () => randomUUID());
-  await eventually(
-    async () => {
-      try {
-        await stack.send(
-          'pattern.usage',
-          valid.map((cid) => ({
-            key: insert,
-            value: JSON.stringify({ correlation_id: cid, pattern_id: insert, usage_data: { success: true } }),
-          })),
-        );
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-    'sending to the new topic',
+  await sendWhenAccepted(
+    stack,
+    'pattern.usage',
+    valid.map((cid) => ({
+      key: insert,
+      value: JSON.stringify({ correlation_id: cid, pattern_id: insert, usage_data: { success: true } }),
+    })),
   );
   const applied = () =>
     new Set(

@@ -1,4 +1,6 @@
 // Small helpers shared by the fault-injection tests.
+import type { Admin } from 'kafkajs';
+import type { RequestTopic } from '../../src/contracts/topics.ts';
 import { createStack, type Stack } from './stack.ts';
 import type { WorkerProcess } from './worker-process.ts';
 
@@ -47,4 +49,32 @@ export async function createStackRetrying(
       await new Promise((r) => setTimeout(r, 1_000));
     }
   }
+}
+
+/** Deletes `topic` and creates it again with `partitions`, as an operator does, once the broker has let the
+ * old one go. */
+export async function recreateTopic(admin: Admin, topic: string, partitions: number): Promise<void> {
+  await admin.deleteTopics({ topics: [topic] });
+  await eventually(async () => !(await admin.listTopics()).includes(topic), 30_000, 'the topic gone');
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
+}
+
+/** Sends until the broker takes it: a topic just created again refuses writes for a moment. */
+export async function sendWhenAccepted(
+  stack: Stack,
+  topic: RequestTopic,
+  messages: Parameters<Stack['send']>[1],
+): Promise<void> {
+  await eventually(
+    async () => {
+      try {
+        await stack.send(topic, messages);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    `sending to ${topic}`,
+  );
 }
