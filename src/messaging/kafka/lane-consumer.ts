@@ -284,7 +284,6 @@ export class LaneConsumer<P extends Schedulable> {
     lifecycle.emit('partition.skipped', { lane: this.lane, topic, partition, from, to, count });
   }
 
-  /** The lag after every fetch answer, records or not (a partition held still has one), and holds. */
   /** The partition's lag against its end, as the broker's committed lag counts it: from the first message
    * not done (a message that keeps failing holds it), not from the fetch position, which runs ahead. The
    * end is the highest one said: a fetch answer handed over for seconds behind a backlog says an older
@@ -306,6 +305,7 @@ export class LaneConsumer<P extends Schedulable> {
     });
   }
 
+  /** The lag after every fetch answer, records or not (a partition held still has one), and holds. */
   #onEnds(topic: string, partition: number, ends: PartitionEnds): void {
     const { logger } = this.#o;
     this.#onEnd(topic, partition, ends.position, ends.highWatermark);
