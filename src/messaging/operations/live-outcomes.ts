@@ -7,7 +7,7 @@
 // applied is kept too (AppliedLive), so that a replay can defer such a message where its order refuses it.
 //
 // Outcomes are keyed by coordinates, which a topic deleted and created again reuses: a verdict also keeps a
-// byte of its request's Kafka timestamp (the dead letter's kafka_dlt-original-timestamp, a result's
+// 32-bit hash of its request's Kafka timestamp (the dead letter's kafka_dlt-original-timestamp, a result's
 // metadata.source.timestamp), and a replayed record with another timestamp is not given it. Verdicts
 // written without one (by earlier versions) still match any record at their coordinates.
 import { HEADERS, headerBytes } from '../../contracts/headers.ts';
@@ -24,15 +24,37 @@ import { isoTimeOrNull } from '../../contracts/time.ts';
 export const coordinates = (topic: string, partition: number, offset: string): string =>
   `${topic}/${partition}/${offset}`;
 
-/** A request's Kafka timestamp (ms, decimal) as a byte from 1 to 255; 0 where it is not known. Two
- * records at the same coordinates with different timestamps look alike to it once in 255. */
+/** A request's Kafka timestamp (ms, decimal) as a 32-bit number other than 0; 0 where it is not known.
+ * Two records at the same coordinates with different timestamps look alike to it once in 4 billion (a
+ * byte was once in 255: a replay refused a valid record so, and a producer's batch shares one timestamp,
+ * so one collision took a dozen records). */
 export function timestampStamp(timestamp: string | number | undefined): number {
   if (timestamp === undefined) return 0;
   const text = String(timestamp);
   if (!/^-?\d{1,20}$/.test(text)) return 0;
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i += 1) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
-  return ((hash >>> 0) % 255) + 1;
+  return hash >>> 0 || 1;
+}
+
+/** Offsets per chunk of stamps: only chunks holding a verdict take memory (4 bytes an offset). */
+const STAMP_CHUNK_BITS = 12;
+
+/** Per offset of a range, the stamp of the request a verdict was said of, in chunks made as needed. */
+class Stamps {
+  readonly #chunks: (Uint32Array | undefined)[] = [];
+
+  get(i: number): number {
+    return this.#chunks[i >> STAMP_CHUNK_BITS]?.[i & ((1 << STAMP_CHUNK_BITS) - 1)] ?? 0;
+  }
+
+  set(i: number, stamp: number): void {
+    const c = i >> STAMP_CHUNK_BITS;
+    const chunk =
+      this.#chunks[c] ??
+      (stamp === 0 ? undefined : (this.#chunks[c] = new Uint32Array(1 << STAMP_CHUNK_BITS)));
+    if (chunk) chunk[i & ((1 << STAMP_CHUNK_BITS) - 1)] = stamp;
+  }
 }
 
 /** Whether two stamps may be of the same record (an unknown one matches any). */
@@ -100,10 +122,7 @@ const OTHER_CODE = 'INTERNAL';
  */
 export class RefusedLive {
   /** Per offset, a state (none, applied, a code) and the stamp of the request it was said of. */
-  readonly #ranges = new Map<
-    string,
-    { start: bigint; end: bigint; states?: Uint8Array; stamps?: Uint8Array }
-  >();
+  readonly #ranges = new Map<string, { start: bigint; end: bigint; states?: Uint8Array; stamps?: Stamps }>();
   /** Codes by index; 0 is none, APPLIED is applied, then OTHER_CODE (what codes past MAX_CODES read as). */
   readonly #codes: string[] = ['', '', OTHER_CODE];
   readonly #index = new Map<string, number>([[OTHER_CODE, 2]]);
@@ -124,7 +143,7 @@ export class RefusedLive {
   get(topic: string, partition: number, offset: string, timestamp?: string): string | undefined {
     const at = this.#at(topic, partition, offset, false);
     const state = at ? (at.states[at.i] as number) : 0;
-    if (state <= APPLIED || !at || !sameRecord(at.stamps[at.i] as number, timestampStamp(timestamp)))
+    if (state <= APPLIED || !at || !sameRecord(at.stamps.get(at.i), timestampStamp(timestamp)))
       return undefined;
     return this.#codes[state];
   }
@@ -138,10 +157,10 @@ export class RefusedLive {
     const at = this.#at(topic, partition, offset, true);
     if (!at) return;
     const state = at.states[at.i] as number;
-    if (state !== 0 && (sameRecord(at.stamps[at.i] as number, stamp) || !newer)) return;
+    if (state !== 0 && (sameRecord(at.stamps.get(at.i), stamp) || !newer)) return;
     if (state <= APPLIED) this.#size += 1;
     at.states[at.i] = this.#codeIndex(code);
-    at.stamps[at.i] = stamp;
+    at.stamps.set(at.i, stamp);
   }
 
   /** Applied, whatever was said before (a dead letter says its result was refused, not the request; a
@@ -151,7 +170,7 @@ export class RefusedLive {
     if (!at) return;
     if ((at.states[at.i] as number) > APPLIED) this.#size -= 1;
     at.states[at.i] = APPLIED;
-    at.stamps[at.i] = stamp;
+    at.stamps.set(at.i, stamp);
   }
 
   /** A success result: no longer refused (but not taken as applied by a dead letter), unless the refusal
@@ -159,7 +178,7 @@ export class RefusedLive {
   answered(topic: string, partition: number, offset: string, stamp = 0): void {
     const at = this.#at(topic, partition, offset, false);
     if (!at || (at.states[at.i] as number) <= APPLIED) return;
-    if (!sameRecord(at.stamps[at.i] as number, stamp)) return;
+    if (!sameRecord(at.stamps.get(at.i), stamp)) return;
     at.states[at.i] = 0;
     this.#size -= 1;
   }
@@ -181,7 +200,7 @@ export class RefusedLive {
     if (!range.states || !range.stamps) {
       if (!create) return undefined;
       range.states = new Uint8Array(Number(range.end - range.start));
-      range.stamps = new Uint8Array(range.states.length);
+      range.stamps = new Stamps();
     }
     return { states: range.states, stamps: range.stamps, i };
   }
