@@ -48,6 +48,8 @@ export interface WorkerMetrics {
   laneBudget(lane: string, concurrency: number): void;
   /** High watermark minus the first offset not done, per partition, as seen on the latest fetch. */
   lag(topic: string, partition: number, lag: number): void;
+  /** A partition that went to another member: this process no longer says its lag. */
+  forgetLag(topic: string, partition: number): void;
   /** Read when scraped: how long each partition's oldest unfinished message has held its commit point. */
   watchPartitions(source: () => readonly PartitionWaiting[]): void;
   watchPool(pool: PoolStats): void;
@@ -283,6 +285,9 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
     laneBudget(name, concurrency) {
       lane(name).concurrency = concurrency;
       startAtZero(`publish:${name}`, () => retries.add(0, retryAttributes(name, '', undefined, 'publish')));
+    },
+    forgetLag(topic, partition) {
+      lags.delete(partitionKey(topic, partition));
     },
     lag(topic, partition, lag) {
       // A fetch comes before any outcome of its messages.

@@ -9,6 +9,8 @@ import { loadConfig } from '../../src/config.ts';
 import { RetryableError } from '../../src/contracts/errors.ts';
 import { classifyDbError } from '../../src/db/errors.ts';
 import { classifyFailure } from '../../src/messaging/engine/failures.ts';
+import type { WorkerMetrics } from '../../src/telemetry/metrics.ts';
+import { observeMetrics } from '../../src/messaging/stages/observers.ts';
 import { Lifecycle } from '../../src/messaging/engine/lifecycle.ts';
 import { LaneConsumer } from '../../src/messaging/kafka/lane-consumer.ts';
 import { Worker } from '../../src/messaging/kafka/worker.ts';
@@ -437,6 +439,32 @@ describe("a partition's lag", () => {
     hooks?.onAssignment([{ topic: 'pattern.usage', partition: 0 }], []);
     hooks?.onEnds?.('pattern.usage', 0, { position: 10n, stableOffset: 12n, highWatermark: 12n });
     expect(lags.at(-1)).toEqual([2, 12n]);
+    await lane.stop(100);
+  });
+
+  it('is no longer said once the partition went to another member', async () => {
+    const lifecycle = new Lifecycle();
+    const said = new Map<string, number>();
+    const metrics = {
+      lag: (topic: string, partition: number, lag: number) => said.set(`${topic}/${partition}`, lag),
+      forgetLag: (topic: string, partition: number) => said.delete(`${topic}/${partition}`),
+      skipped: () => undefined,
+    } as unknown as WorkerMetrics;
+    observeMetrics(lifecycle, metrics);
+    const { lane, members } = fakeLane({ lifecycle });
+    await lane.start();
+    const hooks = members[0]?.options.hooks;
+    const partitions = [0, 1].map((partition) => ({ topic: 'pattern.usage', partition }));
+    hooks?.onAssignment(partitions, []);
+    hooks?.onHighWatermark?.('pattern.usage', 0, 0n, 3_087n);
+    hooks?.onHighWatermark?.('pattern.usage', 1, 0n, 40n);
+    expect([...said]).toEqual([
+      ['pattern.usage/0', 3_087],
+      ['pattern.usage/1', 40],
+    ]);
+    // A series frozen at its last value over-counted the group's lag by 57% after a worker joined.
+    hooks?.onAssignment([], [partitions[0] as (typeof partitions)[number]]);
+    expect([...said]).toEqual([['pattern.usage/1', 40]]);
     await lane.stop(100);
   });
 });

@@ -202,6 +202,7 @@ export class LaneEngine<P extends Schedulable> {
   revoked(partitions: readonly { topic: string; partition: number }[]): void {
     const keys = new Set(partitions.map((p) => partitionKey(p.topic, p.partition)));
     for (const state of this.#partitions.revoke(keys)) this.#forget(state);
+    this.#o.lifecycle.emit('partitions.revoked', { lane: this.lane, partitions });
     this.#resumeReady();
     this.#pump();
   }

@@ -62,6 +62,8 @@ export interface EngineEvents {
   'unit.failed': { unit: UnitView; error: unknown; failure: Failure; retryInMs: number | null };
   /** Publishing failed; the same records are sent again after `retryInMs`. */
   'publish.failed': { lane: string; error: unknown; retryInMs: number };
+  /** Partitions that went to other members: this lane no longer reads or commits them. */
+  'partitions.revoked': { lane: string; partitions: readonly { topic: string; partition: number }[] };
   /** A partition's safe position moved: every message below `position` has its effect and result done. */
   'partition.progress': { lane: string; topic: string; partition: number; position: bigint };
   /** Offsets committed for the worker's consumer group. */

@@ -43,6 +43,14 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
     metrics.lag(topic, partition, lag);
     metrics.skipped(lane, topic, partition, 0);
   });
+  // Their lag is their new owner's to say: a series frozen at its last value over-counted the sum by 57%
+  // after a worker joined (the verification helper's run).
+  lifecycle.on('partitions.revoked', ({ partitions }) => {
+    for (const { topic, partition } of partitions) {
+      ends.delete(partitionKey(topic, partition));
+      metrics.forgetLag(topic, partition);
+    }
+  });
   lifecycle.on('partition.progress', ({ topic, partition, position }) => {
     const end = ends.get(partitionKey(topic, partition));
     // A batch done before its fetch answer's end arrives is measured against the previous end: 0, not less.
