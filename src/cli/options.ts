@@ -45,9 +45,11 @@ export function parseRequestTopics(value: string): RequestTopic[] {
   return topics as RequestTopic[];
 }
 
-// C0 and C1 controls, DEL, and the marks that reorder text (bidirectional overrides and isolates).
-// eslint-disable-next-line no-control-regex -- these are what is being escaped
-const UNSAFE_FOR_TERMINALS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+// C0 and C1 controls, DEL, the marks that reorder text (bidirectional overrides and isolates), and the
+// invisible ones (zero-width spaces and joiners, line and paragraph separators, the byte order mark).
+const UNSAFE_FOR_TERMINALS =
+  // eslint-disable-next-line no-control-regex -- these are what is being escaped
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 /**
  * Text any producer wrote (header names, correlation ids, keys, messages), made safe to print: an escape
@@ -60,7 +62,7 @@ export function terminalSafe(text: string): string {
 }
 
 /** In JSON, C0 controls are escaped already; these others only ever stand inside strings. */
-const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 /**
  * JSON for a terminal or a pipe: as JSON.stringify, with the characters terminalSafe shows escaped written

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { compactTable, printableJson, terminalSafe } from '../../src/cli/options.ts';
 
 // eslint-disable-next-line no-control-regex -- the characters that must not reach a terminal
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
 
 describe('terminalSafe', () => {
   it('shows controls, C1 controls and reordering marks as escapes, and leaves other text alone', () => {
@@ -34,6 +34,7 @@ describe('terminalSafe', () => {
 
 describe('printableJson', () => {
   it('is the same JSON, with nothing a terminal acts on, for any value (a pattern name is any text)', () => {
+    expect(printableJson({ name: 'a\u200b\u2028\ufeff' })).toBe('{"name":"a\\u200b\\u2028\\ufeff"}');
     expect(printableJson({ name: 'a\u009b31mb\u202Ec' }, 2)).toBe('{\n  "name": "a\\u009b31mb\\u202ec"\n}');
     fc.assert(
       fc.property(fc.jsonValue({ stringUnit: 'binary' }), fc.constantFrom(undefined, 2), (value, indent) => {

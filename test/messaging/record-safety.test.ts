@@ -441,6 +441,10 @@ describe('a refused result', () => {
       `${ok}\n`,
       ok.toUpperCase(),
       '00-1-2-01',
+      `ff${ok.slice(2)}`,
+      `00-${'0'.repeat(32)}-b7ad6b7169203331-01`,
+      `00-0af7651916cd43dd8448eb211c80319c-${'0'.repeat(16)}-01`,
+      `${ok}-00`,
     ]) {
       const echoed = output(prepare(message({ raw: [['traceparent', b(bytes)]] }))).records[0];
       expect(headersOf(echoed as OutboundRecord).traceparent, JSON.stringify(bytes)).toBeUndefined();

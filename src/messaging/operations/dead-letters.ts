@@ -34,11 +34,12 @@ const text = (value: HeaderValue): string | null => headerBytes(value)?.toString
 
 function printable(bytes: Buffer): boolean {
   const s = bytes.toString('utf8');
-  // C1 controls and the marks that reorder text are not text either (cli/options.ts terminalSafe).
+  // C1 controls, the marks that reorder text and invisible ones are not text either (cli/options.ts
+  // terminalSafe).
   return (
     Buffer.from(s, 'utf8').equals(bytes) &&
     // eslint-disable-next-line no-control-regex -- control characters mean "not text"
-    !/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufffd]/.test(s)
+    !/[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufffd]/.test(s)
   );
 }
 

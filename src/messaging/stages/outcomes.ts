@@ -27,7 +27,21 @@ export interface OutcomeOptions {
 }
 
 /** W3C trace context: version, trace id, parent id, flags (a later version may append fields). */
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(?:-[0-9a-f-]{0,200})?$/;
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-[0-9a-f-]{0,200})?$/;
+const ZEROS = /^0+$/;
+
+/** A traceparent W3C calls valid: not version ff, ids not all zeros, version 00 with nothing after. */
+function isTraceparent(text: string): boolean {
+  const m = TRACEPARENT.exec(text);
+  if (!m) return false;
+  const [, version, traceId, parentId, more] = m;
+  return (
+    version !== 'ff' &&
+    !ZEROS.test(traceId ?? '') &&
+    !ZEROS.test(parentId ?? '') &&
+    !(version === '00' && more)
+  );
+}
 
 function tooLarge(result: ModelResult, size: number, max: number): ModelResult {
   const rows = Array.isArray(result.data) ? ` (${result.data.length} rows)` : '';
@@ -132,7 +146,7 @@ export function unitOutput(
       const incoming = headerBytes(p.message.headers[HEADERS.traceparent])?.toString('latin1');
       const parent =
         traceparent(i, p.reply.topic, p.reply.partition) ??
-        (incoming !== undefined && TRACEPARENT.test(incoming) ? incoming : undefined);
+        (incoming !== undefined && isTraceparent(incoming) ? incoming : undefined);
       const build = () =>
         resultRecord({
           target: p.reply,
