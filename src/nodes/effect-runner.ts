@@ -87,7 +87,7 @@ export async function runEffect<T>(
     operation: options.operation,
     node: options.node,
   });
-  const identity = options.write ? context?.identity : undefined;
+  const askedIdentity = options.write ? context?.identity : undefined;
   const meta = {
     correlationId: options.correlationId,
     operation: options.operation,
@@ -102,18 +102,21 @@ export async function runEffect<T>(
     // Reads need no transaction: nothing to roll back, and BEGIN/COMMIT would cost two round trips.
     const run = options.write ? withTransaction : withClient;
     outcome = await run(options.pool, async (client) => {
+      // The identity claimed may not be the one asked (identity-store.ts laterIncarnation).
+      let identity = askedIdentity;
       if (identity !== undefined) {
-        const stored = await claimIdentity(client, {
+        const claimed = await claimIdentity(client, {
           identity,
           topic: options.topic,
           operation: options.operation,
           source: context?.source,
           fingerprint: options.fingerprint,
         });
-        if (stored) {
+        identity = claimed.identity;
+        if (claimed.stored) {
           duplicate = true;
-          pruned = stored.pruned === true;
-          return stored;
+          pruned = claimed.stored.pruned === true;
+          return claimed.stored;
         }
       }
       const scope: EffectScope = {

@@ -35,6 +35,44 @@ interface StoredRow {
   operation: string;
   result: StoredOutcome;
   fingerprint: string | null;
+  /** Kafka timestamp (ms, decimal) of the message whose own coordinates the identity names; see below. */
+  source_timestamp: string | null;
+}
+
+// As text: the pool reads bigint as a JS number, which would round a (hostile) timestamp past 2^53.
+const STORED_COLUMNS =
+  'identity, topic, operation, result, fingerprint, source_timestamp::text AS source_timestamp';
+const KAFKA_TIMESTAMP = /^-?\d{1,19}$/;
+const INT64 = 2n ** 63n;
+
+/**
+ * A message without a correlation id is known by its coordinates, which a topic deleted and created again
+ * reuses. Such a message's record keeps its Kafka timestamp, the same on every delivery of it: this is that
+ * timestamp, for an identity that names the message's own coordinates. Undefined for a correlation id, and
+ * for coordinates taken from pattern-redrive-of (the redrive's timestamp is not its original's).
+ */
+function ownTimestamp(identity: string | undefined, source: MessageSource | undefined): string | undefined {
+  const timestamp = source?.timestamp;
+  if (timestamp === undefined || !KAFKA_TIMESTAMP.test(timestamp)) return undefined;
+  const value = BigInt(timestamp);
+  if (value < -INT64 || value >= INT64) return undefined;
+  return identity === `off:${source?.topic}/${source?.partition}/${source?.offset}`
+    ? value.toString()
+    : undefined;
+}
+
+/**
+ * The identity of a message at the coordinates of another one recorded before (a topic since deleted and
+ * created again): its coordinates and its own timestamp. Undefined when the record is this message's (same
+ * timestamp), or either timestamp is unknown (records written before migration 025 match as they did).
+ */
+function laterIncarnation(
+  identity: string,
+  stored: Pick<StoredRow, 'source_timestamp'>,
+  timestamp: string | undefined,
+): string | undefined {
+  if (timestamp === undefined || stored.source_timestamp === null) return undefined;
+  return stored.source_timestamp === timestamp ? undefined : `${identity}@${timestamp}`;
 }
 
 /**
@@ -73,33 +111,65 @@ function conflict(reason: { message: string; details: Record<string, unknown> })
   };
 }
 
+/** What a claim settled: the identity the message is applied under, and its stored outcome if a repeat. */
+export interface Claimed {
+  identity: string;
+  /** The outcome recorded before: this message is a duplicate. */
+  stored: StoredOutcome | undefined;
+}
+
 /**
- * Claims one identity inside the transaction. Returns the stored outcome when it was applied before
+ * Claims one identity inside the transaction. Answers with the stored outcome when it was applied before
  * (a duplicate), throws CONFLICT when it was applied for another request. A concurrent claim of the same
- * identity waits for the other transaction and then sees its outcome.
+ * identity waits for the other transaction and then sees its outcome. A message at the coordinates of one
+ * recorded before with another timestamp claims its second identity instead (`laterIncarnation`): use the
+ * identity answered, not the one asked, for everything the effect derives from it.
  */
-export async function claimIdentity(client: PoolClient, claim: Claim): Promise<StoredOutcome | undefined> {
+export async function claimIdentity(client: PoolClient, claim: Claim): Promise<Claimed> {
+  const timestamp = ownTimestamp(claim.identity, claim.source);
+  const stored = await insertOrRead(client, claim, claim.identity, timestamp);
+  if (stored === undefined) return { identity: claim.identity, stored: undefined };
+  const second = laterIncarnation(claim.identity, stored, timestamp);
+  if (second === undefined) return { identity: claim.identity, stored: answerRepeat(stored, claim) };
+  const storedSecond = await insertOrRead(client, claim, second, timestamp);
+  return { identity: second, stored: storedSecond && answerRepeat(storedSecond, claim) };
+}
+
+/** Inserts the record of `identity`, or reads the one already there. */
+async function insertOrRead(
+  client: PoolClient,
+  claim: Claim,
+  identity: string,
+  timestamp: string | undefined,
+): Promise<StoredRow | undefined> {
   const claimed = await client.query(
-    `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
-     VALUES ($1, $2, $3, $4, $5, '{}'::json, $6)
+    `INSERT INTO processed_messages
+            (identity, topic, operation, source_partition, source_offset, result, fingerprint, source_timestamp)
+     VALUES ($1, $2, $3, $4, $5, '{}'::json, $6, $7)
      ON CONFLICT (identity) DO NOTHING`,
     [
-      claim.identity,
+      identity,
       claim.topic,
       claim.operation,
       claim.source?.partition ?? null,
       claim.source?.offset ?? null,
       claim.fingerprint ?? null,
+      timestamp ?? null,
     ],
   );
   if (claimed.rowCount === 1) return undefined;
   const { rows } = await client.query<StoredRow>(
-    'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = $1',
-    [claim.identity],
+    `SELECT ${STORED_COLUMNS} FROM processed_messages WHERE identity = $1`,
+    [identity],
   );
   const stored = rows[0];
   if (!stored) throw new RetryableError('identity record vanished during claim');
-  const reused = reuseError(claim.identity, stored, claim);
+  return stored;
+}
+
+/** The stored outcome a repeat is answered with; CONFLICT when the identity was another request's. */
+function answerRepeat(stored: StoredRow, claim: Claim): StoredOutcome {
+  const reused = reuseError(stored.identity, stored, claim);
   if (reused) throw new EffectError('CONFLICT', reused.message, reused.details);
   return stored.result;
 }
@@ -127,16 +197,20 @@ export interface BatchAnswer {
 
 /**
  * Exactly-once for many messages of one operation in one transaction: `resolve` answers the identities
- * applied before, `pending` says which items to apply, `record` claims the identities of what was
- * applied (a concurrent claim rolls the batch back as retryable), and `answers` fills in repeats of an
- * identity within the batch.
+ * applied before, `pending` says which items to apply, `identity` what each is applied under (a message at
+ * the coordinates of another recorded before takes its second identity, as in claimIdentity), `record`
+ * claims the identities of what was applied (a concurrent claim rolls the batch back as retryable), and
+ * `answers` fills in repeats of an identity within the batch.
  */
 export class IdentityBatch {
   readonly #topic: string;
   readonly #operation: string;
   readonly #items: readonly BatchItem[];
+  /** Each item's identity: its own until `resolve` gives it a second one. */
+  readonly #identities: (string | undefined)[];
+  readonly #timestamps: (string | undefined)[];
   /** The first item holding each identity; later ones repeat it. */
-  readonly #first = new Map<string, number>();
+  #first = new Map<string, number>();
   readonly #answers: (BatchAnswer | undefined)[];
   readonly #known = new Set<string>();
 
@@ -144,20 +218,49 @@ export class IdentityBatch {
     this.#topic = topic;
     this.#operation = operation;
     this.#items = items;
+    this.#identities = items.map((item) => item.identity);
+    this.#timestamps = items.map((item) => ownTimestamp(item.identity, item.source));
     this.#answers = Array.from({ length: items.length });
-    items.forEach((item, i) => {
-      if (item.identity !== undefined && !this.#first.has(item.identity)) this.#first.set(item.identity, i);
+    this.#indexHolders();
+  }
+
+  #indexHolders(): void {
+    this.#first = new Map();
+    this.#identities.forEach((identity, i) => {
+      if (identity !== undefined && !this.#first.has(identity)) this.#first.set(identity, i);
     });
+  }
+
+  /** The identity item `index` is applied under. */
+  identity(index: number): string | undefined {
+    return this.#identities[index];
+  }
+
+  async #load(client: PoolClient, identities: readonly string[]): Promise<StoredRow[]> {
+    if (identities.length === 0) return [];
+    const { rows } = await client.query<StoredRow>(
+      `SELECT ${STORED_COLUMNS} FROM processed_messages WHERE identity = ANY($1)`,
+      [identities],
+    );
+    return rows;
   }
 
   /** Loads the identities applied before: their first holders answer with the stored outcome (or CONFLICT). */
   async resolve(client: PoolClient): Promise<void> {
-    const identities = [...this.#first.keys()];
-    if (identities.length === 0) return;
-    const { rows } = await client.query<StoredRow>(
-      'SELECT identity, topic, operation, result, fingerprint FROM processed_messages WHERE identity = ANY($1)',
-      [identities],
-    );
+    let rows = await this.#load(client, [...this.#first.keys()]);
+    const stored = new Map(rows.map((row) => [row.identity, row]));
+    const seconds: string[] = [];
+    this.#identities.forEach((identity, i) => {
+      const row = identity === undefined ? undefined : stored.get(identity);
+      const second = row && laterIncarnation(row.identity, row, this.#timestamps[i]);
+      if (second === undefined) return;
+      this.#identities[i] = second;
+      seconds.push(second);
+    });
+    if (seconds.length > 0) {
+      this.#indexHolders();
+      rows = [...rows.filter((row) => this.#first.has(row.identity)), ...(await this.#load(client, seconds))];
+    }
     for (const row of rows) {
       this.#known.add(row.identity);
       const index = this.#first.get(row.identity) as number;
@@ -174,12 +277,9 @@ export class IdentityBatch {
 
   /** Items to apply now: no identity, or the first holder of an identity not applied before. */
   pending(): number[] {
-    return this.#items.flatMap((item, i) => {
-      const identity = item.identity;
-      return identity === undefined || (!this.#known.has(identity) && this.#first.get(identity) === i)
-        ? [i]
-        : [];
-    });
+    return this.#identities.flatMap((identity, i) =>
+      identity === undefined || (!this.#known.has(identity) && this.#first.get(identity) === i) ? [i] : [],
+    );
   }
 
   /**
@@ -192,14 +292,19 @@ export class IdentityBatch {
   ): Promise<void> {
     const rows = applied.flatMap(({ index, outcome }) => {
       this.#answers[index] = { outcome, duplicate: false };
-      const item = this.#items[index];
-      return item?.identity === undefined ? [] : [{ item, identity: item.identity, outcome }];
+      const identity = this.#identities[index];
+      const item = this.#items[index] as BatchItem;
+      return identity === undefined
+        ? []
+        : [{ item, identity, outcome, timestamp: this.#timestamps[index] ?? null }];
     });
     if (rows.length === 0) return;
     const recorded = await client.query(
-      `INSERT INTO processed_messages (identity, topic, operation, source_partition, source_offset, result, fingerprint)
-       SELECT i, $2, $3, p, o, r, f
-         FROM unnest($1::text[], $4::int[], $5::bigint[], $6::json[], $7::text[]) AS t(i, p, o, r, f)
+      `INSERT INTO processed_messages
+              (identity, topic, operation, source_partition, source_offset, result, fingerprint, source_timestamp)
+       SELECT i, $2, $3, p, o, r, f, ts
+         FROM unnest($1::text[], $4::int[], $5::bigint[], $6::json[], $7::text[], $8::bigint[])
+              AS t(i, p, o, r, f, ts)
        ON CONFLICT (identity) DO NOTHING`,
       [
         rows.map((r) => r.identity),
@@ -209,6 +314,7 @@ export class IdentityBatch {
         rows.map((r) => r.item.source?.offset ?? null),
         rows.map((r) => JSON.stringify(r.outcome)),
         rows.map((r) => r.item.fingerprint ?? null),
+        rows.map((r) => r.timestamp),
       ],
     );
     if (recorded.rowCount !== rows.length) {
@@ -227,7 +333,7 @@ export class IdentityBatch {
     return this.#items.map((item, i) => {
       const own = this.#answers[i];
       if (own) return own;
-      const identity = item.identity as string;
+      const identity = this.#identities[i] as string;
       const firstAt = this.#first.get(identity) as number;
       const reused = reuseError(
         identity,

@@ -199,7 +199,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
         continue;
       }
       const eventTime = item.context.eventTime ?? new Date();
-      const id = usageEventId(item.context.identity, eventTime);
+      const id = usageEventId(batch.identity(index), eventTime);
       toInsert.push({ index, id });
       records.push(eventRecord(id, item.request, eventTime));
     }

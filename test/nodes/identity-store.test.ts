@@ -39,12 +39,12 @@ describe('the identity store', () => {
     try {
       await first.query('BEGIN');
       await second.query('BEGIN');
-      expect(await claimIdentity(first, claim)).toBeUndefined();
+      expect(await claimIdentity(first, claim)).toEqual({ identity, stored: undefined });
       const waiting = claimIdentity(second, claim);
       await new Promise((r) => setTimeout(r, 200));
       await storeOutcome(first, identity, { success: true, data: { n: 1 }, error: null });
       await first.query('COMMIT');
-      expect(await waiting).toEqual({ success: true, data: { n: 1 }, error: null });
+      expect(await waiting).toEqual({ identity, stored: { success: true, data: { n: 1 }, error: null } });
       await second.query('ROLLBACK');
 
       // The same identity with another request is refused, naming why.
@@ -125,5 +125,112 @@ describe('the identity store', () => {
     expect(replayed.every((r) => r.metadata.duplicate === true)).toBe(true);
     expect(replayed.map((r) => JSON.stringify(r.data))).toEqual(first.map((r) => JSON.stringify(r.data)));
     expect(await events()).toBe(count);
+  });
+
+  describe('a message at the coordinates of one recorded before, with another timestamp (a topic created again)', () => {
+    const topic = `pattern.usage.recreated-${randomUUID()}`;
+    const at = (offset: number, timestamp?: string, identityOffset = offset) => ({
+      identity: `off:${topic}/0/${identityOffset}`,
+      eventTime: new Date(Date.UTC(2026, 11, 1, 0, offset)),
+      source: {
+        topic,
+        partition: 0,
+        offset: String(offset),
+        ...(timestamp === undefined ? {} : { timestamp }),
+      },
+    });
+    const identities = async (offset: number) =>
+      (
+        await db.pool.query<{ identity: string; source_timestamp: string | null }>(
+          `SELECT identity, source_timestamp::text FROM processed_messages WHERE identity LIKE $1 ORDER BY identity`,
+          [`off:${topic}/0/${offset}%`],
+        )
+      ).rows;
+
+    it('applies it under a second identity, once, on the single path', async () => {
+      const before = await events();
+      const first = await update.executeEffect(usage(true), at(1, '1764547200000'));
+      expect(first).toMatchObject({ success: true, metadata: { source: { timestamp: '1764547200000' } } });
+      expect(first.metadata.duplicate).toBeUndefined();
+      // The deleted topic's message again: its duplicate.
+      expect((await update.executeEffect(usage(true), at(1, '1764547200000'))).metadata.duplicate).toBe(true);
+
+      // The new topic's message at those coordinates, another request: applied, not CONFLICT.
+      const later = await update.executeEffect(usage(false), at(1, '1764633600000'));
+      expect(later.success).toBe(true);
+      expect(later.metadata.duplicate).toBeUndefined();
+      expect(later.data).not.toEqual(first.data);
+      // Each is a duplicate of itself from now on.
+      const laterAgain = await update.executeEffect(usage(false), at(1, '1764633600000'));
+      expect(laterAgain.metadata.duplicate).toBe(true);
+      expect(JSON.stringify(laterAgain.data)).toBe(JSON.stringify(later.data));
+      expect((await update.executeEffect(usage(true), at(1, '1764547200000'))).metadata.duplicate).toBe(true);
+      expect(await events()).toBe(before + 2);
+      expect(await identities(1)).toEqual([
+        { identity: `off:${topic}/0/1`, source_timestamp: '1764547200000' },
+        { identity: `off:${topic}/0/1@1764633600000`, source_timestamp: '1764633600000' },
+      ]);
+    });
+
+    it('applies it under a second identity, once, on the batch path, beside the single path', async () => {
+      const before = await events();
+      await update.executeEffect(usage(true), at(2, '1000'));
+      const batch = await update.recordUsageBatch([
+        { request: usage(false), context: at(2, '2000') },
+        { request: usage(true), context: at(3, '2000') },
+        { request: usage(true), context: at(2, '1000') },
+      ]);
+      expect(batch.map((r) => [r.success, r.metadata.duplicate ?? false])).toEqual([
+        [true, false],
+        [true, false],
+        [true, true],
+      ]);
+      // The batch's second identity is the single path's too.
+      expect((await update.executeEffect(usage(false), at(2, '2000'))).metadata.duplicate).toBe(true);
+      const again = await update.recordUsageBatch([
+        { request: usage(false), context: at(2, '2000') },
+        { request: usage(true), context: at(3, '2000') },
+      ]);
+      expect(again.every((r) => r.metadata.duplicate === true)).toBe(true);
+      expect(await events()).toBe(before + 3);
+      expect((await identities(2)).map((r) => r.identity)).toEqual([
+        `off:${topic}/0/2`,
+        `off:${topic}/0/2@2000`,
+      ]);
+    });
+
+    it('matches records without a timestamp (before migration 025) and redrives by coordinates alone', async () => {
+      const before = await events();
+      // Recorded with no timestamp: any message at the coordinates is its duplicate, as before.
+      await update.executeEffect(usage(true), at(4));
+      expect((await update.executeEffect(usage(true), at(4, '5000'))).metadata.duplicate).toBe(true);
+      // A redrive at offset 6 takes the identity of offset 5 (pattern-redrive-of): its own timestamp is not
+      // its original's, so neither it, a second redrive nor the original itself is applied again.
+      const redrive = await update.executeEffect(usage(true), at(6, '7000', 5));
+      expect(redrive.metadata.duplicate).toBeUndefined();
+      expect((await update.executeEffect(usage(true), at(7, '8000', 5))).metadata.duplicate).toBe(true);
+      expect((await update.executeEffect(usage(true), at(5, '6000'))).metadata.duplicate).toBe(true);
+      const [batched] = await update.recordUsageBatch([{ request: usage(true), context: at(5, '6000') }]);
+      expect(batched?.metadata.duplicate).toBe(true);
+      expect(await identities(5)).toEqual([{ identity: `off:${topic}/0/5`, source_timestamp: null }]);
+      expect(await events()).toBe(before + 2);
+    });
+
+    it("derives the second message's ids from its own identity", async () => {
+      const storage = new NodePatternStorageEffect(db.pool);
+      const insert = (name: string) =>
+        ({
+          operation: 'insert',
+          data: { pattern_name: name, pattern_type: 'code', language: 'go' },
+        }) as never;
+      const first = await storage.executeEffect(insert(`first-${topic}`), at(8, '1'));
+      const later = await storage.executeEffect(insert(`later-${topic}`), at(8, '2'));
+      expect(first.success && later.success).toBe(true);
+      const id = (r: typeof first) => (r.data as { pattern_id: string }).pattern_id;
+      expect(id(later)).not.toBe(id(first));
+      const again = await storage.executeEffect(insert(`later-${topic}`), at(8, '2'));
+      expect(again.metadata.duplicate).toBe(true);
+      expect(id(again)).toBe(id(later));
+    });
   });
 });
