@@ -46,33 +46,56 @@ const KAFKA_TIMESTAMP = /^-?\d{1,19}$/;
 const INT64 = 2n ** 63n;
 
 /**
- * A message without a correlation id is known by its coordinates, which a topic deleted and created again
- * reuses. Such a message's record keeps its Kafka timestamp, the same on every delivery of it: this is that
- * timestamp, for an identity that names the message's own coordinates. Undefined for a correlation id, and
- * for coordinates taken from pattern-redrive-of (the redrive's timestamp is not its original's).
+ * What tells messages known by the same coordinates apart (an identity `off:<topic>/<partition>/<offset>`,
+ * from a message without a correlation id). Undefined fields for a correlation id.
  */
-function ownTimestamp(identity: string | undefined, source: MessageSource | undefined): string | undefined {
-  const timestamp = source?.timestamp;
-  if (timestamp === undefined || !KAFKA_TIMESTAMP.test(timestamp)) return undefined;
+interface Coordinated {
+  /**
+   * Its Kafka timestamp, when the identity names the message's own coordinates: the same on every delivery
+   * of it, another for the message at those coordinates of a topic since deleted and created again.
+   */
+  timestamp: string | undefined;
+  /** The identity names another message's coordinates (pattern-redrive-of): this is a redrive of it. */
+  redrive: boolean;
+}
+
+function coordinated(identity: string | undefined, source: MessageSource | undefined): Coordinated {
+  if (identity === undefined || !identity.startsWith('off:') || source === undefined) {
+    return { timestamp: undefined, redrive: false };
+  }
+  if (identity !== `off:${source.topic}/${source.partition}/${source.offset}`) {
+    return { timestamp: undefined, redrive: true };
+  }
+  const timestamp = source.timestamp;
+  if (timestamp === undefined || !KAFKA_TIMESTAMP.test(timestamp))
+    return { timestamp: undefined, redrive: false };
   const value = BigInt(timestamp);
-  if (value < -INT64 || value >= INT64) return undefined;
-  return identity === `off:${source?.topic}/${source?.partition}/${source?.offset}`
-    ? value.toString()
-    : undefined;
+  return { timestamp: value < -INT64 || value >= INT64 ? undefined : value.toString(), redrive: false };
 }
 
 /**
- * The identity of a message at the coordinates of another one recorded before (a topic since deleted and
- * created again): its coordinates and its own timestamp. Undefined when the record is this message's (same
- * timestamp), or either timestamp is unknown (records written before migration 025 match as they did).
+ * The identity a message takes when another message holds the one it was given, or undefined when the
+ * holder is this message (or its request, sent again). Two cases, both messages known by coordinates:
+ * - the message at those coordinates of a topic since deleted and created again (another timestamp):
+ *   `off:<t>/<p>/<o>@<timestamp>`. Records without a timestamp (before migration 025) match any.
+ * - a redrive of a message whose identity another redrive holds with another request: anyone may write
+ *   pattern-redrive-of, and a forged one applied first made the real redrive a CONFLICT for good:
+ *   `off:<t>/<p>/<o>#<fingerprint>`. The same request redriven again is still applied once.
  */
-function laterIncarnation(
+function secondIdentity(
   identity: string,
-  stored: Pick<StoredRow, 'source_timestamp'>,
-  timestamp: string | undefined,
+  holder: Pick<StoredRow, 'source_timestamp' | 'topic' | 'operation' | 'fingerprint'>,
+  message: Coordinated,
+  request: { topic: string; operation: string; fingerprint?: string | undefined },
 ): string | undefined {
-  if (timestamp === undefined || stored.source_timestamp === null) return undefined;
-  return stored.source_timestamp === timestamp ? undefined : `${identity}@${timestamp}`;
+  const timestamp = message.timestamp;
+  if (timestamp !== undefined && holder.source_timestamp !== null && holder.source_timestamp !== timestamp) {
+    return `${identity}@${timestamp}`;
+  }
+  if (message.redrive && request.fingerprint !== undefined && reuseError(identity, holder, request)) {
+    return `${identity}#${request.fingerprint}`;
+  }
+  return undefined;
 }
 
 /**
@@ -122,14 +145,16 @@ export interface Claimed {
  * Claims one identity inside the transaction. Answers with the stored outcome when it was applied before
  * (a duplicate), throws CONFLICT when it was applied for another request. A concurrent claim of the same
  * identity waits for the other transaction and then sees its outcome. A message at the coordinates of one
- * recorded before with another timestamp claims its second identity instead (`laterIncarnation`): use the
+ * recorded before with another timestamp, or a redrive of another request, claims its second identity
+ * instead (`secondIdentity`): use the
  * identity answered, not the one asked, for everything the effect derives from it.
  */
 export async function claimIdentity(client: PoolClient, claim: Claim): Promise<Claimed> {
-  const timestamp = ownTimestamp(claim.identity, claim.source);
+  const message = coordinated(claim.identity, claim.source);
+  const timestamp = message.timestamp;
   const stored = await insertOrRead(client, claim, claim.identity, timestamp);
   if (stored === undefined) return { identity: claim.identity, stored: undefined };
-  const second = laterIncarnation(claim.identity, stored, timestamp);
+  const second = secondIdentity(claim.identity, stored, message, claim);
   if (second === undefined) return { identity: claim.identity, stored: answerRepeat(stored, claim) };
   const storedSecond = await insertOrRead(client, claim, second, timestamp);
   return { identity: second, stored: storedSecond && answerRepeat(storedSecond, claim) };
@@ -208,7 +233,7 @@ export class IdentityBatch {
   readonly #items: readonly BatchItem[];
   /** Each item's identity: its own until `resolve` gives it a second one. */
   readonly #identities: (string | undefined)[];
-  readonly #timestamps: (string | undefined)[];
+  readonly #coordinated: Coordinated[];
   /** The first item holding each identity; later ones repeat it. */
   #first = new Map<string, number>();
   readonly #answers: (BatchAnswer | undefined)[];
@@ -219,7 +244,7 @@ export class IdentityBatch {
     this.#operation = operation;
     this.#items = items;
     this.#identities = items.map((item) => item.identity);
-    this.#timestamps = items.map((item) => ownTimestamp(item.identity, item.source));
+    this.#coordinated = items.map((item) => coordinated(item.identity, item.source));
     this.#answers = Array.from({ length: items.length });
     this.#indexHolders();
   }
@@ -245,14 +270,26 @@ export class IdentityBatch {
     return rows;
   }
 
-  /** Loads the identities applied before: their first holders answer with the stored outcome (or CONFLICT). */
+  /**
+   * Loads the identities applied before: their first holders answer with the stored outcome (or CONFLICT).
+   * A message that another holds its identity from (a record, or an earlier item of this batch) takes its
+   * second identity first, as it would one after the other.
+   */
   async resolve(client: PoolClient): Promise<void> {
     let rows = await this.#load(client, [...this.#first.keys()]);
     const stored = new Map(rows.map((row) => [row.identity, row]));
     const seconds: string[] = [];
     this.#identities.forEach((identity, i) => {
-      const row = identity === undefined ? undefined : stored.get(identity);
-      const second = row && laterIncarnation(row.identity, row, this.#timestamps[i]);
+      if (identity === undefined) return;
+      const holder = stored.get(identity) ?? this.#heldInBatch(identity, i);
+      const item = this.#items[i] as BatchItem;
+      const second =
+        holder &&
+        secondIdentity(identity, holder, this.#coordinated[i] as Coordinated, {
+          topic: this.#topic,
+          operation: this.#operation,
+          fingerprint: item.fingerprint,
+        });
       if (second === undefined) return;
       this.#identities[i] = second;
       seconds.push(second);
@@ -273,6 +310,20 @@ export class IdentityBatch {
         ? { outcome: conflict(reused), duplicate: false }
         : { outcome: row.result, duplicate: true };
     }
+  }
+
+  /** The record the first earlier item of the batch with this identity would write, if any. */
+  #heldInBatch(identity: string, before: number): StoredRow | undefined {
+    const at = this.#first.get(identity);
+    if (at === undefined || at >= before) return undefined;
+    return {
+      identity,
+      topic: this.#topic,
+      operation: this.#operation,
+      result: { success: true, data: null, error: null },
+      fingerprint: this.#items[at]?.fingerprint ?? null,
+      source_timestamp: this.#coordinated[at]?.timestamp ?? null,
+    };
   }
 
   /** Items to apply now: no identity, or the first holder of an identity not applied before. */
@@ -296,7 +347,7 @@ export class IdentityBatch {
       const item = this.#items[index] as BatchItem;
       return identity === undefined
         ? []
-        : [{ item, identity, outcome, timestamp: this.#timestamps[index] ?? null }];
+        : [{ item, identity, outcome, timestamp: this.#coordinated[index]?.timestamp ?? null }];
     });
     if (rows.length === 0) return;
     const recorded = await client.query(

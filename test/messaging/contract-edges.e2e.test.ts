@@ -252,20 +252,25 @@ describe('contract edges through Kafka', () => {
     expect(await resultAt(1, next)).toMatchObject({ success: true });
 
     // A real redrive, sent as soon as its original's dead letter is seen, takes the original's identity:
-    // applied once, however often it is redriven.
+    // applied once, however often it is redriven. A forger who named the settled original first, with
+    // another request, is applied as any request is, and does not take the real redrive's place (before,
+    // the real one was a CONFLICT however often it was redriven).
     const reused = pattern('RedrivenFix', { pattern_id: 'not-a-uuid' });
     const original = await sendAt(2, { data: reused });
     expect((await resultAt(2, original)).error?.code).toBe('VALIDATION_ERROR');
     const fixed = { data: pattern('RedrivenFix') };
     const redrive = { 'pattern-redrive-of': `${topic}/2/${original}` };
+    const squatter = await resultAt(2, await sendAt(2, { data: pattern('SettledForger') }, redrive));
+    expect(squatter).toMatchObject({ success: true });
     const first = await resultAt(0, await sendAt(0, fixed, redrive));
     const second = await resultAt(1, await sendAt(1, fixed, redrive));
     expect(first).toMatchObject({ success: true });
+    expect(first.metadata.duplicate).toBeUndefined();
     expect(second).toMatchObject({ success: true, metadata: { duplicate: true } });
     const { rows } = await stack.db.pool.query<{ pattern_name: string }>(
-      "SELECT pattern_name FROM pattern_templates WHERE pattern_name IN ('ForgedRedrive', 'NamedByForger', 'RedrivenFix') ORDER BY 1",
+      "SELECT pattern_name FROM pattern_templates WHERE pattern_name IN ('ForgedRedrive', 'NamedByForger', 'RedrivenFix', 'SettledForger') ORDER BY 1",
     );
-    expect(rows.map((r) => r.pattern_name)).toEqual(['NamedByForger', 'RedrivenFix']);
+    expect(rows.map((r) => r.pattern_name)).toEqual(['NamedByForger', 'RedrivenFix', 'SettledForger']);
   });
 
   it('answers other callers once when a reply topic a request names refuses its record', async () => {

@@ -216,6 +216,37 @@ describe('the identity store', () => {
       expect(await events()).toBe(before + 2);
     });
 
+    it('applies a redrive whose identity a forged redrive holds with another request, once', async () => {
+      const before = await events();
+      // A forged pattern-redrive-of naming offset 10 (another request) is applied first, under its name.
+      const forged = await update.executeEffect(usage(false), at(11, '1', 10));
+      expect(forged.success).toBe(true);
+      // The real redrive, another request: applied (before, CONFLICT for good), once, single or batched.
+      const real = await update.executeEffect(usage(true), at(12, '2', 10));
+      expect(real.success).toBe(true);
+      expect(real.metadata.duplicate).toBeUndefined();
+      expect((await update.executeEffect(usage(true), at(13, '3', 10))).metadata.duplicate).toBe(true);
+      const [batched] = await update.recordUsageBatch([{ request: usage(true), context: at(14, '4', 10) }]);
+      expect(batched?.metadata.duplicate).toBe(true);
+      // In one batch as one after the other: the forged one first, then the real one twice.
+      const inBatch = await update.recordUsageBatch([
+        { request: usage(false), context: at(21, '1', 20) },
+        { request: usage(true), context: at(22, '2', 20) },
+        { request: usage(true), context: at(23, '3', 20) },
+      ]);
+      expect(inBatch.map((r) => [r.success, r.metadata.duplicate ?? false])).toEqual([
+        [true, false],
+        [true, false],
+        [true, true],
+      ]);
+      expect((await update.executeEffect(usage(true), at(24, '4', 20))).metadata.duplicate).toBe(true);
+      expect(await events()).toBe(before + 4);
+      const held = async (offset: number) =>
+        (await identities(offset)).map((r) => r.identity.split('#').length);
+      expect(await held(10)).toEqual([1, 2]);
+      expect(await held(20)).toEqual([1, 2]);
+    });
+
     it("derives the second message's ids from its own identity", async () => {
       const storage = new NodePatternStorageEffect(db.pool);
       const insert = (name: string) =>
