@@ -237,7 +237,8 @@ export class IdentityBatch {
   /** The first item holding each identity; later ones repeat it. */
   #first = new Map<string, number>();
   readonly #answers: (BatchAnswer | undefined)[];
-  readonly #known = new Set<string>();
+  /** The records of identities applied before this batch. */
+  readonly #known = new Map<string, StoredRow>();
 
   constructor(topic: string, operation: string, items: readonly BatchItem[]) {
     this.#topic = topic;
@@ -299,7 +300,7 @@ export class IdentityBatch {
       rows = [...rows.filter((row) => this.#first.has(row.identity)), ...(await this.#load(client, seconds))];
     }
     for (const row of rows) {
-      this.#known.add(row.identity);
+      this.#known.set(row.identity, row);
       const index = this.#first.get(row.identity) as number;
       const reused = reuseError(row.identity, row, {
         topic: this.#topic,
@@ -385,6 +386,15 @@ export class IdentityBatch {
       const own = this.#answers[i];
       if (own) return own;
       const identity = this.#identities[i] as string;
+      const incoming = { topic: this.#topic, operation: this.#operation, fingerprint: item.fingerprint };
+      // A repeat of an identity applied before answers as that record does, as it would alone.
+      const known = this.#known.get(identity);
+      if (known) {
+        const reusedKnown = reuseError(identity, known, incoming);
+        return reusedKnown
+          ? { outcome: conflict(reusedKnown), duplicate: false }
+          : { outcome: known.result, duplicate: true };
+      }
       const firstAt = this.#first.get(identity) as number;
       const reused = reuseError(
         identity,
@@ -393,7 +403,7 @@ export class IdentityBatch {
           operation: this.#operation,
           fingerprint: this.#items[firstAt]?.fingerprint ?? null,
         },
-        { topic: this.#topic, operation: this.#operation, fingerprint: item.fingerprint },
+        incoming,
       );
       if (reused) return { outcome: conflict(reused), duplicate: false };
       const first = this.#answers[firstAt];
