@@ -9,6 +9,7 @@ import { modelResultSchema, type ModelResult } from '../contracts/results.ts';
 import { TopicNames } from '../contracts/topics.ts';
 import {
   ALL_OPERATIONS,
+  isWriteOperation,
   keyOfRequest,
   OPERATIONS,
   topicOfOperation,
@@ -299,8 +300,15 @@ class PatternClientBase {
       if (deadline !== undefined) headers[HEADERS.deadline] = String(deadline);
     }
     // One pattern's requests share a key so that they stay in order on one partition; an insert without
-    // data.pattern_id is keyed by the id the worker will derive from its identity (nodes/ids.ts).
-    const key = options.key ?? keyOfRequest(operation, value) ?? insertKey(operation, value, correlationId);
+    // data.pattern_id is keyed by the id the worker will derive from its identity (nodes/ids.ts). A write
+    // of no one pattern (batch_insert, global compute_analytics) is keyed by its correlation id: the worker
+    // keeps a partition's writes without a key in order among themselves, one after the other, so one
+    // slow unkeyed write (anyone's) held up every other.
+    const key =
+      options.key ??
+      keyOfRequest(operation, value) ??
+      insertKey(operation, value, correlationId) ??
+      (isWriteOperation(operation) ? correlationId : undefined);
     return {
       topic: this.names.request(logical),
       correlationId,

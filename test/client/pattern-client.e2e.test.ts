@@ -1,5 +1,7 @@
 // PatternClient against the worker process, the real broker and database (issue "Using it").
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ClientClosedError,
@@ -13,6 +15,8 @@ import { KafkaClient } from '../../src/messaging/kafka/client.ts';
 import { createTopics } from '../../src/messaging/kafka/topic-admin.ts';
 import { brokers, uniquePrefix } from '../support/kafka.ts';
 import { createStack, type Stack } from '../support/stack.ts';
+
+const execFileAsync = promisify(execFile);
 
 vi.setConfig({ testTimeout: 90_000 });
 
@@ -57,6 +61,14 @@ describe('PatternClient request/reply', () => {
       patterns: [pattern('ClientBatchOne'), pattern('ClientBatchTwo')],
     });
     expect(batch.data?.count).toBe(2);
+    // A write of no one pattern goes keyed by its correlation id: the worker runs a partition's unkeyed
+    // writes one after the other, anyone's, so a slow one would hold it up.
+    const source = batch.metadata.source;
+    const { stdout: batchKey } = await execFileAsync('kcat', [
+      ...['-C', '-b', brokers().join(','), '-t', source?.topic ?? '', '-p', String(source?.partition)],
+      ...['-o', source?.offset ?? '', '-c', '1', '-e', '-q', '-f', '%k'],
+    ]);
+    expect(batchKey).toBe(batch.metadata.correlation_id);
     await client.insert({ data: pattern('ClientTarget', { pattern_id: b }) });
 
     const calls = {

@@ -99,6 +99,10 @@ def key_of(operation: str, body: Dict[str, Any]) -> Optional[str]:
     relationship = body.get("relationship_data") or {}
     if relationship.get("source_pattern_id"):
         return str(relationship["source_pattern_id"])
+    # A write of no one pattern (batch_insert, global compute_analytics): its own key. The worker keeps a
+    # partition's writes without a key in order, one after the other, so one slow one held up the rest.
+    if operation in WRITES:
+        return str(body["correlation_id"])
     return None
 
 
