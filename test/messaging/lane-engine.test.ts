@@ -422,4 +422,72 @@ describe('LaneEngine', () => {
       { numRuns: 150 },
     );
   });
+
+  describe('patterns touched across partitions', () => {
+    const touching = (m: InboundMessage) => [m.key?.toString().split('@')[1] ?? 'none'];
+
+    it('runs no two units touching one pattern at once, and others beside them', async () => {
+      const { work, engine } = engineSetup({ concurrency: 4 });
+      work.touchesOf = touching;
+      engine.accept('t', 0, [message(0, 0, 'write', 'a@p1')]);
+      engine.accept('t', 1, [message(1, 0, 'write', 'b@p1'), message(1, 1, 'write', 'c@p2')]);
+      engine.accept('t', 2, [message(2, 0, 'write', 'd@p1')]);
+      await flush();
+      // b and d wait in memory for a's pattern; c, of the same partition as b, runs beside a.
+      expect(work.runs.map((r) => r.items.map((i) => i.key))).toEqual([['a@p1'], ['c@p2']]);
+      work.succeed(0);
+      await flush();
+      const next = work.runs.map((r) => r.items.map((i) => i.key)[0]);
+      expect(next).toHaveLength(2);
+      expect(next.filter((k) => k?.endsWith('@p1'))).toHaveLength(1);
+      while (work.runs.length > 0) {
+        work.succeed(0);
+        await flush();
+      }
+      expect(work.effectOrder).toHaveLength(4);
+    });
+
+    it('never runs two units touching one pattern at once, and leaves no message behind, whatever finishes first', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              partition: fc.integer({ min: 0, max: 2 }),
+              key: fc.constantFrom('a', 'b', 'c'),
+              pattern: fc.constantFrom('p1', 'p2', 'p3'),
+              kind: fc.constantFrom<Kind>('write', 'usage', 'read'),
+            }),
+            { minLength: 1, maxLength: 30 },
+          ),
+          fc.array(fc.nat(), { minLength: 1, maxLength: 60 }),
+          async (sent, picks) => {
+            const { work, publisher, engine } = engineSetup({ concurrency: 3 });
+            work.touchesOf = (m) => (m.value?.toString() === 'read' ? undefined : touching(m));
+            const offsets = new Map<number, number>();
+            for (const m of sent) {
+              const offset = offsets.get(m.partition) ?? 0;
+              offsets.set(m.partition, offset + 1);
+              engine.accept('t', m.partition, [
+                message(m.partition, offset, m.kind, `${m.key}@${m.pattern}`),
+              ]);
+            }
+            await flush();
+            let step = 0;
+            while (work.runs.length > 0) {
+              const running = work.runs.flatMap((r) => [
+                ...new Set(r.items.filter((i) => i.ordering === 'key').flatMap((i) => i.touches ?? [])),
+              ]);
+              expect(new Set(running).size).toBe(running.length);
+              work.succeed((picks[step++ % picks.length] as number) % work.runs.length);
+              await flush();
+              while (publisher.pending.length > 0) publisher.ack();
+              await flush();
+            }
+            expect(work.effectOrder).toHaveLength(sent.length);
+          },
+        ),
+        { numRuns: 200 },
+      );
+    });
+  });
 });

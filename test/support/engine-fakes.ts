@@ -51,6 +51,8 @@ export class FakeWork implements UnitWork {
   gaveUp: UnitView[] = [];
   /** What a prepared message holds in memory (Schedulable.memoryBytes); undefined: its bytes. */
   memoryOf: (m: InboundMessage) => number | undefined = () => undefined;
+  /** The patterns a prepared write touches (Schedulable.touches); none unless set. */
+  touchesOf: (m: InboundMessage) => string[] | undefined = () => undefined;
 
   prepare(m: InboundMessage): Schedulable {
     const kind = m.value?.toString() as Kind;
@@ -62,6 +64,7 @@ export class FakeWork implements UnitWork {
       skip: false,
       correlationId: null,
       memoryBytes: this.memoryOf(m),
+      touches: this.touchesOf(m),
     };
   }
 

@@ -10,7 +10,7 @@ import { classifyFailure, describeFailure } from './failures.ts';
 import { mayResume, pauseReason, RateLimiter } from './flow-control.ts';
 import type { Lifecycle, UnitView } from './lifecycle.ts';
 import { PartitionRegistry, type PartitionState } from './partition-registry.ts';
-import { PartitionScheduler } from './partition-scheduler.ts';
+import { LaneHolds, PartitionScheduler } from './partition-scheduler.ts';
 import type {
   ConsumerControl,
   PartitionWait,
@@ -69,8 +69,9 @@ export class LaneEngine<P extends Schedulable> {
   constructor(options: LaneEngineOptions<P>) {
     this.#o = options;
     const s = (this.#s = options.settings);
+    const holds = new LaneHolds();
     this.#partitions = new PartitionRegistry<P>(
-      () => new PartitionScheduler<P>({ maxBatch: s.maxBatch, maxBatchBytes: s.maxBatchBytes }),
+      () => new PartitionScheduler<P>({ maxBatch: s.maxBatch, maxBatchBytes: s.maxBatchBytes, lane: holds }),
     );
     this.#committer = new Committer<P>(() => this.#partitions.live(), {
       commit: (offsets) => options.control.commit(offsets),

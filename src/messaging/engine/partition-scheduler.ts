@@ -3,7 +3,8 @@
 // write of its key in this partition has its effect done; a write's keys are its message key and the
 // patterns it touches, so an unkeyed insert and a later update of the same pattern keep their order);
 // consecutive usage events of ready keys form one batch, several events of one key in offset order
-// included. Offsets, commits and retries are the engine's; this only picks.
+// included. What a write touches is also held across the lane's partitions (LaneHolds). Offsets, commits
+// and retries are the engine's; this only picks.
 import type { Schedulable } from './ports.ts';
 
 /** A write's ordering keys: its message key and what it touches, in two namespaces that cannot meet. */
@@ -11,6 +12,41 @@ const keysOf = (item: Schedulable): readonly string[] => [
   `k:${item.key}`,
   ...(item.touches ?? []).map((t) => `t:${t}`),
 ];
+
+/**
+ * The patterns touched by the units in flight of all of a lane's partitions. A write whose pattern a unit
+ * of another partition holds waits here, in memory: started, it would take a slot and a connection only
+ * to wait for that pattern's row lock in PostgreSQL (the contention audit: writes of 150-280 ms each on
+ * one pattern, from every partition, kept 3 of the writes lane's 4 slots waiting on one lock, and the
+ * valid writes of other patterns waited up to p99 24 s). Across partitions nothing is ordered: this only
+ * keeps such units from running at once.
+ */
+export class LaneHolds {
+  readonly #held = new Map<string, number>();
+
+  has(key: string): boolean {
+    return this.#held.has(key);
+  }
+
+  hold(keys: readonly string[]): void {
+    for (const k of keys) if (isTouch(k)) this.#held.set(k, (this.#held.get(k) ?? 0) + 1);
+  }
+
+  release(keys: readonly string[]): void {
+    for (const k of keys) {
+      if (!isTouch(k)) continue;
+      const n = (this.#held.get(k) ?? 0) - 1;
+      if (n > 0) this.#held.set(k, n);
+      else this.#held.delete(k);
+    }
+  }
+
+  get size(): number {
+    return this.#held.size;
+  }
+}
+
+const isTouch = (key: string) => key.startsWith('t:');
 
 export interface PickedUnit<P extends Schedulable> {
   items: P[];
@@ -33,12 +69,21 @@ export class PartitionScheduler<P extends Schedulable> {
   readonly #maxBatch: number;
   readonly #maxBatchBytes: number;
   readonly #maxScan: number;
+  readonly #lane: LaneHolds | undefined;
 
-  /** `maxBatchBytes`: a batch also stops at this many bytes of request values (at least one event). */
-  constructor(options: { maxBatch: number; maxBatchBytes?: number; maxScan?: number }) {
+  /**
+   * `maxBatchBytes`: a batch also stops at this many bytes of request values (at least one event).
+   * `lane`: what the lane's other partitions' units touch (none: this partition alone).
+   */
+  constructor(options: { maxBatch: number; maxBatchBytes?: number; maxScan?: number; lane?: LaneHolds }) {
     this.#maxBatch = options.maxBatch;
     this.#maxBatchBytes = options.maxBatchBytes ?? Number.POSITIVE_INFINITY;
     this.#maxScan = options.maxScan ?? Math.max(1000, options.maxBatch * 4);
+    this.#lane = options.lane;
+  }
+
+  #isBusy(key: string): boolean {
+    return this.#busy.has(key) || this.#lane?.has(key) === true;
   }
 
   get queued(): number {
@@ -64,9 +109,11 @@ export class PartitionScheduler<P extends Schedulable> {
 
   hold(keys: readonly string[]): void {
     for (const k of keys) this.#busy.set(k, (this.#busy.get(k) ?? 0) + 1);
+    this.#lane?.hold(keys);
   }
 
   release(keys: readonly string[]): void {
+    this.#lane?.release(keys);
     for (const k of keys) {
       const n = (this.#busy.get(k) ?? 0) - 1;
       if (n > 0) this.#busy.set(k, n);
@@ -86,7 +133,7 @@ export class PartitionScheduler<P extends Schedulable> {
         return { items: [item], batched: false, keys: [] };
       }
       const keys = keysOf(item);
-      if (keys.some((k) => this.#busy.has(k) || blocked.has(k))) {
+      if (keys.some((k) => this.#isBusy(k) || blocked.has(k))) {
         for (const k of keys) blocked.add(k);
         continue;
       }
@@ -109,7 +156,7 @@ export class PartitionScheduler<P extends Schedulable> {
       const { item } = entry;
       if (item.ordering === 'free') continue;
       const itemKeys = keysOf(item);
-      if (itemKeys.some((k) => this.#busy.has(k) || blocked.has(k))) {
+      if (itemKeys.some((k) => this.#isBusy(k) || blocked.has(k))) {
         for (const k of itemKeys) blocked.add(k);
         continue;
       }
