@@ -221,14 +221,10 @@ export interface Budget {
   entries?: number;
 }
 
-/** Every empty field is this one buffer: a record may hold 100,000 empty headers. Nothing writes to it. */
-const EMPTY = Buffer.alloc(0);
-
 function bytesOf(reader: Reader, end: number): Buffer | null {
   const length = reader.readVarInt();
   if (length === -1) return null;
   if (length < 0 || reader.position + length > end) throw new Error(`a field says it is ${length} bytes`);
-  if (length === 0) return EMPTY;
   const value = reader.buffer.slice(reader.position, reader.position + length);
   reader.position += length;
   return value;

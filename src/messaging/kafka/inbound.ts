@@ -12,31 +12,14 @@ import type { FetchedRecord } from './fetcher.ts';
  */
 export function headerMap(wire: readonly (readonly [Buffer | null, Buffer | null])[]): MessageHeaders {
   const headers = emptyHeaders<HeaderValue>();
-  let lastRaw: Buffer | null = null;
-  let lastKey = '';
   for (const [rawKey, value] of wire) {
-    // A name repeated (header after header) is decoded once.
-    const key =
-      rawKey === null
-        ? ''
-        : lastRaw !== null && sameShortBytes(rawKey, lastRaw)
-          ? lastKey
-          : rawKey.toString('utf8');
-    lastRaw = rawKey;
-    lastKey = key;
+    const key = rawKey === null ? '' : rawKey.toString('utf8');
     const prev = headers[key];
     if (prev === undefined) headers[key] = value;
     else if (Array.isArray(prev)) prev.push(value);
     else headers[key] = [prev, value];
   }
   return headers;
-}
-
-/** Equal bytes, for names short enough that comparing in JS beats decoding again. */
-function sameShortBytes(a: Buffer, b: Buffer): boolean {
-  if (a.length !== b.length || a.length > 64) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 export function toInbound(record: FetchedRecord, receivedAt?: number): InboundMessage {
