@@ -47,7 +47,7 @@ const INT64 = 2n ** 63n;
 
 /**
  * What tells messages known by the same coordinates apart (an identity `off:<topic>/<partition>/<offset>`,
- * from a message without a correlation id). Undefined fields for a correlation id.
+ * from a message without a correlation id). For any other identity: no timestamp, not a redrive.
  */
 interface Coordinated {
   /**
@@ -146,8 +146,8 @@ export interface Claimed {
  * (a duplicate), throws CONFLICT when it was applied for another request. A concurrent claim of the same
  * identity waits for the other transaction and then sees its outcome. A message at the coordinates of one
  * recorded before with another timestamp, or a redrive of another request, claims its second identity
- * instead (`secondIdentity`): use the
- * identity answered, not the one asked, for everything the effect derives from it.
+ * instead (`secondIdentity`): use the identity answered, not the one asked, for everything the effect
+ * derives from it.
  */
 export async function claimIdentity(client: PoolClient, claim: Claim): Promise<Claimed> {
   const message = coordinated(claim.identity, claim.source);
@@ -206,6 +206,20 @@ export async function storeOutcome(
   outcome: StoredOutcome,
 ): Promise<void> {
   await client.query('UPDATE processed_messages SET result = $2 WHERE identity = $1', [identity, outcome]);
+}
+
+/**
+ * A batch whose outcomes depend on which of its messages get recorded (two holding one identity with
+ * different requests or timestamps): apply its messages one at a time instead. Rare: a client reusing a
+ * correlation id, a forged redrive beside the real one.
+ */
+export class ApplyOneByOne extends Error {
+  constructor() {
+    super(
+      'a usage batch holds one identity twice with different requests; applying it one message at a time',
+    );
+    this.name = 'ApplyOneByOne';
+  }
 }
 
 /** One item of a batch: its identity, if it has one, and what it would be recorded with. */
@@ -273,8 +287,10 @@ export class IdentityBatch {
 
   /**
    * Loads the identities applied before: their first holders answer with the stored outcome (or CONFLICT).
-   * A message that another holds its identity from (a record, or an earlier item of this batch) takes its
-   * second identity first, as it would one after the other.
+   * A message that a record holds its identity from takes its second identity first, as it would alone.
+   * Throws ApplyOneByOne where an earlier item of the batch holds an item's identity with another request
+   * or at another timestamp: whether that one is recorded is known only once it ran, so such a batch is
+   * applied one message at a time, as a replay that batches otherwise would apply it.
    */
   async resolve(client: PoolClient): Promise<void> {
     let rows = await this.#load(client, [...this.#first.keys()]);
@@ -282,15 +298,20 @@ export class IdentityBatch {
     const seconds: string[] = [];
     this.#identities.forEach((identity, i) => {
       if (identity === undefined) return;
-      const holder = stored.get(identity) ?? this.#heldInBatch(identity, i);
       const item = this.#items[i] as BatchItem;
-      const second =
-        holder &&
-        secondIdentity(identity, holder, this.#coordinated[i] as Coordinated, {
-          topic: this.#topic,
-          operation: this.#operation,
-          fingerprint: item.fingerprint,
-        });
+      const request = { topic: this.#topic, operation: this.#operation, fingerprint: item.fingerprint };
+      const message = this.#coordinated[i] as Coordinated;
+      const record = stored.get(identity);
+      if (!record) {
+        const holder = this.#heldInBatch(identity, i);
+        if (
+          holder &&
+          (secondIdentity(identity, holder, message, request) ?? reuseError(identity, holder, request))
+        )
+          throw new ApplyOneByOne();
+        return;
+      }
+      const second = secondIdentity(identity, record, message, request);
       if (second === undefined) return;
       this.#identities[i] = second;
       seconds.push(second);
@@ -313,15 +334,16 @@ export class IdentityBatch {
     }
   }
 
-  /** The record the first earlier item of the batch with this identity would write, if any. */
-  #heldInBatch(identity: string, before: number): StoredRow | undefined {
+  /** What an earlier item of the batch holding this identity would record, if any. */
+  #heldInBatch(
+    identity: string,
+    before: number,
+  ): Pick<StoredRow, 'source_timestamp' | 'topic' | 'operation' | 'fingerprint'> | undefined {
     const at = this.#first.get(identity);
     if (at === undefined || at >= before) return undefined;
     return {
-      identity,
       topic: this.#topic,
       operation: this.#operation,
-      result: { success: true, data: null, error: null },
       fingerprint: this.#items[at]?.fingerprint ?? null,
       source_timestamp: this.#coordinated[at]?.timestamp ?? null,
     };
@@ -379,34 +401,26 @@ export class IdentityBatch {
     this.#answers[index] = { outcome, duplicate: false };
   }
 
-  /** One answer per item: its own outcome, a stored one, or, for a repeat within the batch, the first
-   * holder's (CONFLICT when its request differs). */
+  /** One answer per item: its own outcome, a stored one, or, for a repeat within the batch (the same
+   * request: resolve lets no other through), the first holder's. */
   answers(): BatchAnswer[] {
     return this.#items.map((item, i) => {
       const own = this.#answers[i];
       if (own) return own;
       const identity = this.#identities[i] as string;
-      const incoming = { topic: this.#topic, operation: this.#operation, fingerprint: item.fingerprint };
       // A repeat of an identity applied before answers as that record does, as it would alone.
       const known = this.#known.get(identity);
       if (known) {
-        const reusedKnown = reuseError(identity, known, incoming);
-        return reusedKnown
-          ? { outcome: conflict(reusedKnown), duplicate: false }
-          : { outcome: known.result, duplicate: true };
-      }
-      const firstAt = this.#first.get(identity) as number;
-      const reused = reuseError(
-        identity,
-        {
+        const reused = reuseError(identity, known, {
           topic: this.#topic,
           operation: this.#operation,
-          fingerprint: this.#items[firstAt]?.fingerprint ?? null,
-        },
-        incoming,
-      );
-      if (reused) return { outcome: conflict(reused), duplicate: false };
-      const first = this.#answers[firstAt];
+          fingerprint: item.fingerprint,
+        });
+        return reused
+          ? { outcome: conflict(reused), duplicate: false }
+          : { outcome: known.result, duplicate: true };
+      }
+      const first = this.#answers[this.#first.get(identity) as number];
       if (!first) throw new RetryableError(`identity ${identity} has no answer in its batch`);
       // A repeat of a failed first holder fails the same way; of an applied one, it is a duplicate.
       return { outcome: first.outcome, duplicate: first.outcome.success };

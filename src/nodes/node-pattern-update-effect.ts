@@ -18,7 +18,13 @@ import { EffectNode, type ExecuteContext, type Handlers, type NodeOptions } from
 import { traceBatch } from './node-span.ts';
 import { buildResult } from '../contracts/results.ts';
 import { failureOutcome, type EffectScope } from './effect-runner.ts';
-import { duplicateMetadata, IdentityBatch, type BatchAnswer, type StoredOutcome } from './identity-store.ts';
+import {
+  ApplyOneByOne,
+  duplicateMetadata,
+  IdentityBatch,
+  type BatchAnswer,
+  type StoredOutcome,
+} from './identity-store.ts';
 import { requestFingerprint } from '../contracts/fingerprint.ts';
 import { usageEventId } from './ids.ts';
 import { notFound } from '../contracts/errors.ts';
@@ -122,11 +128,15 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
       });
     } catch (err) {
       if (err instanceof RetryableError) throw err;
-      failureOutcome(err, this.logger, 'record_usage'); // rethrows transient ones
-      this.logger?.warn(
-        { size: items.length },
-        'usage batch failed as a whole; applying its events one by one',
-      );
+      if (err instanceof ApplyOneByOne) {
+        this.logger?.debug({ size: items.length }, err.message);
+      } else {
+        failureOutcome(err, this.logger, 'record_usage'); // rethrows transient ones
+        this.logger?.warn(
+          { size: items.length },
+          'usage batch failed as a whole; applying its events one by one',
+        );
+      }
       const results: ModelResult[] = [];
       for (const item of items) results.push(await this.executeEffect(item.request, item.context));
       return results;

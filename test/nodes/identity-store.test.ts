@@ -280,6 +280,8 @@ const message = fc.record({
   kind: fc.constantFrom('own', 'redrive', 'correlation id'),
   timestamp: fc.constantFrom('1764547200000', '1764633600000'),
   success: fc.boolean(),
+  /** Of a pattern that does not exist: refused (INVALID_REFERENCE), nothing recorded. */
+  missing: fc.boolean(),
 });
 type Message = typeof message extends fc.Arbitrary<infer T> ? T : never;
 
@@ -289,7 +291,7 @@ function item(topic: string, m: Message, index: number) {
   return {
     request: {
       operation: 'record_usage',
-      pattern_id: patternId,
+      pattern_id: m.missing ? '00000000-0000-4000-8000-00000000dead' : patternId,
       usage_data: { success: m.success },
     } as never,
     context: {
