@@ -102,7 +102,7 @@ export async function runEffect<T>(
     // Reads need no transaction: nothing to roll back, and BEGIN/COMMIT would cost two round trips.
     const run = options.write ? withTransaction : withClient;
     outcome = await run(options.pool, async (client) => {
-      // The identity claimed may not be the one asked (identity-store.ts laterIncarnation).
+      // The identity claimed may not be the one asked (identity-store.ts secondIdentity).
       let identity = askedIdentity;
       if (identity !== undefined) {
         const claimed = await claimIdentity(client, {

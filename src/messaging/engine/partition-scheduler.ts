@@ -40,10 +40,6 @@ export class LaneHolds {
       else this.#held.delete(k);
     }
   }
-
-  get size(): number {
-    return this.#held.size;
-  }
 }
 
 const isTouch = (key: string) => key.startsWith('t:');
