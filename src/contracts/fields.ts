@@ -247,7 +247,7 @@ export const messageIdentity = z
   .max(MAX_IDENTITY_CHARS, `must be at most ${MAX_IDENTITY_CHARS} characters`)
   .regex(
     /^(cid|hdr|off):./,
-    'must be a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<partition>/<offset>[@<timestamp>]',
+    'must be a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<partition>/<offset>[@<timestamp> or #<fingerprint>]',
   )
   .refine((v) => !CONTROL.test(v), 'must not contain control characters')
   // Stored in lower case (a correlation id is a UUID, compared case-insensitively).

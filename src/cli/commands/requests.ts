@@ -278,7 +278,7 @@ function resultCommand(): Command {
     .argument('<correlation-id>', "the request's correlation id (or, with --identity, its message identity)")
     .option(
       '--identity',
-      'the argument is a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<p>/<offset>[@<timestamp>]',
+      'the argument is a message identity: cid:<uuid>, hdr:<base64> or off:<topic>/<p>/<offset>[@<timestamp> or #<fingerprint>]',
     )
     .addOption(
       new Option(
