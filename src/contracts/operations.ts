@@ -61,6 +61,10 @@ interface OperationSpec<
   method: M;
   cli?: CliCommand;
   replay: ReplayPhase;
+  /** Consecutive ready messages of one batch class share one transaction (batchClassOf): `any` (every
+   * event in one multi-row insert), `same-pattern` (one recomputation answers each message of one
+   * pattern, as applying them back to back would). Absent: each message alone. */
+  batch?: 'any' | 'same-pattern';
 }
 
 function op<T extends RequestTopic, S extends z.ZodRawShape, R extends z.ZodType, const M extends string>(
@@ -227,6 +231,7 @@ export const OPERATIONS = {
     method: 'recordUsage',
     cli: 'usage',
     replay: 'usage',
+    batch: 'any',
   }),
   update_stats: op({
     topic: 'pattern.usage',
@@ -237,6 +242,9 @@ export const OPERATIONS = {
     key: ['pattern_id'],
     method: 'updateStats',
     replay: 'usage',
+    // A run of one pattern's recomputations costs one: the audit's 3,000 on one key held its partition's
+    // other keys for a minute, one recomputation (a scan of the pattern's events) each.
+    batch: 'same-pattern',
   }),
   create_relationship: op({
     topic: 'pattern.usage',
@@ -348,6 +356,16 @@ export const READ_OPERATIONS: ReadonlySet<Operation> = new Set(
 
 export function isWriteOperation(operation: Operation): boolean {
   return OPERATIONS[operation].kind === 'write';
+}
+
+/** Which valid requests may be applied in one transaction: those with the same class (none: alone). */
+export function batchClassOf(request: { operation: Operation; pattern_id?: unknown }): string | undefined {
+  const batch = (OPERATIONS[request.operation] as { batch?: 'any' | 'same-pattern' }).batch;
+  if (batch === 'any') return request.operation;
+  if (batch === 'same-pattern' && typeof request.pattern_id === 'string') {
+    return `${request.operation}:${request.pattern_id}`;
+  }
+  return undefined;
 }
 
 /** The topic an operation belongs to, or undefined for an unknown operation. */

@@ -11,6 +11,7 @@ export type SearchRequest = RequestOf<'search'>;
 export type GetRelatedRequest = RequestOf<'get_related'>;
 export type GetResultRequest = RequestOf<'get_result'>;
 export type RecordUsageRequest = RequestOf<'record_usage'>;
+export type UpdateStatsRequest = RequestOf<'update_stats'>;
 export type CreateRelationshipRequest = RequestOf<'create_relationship'>;
 export type UpdateRelationshipRequest = RequestOf<'update_relationship'>;
 

@@ -1,5 +1,6 @@
 // NodePatternUpdateEffect: usage tracking and relationships. recordUsageBatch applies many usage events in
-// one transaction (one multi-row insert; the statement trigger updates each pattern's statistics once).
+// one transaction (one multi-row insert; the statement trigger updates each pattern's statistics once);
+// updateStatsBatch answers many recomputations of one pattern with one.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { EffectError, RetryableError } from '../contracts/errors.ts';
@@ -8,6 +9,7 @@ import type {
   CreateRelationshipRequest,
   RecordUsageRequest,
   UpdateRelationshipRequest,
+  UpdateStatsRequest,
 } from '../contracts/requests.ts';
 import type { ModelResult } from '../contracts/results.ts';
 import type { Pool, PoolClient } from '../db/pool.ts';
@@ -79,9 +81,27 @@ function usageData(row: EventRow) {
   };
 }
 
-export interface UsageBatchItem {
-  request: RecordUsageRequest;
+export interface BatchItem<R> {
+  request: R;
   context: ExecuteContext;
+}
+export type UsageBatchItem = BatchItem<RecordUsageRequest>;
+export type StatsBatchItem = BatchItem<UpdateStatsRequest>;
+
+/** The identity records' view of a batch's items. */
+function identityBatch(operation: string, items: readonly BatchItem<RecordUsageRequest | UpdateStatsRequest>[]) {
+  return new IdentityBatch(
+    TOPIC,
+    operation,
+    items.map((item) => ({
+      identity: item.context.identity,
+      source: item.context.source,
+      fingerprint:
+        item.context.identity === undefined
+          ? undefined
+          : (item.context.fingerprint ?? requestFingerprint(item.request)),
+    })),
+  );
 }
 
 export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
@@ -102,21 +122,43 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
    * not exist get INVALID_REFERENCE. If the batch fails as a whole, each item is applied on its own.
    */
   async recordUsageBatch(items: UsageBatchItem[]): Promise<ModelResult[]> {
-    if (items.length === 0) return [];
-    return traceBatch(this.nodeName, items.length, () => this.#recordBatch(items));
+    return this.#batch('record_usage', items, (client) => this.#applyBatch(client, items));
   }
 
-  async #recordBatch(items: UsageBatchItem[]): Promise<ModelResult[]> {
+  /**
+   * Applies many update_stats requests in one transaction, one recomputation per pattern: each message
+   * is answered with the statistics they give, as if applied back to back (nothing else of the pattern
+   * can run between them). Identities already applied get their stored result; a pattern that does not
+   * exist gives each of its messages NOT_FOUND, recording nothing, as one at a time.
+   */
+  async updateStatsBatch(items: StatsBatchItem[]): Promise<ModelResult[]> {
+    return this.#batch('update_stats', items, (client) => applyStatsBatch(client, items));
+  }
+
+  async #batch<R extends RecordUsageRequest | UpdateStatsRequest>(
+    operation: R['operation'],
+    items: BatchItem<R>[],
+    apply: (client: PoolClient) => Promise<BatchAnswer[]>,
+  ): Promise<ModelResult[]> {
+    if (items.length === 0) return [];
+    return traceBatch(this.nodeName, operation, items.length, () => this.#runBatch(operation, items, apply));
+  }
+
+  async #runBatch<R extends RecordUsageRequest | UpdateStatsRequest>(
+    operation: R['operation'],
+    items: BatchItem<R>[],
+    apply: (client: PoolClient) => Promise<BatchAnswer[]>,
+  ): Promise<ModelResult[]> {
     const startedAt = performance.now();
     try {
-      const outcomes = await withTransaction(this.pool, (client) => this.#applyBatch(client, items));
+      const outcomes = await withTransaction(this.pool, apply);
       return items.map((item, i) => {
         const { outcome, duplicate } = outcomes[i] as { outcome: StoredOutcome; duplicate: boolean };
         return buildResult(
           outcome as ModelResult,
           {
             correlationId: item.request.correlation_id ?? null,
-            operation: 'record_usage',
+            operation,
             node: this.nodeName,
             startedAt,
           },
@@ -131,10 +173,10 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
       if (err instanceof ApplyOneByOne) {
         this.logger?.debug({ size: items.length }, err.message);
       } else {
-        failureOutcome(err, this.logger, 'record_usage'); // rethrows transient ones
+        failureOutcome(err, this.logger, operation); // rethrows transient ones
         this.logger?.warn(
-          { size: items.length },
-          'usage batch failed as a whole; applying its events one by one',
+          { size: items.length, operation },
+          'batch failed as a whole; applying its messages one by one',
         );
       }
       const results: ModelResult[] = [];
@@ -171,18 +213,7 @@ export class NodePatternUpdateEffect extends EffectNode<'pattern.usage'> {
   }
 
   async #applyBatch(client: PoolClient, items: UsageBatchItem[]): Promise<BatchAnswer[]> {
-    const batch = new IdentityBatch(
-      TOPIC,
-      'record_usage',
-      items.map((item) => ({
-        identity: item.context.identity,
-        source: item.context.source,
-        fingerprint:
-          item.context.identity === undefined
-            ? undefined
-            : (item.context.fingerprint ?? requestFingerprint(item.request)),
-      })),
-    );
+    const batch = identityBatch('record_usage', items);
     await batch.resolve(client);
     const pending = batch.pending();
 
@@ -232,6 +263,33 @@ async function recordUsage(scope: EffectScope, request: RecordUsageRequest) {
   const record = eventRecord(usageEventId(scope.identity, scope.eventTime), request, scope.eventTime);
   const { rows } = await scope.client.query<EventRow>(INSERT_EVENTS_SQL, [JSON.stringify([record])]);
   return usageData(rows[0] as EventRow);
+}
+
+async function applyStatsBatch(client: PoolClient, items: StatsBatchItem[]): Promise<BatchAnswer[]> {
+  const batch = identityBatch('update_stats', items);
+  await batch.resolve(client);
+  const byPattern = new Map<string, number[]>();
+  for (const index of batch.pending()) {
+    const patternId = (items[index] as StatsBatchItem).request.pattern_id;
+    byPattern.set(patternId, [...(byPattern.get(patternId) ?? []), index]);
+  }
+  // In id order, the order in which every write of the pattern rows takes their locks.
+  for (const patternId of [...byPattern.keys()].sort()) {
+    const indexes = byPattern.get(patternId) as number[];
+    let data: Row;
+    try {
+      data = await updateStats(client, patternId);
+    } catch (err) {
+      if (!(err instanceof EffectError)) throw err;
+      for (const index of indexes) batch.fail(index, failureOutcome(err, undefined, 'update_stats'));
+      continue;
+    }
+    await batch.record(
+      client,
+      indexes.map((index) => ({ index, outcome: { success: true, data, error: null } })),
+    );
+  }
+  return batch.answers();
 }
 
 async function updateStats(client: PoolClient, patternId: string) {

@@ -74,15 +74,16 @@ export async function traceOperation(
   );
 }
 
-/** Runs a batch of usage events inside one node span. */
+/** Runs a batch of one operation's messages inside one node span. */
 export async function traceBatch(
   node: string,
+  operation: string,
   size: number,
   run: () => Promise<ModelResult[]>,
 ): Promise<ModelResult[]> {
   return tracer.startActiveSpan(
-    `${node} record_usage`,
-    { attributes: { 'pattern.node': node, 'pattern.operation': 'record_usage', 'pattern.batch_size': size } },
+    `${node} ${operation}`,
+    { attributes: { 'pattern.node': node, 'pattern.operation': operation, 'pattern.batch_size': size } },
     async (span) => {
       try {
         const results = await run();

@@ -4,6 +4,7 @@
 // replay tie rank, trace context extraction, the bounded batch reader, PatternClient's reply handling) is
 // fed arbitrary ones here as fast-check properties: none may throw, and each returns something
 // well-formed (a throw stops an operator command, or stalls a partition of the worker).
+import { batchClassOf } from '../../src/contracts/operations.ts';
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { createRecordsBatch, Reader, type CompressionAlgorithmValue } from '@platformatic/kafka';
@@ -773,7 +774,7 @@ describe('prepare (stages/prepare.ts)', () => {
           expect(p.touches.length).toBeGreaterThan(0);
           for (const lock of p.touches) expect(lock.startsWith('p:')).toBe(true);
         }
-        expect(p.batchable).toBe(p.request?.operation === 'record_usage');
+        expect(p.batchWith).toBe(p.request ? batchClassOf(p.request) : undefined);
         expect(p.skip).toBe(o.select ? p.request === undefined : false);
         if (p.deadline !== undefined) {
           expect(Number.isFinite(p.deadline) && p.deadline >= 0).toBe(true);

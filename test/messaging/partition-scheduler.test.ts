@@ -19,7 +19,7 @@ function item(offset: number, kind: Kind, key: string): Schedulable {
     },
     ordering: kind === 'read' ? 'free' : 'key',
     key,
-    batchable: kind === 'usage',
+    batchWith: kind === 'usage' ? 'record_usage' : undefined,
     skip: false,
     correlationId: null,
   };

@@ -29,7 +29,7 @@ describe('replay scheduler: deferred messages', () => {
   const item = (name: string, ...locks: string[]): ReplayItem & { name: string } => ({
     name,
     locks,
-    batchable: false,
+    batchWith: undefined,
     size: 1,
   });
   const drain = (s: ReplayScheduler<ReplayItem & { name: string }>) => {
@@ -159,7 +159,7 @@ function fakeWork(existing: Set<string>) {
         request: requestOf(r),
         error: undefined,
         context: { identity: `${m.topic}/${m.partition}/${m.offset}` },
-        batchable: false,
+        batchWith: undefined,
         correlationId: null,
         key: null,
         memoryBytes: 100,
@@ -419,7 +419,7 @@ describe('replay driver: deferral reproduces any live order (property)', () => {
                 request: requestOf(JSON.parse(String(m.value)) as FakeRequest),
                 error: undefined,
                 context: { identity: `${m.partition}/${m.offset}` },
-                batchable: false,
+                batchWith: undefined,
                 correlationId: null,
                 key: null,
                 memoryBytes: 100,

@@ -45,7 +45,7 @@ function work(src: { taken: number }, memoryBytes = 66) {
         request: undefined,
         error: undefined,
         context: { identity: `id-${message.offset}` },
-        batchable: true,
+        batchWith: 'record_usage',
         correlationId: `c-${message.offset}`,
         key: null,
         memoryBytes,

@@ -1,6 +1,7 @@
 // Replay order (issue 22): over generated histories sent to several partitions of several topics, the
 // merged, concurrently scheduled replay applies every two messages that touch the same pattern in the
 // order they were sent (their live order), whatever order the running units finish in.
+import { batchClassOf } from '../../src/contracts/operations.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TopicNames } from '../../src/contracts/topics.ts';
@@ -147,7 +148,7 @@ function prepare(sent: Sent): Item {
     seq: sent.seq,
     message: sent.message,
     locks: touchedBy(p.request, p.context.identity as string),
-    batchable: p.request.operation === 'record_usage',
+    batchWith: batchClassOf(p.request),
     size: sent.message.value?.length ?? 0,
   };
 }

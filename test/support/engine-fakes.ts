@@ -60,7 +60,7 @@ export class FakeWork implements UnitWork {
       message: m,
       ordering: kind === 'read' ? 'free' : 'key',
       key: m.key?.toString() ?? '',
-      batchable: kind === 'usage',
+      batchWith: kind === 'usage' ? 'record_usage' : undefined,
       skip: false,
       correlationId: null,
       memoryBytes: this.memoryOf(m),

@@ -2,8 +2,8 @@
 // no order and start whenever there is room; writes keep order per key (a write waits until every earlier
 // write of its key in this partition has its effect done; a write's keys are its message key and the
 // patterns it touches, so an unkeyed insert and a later update of the same pattern keep their order);
-// consecutive usage events of ready keys form one batch, several events of one key in offset order
-// included. What a write touches is also held across the lane's partitions (LaneHolds). Offsets, commits
+// consecutive ready messages of one batch class (usage events; one pattern's recomputations) form one
+// batch, several of one key in offset order included. What a write touches is also held across the lane's partitions (LaneHolds). Offsets, commits
 // and retries are the engine's; this only picks.
 import type { Schedulable } from './ports.ts';
 
@@ -133,17 +133,17 @@ export class PartitionScheduler<P extends Schedulable> {
         for (const k of keys) blocked.add(k);
         continue;
       }
-      if (!item.batchable || entry.solo) {
+      if (item.batchWith === undefined || entry.solo) {
         this.#queue.splice(i, 1);
         return { items: [item], batched: false, keys: [...keys] };
       }
-      return this.#batchFrom(i, blocked, limit);
+      return this.#batchFrom(i, item.batchWith, blocked, limit);
     }
     return undefined;
   }
 
-  /** A usage batch starting at queue index `start`: later ready usage events join it in offset order. */
-  #batchFrom(start: number, blocked: Set<string>, limit: number): PickedUnit<P> {
+  /** A batch starting at queue index `start`: later ready messages of its class join it in offset order. */
+  #batchFrom(start: number, batchWith: string, blocked: Set<string>, limit: number): PickedUnit<P> {
     const items: P[] = [];
     const keys = new Set<string>();
     let bytes = 0;
@@ -156,7 +156,7 @@ export class PartitionScheduler<P extends Schedulable> {
         for (const k of itemKeys) blocked.add(k);
         continue;
       }
-      if (item.batchable && !entry.solo) {
+      if (item.batchWith === batchWith && !entry.solo) {
         const size = item.message.value?.length ?? 0;
         // A batch's memory is bounded by bytes too, so that large events cannot exhaust a capped heap.
         if (items.length > 0 && bytes + size > this.#maxBatchBytes) break;
@@ -165,7 +165,7 @@ export class PartitionScheduler<P extends Schedulable> {
         for (const k of itemKeys) keys.add(k);
         entry.taken = true;
       } else {
-        // A write of another kind: it and everything after it of its keys wait for this batch.
+        // A write of another class: it and everything after it of its keys wait for this batch.
         for (const k of itemKeys) blocked.add(k);
       }
     }

@@ -69,7 +69,8 @@ export interface Schedulable {
   /** What a write touches besides its message key (the patterns, by replay-order.ts's rule): a write waits
    * for the earlier writes of its message key and of each of these. */
   touches?: readonly string[] | undefined;
-  batchable: boolean;
+  /** Consecutive ready messages with one batch class may share a unit and a transaction (batchClassOf). */
+  batchWith?: string | undefined;
   skip: boolean;
   correlationId: string | null;
   request?: { operation: string } | undefined;

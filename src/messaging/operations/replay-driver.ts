@@ -186,7 +186,7 @@ export async function runReplay(o: ReplayDriverOptions): Promise<ReplaySummary> 
         prepared: p,
         // A refused or undecodable message touches nothing: it is refused again whatever the order.
         locks: p.request && !p.error ? touchedBy(p.request, p.context.identity as string) : [],
-        batchable: p.batchable,
+        batchWith: p.batchWith,
         size: message.value?.length ?? 0,
         deferrals: 0,
       });

@@ -1,14 +1,16 @@
 // Which replayed messages may start now, in the merged order: a message starts only when no earlier
 // message that touches any of the same things (replay-order.ts) is queued or running, so two messages
 // touching one pattern are applied in the merged order, and everything else runs at once. Consecutive
-// ready usage events form one batch (one transaction), several of one pattern included, in order.
+// ready messages of one batch class (usage events; one pattern's recomputations) form one batch (one
+// transaction), several of one pattern included, in order.
 // A message refused here though the live worker applied it waits until a message touching the same
 // things is applied (`defer`). Pure: no I/O.
 import { ALL, LockSet, type Locks } from './replay-order.ts';
 
 export interface ReplayItem {
   locks: Locks;
-  batchable: boolean;
+  /** Messages of one batch class may share a unit (operations.ts batchClassOf). */
+  batchWith?: string | undefined;
   /** Bytes of the request value (a batch is bounded by bytes too). */
   size: number;
 }
@@ -152,7 +154,9 @@ export class ReplayScheduler<P extends ReplayItem> {
         blocked.add(item.locks);
         continue;
       }
-      if (item.batchable && !entry.solo) return this.#batchFrom(i, blocked, limit, Math.max(1, maxItems));
+      if (item.batchWith !== undefined && !entry.solo) {
+        return this.#batchFrom(i, item.batchWith, blocked, limit, Math.max(1, maxItems));
+      }
       this.#queue.splice(i, 1);
       this.#busy.add(item.locks);
       return { items: [item], batched: false, locks: item.locks };
@@ -160,8 +164,14 @@ export class ReplayScheduler<P extends ReplayItem> {
     return undefined;
   }
 
-  /** A usage batch from queue index `start`: later ready usage events join it in order. */
-  #batchFrom(start: number, blocked: LockSet, limit: number, maxItems: number): ReplayUnit<P> {
+  /** A batch from queue index `start`: later ready messages of its class join it in order. */
+  #batchFrom(
+    start: number,
+    batchWith: string,
+    blocked: LockSet,
+    limit: number,
+    maxItems: number,
+  ): ReplayUnit<P> {
     const items: P[] = [];
     const locks: string[] = [];
     let bytes = 0;
@@ -172,7 +182,7 @@ export class ReplayScheduler<P extends ReplayItem> {
         blocked.add(item.locks);
         continue;
       }
-      if (item.batchable && !entry.solo) {
+      if (item.batchWith === batchWith && !entry.solo) {
         if (items.length > 0 && bytes + item.size > this.#maxBatchBytes) break;
         bytes += item.size;
         items.push(item);

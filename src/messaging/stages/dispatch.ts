@@ -1,9 +1,9 @@
 // Stage "dispatch": a prepared request to the effect node of its topic, one result per message. A
-// refused request gets its error result here without touching a node; a usage batch goes to the update
-// node's batch path in one transaction.
+// refused request gets its error result here without touching a node; a batch (usage events, or one
+// pattern's recomputations) goes to the update node's batch path in one transaction.
 import { performance } from 'node:perf_hooks';
 import type { ModelError } from '../../contracts/errors.ts';
-import type { RecordUsageRequest } from '../../contracts/requests.ts';
+import type { RecordUsageRequest, UpdateStatsRequest } from '../../contracts/requests.ts';
 import { buildResult, type ModelResult } from '../../contracts/results.ts';
 import { TOPIC_SPECS } from '../../contracts/operations.ts';
 import type { Pool } from '../../db/pool.ts';
@@ -65,15 +65,15 @@ export async function dispatchOne(nodes: Nodes, p: Prepared): Promise<ModelResul
   }
 }
 
-/** Usage events applied together; refused ones in the run keep their error results, in order. */
-export async function dispatchUsageBatch(
-  nodes: Nodes,
-  prepared: readonly Prepared[],
-): Promise<ModelResult[]> {
+/** A batch's messages applied together; refused ones in the run keep their error results, in order. */
+export async function dispatchBatch(nodes: Nodes, prepared: readonly Prepared[]): Promise<ModelResult[]> {
   const valid = prepared.filter((p) => !p.error && p.request);
-  const results = await nodes.update.recordUsageBatch(
-    valid.map((p) => ({ request: p.request as RecordUsageRequest, context: p.context })),
-  );
+  const batchOf = <R>(p: Prepared) => ({ request: p.request as R, context: p.context });
+  const operation = valid[0]?.request?.operation;
+  const results =
+    operation === 'update_stats'
+      ? await nodes.update.updateStatsBatch(valid.map(batchOf<UpdateStatsRequest>))
+      : await nodes.update.recordUsageBatch(valid.map(batchOf<RecordUsageRequest>));
   const byPrepared = new Map(valid.map((p, i) => [p, results[i] as ModelResult]));
   return prepared.map((p) => byPrepared.get(p) ?? errorResult(p, p.error as ModelError));
 }

@@ -1,6 +1,6 @@
 // Stage "prepare": one inbound message to what the later stages need: the reply target from the
 // headers, the decoded request (or the error that refuses it), the message identity, and how it may be
-// scheduled (reads in any order, writes in order per key, usage events batchable).
+// scheduled (reads in any order, writes in order per key, usage events and one pattern's recomputations batched).
 import type { ModelError } from '../../contracts/errors.ts';
 import type { MessageSource } from '../../contracts/results.ts';
 import {
@@ -14,7 +14,7 @@ import {
 import { decodeRequest, HEAP_BYTES_PER_JSON_ELEMENT } from '../../contracts/decode.ts';
 import type { PatternRequest } from '../../contracts/requests.ts';
 import type { RequestTopic, TopicNames } from '../../contracts/topics.ts';
-import { isWriteOperation } from '../../contracts/operations.ts';
+import { batchClassOf, isWriteOperation } from '../../contracts/operations.ts';
 import type { ExecuteContext } from '../../nodes/effect-node.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { identify, type Coordinates } from '../../contracts/identity.ts';
@@ -47,8 +47,9 @@ export interface Prepared {
   /** What a write touches besides its message key (replay-order.ts), so that an
    * unkeyed insert and a keyed update of the same pattern in one partition keep their order. */
   touches?: readonly string[] | undefined;
-  /** A valid record_usage: may be applied with other usage events in one transaction. */
-  batchable: boolean;
+  /** A valid request's batch class (operations.ts batchClassOf): messages with the same one may be applied
+   * together in one transaction. */
+  batchWith?: string | undefined;
   /** Not selected by this run (replay phases): passed over without effect, result or dead letter. */
   skip: boolean;
   /** Preparing it threw (a bug): each try fails with this, until the message is given up on. */
@@ -195,7 +196,7 @@ export function prepareMessage(message: InboundMessage, options: PrepareOptions)
     ordering: orderingOf(logical, decoded.ok ? decoded.request : undefined),
     key,
     touches: touched.length > 0 ? touched : undefined,
-    batchable: request?.operation === 'record_usage',
+    batchWith: request ? batchClassOf(request) : undefined,
     skip: options.select ? !options.select(request) : false,
     deadline: deadline.ok && isRead ? deadline.value : undefined,
     redriveOf,
@@ -231,7 +232,6 @@ export function unpreparable(message: InboundMessage, options: PrepareOptions, e
     },
     ordering: 'key',
     key: '',
-    batchable: false,
     skip: false,
     memoryBytes: messageBytes(message),
     prepareFailure: err,
@@ -289,7 +289,6 @@ export async function checkReplyTarget(
     ...p,
     error: p.error ?? { code: 'VALIDATION_ERROR', message: reason },
     request: undefined,
-    batchable: false,
     reply: { topic: defaultTopic },
   };
 }
@@ -334,7 +333,6 @@ export async function checkRedriveOriginal(
       details: { field: 'pattern-redrive-of', original: coordinates, committed_offset: String(committed) },
     },
     request: undefined,
-    batchable: false,
     redriveOf: undefined,
     context: { ...p.context, identity: `off:${message.topic}/${message.partition}/${message.offset}` },
   };

@@ -3,7 +3,7 @@
 import type { PatternRequest } from '../../contracts/requests.ts';
 import type { TopicNames } from '../../contracts/topics.ts';
 import type { Logger } from '../../telemetry/logger.ts';
-import { dispatchOne, dispatchUsageBatch, errorResult, type Nodes } from './dispatch.ts';
+import { dispatchOne, dispatchBatch, errorResult, type Nodes } from './dispatch.ts';
 import type { Failure } from '../engine/failures.ts';
 import type { InboundMessage } from '../engine/records.ts';
 import type { Lifecycle, UnitView } from '../engine/lifecycle.ts';
@@ -118,7 +118,7 @@ export class UnitPipeline implements UnitWork<Prepared> {
         : replyChecked;
     const now = Date.now();
     const results = unit.batched
-      ? await dispatchUsageBatch(nodes, prepared)
+      ? await dispatchBatch(nodes, prepared)
       : await Promise.all(
           prepared.map((p) =>
             pastDeadline(p, now) ? Promise.resolve(deadlineResult(p, now)) : dispatchOne(nodes, p),
