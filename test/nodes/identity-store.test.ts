@@ -271,8 +271,9 @@ describe('the identity store', () => {
 
 // Messages without a correlation id share an identity when they share coordinates (a topic created again)
 // or name the same original (pattern-redrive-of); messages with one share it when a client reuses it. The
-// live worker batches usage events as they come and a replay may batch them otherwise, so any split of a
-// sequence into batches must give each message the outcome it gets one at a time, and the same records.
+// live worker batches usage events (and one pattern's recomputations) as they come and a replay may batch
+// them otherwise, so any split of a sequence into batches must give each message the outcome it gets one at
+// a time, and the same records.
 /** A message known by coordinates, its own (offset 0-2, one of two timestamps) or those a redrive names, or
  * by one of three correlation ids. */
 const message = fc.record({
@@ -280,20 +281,21 @@ const message = fc.record({
   kind: fc.constantFrom('own', 'redrive', 'correlation id'),
   timestamp: fc.constantFrom('1764547200000', '1764633600000'),
   success: fc.boolean(),
-  /** Of a pattern that does not exist: refused (INVALID_REFERENCE), nothing recorded. */
+  /** Of a pattern that does not exist: refused (INVALID_REFERENCE, NOT_FOUND), nothing recorded. */
   missing: fc.boolean(),
 });
 type Message = typeof message extends fc.Arbitrary<infer T> ? T : never;
 
-function item(topic: string, m: Message, index: number) {
+type Batched = 'record_usage' | 'update_stats';
+
+function item(operation: Batched, topic: string, m: Message, index: number) {
   // A redrive sits at an offset of its own, after the ones it may name.
   const offset = m.kind === 'own' ? m.coordinates : 100 + index;
+  const pattern_id = m.missing ? '00000000-0000-4000-8000-00000000dead' : patternId;
   return {
-    request: {
-      operation: 'record_usage',
-      pattern_id: m.missing ? '00000000-0000-4000-8000-00000000dead' : patternId,
-      usage_data: { success: m.success },
-    } as never,
+    request: (operation === 'record_usage'
+      ? { operation, pattern_id, usage_data: { success: m.success } }
+      : { operation, pattern_id }) as never,
     context: {
       identity:
         m.kind === 'correlation id' ? `cid:${topic}-${m.coordinates}` : `off:${topic}/0/${m.coordinates}`,
@@ -303,7 +305,14 @@ function item(topic: string, m: Message, index: number) {
   };
 }
 
-const outcome = (r: ModelResult) => [r.success, r.metadata.duplicate === true, r.error?.code ?? null];
+// A usage result names its event, whose id comes from the identity (which names the run's topic); a
+// recomputation's result is the pattern's statistics, the same however it is batched.
+const outcome = (operation: Batched) => (r: ModelResult) => [
+  r.success,
+  r.metadata.duplicate === true,
+  r.error?.code ?? null,
+  operation === 'update_stats' ? JSON.parse(JSON.stringify(r.data)) : null, // as on the wire
+];
 
 async function records(topic: string): Promise<string[]> {
   const { rows } = await db.pool.query<{ identity: string }>(
@@ -313,30 +322,50 @@ async function records(topic: string): Promise<string[]> {
   return rows.map((r) => r.identity.replace(topic, ''));
 }
 
-describe('identities by coordinates, batched or one at a time', () => {
-  it('give each message the same outcome and records however the messages are batched', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(message, { minLength: 1, maxLength: 10 }),
-        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 10, maxLength: 10 }),
-        async (messages, cuts) => {
-          const [single, batched] = [`single-${randomUUID()}`, `batched-${randomUUID()}`];
-          const oneByOne: unknown[] = [];
-          for (const [i, m] of messages.entries()) {
-            const { request, context } = item(single, m, i);
-            oneByOne.push(outcome(await update.executeEffect(request, context)));
-          }
-          const inBatches: unknown[] = [];
-          for (let at = 0, cut = 0; at < messages.length; at += cuts[cut++ % cuts.length] as number) {
-            const size = cuts[cut % cuts.length] as number;
-            const batch = messages.slice(at, at + size).map((m, j) => item(batched, m, at + j));
-            inBatches.push(...(await update.recordUsageBatch(batch)).map(outcome));
-          }
-          expect(inBatches).toEqual(oneByOne);
-          expect(await records(batched)).toEqual(await records(single));
+describe.each(['record_usage', 'update_stats'] as const)(
+  '%s by identities, batched or one at a time',
+  (operation) => {
+    it('give each message the same outcome and records however the messages are batched', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(message, { minLength: 1, maxLength: 10 }),
+          fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 10, maxLength: 10 }),
+          async (messages, cuts) => {
+            const [single, batched] = [`single-${randomUUID()}`, `batched-${randomUUID()}`];
+            const oneByOne: unknown[] = [];
+            for (const [i, m] of messages.entries()) {
+              const { request, context } = item(operation, single, m, i);
+              oneByOne.push(outcome(operation)(await update.executeEffect(request, context)));
+            }
+            const inBatches: unknown[] = [];
+            for (let at = 0, cut = 0; at < messages.length; at += cuts[cut++ % cuts.length] as number) {
+              const size = cuts[cut % cuts.length] as number;
+              const batch = messages.slice(at, at + size).map((m, j) => item(operation, batched, m, at + j));
+              const results =
+                operation === 'record_usage'
+                  ? await update.recordUsageBatch(batch)
+                  : await update.updateStatsBatch(batch);
+              inBatches.push(...results.map(outcome(operation)));
+            }
+            expect(inBatches).toEqual(oneByOne);
+            expect(await records(batched)).toEqual(await records(single));
+          },
+        ),
+        {
+          numRuns: 60,
+          // Found by this test: a batch of two messages given one second identity, with different requests.
+          examples: [
+            [
+              [
+                { coordinates: 2, kind: 'own', timestamp: '1764633600000', success: false, missing: false },
+                { coordinates: 2, kind: 'own', timestamp: '1764547200000', success: false, missing: false },
+                { coordinates: 2, kind: 'own', timestamp: '1764547200000', success: false, missing: true },
+              ],
+              [1, 2, 1, 1, 1, 1, 1, 1, 1, 1],
+            ],
+          ],
         },
-      ),
-      { numRuns: 60 },
-    );
-  });
-});
+      );
+    });
+  },
+);
