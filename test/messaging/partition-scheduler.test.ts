@@ -1,12 +1,14 @@
-// The order rules of one partition: reads in any order, writes in order per key, usage batches.
+// The order rules of one partition: reads in any order, writes in order per key, batches of usage events
+// and of one pattern's recomputations.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PartitionScheduler, type PickedUnit } from '../../src/messaging/engine/partition-scheduler.ts';
 import type { Schedulable } from '../../src/messaging/engine/ports.ts';
 
-type Kind = 'read' | 'write' | 'usage';
+type Kind = 'read' | 'write' | 'usage' | 'stats';
 
-function item(offset: number, kind: Kind, key: string): Schedulable {
+/** `stats`: update_stats of `pattern` (it touches the pattern, and batches with its others). */
+function item(offset: number, kind: Kind, key: string, pattern = 'p'): Schedulable {
   return {
     message: {
       topic: 't',
@@ -19,7 +21,8 @@ function item(offset: number, kind: Kind, key: string): Schedulable {
     },
     ordering: kind === 'read' ? 'free' : 'key',
     key,
-    batchWith: kind === 'usage' ? 'record_usage' : undefined,
+    batchWith: kind === 'usage' ? 'record_usage' : kind === 'stats' ? `update_stats:${pattern}` : undefined,
+    ...(kind === 'stats' ? { touches: [pattern] } : {}),
     skip: false,
     correlationId: null,
   };
@@ -63,6 +66,24 @@ describe('PartitionScheduler', () => {
     expect(offsets(s.next())).toEqual([3]);
   });
 
+  it("batches a run of one pattern's recomputations, whatever their keys, up to a write that touches it", () => {
+    const s = new PartitionScheduler<Schedulable>({ maxBatch: 10 });
+    s.push(item(0, 'stats', 'a', 'p'));
+    s.push(item(1, 'stats', 'a', 'q')); // another pattern: a batch of its own, after this one (key a)
+    s.push(item(2, 'stats', 'b', 'p')); // another key, the same pattern: joins
+    s.push(item(3, 'usage', 'c')); // another class: not in the batch
+    s.push(item(4, 'stats', 'c', 'p')); // after a usage event of its key: waits for it
+    const batch = s.next();
+    expect(offsets(batch)).toEqual([0, 2]);
+    expect(batch?.batched).toBe(true);
+    expect(new Set(batch?.keys)).toEqual(new Set(['k:a', 'k:b', 't:p']));
+    s.hold(batch?.keys ?? []);
+    expect(offsets(s.next())).toEqual([3]); // the usage event of key c runs beside it
+    expect(s.next()).toBeUndefined(); // offset 1 waits for key a, offset 4 for keys c and p
+    s.release(batch?.keys ?? []);
+    expect(offsets(s.next())).toEqual([1]);
+  });
+
   it('caps a batch by bytes too, but always takes one event', () => {
     const s = new PartitionScheduler<Schedulable>({ maxBatch: 10, maxBatchBytes: 10 });
     // Each fake event's value is its kind, 'usage': 5 bytes.
@@ -88,11 +109,14 @@ describe('PartitionScheduler', () => {
   });
 
   it('over random traffic and completion orders: each message runs once, writes of a key one after another in offset order', () => {
-    const kinds = fc.constantFrom<Kind>('read', 'write', 'usage');
-    const traffic = fc.array(fc.tuple(kinds, fc.constantFrom('a', 'b', 'c', 'd', '')), {
-      minLength: 1,
-      maxLength: 120,
-    });
+    const kinds = fc.constantFrom<Kind>('read', 'write', 'usage', 'stats');
+    const traffic = fc.array(
+      fc.tuple(kinds, fc.constantFrom('a', 'b', 'c', 'd', ''), fc.constantFrom('p', 'q')),
+      {
+        minLength: 1,
+        maxLength: 120,
+      },
+    );
     fc.assert(
       fc.property(
         traffic,
@@ -100,7 +124,7 @@ describe('PartitionScheduler', () => {
         fc.integer({ min: 1, max: 8 }),
         (msgs, choices, maxBatch) => {
           const s = new PartitionScheduler<Schedulable>({ maxBatch });
-          msgs.forEach(([kind, key], i) => s.push(item(i, kind, key)));
+          msgs.forEach(([kind, key, pattern], i) => s.push(item(i, kind, key, pattern)));
           const running: PickedUnit<Schedulable>[] = [];
           const started: number[] = [];
           const inFlightByKey = new Map<string, number>();
@@ -110,6 +134,8 @@ describe('PartitionScheduler', () => {
             const unit = choice % 3 !== 0 || running.length === 0 ? s.next() : undefined;
             if (unit) {
               expect(unit.items.length).toBeLessThanOrEqual(maxBatch);
+              // One batch class per unit: the node applies a batch by its first message's operation.
+              expect(new Set(unit.items.map((i) => i.batchWith)).size).toBe(1);
               for (const k of unit.keys) {
                 // No two units of one key at once.
                 expect(inFlightByKey.get(k) ?? 0).toBe(0);
@@ -130,8 +156,9 @@ describe('PartitionScheduler', () => {
           // Writes of one key started in offset order.
           const byKey = new Map<string, number[]>();
           for (const o of started) {
-            const [kind, key] = msgs[o] as [Kind, string];
+            const [kind, key, pattern] = msgs[o] as [Kind, string, string];
             if (kind !== 'read') byKey.set(key, [...(byKey.get(key) ?? []), o]);
+            if (kind === 'stats') byKey.set(`t:${pattern}`, [...(byKey.get(`t:${pattern}`) ?? []), o]);
           }
           for (const list of byKey.values()) expect(list).toEqual([...list].sort((x, y) => x - y));
         },

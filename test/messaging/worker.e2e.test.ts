@@ -275,6 +275,53 @@ describe('exactly-once effects and replays', () => {
   });
 });
 
+describe("a run of one pattern's update_stats", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await createStack({ partitions: 1 });
+  });
+  afterAll(async () => stack.close());
+
+  it('is applied in batches: each message answered once, with the statistics, and recorded', async () => {
+    const id = randomUUID();
+    await stack.db.pool.query(
+      `INSERT INTO pattern_templates (id, pattern_name, pattern_type, language) VALUES ($1, 'Recomputed', 'code', 'go')`,
+      [id],
+    );
+    await stack.db.pool.query(
+      `INSERT INTO pattern_usage_events (id, pattern_id, success, execution_time_ms, used_at)
+       SELECT gen_random_uuid(), $1, i % 4 <> 0, i, timestamptz '2026-11-01' + i * interval '1 minute'
+         FROM generate_series(1, 2000) i`,
+      [id],
+    );
+    // Queued before the worker starts, so that it finds them all at once (a producer's burst).
+    const requests = Array.from({ length: 300 }, () => ({
+      key: id,
+      value: JSON.stringify({ operation: 'update_stats', correlation_id: randomUUID(), pattern_id: id }),
+    }));
+    await stack.send('pattern.usage', requests);
+    await stack.worker();
+    const topic = stack.names.result('pattern.usage');
+    const results = (await stack.results.waitForCount(topic, 300, 60_000))
+      .filter((m) => m.topic === topic)
+      .map(resultOf);
+    expect(results).toHaveLength(300);
+    expect(new Set(results.map((r) => r.metadata.correlation_id)).size).toBe(300);
+    expect(results.every((r) => r.success && r.metadata.duplicate !== true)).toBe(true);
+    expect(results[0]?.data).toMatchObject({ pattern_id: id, usage_count: 2000, success_count: 1500 });
+    expect(new Set(results.map((r) => JSON.stringify(r.data))).size).toBe(1);
+    // One recomputation answered many: the results say how many shared its transaction.
+    const sizes = results.map((r) => Number(r.metadata.batch_size ?? 1));
+    expect(Math.max(...sizes)).toBeGreaterThan(1);
+    expect(
+      await count(
+        stack,
+        `SELECT count(*)::int AS n FROM processed_messages WHERE operation = 'update_stats'`,
+      ),
+    ).toBe(300);
+  });
+});
+
 describe('a crash between the database commit and the offset commit', () => {
   let stack: Stack;
   beforeAll(async () => {
