@@ -215,9 +215,7 @@ export async function storeOutcome(
  */
 export class ApplyOneByOne extends Error {
   constructor() {
-    super(
-      'a batch holds one identity twice with different requests; applying it one message at a time',
-    );
+    super('a batch holds one identity twice with different requests; applying it one message at a time');
     this.name = 'ApplyOneByOne';
   }
 }

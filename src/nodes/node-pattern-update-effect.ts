@@ -89,7 +89,10 @@ export type UsageBatchItem = BatchItem<RecordUsageRequest>;
 export type StatsBatchItem = BatchItem<UpdateStatsRequest>;
 
 /** The identity records' view of a batch's items. */
-function identityBatch(operation: string, items: readonly BatchItem<RecordUsageRequest | UpdateStatsRequest>[]) {
+function identityBatch(
+  operation: string,
+  items: readonly BatchItem<RecordUsageRequest | UpdateStatsRequest>[],
+) {
   return new IdentityBatch(
     TOPIC,
     operation,

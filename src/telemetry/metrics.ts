@@ -94,7 +94,7 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
     unit: '{retry}',
   });
   const batchSize = meter.createHistogram('messaging.batch.message_count', {
-    description: 'Messages applied in one transaction (usage batches) or one unit',
+    description: 'Messages applied in one transaction (a batch) or one unit',
     unit: '{message}',
     advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500] },
   });

@@ -307,12 +307,14 @@ function item(operation: Batched, topic: string, m: Message, index: number) {
 
 // A usage result names its event, whose id comes from the identity (which names the run's topic); a
 // recomputation's result is the pattern's statistics, the same however it is batched.
-const outcome = (operation: Batched) => (r: ModelResult) => [
-  r.success,
-  r.metadata.duplicate === true,
-  r.error?.code ?? null,
-  operation === 'update_stats' ? JSON.parse(JSON.stringify(r.data)) : null, // as on the wire
-];
+const outcome =
+  (operation: Batched) =>
+  (r: ModelResult): unknown[] => [
+    r.success,
+    r.metadata.duplicate === true,
+    r.error?.code ?? null,
+    operation === 'update_stats' ? (JSON.parse(JSON.stringify(r.data)) as unknown) : null, // as on the wire
+  ];
 
 async function records(topic: string): Promise<string[]> {
   const { rows } = await db.pool.query<{ identity: string }>(

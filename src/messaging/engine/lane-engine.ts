@@ -507,7 +507,7 @@ export class LaneEngine<P extends Schedulable> {
         // One bad event must not fail its whole batch: its events get their own tries, one at a time.
         logger.warn(
           { ...where, size: unit.items.length, reason: describeFailure(failure) },
-          'usage batch failed; trying its events one at a time',
+          'batch failed; trying its messages one at a time',
         );
         lifecycle.emit('unit.failed', { unit: view, error: err, failure, retryInMs: 0 });
         state.scheduler.release(unit.keys);

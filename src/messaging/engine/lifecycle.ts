@@ -16,7 +16,7 @@ export interface UnitView {
   readonly messages: readonly InboundMessage[];
   /** One entry per message: the body correlation id and operation, when the body could be read. */
   readonly items: readonly { correlationId: string | null; operation: string | undefined }[];
-  /** A usage batch: several record_usage events applied in one transaction. */
+  /** A batch: several record_usage events, or update_stats of one pattern, applied in one transaction. */
   readonly batched: boolean;
   /** 1 on the first try. */
   readonly attempt: number;

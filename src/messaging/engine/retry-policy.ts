@@ -1,7 +1,7 @@
 // What to do after a failed try, decided on the failure alone (failures.ts classifies it once):
 // transient failures (connection loss, failover, deadlock, serialization) back the partition off and
-// retry for as long as they last; any other failure gets `maxAttempts` tries, a failed usage batch is
-// first split into single events, and then the message is given up on (answered INTERNAL, dead-lettered).
+// retry for as long as they last; any other failure gets `maxAttempts` tries, a failed batch is
+// first split into single messages, and then the message is given up on (answered INTERNAL, dead-lettered).
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
 import { ranPastTimeout, type Failure } from './failures.ts';
 

@@ -1,6 +1,7 @@
 // Stage "prepare": one inbound message to what the later stages need: the reply target from the
 // headers, the decoded request (or the error that refuses it), the message identity, and how it may be
-// scheduled (reads in any order, writes in order per key, usage events and one pattern's recomputations batched).
+// scheduled (reads in any order, writes in order per key, usage events and one pattern's recomputations
+// batched).
 import type { ModelError } from '../../contracts/errors.ts';
 import type { MessageSource } from '../../contracts/results.ts';
 import {

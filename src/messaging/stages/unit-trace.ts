@@ -1,4 +1,4 @@
-// Spans of one try of a unit: a consumer span per message (or one linked batch span for a usage batch)
+// Spans of one try of a unit: a consumer span per message (or one linked batch span for a batch)
 // and producer spans for its results. Ends everything once the results are published, or with the error
 // when the try fails. Driven by the lifecycle events (observers.ts).
 import type { ModelResult } from '../../contracts/results.ts';
