@@ -29,7 +29,7 @@ export interface WorkerMetrics {
     errorType?: string;
     durationMs: number;
   }): void;
-  batch(topic: string, size: number): void;
+  batch(topic: string, operation: string | undefined, size: number): void;
   /** A read answered DEADLINE_EXCEEDED: not run, or cancelled while it ran. */
   deadlineExceeded(lane: string, topic: string, operation: string): void;
   /** Offsets of a partition never read: the log no longer held them when the lane fetched there (0: the
@@ -268,8 +268,11 @@ export function createWorkerMetrics(groupOf: (topic: string) => string): WorkerM
         startAtZero(`skipped:${laneName}:${topic}:${partition}`, () => skippedOffsets.add(0, attributes()));
       else skippedOffsets.add(count, attributes());
     },
-    batch(topic, size) {
-      batchSize.record(size, { 'messaging.destination.name': topic });
+    batch(topic, operation, size) {
+      batchSize.record(size, {
+        'messaging.destination.name': topic,
+        ...(operation ? { 'pattern.operation': operation } : {}),
+      });
     },
     retry(laneName, topic, partition, kind) {
       retries.add(1, retryAttributes(laneName, topic, partition, kind));

@@ -174,6 +174,7 @@ describe('traces: one trace from caller to reply', () => {
     // Every message is either linked from a batch span or (a batch of one) the parent of its own span.
     for (const t of single) expect(receiver.trace(t).some((s) => s.kind === KIND.consumer)).toBe(true);
     expect(linkedTraces.size + single.length).toBe(5);
+    for (const s of batches) expect(attr(s, 'pattern.operation')).toBe('record_usage');
     const usageSpans = receiver.spans.filter((s) => s.name === 'NodePatternUpdateEffect record_usage');
     expect(usageSpans.length).toBeGreaterThan(0);
   });
@@ -247,7 +248,9 @@ describe('/metrics after a known workload', () => {
     expect(value('pattern_worker_dead_letters_total', insert)).toBe(1);
     expect(value('pattern_worker_duplicates_total', insert)).toBe(1);
     expect(value('messaging_process_duration_count', usage)).toBe(10);
-    expect(value('messaging_batch_message_count_count', usage)).toBeGreaterThanOrEqual(1);
+    expect(
+      value('messaging_batch_message_count_count', usage, 'pattern_operation="record_usage"'),
+    ).toBeGreaterThanOrEqual(1);
     expect(text).toMatch(/messaging_kafka_consumer_lag\{[^}]*\} 0/);
     expect(text).toMatch(/db_client_connection_count\{[^}]*db_client_connection_state="idle"/);
     expect(text).toContain('db_client_connection_pending_requests');

@@ -76,6 +76,15 @@ describe('node spans', () => {
     expect(usage?.attributes['pattern.quality_after']).toBe(0.88);
     expect(usage?.attributes['pattern.quality_improvement']).toBeCloseTo(0.23, 6);
 
+    // A batch's span names its operation and size.
+    const stats = { operation: 'update_stats', pattern_id: patternId } as never;
+    await update.updateStatsBatch([
+      { request: stats, context: {} },
+      { request: stats, context: {} },
+    ]);
+    const [batch] = spansNamed('NodePatternUpdateEffect update_stats');
+    expect(batch?.attributes).toMatchObject({ 'pattern.operation': 'update_stats', 'pattern.batch_size': 2 });
+
     // The same write again is a duplicate: no second effect, and the span says so.
     const identity = randomUUID();
     const again = {

@@ -9,7 +9,7 @@ export function observeMetrics(lifecycle: Lifecycle, metrics: WorkerMetrics): vo
   const settled = (unit: UnitView) => metrics.inFlight(unit.lane, -unit.messages.length);
   lifecycle.on('unit.started', ({ unit }) => {
     metrics.inFlight(unit.lane, unit.messages.length);
-    if (unit.batched) metrics.batch(unit.topic, unit.messages.length);
+    if (unit.batched) metrics.batch(unit.topic, unit.items[0]?.operation, unit.messages.length);
   });
   lifecycle.on('unit.applied', ({ unit }) => settled(unit));
   lifecycle.on('unit.failed', ({ unit, failure, retryInMs }) => {

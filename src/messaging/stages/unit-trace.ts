@@ -44,7 +44,8 @@ export class UnitTrace {
       const span = startBatchSpan(
         items.map((t) => t.message),
         group,
-        { 'pattern.operation': 'record_usage' },
+        // A batch is of one operation (one batch class).
+        attributes({ ...(items[0] as TracedMessage), correlationId: null }),
       );
       this.#consumerSpans = [span];
       const ctx = trace.setSpan(context.active(), span);
