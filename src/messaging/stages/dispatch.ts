@@ -70,10 +70,16 @@ export async function dispatchBatch(nodes: Nodes, prepared: readonly Prepared[])
   const valid = prepared.filter((p) => !p.error && p.request);
   const batchOf = <R>(p: Prepared) => ({ request: p.request as R, context: p.context });
   const operation = valid[0]?.request?.operation;
-  const results =
-    operation === 'update_stats'
-      ? await nodes.update.updateStatsBatch(valid.map(batchOf<UpdateStatsRequest>))
-      : await nodes.update.recordUsageBatch(valid.map(batchOf<RecordUsageRequest>));
+  let results: ModelResult[];
+  if (operation === 'record_usage') {
+    results = await nodes.update.recordUsageBatch(valid.map(batchOf<RecordUsageRequest>));
+  } else if (operation === 'update_stats') {
+    results = await nodes.update.updateStatsBatch(valid.map(batchOf<UpdateStatsRequest>));
+  } else {
+    // An operation declared batchable without a batch path here: one at a time, in order.
+    results = [];
+    for (const p of valid) results.push(await dispatchOne(nodes, p));
+  }
   const byPrepared = new Map(valid.map((p, i) => [p, results[i] as ModelResult]));
   return prepared.map((p) => byPrepared.get(p) ?? errorResult(p, p.error as ModelError));
 }
