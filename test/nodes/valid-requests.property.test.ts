@@ -52,7 +52,9 @@ const isoTime = fc
   .map((d) => d.toISOString());
 const nullish = <T>(arb: fc.Arbitrary<T>) => fc.oneof(fc.constant(undefined), fc.constant(null), arb);
 const tags = fc.array(nameText(100), { maxLength: 5 });
-const context = fc.dictionary(unicode(10), fc.oneof(unicode(20), fc.integer(), fc.boolean()), { maxKeys: 3 });
+// fast-check offers `__proto__` as a key now and then, which the schema refuses by name (fields.ts).
+const contextKey = unicode(10).filter((k) => k !== '__proto__');
+const context = fc.dictionary(contextKey, fc.oneof(unicode(20), fc.integer(), fc.boolean()), { maxKeys: 3 });
 const limit = fc.option(fc.constantFrom(1, 10, 1000), { nil: undefined });
 const offset = fc.option(fc.constantFrom(0, 5, MAX_OFFSET), { nil: undefined });
 
