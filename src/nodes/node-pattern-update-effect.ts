@@ -274,7 +274,9 @@ async function applyStatsBatch(client: PoolClient, items: StatsBatchItem[]): Pro
   const byPattern = new Map<string, number[]>();
   for (const index of batch.pending()) {
     const patternId = (items[index] as StatsBatchItem).request.pattern_id;
-    byPattern.set(patternId, [...(byPattern.get(patternId) ?? []), index]);
+    const indexes = byPattern.get(patternId);
+    if (indexes) indexes.push(index);
+    else byPattern.set(patternId, [index]);
   }
   // In id order, the order in which every write of the pattern rows takes their locks.
   for (const patternId of [...byPattern.keys()].sort()) {

@@ -3,8 +3,8 @@
 // write of its key in this partition has its effect done; a write's keys are its message key and the
 // patterns it touches, so an unkeyed insert and a later update of the same pattern keep their order);
 // consecutive ready messages of one batch class (usage events; one pattern's recomputations) form one
-// batch, several of one key in offset order included. What a write touches is also held across the lane's partitions (LaneHolds). Offsets, commits
-// and retries are the engine's; this only picks.
+// batch, several of one key in offset order included. What a write touches is also held across the lane's
+// partitions (LaneHolds). Offsets, commits and retries are the engine's; this only picks.
 import type { Schedulable } from './ports.ts';
 
 /** A write's ordering keys: its message key and what it touches, in two namespaces that cannot meet. */

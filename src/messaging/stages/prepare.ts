@@ -290,6 +290,7 @@ export async function checkReplyTarget(
     ...p,
     error: p.error ?? { code: 'VALIDATION_ERROR', message: reason },
     request: undefined,
+    batchWith: undefined,
     reply: { topic: defaultTopic },
   };
 }
@@ -334,6 +335,7 @@ export async function checkRedriveOriginal(
       details: { field: 'pattern-redrive-of', original: coordinates, committed_offset: String(committed) },
     },
     request: undefined,
+    batchWith: undefined,
     redriveOf: undefined,
     context: { ...p.context, identity: `off:${message.topic}/${message.partition}/${message.offset}` },
   };
