@@ -1,5 +1,5 @@
-// The benchmark harness: `npm run bench` runs every scenario but the soak and the deploy; `npm run bench -- <name...>`
-// runs the named ones. Options: --smoke (tiny sizes, for CI), --runs N (repetitions, default 3),
+// The benchmark harness: `npm run bench` runs every scenario but the soak, the deploy and the hotkey;
+// `npm run bench -- <name...>` runs the named ones. Options: --smoke (tiny sizes, for CI), --runs N (repetitions, default 3),
 // --out DIR (default bench/results). Each scenario prints its figures and ratios and writes
 // <scenario>-<timestamp>.json plus <scenario>-latest.json; then the charts and README are regenerated.
 import { spawnSync } from 'node:child_process';
@@ -13,6 +13,7 @@ import { describeMachine, machineLine } from './lib/machine.ts';
 import { writeReport, writeResult } from './lib/report.ts';
 import type { ScenarioOptions, ScenarioResult } from './lib/scenario.ts';
 import { deploy } from './scenarios/deploy.ts';
+import { hotkey } from './scenarios/hotkey.ts';
 import { ingestion } from './scenarios/ingestion.ts';
 import { mixed } from './scenarios/mixed.ts';
 import { nodes } from './scenarios/nodes.ts';
@@ -26,6 +27,7 @@ const SCENARIOS: Record<string, (o: ScenarioOptions) => Promise<ScenarioResult>>
   mixed,
   soak,
   deploy,
+  hotkey,
 };
 const DEFAULT = ['nodes', 'ingestion', 'search', 'mixed'];
 
@@ -42,7 +44,7 @@ const { values, positionals } = parseArgs({
 
 if (values.help) {
   console.log(`usage: npm run bench -- [${Object.keys(SCENARIOS).join('|')} ...] [--smoke] [--runs N] [--out DIR] [--report]
-  no scenario: ${DEFAULT.join(', ')} (soak and deploy only when named); --report only regenerates README.md and charts
+  no scenario: ${DEFAULT.join(', ')} (soak, deploy and hotkey only when named); --report only regenerates README.md and charts
 
 environment (all optional):
   BENCH_COMPARE_WORKER_SCRIPT=PATH  ingestion and search also measure this build of the worker (its CLI

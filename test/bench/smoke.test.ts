@@ -1,4 +1,4 @@
-// CI smoke test of the benchmark harness: runs every default scenario, and the deploy scenario, with tiny
+// CI smoke test of the benchmark harness: runs every default scenario, the deploy and the hotkey, with tiny
 // sizes (--smoke) against the real broker and database and checks the JSON it writes, so the harness
 // cannot rot unnoticed. Not a timed test: no figure is compared with a goal. Takes about 100 s (one run,
 // one build of dist/: the deploy scenario restarts workers from dist/ while it runs).
@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const run = promisify(execFile);
 const HARNESS = join(import.meta.dirname, '../../bench/run.ts');
 const PACKAGE_JSON = join(import.meta.dirname, '../../package.json');
-const SCENARIOS = ['nodes', 'ingestion', 'search', 'mixed', 'deploy'];
+const SCENARIOS = ['nodes', 'ingestion', 'search', 'mixed', 'deploy', 'hotkey'];
 
 type Json = Record<string, unknown>;
 let out: string;
@@ -224,6 +224,20 @@ describe('npm run bench -- --smoke', () => {
       expect(goalNames(r)).toContain(name);
       expect(stdout).toMatch(printed(name, target));
     }
+  });
+
+  it('hotkey: every attack and every valid request behind it answered', async () => {
+    const r = await latest('hotkey');
+    const attacks = (r.figures as { attacks: Json[] }).attacks;
+    expect(attacks.map((a) => a.name)).toHaveLength(4);
+    for (const a of attacks) {
+      expect(a.validAnswered, a.name as string).toBe(a.validSent);
+      expect(a.validSent as number, a.name as string).toBeGreaterThan(0);
+      if ((a.attackMessages as number) > 0) expect(a.attackAnsweredS, a.name as string).not.toBeNull();
+    }
+    expect(goalNames(r)).toContain(
+      "hotkey: valid p99 behind a run of one pattern's update_stats vs without an attack",
+    );
   });
 
   it('regenerates the README and the SVG charts', async () => {
