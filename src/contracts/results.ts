@@ -35,6 +35,12 @@ export const resultMetadataSchema = z.looseObject({
   /** On a duplicate answered after WORKER_RESULT_RETENTION: the stored body was pruned to its ids. */
   result_pruned: z.boolean().optional(),
   source: messageSourceSchema.optional(),
+  batch_size: z
+    .int()
+    .optional()
+    .describe(
+      'pattern.usage writes applied in a batch (record_usage; update_stats of one pattern): how many messages shared its transaction',
+    ),
   /** pattern.search.request successes, as the seed's query node: rows in a list, 1 for one pattern. */
   result_count: z.int().optional(),
   /**
