@@ -360,7 +360,7 @@ export function isWriteOperation(operation: Operation): boolean {
 
 /** Which valid requests may be applied in one transaction: those with the same class (none: alone). */
 export function batchClassOf(request: { operation: Operation; pattern_id?: unknown }): string | undefined {
-  const batch = (OPERATIONS[request.operation] as { batch?: 'any' | 'same-pattern' }).batch;
+  const { batch } = OPERATIONS[request.operation];
   if (batch === 'any') return request.operation;
   if (batch === 'same-pattern' && typeof request.pattern_id === 'string') {
     return `${request.operation}:${request.pattern_id}`;

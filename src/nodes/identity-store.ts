@@ -294,57 +294,45 @@ export class IdentityBatch {
     let rows = await this.#load(client, [...this.#first.keys()]);
     const stored = new Map(rows.map((row) => [row.identity, row]));
     const seconds: string[] = [];
-    const rekeyed: number[] = [];
     this.#identities.forEach((identity, i) => {
-      if (identity === undefined) return;
-      const item = this.#items[i] as BatchItem;
-      const request = { topic: this.#topic, operation: this.#operation, fingerprint: item.fingerprint };
-      const message = this.#coordinated[i] as Coordinated;
-      const record = stored.get(identity);
-      if (!record) {
-        const holder = this.#heldInBatch(identity, i);
-        if (
-          holder &&
-          (secondIdentity(identity, holder, message, request) ?? reuseError(identity, holder, request))
-        )
-          throw new ApplyOneByOne();
-        return;
-      }
-      const second = secondIdentity(identity, record, message, request);
+      const record = identity === undefined ? undefined : stored.get(identity);
+      if (identity === undefined || !record) return;
+      const second = secondIdentity(identity, record, this.#coordinated[i] as Coordinated, this.#request(i));
       if (second === undefined) return;
       this.#identities[i] = second;
       seconds.push(second);
-      rekeyed.push(i);
     });
     if (seconds.length > 0) {
       this.#indexHolders();
       rows = [...rows.filter((row) => this.#first.has(row.identity)), ...(await this.#load(client, seconds))];
-      // Two messages given one second identity not recorded yet, with different requests (found by the
-      // property test: alone, the later one is CONFLICT; here it would repeat the first one's answer).
-      const recorded = new Set(rows.map((row) => row.identity));
-      for (const i of rekeyed) {
-        const identity = this.#identities[i] as string;
-        const holder = recorded.has(identity) ? undefined : this.#heldInBatch(identity, i);
-        const request = {
-          topic: this.#topic,
-          operation: this.#operation,
-          fingerprint: this.#items[i]?.fingerprint,
-        };
-        if (holder && reuseError(identity, holder, request)) throw new ApplyOneByOne();
-      }
     }
+    // Identities as final (second ones included: two messages given one second identity with different
+    // requests, found by the property test) that no record holds and an earlier item holds otherwise.
+    const recorded = new Set(rows.map((row) => row.identity));
+    this.#identities.forEach((identity, i) => {
+      if (identity === undefined || recorded.has(identity)) return;
+      const holder = this.#heldInBatch(identity, i);
+      const request = this.#request(i);
+      const message = this.#coordinated[i] as Coordinated;
+      if (
+        holder &&
+        (secondIdentity(identity, holder, message, request) ?? reuseError(identity, holder, request))
+      )
+        throw new ApplyOneByOne();
+    });
     for (const row of rows) {
       this.#known.set(row.identity, row);
       const index = this.#first.get(row.identity) as number;
-      const reused = reuseError(row.identity, row, {
-        topic: this.#topic,
-        operation: this.#operation,
-        fingerprint: this.#items[index]?.fingerprint,
-      });
+      const reused = reuseError(row.identity, row, this.#request(index));
       this.#answers[index] = reused
         ? { outcome: conflict(reused), duplicate: false }
         : { outcome: row.result, duplicate: true };
     }
+  }
+
+  /** What item `index` would be recorded as. */
+  #request(index: number): { topic: string; operation: string; fingerprint: string | undefined } {
+    return { topic: this.#topic, operation: this.#operation, fingerprint: this.#items[index]?.fingerprint };
   }
 
   /** What an earlier item of the batch holding this identity would record, if any. */
@@ -424,11 +412,7 @@ export class IdentityBatch {
       // A repeat of an identity applied before answers as that record does, as it would alone.
       const known = this.#known.get(identity);
       if (known) {
-        const reused = reuseError(identity, known, {
-          topic: this.#topic,
-          operation: this.#operation,
-          fingerprint: item.fingerprint,
-        });
+        const reused = reuseError(identity, known, this.#request(i));
         return reused
           ? { outcome: conflict(reused), duplicate: false }
           : { outcome: known.result, duplicate: true };

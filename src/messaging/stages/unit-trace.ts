@@ -45,7 +45,7 @@ export class UnitTrace {
         items.map((t) => t.message),
         group,
         // A batch is of one operation (one batch class).
-        attributes({ ...(items[0] as TracedMessage), correlationId: null }),
+        items[0]?.operation ? { 'pattern.operation': items[0].operation } : {},
       );
       this.#consumerSpans = [span];
       const ctx = trace.setSpan(context.active(), span);
